@@ -1,0 +1,73 @@
+import { randomUUID } from "node:crypto";
+import { RegistryServiceService } from "../contracts/gen/llama_orch/v1/registry.js";
+import { TaskServiceService } from "../contracts/gen/llama_orch/v1/task.js";
+import { startGrpcServer } from "../contracts/runtime/grpc-server.js";
+import { createLogger, type Logger } from "../contracts/runtime/logger.js";
+import { startMetricsServer, type MetricsServer } from "../contracts/runtime/metrics-server.js";
+import { createCoreMetrics } from "./metrics.js";
+import { ReplicaRegistry } from "./registry/replica-registry.js";
+import { DEFAULT_SCHEDULER_OPTIONS, Scheduler, type SchedulerOptions } from "./scheduler/scheduler.js";
+import { registryService } from "./services/registry-service.js";
+import { taskService } from "./services/task-service.js";
+
+export interface CoreConfig {
+  host: string;
+  port: number;
+  /** Prometheus endpoint; none when undefined. */
+  metricsHost?: string;
+  metricsPort?: number;
+  scheduler: SchedulerOptions;
+}
+
+export const DEFAULT_CORE_CONFIG: CoreConfig = {
+  host: "127.0.0.1",
+  port: 50051,
+  scheduler: DEFAULT_SCHEDULER_OPTIONS,
+};
+
+export interface RunningCore {
+  address: string;
+  metricsAddress?: string;
+  instanceId: string;
+  scheduler: Scheduler;
+  registry: ReplicaRegistry;
+  stop(): Promise<void>;
+}
+
+/** Starts core: the task and registry gRPC services, with reflection and health. */
+export async function startCore(config: CoreConfig, logger: Logger = createLogger("core")): Promise<RunningCore> {
+  const instanceId = randomUUID();
+  const metrics = createCoreMetrics();
+  const registry = new ReplicaRegistry(logger);
+  const scheduler = new Scheduler(registry, metrics, logger, config.scheduler);
+  const grpc = await startGrpcServer({
+    host: config.host,
+    port: config.port,
+    logger,
+    services: [
+      { name: "llama_orch.v1.TaskService", definition: TaskServiceService, implementation: taskService(scheduler, logger) },
+      { name: "llama_orch.v1.RegistryService", definition: RegistryServiceService, implementation: registryService(registry, instanceId) },
+    ],
+  });
+  let metricsServer: MetricsServer | undefined;
+  if (config.metricsPort !== undefined) {
+    metricsServer = await startMetricsServer(metrics.registry, config.metricsHost ?? config.host, config.metricsPort);
+  }
+  logger.info(
+    { event: "ready", address: grpc.address, metrics_address: metricsServer?.address, instance_id: instanceId },
+    `core listening on ${grpc.address} (gRPC, reflection on)`,
+  );
+  return {
+    address: grpc.address,
+    metricsAddress: metricsServer?.address,
+    instanceId,
+    scheduler,
+    registry,
+    async stop() {
+      scheduler.close();
+      registry.closeAll();
+      await grpc.shutdown(1_000);
+      await metricsServer?.close();
+    },
+  };
+}

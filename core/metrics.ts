@@ -1,0 +1,43 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/**
+ * Core's Prometheus metrics. Names and labels follow the project's metrics
+ * lint list; label values stay within its cardinality budget (engine names,
+ * pool and replica ids, priorities, a small fixed set of reasons).
+ */
+export function createCoreMetrics() {
+  const registry = new Registry();
+  const r = [registry];
+  const replicaLabels = ["engine", "engine_version", "pool_id", "replica_id"] as const;
+  return {
+    registry,
+    tasksEnqueued: new Counter({ name: "tasks_enqueued_total", help: "Tasks admitted to a pool queue", labelNames: [...replicaLabels, "priority"], registers: r }),
+    tasksStarted: new Counter({ name: "tasks_started_total", help: "Tasks dispatched to a replica", labelNames: [...replicaLabels, "priority"], registers: r }),
+    tasksCanceled: new Counter({ name: "tasks_canceled_total", help: "Tasks cancelled, by reason", labelNames: [...replicaLabels, "reason"], registers: r }),
+    tasksRejected: new Counter({ name: "tasks_rejected_total", help: "Tasks refused at admission, by reason", labelNames: ["engine", "reason"], registers: r }),
+    queueDepth: new Gauge({ name: "queue_depth", help: "Queued tasks per pool and priority", labelNames: ["engine", "engine_version", "pool_id", "priority"], registers: r }),
+    firstTokenMs: new Histogram({
+      name: "latency_first_token_ms",
+      help: "Admission to first token, ms",
+      labelNames: ["engine", "engine_version", "pool_id", "priority"],
+      buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000],
+      registers: r,
+    }),
+    decodeMs: new Histogram({
+      name: "latency_decode_ms",
+      help: "First dispatch to end of decode, ms",
+      labelNames: ["engine", "engine_version", "pool_id", "priority"],
+      buckets: [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000],
+      registers: r,
+    }),
+    tokensIn: new Counter({ name: "tokens_in_total", help: "Prompt tokens processed", labelNames: [...replicaLabels], registers: r }),
+    tokensOut: new Counter({ name: "tokens_out_total", help: "Tokens generated and relayed", labelNames: [...replicaLabels], registers: r }),
+    backpressure: new Counter({ name: "admission_backpressure_events_total", help: "Admissions refused or shed by queue policy", labelNames: ["engine", "policy"], registers: r }),
+    placementDecisions: new Counter({ name: "placement_decisions_total", help: "Placement outcomes", labelNames: ["outcome", "pinned", "fallback"], registers: r }),
+    placementCandidates: new Gauge({ name: "placement_candidates_considered", help: "Candidate pools considered by the last placement", registers: r }),
+    replicasReady: new Gauge({ name: "replicas_ready", help: "Registered replicas that are live and ready, per pool", labelNames: ["pool_id"], registers: r }),
+    workerResets: new Counter({ name: "worker_resets_total", help: "Streams ended because their sidecar went away", labelNames: ["pool_id", "replica_id"], registers: r }),
+  };
+}
+
+export type CoreMetrics = ReturnType<typeof createCoreMetrics>;

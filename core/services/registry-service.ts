@@ -1,0 +1,76 @@
+import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from "@grpc/grpc-js";
+import { Engine, ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
+import type {
+  ListReplicasRequest,
+  ListReplicasResponse,
+  RegisterRequest,
+  RegisterResponse,
+  RegistryServiceServer,
+} from "../../contracts/gen/llama_orch/v1/registry.js";
+import { OrchError } from "../../contracts/runtime/metadata.js";
+import type { ReplicaRegistry } from "../registry/replica-registry.js";
+
+/**
+ * RegistryService: a sidecar's Register stream is its lease. Core answers once
+ * with `accepted` and keeps the stream open; when it ends (the sidecar died,
+ * stopped, or lost the network) the replica leaves placement.
+ */
+export function registryService(registry: ReplicaRegistry, coreInstanceId: string): RegistryServiceServer {
+  return {
+    register(call: ServerWritableStream<RegisterRequest, RegisterResponse>) {
+      const r = call.request;
+      const missing = !r.address ? "address" : !r.poolId ? "pool_id" : !r.replicaId ? "replica_id" : r.engine === Engine.ENGINE_UNSPECIFIED ? "engine" : "";
+      if (missing) {
+        call.emit("error", OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `registration needs ${missing}`, { field: `/${missing}` }).toServiceError());
+        return;
+      }
+      const replica = registry.add({
+        address: r.address,
+        poolId: r.poolId,
+        replicaId: r.replicaId,
+        engine: r.engine,
+        modelRef: r.modelRef,
+        slotsTotal: r.slotsTotal,
+        servesAnyModel: r.servesAnyModel,
+      });
+      let gone = false;
+      const leave = (reason: string) => {
+        if (gone) return;
+        gone = true;
+        registry.remove(replica, reason);
+        call.end();
+      };
+      call.on("cancelled", () => leave("registration stream closed by the sidecar"));
+      call.on("error", (e: Error) => leave(`registration stream failed: ${e.message}`));
+      call.on("close", () => leave("registration stream closed"));
+      // A replaced or removed replica ends its own stream so the sidecar re-registers.
+      registry.on("removed", function onRemoved(removed) {
+        if (removed !== replica) return;
+        registry.off("removed", onRemoved);
+        if (!gone) {
+          gone = true;
+          call.end();
+        }
+      });
+      call.write({ kind: { $case: "accepted", accepted: { coreInstanceId, acceptedAtMs: Date.now() } } });
+    },
+
+    listReplicas(_call: ServerUnaryCall<ListReplicasRequest, ListReplicasResponse>, callback: sendUnaryData<ListReplicasResponse>) {
+      callback(null, {
+        replicas: registry.all().map((r) => ({
+          poolId: r.poolId,
+          replicaId: r.id,
+          address: r.registration.address,
+          engine: r.registration.engine,
+          engineVersion: r.engineVersion,
+          modelRef: r.registration.modelRef,
+          live: r.health.live,
+          ready: r.health.ready,
+          slotsTotal: r.slotsTotal,
+          slotsFree: r.freeSlots,
+          lastError: r.health.lastError,
+        })),
+      });
+    },
+  };
+}

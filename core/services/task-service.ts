@@ -1,0 +1,110 @@
+import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from "@grpc/grpc-js";
+import { Engine, ErrorCode, Priority, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+import {
+  type CancelTaskRequest,
+  type CancelTaskResponse,
+  type CreateTaskRequest,
+  type CreateTaskResponse,
+  type StreamTaskRequest,
+  type StreamTaskResponse,
+  type TaskServiceServer,
+} from "../../contracts/gen/llama_orch/v1/task.js";
+import type { Logger } from "../../contracts/runtime/logger.js";
+import { correlationIdOf, OrchError } from "../../contracts/runtime/metadata.js";
+import type { Scheduler } from "../scheduler/scheduler.js";
+import { withoutLeadingTokens } from "../tasks/task-event-log.js";
+
+/** TaskService: translates gRPC calls into scheduler calls and streams task logs out. */
+export function taskService(scheduler: Scheduler, logger: Logger): TaskServiceServer {
+  return {
+    createTask(call: ServerUnaryCall<CreateTaskRequest, CreateTaskResponse>, callback: sendUnaryData<CreateTaskResponse>) {
+      const correlationId = correlationIdOf(call.metadata) ?? "";
+      try {
+        validate(call.request);
+        const { task, queuePosition, predictedStartMs } = scheduler.admit(call.request, correlationId);
+        callback(null, { taskId: task.id, queuePosition, predictedStartMs, backoffMs: 0, poolId: task.poolId });
+      } catch (err) {
+        callback(asServiceError(err, logger) as never, null);
+      }
+    },
+
+    streamTask(call: ServerWritableStream<StreamTaskRequest, StreamTaskResponse>) {
+      const task = scheduler.getTask(call.request.taskId);
+      if (!task) {
+        call.emit("error", OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `unknown task ${call.request.taskId}`).toServiceError());
+        return;
+      }
+      const log = task.log;
+      const resume = log.resumePoint(call.request.resumeAfterSeq ?? 0);
+      let cursor = resume.index;
+      let skip = resume.skipTokens;
+      let waitingForDrain = false;
+      let finished = false;
+      // Sends everything appended since the last write in one message; pauses
+      // while the transport is saturated so a slow reader costs a cursor only.
+      const pump = (): void => {
+        if (finished || waitingForDrain) return;
+        while (cursor < log.events.length) {
+          const batch = log.events.slice(cursor);
+          if (skip > 0) batch[0] = withoutLeadingTokens(batch[0]!, skip);
+          skip = 0;
+          cursor = log.events.length;
+          if (!call.write({ events: batch })) {
+            waitingForDrain = true;
+            call.once("drain", () => {
+              waitingForDrain = false;
+              pump();
+            });
+            return;
+          }
+        }
+        if (log.isClosed) {
+          finished = true;
+          unsubscribe();
+          call.end();
+        }
+      };
+      const unsubscribe = log.subscribe(pump);
+      call.on("cancelled", () => {
+        finished = true;
+        unsubscribe();
+      });
+      pump();
+    },
+
+    cancelTask(call: ServerUnaryCall<CancelTaskRequest, CancelTaskResponse>, callback: sendUnaryData<CancelTaskResponse>) {
+      try {
+        const canceled = scheduler.cancel(call.request.taskId, call.request.reason || "client");
+        callback(null, { canceled });
+      } catch (err) {
+        callback(asServiceError(err, logger) as never, null);
+      }
+    },
+  };
+}
+
+/**
+ * Core checks what a direct gRPC caller (grpcurl) could get wrong; the edge has
+ * already validated public requests against the OpenAPI schema.
+ */
+function validate(r: CreateTaskRequest): void {
+  const bad = (field: string, message: string) => {
+    throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, message, { field });
+  };
+  if (!r.taskId) bad("/task_id", "task_id is required");
+  if (!r.sessionId) bad("/session_id", "session_id is required");
+  if (r.engine === Engine.ENGINE_UNSPECIFIED || r.engine === Engine.UNRECOGNIZED) bad("/engine", "engine is required");
+  if (r.workload === Workload.WORKLOAD_UNSPECIFIED || r.workload === Workload.UNRECOGNIZED) bad("/workload", "workload is required");
+  if (r.priority === Priority.PRIORITY_UNSPECIFIED || r.priority === Priority.UNRECOGNIZED) bad("/priority", "priority is required");
+  if (!r.modelRef) bad("/model_ref", "model_ref is required");
+  if (r.ctx < 1) bad("/ctx", "ctx must be at least 1");
+  if (r.maxTokens < 1) bad("/max_tokens", "max_tokens must be at least 1");
+  if (r.deadlineMs < 1) bad("/deadline_ms", "deadline_ms must be at least 1");
+  if (r.workload === Workload.WORKLOAD_COMPLETION && !r.prompt && r.inputs.length === 0) bad("/prompt", "a completion needs a prompt or inputs");
+}
+
+export function asServiceError(err: unknown, logger: Logger) {
+  if (err instanceof OrchError) return err.toServiceError();
+  logger.error({ err }, "unexpected error in a gRPC handler");
+  return OrchError.of(ErrorCode.ERROR_CODE_INTERNAL, "internal error").toServiceError();
+}

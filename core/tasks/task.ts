@@ -1,0 +1,34 @@
+import type { ClientReadableStream } from "@grpc/grpc-js";
+import type { CreateTaskRequest } from "../../contracts/gen/llama_orch/v1/task.js";
+import type { Replica } from "../registry/replica.js";
+import { TaskEventLog } from "./task-event-log.js";
+
+export type TaskState = "queued" | "running" | "finished";
+
+/** One admitted task. The scheduler owns every mutation of it. */
+export class Task {
+  readonly log = new TaskEventLog();
+  state: TaskState = "queued";
+  /** Set while running: the replica and the Submit call feeding `log`. */
+  replica: Replica | undefined;
+  call: ClientReadableStream<unknown> | undefined;
+  /** Dispatch attempts; work that never started on a replica may be retried. */
+  attempts = 0;
+  tokensOut = 0;
+  tokensIn = 0;
+  readonly admittedAt = Date.now();
+  dispatchedAt = 0;
+  firstTokenAt = 0;
+  finishedAt = 0;
+
+  constructor(
+    readonly request: CreateTaskRequest,
+    readonly poolId: string,
+    /** The admitting request's X-Correlation-Id, for every later log line. */
+    readonly correlationId: string,
+  ) {}
+
+  get id(): string {
+    return this.request.taskId;
+  }
+}
