@@ -1,0 +1,53 @@
+import Koa from "koa";
+import Router from "@koa/router";
+import { loadApiDocuments } from "../contracts/openapi.js";
+import type { Logger } from "../contracts/runtime/logger.js";
+import type { CoreClient } from "./core-client.js";
+import type { EdgeMetrics } from "./metrics.js";
+import { correlationId } from "./middleware/correlation-id.js";
+import { errorEnvelope } from "./middleware/error-envelope.js";
+import { mountTaskRoutes } from "./routes/tasks.js";
+
+export interface EdgeAppOptions {
+  core: CoreClient;
+  logger: Logger;
+  metrics: EdgeMetrics;
+  bodyLimitBytes: number;
+}
+
+/** The public HTTP API: cross-cutting middleware once, in order, then routes. */
+export function createEdgeApp(opts: EdgeAppOptions): Koa {
+  const app = new Koa();
+  app.silent = true; // errors are logged by errorEnvelope, with their correlation id
+  const router = new Router();
+
+  app.use(correlationId());
+  app.use(requestAccounting(opts));
+  app.use(errorEnvelope(opts.logger));
+
+  router.get("/openapi.json", (ctx) => {
+    ctx.body = loadApiDocuments().merged;
+  });
+  router.get("/metrics", async (ctx) => {
+    ctx.type = opts.metrics.registry.contentType;
+    ctx.body = await opts.metrics.registry.metrics();
+  });
+  mountTaskRoutes(router, opts);
+
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}
+
+/** Counts each answered request by its route template (bounded label values). */
+function requestAccounting(opts: EdgeAppOptions): Koa.Middleware {
+  return async (ctx, next) => {
+    try {
+      await next();
+    } finally {
+      const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? "unmatched";
+      const status = ctx.respond === false ? ctx.res.statusCode : ctx.status;
+      opts.metrics.httpRequests.inc({ method: ctx.method, route: String(route), status: String(status) });
+    }
+  };
+}

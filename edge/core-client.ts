@@ -1,0 +1,61 @@
+import { credentials, status as GrpcStatus, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { ErrorCode } from "../contracts/gen/llama_orch/v1/common.js";
+import {
+  TaskServiceClient,
+  type CancelTaskResponse,
+  type CreateTaskRequest,
+  type CreateTaskResponse,
+  type StreamTaskResponse,
+} from "../contracts/gen/llama_orch/v1/task.js";
+import { KEEPALIVE_OPTIONS } from "../contracts/runtime/grpc-server.js";
+import { correlationMetadata, errorDetailOf } from "../contracts/runtime/metadata.js";
+import { HttpError } from "./http-errors.js";
+
+/** How long a unary call to core may take before the edge gives up. */
+const UNARY_DEADLINE_MS = 10_000;
+
+/** The edge's only way to core: TaskService calls carrying the correlation id. */
+export class CoreClient {
+  private readonly tasks: TaskServiceClient;
+
+  constructor(readonly address: string) {
+    this.tasks = new TaskServiceClient(address, credentials.createInsecure(), {
+      ...KEEPALIVE_OPTIONS,
+      "grpc.max_concurrent_streams": 10_000,
+    });
+  }
+
+  createTask(request: CreateTaskRequest, correlationId: string): Promise<CreateTaskResponse> {
+    return new Promise((resolve, reject) => {
+      this.tasks.createTask(request, correlationMetadata(correlationId), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
+        err ? reject(toHttpError(err)) : resolve(res),
+      );
+    });
+  }
+
+  cancelTask(taskId: string, reason: string, correlationId: string): Promise<CancelTaskResponse> {
+    return new Promise((resolve, reject) => {
+      this.tasks.cancelTask({ taskId, reason }, correlationMetadata(correlationId), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
+        err ? reject(toHttpError(err)) : resolve(res),
+      );
+    });
+  }
+
+  streamTask(taskId: string, resumeAfterSeq: number | undefined, correlationId: string): ClientReadableStream<StreamTaskResponse> {
+    return this.tasks.streamTask({ taskId, resumeAfterSeq }, correlationMetadata(correlationId));
+  }
+
+  close(): void {
+    this.tasks.close();
+  }
+}
+
+/** Core's typed error when it sent one; otherwise what the transport failure means to a client. */
+export function toHttpError(err: ServiceError): HttpError {
+  const detail = errorDetailOf(err);
+  if (detail) return new HttpError(detail);
+  if (err.code === GrpcStatus.UNAVAILABLE || err.code === GrpcStatus.DEADLINE_EXCEEDED) {
+    return HttpError.of(ErrorCode.ERROR_CODE_POOL_UNAVAILABLE, `core scheduler unreachable: ${err.details}`, { retriable: true, retryAfterMs: 1000 });
+  }
+  return HttpError.of(ErrorCode.ERROR_CODE_INTERNAL, `core call failed: ${err.details || err.message}`);
+}

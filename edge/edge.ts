@@ -1,0 +1,55 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createLogger, type Logger } from "../contracts/runtime/logger.js";
+import { createEdgeApp } from "./app.js";
+import { CoreClient } from "./core-client.js";
+import { createEdgeMetrics } from "./metrics.js";
+
+export interface EdgeConfig {
+  host: string;
+  port: number;
+  /** host:port of core's gRPC server. */
+  coreAddress: string;
+  /** Largest accepted request body. */
+  bodyLimitBytes: number;
+}
+
+export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
+  host: "127.0.0.1",
+  port: 8080,
+  coreAddress: "127.0.0.1:50051",
+  bodyLimitBytes: 1024 * 1024,
+};
+
+export interface RunningEdge {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startEdge(config: EdgeConfig, logger: Logger = createLogger("edge")): Promise<RunningEdge> {
+  const core = new CoreClient(config.coreAddress);
+  const metrics = createEdgeMetrics();
+  const app = createEdgeApp({ core, logger, metrics, bodyLimitBytes: config.bodyLimitBytes });
+  const server: Server = createServer({ noDelay: true, keepAliveTimeout: 65_000 }, app.callback());
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  logger.info({ event: "ready", url, core_address: config.coreAddress }, `edge listening on ${url}, core at ${config.coreAddress}`);
+  return {
+    url,
+    async stop() {
+      server.closeIdleConnections();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        setTimeout(() => {
+          server.closeAllConnections();
+        }, 1_000).unref();
+      });
+      core.close();
+    },
+  };
+}

@@ -1,0 +1,66 @@
+import { Engine, ErrorCode, type ErrorDetail } from "../contracts/gen/llama_orch/v1/common.js";
+import { engines, errorCodes } from "../contracts/enums.js";
+
+/** The one table from error code to HTTP status. */
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  [ErrorCode.ERROR_CODE_UNSPECIFIED]: 500,
+  [ErrorCode.ERROR_CODE_ADMISSION_REJECT]: 429,
+  [ErrorCode.ERROR_CODE_QUEUE_FULL_DROP_LRU]: 429,
+  [ErrorCode.ERROR_CODE_INVALID_PARAMS]: 400,
+  [ErrorCode.ERROR_CODE_POOL_UNREADY]: 503,
+  [ErrorCode.ERROR_CODE_POOL_UNAVAILABLE]: 503,
+  [ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED]: 503,
+  [ErrorCode.ERROR_CODE_DECODE_TIMEOUT]: 504,
+  [ErrorCode.ERROR_CODE_WORKER_RESET]: 502,
+  [ErrorCode.ERROR_CODE_INTERNAL]: 500,
+  [ErrorCode.ERROR_CODE_DEADLINE_UNMET]: 400,
+  [ErrorCode.ERROR_CODE_MODEL_DEPRECATED]: 400,
+  [ErrorCode.ERROR_CODE_UNTRUSTED_ARTIFACT]: 400,
+  [ErrorCode.ERROR_CODE_NOT_FOUND]: 404,
+  [ErrorCode.ERROR_CODE_PAYLOAD_TOO_LARGE]: 413,
+  [ErrorCode.UNRECOGNIZED]: 500,
+};
+
+/** Engines the public API names (the OpenAPI Engine enum). */
+const PUBLIC_ENGINES = new Set([Engine.ENGINE_LLAMACPP, Engine.ENGINE_VLLM, Engine.ENGINE_TGI, Engine.ENGINE_TRITON]);
+
+export interface ErrorEnvelope {
+  code: string;
+  message: string;
+  engine?: string;
+  retriable?: boolean;
+  retry_after_ms?: number;
+  policy_label?: string;
+  field?: string;
+}
+
+/** An error the edge answers with: status from HTTP_STATUS, body the envelope. */
+export class HttpError extends Error {
+  readonly status: number;
+  constructor(readonly detail: ErrorDetail) {
+    super(detail.message);
+    this.status = HTTP_STATUS[detail.code] ?? 500;
+  }
+
+  static of(code: ErrorCode, message: string, extra: Partial<ErrorDetail> = {}): HttpError {
+    return new HttpError({ code, message, engine: Engine.ENGINE_UNSPECIFIED, retriable: false, policyLabel: "", field: "", ...extra });
+  }
+
+  envelope(): ErrorEnvelope {
+    return toEnvelope(this.detail);
+  }
+}
+
+export function toEnvelope(d: ErrorDetail): ErrorEnvelope {
+  const e: ErrorEnvelope = { code: errorCodes.name(d.code), message: d.message };
+  if (PUBLIC_ENGINES.has(d.engine)) e.engine = engines.name(d.engine);
+  if (d.retriable) e.retriable = true;
+  if (d.retryAfterMs !== undefined) e.retry_after_ms = d.retryAfterMs;
+  if (d.policyLabel) e.policy_label = d.policyLabel;
+  if (d.field) e.field = d.field;
+  return e;
+}
+
+export function publicEngineName(engine: Engine): string | undefined {
+  return PUBLIC_ENGINES.has(engine) ? engines.name(engine) : undefined;
+}

@@ -1,0 +1,79 @@
+import type Router from "@koa/router";
+import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
+import { pathParamValidator, requestBodyValidator } from "../../contracts/openapi.js";
+import type { Logger } from "../../contracts/runtime/logger.js";
+import type { CoreClient } from "../core-client.js";
+import { HttpError } from "../http-errors.js";
+import type { EdgeMetrics } from "../metrics.js";
+import { readJsonBody } from "../middleware/json-body.js";
+import { relayTaskStream } from "../sse/task-stream.js";
+import { toCreateTaskRequest, type TaskRequestJson } from "../task-request.js";
+
+/** Data plane routes: admission, the SSE stream, cancel. Handlers only translate. */
+export function mountTaskRoutes(router: Router, deps: { core: CoreClient; logger: Logger; metrics: EdgeMetrics; bodyLimitBytes: number }): void {
+  const { core, logger, metrics } = deps;
+  const validateTask = requestBodyValidator("createTask");
+  const validStreamId = pathParamValidator("streamTask", "id");
+  const validCancelId = pathParamValidator("cancelTask", "id");
+
+  router.post("/v1/tasks", async (ctx) => {
+    const body = await readJsonBody(ctx, deps.bodyLimitBytes);
+    const problem = validateTask(body);
+    if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
+    const admitted = await core.createTask(toCreateTaskRequest(body as TaskRequestJson), ctx.state.correlationId);
+    ctx.status = 202;
+    ctx.body = {
+      task_id: admitted.taskId,
+      queue_position: admitted.queuePosition,
+      predicted_start_ms: admitted.predictedStartMs,
+      backoff_ms: admitted.backoffMs,
+      pool_id: admitted.poolId,
+    };
+  });
+
+  router.get("/v1/tasks/:id/stream", async (ctx) => {
+    const id = ctx.params.id!;
+    const problem = validStreamId(id);
+    if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
+    const resumeAfterSeq = parseLastEventId(ctx.get("Last-Event-ID"));
+    // From here on the response is written by hand, incrementally.
+    ctx.respond = false;
+    metrics.sseStreamsActive.inc();
+    const outcome = await relayTaskStream({
+      core,
+      taskId: id.toLowerCase(),
+      resumeAfterSeq,
+      correlationId: ctx.state.correlationId,
+      res: ctx.res,
+      headers: { "X-Correlation-Id": ctx.state.correlationId },
+      logger,
+      onEnd: (how) => {
+        metrics.sseStreamsActive.dec();
+        metrics.sseStreamsEnded.inc({ how });
+        logger.info({ correlation_id: ctx.state.correlationId, job_id: id, event: "stream_end", how }, `stream of task ${id} ended (${how})`);
+      },
+    });
+    if (outcome.refused) {
+      ctx.respond = true;
+      throw outcome.refused;
+    }
+    logger.info(
+      { correlation_id: ctx.state.correlationId, job_id: id, event: "stream_start", resume_after_seq: resumeAfterSeq },
+      `client streaming task ${id}${resumeAfterSeq ? ` from event ${resumeAfterSeq + 1}` : ""}`,
+    );
+  });
+
+  router.post("/v1/tasks/:id/cancel", async (ctx) => {
+    const id = ctx.params.id!;
+    const problem = validCancelId(id);
+    if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
+    await core.cancelTask(id.toLowerCase(), "client", ctx.state.correlationId);
+    ctx.status = 204;
+  });
+}
+
+/** Last-Event-ID is our own decimal sequence number; anything else restarts from the top. */
+function parseLastEventId(raw: string): number | undefined {
+  if (!/^\d{1,15}$/.test(raw)) return undefined;
+  return Number(raw);
+}

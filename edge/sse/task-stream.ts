@@ -1,0 +1,86 @@
+import type { ServerResponse } from "node:http";
+import type { ServiceError } from "@grpc/grpc-js";
+import type { StreamTaskResponse } from "../../contracts/gen/llama_orch/v1/task.js";
+import type { Logger } from "../../contracts/runtime/logger.js";
+import { toHttpError, type CoreClient } from "../core-client.js";
+import type { HttpError } from "../http-errors.js";
+import { renderFrames } from "./sse-frames.js";
+
+export interface StreamOutcome {
+  /** Core refused before anything was sent (e.g. unknown task): answer with this instead. */
+  refused?: HttpError;
+}
+
+/**
+ * Relays a task's events from core to an HTTP response as SSE. Headers go out
+ * only once core has answered, so an unknown task still gets a JSON 404. Each
+ * gRPC message becomes exactly one socket write; when the socket is saturated
+ * the gRPC stream is paused, and HTTP/2 flow control carries the pressure back
+ * to core instead of buffering here.
+ */
+export function relayTaskStream(opts: {
+  core: CoreClient;
+  taskId: string;
+  resumeAfterSeq: number | undefined;
+  correlationId: string;
+  res: ServerResponse;
+  headers: Record<string, string>;
+  logger: Logger;
+  onEnd: (how: "completed" | "client_gone" | "core_failed") => void;
+}): Promise<StreamOutcome> {
+  const { res } = opts;
+  const call = opts.core.streamTask(opts.taskId, opts.resumeAfterSeq, opts.correlationId);
+  return new Promise<StreamOutcome>((resolve) => {
+    let started = false;
+    let done = false;
+    const finish = (how: "completed" | "client_gone" | "core_failed") => {
+      if (done) return;
+      done = true;
+      opts.onEnd(how);
+    };
+    const onDrain = () => call.resume();
+    call.on("data", (m: StreamTaskResponse) => {
+      if (!started) {
+        started = true;
+        res.writeHead(200, {
+          "Content-Type": "text/event-stream; charset=utf-8",
+          "Cache-Control": "no-cache",
+          Connection: "keep-alive",
+          "X-Accel-Buffering": "no",
+          ...opts.headers,
+        });
+        resolve({});
+      }
+      if (!res.write(renderFrames(m.events))) {
+        call.pause();
+        res.once("drain", onDrain);
+      }
+    });
+    call.on("end", () => {
+      if (!started) {
+        // Core always sends `started` first, so an empty stream is a core fault.
+        res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", ...opts.headers });
+        resolve({});
+      }
+      res.end();
+      finish("completed");
+    });
+    call.on("error", (err: ServiceError) => {
+      if (done) return;
+      if (!started) {
+        finish("core_failed");
+        resolve({ refused: toHttpError(err) });
+        return;
+      }
+      opts.logger.warn({ correlation_id: opts.correlationId, job_id: opts.taskId, err: err.message }, "task stream from core broke");
+      res.end();
+      finish("core_failed");
+    });
+    res.on("close", () => {
+      if (res.writableFinished) return;
+      // The client went away before the stream ended: stop relaying.
+      call.cancel();
+      finish("client_gone");
+    });
+  });
+}
