@@ -1,0 +1,443 @@
+// Runtime access to the HTTP contract in contracts/openapi/*.yaml: the merged document
+// (served at /openapi.json), request validation for the edge, and a response
+// conformance checker for tests. The YAML files stay the single source of truth.
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import addFormatsModule from "ajv-formats";
+
+// ajv-formats is CommonJS: under NodeNext the default import is `module.exports`, and
+// the plugin is exposed on it as `.default` both at runtime and in its typings.
+const addFormats = addFormatsModule.default;
+
+type Json = Record<string, unknown>;
+
+export interface OpenApiDoc {
+  openapi: string;
+  info: { title: string; version: string; description?: string };
+  paths: Record<string, Json>;
+  components?: Record<string, Json>;
+  [key: string]: unknown;
+}
+
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+export interface ResponseLike {
+  status: number;
+  headers: Headers | Record<string, string>;
+  body: string;
+}
+
+const HTTP_METHODS = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
+const DOC_ID = "llama-orch-openapi";
+
+let documents: { data: OpenApiDoc; control: OpenApiDoc; merged: OpenApiDoc } | undefined;
+
+// tsc does not copy YAML into dist/, so the same lookup must work from contracts/ and
+// from dist/contracts/: walk up to the project root and read the sources there.
+function contractsDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, "package.json");
+    if (existsSync(pkg)) {
+      try {
+        if ((JSON.parse(readFileSync(pkg, "utf8")) as { name?: unknown }).name === "llama-orch") {
+          return join(dir, "contracts", "openapi");
+        }
+      } catch {
+        // an unreadable package.json belongs to something else; keep walking
+      }
+    }
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error("openapi: cannot find the llama-orch project root above " + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+}
+
+function readDoc(file: string): OpenApiDoc {
+  const doc = parse(readFileSync(join(contractsDir(), file), "utf8")) as OpenApiDoc;
+  if (!isObject(doc) || typeof doc.openapi !== "string" || !isObject(doc.info) || !isObject(doc.paths)) {
+    throw new Error(`openapi: ${file} is not an OpenAPI document`);
+  }
+  return doc;
+}
+
+export function loadApiDocuments(): { data: OpenApiDoc; control: OpenApiDoc; merged: OpenApiDoc } {
+  if (!documents) {
+    const data = readDoc("data.yaml");
+    const control = readDoc("control.yaml");
+    documents = { data, control, merged: mergeDocs(data, control) };
+  }
+  return documents;
+}
+
+function mergeDocs(data: OpenApiDoc, control: OpenApiDoc): OpenApiDoc {
+  for (const key of ["openapi", "servers", "security"]) {
+    if (!deepEqual(data[key], control[key])) throw new Error(`openapi: data.yaml and control.yaml disagree on ${key}`);
+  }
+  if (data.info.version !== control.info.version) throw new Error("openapi: data.yaml and control.yaml have different info.version");
+
+  const paths: Record<string, Json> = { ...data.paths };
+  for (const [path, item] of Object.entries(control.paths)) {
+    if (path in paths) throw new Error(`openapi: path ${path} is defined in both documents`);
+    paths[path] = item;
+  }
+
+  // Shared names (Engine, ErrorEnvelope, ...) are written out in both files so each file
+  // stands alone; merging is only sound if both copies say the same thing.
+  const components: Record<string, Json> = {};
+  for (const doc of [data, control]) {
+    for (const [section, entries] of Object.entries(doc.components ?? {})) {
+      const target = (components[section] ??= {});
+      for (const [name, definition] of Object.entries(entries)) {
+        if (name in target && !deepEqual(target[name], definition)) {
+          throw new Error(`openapi: components.${section}.${name} is defined differently in data.yaml and control.yaml`);
+        }
+        target[name] = definition;
+      }
+    }
+  }
+
+  const tags = [...asArray(data.tags), ...asArray(control.tags)];
+  const description = [data.info.description, control.info.description].filter(Boolean).join("\n");
+  return { ...data, info: { ...data.info, title: "llama-orch API", description }, tags, paths, components };
+}
+
+export function apiVersion(): string {
+  const { data, control } = loadApiDocuments();
+  if (data.info.version !== control.info.version) throw new Error("openapi: data.yaml and control.yaml have different info.version");
+  return data.info.version;
+}
+
+// ---------------------------------------------------------------------------------------
+// Schema validation. The whole merged document is registered with ajv once, and every
+// schema is compiled by JSON pointer into it, so `#/components/...` refs resolve as-is.
+
+let ajvInstance: Ajv | undefined;
+const validators = new Map<string, ValidateFunction>();
+
+function validatorAt(pointer: string): ValidateFunction {
+  let validate = validators.get(pointer);
+  if (!validate) {
+    if (!ajvInstance) {
+      // strict: false lets OpenAPI-only keywords (example, x-*, discriminator...) pass as
+      // annotations; allErrors stays off because callers report only the first problem.
+      ajvInstance = new Ajv({ strict: false, allErrors: false });
+      addFormats(ajvInstance);
+      // ajv-formats' uuid also accepts a "urn:uuid:" prefix, which ids here never carry.
+      ajvInstance.addFormat("uuid", /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
+      ajvInstance.addSchema(loadApiDocuments().merged, DOC_ID);
+    }
+    const fragment = pointer.split("/").map(encodeURIComponent).join("/");
+    validate = ajvInstance.compile({ $ref: `${DOC_ID}#${fragment}` });
+    validators.set(pointer, validate);
+  }
+  return validate;
+}
+
+/** Validates `value` against the schema at `pointer` (a JSON pointer into the merged document). */
+export function validateAgainst(pointer: string, value: unknown, rootLabel = "value"): FieldProblem | null {
+  const validate = validatorAt(pointer);
+  return validate(value) ? null : describe(validate.errors![0]!, rootLabel);
+}
+
+const FORMAT_WORDS: Record<string, string> = {
+  uuid: "a uuid",
+  int32: "a 32-bit integer",
+  int64: "a 64-bit integer",
+  float: "a number",
+  double: "a number",
+  "date-time": "an RFC 3339 date-time",
+};
+
+function describe(err: ErrorObject, rootLabel: string): FieldProblem {
+  const params = err.params as Record<string, unknown>;
+  const field = err.keyword === "required" ? `${err.instancePath}/${escapeToken(String(params.missingProperty))}` : err.instancePath;
+  const label = field === "" ? rootLabel : field.slice(1).split("/").map(unescapeToken).join(".");
+  switch (err.keyword) {
+    case "required":
+      return { field, message: `missing required field ${label}` };
+    case "type": {
+      const types = ([] as unknown[]).concat(params.type).map((t) => (/^[aeiou]/.test(String(t)) ? "an " : "a ") + String(t));
+      return { field, message: `${label} must be ${types.join(" or ")}` };
+    }
+    case "format": {
+      const format = String(params.format);
+      return { field, message: `${label} must be ${FORMAT_WORDS[format] ?? `a valid ${format}`}` };
+    }
+    case "enum":
+      return { field, message: `${label} must be one of ${(params.allowedValues as unknown[]).join(", ")}` };
+    case "minimum":
+    case "maximum":
+    case "exclusiveMinimum":
+    case "exclusiveMaximum":
+      return { field, message: `${label} must be ${String(params.comparison)} ${String(params.limit)}` };
+    default:
+      return { field, message: `${label} ${err.message ?? "is invalid"}` };
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Operations
+
+interface OperationRef {
+  operationId: string;
+  method: string;
+  path: string;
+  pattern: RegExp;
+  pointer: string;
+  node: Json;
+  pathItem: Json;
+}
+
+let operationIndex: OperationRef[] | undefined;
+
+function operations(): OperationRef[] {
+  if (!operationIndex) {
+    const { merged } = loadApiDocuments();
+    operationIndex = [];
+    for (const [path, pathItem] of Object.entries(merged.paths)) {
+      for (const method of HTTP_METHODS) {
+        const node = pathItem[method];
+        if (!isObject(node)) continue;
+        const source = path.split(/\{[^}]+\}/).map(escapeRegExp).join("[^/]+");
+        operationIndex.push({
+          operationId: String(node.operationId),
+          method,
+          path,
+          pattern: new RegExp(`^${source}$`),
+          pointer: pointerOf("paths", path, method),
+          node,
+          pathItem,
+        });
+      }
+    }
+    // A literal segment must win over a template that would also match it.
+    operationIndex.sort((a, b) => templateCount(a.path) - templateCount(b.path));
+  }
+  return operationIndex;
+}
+
+function operation(operationId: string): OperationRef {
+  const op = operations().find((o) => o.operationId === operationId);
+  if (!op) throw new Error(`openapi: no operation ${operationId}`);
+  return op;
+}
+
+export function requestBodyValidator(operationId: string): (body: unknown) => FieldProblem | null {
+  const op = operation(operationId);
+  const requestBody = resolve(op.node.requestBody, `${op.pointer}/requestBody`);
+  const content = isObject(requestBody.node) ? requestBody.node.content : undefined;
+  if (!isObject(content) || !isObject(content["application/json"])) {
+    throw new Error(`openapi: ${operationId} has no application/json request body`);
+  }
+  const pointer = `${requestBody.pointer}/content/${escapeToken("application/json")}/schema`;
+  validatorAt(pointer); // compile now, not on the first request
+  return (body) => {
+    if (!isObject(body)) return { field: "", message: "request body must be a JSON object" };
+    return validateAgainst(pointer, body, "request body");
+  };
+}
+
+export function pathParamValidator(operationId: string, name: string): (value: string) => FieldProblem | null {
+  const op = operation(operationId);
+  const candidates = [
+    ...asArray(op.pathItem.parameters).map((p, i) => resolve(p, `${pointerOf("paths", op.path)}/parameters/${i}`)),
+    ...asArray(op.node.parameters).map((p, i) => resolve(p, `${op.pointer}/parameters/${i}`)),
+  ];
+  const param = candidates.find(({ node }) => isObject(node) && node.in === "path" && node.name === name);
+  if (!param) throw new Error(`openapi: ${operationId} has no path parameter ${name}`);
+  const pointer = `${param.pointer}/schema`;
+  validatorAt(pointer);
+  return (value) => {
+    const problem = validateAgainst(pointer, value, name);
+    return problem && { field: name, message: problem.message };
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Response conformance (for tests)
+
+export function checkResponse(method: string, path: string, res: ResponseLike): string[] {
+  const concretePath = path.split(/[?#]/)[0]!;
+  const where = `${method.toUpperCase()} ${concretePath} -> ${res.status}`;
+  const op = operations().find((o) => o.method === method.toLowerCase() && o.pattern.test(concretePath));
+  if (!op) return [`${method.toUpperCase()} ${concretePath}: no such operation in the contract`];
+
+  const responses = isObject(op.node.responses) ? op.node.responses : {};
+  const key = [String(res.status), `${String(res.status)[0]}XX`, "default"].find((k) => k in responses);
+  if (!key) return [`${where}: status ${res.status} is not declared (declared: ${Object.keys(responses).join(", ")})`];
+  const response = resolve(responses[key], `${op.pointer}/responses/${escapeToken(key)}`);
+  const declared = isObject(response.node) ? response.node : {};
+  const problems: string[] = [];
+  const headers = lowerCaseHeaders(res.headers);
+
+  // The spec requires the correlation id on every response, declared or not.
+  if (!headers.has("x-correlation-id")) problems.push(`${where}: missing header X-Correlation-Id`);
+  for (const [name, raw] of Object.entries(isObject(declared.headers) ? declared.headers : {})) {
+    const header = resolve(raw, "").node;
+    const value = headers.get(name.toLowerCase());
+    if (value === undefined) {
+      if (isObject(header) && header.required === true && name.toLowerCase() !== "x-correlation-id") {
+        problems.push(`${where}: missing header ${name}`);
+      }
+      continue;
+    }
+    const type = isObject(header) && isObject(header.schema) ? header.schema.type : undefined;
+    if (type === "integer" && !/^-?\d+$/.test(value.trim())) problems.push(`${where}: header ${name} must be an integer, got "${value}"`);
+    if (type === "number" && (value.trim() === "" || !Number.isFinite(Number(value)))) problems.push(`${where}: header ${name} must be a number, got "${value}"`);
+  }
+
+  const content = isObject(declared.content) ? declared.content : {};
+  if (res.status === 204 || Object.keys(content).length === 0) {
+    if (res.body.length > 0) problems.push(`${where}: body must be empty`);
+    return problems;
+  }
+  const contentType = (headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  const mediaKey = Object.keys(content).find((k) => k.toLowerCase() === contentType);
+  if (!mediaKey) {
+    problems.push(`${where}: content-type "${contentType}" is not one of ${Object.keys(content).join(", ")}`);
+    return problems;
+  }
+  if (contentType === "application/json" || contentType.endsWith("+json")) {
+    let body: unknown;
+    try {
+      body = JSON.parse(res.body);
+    } catch {
+      problems.push(`${where}: body is not valid JSON`);
+      return problems;
+    }
+    const problem = validateAgainst(`${response.pointer}/content/${escapeToken(mediaKey)}/schema`, body, "body");
+    if (problem) problems.push(`${where}: ${problem.message}`);
+  } else if (contentType === "text/event-stream") {
+    problems.push(...checkSseBody(op, res.body).map((p) => `${where}: ${p}`));
+  }
+  return problems;
+}
+
+interface SseFrame {
+  event: string;
+  data: string[];
+  id?: string;
+}
+
+/** Splits an SSE body into frames: blank-line separated, `:` comment lines ignored. */
+export function parseSse(text: string): SseFrame[] {
+  const frames: SseFrame[] = [];
+  let frame: SseFrame | undefined;
+  for (const line of text.split(/\r\n|\r|\n/)) {
+    if (line === "") {
+      if (frame) frames.push(frame);
+      frame = undefined;
+      continue;
+    }
+    if (line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    frame ??= { event: "message", data: [] };
+    if (field === "event") frame.event = value;
+    else if (field === "data") frame.data.push(value);
+    else if (field === "id") frame.id = value;
+  }
+  if (frame) frames.push(frame);
+  return frames;
+}
+
+function checkSseBody(op: OperationRef, body: string): string[] {
+  const events = asArray(op.node["x-sse-events"]);
+  const problems: string[] = [];
+  let lastId = -1;
+  parseSse(body).forEach((frame, index) => {
+    const at = `frame #${index} (${frame.event})`;
+    if (frame.id === undefined || !/^\d+$/.test(frame.id)) {
+      problems.push(`${at}: id must be a decimal sequence number, got ${JSON.stringify(frame.id ?? null)}`);
+    } else if (Number(frame.id) <= lastId) {
+      problems.push(`${at}: id ${frame.id} does not increase (previous ${lastId})`);
+    } else {
+      lastId = Number(frame.id);
+    }
+    const eventIndex = events.findIndex((e) => isObject(e) && e.name === frame.event);
+    if (eventIndex < 0) {
+      problems.push(`${at}: unknown event name`);
+      return;
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(frame.data.join("\n"));
+    } catch {
+      problems.push(`${at}: data is not valid JSON`);
+      return;
+    }
+    const schema = resolve((events[eventIndex] as Json).schema, `${op.pointer}/x-sse-events/${eventIndex}/schema`);
+    const problem = validateAgainst(schema.pointer, data, "data");
+    if (problem) problems.push(`${at}: ${problem.message}`);
+  });
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------
+// Small helpers
+
+/** Follows local `$ref`s so callers know where the definition actually lives. */
+function resolve(node: unknown, pointer: string): { node: unknown; pointer: string } {
+  for (let hops = 0; isObject(node) && typeof node.$ref === "string"; hops++) {
+    if (hops > 16 || !node.$ref.startsWith("#/")) throw new Error(`openapi: cannot follow $ref ${node.$ref}`);
+    pointer = node.$ref.slice(1);
+    node = pointer
+      .split("/")
+      .slice(1)
+      .reduce<unknown>((at, token) => (isObject(at) || Array.isArray(at) ? (at as Json)[unescapeToken(token)] : undefined), loadApiDocuments().merged);
+  }
+  return { node, pointer };
+}
+
+function lowerCaseHeaders(headers: Headers | Record<string, string>): Map<string, string> {
+  const out = new Map<string, string>();
+  if (headers instanceof Headers) headers.forEach((value, name) => out.set(name.toLowerCase(), value));
+  else for (const [name, value] of Object.entries(headers)) if (value !== undefined) out.set(name.toLowerCase(), String(value));
+  return out;
+}
+
+function pointerOf(...tokens: string[]): string {
+  return tokens.map((t) => "/" + escapeToken(t)).join("");
+}
+
+function escapeToken(token: string): string {
+  return token.replace(/~/g, "~0").replace(/\//g, "~1");
+}
+
+function unescapeToken(token: string): string {
+  return token.replace(/~1/g, "/").replace(/~0/g, "~");
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+function templateCount(path: string): number {
+  return (path.match(/\{/g) ?? []).length;
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function asArray(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
+  }
+  if (!isObject(a) || !isObject(b)) return false;
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => k in b && deepEqual(a[k], b[k]));
+}
