@@ -1,0 +1,13 @@
+import { credentials } from "@grpc/grpc-js";
+import { RegistryServiceClient, type ReplicaStatus } from "../../contracts/gen/llama_orch/v1/registry.js";
+
+export function listReplicas(coreAddress: string): Promise<ReplicaStatus[]> {
+  const client = new RegistryServiceClient(coreAddress, credentials.createInsecure());
+  return new Promise<ReplicaStatus[]>((resolve, reject) =>
+    client.listReplicas({}, { deadline: Date.now() + 2_000 }, (err, res) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res.replicas);
+    }),
+  );
+}

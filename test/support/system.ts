@@ -1,0 +1,144 @@
+import { join } from "node:path";
+import { launchLlorch, stopProcess, type LaunchedProcess } from "../../core/cli/process-launcher.js";
+import { projectRoot } from "../../contracts/runtime/project-root.js";
+
+/** The compiled CLI: integration tests run the real build, as users do (npm test builds first). */
+export const LLORCH = join(projectRoot(), "dist", "core", "cli", "llorch.js");
+
+export interface WorkerSpec {
+  pool?: string;
+  replica?: string;
+  slots?: number;
+  tokensPerSecond?: number;
+  engine?: string;
+  model?: string;
+  /** Extra flags, e.g. { "fail-after": "3" }. */
+  flags?: Record<string, string>;
+}
+
+export interface WorkerHandle {
+  spec: WorkerSpec;
+  replica: string;
+  proc: LaunchedProcess;
+  address: string;
+}
+
+function toArgs(flags: Record<string, string | number | undefined>): string[] {
+  return Object.entries(flags).flatMap(([k, v]) => (v === undefined ? [] : [`--${k}`, String(v)]));
+}
+
+/**
+ * Core, worker sidecars and edge as real processes on ephemeral loopback
+ * ports, started from the compiled CLI exactly as `llorch` would.
+ */
+export class TestSystem {
+  core!: LaunchedProcess;
+  coreAddress = "";
+  edge!: LaunchedProcess;
+  edgeUrl = "";
+  readonly workers: WorkerHandle[] = [];
+  private corePort = 0;
+
+  constructor(private readonly opts: { coreFlags?: Record<string, string>; edgeFlags?: Record<string, string>; workers: WorkerSpec[] }) {}
+
+  static async start(opts: { coreFlags?: Record<string, string>; edgeFlags?: Record<string, string>; workers: WorkerSpec[] }): Promise<TestSystem> {
+    const sys = new TestSystem(opts);
+    try {
+      await sys.startCore();
+      await Promise.all(opts.workers.map((w, i) => sys.startWorker(w, w.replica ?? `r${i + 1}`)));
+      await sys.startEdge();
+      await sys.waitForReadyReplicas(opts.workers.length);
+    } catch (err) {
+      await sys.stop();
+      throw err;
+    }
+    return sys;
+  }
+
+  async startCore(): Promise<void> {
+    this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...this.opts.coreFlags })], { script: LLORCH, nodeArgs: [] });
+    this.coreAddress = (await this.core.ready).address!;
+    this.corePort = Number(this.coreAddress.split(":").pop());
+  }
+
+  async startEdge(): Promise<void> {
+    this.edge = launchLlorch("edge", ["edge", ...toArgs({ port: 0, core: this.coreAddress, ...this.opts.edgeFlags })], { script: LLORCH, nodeArgs: [] });
+    this.edgeUrl = (await this.edge.ready).url!;
+  }
+
+  async startWorker(spec: WorkerSpec, replica: string, port = 0): Promise<WorkerHandle> {
+    const proc = launchLlorch(
+      `worker ${replica}`,
+      [
+        "worker",
+        ...toArgs({
+          port,
+          core: this.coreAddress,
+          pool: spec.pool ?? "default",
+          replica,
+          slots: spec.slots ?? 2,
+          "tokens-per-second": spec.tokensPerSecond ?? 0,
+          engine: spec.engine ?? "llamacpp",
+          model: spec.model ?? "mock:tiny",
+          ...spec.flags,
+        }),
+      ],
+      { script: LLORCH, nodeArgs: [] },
+    );
+    const address = (await proc.ready).address!;
+    const handle = { spec, replica, proc, address };
+    const i = this.workers.findIndex((w) => w.replica === replica);
+    if (i >= 0) this.workers[i] = handle;
+    else this.workers.push(handle);
+    return handle;
+  }
+
+  worker(replica: string): WorkerHandle {
+    const w = this.workers.find((x) => x.replica === replica);
+    if (!w) throw new Error(`no worker ${replica}`);
+    return w;
+  }
+
+  /** SIGKILL: the process gets no chance to say goodbye. */
+  async killWorker(replica: string): Promise<void> {
+    const w = this.worker(replica);
+    w.proc.child.kill("SIGKILL");
+    await w.proc.exited;
+  }
+
+  async restartWorker(replica: string): Promise<WorkerHandle> {
+    const w = this.worker(replica);
+    const port = Number(w.address.split(":").pop());
+    return this.startWorker(w.spec, replica, port);
+  }
+
+  async killCore(): Promise<void> {
+    this.core.child.kill("SIGKILL");
+    await this.core.exited;
+  }
+
+  /** Restarts core on the same port, so sidecars and edge find it again on their own. */
+  async restartCore(): Promise<void> {
+    await this.startCore();
+  }
+
+  async waitForReadyReplicas(count: number, timeoutMs = 15_000): Promise<void> {
+    const { listReplicas } = await import("./grpc.js");
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const replicas = await listReplicas(this.coreAddress).catch(() => []);
+      if (replicas.filter((r) => r.ready).length >= count) return;
+      if (Date.now() > until) throw new Error(`only ${replicas.filter((r) => r.ready).length}/${count} replicas ready`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Every log line every process printed (for redaction and field checks). */
+  allLogLines(): string[] {
+    return [this.core, this.edge, ...this.workers.map((w) => w.proc)].flatMap((p) => p?.lines ?? []);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.edge, ...this.workers.map((w) => w.proc), this.core].filter(Boolean).map((p) => stopProcess(p!)));
+  }
+}
