@@ -7,7 +7,7 @@ import {
   type CreateTaskResponse,
   type StreamTaskResponse,
 } from "../contracts/gen/llama_orch/v1/task.js";
-import { KEEPALIVE_OPTIONS } from "../contracts/runtime/grpc-server.js";
+import { CLIENT_CHANNEL_OPTIONS } from "../contracts/runtime/grpc-server.js";
 import { correlationMetadata, errorDetailOf } from "../contracts/runtime/metadata.js";
 import { HttpError } from "./http-errors.js";
 
@@ -20,7 +20,7 @@ export class CoreClient {
 
   constructor(readonly address: string) {
     this.tasks = new TaskServiceClient(address, credentials.createInsecure(), {
-      ...KEEPALIVE_OPTIONS,
+      ...CLIENT_CHANNEL_OPTIONS,
       "grpc.max_concurrent_streams": 10_000,
     });
   }

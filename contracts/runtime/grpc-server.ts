@@ -29,6 +29,17 @@ export const KEEPALIVE_OPTIONS = {
 } as const;
 
 /**
+ * Client channel options: keepalive, and reconnect attempts at most a second
+ * apart, so a peer that restarts (core, a sidecar) is found again promptly
+ * instead of after grpc's default backoff of up to two minutes.
+ */
+export const CLIENT_CHANNEL_OPTIONS = {
+  ...KEEPALIVE_OPTIONS,
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 1_000,
+} as const;
+
+/**
  * Starts a gRPC server hosting `services` plus server reflection (v1 and
  * v1alpha) and grpc.health.v1, the two things operators' tools rely on.
  */

@@ -28,10 +28,10 @@ export interface LaunchedProcess {
 export function launchLlorch(
   name: string,
   args: string[],
-  opts: { script?: string; onLine?: (line: string) => void; env?: NodeJS.ProcessEnv; keepLines?: boolean } = {},
+  opts: { script?: string; nodeArgs?: string[]; onLine?: (line: string) => void; env?: NodeJS.ProcessEnv; keepLines?: boolean } = {},
 ): LaunchedProcess {
   const script = opts.script ?? process.argv[1]!;
-  const child = spawn(process.execPath, [...process.execArgv, script, ...args], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? process.execArgv), script, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...opts.env },
   });

@@ -9,7 +9,7 @@ import {
   type WorkerHealth,
   type WorkerProps,
 } from "../../contracts/gen/llama_orch/v1/worker.js";
-import { KEEPALIVE_OPTIONS } from "../../contracts/runtime/grpc-server.js";
+import { CLIENT_CHANNEL_OPTIONS } from "../../contracts/runtime/grpc-server.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 
 export interface ReplicaRegistration {
@@ -46,7 +46,7 @@ export class Replica extends EventEmitter {
   ) {
     super();
     this.client = new WorkerServiceClient(registration.address, credentials.createInsecure(), {
-      ...KEEPALIVE_OPTIONS,
+      ...CLIENT_CHANNEL_OPTIONS,
       "grpc.max_concurrent_streams": 10_000,
     });
     this.props.slotsTotal = registration.slotsTotal;

@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import type { ServiceError } from "@grpc/grpc-js";
+import { status as GrpcStatus, type ServiceError, type StatusObject } from "@grpc/grpc-js";
 import type { StreamTaskResponse } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { toHttpError, type CoreClient } from "../core-client.js";
@@ -56,14 +56,29 @@ export function relayTaskStream(opts: {
         res.once("drain", onDrain);
       }
     });
-    call.on("end", () => {
-      if (!started) {
-        // Core always sends `started` first, so an empty stream is a core fault.
+    let ended = false;
+    let okStatus = false;
+    // grpc-js may emit "end" before "error" for a call that failed at once;
+    // an empty stream only counts as one once its OK status is in.
+    const endIfComplete = () => {
+      if (!ended || done) return;
+      if (started) {
+        res.end();
+        finish("completed");
+      } else if (okStatus) {
         res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", ...opts.headers });
+        res.end();
         resolve({});
+        finish("completed");
       }
-      res.end();
-      finish("completed");
+    };
+    call.on("status", (st: StatusObject) => {
+      okStatus = st.code === GrpcStatus.OK;
+      endIfComplete();
+    });
+    call.on("end", () => {
+      ended = true;
+      endIfComplete();
     });
     call.on("error", (err: ServiceError) => {
       if (done) return;
