@@ -1,16 +1,11 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
 import { createLogger } from "../../contracts/runtime/logger.js";
-import { startWorker, workerConfigFromFlags, workerFlagHelp } from "../../workers/sidecar/worker.js";
+import { startWorker, workerConfigFromFlags, workerFlagHelp, workerFlagNames } from "../../workers/sidecar/worker.js";
 import { CORE_FLAGS, coreConfigFromFlags, coreHelp, EDGE_FLAGS, edgeConfigFromFlags, edgeHelp, startCore, startEdge } from "./commands.js";
 import { mergeFlags, readConfigFile, sectionFlags, type FlagValues } from "./config-file.js";
 import { runUp, UP_FLAGS, upHelp } from "./up.js";
 
-const WORKER_FLAGS = [
-  "host", "port", "advertise", "core", "pool", "replica", "engine", "model", "device-mask", "metrics-host", "metrics-port",
-  "slots", "ctx-max", "tokens-per-second", "fail-after", "fail-kind", "hang-after", "slow-start-ms", "load-ms",
-] as const;
-const WORKER_BOOLEAN_FLAGS = ["serves-any-model"] as const;
 
 const usage = `llorch — the llama-orch command line
 
@@ -67,9 +62,8 @@ const commands: Record<string, Command> = {
     run: (flags) => serve("edge", () => startEdge(edgeConfigFromFlags(flags), createLogger("edge"))),
   },
   worker: {
-    help: workerFlagHelp,
-    strings: WORKER_FLAGS,
-    booleans: WORKER_BOOLEAN_FLAGS,
+    help: `llorch worker — a worker sidecar serving one engine over gRPC (mock engine)\n\n${workerFlagHelp}\n  --config FILE                  YAML config file (flags under "worker:")\n`,
+    strings: workerFlagNames,
     run: (flags) => serve("worker", () => startWorker(workerConfigFromFlags(flags))),
   },
 };

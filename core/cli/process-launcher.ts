@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, openSync, readSync } from "node:fs";
 import { createInterface } from "node:readline";
 
 export interface ReadyEvent {
@@ -16,48 +17,72 @@ export interface LaunchedProcess {
   ready: Promise<ReadyEvent>;
   /** Resolves with the exit code (or signal name) once the process is gone. */
   exited: Promise<number | string>;
-  /** Every stdout line so far (JSON log lines), for tests and post-mortems. */
+  /** Every stdout line so far (JSON log lines) when kept, for tests and post-mortems. */
   lines: string[];
 }
 
+export interface LaunchOptions {
+  /** The llorch entry script; defaults to the one running now. */
+  script?: string;
+  /** Node flags for the child; defaults to this process's (so tsx carries over). */
+  nodeArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Called with each stdout line (not with logFile). */
+  onLine?: (line: string) => void;
+  /** Keep stdout lines in `lines` (default true; not with logFile). */
+  keepLines?: boolean;
+  /**
+   * Write the child's log straight to this file instead of piping it through
+   * this process: for benchmarks, where relaying every log line would make
+   * this process part of what is measured.
+   */
+  logFile?: string;
+}
+
+const READY_MARK = '"event":"ready"';
+
 /**
- * Starts `llorch <command> ...` as a child process with the same Node and
- * loader flags as this one (so it works from dist/ and under tsx alike) and
- * watches its JSON log for the ready line.
+ * Starts `llorch <command> ...` as a child process and watches its JSON log
+ * for the ready line.
  */
-export function launchLlorch(
-  name: string,
-  args: string[],
-  opts: { script?: string; nodeArgs?: string[]; onLine?: (line: string) => void; env?: NodeJS.ProcessEnv; keepLines?: boolean } = {},
-): LaunchedProcess {
+export function launchLlorch(name: string, args: string[], opts: LaunchOptions = {}): LaunchedProcess {
   const script = opts.script ?? process.argv[1]!;
+  const logFd = opts.logFile ? openSync(opts.logFile, "a") : undefined;
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? process.execArgv), script, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", logFd ?? "pipe", "pipe"],
     env: { ...process.env, ...opts.env },
   });
+  if (logFd !== undefined) closeSync(logFd);
   const lines: string[] = [];
-  let markReady: (e: ReadyEvent) => void;
-  let failReady: (e: Error) => void;
+  let markReady: (e: ReadyEvent) => void = () => {};
+  let failReady: (e: Error) => void = () => {};
   const ready = new Promise<ReadyEvent>((resolve, reject) => {
     markReady = resolve;
     failReady = reject;
   });
+  const onReadyLine = (line: string) => {
+    if (!line.includes(READY_MARK)) return;
+    try {
+      markReady(JSON.parse(line) as ReadyEvent);
+    } catch {
+      /* not a log line after all */
+    }
+  };
   const stderr: string[] = [];
   child.stderr!.setEncoding("utf8").on("data", (s: string) => {
     stderr.push(s);
     if (stderr.length > 200) stderr.shift();
   });
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    if (opts.keepLines !== false) lines.push(line);
-    opts.onLine?.(line);
-    if (line.includes('"event":"ready"')) {
-      try {
-        markReady(JSON.parse(line) as ReadyEvent);
-      } catch {
-        /* not a log line after all */
-      }
-    }
-  });
+  if (opts.logFile) {
+    const stopTail = tailUntil(opts.logFile, onReadyLine);
+    void ready.then(stopTail, stopTail);
+  } else {
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      if (opts.keepLines !== false) lines.push(line);
+      opts.onLine?.(line);
+      onReadyLine(line);
+    });
+  }
   const exited = new Promise<number | string>((resolve) => {
     child.once("exit", (code, signal) => {
       failReady(new Error(`${name} exited (${code ?? signal}) before it was ready: ${stderr.join("").trim().slice(-2000)}`));
@@ -65,6 +90,29 @@ export function launchLlorch(
     });
   });
   return { name, child, ready, exited, lines };
+}
+
+/** Polls a growing file for new complete lines until stopped. */
+function tailUntil(path: string, onLine: (line: string) => void): () => void {
+  let offset = 0;
+  let partial = "";
+  const buf = Buffer.alloc(64 * 1024);
+  const timer = setInterval(() => {
+    const fd = openSync(path, "r");
+    try {
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, offset);
+        if (n <= 0) break;
+        offset += n;
+        const parts = (partial + buf.toString("utf8", 0, n)).split("\n");
+        partial = parts.pop()!;
+        for (const line of parts) onLine(line);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }, 20);
+  return () => clearInterval(timer);
 }
 
 /** Asks a process to stop (SIGTERM), and insists (SIGKILL) after `graceMs`. */

@@ -1,10 +1,10 @@
-import { credentials } from "@grpc/grpc-js";
+import { credentials, Metadata } from "@grpc/grpc-js";
 import { RegistryServiceClient, type ReplicaStatus } from "../../contracts/gen/llama_orch/v1/registry.js";
 
 export function listReplicas(coreAddress: string): Promise<ReplicaStatus[]> {
   const client = new RegistryServiceClient(coreAddress, credentials.createInsecure());
   return new Promise<ReplicaStatus[]>((resolve, reject) =>
-    client.listReplicas({}, { deadline: Date.now() + 2_000 }, (err, res) => {
+    client.listReplicas({}, new Metadata(), { deadline: Date.now() + 2_000 }, (err, res) => {
       client.close();
       if (err) reject(err);
       else resolve(res.replicas);

@@ -1,0 +1,125 @@
+import { Writable } from "node:stream";
+import type { ExecutionContext } from "ava";
+import { credentials, type ClientReadableStream } from "@grpc/grpc-js";
+import { pino } from "pino";
+import type { Logger } from "../../../contracts/runtime/logger.js";
+import {
+  SubmitRequest,
+  WorkerServiceClient,
+  type SubmitResponse,
+  type WorkerProps,
+} from "../../../contracts/gen/llama_orch/v1/worker.js";
+import type { EngineAdapter, GenerationResult } from "../../../workers/engine-adapter.js";
+import { startWorker, type RunningWorker, type WorkerConfig } from "../../../workers/sidecar/worker.js";
+
+/** Tests keep their output for failures, not for worker log lines. */
+export const quietLogger = pino({ level: "silent" });
+
+/** A logger whose JSON lines are kept for assertions. */
+export function logCapture(): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level: "info" }, sink), lines };
+}
+
+export function submitRequest(overrides: Partial<SubmitRequest> = {}): SubmitRequest {
+  return SubmitRequest.fromPartial({ taskId: "task-1", sessionId: "session-1", prompt: "tell me a story", maxTokens: 16, ...overrides });
+}
+
+export interface Collected {
+  started?: number;
+  batches: string[][];
+  texts: string[];
+  result?: GenerationResult;
+  error?: unknown;
+}
+
+/** Runs one generation straight on an adapter, recording what reached the sink. */
+export async function collect(engine: EngineAdapter, request: SubmitRequest, signal = new AbortController().signal): Promise<Collected> {
+  const out: Collected = { batches: [], texts: [] };
+  try {
+    out.result = await engine.generate(request, signal, {
+      started: (n) => (out.started = n),
+      tokens: (texts) => {
+        out.batches.push([...texts]);
+        out.texts.push(...texts);
+      },
+    });
+  } catch (err) {
+    out.error = err;
+  }
+  return out;
+}
+
+/** A worker on an ephemeral port, stopped when the test ends. */
+export async function startTestWorker(
+  t: ExecutionContext,
+  config: WorkerConfig = {},
+  logger: Logger = quietLogger,
+): Promise<{ worker: RunningWorker; client: WorkerServiceClient }> {
+  const worker = await startWorker({ port: 0, ...config }, logger);
+  const client = new WorkerServiceClient(worker.address, credentials.createInsecure());
+  t.teardown(async () => {
+    client.close();
+    await worker.stop();
+  });
+  return { worker, client };
+}
+
+/** Every event of a Submit call, resolved when the server ends it. */
+export function submitAll(client: WorkerServiceClient, request: SubmitRequest): Promise<SubmitResponse[]> {
+  return drain(client.submit(request));
+}
+
+export function drain<T>(call: ClientReadableStream<T>): Promise<T[]> {
+  const events: T[] = [];
+  return new Promise((resolve, reject) => {
+    call.on("data", (e: T) => events.push(e));
+    call.on("error", reject);
+    call.on("end", () => resolve(events));
+  });
+}
+
+/** Resolves with the first message of `call` that satisfies `predicate`. */
+export function firstMatching<T>(call: ClientReadableStream<T>, predicate: (m: T) => boolean): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onData = (m: T): void => {
+      if (!predicate(m)) return;
+      call.off("data", onData);
+      resolve(m);
+    };
+    call.on("data", onData);
+    call.on("error", reject);
+    call.on("end", () => reject(new Error("stream ended before a matching message")));
+  });
+}
+
+export function props(client: WorkerServiceClient): Promise<WorkerProps> {
+  return new Promise((resolve, reject) => client.props({}, (err, res) => (err ? reject(err) : resolve(res.props!))));
+}
+
+/** Polls `check` until it holds or `ms` pass; for state that settles asynchronously on the server. */
+export async function eventually(check: () => Promise<boolean> | boolean, ms = 2_000): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return check();
+}
+
+/** The texts of all token batches, checking that first_index values are contiguous from 0. */
+export function tokenTexts(t: ExecutionContext, events: SubmitResponse[]): string[] {
+  const texts: string[] = [];
+  for (const e of events) {
+    if (e.event?.$case !== "tokens") continue;
+    t.is(e.event.tokens.firstIndex, texts.length, "first_index continues where the previous batch ended");
+    texts.push(...e.event.tokens.texts);
+  }
+  return texts;
+}

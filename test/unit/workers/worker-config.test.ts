@@ -1,0 +1,68 @@
+import test from "ava";
+import { workerConfigFromFlags, workerFlagHelp, workerFlagNames } from "../../../workers/sidecar/worker.js";
+
+test("every flag maps onto the config", (t) => {
+  const config = workerConfigFromFlags({
+    host: "0.0.0.0",
+    port: "7001",
+    advertise: "gpu1:7001",
+    core: "127.0.0.1:7000",
+    pool: "p1",
+    replica: "r1",
+    engine: "vllm",
+    model: "meta/llama",
+    "serves-any-model": "false",
+    "device-mask": "GPU0,GPU1",
+    "metrics-host": "0.0.0.0",
+    "metrics-port": "9100",
+    slots: "8",
+    "ctx-max": "4096",
+    "tokens-per-second": "12.5",
+    "fail-after": "3",
+    "fail-kind": "timeout",
+    "hang-after": "0",
+    "slow-start-ms": "200",
+    "load-ms": "1000",
+  });
+  t.deepEqual(config, {
+    host: "0.0.0.0",
+    port: 7001,
+    advertiseAddress: "gpu1:7001",
+    coreAddress: "127.0.0.1:7000",
+    poolId: "p1",
+    replicaId: "r1",
+    engine: "vllm",
+    modelRef: "meta/llama",
+    servesAnyModel: false,
+    deviceMask: "GPU0,GPU1",
+    metricsHost: "0.0.0.0",
+    metricsPort: 9100,
+    mock: { slots: 8, ctxMax: 4096, tokensPerSecond: 12.5, failAfter: 3, failKind: "timeout", hangAfter: 0, slowStartMs: 200, loadMs: 1000 },
+  });
+});
+
+test("a bare boolean flag is true, dashes in keys are tolerated, absent flags stay unset", (t) => {
+  t.deepEqual(workerConfigFromFlags({ "--serves-any-model": true, port: undefined }), { servesAnyModel: true });
+});
+
+for (const [flag, value, message] of [
+  ["port", "70000", /--port must be an integer from 0 to 65535/],
+  ["port", "12abc", /--port/],
+  ["port", "", /--port needs a value/],
+  ["slots", "0", /--slots must be an integer of at least 1/],
+  ["tokens-per-second", "-1", /--tokens-per-second must be a non-negative number/],
+  ["fail-after", "1.5", /--fail-after/],
+  ["fail-kind", "boom", /--fail-kind: unknown error kind "boom"/],
+  ["engine", "ollama", /--engine: unknown engine "ollama"/],
+  ["serves-any-model", "maybe", /--serves-any-model must be true or false/],
+  ["host", true, /--host needs a value/],
+] as const) {
+  test(`--${flag} ${String(value)} is refused with a message naming the flag`, (t) => {
+    t.throws(() => workerConfigFromFlags({ [flag]: value }), { message: message });
+  });
+}
+
+test("the help text lists every flag", (t) => {
+  for (const name of workerFlagNames) t.true(workerFlagHelp.includes(`--${name}`), name);
+  t.is(workerFlagNames.length, 20);
+});

@@ -1,0 +1,122 @@
+// The seam between the engine-independent sidecar (workers/sidecar/) and one
+// engine family (workers/mock/, later workers/llamacpp/, workers/vllm/, ...).
+// Every adapter implements EngineAdapter; the sidecar owns slots, the gRPC
+// stream, batching, logs and metrics, so an adapter only talks to its engine.
+import type { StopReason } from "../contracts/gen/llama_orch/v1/common.js";
+import {
+  WorkerErrorKind,
+  workerErrorKindFromJSON,
+  workerErrorKindToJSON,
+  type InfoResponse,
+  type SubmitRequest,
+  type WorkerHealth,
+  type WorkerMetrics,
+} from "../contracts/gen/llama_orch/v1/worker.js";
+
+/**
+ * What an adapter knows about its engine instance: the Info response minus the
+ * sidecar's own identity (pool and replica), which the adapter never needs.
+ */
+export type EngineInfo = Omit<InfoResponse, "poolId" | "replicaId">;
+
+/**
+ * Where a generation's output goes. Batch-oriented on purpose: an adapter
+ * hands over every token it has at that moment in one call (an HTTP engine:
+ * all frames decoded from one socket chunk; the mock: all tokens due at this
+ * tick), so the sidecar pays its per-call costs per batch, not per token.
+ */
+export interface GenerationSink {
+  /** Once, before any token: the engine accepted the prompt. */
+  started(tokensIn: number): void;
+  /**
+   * One or more consecutive tokens, one text per token. The sink takes
+   * ownership of `texts`: the adapter must not touch the array afterwards.
+   */
+  tokens(texts: string[]): void;
+  /** Optional progress figures; the sidecar may drop them under backpressure. */
+  metrics?(m: WorkerMetrics): void;
+}
+
+export interface GenerationResult {
+  stopReason: StopReason;
+  /** Prompt tokens as the engine finally counted them, when it reports that at the end. */
+  tokensIn?: number;
+  /** The engine's own decode time; the sidecar measures from `started` when absent. */
+  decodeTimeMs?: number;
+}
+
+/**
+ * A generation failed in a way the adapter can classify. Anything else an
+ * adapter throws is reported as WORKER_ERROR_KIND_INTERNAL (a bug).
+ */
+export class WorkerFailure extends Error {
+  override readonly name = "WorkerFailure";
+
+  constructor(
+    readonly kind: WorkerErrorKind,
+    message: string,
+    readonly retriable: boolean = isRetriableByDefault(kind),
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Kinds where trying again (later, or on a sibling replica) can succeed
+ * without changing the request.
+ */
+export function isRetriableByDefault(kind: WorkerErrorKind): boolean {
+  switch (kind) {
+    case WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE:
+    case WorkerErrorKind.WORKER_ERROR_KIND_CAPACITY:
+    case WorkerErrorKind.WORKER_ERROR_KIND_TIMEOUT:
+    case WorkerErrorKind.WORKER_ERROR_KIND_RESET:
+      return true;
+    default:
+      return false;
+  }
+}
+
+const KIND_PREFIX = "WORKER_ERROR_KIND_";
+
+/**
+ * Public (lower-case, unprefixed) names of WorkerErrorKind, e.g. "engine_error",
+ * for flags and the mock's fault directive. Same convention as contracts/enums.ts.
+ */
+export const workerErrorKinds = {
+  name(kind: WorkerErrorKind): string {
+    return workerErrorKindToJSON(kind).slice(KIND_PREFIX.length).toLowerCase();
+  },
+  parse(name: string): WorkerErrorKind | undefined {
+    const kind = workerErrorKindFromJSON(KIND_PREFIX + name.toUpperCase());
+    return kind === WorkerErrorKind.UNRECOGNIZED || kind === WorkerErrorKind.WORKER_ERROR_KIND_UNSPECIFIED ? undefined : kind;
+  },
+  /** Every public name, for help texts and error messages. */
+  names(): string[] {
+    return Object.values(WorkerErrorKind)
+      .filter((v): v is WorkerErrorKind => typeof v === "number" && v > 0)
+      .map((v) => workerErrorKinds.name(v));
+  },
+};
+
+export interface EngineAdapter {
+  /** Static facts about the engine instance; cheap, called per generation for log fields. */
+  info(): EngineInfo;
+  health(): WorkerHealth;
+  /** Called on every health change; returns the unsubscribe function. */
+  onHealthChange(listener: (health: WorkerHealth) => void): () => void;
+  /** How many generations the engine runs at once; the sidecar's slot pool has this size. */
+  slotsTotal(): number;
+  /** The engine's KV-cache fill, 0..1, when it reports one. Sampled on props changes and scrapes. */
+  kvCacheUsageRatio?(): number | undefined;
+  /**
+   * Runs one generation: `sink.started` once, then `sink.tokens` batches.
+   * Rejects with WorkerFailure on classified errors. When `signal` aborts it
+   * must settle promptly (resolve or reject, either is fine: the sidecar knows
+   * why it aborted) and stop the engine's work, e.g. by closing its stream.
+   */
+  generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult>;
+  /** Begins bringing the engine up; resolves once it is ready. Health reports progress meanwhile. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}

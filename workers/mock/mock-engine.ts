@@ -1,0 +1,190 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Engine, StopReason, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+import { WorkerErrorKind, type SubmitRequest, type WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
+import { projectRoot } from "../../contracts/runtime/project-root.js";
+import { untilAborted, waitOrAbort, yieldOrAbort } from "../abortable-wait.js";
+import { ChangeListeners } from "../change-listeners.js";
+import {
+  WorkerFailure,
+  workerErrorKinds,
+  type EngineAdapter,
+  type EngineInfo,
+  type GenerationResult,
+  type GenerationSink,
+} from "../engine-adapter.js";
+import { parseMockDirectives, type MockBehaviour } from "./mock-directive.js";
+import { countPromptTokens, MockTokenSource } from "./mock-tokens.js";
+
+export interface MockEngineOptions extends MockBehaviour {
+  /** The public engine family this mock stands in for: core places tasks for that engine here. */
+  engine: Engine;
+  modelRef: string;
+  /** Accept any model_ref, so one mock replica can stand in for a whole catalog. */
+  servesAnyModel: boolean;
+  deviceMask: string;
+  slots: number;
+  ctxMax: number;
+  /** Simulated model load time: live but not ready until it elapses. */
+  loadMs: number;
+}
+
+export const MOCK_DEFAULTS: MockEngineOptions = {
+  engine: Engine.ENGINE_LLAMACPP,
+  modelRef: "mock:tiny",
+  servesAnyModel: true,
+  deviceMask: "cpu",
+  slots: 4,
+  ctxMax: 8192,
+  tokensPerSecond: 0,
+  failKind: WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_ERROR,
+  slowStartMs: 0,
+  loadMs: 0,
+};
+
+/**
+ * At full speed a tick emits this many tokens and then yields to the event
+ * loop, so one fast generation cannot starve the others or the gRPC I/O.
+ */
+const MAX_TOKENS_PER_TICK = 64;
+
+/**
+ * An engine without a model: deterministic text from (prompt, seed), a token
+ * rate, and fault injection (configured for every task, or per task through
+ * the prompt directive documented in mock-directive.ts).
+ */
+export class MockEngine implements EngineAdapter {
+  private readonly options: MockEngineOptions;
+  private readonly staticInfo: EngineInfo;
+  private state: WorkerHealth;
+  private readonly healthChanges = new ChangeListeners<WorkerHealth>();
+  private loadTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: Partial<MockEngineOptions> = {}) {
+    this.options = { ...MOCK_DEFAULTS, ...options };
+    const { engine, modelRef, servesAnyModel, deviceMask, ctxMax } = this.options;
+    this.staticInfo = {
+      engine,
+      adapter: "mock",
+      engineVersion: `mock-${packageVersion()}`,
+      modelRef,
+      modelDigest: `sha256:${createHash("sha256").update(modelRef).digest("hex")}`,
+      ctxMax,
+      workloads: [Workload.WORKLOAD_COMPLETION],
+      deviceMask,
+      vramTotalBytes: 0,
+      vramFreeBytes: 0,
+      servesAnyModel,
+      features: { seed: "true", cancel: "abort", fault_injection: "prompt-directive" },
+    };
+    this.state = { live: false, ready: false, lastError: "not started" };
+  }
+
+  info(): EngineInfo {
+    return this.staticInfo;
+  }
+
+  health(): WorkerHealth {
+    return this.state;
+  }
+
+  onHealthChange(listener: (health: WorkerHealth) => void): () => void {
+    return this.healthChanges.add(listener);
+  }
+
+  slotsTotal(): number {
+    return this.options.slots;
+  }
+
+  // No kvCacheUsageRatio: the mock has no KV cache, and a made-up figure would mislead whoever reads props.
+
+  start(): Promise<void> {
+    const { loadMs, modelRef } = this.options;
+    if (loadMs <= 0) {
+      this.setHealth({ live: true, ready: true, lastError: "" });
+      return Promise.resolve();
+    }
+    this.setHealth({ live: true, ready: false, lastError: `loading ${modelRef}` });
+    return new Promise((resolve) => {
+      this.loadTimer = setTimeout(() => {
+        this.loadTimer = undefined;
+        this.setHealth({ live: true, ready: true, lastError: "" });
+        resolve();
+      }, loadMs);
+    });
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.loadTimer);
+    this.setHealth({ live: false, ready: false, lastError: "stopped" });
+  }
+
+  async generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
+    const { prompt, overrides } = parseMockDirectives(request.prompt);
+    if (!this.state.ready) throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "mock engine is not ready");
+    return this.run(prompt, request, { ...this.options, ...overrides }, signal, sink);
+  }
+
+  private async run(prompt: string, request: SubmitRequest, behaviour: MockBehaviour, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
+    const { tokensPerSecond: rate, failAfter, hangAfter, slowStartMs } = behaviour;
+    const canceled = { stopReason: StopReason.STOP_REASON_CANCELED };
+    sink.started(countPromptTokens(prompt));
+    if (slowStartMs > 0 && !(await waitOrAbort(slowStartMs, signal))) return canceled;
+
+    const source = new MockTokenSource(prompt, request.seed ?? 0);
+    const limit = Math.min(request.maxTokens, failAfter ?? Infinity, hangAfter ?? Infinity);
+    const t0 = performance.now();
+    let produced = 0;
+    // One iteration per tick: emit everything due since the last tick as one batch, then wait.
+    while (produced < limit) {
+      if (signal.aborted) return canceled;
+      const due =
+        rate > 0
+          ? Math.min(limit, Math.floor(((performance.now() - t0) * rate) / 1000) + 1)
+          : Math.min(limit, produced + MAX_TOKENS_PER_TICK);
+      if (due > produced) {
+        const texts = new Array<string>(due - produced);
+        for (let i = 0; i < texts.length; i++) texts[i] = source.next();
+        sink.tokens(texts);
+        produced = due;
+      }
+      if (produced >= limit) break;
+      const continued =
+        rate > 0
+          ? await waitOrAbort(Math.max(1, (produced * 1000) / rate - (performance.now() - t0)), signal)
+          : await yieldOrAbort(signal);
+      if (!continued) return canceled;
+    }
+
+    // A fault at N tokens only strikes a generation that wanted more than N.
+    const wantedMore = produced < request.maxTokens;
+    if (wantedMore && failAfter !== undefined && produced >= failAfter) {
+      throw new WorkerFailure(behaviour.failKind, `mock ${workerErrorKinds.name(behaviour.failKind)} after ${produced} tokens (fault injection)`);
+    }
+    if (wantedMore && hangAfter !== undefined && produced >= hangAfter) {
+      await untilAborted(signal);
+      return canceled;
+    }
+    return { stopReason: StopReason.STOP_REASON_MAX_TOKENS, decodeTimeMs: Math.round(performance.now() - t0) };
+  }
+
+  private setHealth(health: WorkerHealth): void {
+    this.state = health;
+    this.healthChanges.emit(health);
+  }
+}
+
+let cachedVersion: string | undefined;
+
+/** The project's version, so the mock's engine_version moves with releases (it is part of determinism). */
+function packageVersion(): string {
+  if (cachedVersion) return cachedVersion;
+  try {
+    const manifest = JSON.parse(readFileSync(join(projectRoot(), "package.json"), "utf8")) as { version?: string };
+    cachedVersion = manifest.version ?? "1.0";
+  } catch {
+    cachedVersion = "1.0";
+  }
+  return cachedVersion;
+}

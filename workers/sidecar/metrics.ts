@@ -1,0 +1,86 @@
+import { Counter, Gauge, Registry } from "prom-client";
+
+/** The replica labels of metrics.lint.json, shared by every sidecar series. */
+export interface ReplicaLabels {
+  engine: string;
+  engine_version: string;
+  pool_id: string;
+  replica_id: string;
+}
+
+/** How a Submit ended, as the `outcome` label (4 values: the lint budget for `outcome`). */
+export type GenerationOutcome = "completed" | "canceled" | "failed" | "rejected";
+
+/** State read at scrape time, so gauges cost nothing on the request path. */
+export interface SidecarMetricsSource {
+  labels(): ReplicaLabels;
+  slotsTotal(): number;
+  slotsFree(): number;
+  kvCacheUsageRatio(): number | undefined;
+}
+
+export interface SidecarMetrics {
+  /** A registry of its own: several sidecars may share one process in tests. */
+  readonly registry: Registry;
+  /** Once per Submit, at its end (never per token). */
+  generationFinished(outcome: GenerationOutcome, tokensIn: number, tokensOut: number): void;
+}
+
+const REPLICA_LABELS = ["engine", "engine_version", "pool_id", "replica_id"] as const;
+
+export function createSidecarMetrics(source: SidecarMetricsSource): SidecarMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+
+  const tokensIn = new Counter({ name: "tokens_in_total", help: "Prompt tokens of generations run on this replica.", labelNames: REPLICA_LABELS, registers });
+  const tokensOut = new Counter({ name: "tokens_out_total", help: "Tokens streamed by this replica.", labelNames: REPLICA_LABELS, registers });
+  const generations = new Counter({
+    name: "worker_generations_total",
+    help: "Submit calls by how they ended: completed, canceled, failed, rejected (never started).",
+    labelNames: [...REPLICA_LABELS, "outcome"],
+    registers,
+  });
+
+  // Labels are read at collection time because engine_version and the replica id may only be known after start.
+  new Gauge({
+    name: "worker_slots_total",
+    help: "Generation slots of this replica's engine.",
+    labelNames: REPLICA_LABELS,
+    registers,
+    collect() {
+      this.reset();
+      this.set(source.labels(), source.slotsTotal());
+    },
+  });
+  new Gauge({
+    name: "worker_slots_free",
+    help: "Generation slots not running anything now.",
+    labelNames: REPLICA_LABELS,
+    registers,
+    collect() {
+      this.reset();
+      this.set(source.labels(), source.slotsFree());
+    },
+  });
+  new Gauge({
+    name: "kv_cache_usage_ratio",
+    help: "Fill of the engine's KV cache, 0..1, when the engine reports it.",
+    labelNames: REPLICA_LABELS,
+    registers,
+    collect() {
+      this.reset();
+      const ratio = source.kvCacheUsageRatio();
+      if (ratio !== undefined) this.set(source.labels(), ratio);
+    },
+  });
+
+  return {
+    registry,
+    generationFinished(outcome, nIn, nOut) {
+      const labels = source.labels();
+      generations.inc({ ...labels, outcome });
+      if (nIn > 0) tokensIn.inc(labels, nIn);
+      if (nOut > 0) tokensOut.inc(labels, nOut);
+    },
+  };
+}

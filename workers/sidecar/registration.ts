@@ -1,0 +1,118 @@
+import { credentials, Metadata, type ClientReadableStream, type StatusObject } from "@grpc/grpc-js";
+import {
+  RegistryServiceClient,
+  type RegisterRequest,
+  type RegisterResponse,
+} from "../../contracts/gen/llama_orch/v1/registry.js";
+import { CLIENT_CHANNEL_OPTIONS } from "../../contracts/runtime/grpc-server.js";
+import type { Logger } from "../../contracts/runtime/logger.js";
+
+export interface RegistrationOptions {
+  coreAddress: string;
+  request: RegisterRequest;
+  /** Core's API key; registration needs it like every other call to core. Never logged. */
+  apiKey?: string;
+  logger: Logger;
+  backoff?: Partial<Backoff>;
+}
+
+export interface Backoff {
+  initialMs: number;
+  maxMs: number;
+  /** ±fraction applied to each delay, so sidecars that lost the same core do not return in lockstep. */
+  jitter: number;
+}
+
+const DEFAULT_BACKOFF: Backoff = { initialMs: 100, maxMs: 2_000, jitter: 0.2 };
+
+export interface Registration {
+  stop(): void;
+}
+
+/**
+ * Keeps this sidecar registered with core. The Register stream is the lease:
+ * it stays open while the sidecar serves, and whenever it ends or fails (core
+ * restarted, network gone) the sidecar registers again with capped, jittered
+ * exponential backoff, forever, until stopped.
+ *
+ * Logging is per state change: the first failure, the (re)acceptance, and the
+ * loss of an accepted registration; never one line per retry.
+ */
+export function startRegistration(options: RegistrationOptions): Registration {
+  const backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+  const log = options.logger.child({ core_address: options.coreAddress });
+  const client = new RegistryServiceClient(options.coreAddress, credentials.createInsecure(), {
+    ...CLIENT_CHANNEL_OPTIONS,
+    // The channel's own reconnect backoff (up to 120 s by default) would otherwise
+    // outlast ours and keep a restarted core waiting for this sidecar.
+    "grpc.initial_reconnect_backoff_ms": backoff.initialMs,
+    "grpc.max_reconnect_backoff_ms": backoff.maxMs,
+  });
+  const metadata = new Metadata();
+  if (options.apiKey) metadata.set("authorization", `Bearer ${options.apiKey}`);
+
+  let stopped = false;
+  let call: ClientReadableStream<RegisterResponse> | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  /** Consecutive attempts that failed or were accepted only briefly; drives the backoff. */
+  let failures = 0;
+  /** What was last logged, so a flapping core costs one line per change, not per attempt. */
+  let logged: "registered" | "retrying" | undefined;
+  let coreInstanceId = "";
+
+  const register = (): void => {
+    retryTimer = undefined;
+    if (stopped) return;
+    const current = client.register(options.request, metadata);
+    call = current;
+    let acceptedAt: number | undefined;
+    current.on("data", (message: RegisterResponse) => {
+      if (message.kind?.$case !== "accepted") return;
+      acceptedAt = Date.now();
+      const id = message.kind.accepted.coreInstanceId;
+      if (logged !== "registered" || id !== coreInstanceId) {
+        log.info({ event: "registered", core_instance_id: id, human: `registered with core ${id} at ${options.coreAddress}` }, "registered with core");
+      }
+      logged = "registered";
+      coreInstanceId = id;
+    });
+    // 'status' comes exactly once per call, after 'end' or 'error'; listening to 'error' keeps it from throwing.
+    current.on("error", () => {});
+    current.on("status", (status: StatusObject) => {
+      if (stopped || call !== current) return;
+      call = undefined;
+      // A lease that held for a while earns a quick return; one that core keeps
+      // ending at once (e.g. a duplicate replica id) backs off like a failure.
+      const held = acceptedAt !== undefined && Date.now() - acceptedAt >= backoff.maxMs;
+      failures = held ? 0 : failures + 1;
+      const reason = status.details || `status ${status.code}`;
+      if (logged !== "retrying") {
+        const human =
+          logged === "registered"
+            ? `lost registration with core ${coreInstanceId} (${reason}); registering again`
+            : `cannot register with core at ${options.coreAddress} (${reason}); retrying with backoff`;
+        log.warn({ event: "registration_lost", reason, human }, "registration with core lost");
+        logged = "retrying";
+      }
+      retryTimer = setTimeout(register, delayFor(failures, backoff));
+      retryTimer.unref();
+    });
+  };
+
+  register();
+  return {
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      clearTimeout(retryTimer);
+      call?.cancel();
+      client.close();
+    },
+  };
+}
+
+/** Capped exponential backoff with jitter: initial·2^(n-1) up to max, ±jitter. */
+export function delayFor(failures: number, backoff: Backoff): number {
+  const base = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.max(0, failures - 1));
+  return Math.round(base * (1 - backoff.jitter + 2 * backoff.jitter * Math.random()));
+}

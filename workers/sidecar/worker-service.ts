@@ -1,0 +1,268 @@
+import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
+import { StopReason, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+import {
+  WorkerErrorKind,
+  type CancelRequest,
+  type CancelResponse,
+  type InfoRequest,
+  type InfoResponse,
+  type SubmitRequest,
+  type WorkerEnd,
+  type WorkerError,
+  type WorkerProps,
+  type WorkerServiceServer,
+} from "../../contracts/gen/llama_orch/v1/worker.js";
+import { engines, stopReasonName, workloads } from "../../contracts/enums.js";
+import type { Logger } from "../../contracts/runtime/logger.js";
+import { correlationIdOf } from "../../contracts/runtime/metadata.js";
+import { WorkerFailure, workerErrorKinds, type EngineAdapter } from "../engine-adapter.js";
+import type { GenerationOutcome, SidecarMetrics } from "./metrics.js";
+import type { SlotPool } from "./slot-pool.js";
+import { SubmitStream, type SubmitCall, type Terminal } from "./submit-stream.js";
+import { serveWatch } from "./watch-stream.js";
+
+/**
+ * Who this sidecar is. startWorker fills in the replica id once the port is
+ * bound (its default is derived from the port); no call can arrive before
+ * that, because the address is only published afterwards.
+ */
+export interface SidecarIdentity {
+  poolId: string;
+  replicaId: string;
+}
+
+export interface WorkerServiceDeps {
+  adapter: EngineAdapter;
+  slots: SlotPool;
+  identity: SidecarIdentity;
+  metrics: SidecarMetrics;
+  logger: Logger;
+}
+
+/** Why the sidecar stopped a running generation. */
+type StopCause = "client_cancelled" | "cancel_rpc" | "shutdown";
+
+/**
+ * llama_orch.v1.WorkerService over one EngineAdapter. Owns the map of running
+ * generations (for Cancel and shutdown) and the open watch streams.
+ */
+export class WorkerService {
+  readonly handlers: WorkerServiceServer;
+  private readonly running = new Map<string, (cause: StopCause) => void>();
+  private readonly watches = new Set<() => void>();
+  /** Set by close(): calls that slip in while the server shuts down are refused, not started. */
+  private closed = false;
+
+  constructor(private readonly deps: WorkerServiceDeps) {
+    const { adapter, slots } = deps;
+    this.handlers = {
+      health: (_call, callback) => callback(null, { health: adapter.health() }),
+      watchHealth: (call) => this.watch((onClosed) => serveWatch(call, () => ({ health: adapter.health() }), (onChange) => adapter.onHealthChange(onChange), onClosed)),
+      props: (_call, callback) => callback(null, { props: this.props() }),
+      watchProps: (call) => this.watch((onClosed) => serveWatch(call, () => ({ props: this.props() }), (onChange) => slots.onChange(onChange), onClosed)),
+      info: (_call: ServerUnaryCall<InfoRequest, InfoResponse>, callback: sendUnaryData<InfoResponse>) =>
+        callback(null, { ...adapter.info(), poolId: deps.identity.poolId, replicaId: deps.identity.replicaId }),
+      cancel: (call: ServerUnaryCall<CancelRequest, CancelResponse>, callback: sendUnaryData<CancelResponse>) => {
+        const stop = this.running.get(call.request.taskId);
+        stop?.("cancel_rpc");
+        callback(null, { found: stop !== undefined });
+      },
+      submit: (call) => {
+        this.submit(call).catch((err: unknown) => {
+          // submit() classifies every engine failure itself; reaching here is a sidecar bug.
+          deps.logger.error({ err, job_id: call.request.taskId }, "submit handler failed");
+          if (!call.cancelled) call.destroy(err instanceof Error ? err : new Error(String(err)));
+        });
+      },
+    };
+  }
+
+  props(): WorkerProps {
+    return {
+      slotsTotal: this.deps.slots.total,
+      slotsFree: this.deps.slots.free,
+      kvCacheUsageRatio: this.deps.adapter.kvCacheUsageRatio?.(),
+      // The sidecar never queues: a full engine refuses with CAPACITY and core keeps the queue.
+      requestsWaiting: 0,
+    };
+  }
+
+  /** Stops every running generation (their clients get a retriable RESET) and ends every watch stream. */
+  close(): void {
+    this.closed = true;
+    for (const stop of this.running.values()) stop("shutdown");
+    for (const end of [...this.watches]) end();
+  }
+
+  private watch(serve: (onClosed: () => void) => () => void): void {
+    const end = serve(() => this.watches.delete(end));
+    if (this.closed) end();
+    else this.watches.add(end);
+  }
+
+  private async submit(call: SubmitCall): Promise<void> {
+    if (call.cancelled) return;
+    const { adapter, slots, identity, metrics } = this.deps;
+    const request = call.request;
+    const info = adapter.info();
+    const log = this.deps.logger.child({
+      job_id: request.taskId,
+      session_id: request.sessionId,
+      engine: engines.name(info.engine),
+      engine_version: info.engineVersion,
+      pool_id: identity.poolId,
+      replica_id: identity.replicaId,
+      correlation_id: correlationIdOf(call.metadata),
+    });
+
+    const refusal = this.refusalOf(request);
+    // Claimed only after every other check, so a refused request never touches the pool.
+    const lease = refusal ? undefined : slots.claim();
+    if (!lease) {
+      const error = refusal ?? failure(WorkerErrorKind.WORKER_ERROR_KIND_CAPACITY, `all ${slots.total} slots are busy`, true);
+      log.warn(
+        { event: "generation_rejected", error_kind: workerErrorKinds.name(error.kind), human: `refused task ${request.taskId}: ${error.message}` },
+        "generation rejected",
+      );
+      metrics.generationFinished("rejected", 0, 0);
+      new SubmitStream(call, noop).finish({ $case: "error", error });
+      return;
+    }
+
+    const controller = new AbortController();
+    let cause: StopCause | undefined;
+    const stop = (why: StopCause): void => {
+      if (cause !== undefined) return;
+      cause = why;
+      controller.abort();
+    };
+    const stream = new SubmitStream(call, (tokensIn) =>
+      log.info(
+        { event: "generation_start", tokens_in: tokensIn, max_tokens: request.maxTokens, human: `started task ${request.taskId}: ${tokensIn} prompt tokens, up to ${request.maxTokens} new` },
+        "generation started",
+      ),
+    );
+    const onCancelled = (): void => {
+      stream.abandon();
+      stop("client_cancelled");
+    };
+    call.on("cancelled", onCancelled);
+    this.running.set(request.taskId, stop);
+
+    let terminal: Terminal;
+    let failed: unknown;
+    try {
+      const result = await adapter.generate(request, controller.signal, stream);
+      // The engine's final count wins over the one it gave at start, for the end event, log and metrics alike.
+      if (result.tokensIn !== undefined) stream.tokensIn = result.tokensIn;
+      terminal = {
+        $case: "end",
+        end: {
+          tokensOut: stream.tokensOut,
+          tokensIn: stream.tokensIn,
+          decodeTimeMs: result.decodeTimeMs ?? decodeTimeSince(stream.startedAt),
+          stopReason: result.stopReason,
+        },
+      };
+    } catch (err) {
+      failed = err;
+      terminal = { $case: "error", error: errorOf(err) };
+    } finally {
+      // The one place a generation gives its slot back, before the client can see the end.
+      this.running.delete(request.taskId);
+      lease.release();
+      call.off("cancelled", onCancelled);
+    }
+    // A stop by the sidecar overrides whatever the adapter settled with: it knows why it aborted.
+    if (cause === "cancel_rpc") terminal = { $case: "end", end: cancelledEnd(stream) };
+    else if (cause === "shutdown") terminal = { $case: "error", error: failure(WorkerErrorKind.WORKER_ERROR_KIND_RESET, "the worker is shutting down", true) };
+    stream.finish(terminal);
+
+    const outcome: GenerationOutcome = cause !== undefined ? "canceled" : terminal.$case === "end" ? "completed" : "failed";
+    metrics.generationFinished(outcome, stream.tokensIn, stream.tokensOut);
+    logEnd(log, request.taskId, outcome, cause, stream, terminal, failed);
+  }
+
+  /** Why a request cannot run here, checked before a slot is claimed. */
+  private refusalOf(request: SubmitRequest): WorkerError | undefined {
+    const invalid = (message: string): WorkerError => failure(WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST, message, false);
+    const info = this.deps.adapter.info();
+    if (!request.taskId) return invalid("task_id is required");
+    if (request.maxTokens < 1) return invalid("max_tokens must be at least 1");
+    if (this.running.has(request.taskId)) return invalid(`task ${request.taskId} is already running on this replica`);
+    if (request.ctx > info.ctxMax) return invalid(`ctx ${request.ctx} exceeds this engine's ctx_max ${info.ctxMax}`);
+    if (!info.servesAnyModel && request.modelRef && request.modelRef !== info.modelRef) {
+      return invalid(`this replica serves ${info.modelRef}, not ${request.modelRef}`);
+    }
+    if (request.workload !== Workload.WORKLOAD_UNSPECIFIED && !info.workloads.includes(request.workload)) {
+      return invalid(`this engine does not run ${workloads.name(request.workload)} workloads`);
+    }
+    if (this.closed) return failure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the worker is shutting down", true);
+    const health = this.deps.adapter.health();
+    if (!health.ready) {
+      return failure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, `engine not ready${health.lastError ? `: ${health.lastError}` : ""}`, true);
+    }
+    return undefined;
+  }
+}
+
+function noop(): void {}
+
+function failure(kind: WorkerErrorKind, message: string, retriable: boolean): WorkerError {
+  return { kind, message, retriable };
+}
+
+function errorOf(err: unknown): WorkerError {
+  if (err instanceof WorkerFailure) return failure(err.kind, err.message, err.retriable);
+  const message = err instanceof Error ? err.message : String(err);
+  return failure(WorkerErrorKind.WORKER_ERROR_KIND_INTERNAL, `unexpected adapter failure: ${message}`, false);
+}
+
+function decodeTimeSince(startedAt: number | undefined): number {
+  return startedAt === undefined ? 0 : Math.round(performance.now() - startedAt);
+}
+
+function cancelledEnd(stream: SubmitStream): WorkerEnd {
+  return {
+    tokensOut: stream.tokensOut,
+    tokensIn: stream.tokensIn,
+    decodeTimeMs: decodeTimeSince(stream.startedAt),
+    stopReason: StopReason.STOP_REASON_CANCELED,
+  };
+}
+
+function logEnd(
+  log: Logger,
+  taskId: string,
+  outcome: GenerationOutcome,
+  cause: StopCause | undefined,
+  stream: SubmitStream,
+  terminal: Terminal,
+  failed: unknown,
+): void {
+  const fields = {
+    event: "generation_end",
+    outcome,
+    tokens_in: stream.tokensIn,
+    tokens_out: stream.tokensOut,
+    decode_time_ms: terminal.$case === "end" ? terminal.end.decodeTimeMs : decodeTimeSince(stream.startedAt),
+  };
+  if (cause !== undefined) {
+    const why = cause === "client_cancelled" ? "the client cancelled the call" : cause === "cancel_rpc" ? "a Cancel request" : "worker shutdown";
+    log.info({ ...fields, reason: cause, human: `stopped task ${taskId} after ${stream.tokensOut} tokens: ${why}` }, "generation canceled");
+  } else if (terminal.$case === "end") {
+    const reason = stopReasonName(terminal.end.stopReason) ?? "unspecified";
+    log.info(
+      { ...fields, stop_reason: reason, human: `finished task ${taskId}: ${stream.tokensOut} tokens in ${fields.decode_time_ms} ms (${reason})` },
+      "generation finished",
+    );
+  } else {
+    const kind = workerErrorKinds.name(terminal.error.kind);
+    // Stack traces only for failures the adapter did not classify: those are bugs.
+    const err = failed instanceof WorkerFailure ? undefined : failed;
+    log.warn(
+      { ...fields, error_kind: kind, error_message: terminal.error.message, err, human: `task ${taskId} failed after ${stream.tokensOut} tokens: ${terminal.error.message}` },
+      "generation failed",
+    );
+  }
+}

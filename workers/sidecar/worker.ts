@@ -1,0 +1,169 @@
+import { hostname } from "node:os";
+import { engines } from "../../contracts/enums.js";
+import { WorkerServiceService, type WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
+import { startGrpcServer, type RunningGrpcServer } from "../../contracts/runtime/grpc-server.js";
+import { createLogger, type Logger } from "../../contracts/runtime/logger.js";
+import { startMetricsServer, type MetricsServer } from "../../contracts/runtime/metrics-server.js";
+import { workerErrorKinds, type EngineAdapter } from "../engine-adapter.js";
+import { MockEngine } from "../mock/mock-engine.js";
+import { createSidecarMetrics } from "./metrics.js";
+import { startRegistration, type Registration } from "./registration.js";
+import { SlotPool } from "./slot-pool.js";
+import { knownEngines, WORKER_DEFAULTS, type WorkerConfig } from "./worker-config.js";
+import { WorkerService, type SidecarIdentity } from "./worker-service.js";
+
+export { workerConfigFromFlags, workerFlagHelp, workerFlagNames, type MockConfig, type WorkerConfig } from "./worker-config.js";
+
+export interface RunningWorker {
+  /** host:port the gRPC server is bound to. */
+  address: string;
+  /** host:port of GET /metrics, when a metrics port was configured. */
+  metricsAddress?: string;
+  /** The replica id in use (defaults are derived from the bound port). */
+  replicaId: string;
+  /** Stops registering, ends running generations (clients get a retriable RESET) and shuts the servers down. */
+  stop(): Promise<void>;
+}
+
+const SERVICE_NAME = "llama_orch.v1.WorkerService";
+
+/**
+ * Starts one sidecar: the engine adapter, WorkerService on gRPC, optionally
+ * GET /metrics and registration with core. Resolves once the gRPC server
+ * serves; the engine may still be loading (health says so), which is what
+ * lets core and tests watch it become ready.
+ */
+export async function startWorker(config: WorkerConfig, logger: Logger = createLogger("worker")): Promise<RunningWorker> {
+  const host = config.host ?? WORKER_DEFAULTS.host;
+  const poolId = config.poolId ?? WORKER_DEFAULTS.poolId;
+  const adapter = createAdapter(config);
+  const slots = new SlotPool(adapter.slotsTotal());
+  const identity: SidecarIdentity = { poolId, replicaId: config.replicaId ?? "" };
+  const metrics = createSidecarMetrics({
+    labels: () => {
+      const info = adapter.info();
+      return { engine: engines.name(info.engine), engine_version: info.engineVersion, pool_id: identity.poolId, replica_id: identity.replicaId };
+    },
+    slotsTotal: () => slots.total,
+    slotsFree: () => slots.free,
+    kvCacheUsageRatio: () => adapter.kvCacheUsageRatio?.(),
+  });
+  const service = new WorkerService({ adapter, slots, identity, metrics, logger });
+
+  const grpc = await startGrpcServer({
+    host,
+    port: config.port ?? WORKER_DEFAULTS.port,
+    services: [{ name: SERVICE_NAME, definition: WorkerServiceService, implementation: service.handlers }],
+    logger,
+  });
+  identity.replicaId ||= `${poolId}-r${grpc.port}`;
+  const log = logger.child({ pool_id: identity.poolId, replica_id: identity.replicaId });
+
+  // grpc.health.v1 follows engine readiness, so plain health probes see what core sees.
+  const mirrorHealth = (health: WorkerHealth): void => grpc.health.setStatus(SERVICE_NAME, health.ready ? "SERVING" : "NOT_SERVING");
+  const stopMirroring = adapter.onHealthChange(mirrorHealth);
+  adapter.start().catch((err: unknown) => log.error({ err, event: "engine_start_failed", human: "the engine failed to start" }, "engine start failed"));
+  mirrorHealth(adapter.health());
+
+  let metricsServer: MetricsServer | undefined;
+  try {
+    if (config.metricsPort !== undefined) {
+      metricsServer = await startMetricsServer(metrics.registry, config.metricsHost ?? WORKER_DEFAULTS.metricsHost, config.metricsPort);
+    }
+  } catch (err) {
+    stopMirroring();
+    await Promise.all([grpc.shutdown(), adapter.stop()]);
+    throw err;
+  }
+
+  const info = adapter.info();
+  const advertised = config.advertiseAddress ?? advertisable(host, grpc);
+  const registration: Registration | undefined = config.coreAddress
+    ? startRegistration({
+        coreAddress: config.coreAddress,
+        apiKey: config.coreApiKey,
+        logger: log,
+        request: {
+          address: advertised,
+          poolId: identity.poolId,
+          replicaId: identity.replicaId,
+          engine: info.engine,
+          modelRef: info.modelRef,
+          slotsTotal: slots.total,
+          servesAnyModel: info.servesAnyModel,
+        },
+      })
+    : undefined;
+
+  const engine = engines.name(info.engine);
+  log.info(
+    {
+      event: "ready",
+      address: grpc.address,
+      advertise_address: advertised,
+      metrics_address: metricsServer?.address ?? null,
+      core_address: config.coreAddress ?? null,
+      engine,
+      engine_version: info.engineVersion,
+      adapter: info.adapter,
+      model_ref: info.modelRef,
+      slots_total: slots.total,
+      engine_ready: adapter.health().ready,
+      human: `worker ${identity.replicaId} (${info.adapter} adapter for ${engine}, ${info.modelRef}) serving on ${grpc.address}`,
+    },
+    "worker ready",
+  );
+
+  let stopping: Promise<void> | undefined;
+  return {
+    address: grpc.address,
+    metricsAddress: metricsServer?.address,
+    replicaId: identity.replicaId,
+    stop: () =>
+      (stopping ??= (async () => {
+        // Leave core's placement first, then end the work, then the servers.
+        registration?.stop();
+        service.close();
+        stopMirroring();
+        await grpc.shutdown();
+        await adapter.stop();
+        await metricsServer?.close();
+        log.info({ event: "stopped", human: `worker ${identity.replicaId} stopped` }, "worker stopped");
+      })()),
+  };
+}
+
+/**
+ * The engine adapter for this sidecar. Only the mock exists so far; real
+ * engines (workers/llamacpp/, workers/vllm/, ...) are chosen here later.
+ */
+function createAdapter(config: WorkerConfig): EngineAdapter {
+  const engineName = config.engine ?? WORKER_DEFAULTS.engine;
+  const engine = engines.parse(engineName);
+  if (engine === undefined) throw new Error(`unknown engine "${engineName}" (known: ${knownEngines().join(", ")})`);
+  const { failKind, ...mock } = config.mock ?? {};
+  const kind = failKind === undefined ? undefined : workerErrorKinds.parse(failKind);
+  if (failKind !== undefined && kind === undefined) {
+    throw new Error(`unknown mock fail kind "${failKind}" (known: ${workerErrorKinds.names().join(", ")})`);
+  }
+  return new MockEngine(
+    dropUndefined({
+      ...mock,
+      failKind: kind,
+      engine,
+      modelRef: config.modelRef,
+      servesAnyModel: config.servesAnyModel,
+      deviceMask: config.deviceMask,
+    }),
+  );
+}
+
+/** Keeps explicit `undefined`s from overriding defaults in an object spread. */
+function dropUndefined<T extends object>(o: T): Partial<{ [K in keyof T]: Exclude<T[K], undefined> }> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<{ [K in keyof T]: Exclude<T[K], undefined> }>;
+}
+
+/** A wildcard bind is not an address core can dial; the machine's name is the best default. */
+function advertisable(host: string, grpc: RunningGrpcServer): string {
+  return host === "0.0.0.0" || host === "::" ? `${hostname()}:${grpc.port}` : grpc.address;
+}
