@@ -6,6 +6,7 @@ let sys: TestSystem;
 
 test.before(async () => {
   sys = await TestSystem.start({
+    coreFlags: { "metrics-port": "0" },
     workers: [
       { replica: "r1", slots: 2, tokensPerSecond: 400 },
       { replica: "r2", slots: 2, tokensPerSecond: 400 },
@@ -203,4 +204,68 @@ test("GET /openapi.json serves the merged document, and /metrics the edge's metr
   t.truthy(doc.json.paths["/v1/capabilities"]);
   const metrics = await api(t, sys.edgeUrl, "GET", "/metrics");
   t.regex(metrics.text, /http_requests_total/);
+});
+
+test("admission, placement, stream start and end, and cancel are logged with the required fields, never a line per token", async (t) => {
+  const { body } = await admit(t, taskBody({ max_tokens: 60 }), { "X-Correlation-Id": "log-fields-check" });
+  const s = await stream(sys.edgeUrl, `/v1/tasks/${body.task_id}/stream`, { "X-Correlation-Id": "log-fields-stream" });
+  await s.done;
+  const cancelled = await admit(t, taskBody({ max_tokens: 500, prompt: "[[mock tokens_per_second=20]] x" }), { "X-Correlation-Id": "log-fields-cancel" });
+  await api(t, sys.edgeUrl, "POST", `/v1/tasks/${cancelled.body.task_id}/cancel`);
+  await new Promise((r) => setTimeout(r, 300)); // let the log lines flush through the pipes
+
+  const core = sys.logsOf(sys.core, body.task_id);
+  const byEvent = (e: string) => core.find((l) => l.event === e);
+  const common = ["job_id", "session_id", "engine", "engine_version", "pool_id", "replica_id", "correlation_id", "human"];
+  for (const [event, extra] of [
+    ["admitted", ["queue_position", "predicted_start_ms"]],
+    ["placed", []],
+    ["finished", ["tokens_in", "tokens_out", "decode_time_ms"]],
+  ] as const) {
+    const line = byEvent(event);
+    t.truthy(line, `core logs ${event}`);
+    for (const f of [...common, ...extra]) t.true(line !== undefined && f in line, `${event} line has ${f}`);
+    t.is(line?.correlation_id, "log-fields-check");
+    t.is(typeof line?.human, "string");
+  }
+  t.is(byEvent("finished")?.tokens_out, 60);
+  const cancelLine = sys.logsOf(sys.core, cancelled.body.task_id).find((l) => l.event === "canceled");
+  t.truthy(cancelLine, "core logs the cancel");
+  t.is(cancelLine?.correlation_id, "log-fields-cancel");
+  const edge = sys.logsOf(sys.edge, body.task_id);
+  t.truthy(edge.find((l) => l.event === "stream_start" && l.correlation_id === "log-fields-stream"));
+  t.truthy(edge.find((l) => l.event === "stream_end"));
+  const everywhere = sys.allLogLines().filter((l) => l.includes(body.task_id));
+  t.true(everywhere.length < 12, `a 60-token task produced ${everywhere.length} log lines in all`);
+});
+
+/** Core metric names and labels the project's metrics lint list requires. */
+const REQUIRED_CORE_METRICS: Record<string, string[]> = {
+  tasks_enqueued_total: ["engine", "engine_version", "pool_id", "replica_id", "priority"],
+  tasks_started_total: ["engine", "engine_version", "pool_id", "replica_id", "priority"],
+  tasks_canceled_total: ["engine", "engine_version", "pool_id", "replica_id", "reason"],
+  tasks_rejected_total: ["engine", "reason"],
+  queue_depth: ["engine", "engine_version", "pool_id", "priority"],
+  latency_first_token_ms_bucket: ["engine", "engine_version", "pool_id", "priority"],
+  latency_decode_ms_bucket: ["engine", "engine_version", "pool_id", "priority"],
+  tokens_in_total: ["engine", "engine_version", "pool_id", "replica_id"],
+  tokens_out_total: ["engine", "engine_version", "pool_id", "replica_id"],
+  placement_decisions_total: ["outcome", "pinned", "fallback"],
+  placement_candidates_considered: [],
+};
+
+test("core's /metrics exposes the required metrics with their labels", async (t) => {
+  const { body } = await admit(t, taskBody({ max_tokens: 5 }));
+  const s = await stream(sys.edgeUrl, `/v1/tasks/${body.task_id}/stream`);
+  await s.done;
+  await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ engine: "tgi" }) }); // a rejection
+  const other = await admit(t, taskBody({ max_tokens: 500, prompt: "[[mock tokens_per_second=20]] x" }));
+  await api(t, sys.edgeUrl, "POST", `/v1/tasks/${other.body.task_id}/cancel`);
+  const text = await (await fetch(`http://${sys.coreMetricsAddress}/metrics`)).text();
+  for (const [name, labels] of Object.entries(REQUIRED_CORE_METRICS)) {
+    const sample = text.split("\n").find((l) => l.startsWith(name + "{") || l.startsWith(name + " "));
+    t.truthy(sample, `${name} has a sample`);
+    for (const label of labels) t.true(sample?.includes(`${label}="`), `${name} has label ${label}`);
+  }
+  t.regex(text, /tokens_out_total\{[^}]*pool_id="default"[^}]*\} \d+/);
 });

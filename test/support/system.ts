@@ -34,6 +34,8 @@ function toArgs(flags: Record<string, string | number | undefined>): string[] {
 export class TestSystem {
   core!: LaunchedProcess;
   coreAddress = "";
+  /** host:port of core's /metrics when started with --metrics-port. */
+  coreMetricsAddress: string | undefined;
   edge!: LaunchedProcess;
   edgeUrl = "";
   readonly workers: WorkerHandle[] = [];
@@ -57,7 +59,9 @@ export class TestSystem {
 
   async startCore(): Promise<void> {
     this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...this.opts.coreFlags })], { script: LLORCH, nodeArgs: [] });
-    this.coreAddress = (await this.core.ready).address!;
+    const ready = await this.core.ready;
+    this.coreAddress = ready.address!;
+    this.coreMetricsAddress = ready.metrics_address;
     this.corePort = Number(this.coreAddress.split(":").pop());
   }
 
@@ -136,6 +140,11 @@ export class TestSystem {
   /** Every log line every process printed (for redaction and field checks). */
   allLogLines(): string[] {
     return [this.core, this.edge, ...this.workers.map((w) => w.proc)].flatMap((p) => p?.lines ?? []);
+  }
+
+  /** Parsed log lines of one process that mention `text`. */
+  logsOf(p: LaunchedProcess, text: string): Record<string, unknown>[] {
+    return p.lines.filter((l) => l.includes(text)).map((l) => JSON.parse(l) as Record<string, unknown>);
   }
 
   async stop(): Promise<void> {

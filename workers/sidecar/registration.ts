@@ -71,7 +71,7 @@ export function startRegistration(options: RegistrationOptions): Registration {
       acceptedAt = Date.now();
       const id = message.kind.accepted.coreInstanceId;
       if (logged !== "registered" || id !== coreInstanceId) {
-        log.info({ event: "registered", core_instance_id: id, human: `registered with core ${id} at ${options.coreAddress}` }, "registered with core");
+        log.info({ event: "registered", core_instance_id: id }, `registered with core ${id} at ${options.coreAddress}`);
       }
       logged = "registered";
       coreInstanceId = id;
@@ -91,7 +91,7 @@ export function startRegistration(options: RegistrationOptions): Registration {
           logged === "registered"
             ? `lost registration with core ${coreInstanceId} (${reason}); registering again`
             : `cannot register with core at ${options.coreAddress} (${reason}); retrying with backoff`;
-        log.warn({ event: "registration_lost", reason, human }, "registration with core lost");
+        log.warn({ event: "registration_lost", reason }, human);
         logged = "retrying";
       }
       retryTimer = setTimeout(register, delayFor(failures, backoff));

@@ -121,8 +121,8 @@ export class WorkerService {
     if (!lease) {
       const error = refusal ?? failure(WorkerErrorKind.WORKER_ERROR_KIND_CAPACITY, `all ${slots.total} slots are busy`, true);
       log.warn(
-        { event: "generation_rejected", error_kind: workerErrorKinds.name(error.kind), human: `refused task ${request.taskId}: ${error.message}` },
-        "generation rejected",
+        { event: "generation_rejected", error_kind: workerErrorKinds.name(error.kind) },
+        `refused task ${request.taskId}: ${error.message}`,
       );
       metrics.generationFinished("rejected", 0, 0);
       new SubmitStream(call, noop).finish({ $case: "error", error });
@@ -138,8 +138,8 @@ export class WorkerService {
     };
     const stream = new SubmitStream(call, (tokensIn) =>
       log.info(
-        { event: "generation_start", tokens_in: tokensIn, max_tokens: request.maxTokens, human: `started task ${request.taskId}: ${tokensIn} prompt tokens, up to ${request.maxTokens} new` },
-        "generation started",
+        { event: "generation_start", tokens_in: tokensIn, max_tokens: request.maxTokens },
+        `started task ${request.taskId}: ${tokensIn} prompt tokens, up to ${request.maxTokens} new`,
       ),
     );
     const onCancelled = (): void => {
@@ -249,20 +249,20 @@ function logEnd(
   };
   if (cause !== undefined) {
     const why = cause === "client_cancelled" ? "the client cancelled the call" : cause === "cancel_rpc" ? "a Cancel request" : "worker shutdown";
-    log.info({ ...fields, reason: cause, human: `stopped task ${taskId} after ${stream.tokensOut} tokens: ${why}` }, "generation canceled");
+    log.info({ ...fields, reason: cause }, `stopped task ${taskId} after ${stream.tokensOut} tokens: ${why}`);
   } else if (terminal.$case === "end") {
     const reason = stopReasonName(terminal.end.stopReason) ?? "unspecified";
     log.info(
-      { ...fields, stop_reason: reason, human: `finished task ${taskId}: ${stream.tokensOut} tokens in ${fields.decode_time_ms} ms (${reason})` },
-      "generation finished",
+      { ...fields, stop_reason: reason },
+      `finished task ${taskId}: ${stream.tokensOut} tokens in ${fields.decode_time_ms} ms (${reason})`,
     );
   } else {
     const kind = workerErrorKinds.name(terminal.error.kind);
     // Stack traces only for failures the adapter did not classify: those are bugs.
     const err = failed instanceof WorkerFailure ? undefined : failed;
     log.warn(
-      { ...fields, error_kind: kind, error_message: terminal.error.message, err, human: `task ${taskId} failed after ${stream.tokensOut} tokens: ${terminal.error.message}` },
-      "generation failed",
+      { ...fields, error_kind: kind, error_message: terminal.error.message, err },
+      `task ${taskId} failed after ${stream.tokensOut} tokens: ${terminal.error.message}`,
     );
   }
 }

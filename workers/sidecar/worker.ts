@@ -62,7 +62,7 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
   // grpc.health.v1 follows engine readiness, so plain health probes see what core sees.
   const mirrorHealth = (health: WorkerHealth): void => grpc.health.setStatus(SERVICE_NAME, health.ready ? "SERVING" : "NOT_SERVING");
   const stopMirroring = adapter.onHealthChange(mirrorHealth);
-  adapter.start().catch((err: unknown) => log.error({ err, event: "engine_start_failed", human: "the engine failed to start" }, "engine start failed"));
+  adapter.start().catch((err: unknown) => log.error({ err, event: "engine_start_failed" }, "the engine failed to start"));
   mirrorHealth(adapter.health());
 
   let metricsServer: MetricsServer | undefined;
@@ -109,9 +109,8 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
       model_ref: info.modelRef,
       slots_total: slots.total,
       engine_ready: adapter.health().ready,
-      human: `worker ${identity.replicaId} (${info.adapter} adapter for ${engine}, ${info.modelRef}) serving on ${grpc.address}`,
     },
-    "worker ready",
+    `worker ${identity.replicaId} (${info.adapter} adapter for ${engine}, ${info.modelRef}) serving on ${grpc.address}`,
   );
 
   let stopping: Promise<void> | undefined;
@@ -128,7 +127,7 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
         await grpc.shutdown();
         await adapter.stop();
         await metricsServer?.close();
-        log.info({ event: "stopped", human: `worker ${identity.replicaId} stopped` }, "worker stopped");
+        log.info({ event: "stopped" }, `worker ${identity.replicaId} stopped`);
       })()),
   };
 }

@@ -2,6 +2,7 @@ import { Writable } from "node:stream";
 import type { ExecutionContext } from "ava";
 import { credentials, type ClientReadableStream } from "@grpc/grpc-js";
 import { pino } from "pino";
+import { createLogger } from "../../../contracts/runtime/logger.js";
 import type { Logger } from "../../../contracts/runtime/logger.js";
 import {
   SubmitRequest,
@@ -24,7 +25,7 @@ export function logCapture(): { logger: Logger; lines: Record<string, unknown>[]
       done();
     },
   });
-  return { logger: pino({ level: "info" }, sink), lines };
+  return { logger: createLogger("worker", {}, sink), lines };
 }
 
 export function submitRequest(overrides: Partial<SubmitRequest> = {}): SubmitRequest {
