@@ -88,7 +88,8 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, to
     const workerSections = Array.isArray(file["workers"])
       ? (file["workers"] as unknown[]).map((s, i) => toFlags(s, `workers[${i}]`))
       : Array.from({ length: intFlag(flags, "workers", 2, 1, 64) }, () => ({}) as FlagValues);
-    let nextPort = corePort + 1;
+    // Sidecars take the next free ports after core's actual port.
+    let nextPort = Number(coreAddress.slice(coreAddress.lastIndexOf(":") + 1)) + 1;
     const workers: { address: string; pool: string }[] = [];
     for (const [i, section] of workerSections.entries()) {
       const port = section["port"] ?? String((nextPort = await freePort(host, nextPort)));
