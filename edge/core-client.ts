@@ -1,3 +1,4 @@
+import type { Context } from "@opentelemetry/api";
 import { credentials, status as GrpcStatus, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import { ErrorCode } from "../contracts/gen/llama_orch/v1/common.js";
 import {
@@ -25,24 +26,24 @@ export class CoreClient {
     });
   }
 
-  createTask(request: CreateTaskRequest, correlationId: string): Promise<CreateTaskResponse> {
+  createTask(request: CreateTaskRequest, correlationId: string, trace?: Context): Promise<CreateTaskResponse> {
     return new Promise((resolve, reject) => {
-      this.tasks.createTask(request, correlationMetadata(correlationId), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
+      this.tasks.createTask(request, correlationMetadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
         err ? reject(toHttpError(err)) : resolve(res),
       );
     });
   }
 
-  cancelTask(taskId: string, reason: string, correlationId: string): Promise<CancelTaskResponse> {
+  cancelTask(taskId: string, reason: string, correlationId: string, trace?: Context): Promise<CancelTaskResponse> {
     return new Promise((resolve, reject) => {
-      this.tasks.cancelTask({ taskId, reason }, correlationMetadata(correlationId), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
+      this.tasks.cancelTask({ taskId, reason }, correlationMetadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
         err ? reject(toHttpError(err)) : resolve(res),
       );
     });
   }
 
-  streamTask(taskId: string, resumeAfterSeq: number | undefined, correlationId: string): ClientReadableStream<StreamTaskResponse> {
-    return this.tasks.streamTask({ taskId, resumeAfterSeq }, correlationMetadata(correlationId));
+  streamTask(taskId: string, resumeAfterSeq: number | undefined, correlationId: string, trace?: Context): ClientReadableStream<StreamTaskResponse> {
+    return this.tasks.streamTask({ taskId, resumeAfterSeq }, correlationMetadata(correlationId, trace));
   }
 
   close(): void {

@@ -1,14 +1,18 @@
 import { Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
+import type { Context } from "@opentelemetry/api";
 import { ErrorCode, ErrorDetail } from "../gen/llama_orch/v1/common.js";
+import { injectTraceContext } from "./trace-context.js";
 
 /** gRPC metadata key carrying the public X-Correlation-Id across hops. */
 export const CORRELATION_ID_KEY = "x-correlation-id";
 /** Trailer carrying a serialized ErrorDetail, so typed codes survive a hop. */
 export const ERROR_DETAIL_KEY = "llama-orch-error-bin";
 
-export function correlationMetadata(correlationId: string | undefined): Metadata {
+/** Metadata for a call on behalf of a request: its correlation id and trace context. */
+export function correlationMetadata(correlationId: string | undefined, traceContext?: Context): Metadata {
   const md = new Metadata();
   if (correlationId) md.set(CORRELATION_ID_KEY, correlationId);
+  if (traceContext) injectTraceContext(traceContext, md);
   return md;
 }
 

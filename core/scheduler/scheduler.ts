@@ -1,10 +1,12 @@
 import { status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { ROOT_CONTEXT, SpanStatusCode, type Context } from "@opentelemetry/api";
 import { ErrorCode, Priority, StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { CreateTaskRequest, TaskEvent } from "../../contracts/gen/llama_orch/v1/task.js";
 import { SubmitRequest, type SubmitResponse } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { engines, priorities } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationMetadata, OrchError } from "../../contracts/runtime/metadata.js";
+import { startSpan, traceIdOf } from "../../contracts/runtime/trace-context.js";
 import type { CoreMetrics } from "../metrics.js";
 import type { Replica } from "../registry/replica.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
@@ -69,7 +71,7 @@ export class Scheduler {
   }
 
   /** Runs admission and enqueues; throws OrchError with a typed code when refused. */
-  admit(request: CreateTaskRequest, correlationId: string): Admission {
+  admit(request: CreateTaskRequest, correlationId: string, traceParent: Context = ROOT_CONTEXT): Admission {
     const engineName = engines.name(request.engine);
     if (this.tasks.has(request.taskId)) {
       throw this.reject(engineName, "duplicate_task_id", OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `task_id ${request.taskId} already exists`, { field: "/task_id" }));
@@ -90,6 +92,9 @@ export class Scheduler {
         }),
       );
     }
+    const { span, ctx } = startSpan("llama_orch.task", traceParent, { "llama_orch.task_id": task.id, "llama_orch.pool_id": pool.id });
+    task.span = span;
+    task.traceContext = ctx;
     this.tasks.set(task.id, task);
     this.evictIfOverCapacity();
     const position = pool.queue.positionOf(task.id) ?? 0;
@@ -250,7 +255,7 @@ export class Scheduler {
         ctx: req.ctx,
         kvHint: req.kvHint,
       }),
-      correlationMetadata(task.correlationId),
+      correlationMetadata(task.correlationId, task.traceContext),
     );
     task.call = call;
     const current = () => task.call === call && task.state === "running";
@@ -353,6 +358,9 @@ export class Scheduler {
     task.finishedAt = Date.now();
     task.call = undefined;
     task.log.append(terminal);
+    if (terminal.$case === "error") task.span?.setStatus({ code: SpanStatusCode.ERROR, message: terminal.error.message });
+    task.span?.setAttribute("llama_orch.tokens_out", task.tokensOut);
+    task.span?.end();
     const pool = this.pools.get(task.poolId);
     if (replica && wasRunning) {
       replica.active--;
@@ -447,6 +455,7 @@ export class Scheduler {
       pool_id: task.poolId,
       replica_id: task.replica?.id ?? "",
       correlation_id: task.correlationId,
+      trace_id: traceIdOf(task.traceContext),
     };
   }
 }

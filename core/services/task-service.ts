@@ -11,6 +11,7 @@ import {
 } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf, OrchError } from "../../contracts/runtime/metadata.js";
+import { traceContextFromMetadata } from "../../contracts/runtime/trace-context.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import { withoutLeadingTokens } from "../tasks/task-event-log.js";
 
@@ -21,7 +22,7 @@ export function taskService(scheduler: Scheduler, logger: Logger): TaskServiceSe
       const correlationId = correlationIdOf(call.metadata) ?? "";
       try {
         validate(call.request);
-        const { task, queuePosition, predictedStartMs } = scheduler.admit(call.request, correlationId);
+        const { task, queuePosition, predictedStartMs } = scheduler.admit(call.request, correlationId, traceContextFromMetadata(call.metadata));
         callback(null, { taskId: task.id, queuePosition, predictedStartMs, backoffMs: 0, poolId: task.poolId });
       } catch (err) {
         callback(asServiceError(err, logger) as never, null);

@@ -1,4 +1,5 @@
 import type { ClientReadableStream } from "@grpc/grpc-js";
+import { ROOT_CONTEXT, type Context, type Span } from "@opentelemetry/api";
 import type { CreateTaskRequest } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { Replica } from "../registry/replica.js";
 import { TaskEventLog } from "./task-event-log.js";
@@ -20,6 +21,9 @@ export class Task {
   dispatchedAt = 0;
   firstTokenAt = 0;
   finishedAt = 0;
+  /** The task's span and the context that carries it to the sidecar. */
+  span: Span | undefined;
+  traceContext: Context = ROOT_CONTEXT;
 
   constructor(
     readonly request: CreateTaskRequest,

@@ -20,7 +20,7 @@ export function mountTaskRoutes(router: Router, deps: { core: CoreClient; logger
     const body = await readJsonBody(ctx, deps.bodyLimitBytes);
     const problem = validateTask(body);
     if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
-    const admitted = await core.createTask(toCreateTaskRequest(body as TaskRequestJson), ctx.state.correlationId);
+    const admitted = await core.createTask(toCreateTaskRequest(body as TaskRequestJson), ctx.state.correlationId, ctx.state.traceContext);
     ctx.status = 202;
     ctx.body = {
       task_id: admitted.taskId,
@@ -44,6 +44,7 @@ export function mountTaskRoutes(router: Router, deps: { core: CoreClient; logger
       taskId: id.toLowerCase(),
       resumeAfterSeq,
       correlationId: ctx.state.correlationId,
+      traceContext: ctx.state.traceContext,
       res: ctx.res,
       headers: { "X-Correlation-Id": ctx.state.correlationId },
       logger,
@@ -67,7 +68,7 @@ export function mountTaskRoutes(router: Router, deps: { core: CoreClient; logger
     const id = ctx.params.id!;
     const problem = validCancelId(id);
     if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
-    await core.cancelTask(id.toLowerCase(), "client", ctx.state.correlationId);
+    await core.cancelTask(id.toLowerCase(), "client", ctx.state.correlationId, ctx.state.traceContext);
     ctx.status = 204;
   });
 }

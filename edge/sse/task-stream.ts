@@ -1,4 +1,5 @@
 import type { ServerResponse } from "node:http";
+import type { Context } from "@opentelemetry/api";
 import { status as GrpcStatus, type ServiceError, type StatusObject } from "@grpc/grpc-js";
 import type { StreamTaskResponse } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
@@ -23,13 +24,14 @@ export function relayTaskStream(opts: {
   taskId: string;
   resumeAfterSeq: number | undefined;
   correlationId: string;
+  traceContext?: Context;
   res: ServerResponse;
   headers: Record<string, string>;
   logger: Logger;
   onEnd: (how: "completed" | "client_gone" | "core_failed") => void;
 }): Promise<StreamOutcome> {
   const { res } = opts;
-  const call = opts.core.streamTask(opts.taskId, opts.resumeAfterSeq, opts.correlationId);
+  const call = opts.core.streamTask(opts.taskId, opts.resumeAfterSeq, opts.correlationId, opts.traceContext);
   return new Promise<StreamOutcome>((resolve) => {
     let started = false;
     let done = false;

@@ -269,3 +269,14 @@ test("core's /metrics exposes the required metrics with their labels", async (t)
   }
   t.regex(text, /tokens_out_total\{[^}]*pool_id="default"[^}]*\} \d+/);
 });
+
+test("a caller's W3C traceparent travels edge -> core -> sidecar and tags their log lines", async (t) => {
+  const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const { body } = await admit(t, taskBody({ max_tokens: 3 }), { traceparent: `00-${traceId}-00f067aa0ba902b7-01` });
+  const s = await stream(sys.edgeUrl, `/v1/tasks/${body.task_id}/stream`);
+  await s.done;
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(sys.logsOf(sys.core, body.task_id).find((l) => l.event === "placed")?.trace_id, traceId);
+  const workerLines = sys.workers.flatMap((w) => sys.logsOf(w.proc, body.task_id));
+  t.is(workerLines.find((l) => l.event === "generation_start")?.trace_id, traceId);
+});

@@ -15,6 +15,7 @@ import {
 import { engines, stopReasonName, workloads } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf } from "../../contracts/runtime/metadata.js";
+import { traceContextFromMetadata, traceIdOf } from "../../contracts/runtime/trace-context.js";
 import { WorkerFailure, workerErrorKinds, type EngineAdapter } from "../engine-adapter.js";
 import type { GenerationOutcome, SidecarMetrics } from "./metrics.js";
 import type { SlotPool } from "./slot-pool.js";
@@ -113,6 +114,7 @@ export class WorkerService {
       pool_id: identity.poolId,
       replica_id: identity.replicaId,
       correlation_id: correlationIdOf(call.metadata),
+      trace_id: traceIdOf(traceContextFromMetadata(call.metadata)),
     });
 
     const refusal = this.refusalOf(request);
