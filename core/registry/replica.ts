@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { credentials, type ClientReadableStream } from "@grpc/grpc-js";
-import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
+import type { RegisterRequest } from "../../contracts/gen/llama_orch/v1/registry.js";
 import {
   WorkerServiceClient,
   type InfoResponse,
@@ -12,15 +12,8 @@ import {
 import { CLIENT_CHANNEL_OPTIONS } from "../../contracts/runtime/grpc-server.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 
-export interface ReplicaRegistration {
-  address: string;
-  poolId: string;
-  replicaId: string;
-  engine: Engine;
-  modelRef: string;
-  slotsTotal: number;
-  servesAnyModel: boolean;
-}
+/** What a sidecar told core about itself when it registered. */
+export type ReplicaRegistration = RegisterRequest;
 
 const WATCH_RETRY_MS = 250;
 

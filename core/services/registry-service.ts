@@ -24,15 +24,7 @@ export function registryService(registry: ReplicaRegistry, coreInstanceId: strin
         call.emit("error", OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `registration needs ${missing}`, { field: `/${missing}` }).toServiceError());
         return;
       }
-      const replica = registry.add({
-        address: r.address,
-        poolId: r.poolId,
-        replicaId: r.replicaId,
-        engine: r.engine,
-        modelRef: r.modelRef,
-        slotsTotal: r.slotsTotal,
-        servesAnyModel: r.servesAnyModel,
-      });
+      const replica = registry.add(r);
       let gone = false;
       const leave = (reason: string) => {
         if (gone) return;

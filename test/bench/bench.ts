@@ -17,6 +17,7 @@ import { Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import { SubmitRequest, WorkerServiceClient } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { launchLlorch, stopProcess, type LaunchedProcess } from "../../core/cli/process-launcher.js";
 import { projectRoot } from "../../contracts/runtime/project-root.js";
+import { taskBody } from "../support/task-body.js";
 
 const LLORCH = join(projectRoot(), "dist", "core", "cli", "llorch.js");
 const SLOTS = 128;
@@ -49,26 +50,10 @@ async function pool<T>(total: number, concurrency: number, job: (i: number) => P
   return out;
 }
 
-function taskJson(maxTokens: number): string {
-  return JSON.stringify({
-    task_id: crypto.randomUUID(),
-    session_id: crypto.randomUUID(),
-    workload: "completion",
-    model_ref: "mock:tiny",
-    engine: "llamacpp",
-    ctx: 2048,
-    priority: "interactive",
-    seed: 1,
-    prompt: "benchmark prompt",
-    max_tokens: maxTokens,
-    deadline_ms: 60_000,
-  });
-}
-
 /** POST a task, open its stream; resolves with ms to the first token and the tokens counted. */
 async function viaEdge(edgeUrl: string, maxTokens: number): Promise<{ ttftMs: number; tokens: number }> {
   const t0 = performance.now();
-  const body = taskJson(maxTokens);
+  const body = JSON.stringify(taskBody({ max_tokens: maxTokens, prompt: "benchmark prompt", seed: 1, deadline_ms: 60_000 }));
   const admitted = await fetch(`${edgeUrl}/v1/tasks`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
   if (admitted.status !== 202) throw new Error(`admission failed: ${admitted.status} ${await admitted.text()}`);
   const { task_id } = (await admitted.json()) as { task_id: string };

@@ -115,19 +115,4 @@ export function assertStreamConforms(t: ExecutionContext, path: string, s: SseSt
   t.deepEqual(checkResponse("GET", path, { status: s.status, headers: s.headers, body: s.raw() }), [], `GET ${path} conforms to the OpenAPI document`);
 }
 
-export function taskBody(overrides: Record<string, unknown> = {}): Record<string, any> {
-  return {
-    task_id: crypto.randomUUID(),
-    session_id: crypto.randomUUID(),
-    workload: "completion",
-    model_ref: "mock:tiny",
-    engine: "llamacpp",
-    ctx: 2048,
-    priority: "interactive",
-    seed: 7,
-    prompt: "Tell me about llamas",
-    max_tokens: 16,
-    deadline_ms: 30_000,
-    ...overrides,
-  };
-}
+export { taskBody } from "./task-body.js";

@@ -1,0 +1,17 @@
+/** A valid TaskRequest body for the mock engine; override any field. */
+export function taskBody(overrides: Record<string, unknown> = {}): Record<string, any> {
+  return {
+    task_id: crypto.randomUUID(),
+    session_id: crypto.randomUUID(),
+    workload: "completion",
+    model_ref: "mock:tiny",
+    engine: "llamacpp",
+    ctx: 2048,
+    priority: "interactive",
+    seed: 7,
+    prompt: "Tell me about llamas",
+    max_tokens: 16,
+    deadline_ms: 30_000,
+    ...overrides,
+  };
+}
