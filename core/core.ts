@@ -8,6 +8,9 @@ import { createCoreMetrics } from "./metrics.js";
 import { ReplicaRegistry } from "./registry/replica-registry.js";
 import { DEFAULT_SCHEDULER_OPTIONS, Scheduler, type SchedulerOptions } from "./scheduler/scheduler.js";
 import { registryService } from "./services/registry-service.js";
+import { sessionService } from "./services/session-service.js";
+import { DEFAULT_SESSION_OPTIONS, SessionStore, type SessionOptions } from "./sessions/session-store.js";
+import { SessionServiceService } from "../contracts/gen/llama_orch/v1/session.js";
 import { taskService } from "./services/task-service.js";
 
 export interface CoreConfig {
@@ -17,12 +20,14 @@ export interface CoreConfig {
   metricsHost?: string;
   metricsPort?: number;
   scheduler: SchedulerOptions;
+  sessions: SessionOptions;
 }
 
 export const DEFAULT_CORE_CONFIG: CoreConfig = {
   host: "127.0.0.1",
   port: 50051,
   scheduler: DEFAULT_SCHEDULER_OPTIONS,
+  sessions: DEFAULT_SESSION_OPTIONS,
 };
 
 export interface RunningCore {
@@ -39,7 +44,10 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
   const instanceId = randomUUID();
   const metrics = createCoreMetrics();
   const registry = new ReplicaRegistry(logger);
-  const scheduler = new Scheduler(registry, metrics, logger, config.scheduler);
+  const sessions = new SessionStore(config.sessions);
+  const sweep = setInterval(() => sessions.sweep(), 10_000);
+  sweep.unref();
+  const scheduler = new Scheduler(registry, sessions, metrics, logger, config.scheduler);
   const grpc = await startGrpcServer({
     host: config.host,
     port: config.port,
@@ -47,6 +55,7 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
     services: [
       { name: "llama_orch.v1.TaskService", definition: TaskServiceService, implementation: taskService(scheduler, logger) },
       { name: "llama_orch.v1.RegistryService", definition: RegistryServiceService, implementation: registryService(registry, instanceId) },
+      { name: "llama_orch.v1.SessionService", definition: SessionServiceService, implementation: sessionService(sessions, registry, logger) },
     ],
   });
   let metricsServer: MetricsServer | undefined;
@@ -64,6 +73,7 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
     scheduler,
     registry,
     async stop() {
+      clearInterval(sweep);
       scheduler.close();
       registry.closeAll();
       await grpc.shutdown(1_000);

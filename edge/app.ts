@@ -7,12 +7,16 @@ import type { EdgeMetrics } from "./metrics.js";
 import { correlationId } from "./middleware/correlation-id.js";
 import { errorEnvelope } from "./middleware/error-envelope.js";
 import { mountTaskRoutes } from "./routes/tasks.js";
+import { mountSessionRoutes } from "./routes/sessions.js";
+import type { RateLimit } from "./middleware/rate-limit.js";
 
 export interface EdgeAppOptions {
   core: CoreClient;
   logger: Logger;
   metrics: EdgeMetrics;
   bodyLimitBytes: number;
+  sseHeartbeatMs: number;
+  rateLimit: RateLimit;
 }
 
 /** The public HTTP API: cross-cutting middleware once, in order, then routes. */
@@ -33,6 +37,7 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
     ctx.body = await opts.metrics.registry.metrics();
   });
   mountTaskRoutes(router, opts);
+  mountSessionRoutes(router, opts);
 
   app.use(router.routes());
   app.use(router.allowedMethods());

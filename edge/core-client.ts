@@ -8,6 +8,7 @@ import {
   type CreateTaskResponse,
   type StreamTaskResponse,
 } from "../contracts/gen/llama_orch/v1/task.js";
+import { SessionServiceClient, type DeleteSessionResponse, type GetSessionResponse } from "../contracts/gen/llama_orch/v1/session.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../contracts/runtime/grpc-server.js";
 import { correlationMetadata, errorDetailOf } from "../contracts/runtime/metadata.js";
 import { HttpError } from "./http-errors.js";
@@ -15,14 +16,31 @@ import { HttpError } from "./http-errors.js";
 /** How long a unary call to core may take before the edge gives up. */
 const UNARY_DEADLINE_MS = 10_000;
 
-/** The edge's only way to core: TaskService calls carrying the correlation id. */
+/** The edge's only way to core: Task and Session service calls carrying the correlation id and trace. */
 export class CoreClient {
   private readonly tasks: TaskServiceClient;
+  private readonly sessions: SessionServiceClient;
 
   constructor(readonly address: string) {
-    this.tasks = new TaskServiceClient(address, credentials.createInsecure(), {
-      ...CLIENT_CHANNEL_OPTIONS,
-      "grpc.max_concurrent_streams": 10_000,
+    const options = { ...CLIENT_CHANNEL_OPTIONS, "grpc.max_concurrent_streams": 10_000 };
+    this.tasks = new TaskServiceClient(address, credentials.createInsecure(), options);
+    // Same target and options: grpc-js shares one channel between the two clients.
+    this.sessions = new SessionServiceClient(address, credentials.createInsecure(), options);
+  }
+
+  getSession(sessionId: string, correlationId: string, trace?: Context): Promise<GetSessionResponse> {
+    return new Promise((resolve, reject) => {
+      this.sessions.getSession({ sessionId }, correlationMetadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
+        err ? reject(toHttpError(err)) : resolve(res),
+      );
+    });
+  }
+
+  deleteSession(sessionId: string, correlationId: string, trace?: Context): Promise<DeleteSessionResponse> {
+    return new Promise((resolve, reject) => {
+      this.sessions.deleteSession({ sessionId }, correlationMetadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
+        err ? reject(toHttpError(err)) : resolve(res),
+      );
     });
   }
 
@@ -48,6 +66,7 @@ export class CoreClient {
 
   close(): void {
     this.tasks.close();
+    this.sessions.close();
   }
 }
 

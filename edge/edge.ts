@@ -4,6 +4,7 @@ import { createLogger, type Logger } from "../contracts/runtime/logger.js";
 import { createEdgeApp } from "./app.js";
 import { CoreClient } from "./core-client.js";
 import { createEdgeMetrics } from "./metrics.js";
+import type { RateLimit } from "./middleware/rate-limit.js";
 
 export interface EdgeConfig {
   host: string;
@@ -12,6 +13,10 @@ export interface EdgeConfig {
   coreAddress: string;
   /** Largest accepted request body. */
   bodyLimitBytes: number;
+  /** A comment line on an SSE stream idle this long keeps proxies from closing it (0 = never). */
+  sseHeartbeatMs: number;
+  /** Per-caller limit on task submissions. */
+  rateLimit: RateLimit;
 }
 
 export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
@@ -19,6 +24,8 @@ export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
   port: 8080,
   coreAddress: "127.0.0.1:50051",
   bodyLimitBytes: 1024 * 1024,
+  sseHeartbeatMs: 15_000,
+  rateLimit: { perSecond: 0, burst: 1 },
 };
 
 export interface RunningEdge {
@@ -29,7 +36,7 @@ export interface RunningEdge {
 export async function startEdge(config: EdgeConfig, logger: Logger = createLogger("edge")): Promise<RunningEdge> {
   const core = new CoreClient(config.coreAddress);
   const metrics = createEdgeMetrics();
-  const app = createEdgeApp({ core, logger, metrics, bodyLimitBytes: config.bodyLimitBytes });
+  const app = createEdgeApp({ core, logger, metrics, bodyLimitBytes: config.bodyLimitBytes, sseHeartbeatMs: config.sseHeartbeatMs, rateLimit: config.rateLimit });
   const server: Server = createServer({ noDelay: true, keepAliveTimeout: 65_000 }, app.callback());
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

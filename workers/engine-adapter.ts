@@ -110,6 +110,11 @@ export interface EngineAdapter {
   /** The engine's KV-cache fill, 0..1, when it reports one. Sampled on props changes and scrapes. */
   kvCacheUsageRatio?(): number | undefined;
   /**
+   * Drops what the engine keeps for a session (its KV cache); resolves true
+   * when there was something to drop. Absent when the engine offers no way.
+   */
+  evictSession?(sessionId: string): Promise<boolean>;
+  /**
    * Runs one generation: `sink.started` once, then `sink.tokens` batches.
    * Rejects with WorkerFailure on classified errors. When `signal` aborts it
    * must settle promptly (resolve or reject, either is fine: the sidecar knows

@@ -24,7 +24,7 @@ interface Command {
   help: string;
   strings: readonly string[];
   booleans?: readonly string[];
-  run(flags: FlagValues, file: Record<string, unknown>): Promise<void>;
+  run(flags: FlagValues, file: Record<string, unknown>, configPath?: string): Promise<void>;
 }
 
 /** Runs a long-lived component until SIGINT/SIGTERM, then stops it cleanly. */
@@ -49,12 +49,12 @@ const commands: Record<string, Command> = {
     help: upHelp,
     strings: UP_FLAGS.filter((f) => f !== "quiet"),
     booleans: ["quiet"],
-    run: (flags, file) => runUp(flags, file, sectionFlags),
+    run: (flags, file, configPath) => runUp(flags, file, sectionFlags, configPath),
   },
   core: {
     help: coreHelp,
     strings: CORE_FLAGS,
-    run: (flags) => serve("core", () => startCore(coreConfigFromFlags(flags), createLogger("core"))),
+    run: (flags, file) => serve("core", () => startCore(coreConfigFromFlags(flags, file["core"] as Record<string, unknown> | undefined), createLogger("core"))),
   },
   edge: {
     help: edgeHelp,
@@ -98,7 +98,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     const file = configPath ? readConfigFile(configPath) : {};
     const flags = name === "up" ? mergeFlags(sectionFlags(file["up"], "up"), values) : mergeFlags(sectionFlags(file[name], name), values);
-    await command.run(flags, file);
+    await command.run(flags, file, configPath);
     return -1; // keep running: the command's servers hold the process open
   } catch (err) {
     process.stderr.write(`llorch ${name}: ${(err as Error).message}\n`);

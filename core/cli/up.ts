@@ -54,7 +54,9 @@ async function waitForReplicas(coreAddress: string, count: number, timeoutMs: nu
   }
 }
 
-export async function runUp(flags: FlagValues, file: Record<string, unknown>, toFlags: (s: unknown, where: string) => FlagValues): Promise<void> {
+export async function runUp(flags: FlagValues, file: Record<string, unknown>, toFlags: (s: unknown, where: string) => FlagValues, configPath?: string): Promise<void> {
+  // Core and edge read their own sections of the same file (some settings there are structured).
+  const configArgs = configPath ? ["--config", configPath] : [];
   const host = stringFlag(flags, "host", "127.0.0.1");
   const quiet = flags["quiet"] === true || flags["quiet"] === "true";
   const echo = quiet ? undefined : (line: string) => process.stdout.write(line + "\n");
@@ -81,7 +83,7 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, to
 
   try {
     const corePort = intFlag(flags, "core-port", 50051, 0, 65535);
-    const core = launchLlorch("core", ["core", ...argsOf({ host, port: String(corePort), ...toFlags(file["core"], "core") })], { onLine: echo, keepLines: false });
+    const core = launchLlorch("core", ["core", ...configArgs, ...argsOf({ host, port: String(corePort) })], { onLine: echo, keepLines: false });
     watch(core, true);
     const coreAddress = (await core.ready).address!;
 
@@ -112,7 +114,7 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, to
     }
 
     const edgePort = intFlag(flags, "edge-port", 8080, 0, 65535);
-    const edge = launchLlorch("edge", ["edge", ...argsOf({ host, port: String(edgePort), core: coreAddress, ...toFlags(file["edge"], "edge") })], {
+    const edge = launchLlorch("edge", ["edge", ...configArgs, ...argsOf({ host, port: String(edgePort), core: coreAddress })], {
       onLine: echo,
       keepLines: false,
     });

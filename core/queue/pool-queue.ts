@@ -86,6 +86,19 @@ export class PoolQueue<T> {
     return undefined;
   }
 
+  /** The longest-waiting entry of a class. */
+  oldestOf(priority: Priority): [string, T] | undefined {
+    for (const e of this.classOf(priority)) return e;
+    return undefined;
+  }
+
+  /** The most recently queued entry of a class (a walk: queues are small and this runs only when one is full). */
+  newestOf(priority: Priority): [string, T] | undefined {
+    let last: [string, T] | undefined;
+    for (const e of this.classOf(priority)) last = e;
+    return last;
+  }
+
   /** Entries in dequeue order. */
   *entries(): IterableIterator<[string, T]> {
     yield* this.interactive;

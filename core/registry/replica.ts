@@ -11,6 +11,7 @@ import {
 } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../../contracts/runtime/grpc-server.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
+import type { ReplicaSnapshot } from "../placement/placement.js";
 
 /** What a sidecar told core about itself when it registered. */
 export type ReplicaRegistration = RegisterRequest;
@@ -73,6 +74,27 @@ export class Replica extends EventEmitter {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** A plain copy of what placement needs; placement never sees the live object. */
+  snapshot(draining: boolean): ReplicaSnapshot {
+    const info = this.info;
+    return {
+      replicaId: this.id,
+      poolId: this.poolId,
+      engine: this.registration.engine,
+      modelRef: this.registration.modelRef,
+      servesAnyModel: this.registration.servesAnyModel,
+      ready: this.isReady,
+      draining,
+      ctxMax: info?.ctxMax ?? 0,
+      workloads: info?.workloads ?? [],
+      deviceMask: info?.deviceMask ?? "",
+      vramFreeBytes: info?.vramFreeBytes ?? 0,
+      activeSlots: this.active,
+      slotsTotal: this.slotsTotal,
+      features: info?.features ?? {},
+    };
   }
 
   servesModel(modelRef: string): boolean {

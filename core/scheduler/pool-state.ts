@@ -2,11 +2,14 @@ import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
 import { PoolQueue } from "../queue/pool-queue.js";
 import type { Task } from "../tasks/task.js";
 
-/** What core keeps per pool beyond its replicas: the queue and measured service time. */
+/** What core keeps per pool beyond its replicas: the queue and its measured drain rate. */
 export class PoolState {
   readonly queue: PoolQueue<Task>;
-  /** Exponentially weighted mean of dispatch-to-end time of completed tasks, ms. */
-  private serviceMsEwma: number | undefined;
+  /** Pending coalesced "queue moved" report, so movement frames go out at a bounded rate. */
+  frameTimer: NodeJS.Timeout | undefined;
+  private lastCompletionAt: number | undefined;
+  /** Exponentially weighted mean time between completions, ms: how fast the queue drains. */
+  private completionIntervalEwma: number | undefined;
 
   constructor(
     readonly id: string,
@@ -16,19 +19,15 @@ export class PoolState {
     this.queue = new PoolQueue<Task>(queueCapacity);
   }
 
-  recordServiceTime(ms: number): void {
-    this.serviceMsEwma = this.serviceMsEwma === undefined ? ms : 0.8 * this.serviceMsEwma + 0.2 * ms;
+  recordCompletion(at: number): void {
+    if (this.lastCompletionAt !== undefined) {
+      const gap = at - this.lastCompletionAt;
+      this.completionIntervalEwma = this.completionIntervalEwma === undefined ? gap : 0.8 * this.completionIntervalEwma + 0.2 * gap;
+    }
+    this.lastCompletionAt = at;
   }
 
-  /**
-   * Expected wait before the task at `position` starts: zero while a slot is
-   * free for it, else one measured service time per full round of slots ahead.
-   * Without measurements yet the estimate is optimistic (0).
-   */
-  predictStartMs(position: number, freeSlots: number, totalSlots: number): number {
-    if (position < freeSlots) return 0;
-    if (totalSlots <= 0) return Math.round(this.serviceMsEwma ?? 0);
-    const rounds = Math.ceil((position - freeSlots + 1) / totalSlots);
-    return Math.round(rounds * (this.serviceMsEwma ?? 0));
+  completionIntervalMs(): number | undefined {
+    return this.completionIntervalEwma;
   }
 }

@@ -1,39 +1,62 @@
 import { status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { ROOT_CONTEXT, SpanStatusCode, type Context } from "@opentelemetry/api";
-import { ErrorCode, Priority, StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
-import type { CreateTaskRequest, TaskEvent } from "../../contracts/gen/llama_orch/v1/task.js";
+import { Determinism, ErrorCode, Priority, StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
+import type { Budgets, CreateTaskRequest, TaskEvent, TaskMetrics } from "../../contracts/gen/llama_orch/v1/task.js";
 import { SubmitRequest, type SubmitResponse } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { engines, priorities } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationMetadata, OrchError } from "../../contracts/runtime/metadata.js";
 import { startSpan, traceIdOf } from "../../contracts/runtime/trace-context.js";
 import type { CoreMetrics } from "../metrics.js";
+import { metricLabels, place, type PlacementDecision, type PlacementRequest } from "../placement/placement.js";
 import type { Replica } from "../registry/replica.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
+import type { BudgetsRemaining, SessionStore } from "../sessions/session-store.js";
 import { Task } from "../tasks/task.js";
 import { PoolState } from "./pool-state.js";
+import { onQueueFull, type QueueFullPolicy } from "./queue-policy.js";
+import { onTimeProbability, predictQueueStartsMs, ThroughputEstimator } from "./throughput-estimator.js";
 import { ERROR_CODE_OF_WORKER_ERROR, isRetriableBeforeStart } from "./worker-errors.js";
 
 export interface SchedulerOptions {
   /** Bound of each pool's queue (both priority classes together). */
   queueCapacity: number;
+  /** What a full queue does with one more task. */
+  queuePolicy: QueueFullPolicy;
   /** How long a finished task's events stay readable. */
   taskRetentionMs: number;
   /** Upper bound of tasks kept in memory; the oldest finished ones go first. */
   maxRetainedTasks: number;
   /** Attempts for work that fails before producing anything (replica busy or gone). */
   maxDispatchAttempts: number;
+  /** Watchdog: longest a task may run from dispatch (0 = no limit). */
+  wallTimeoutMs: number;
+  /** Watchdog: longest a running task may go without a token (0 = no limit). */
+  idleTimeoutMs: number;
+  /** Cadence of metrics frames for running tasks (0 = only on events). */
+  metricsIntervalMs: number;
+  /** A task whose every stream closed is cancelled after this long unless a client comes back (0 = at once). */
+  disconnectGraceMs: number;
 }
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   queueCapacity: 256,
+  queuePolicy: "reject",
   taskRetentionMs: 10 * 60_000,
   maxRetainedTasks: 10_000,
   maxDispatchAttempts: 5,
+  wallTimeoutMs: 10 * 60_000,
+  idleTimeoutMs: 60_000,
+  metricsIntervalMs: 1_000,
+  disconnectGraceMs: 5_000,
 };
 
 /** Delay before re-dispatching work a replica refused, so its slot can come back. */
 const REDISPATCH_DELAY_MS = 20;
+/** Queue movement is reported at most this often per pool. */
+const QUEUE_FRAME_INTERVAL_MS = 50;
+/** How far down a queue dispatch looks for work that fits a free replica. */
+const DISPATCH_SCAN_LIMIT = 64;
 
 type Terminal = Extract<TaskEvent["kind"], { $case: "end" } | { $case: "error" }>;
 
@@ -41,20 +64,25 @@ export interface Admission {
   task: Task;
   queuePosition: number;
   predictedStartMs: number;
+  budgets: BudgetsRemaining;
 }
 
 /**
- * Owns every task and pool queue: admission, dispatch to replicas, relaying
- * replica events into each task's log, cancel. All mutation of tasks and
- * queues happens here, synchronously, so ordering questions have one answer.
+ * Owns every task and pool queue: admission, placement, dispatch to replicas,
+ * relaying replica events into each task's log, progress frames, watchdog,
+ * cancel. All mutation of tasks and queues happens here, synchronously, so
+ * ordering questions have one answer.
  */
 export class Scheduler {
   private readonly tasks = new Map<string, Task>();
+  private readonly running = new Set<Task>();
   private readonly pools = new Map<string, PoolState>();
-  private readonly retention = new Set<NodeJS.Timeout>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly estimator = new ThroughputEstimator();
 
   constructor(
     private readonly registry: ReplicaRegistry,
+    private readonly sessions: SessionStore,
     private readonly metrics: CoreMetrics,
     private readonly logger: Logger,
     private readonly options: SchedulerOptions = DEFAULT_SCHEDULER_OPTIONS,
@@ -64,6 +92,10 @@ export class Scheduler {
       this.updateReadyGauge(replica.poolId);
       this.dispatch(replica.poolId);
     });
+    registry.on("removed", (replica: Replica) => this.replacePoolOrphans(replica.poolId));
+    const tick = Math.max(50, Math.min(1_000, ...[options.wallTimeoutMs, options.idleTimeoutMs].filter((v) => v > 0).map((v) => v / 4)));
+    this.every(tick, () => this.watchdog());
+    if (options.metricsIntervalMs > 0) this.every(options.metricsIntervalMs, () => this.progressFrames());
   }
 
   getTask(id: string): Task | undefined {
@@ -76,39 +108,108 @@ export class Scheduler {
     if (this.tasks.has(request.taskId)) {
       throw this.reject(engineName, "duplicate_task_id", OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `task_id ${request.taskId} already exists`, { field: "/task_id" }));
     }
-    const pool = this.choosePool(request, engineName);
-    const task = new Task(request, pool.id, correlationId);
-    if (!pool.queue.enqueue(task.id, request.priority, task)) {
-      this.metrics.backpressure.inc({ engine: engineName, policy: "reject" });
-      const retryAfterMs = Math.max(1000, pool.predictStartMs(pool.queue.size, 0, this.slotsTotal(pool.id)));
+    if (request.maxTokens > request.ctx) {
       throw this.reject(
         engineName,
-        "queue_full",
-        OrchError.of(ErrorCode.ERROR_CODE_ADMISSION_REJECT, `queue of pool ${pool.id} is full (${pool.queue.capacity} tasks); retry later`, {
+        "ctx_exceeded",
+        OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `max_tokens ${request.maxTokens} does not fit in ctx ${request.ctx}; raise ctx or lower max_tokens`, { field: "/max_tokens" }),
+      );
+    }
+    const decision = this.placeTask(request, false);
+    if (decision.outcome === "infeasible") {
+      throw this.reject(
+        engineName,
+        reasonLabel(decision.code),
+        OrchError.of(decision.code, decision.message, {
+          field: decision.field ?? "",
           engine: request.engine,
-          retriable: true,
-          retryAfterMs,
-          policyLabel: "reject",
+          retriable: decision.code === ErrorCode.ERROR_CODE_POOL_UNREADY,
+          ...(decision.code === ErrorCode.ERROR_CODE_POOL_UNREADY ? { retryAfterMs: 1_000 } : {}),
         }),
       );
     }
+    const pool = this.pools.get(decision.poolId) ?? this.poolFor(this.registry.get(decision.replicaId)!);
+    let session;
+    try {
+      session = this.sessions.admitTurn(request.sessionId);
+    } catch (err) {
+      throw this.reject(engineName, (err as OrchError).detail?.policyLabel === "session-turns" ? "session_turns" : "session_budget", err as OrchError);
+    }
+    try {
+      return this.enqueue(request, pool, correlationId, traceParent, session.budgets, engineName);
+    } catch (err) {
+      this.sessions.releaseTurn(request.sessionId);
+      throw err;
+    }
+  }
+
+  private enqueue(request: CreateTaskRequest, pool: PoolState, correlationId: string, traceParent: Context, budgets: BudgetsRemaining, engineName: string): Admission {
+    const task = new Task(request, pool.id, correlationId);
+    task.predictedDurationMs = this.estimator.predictDurationMs(this.replicaIdsOf(pool.id), tokensExpected(request));
+    // Deadline feasibility, on measured throughput only: with nothing measured yet the task gets the benefit of the doubt.
+    const position = request.priority === Priority.PRIORITY_BATCH ? pool.queue.size : pool.queue.sizeOf(Priority.PRIORITY_INTERACTIVE);
+    const predictedStart = this.predictStarts(pool, [...this.queuedTasks(pool).slice(0, position), task]).at(-1)!;
+    if (task.predictedDurationMs !== undefined && predictedStart + task.predictedDurationMs > request.deadlineMs) {
+      throw this.reject(
+        engineName,
+        "deadline_unmet",
+        OrchError.of(
+          ErrorCode.ERROR_CODE_DEADLINE_UNMET,
+          `predicted start in ${Math.round(predictedStart)} ms plus ${Math.round(task.predictedDurationMs)} ms of decode exceeds deadline_ms ${request.deadlineMs}; allow more time, lower max_tokens, or retry later`,
+          { field: "/deadline_ms", engine: request.engine, retriable: true },
+        ),
+      );
+    }
+    if (pool.queue.isFull) this.makeRoom(pool, request, engineName);
+    pool.queue.enqueue(task.id, request.priority, task);
+
     const { span, ctx } = startSpan("llama_orch.task", traceParent, { "llama_orch.task_id": task.id, "llama_orch.pool_id": pool.id });
     task.span = span;
     task.traceContext = ctx;
     this.tasks.set(task.id, task);
     this.evictIfOverCapacity();
-    const position = pool.queue.positionOf(task.id) ?? 0;
-    const predictedStartMs = pool.predictStartMs(position, this.freeSlots(pool.id), this.slotsTotal(pool.id));
-    task.log.append({ $case: "started", started: { queuePosition: position, predictedStartMs } });
-    this.updateQueueGauge(pool);
-    const labels = this.poolLabels(pool);
-    this.metrics.tasksEnqueued.inc({ ...labels, replica_id: "", priority: priorities.name(request.priority) });
+    const queuePosition = pool.queue.positionOf(task.id) ?? 0;
+    const predictedStartMs = Math.round(this.predictStarts(pool, this.queuedTasks(pool))[queuePosition] ?? 0);
+    task.reportedPosition = queuePosition;
+    task.log.append({ $case: "started", started: { queuePosition, predictedStartMs } });
+    this.metrics.tasksEnqueued.inc({ ...this.poolLabels(pool), replica_id: "", priority: priorities.name(request.priority) });
     this.logger.info(
-      { ...this.taskFields(task), queue_position: position, predicted_start_ms: predictedStartMs, event: "admitted" },
-      `task ${task.id} admitted to pool ${pool.id} at queue position ${position}, predicted start in ${predictedStartMs} ms`,
+      { ...this.taskFields(task), queue_position: queuePosition, predicted_start_ms: predictedStartMs, event: "admitted" },
+      `task ${task.id} admitted to pool ${pool.id} at queue position ${queuePosition}, predicted start in ${predictedStartMs} ms`,
     );
     this.dispatch(pool.id);
-    return { task, queuePosition: position, predictedStartMs };
+    this.updateQueueGauge(pool);
+    return { task, queuePosition, predictedStartMs, budgets };
+  }
+
+  /** Applies the full-queue policy: evicts a victim or throws the backpressure error. */
+  private makeRoom(pool: PoolState, request: CreateTaskRequest, engineName: string): void {
+    const policy = this.options.queuePolicy;
+    this.metrics.backpressure.inc({ engine: engineName, policy });
+    const outcome = onQueueFull(pool.queue, policy, request.priority);
+    const code = policy === "drop-lru" ? ErrorCode.ERROR_CODE_QUEUE_FULL_DROP_LRU : ErrorCode.ERROR_CODE_ADMISSION_REJECT;
+    if (outcome.action === "refuse") {
+      const retryAfterMs = this.retryAfterMs(pool);
+      const why = policy === "reject" ? "" : policy === "drop-lru" ? " and holds no batch task to drop" : " and a batch task cannot displace another";
+      throw this.reject(
+        engineName,
+        "queue_full",
+        OrchError.of(code, `queue of pool ${pool.id} is full (${pool.queue.capacity} tasks)${why}; retry in ${retryAfterMs} ms`, {
+          engine: request.engine,
+          retriable: true,
+          retryAfterMs,
+          policyLabel: policy,
+        }),
+      );
+    }
+    const victim = outcome.victim;
+    pool.queue.remove(outcome.victimId);
+    this.sessions.releaseTurn(victim.request.sessionId);
+    this.finish(victim, {
+      $case: "error",
+      error: { code, message: `dropped from the full queue of pool ${pool.id} to admit newer work (policy ${policy}); resubmit later`, engine: victim.request.engine, retriable: true },
+    });
+    this.metrics.tasksCanceled.inc({ ...this.replicaLabels(victim, undefined), reason: "queue_full" });
   }
 
   /**
@@ -122,11 +223,6 @@ export class Scheduler {
     if (task.state === "finished") return false;
     const replica = task.replica;
     const call = task.call;
-    if (task.state === "queued") {
-      const pool = this.pools.get(task.poolId);
-      pool?.queue.remove(task.id);
-      if (pool) this.updateQueueGauge(pool);
-    }
     const decodeTimeMs = task.dispatchedAt ? Date.now() - task.dispatchedAt : 0;
     this.finish(task, { $case: "end", end: { tokensOut: task.tokensOut, decodeTimeMs, tokensIn: task.tokensIn, stopReason: StopReason.STOP_REASON_CANCELED } });
     call?.cancel();
@@ -135,10 +231,50 @@ export class Scheduler {
     return true;
   }
 
+  /** A client started reading the task's stream. */
+  streamOpened(task: Task): void {
+    task.readers++;
+    if (task.graceTimer) {
+      clearTimeout(task.graceTimer);
+      task.graceTimer = undefined;
+    }
+  }
+
+  /**
+   * A client stopped reading before the stream ended. When it was the last,
+   * the task is cancelled after the grace period unless someone reconnects.
+   */
+  streamAbandoned(task: Task): void {
+    task.readers = Math.max(0, task.readers - 1);
+    if (task.readers > 0 || task.state === "finished" || task.graceTimer) return;
+    const cancel = () => {
+      task.graceTimer = undefined;
+      if (task.readers === 0 && task.state !== "finished") this.cancel(task.id, "disconnect");
+    };
+    if (this.options.disconnectGraceMs === 0) cancel();
+    else task.graceTimer = setTimeout(cancel, this.options.disconnectGraceMs);
+  }
+
+  /** The session's budgets as the task stands now: its own usage so far is already spent. */
+  liveBudgets(task: Task): Budgets | undefined {
+    const s = this.sessions.get(task.request.sessionId);
+    if (!s) return undefined;
+    const b = s.budgets;
+    const running = task.state === "running";
+    const tokens = running ? task.tokensIn + task.tokensOut : 0;
+    const ms = running ? Date.now() - task.dispatchedAt : 0;
+    return {
+      tokensRemaining: b.tokens === undefined ? undefined : Math.floor(b.tokens - tokens),
+      timeRemainingMs: b.timeMs === undefined ? undefined : Math.floor(b.timeMs - ms),
+      costRemaining: b.cost === undefined ? undefined : b.cost - (tokens / 1000) * this.sessions.costPerThousandTokens,
+    };
+  }
+
   /** Stops everything; used at shutdown. */
   close(): void {
-    for (const t of this.retention) clearTimeout(t);
+    for (const t of this.timers) clearTimeout(t);
     for (const task of this.tasks.values()) {
+      if (task.graceTimer) clearTimeout(task.graceTimer);
       if (task.state !== "finished") {
         task.call?.cancel();
         this.finish(task, { $case: "error", error: { code: ErrorCode.ERROR_CODE_INTERNAL, message: "core is shutting down", engine: task.request.engine, retriable: true } });
@@ -150,95 +286,74 @@ export class Scheduler {
     return this.pools.get(poolId)?.queue.size ?? 0;
   }
 
-  private choosePool(request: CreateTaskRequest, engineName: string): PoolState {
-    const candidates = new Map<string, Replica[]>();
-    for (const r of this.registry.all()) {
-      if (r.registration.engine !== request.engine || !r.servesModel(request.modelRef)) continue;
-      const list = candidates.get(r.poolId) ?? [];
-      list.push(r);
-      candidates.set(r.poolId, list);
+  private placeTask(request: CreateTaskRequest, needFreeSlot: boolean, poolId?: string): PlacementDecision {
+    const req: PlacementRequest = {
+      engine: request.engine,
+      modelRef: request.modelRef,
+      ctx: request.ctx,
+      workload: request.workload,
+      overrides: request.placement,
+      sessionReplicaId: this.sessions.get(request.sessionId)?.lastReplicaId,
+      requiredFeatures: request.determinism === Determinism.DETERMINISM_STRICT ? ["seed"] : [],
+      needFreeSlot,
+    };
+    const replicas = poolId === undefined ? this.registry.all() : this.registry.inPool(poolId);
+    const decision = place(req, replicas.map((r) => r.snapshot(false)));
+    if (!needFreeSlot) {
+      this.metrics.placementCandidates.set(replicas.length);
+      this.metrics.placementDecisions.inc(metricLabels(decision));
     }
-    this.metrics.placementCandidates.set(candidates.size);
-    if (candidates.size === 0) {
-      this.metrics.placementDecisions.inc({ outcome: "no_candidate", pinned: "false", fallback: "false" });
-      throw this.reject(
-        engineName,
-        "pool_unavailable",
-        OrchError.of(ErrorCode.ERROR_CODE_POOL_UNAVAILABLE, `no pool serves engine ${engineName} with model ${request.modelRef}`, { engine: request.engine, retriable: false }),
-      );
-    }
-    const ready = [...candidates].filter(([, rs]) => rs.some((r) => r.isReady));
-    if (ready.length === 0) {
-      this.metrics.placementDecisions.inc({ outcome: "unready", pinned: "false", fallback: "false" });
-      throw this.reject(
-        engineName,
-        "pool_unready",
-        OrchError.of(ErrorCode.ERROR_CODE_POOL_UNREADY, `pools for ${engineName}/${request.modelRef} are registered but none is ready yet`, {
-          engine: request.engine,
-          retriable: true,
-          retryAfterMs: 1000,
-        }),
-      );
-    }
-    const ctxMax = Math.max(...ready.flatMap(([, rs]) => rs.filter((r) => r.isReady).map((r) => r.info?.ctxMax ?? 0)));
-    if (ctxMax > 0 && request.ctx > ctxMax) {
-      throw this.reject(
-        engineName,
-        "ctx_too_large",
-        OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `ctx ${request.ctx} exceeds the largest context served (${ctxMax})`, { field: "/ctx", engine: request.engine }),
-      );
-    }
-    // Least loaded pool first (queued work minus free slots), then pool id, so equal inputs give equal choices.
-    const [poolId] = ready
-      .map(([id]) => [id, (this.pools.get(id)?.queue.size ?? 0) - this.freeSlots(id)] as const)
-      .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))[0]!;
-    this.metrics.placementDecisions.inc({ outcome: "admitted", pinned: "false", fallback: "false" });
-    return this.pools.get(poolId) ?? this.poolFor(candidates.get(poolId)![0]!);
+    return decision;
   }
 
-  /** Starts queued work on ready replicas with free slots until one runs out. */
+  /** Starts queued work on free replicas: in queue order, skipping work no free replica can take yet. */
   private dispatch(poolId: string): void {
     const pool = this.pools.get(poolId);
-    if (!pool) return;
-    while (pool.queue.size > 0) {
-      const replica = this.pickReplica(poolId);
-      if (!replica) break;
-      const task = pool.queue.dequeue()!;
-      this.run(task, replica);
+    if (!pool || pool.queue.size === 0) return;
+    let scanned = 0;
+    let moved = false;
+    for (const [id, task] of [...pool.queue.entries()]) {
+      if (scanned++ >= DISPATCH_SCAN_LIMIT || !this.registry.inPool(poolId).some((r) => r.isReady && r.freeSlots > 0)) break;
+      const decision = this.placeTask(task.request, true, poolId);
+      if (decision.outcome !== "placed") continue;
+      const replica = this.registry.get(decision.replicaId)!;
+      pool.queue.remove(id);
+      moved = true;
+      this.run(task, replica, decision.kvWarm);
     }
-    this.updateQueueGauge(pool);
+    if (moved) {
+      this.updateQueueGauge(pool);
+      this.queueMoved(pool);
+    }
   }
 
-  private pickReplica(poolId: string): Replica | undefined {
-    let best: Replica | undefined;
-    for (const r of this.registry.inPool(poolId)) {
-      if (!r.isReady || r.freeSlots === 0) continue;
-      if (!best || r.freeSlots > best.freeSlots || (r.freeSlots === best.freeSlots && r.id < best.id)) best = r;
-    }
-    return best;
-  }
-
-  private run(task: Task, replica: Replica): void {
+  private run(task: Task, replica: Replica, kvWarm: boolean): void {
+    const now = Date.now();
     task.state = "running";
     task.replica = replica;
+    task.kvWarm = kvWarm;
     task.attempts++;
-    task.dispatchedAt ||= Date.now();
+    task.dispatchedAt ||= now;
+    task.lastProgressAt = now;
     replica.active++;
+    this.running.add(task);
     const req = task.request;
     task.log.append({
       $case: "metrics",
       metrics: {
+        ...this.budgetFields(task),
         queueDepth: this.queueDepth(task.poolId),
-        kvWarmth: false,
+        kvWarmth: kvWarm,
         poolId: replica.poolId,
         replicaId: replica.id,
         engineVersion: replica.engineVersion,
+        onTimeProbability: this.onTime(task),
       },
     });
     this.metrics.tasksStarted.inc({ ...this.replicaLabels(task, replica), priority: priorities.name(req.priority) });
     this.logger.info(
-      { ...this.taskFields(task), event: "placed", attempt: task.attempts },
-      `task ${task.id} placed on replica ${replica.id} of pool ${replica.poolId}`,
+      { ...this.taskFields(task), event: "placed", attempt: task.attempts, kv_warmth: kvWarm },
+      `task ${task.id} placed on replica ${replica.id} of pool ${replica.poolId}${kvWarm ? " (session KV warm)" : ""}`,
     );
     const call = replica.client.submit(
       SubmitRequest.fromPartial({
@@ -285,10 +400,12 @@ export class Scheduler {
       case "tokens": {
         const n = ev.tokens.texts.length;
         if (n === 0) return;
+        const now = Date.now();
         if (task.firstTokenAt === 0) {
-          task.firstTokenAt = Date.now();
-          this.metrics.firstTokenMs.observe(this.latencyLabels(task, replica), task.firstTokenAt - task.admittedAt);
+          task.firstTokenAt = now;
+          this.metrics.firstTokenMs.observe(this.latencyLabels(task, replica), now - task.admittedAt);
         }
+        task.lastProgressAt = now;
         task.tokensOut += n;
         task.log.append({ $case: "tokens", tokens: ev.tokens });
         return;
@@ -323,6 +440,7 @@ export class Scheduler {
     task.call = undefined;
     task.replica = undefined;
     replica.active--;
+    this.running.delete(task);
     call?.cancel();
     if (task.attempts >= this.options.maxDispatchAttempts) {
       this.finish(task, {
@@ -335,11 +453,7 @@ export class Scheduler {
     task.state = "queued";
     pool.queue.requeueFront(task.id, task.request.priority, task);
     this.logger.warn({ ...this.taskFields(task), event: "requeued", reason: why }, `task ${task.id} requeued: ${why}`);
-    const t = setTimeout(() => {
-      this.retention.delete(t);
-      this.dispatch(pool.id);
-    }, REDISPATCH_DELAY_MS);
-    this.retention.add(t);
+    this.later(REDISPATCH_DELAY_MS, () => this.dispatch(pool.id));
   }
 
   private workerReset(task: Task, replica: Replica, why: string): Terminal {
@@ -349,40 +463,187 @@ export class Scheduler {
     };
   }
 
-  /** The single exit of every task: terminal event, slot release, metrics, retention. */
+  /** Ends running tasks that ran too long or stopped producing, and cancels them on their replica. */
+  private watchdog(): void {
+    const now = Date.now();
+    const { wallTimeoutMs, idleTimeoutMs } = this.options;
+    for (const task of [...this.running]) {
+      const wall = wallTimeoutMs > 0 && now - task.dispatchedAt > wallTimeoutMs;
+      const idle = idleTimeoutMs > 0 && now - task.lastProgressAt > idleTimeoutMs;
+      if (!wall && !idle) continue;
+      const call = task.call;
+      const message = wall
+        ? `task ran longer than the wall timeout of ${wallTimeoutMs} ms and was stopped`
+        : `no token for ${now - task.lastProgressAt} ms (idle timeout ${idleTimeoutMs} ms); the task was stopped`;
+      this.metrics.tasksCanceled.inc({ ...this.replicaLabels(task, task.replica), reason: "watchdog" });
+      this.finish(task, { $case: "error", error: { code: ErrorCode.ERROR_CODE_DECODE_TIMEOUT, message, engine: task.request.engine, retriable: true } });
+      call?.cancel();
+    }
+  }
+
+  /** The single exit of every task: terminal event, slot release, accounting, retention. */
   private finish(task: Task, terminal: Terminal): void {
     if (task.state === "finished") return;
     const replica = task.replica;
     const wasRunning = task.state === "running";
+    if (task.state === "queued") {
+      const pool = this.pools.get(task.poolId);
+      if (pool?.queue.remove(task.id)) {
+        this.updateQueueGauge(pool);
+        this.queueMoved(pool);
+      }
+    }
     task.state = "finished";
     task.finishedAt = Date.now();
     task.call = undefined;
+    this.running.delete(task);
+    if (task.graceTimer) clearTimeout(task.graceTimer);
     task.log.append(terminal);
     if (terminal.$case === "error") task.span?.setStatus({ code: SpanStatusCode.ERROR, message: terminal.error.message });
     task.span?.setAttribute("llama_orch.tokens_out", task.tokensOut);
     task.span?.end();
+    const decodeTimeMs = task.dispatchedAt ? task.finishedAt - task.dispatchedAt : 0;
     const pool = this.pools.get(task.poolId);
     if (replica && wasRunning) {
       replica.active--;
       const labels = this.replicaLabels(task, replica);
       this.metrics.tokensOut.inc(labels, task.tokensOut);
       this.metrics.tokensIn.inc(labels, task.tokensIn);
-      this.metrics.decodeMs.observe(this.latencyLabels(task, replica), task.finishedAt - task.dispatchedAt);
-      if (terminal.$case === "end" && terminal.end.stopReason !== StopReason.STOP_REASON_CANCELED) pool?.recordServiceTime(task.finishedAt - task.dispatchedAt);
+      this.metrics.decodeMs.observe(this.latencyLabels(task, replica), decodeTimeMs);
+      pool?.recordCompletion(task.finishedAt);
+      if (terminal.$case === "end" && terminal.end.stopReason !== StopReason.STOP_REASON_CANCELED && task.firstTokenAt) {
+        this.estimator.record(replica.id, { firstTokenMs: task.firstTokenAt - task.dispatchedAt, tokens: task.tokensOut, decodeMs: decodeTimeMs });
+      }
     }
-    const fields = { ...this.taskFields(task), tokens_in: task.tokensIn, tokens_out: task.tokensOut, decode_time_ms: task.dispatchedAt ? task.finishedAt - task.dispatchedAt : 0 };
+    if (wasRunning || task.tokensOut > 0) {
+      this.sessions.recordUsage(task.request.sessionId, {
+        tokensIn: task.tokensIn,
+        tokensOut: task.tokensOut,
+        decodeTimeMs,
+        ...(replica && task.tokensOut > 0 ? { replicaId: replica.id } : {}),
+      });
+    }
+    const fields = { ...this.taskFields(task), tokens_in: task.tokensIn, tokens_out: task.tokensOut, decode_time_ms: decodeTimeMs };
     if (terminal.$case === "error") {
       this.logger.warn({ ...fields, event: "failed", code: terminal.error.code, error: terminal.error.message }, `task ${task.id} failed: ${terminal.error.message}`);
     } else {
       this.logger.info({ ...fields, event: "finished" }, `task ${task.id} finished with ${task.tokensOut} tokens`);
     }
     const t = setTimeout(() => {
-      this.retention.delete(t);
+      this.timers.delete(t);
       this.tasks.delete(task.id);
     }, this.options.taskRetentionMs);
     t.unref();
-    this.retention.add(t);
+    this.timers.add(t);
     if (replica && wasRunning) this.dispatch(task.poolId);
+  }
+
+  /** Reports new positions and predicted starts to queued tasks whose place changed, at a bounded rate. */
+  private queueMoved(pool: PoolState): void {
+    if (pool.frameTimer) return;
+    pool.frameTimer = setTimeout(() => {
+      pool.frameTimer = undefined;
+      const queued = this.queuedTasks(pool);
+      const starts = this.predictStarts(pool, queued);
+      queued.forEach((task, position) => {
+        if (task.reportedPosition === position) return;
+        task.reportedPosition = position;
+        task.log.append({
+          $case: "metrics",
+          metrics: {
+            ...this.budgetFields(task),
+            poolId: pool.id,
+            replicaId: "",
+            engineVersion: "",
+            queueDepth: queued.length,
+            queuePosition: position,
+            predictedStartMs: Math.round(starts[position]!),
+            onTimeProbability: this.onTime(task, starts[position]),
+          },
+        });
+      });
+    }, QUEUE_FRAME_INTERVAL_MS);
+  }
+
+  /** The periodic metrics frame of each running task: how likely it finishes in time, and its budgets. */
+  private progressFrames(): void {
+    for (const task of this.running) {
+      task.log.append({
+        $case: "metrics",
+        metrics: { ...this.budgetFields(task), onTimeProbability: this.onTime(task), poolId: task.poolId, replicaId: task.replica?.id ?? "", engineVersion: task.replica?.engineVersion ?? "" },
+      });
+    }
+  }
+
+  /** Predicted start of each of `queued` (in order) given the pool's slots and running work. */
+  private predictStarts(pool: PoolState, queued: readonly Task[]): number[] {
+    const replicas = this.registry.inPool(pool.id).filter((r) => r.isReady);
+    const slots = replicas.reduce((n, r) => n + r.slotsTotal, 0);
+    const now = Date.now();
+    const busy: number[] = [];
+    for (const t of this.running) {
+      if (t.poolId === pool.id) busy.push(Math.max(0, (t.predictedDurationMs ?? 0) - (now - t.dispatchedAt)));
+    }
+    busy.sort((a, b) => a - b);
+    return predictQueueStartsMs({ slots, busyRemainingMs: busy, durationsMs: queued.map((t) => t.predictedDurationMs ?? 0) });
+  }
+
+  /** P(the task ends within its deadline_ms of admission); undefined until throughput was measured. */
+  private onTime(task: Task, predictedStartMs = 0): number | undefined {
+    if (task.predictedDurationMs === undefined) return undefined;
+    const now = Date.now();
+    const elapsed = now - task.admittedAt;
+    const remaining =
+      task.state === "running" ? Math.max(0, task.predictedDurationMs - (now - task.dispatchedAt)) : predictedStartMs + task.predictedDurationMs;
+    const spread = this.estimator.relativeSpread(this.replicaIdsOf(task.poolId));
+    return onTimeProbability(remaining, task.request.deadlineMs - elapsed, spread);
+  }
+
+  private budgetFields(task: Task): Pick<TaskMetrics, "tokensBudgetRemaining" | "timeBudgetRemainingMs" | "costBudgetRemaining"> {
+    const b = this.liveBudgets(task);
+    if (!b) return {};
+    return { tokensBudgetRemaining: b.tokensRemaining, timeBudgetRemainingMs: b.timeRemainingMs, costBudgetRemaining: b.costRemaining };
+  }
+
+  /**
+   * The advised wait after a full-queue refusal: the pool's measured time
+   * between completions (one place frees per completion); before any
+   * completion, a predicted task duration per slot; a second when nothing is
+   * known yet.
+   */
+  private retryAfterMs(pool: PoolState): number {
+    const measured = pool.completionIntervalMs();
+    if (measured !== undefined) return Math.max(1, Math.round(measured));
+    const slots = this.slotsTotal(pool.id);
+    const duration = this.estimator.predictDurationMs(this.replicaIdsOf(pool.id), 256);
+    if (duration !== undefined && slots > 0) return Math.max(1, Math.round(duration / slots));
+    return 1_000;
+  }
+
+  /** When a pool lost its last replica, its queued work moves to another pool that can serve it, if any. */
+  private replacePoolOrphans(poolId: string): void {
+    const pool = this.pools.get(poolId);
+    if (!pool || pool.queue.size === 0 || this.registry.inPool(poolId).length > 0) return;
+    for (const task of this.queuedTasks(pool)) {
+      const decision = this.placeTask(task.request, false);
+      if (decision.outcome !== "placed" || decision.poolId === poolId) continue;
+      const target = this.pools.get(decision.poolId);
+      if (!target || target.queue.isFull) continue;
+      pool.queue.remove(task.id);
+      (task as { poolId: string }).poolId = target.id;
+      target.queue.enqueue(task.id, task.request.priority, task);
+      this.logger.info({ ...this.taskFields(task), event: "replaced" }, `task ${task.id} moved from pool ${poolId} (no replicas left) to pool ${target.id}`);
+      this.dispatch(target.id);
+    }
+    this.updateQueueGauge(pool);
+  }
+
+  private queuedTasks(pool: PoolState): Task[] {
+    return [...pool.queue.entries()].map(([, t]) => t);
+  }
+
+  private replicaIdsOf(poolId: string): string[] {
+    return this.registry.inPool(poolId).map((r) => r.id);
   }
 
   private evictIfOverCapacity(): void {
@@ -406,10 +667,6 @@ export class Scheduler {
       this.pools.set(pool.id, pool);
     }
     return pool;
-  }
-
-  private freeSlots(poolId: string): number {
-    return this.registry.inPool(poolId).reduce((n, r) => n + (r.isReady ? r.freeSlots : 0), 0);
   }
 
   private slotsTotal(poolId: string): number {
@@ -445,6 +702,20 @@ export class Scheduler {
     this.metrics.replicasReady.set({ pool_id: poolId }, this.registry.inPool(poolId).filter((r) => r.isReady).length);
   }
 
+  private every(ms: number, fn: () => void): void {
+    const t = setInterval(fn, ms);
+    t.unref();
+    this.timers.add(t);
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
   /** The log fields every line about a task carries. */
   private taskFields(task: Task) {
     return {
@@ -460,7 +731,25 @@ export class Scheduler {
   }
 }
 
+function tokensExpected(r: CreateTaskRequest): number {
+  return r.expectedTokens !== undefined && r.expectedTokens > 0 ? Math.min(r.expectedTokens, r.maxTokens) : r.maxTokens;
+}
+
 /** Keeps the `reason` label within its small fixed budget. */
 function normalizeReason(reason: string): string {
-  return ["client", "disconnect", "operator", "watchdog", "shutdown"].includes(reason) ? reason : "other";
+  return ["client", "disconnect", "operator", "watchdog", "shutdown", "queue_full"].includes(reason) ? reason : "other";
+}
+
+/** `tasks_rejected_total{reason}` for a placement refusal. */
+function reasonLabel(code: ErrorCode): string {
+  switch (code) {
+    case ErrorCode.ERROR_CODE_POOL_UNAVAILABLE:
+      return "pool_unavailable";
+    case ErrorCode.ERROR_CODE_POOL_UNREADY:
+      return "pool_unready";
+    case ErrorCode.ERROR_CODE_INVALID_PARAMS:
+      return "ctx_exceeded";
+    default:
+      return "placement";
+  }
 }

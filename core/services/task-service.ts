@@ -23,7 +23,7 @@ export function taskService(scheduler: Scheduler, logger: Logger): TaskServiceSe
       try {
         validate(call.request);
         const { task, queuePosition, predictedStartMs } = scheduler.admit(call.request, correlationId, traceContextFromMetadata(call.metadata));
-        callback(null, { taskId: task.id, queuePosition, predictedStartMs, backoffMs: 0, poolId: task.poolId });
+        callback(null, { taskId: task.id, queuePosition, predictedStartMs, backoffMs: 0, poolId: task.poolId, budgets: scheduler.liveBudgets(task) });
       } catch (err) {
         callback(asServiceError(err, logger) as never, null);
       }
@@ -41,6 +41,8 @@ export function taskService(scheduler: Scheduler, logger: Logger): TaskServiceSe
       let skip = resume.skipTokens;
       let waitingForDrain = false;
       let finished = false;
+      // The first message tells the edge the session's budgets for the stream's headers.
+      let budgets = scheduler.liveBudgets(task);
       // Sends everything appended since the last write in one message; pauses
       // while the transport is saturated so a slow reader costs a cursor only.
       const pump = (): void => {
@@ -50,7 +52,9 @@ export function taskService(scheduler: Scheduler, logger: Logger): TaskServiceSe
           if (skip > 0) batch[0] = withoutLeadingTokens(batch[0]!, skip);
           skip = 0;
           cursor = log.events.length;
-          if (!call.write({ events: batch })) {
+          const message = { events: batch, budgets };
+          budgets = undefined;
+          if (!call.write(message)) {
             waitingForDrain = true;
             call.once("drain", () => {
               waitingForDrain = false;
@@ -66,9 +70,12 @@ export function taskService(scheduler: Scheduler, logger: Logger): TaskServiceSe
         }
       };
       const unsubscribe = log.subscribe(pump);
+      scheduler.streamOpened(task);
       call.on("cancelled", () => {
+        if (finished) return;
         finished = true;
         unsubscribe();
+        scheduler.streamAbandoned(task);
       });
       pump();
     },

@@ -21,6 +21,17 @@ export class Task {
   dispatchedAt = 0;
   firstTokenAt = 0;
   finishedAt = 0;
+  /** Last dispatch or token batch: the idle watchdog's clock. */
+  lastProgressAt = 0;
+  /** Predicted dispatch-to-end time on this pool, for queue predictions; undefined until measured. */
+  predictedDurationMs: number | undefined;
+  /** The queue position the client was last told, so movement frames go out only on change. */
+  reportedPosition: number | undefined;
+  /** Whether the replica running it holds the session's KV cache. */
+  kvWarm = false;
+  /** Open streams, and the timer that cancels the task when the last one has been gone too long. */
+  readers = 0;
+  graceTimer: NodeJS.Timeout | undefined;
   /** The task's span and the context that carries it to the sidecar. */
   span: Span | undefined;
   traceContext: Context = ROOT_CONTEXT;

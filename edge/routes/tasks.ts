@@ -7,21 +7,29 @@ import { HttpError } from "../http-errors.js";
 import type { EdgeMetrics } from "../metrics.js";
 import { readJsonBody } from "../middleware/json-body.js";
 import { relayTaskStream } from "../sse/task-stream.js";
+import type { Middleware } from "koa";
+import { budgetHeaders } from "../budget-headers.js";
+import { rateLimit, type RateLimit } from "../middleware/rate-limit.js";
 import { toCreateTaskRequest, type TaskRequestJson } from "../task-request.js";
 
 /** Data plane routes: admission, the SSE stream, cancel. Handlers only translate. */
-export function mountTaskRoutes(router: Router, deps: { core: CoreClient; logger: Logger; metrics: EdgeMetrics; bodyLimitBytes: number }): void {
+export function mountTaskRoutes(
+  router: Router,
+  deps: { core: CoreClient; logger: Logger; metrics: EdgeMetrics; bodyLimitBytes: number; sseHeartbeatMs: number; rateLimit: RateLimit },
+): void {
   const { core, logger, metrics } = deps;
+  const limited: Middleware = deps.rateLimit.perSecond > 0 ? rateLimit(deps.rateLimit) : (_ctx, next) => next();
   const validateTask = requestBodyValidator("createTask");
   const validStreamId = pathParamValidator("streamTask", "id");
   const validCancelId = pathParamValidator("cancelTask", "id");
 
-  router.post("/v1/tasks", async (ctx) => {
+  router.post("/v1/tasks", limited, async (ctx) => {
     const body = await readJsonBody(ctx, deps.bodyLimitBytes);
     const problem = validateTask(body);
     if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
     const admitted = await core.createTask(toCreateTaskRequest(body as TaskRequestJson), ctx.state.correlationId, ctx.state.traceContext);
     ctx.status = 202;
+    ctx.set(budgetHeaders(admitted.budgets));
     ctx.body = {
       task_id: admitted.taskId,
       queue_position: admitted.queuePosition,
@@ -47,6 +55,7 @@ export function mountTaskRoutes(router: Router, deps: { core: CoreClient; logger
       traceContext: ctx.state.traceContext,
       res: ctx.res,
       headers: { "X-Correlation-Id": ctx.state.correlationId },
+      heartbeatMs: deps.sseHeartbeatMs,
       logger,
       onEnd: (how) => {
         metrics.sseStreamsActive.dec();

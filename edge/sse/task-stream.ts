@@ -6,6 +6,7 @@ import type { Logger } from "../../contracts/runtime/logger.js";
 import { toHttpError, type CoreClient } from "../core-client.js";
 import type { HttpError } from "../http-errors.js";
 import { renderFrames } from "./sse-frames.js";
+import { budgetHeaders } from "../budget-headers.js";
 
 export interface StreamOutcome {
   /** Core refused before anything was sent (e.g. unknown task): answer with this instead. */
@@ -27,6 +28,8 @@ export function relayTaskStream(opts: {
   traceContext?: Context;
   res: ServerResponse;
   headers: Record<string, string>;
+  /** Send a comment line when nothing was written for this long (0 = never). */
+  heartbeatMs: number;
   logger: Logger;
   onEnd: (how: "completed" | "client_gone" | "core_failed") => void;
 }): Promise<StreamOutcome> {
@@ -35,24 +38,38 @@ export function relayTaskStream(opts: {
   return new Promise<StreamOutcome>((resolve) => {
     let started = false;
     let done = false;
+    const onDrain = () => call.resume();
+    // One timer per stream, never per event: it only looks at when we last wrote.
+    let lastWriteAt = Date.now();
+    const heartbeat =
+      opts.heartbeatMs > 0
+        ? setInterval(() => {
+            if (started && !done && Date.now() - lastWriteAt >= opts.heartbeatMs && res.writableLength === 0) {
+              res.write(": keep-alive\n\n");
+              lastWriteAt = Date.now();
+            }
+          }, Math.max(10, opts.heartbeatMs / 2))
+        : undefined;
+    heartbeat?.unref();
     const finish = (how: "completed" | "client_gone" | "core_failed") => {
       if (done) return;
       done = true;
+      if (heartbeat) clearInterval(heartbeat);
       opts.onEnd(how);
     };
-    const onDrain = () => call.resume();
     call.on("data", (m: StreamTaskResponse) => {
       if (!started) {
         started = true;
         res.writeHead(200, {
           "Content-Type": "text/event-stream; charset=utf-8",
           "Cache-Control": "no-cache",
-          Connection: "keep-alive",
           "X-Accel-Buffering": "no",
+          ...budgetHeaders(m.budgets),
           ...opts.headers,
         });
         resolve({});
       }
+      lastWriteAt = Date.now();
       if (!res.write(renderFrames(m.events))) {
         call.pause();
         res.once("drain", onDrain);

@@ -54,6 +54,8 @@ const MAX_TOKENS_PER_TICK = 64;
  * rate, and fault injection (configured for every task, or per task through
  * the prompt directive documented in mock-directive.ts).
  */
+const MAX_SESSIONS_REMEMBERED = 4096;
+
 export class MockEngine implements EngineAdapter {
   private readonly options: MockEngineOptions;
   private readonly staticInfo: EngineInfo;
@@ -99,6 +101,28 @@ export class MockEngine implements EngineAdapter {
 
   // No kvCacheUsageRatio: the mock has no KV cache, and a made-up figure would mislead whoever reads props.
 
+  /**
+   * The mock's stand-in for per-session KV state: which sessions it served,
+   * most recent last, bounded so a long-lived mock does not grow.
+   */
+  private readonly sessionsSeen = new Set<string>();
+
+  async evictSession(sessionId: string): Promise<boolean> {
+    return this.sessionsSeen.delete(sessionId);
+  }
+
+  private rememberSession(sessionId: string): void {
+    if (!sessionId) return;
+    this.sessionsSeen.delete(sessionId);
+    this.sessionsSeen.add(sessionId);
+    if (this.sessionsSeen.size > MAX_SESSIONS_REMEMBERED) {
+      for (const oldest of this.sessionsSeen) {
+        this.sessionsSeen.delete(oldest);
+        break;
+      }
+    }
+  }
+
   start(): Promise<void> {
     const { loadMs, modelRef } = this.options;
     if (loadMs <= 0) {
@@ -123,6 +147,7 @@ export class MockEngine implements EngineAdapter {
   async generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
     const { prompt, overrides } = parseMockDirectives(request.prompt);
     if (!this.state.ready) throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "mock engine is not ready");
+    this.rememberSession(request.sessionId);
     return this.run(prompt, request, { ...this.options, ...overrides }, signal, sink);
   }
 

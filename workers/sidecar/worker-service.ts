@@ -3,6 +3,8 @@ import { StopReason, Workload } from "../../contracts/gen/llama_orch/v1/common.j
 import {
   WorkerErrorKind,
   type CancelRequest,
+  type EvictSessionRequest,
+  type EvictSessionResponse,
   type CancelResponse,
   type InfoRequest,
   type InfoResponse,
@@ -67,6 +69,16 @@ export class WorkerService {
         const stop = this.running.get(call.request.taskId);
         stop?.("cancel_rpc");
         callback(null, { found: stop !== undefined });
+      },
+      evictSession: (call: ServerUnaryCall<EvictSessionRequest, EvictSessionResponse>, callback: sendUnaryData<EvictSessionResponse>) => {
+        if (!adapter.evictSession) {
+          callback(null, { supported: false, evicted: false });
+          return;
+        }
+        adapter.evictSession(call.request.sessionId).then(
+          (evicted) => callback(null, { supported: true, evicted }),
+          (err: Error) => callback({ code: 13, details: `evicting session failed: ${err.message}` } as never, null),
+        );
       },
       submit: (call) => {
         this.submit(call).catch((err: unknown) => {

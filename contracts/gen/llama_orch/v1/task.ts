@@ -130,6 +130,18 @@ export interface CreateTaskResponse {
   predictedStartMs: number;
   backoffMs: number;
   poolId: string;
+  /** The session's budgets after admitting this task (only the limited ones). */
+  budgets: Budgets | undefined;
+}
+
+/**
+ * Remaining session budgets; an unset field is an unlimited budget. Values may
+ * be negative when the last task overran.
+ */
+export interface Budgets {
+  tokensRemaining?: number | undefined;
+  timeRemainingMs?: number | undefined;
+  costRemaining?: number | undefined;
 }
 
 export interface StreamTaskRequest {
@@ -141,6 +153,8 @@ export interface StreamTaskRequest {
 /** One message may carry several events when the reader was behind. */
 export interface StreamTaskResponse {
   events: TaskEvent[];
+  /** Set on the first message only: the session's budgets when the stream opened. */
+  budgets: Budgets | undefined;
 }
 
 /**
@@ -179,6 +193,7 @@ export interface TaskMetrics {
   poolId: string;
   replicaId: string;
   engineVersion: string;
+  predictedStartMs?: number | undefined;
 }
 
 export interface TaskEnd {
@@ -754,7 +769,7 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
 };
 
 function createBaseCreateTaskResponse(): CreateTaskResponse {
-  return { taskId: "", queuePosition: 0, predictedStartMs: 0, backoffMs: 0, poolId: "" };
+  return { taskId: "", queuePosition: 0, predictedStartMs: 0, backoffMs: 0, poolId: "", budgets: undefined };
 }
 
 export const CreateTaskResponse: MessageFns<CreateTaskResponse> = {
@@ -773,6 +788,9 @@ export const CreateTaskResponse: MessageFns<CreateTaskResponse> = {
     }
     if (message.poolId !== "") {
       writer.uint32(42).string(message.poolId);
+    }
+    if (message.budgets !== undefined) {
+      Budgets.encode(message.budgets, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -830,6 +848,14 @@ export const CreateTaskResponse: MessageFns<CreateTaskResponse> = {
             message.poolId = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.budgets = Budgets.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -869,6 +895,7 @@ export const CreateTaskResponse: MessageFns<CreateTaskResponse> = {
         : isSet(object.pool_id)
         ? globalThis.String(object.pool_id)
         : "",
+      budgets: isSet(object.budgets) ? Budgets.fromJSON(object.budgets) : undefined,
     };
   },
 
@@ -889,6 +916,9 @@ export const CreateTaskResponse: MessageFns<CreateTaskResponse> = {
     if (message.poolId !== "") {
       obj.poolId = message.poolId;
     }
+    if (message.budgets !== undefined) {
+      obj.budgets = Budgets.toJSON(message.budgets);
+    }
     return obj;
   },
 
@@ -902,6 +932,122 @@ export const CreateTaskResponse: MessageFns<CreateTaskResponse> = {
     message.predictedStartMs = object.predictedStartMs ?? 0;
     message.backoffMs = object.backoffMs ?? 0;
     message.poolId = object.poolId ?? "";
+    message.budgets = (object.budgets !== undefined && object.budgets !== null)
+      ? Budgets.fromPartial(object.budgets)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseBudgets(): Budgets {
+  return { tokensRemaining: undefined, timeRemainingMs: undefined, costRemaining: undefined };
+}
+
+export const Budgets: MessageFns<Budgets> = {
+  encode(message: Budgets, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tokensRemaining !== undefined) {
+      writer.uint32(8).int64(message.tokensRemaining);
+    }
+    if (message.timeRemainingMs !== undefined) {
+      writer.uint32(16).int64(message.timeRemainingMs);
+    }
+    if (message.costRemaining !== undefined) {
+      writer.uint32(25).double(message.costRemaining);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Budgets {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBudgets();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.tokensRemaining = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.timeRemainingMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.costRemaining = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Budgets {
+    return {
+      tokensRemaining: isSet(object.tokensRemaining)
+        ? globalThis.Number(object.tokensRemaining)
+        : isSet(object.tokens_remaining)
+        ? globalThis.Number(object.tokens_remaining)
+        : undefined,
+      timeRemainingMs: isSet(object.timeRemainingMs)
+        ? globalThis.Number(object.timeRemainingMs)
+        : isSet(object.time_remaining_ms)
+        ? globalThis.Number(object.time_remaining_ms)
+        : undefined,
+      costRemaining: isSet(object.costRemaining)
+        ? globalThis.Number(object.costRemaining)
+        : isSet(object.cost_remaining)
+        ? globalThis.Number(object.cost_remaining)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Budgets): unknown {
+    const obj: any = {};
+    if (message.tokensRemaining !== undefined) {
+      obj.tokensRemaining = Math.round(message.tokensRemaining);
+    }
+    if (message.timeRemainingMs !== undefined) {
+      obj.timeRemainingMs = Math.round(message.timeRemainingMs);
+    }
+    if (message.costRemaining !== undefined) {
+      obj.costRemaining = floatToJson(message.costRemaining);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Budgets>): Budgets {
+    return Budgets.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Budgets>): Budgets {
+    const message = createBaseBudgets();
+    message.tokensRemaining = object.tokensRemaining ?? undefined;
+    message.timeRemainingMs = object.timeRemainingMs ?? undefined;
+    message.costRemaining = object.costRemaining ?? undefined;
     return message;
   },
 };
@@ -1000,13 +1146,16 @@ export const StreamTaskRequest: MessageFns<StreamTaskRequest> = {
 };
 
 function createBaseStreamTaskResponse(): StreamTaskResponse {
-  return { events: [] };
+  return { events: [], budgets: undefined };
 }
 
 export const StreamTaskResponse: MessageFns<StreamTaskResponse> = {
   encode(message: StreamTaskResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.events) {
       TaskEvent.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.budgets !== undefined) {
+      Budgets.encode(message.budgets, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -1032,6 +1181,14 @@ export const StreamTaskResponse: MessageFns<StreamTaskResponse> = {
             message.events.push(TaskEvent.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.budgets = Budgets.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1047,6 +1204,7 @@ export const StreamTaskResponse: MessageFns<StreamTaskResponse> = {
   fromJSON(object: any): StreamTaskResponse {
     return {
       events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => TaskEvent.fromJSON(e)) : [],
+      budgets: isSet(object.budgets) ? Budgets.fromJSON(object.budgets) : undefined,
     };
   },
 
@@ -1054,6 +1212,9 @@ export const StreamTaskResponse: MessageFns<StreamTaskResponse> = {
     const obj: any = {};
     if (message.events?.length) {
       obj.events = message.events.map((e) => TaskEvent.toJSON(e));
+    }
+    if (message.budgets !== undefined) {
+      obj.budgets = Budgets.toJSON(message.budgets);
     }
     return obj;
   },
@@ -1064,6 +1225,9 @@ export const StreamTaskResponse: MessageFns<StreamTaskResponse> = {
   fromPartial(object: DeepPartial<StreamTaskResponse>): StreamTaskResponse {
     const message = createBaseStreamTaskResponse();
     message.events = object.events?.map((e) => TaskEvent.fromPartial(e)) || [];
+    message.budgets = (object.budgets !== undefined && object.budgets !== null)
+      ? Budgets.fromPartial(object.budgets)
+      : undefined;
     return message;
   },
 };
@@ -1353,6 +1517,7 @@ function createBaseTaskMetrics(): TaskMetrics {
     poolId: "",
     replicaId: "",
     engineVersion: "",
+    predictedStartMs: undefined,
   };
 }
 
@@ -1387,6 +1552,9 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
     }
     if (message.engineVersion !== "") {
       writer.uint32(82).string(message.engineVersion);
+    }
+    if (message.predictedStartMs !== undefined) {
+      writer.uint32(88).uint64(message.predictedStartMs);
     }
     return writer;
   },
@@ -1484,6 +1652,14 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
             message.engineVersion = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.predictedStartMs = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1548,6 +1724,11 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
         : isSet(object.engine_version)
         ? globalThis.String(object.engine_version)
         : "",
+      predictedStartMs: isSet(object.predictedStartMs)
+        ? globalThis.Number(object.predictedStartMs)
+        : isSet(object.predicted_start_ms)
+        ? globalThis.Number(object.predicted_start_ms)
+        : undefined,
     };
   },
 
@@ -1583,6 +1764,9 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
     if (message.engineVersion !== "") {
       obj.engineVersion = message.engineVersion;
     }
+    if (message.predictedStartMs !== undefined) {
+      obj.predictedStartMs = Math.round(message.predictedStartMs);
+    }
     return obj;
   },
 
@@ -1601,6 +1785,7 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
     message.poolId = object.poolId ?? "";
     message.replicaId = object.replicaId ?? "";
     message.engineVersion = object.engineVersion ?? "";
+    message.predictedStartMs = object.predictedStartMs ?? undefined;
     return message;
   },
 };

@@ -246,6 +246,17 @@ export interface InfoResponse_FeaturesEntry {
   value: string;
 }
 
+export interface EvictSessionRequest {
+  sessionId: string;
+}
+
+export interface EvictSessionResponse {
+  /** False when the engine offers no way to evict. */
+  supported: boolean;
+  /** True when state for the session existed and was dropped. */
+  evicted: boolean;
+}
+
 function createBaseWorkerHealth(): WorkerHealth {
   return { live: false, ready: false, lastError: "" };
 }
@@ -2471,6 +2482,164 @@ export const InfoResponse_FeaturesEntry: MessageFns<InfoResponse_FeaturesEntry> 
   },
 };
 
+function createBaseEvictSessionRequest(): EvictSessionRequest {
+  return { sessionId: "" };
+}
+
+export const EvictSessionRequest: MessageFns<EvictSessionRequest> = {
+  encode(message: EvictSessionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sessionId !== "") {
+      writer.uint32(10).string(message.sessionId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EvictSessionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEvictSessionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EvictSessionRequest {
+    return {
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+    };
+  },
+
+  toJSON(message: EvictSessionRequest): unknown {
+    const obj: any = {};
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EvictSessionRequest>): EvictSessionRequest {
+    return EvictSessionRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EvictSessionRequest>): EvictSessionRequest {
+    const message = createBaseEvictSessionRequest();
+    message.sessionId = object.sessionId ?? "";
+    return message;
+  },
+};
+
+function createBaseEvictSessionResponse(): EvictSessionResponse {
+  return { supported: false, evicted: false };
+}
+
+export const EvictSessionResponse: MessageFns<EvictSessionResponse> = {
+  encode(message: EvictSessionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.supported !== false) {
+      writer.uint32(8).bool(message.supported);
+    }
+    if (message.evicted !== false) {
+      writer.uint32(16).bool(message.evicted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EvictSessionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEvictSessionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.supported = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.evicted = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EvictSessionResponse {
+    return {
+      supported: isSet(object.supported) ? globalThis.Boolean(object.supported) : false,
+      evicted: isSet(object.evicted) ? globalThis.Boolean(object.evicted) : false,
+    };
+  },
+
+  toJSON(message: EvictSessionResponse): unknown {
+    const obj: any = {};
+    if (message.supported !== false) {
+      obj.supported = message.supported;
+    }
+    if (message.evicted !== false) {
+      obj.evicted = message.evicted;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EvictSessionResponse>): EvictSessionResponse {
+    return EvictSessionResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EvictSessionResponse>): EvictSessionResponse {
+    const message = createBaseEvictSessionResponse();
+    message.supported = object.supported ?? false;
+    message.evicted = object.evicted ?? false;
+    return message;
+  },
+};
+
 /**
  * WorkerService is served by each sidecar: one engine instance, one model, one
  * device mask. Core is its main client; operators call it with grpcurl.
@@ -2547,6 +2716,20 @@ export const WorkerServiceService = {
     responseSerialize: (value: InfoResponse): Buffer => Buffer.from(InfoResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): InfoResponse => InfoResponse.decode(value),
   },
+  /**
+   * Drops whatever the engine keeps for a session (its KV cache), where the
+   * engine allows it.
+   */
+  evictSession: {
+    path: "/llama_orch.v1.WorkerService/EvictSession" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EvictSessionRequest): Buffer => Buffer.from(EvictSessionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EvictSessionRequest => EvictSessionRequest.decode(value),
+    responseSerialize: (value: EvictSessionResponse): Buffer =>
+      Buffer.from(EvictSessionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EvictSessionResponse => EvictSessionResponse.decode(value),
+  },
 } as const;
 
 export interface WorkerServiceServer extends UntypedServiceImplementation {
@@ -2564,6 +2747,11 @@ export interface WorkerServiceServer extends UntypedServiceImplementation {
   /** Best-effort cancel of a running generation by task id. */
   cancel: handleUnaryCall<CancelRequest, CancelResponse>;
   info: handleUnaryCall<InfoRequest, InfoResponse>;
+  /**
+   * Drops whatever the engine keeps for a session (its KV cache), where the
+   * engine allows it.
+   */
+  evictSession: handleUnaryCall<EvictSessionRequest, EvictSessionResponse>;
 }
 
 export interface WorkerServiceClient extends Client {
@@ -2648,6 +2836,25 @@ export interface WorkerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: InfoResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Drops whatever the engine keeps for a session (its KV cache), where the
+   * engine allows it.
+   */
+  evictSession(
+    request: EvictSessionRequest,
+    callback: (error: ServiceError | null, response: EvictSessionResponse) => void,
+  ): ClientUnaryCall;
+  evictSession(
+    request: EvictSessionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EvictSessionResponse) => void,
+  ): ClientUnaryCall;
+  evictSession(
+    request: EvictSessionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EvictSessionResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,36 @@
+import type Router from "@koa/router";
+import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
+import { pathParamValidator } from "../../contracts/openapi.js";
+import type { CoreClient } from "../core-client.js";
+import { HttpError } from "../http-errors.js";
+
+/** GET and DELETE /v1/sessions/{id}. */
+export function mountSessionRoutes(router: Router, deps: { core: CoreClient }): void {
+  const validGetId = pathParamValidator("getSession", "id");
+  const validDeleteId = pathParamValidator("deleteSession", "id");
+
+  router.get("/v1/sessions/:id", async (ctx) => {
+    const id = ctx.params.id!;
+    const problem = validGetId(id);
+    if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
+    const s = await deps.core.getSession(id.toLowerCase(), ctx.state.correlationId, ctx.state.traceContext);
+    const b = s.budgets;
+    ctx.body = {
+      ttl_ms_remaining: s.ttlMsRemaining,
+      turns: s.turns,
+      kv_bytes: s.kvBytes,
+      kv_warmth: s.kvWarmth,
+      tokens_budget_remaining: b?.tokensRemaining,
+      time_budget_remaining_ms: b?.timeRemainingMs,
+      cost_budget_remaining: b?.costRemaining,
+    };
+  });
+
+  router.delete("/v1/sessions/:id", async (ctx) => {
+    const id = ctx.params.id!;
+    const problem = validDeleteId(id);
+    if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
+    await deps.core.deleteSession(id.toLowerCase(), ctx.state.correlationId, ctx.state.traceContext);
+    ctx.status = 204;
+  });
+}
