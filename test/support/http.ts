@@ -61,6 +61,7 @@ export interface SseStream {
 /** An SSE client (fetch + eventsource-parser) that records every event. */
 export async function stream(baseUrl: string, path: string, headers: Record<string, string> = {}): Promise<SseStream> {
   const controller = new AbortController();
+  let aborted = false;
   const res = await fetch(baseUrl + path, { headers: { Accept: "text/event-stream", ...headers }, signal: controller.signal });
   const events: SseEvent[] = [];
   let raw = "";
@@ -90,7 +91,8 @@ export async function stream(baseUrl: string, path: string, headers: Record<stri
         parser.feed(s);
       }
     } catch (err) {
-      if ((err as Error).name !== "AbortError") throw err;
+      // After abort() the body read fails in whichever way undici chooses; that is the expected end.
+      if (!aborted) throw err;
     } finally {
       for (const w of waiters.splice(0)) w.resolve();
     }
@@ -105,7 +107,10 @@ export async function stream(baseUrl: string, path: string, headers: Record<stri
         waiters.push({ n, kind, resolve });
         settle();
       }),
-    abort: () => controller.abort(),
+    abort: () => {
+      aborted = true;
+      controller.abort();
+    },
     raw: () => raw,
   };
 }
