@@ -1,5 +1,6 @@
 import test from "ava";
 import { api, stream, taskBody } from "../support/http.js";
+import { listReplicas } from "../support/grpc.js";
 import { TestSystem } from "../support/system.js";
 
 // Each test gets its own system: they kill and restart processes.
@@ -104,4 +105,24 @@ test("a hung engine can still be cancelled, and its slot comes back", async (t) 
   const s2 = await stream(sys.edgeUrl, `/v1/tasks/${next.json.task_id}/stream`);
   await s2.done;
   t.is(s2.events.at(-1)!.event, "end");
+});
+
+test("a session whose replica died fails over to another and reports kv_warmth=false", async (t) => {
+  const sys = await TestSystem.start({ workers: [{ replica: "x", slots: 2 }, { replica: "y", slots: 2 }] });
+  t.teardown(() => sys.stop());
+  const session = crypto.randomUUID();
+  const first = taskBody({ session_id: session, max_tokens: 2 });
+  await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: first });
+  const s1 = await stream(sys.edgeUrl, `/v1/tasks/${first.task_id}/stream`);
+  await s1.done;
+  const home = s1.events.find((e) => e.event === "metrics" && e.data.replica_id)!.data.replica_id as string;
+  await sys.killWorker(home);
+  for (let i = 0; i < 50 && (await listReplicas(sys.coreAddress)).length !== 1; i++) await new Promise((r) => setTimeout(r, 50));
+  const second = taskBody({ session_id: session, max_tokens: 2 });
+  t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: second })).status, 202);
+  const s2 = await stream(sys.edgeUrl, `/v1/tasks/${second.task_id}/stream`);
+  await s2.done;
+  const placed = s2.events.find((e) => e.event === "metrics" && e.data.replica_id)!;
+  t.not(placed.data.replica_id, home);
+  t.false(placed.data.kv_warmth);
 });
