@@ -630,7 +630,7 @@ export class Scheduler {
       const target = this.pools.get(decision.poolId);
       if (!target || target.queue.isFull) continue;
       pool.queue.remove(task.id);
-      (task as { poolId: string }).poolId = target.id;
+      task.poolId = target.id;
       target.queue.enqueue(task.id, task.request.priority, task);
       this.logger.info({ ...this.taskFields(task), event: "replaced" }, `task ${task.id} moved from pool ${poolId} (no replicas left) to pool ${target.id}`);
       this.dispatch(target.id);

@@ -38,7 +38,8 @@ export class Task {
 
   constructor(
     readonly request: CreateTaskRequest,
-    readonly poolId: string,
+    /** The pool whose queue holds it; changes only when its pool lost every replica. */
+    public poolId: string,
     /** The admitting request's X-Correlation-Id, for every later log line. */
     readonly correlationId: string,
   ) {}
