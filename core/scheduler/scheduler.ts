@@ -117,6 +117,8 @@ export class Scheduler {
     }
     const decision = this.placeTask(request, false);
     if (decision.outcome === "infeasible") {
+      // The per-replica reasons go to the log, where an operator can see why nothing fit.
+      this.logger.info({ event: "placement_infeasible", job_id: request.taskId, rejections: decision.rejections }, `no replica can take task ${request.taskId}`);
       throw this.reject(
         engineName,
         reasonLabel(decision.code),
@@ -319,7 +321,7 @@ export class Scheduler {
       const replica = this.registry.get(decision.replicaId)!;
       pool.queue.remove(id);
       moved = true;
-      this.run(task, replica, decision.kvWarm);
+      this.run(task, replica, decision.kvWarm, decision.why);
     }
     if (moved) {
       this.updateQueueGauge(pool);
@@ -327,7 +329,7 @@ export class Scheduler {
     }
   }
 
-  private run(task: Task, replica: Replica, kvWarm: boolean): void {
+  private run(task: Task, replica: Replica, kvWarm: boolean, why: string): void {
     const now = Date.now();
     task.state = "running";
     task.replica = replica;
@@ -352,7 +354,7 @@ export class Scheduler {
     });
     this.metrics.tasksStarted.inc({ ...this.replicaLabels(task, replica), priority: priorities.name(req.priority) });
     this.logger.info(
-      { ...this.taskFields(task), event: "placed", attempt: task.attempts, kv_warmth: kvWarm },
+      { ...this.taskFields(task), event: "placed", attempt: task.attempts, kv_warmth: kvWarm, placement_why: why },
       `task ${task.id} placed on replica ${replica.id} of pool ${replica.poolId}${kvWarm ? " (session KV warm)" : ""}`,
     );
     const call = replica.client.submit(

@@ -53,7 +53,7 @@ async function pool<T>(total: number, concurrency: number, job: (i: number) => P
 /** POST a task, open its stream; resolves with ms to the first token and the tokens counted. */
 async function viaEdge(edgeUrl: string, maxTokens: number): Promise<{ ttftMs: number; tokens: number }> {
   const t0 = performance.now();
-  const body = JSON.stringify(taskBody({ max_tokens: maxTokens, prompt: "benchmark prompt", seed: 1, deadline_ms: 60_000 }));
+  const body = JSON.stringify(taskBody({ max_tokens: maxTokens, ctx: Math.max(2048, maxTokens), prompt: "benchmark prompt", seed: 1, deadline_ms: 600_000 }));
   const admitted = await fetch(`${edgeUrl}/v1/tasks`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
   if (admitted.status !== 202) throw new Error(`admission failed: ${admitted.status} ${await admitted.text()}`);
   const { task_id } = (await admitted.json()) as { task_id: string };
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
   };
   try {
     const core = await launch("core", ["core", "--port", "0", "--queue-capacity", "10000"]);
-    const worker = await launch("worker", ["worker", "--port", "0", "--core", core.address!, "--slots", String(SLOTS), "--tokens-per-second", "0", "--pool", "bench", "--replica", "bench-r1"]);
+    const worker = await launch("worker", ["worker", "--port", "0", "--core", core.address!, "--slots", String(SLOTS), "--tokens-per-second", "0", "--ctx-max", "1000000", "--pool", "bench", "--replica", "bench-r1"]);
     const edge = await launch("edge", ["edge", "--port", "0", "--core", core.address!]);
     await new Promise((r) => setTimeout(r, 500)); // registration and first health/props
     const client = new WorkerServiceClient(worker.address!, credentials.createInsecure());
