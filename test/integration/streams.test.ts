@@ -54,15 +54,24 @@ test("disconnect: a client that comes back within the grace period resumes with 
   const all = both.filter((e) => e.event === "token").map((e) => e.data.i);
   t.deepEqual(all, Array.from({ length: 60 }, (_, i) => i), "every token exactly once across the two connections");
 
-  const abandoned = taskBody({ max_tokens: 1000, ctx: 4096 });
-  await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: abandoned });
+  const abandoned = taskBody({ max_tokens: 1000, ctx: 4096, deadline_ms: 3_600_000 });
+  t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: abandoned })).status, 202);
   const gone = await stream(sys.edgeUrl, `/v1/tasks/${abandoned.task_id}/stream`);
   await gone.waitFor(2, "token");
+  const abortedAt = Date.now();
   gone.abort();
-  await new Promise((r) => setTimeout(r, 1_500));
+  // Watch core's log rather than the stream: opening one would count as the client coming back.
+  let cancelLine: Record<string, unknown> | undefined;
+  for (let i = 0; i < 200 && !cancelLine; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    cancelLine = sys.logsOf(sys.core, abandoned.task_id).find((l) => l.event === "canceled");
+  }
+  t.is(cancelLine?.reason, "disconnect");
+  t.true(Date.now() - abortedAt >= 1_000, "not before the grace period");
   const replay = await stream(sys.edgeUrl, `/v1/tasks/${abandoned.task_id}/stream`);
   await replay.done;
-  t.is(replay.events.at(-1)!.data.stop_reason, "canceled", "cancelled after the grace period");
+  t.is(replay.status, 200, replay.raw());
+  t.is(replay.events.at(-1)?.data.stop_reason, "canceled", "cancelled after the grace period");
 });
 
 test("disconnect with zero grace cancels at once and frees the engine slot", async (t) => {
