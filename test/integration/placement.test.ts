@@ -66,7 +66,7 @@ test.serial("placement is deterministic: equal requests on an idle system land o
 test("a pool that is still loading answers POOL_UNREADY, then serves once loaded", async (t) => {
   const loading = await TestSystem.start({ workers: [] });
   t.teardown(() => loading.stop());
-  await loading.startWorker({ engine: "vllm", flags: { "load-ms": "1500" } }, "slow-loader");
+  await loading.startWorker({ engine: "vllm", flags: { "load-ms": "5000" } }, "slow-loader");
   for (let i = 0; i < 50 && (await listReplicas(loading.coreAddress)).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
   const early = await api(t, loading.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ engine: "vllm" }) });
   t.is(early.status, 503);

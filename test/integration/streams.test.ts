@@ -104,7 +104,7 @@ test("queued streams get heartbeat comments and metrics frames as the queue move
   const s = await stream(sys.edgeUrl, path);
   await s.waitFor(1, "started");
   t.is(s.events[0]!.data.queue_position, 1);
-  await new Promise((r) => setTimeout(r, 350));
+  for (let i = 0; i < 100 && !s.raw().includes(": keep-alive"); i++) await new Promise((r) => setTimeout(r, 50));
   t.true(s.raw().includes(": keep-alive"), "an idle stream carries heartbeat comments");
   await api(t, sys.edgeUrl, "POST", `/v1/tasks/${running.task_id}/cancel`);
   await s.waitFor(2);
