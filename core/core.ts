@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import { RegistryServiceService } from "../contracts/gen/llama_orch/v1/registry.js";
 import { TaskServiceService } from "../contracts/gen/llama_orch/v1/task.js";
 import { startGrpcServer } from "../contracts/runtime/grpc-server.js";
+import { assertSafeBind } from "../contracts/runtime/api-key.js";
+import { requireApiKey } from "../contracts/runtime/require-api-key.js";
 import { createLogger, type Logger } from "../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../contracts/runtime/metrics-server.js";
 import { createCoreMetrics } from "./metrics.js";
@@ -21,6 +23,8 @@ export interface CoreConfig {
   metricsPort?: number;
   scheduler: SchedulerOptions;
   sessions: SessionOptions;
+  /** Required on TaskService, SessionService and RegistryService calls when set. */
+  apiKey?: string;
 }
 
 export const DEFAULT_CORE_CONFIG: CoreConfig = {
@@ -41,6 +45,7 @@ export interface RunningCore {
 
 /** Starts core: the task and registry gRPC services, with reflection and health. */
 export async function startCore(config: CoreConfig, logger: Logger = createLogger("core")): Promise<RunningCore> {
+  assertSafeBind(config.host, config.apiKey, "core");
   const instanceId = randomUUID();
   const metrics = createCoreMetrics();
   const registry = new ReplicaRegistry(logger);
@@ -53,9 +58,9 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
     port: config.port,
     logger,
     services: [
-      { name: "llama_orch.v1.TaskService", definition: TaskServiceService, implementation: taskService(scheduler, logger) },
-      { name: "llama_orch.v1.RegistryService", definition: RegistryServiceService, implementation: registryService(registry, instanceId) },
-      { name: "llama_orch.v1.SessionService", definition: SessionServiceService, implementation: sessionService(sessions, registry, logger) },
+      { name: "llama_orch.v1.TaskService", definition: TaskServiceService, implementation: requireApiKey(TaskServiceService, taskService(scheduler, logger), config.apiKey) },
+      { name: "llama_orch.v1.RegistryService", definition: RegistryServiceService, implementation: requireApiKey(RegistryServiceService, registryService(registry, instanceId), config.apiKey) },
+      { name: "llama_orch.v1.SessionService", definition: SessionServiceService, implementation: requireApiKey(SessionServiceService, sessionService(sessions, registry, logger), config.apiKey) },
     ],
   });
   let metricsServer: MetricsServer | undefined;
@@ -63,7 +68,7 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
     metricsServer = await startMetricsServer(metrics.registry, config.metricsHost ?? config.host, config.metricsPort);
   }
   logger.info(
-    { event: "ready", address: grpc.address, metrics_address: metricsServer?.address, instance_id: instanceId },
+    { event: "ready", address: grpc.address, metrics_address: metricsServer?.address, instance_id: instanceId, auth: config.apiKey ? "api-key" : "none (loopback only)" },
     `core listening on ${grpc.address} (gRPC, reflection on)`,
   );
   return {

@@ -9,6 +9,7 @@ import { errorEnvelope } from "./middleware/error-envelope.js";
 import { mountTaskRoutes } from "./routes/tasks.js";
 import { mountSessionRoutes } from "./routes/sessions.js";
 import type { RateLimit } from "./middleware/rate-limit.js";
+import { apiKeyAuth, type AuthOptions } from "./middleware/api-key-auth.js";
 
 export interface EdgeAppOptions {
   core: CoreClient;
@@ -17,6 +18,7 @@ export interface EdgeAppOptions {
   bodyLimitBytes: number;
   sseHeartbeatMs: number;
   rateLimit: RateLimit;
+  auth: AuthOptions;
 }
 
 /** The public HTTP API: cross-cutting middleware once, in order, then routes. */
@@ -36,6 +38,8 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
     ctx.type = opts.metrics.registry.contentType;
     ctx.body = await opts.metrics.registry.metrics();
   });
+  // Everything under /v1 needs the API key; the OpenAPI document and metrics stay readable.
+  router.use("/v1", apiKeyAuth(opts.auth));
   mountTaskRoutes(router, opts);
   mountSessionRoutes(router, opts);
 

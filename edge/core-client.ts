@@ -1,5 +1,5 @@
 import type { Context } from "@opentelemetry/api";
-import { credentials, status as GrpcStatus, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, credentials, status as GrpcStatus, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import { ErrorCode } from "../contracts/gen/llama_orch/v1/common.js";
 import {
   TaskServiceClient,
@@ -21,7 +21,11 @@ export class CoreClient {
   private readonly tasks: TaskServiceClient;
   private readonly sessions: SessionServiceClient;
 
-  constructor(readonly address: string) {
+  constructor(
+    readonly address: string,
+    /** Presented to core on every call when core requires it. */
+    private readonly apiKey?: string,
+  ) {
     const options = { ...CLIENT_CHANNEL_OPTIONS, "grpc.max_concurrent_streams": 10_000 };
     this.tasks = new TaskServiceClient(address, credentials.createInsecure(), options);
     // Same target and options: grpc-js shares one channel between the two clients.
@@ -30,7 +34,7 @@ export class CoreClient {
 
   getSession(sessionId: string, correlationId: string, trace?: Context): Promise<GetSessionResponse> {
     return new Promise((resolve, reject) => {
-      this.sessions.getSession({ sessionId }, correlationMetadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
+      this.sessions.getSession({ sessionId }, this.metadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
         err ? reject(toHttpError(err)) : resolve(res),
       );
     });
@@ -38,7 +42,7 @@ export class CoreClient {
 
   deleteSession(sessionId: string, correlationId: string, trace?: Context): Promise<DeleteSessionResponse> {
     return new Promise((resolve, reject) => {
-      this.sessions.deleteSession({ sessionId }, correlationMetadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
+      this.sessions.deleteSession({ sessionId }, this.metadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
         err ? reject(toHttpError(err)) : resolve(res),
       );
     });
@@ -46,7 +50,7 @@ export class CoreClient {
 
   createTask(request: CreateTaskRequest, correlationId: string, trace?: Context): Promise<CreateTaskResponse> {
     return new Promise((resolve, reject) => {
-      this.tasks.createTask(request, correlationMetadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
+      this.tasks.createTask(request, this.metadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
         err ? reject(toHttpError(err)) : resolve(res),
       );
     });
@@ -54,14 +58,20 @@ export class CoreClient {
 
   cancelTask(taskId: string, reason: string, correlationId: string, trace?: Context): Promise<CancelTaskResponse> {
     return new Promise((resolve, reject) => {
-      this.tasks.cancelTask({ taskId, reason }, correlationMetadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
+      this.tasks.cancelTask({ taskId, reason }, this.metadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
         err ? reject(toHttpError(err)) : resolve(res),
       );
     });
   }
 
   streamTask(taskId: string, resumeAfterSeq: number | undefined, correlationId: string, trace?: Context): ClientReadableStream<StreamTaskResponse> {
-    return this.tasks.streamTask({ taskId, resumeAfterSeq }, correlationMetadata(correlationId, trace));
+    return this.tasks.streamTask({ taskId, resumeAfterSeq }, this.metadata(correlationId, trace));
+  }
+
+  private metadata(correlationId: string, trace: Context | undefined): Metadata {
+    const md = correlationMetadata(correlationId, trace);
+    if (this.apiKey) md.set("authorization", `Bearer ${this.apiKey}`);
+    return md;
   }
 
   close(): void {

@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../contracts/runtime/logger.js";
+import { assertSafeBind } from "../contracts/runtime/api-key.js";
 import { createEdgeApp } from "./app.js";
 import { CoreClient } from "./core-client.js";
 import { createEdgeMetrics } from "./metrics.js";
@@ -17,6 +18,10 @@ export interface EdgeConfig {
   sseHeartbeatMs: number;
   /** Per-caller limit on task submissions. */
   rateLimit: RateLimit;
+  /** Clients must present it (and the edge presents it to core); undefined only on loopback. */
+  apiKey?: string;
+  /** Loopback clients may omit the key. */
+  authOptionalOnLoopback: boolean;
 }
 
 export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
@@ -26,6 +31,7 @@ export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
   bodyLimitBytes: 1024 * 1024,
   sseHeartbeatMs: 15_000,
   rateLimit: { perSecond: 0, burst: 1 },
+  authOptionalOnLoopback: false,
 };
 
 export interface RunningEdge {
@@ -34,9 +40,18 @@ export interface RunningEdge {
 }
 
 export async function startEdge(config: EdgeConfig, logger: Logger = createLogger("edge")): Promise<RunningEdge> {
-  const core = new CoreClient(config.coreAddress);
+  assertSafeBind(config.host, config.apiKey, "the edge");
+  const core = new CoreClient(config.coreAddress, config.apiKey);
   const metrics = createEdgeMetrics();
-  const app = createEdgeApp({ core, logger, metrics, bodyLimitBytes: config.bodyLimitBytes, sseHeartbeatMs: config.sseHeartbeatMs, rateLimit: config.rateLimit });
+  const app = createEdgeApp({
+    core,
+    logger,
+    metrics,
+    bodyLimitBytes: config.bodyLimitBytes,
+    sseHeartbeatMs: config.sseHeartbeatMs,
+    rateLimit: config.rateLimit,
+    auth: { apiKey: config.apiKey, optionalOnLoopback: config.authOptionalOnLoopback },
+  });
   const server: Server = createServer({ noDelay: true, keepAliveTimeout: 65_000 }, app.callback());
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -45,7 +60,8 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
-  logger.info({ event: "ready", url, core_address: config.coreAddress }, `edge listening on ${url}, core at ${config.coreAddress}`);
+  const auth = config.apiKey ? (config.authOptionalOnLoopback ? "api-key (optional on loopback)" : "api-key") : "none (loopback only)";
+  logger.info({ event: "ready", url, core_address: config.coreAddress, auth }, `edge listening on ${url}, core at ${config.coreAddress}, auth: ${auth}`);
   return {
     url,
     async stop() {

@@ -18,6 +18,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.ERROR_CODE_UNTRUSTED_ARTIFACT]: 400,
   [ErrorCode.ERROR_CODE_NOT_FOUND]: 404,
   [ErrorCode.ERROR_CODE_PAYLOAD_TOO_LARGE]: 413,
+  [ErrorCode.ERROR_CODE_UNAUTHORIZED]: 401,
+  [ErrorCode.ERROR_CODE_FORBIDDEN]: 403,
   [ErrorCode.UNRECOGNIZED]: 500,
 };
 

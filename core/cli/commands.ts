@@ -3,6 +3,7 @@ import { DEFAULT_EDGE_CONFIG, startEdge, type EdgeConfig } from "../../edge/edge
 import type { RateLimit } from "../../edge/middleware/rate-limit.js";
 import { DEFAULT_SCHEDULER_OPTIONS } from "../scheduler/scheduler.js";
 import type { FlagValues } from "./config-file.js";
+import { API_KEY_ENV } from "../../contracts/runtime/api-key.js";
 import { choiceFlag, intFlag, numberFlag, optionalIntFlag, optionalNumberFlag, stringFlag } from "./flags.js";
 import { QUEUE_FULL_POLICIES } from "../scheduler/queue-policy.js";
 import { DEFAULT_SESSION_OPTIONS, type BudgetLimits } from "../sessions/session-store.js";
@@ -34,6 +35,10 @@ Flags (each also settable under "core:" in --config):
                          default per-session budgets (default: unlimited); per-session
                          overrides go in the config file under core.session-budgets
   --cost-per-1k-tokens X cost units charged per 1000 tokens in and out (default 0)
+
+The API key comes from LLORCH_API_KEY (or api-key under "core:" in --config);
+task, session and registry calls must present it. Without a key core refuses
+to listen beyond loopback.
   --config FILE          YAML config file
 `;
 
@@ -47,6 +52,11 @@ Flags (each also settable under "edge:" in --config):
   --sse-heartbeat-ms N   comment line on idle SSE streams, 0 = off (default ${DEFAULT_EDGE_CONFIG.sseHeartbeatMs})
   --rate-limit-per-second X  task submissions per second per caller (API key, else address), 0 = off (default 0)
   --rate-limit-burst N   submissions a caller may make at once (default: the per-second rate, at least 1)
+  --auth-optional        loopback clients may omit the API key (identity=localhost)
+
+The API key comes from LLORCH_API_KEY (or api-key under "edge:" in --config);
+clients send it as Authorization: Bearer <key>, and the edge presents it to core.
+Without a key the edge refuses to listen beyond loopback.
   --config FILE          YAML config file
 `;
 
@@ -79,6 +89,7 @@ export function coreConfigFromFlags(f: FlagValues, fileSection?: Record<string, 
       perSessionBudgets: perSessionBudgets,
       costPerThousandTokens: numberFlag(f, "cost-per-1k-tokens", DEFAULT_SESSION_OPTIONS.costPerThousandTokens),
     },
+    apiKey: apiKeyFrom(f),
   };
 }
 
@@ -90,6 +101,8 @@ export function edgeConfigFromFlags(f: FlagValues): EdgeConfig {
     bodyLimitBytes: intFlag(f, "body-limit-bytes", DEFAULT_EDGE_CONFIG.bodyLimitBytes, 1),
     sseHeartbeatMs: intFlag(f, "sse-heartbeat-ms", DEFAULT_EDGE_CONFIG.sseHeartbeatMs, 0),
     rateLimit: rateLimitFromFlags(f),
+    apiKey: apiKeyFrom(f),
+    authOptionalOnLoopback: f["auth-optional"] === true || f["auth-optional"] === "true",
   };
 }
 
@@ -120,4 +133,16 @@ function rateLimitFromFlags(f: FlagValues): RateLimit {
   const perSecond = numberFlag(f, "rate-limit-per-second", 0);
   const burst = intFlag(f, "rate-limit-burst", Math.max(1, Math.ceil(perSecond)), 1);
   return { perSecond, burst };
+}
+
+/**
+ * The API key: LLORCH_API_KEY, else `api-key` in the command's config section.
+ * There is deliberately no --api-key flag: a command line is visible to every
+ * user of the machine.
+ */
+export function apiKeyFrom(f: FlagValues): string | undefined {
+  const fromEnv = process.env[API_KEY_ENV];
+  if (fromEnv) return fromEnv;
+  const fromFile = f["api-key"];
+  return typeof fromFile === "string" && fromFile !== "" ? fromFile : undefined;
 }

@@ -2,7 +2,7 @@
 import { parseArgs } from "node:util";
 import { createLogger } from "../../contracts/runtime/logger.js";
 import { startWorker, workerConfigFromFlags, workerFlagHelp, workerFlagNames } from "../../workers/sidecar/worker.js";
-import { CORE_FLAGS, coreConfigFromFlags, coreHelp, EDGE_FLAGS, edgeConfigFromFlags, edgeHelp, startCore, startEdge } from "./commands.js";
+import { apiKeyFrom, CORE_FLAGS, coreConfigFromFlags, coreHelp, EDGE_FLAGS, edgeConfigFromFlags, edgeHelp, startCore, startEdge } from "./commands.js";
 import { mergeFlags, readConfigFile, sectionFlags, type FlagValues } from "./config-file.js";
 import { runUp, UP_FLAGS, upHelp } from "./up.js";
 
@@ -59,12 +59,13 @@ const commands: Record<string, Command> = {
   edge: {
     help: edgeHelp,
     strings: EDGE_FLAGS,
+    booleans: ["auth-optional"],
     run: (flags) => serve("edge", () => startEdge(edgeConfigFromFlags(flags), createLogger("edge"))),
   },
   worker: {
     help: `llorch worker — a worker sidecar serving one engine over gRPC (mock engine)\n\n${workerFlagHelp}\n  --config FILE                  YAML config file (flags under "worker:")\n`,
     strings: workerFlagNames,
-    run: (flags) => serve("worker", () => startWorker(workerConfigFromFlags(flags))),
+    run: (flags) => serve("worker", () => startWorker({ ...workerConfigFromFlags(flags), coreApiKey: apiKeyFrom(flags) })),
   },
 };
 

@@ -1,5 +1,6 @@
 import { createServer } from "node:net";
-import { credentials } from "@grpc/grpc-js";
+import { credentials, Metadata } from "@grpc/grpc-js";
+import { API_KEY_ENV } from "../../contracts/runtime/api-key.js";
 import { RegistryServiceClient } from "../../contracts/gen/llama_orch/v1/registry.js";
 import type { FlagValues } from "./config-file.js";
 import { intFlag, stringFlag } from "./flags.js";
@@ -39,11 +40,14 @@ async function freePort(host: string, from: number): Promise<number> {
 /** Waits until core lists `count` ready replicas, so the printed curl works at once. */
 async function waitForReplicas(coreAddress: string, count: number, timeoutMs: number): Promise<void> {
   const client = new RegistryServiceClient(coreAddress, credentials.createInsecure());
+  const md = new Metadata();
+  const key = process.env[API_KEY_ENV];
+  if (key) md.set("authorization", `Bearer ${key}`);
   const until = Date.now() + timeoutMs;
   try {
     for (;;) {
       const ready = await new Promise<number>((resolve) =>
-        client.listReplicas({}, (err, res) => resolve(err ? 0 : res.replicas.filter((r) => r.ready).length)),
+        client.listReplicas({}, md, (err, res) => resolve(err ? 0 : res.replicas.filter((r) => r.ready).length)),
       );
       if (ready >= count) return;
       if (Date.now() > until) throw new Error(`only ${ready} of ${count} worker sidecars became ready within ${timeoutMs} ms`);
@@ -129,6 +133,7 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, to
 }
 
 function banner(edgeUrl: string, coreAddress: string, workers: { address: string; pool: string }[], engine: string): string {
+  const auth = process.env[API_KEY_ENV] ? ` -H "Authorization: Bearer $${API_KEY_ENV}"` : "";
   const body = `{"task_id":"'$ID'","session_id":"'$SID'","workload":"completion","model_ref":"mock:tiny","engine":"${engine}","ctx":4096,"priority":"interactive","seed":42,"prompt":"Tell me about llamas","max_tokens":32,"deadline_ms":30000}`;
   return [
     "",
@@ -139,7 +144,7 @@ function banner(edgeUrl: string, coreAddress: string, workers: { address: string
     "",
     "Stream a completion (paste into a shell):",
     "",
-    `  ID=$(node -p 'crypto.randomUUID()'); SID=$(node -p 'crypto.randomUUID()'); curl -s -X POST ${edgeUrl}/v1/tasks -H 'Content-Type: application/json' -d '${body}' && echo && curl -sN ${edgeUrl}/v1/tasks/$ID/stream`,
+    `  ID=$(node -p 'crypto.randomUUID()'); SID=$(node -p 'crypto.randomUUID()'); curl -s -X POST ${edgeUrl}/v1/tasks${auth} -H 'Content-Type: application/json' -d '${body}' && echo && curl -sN${auth} ${edgeUrl}/v1/tasks/$ID/stream`,
     "",
     `Inspect with gRPC reflection:  npx buf curl --protocol grpc --http2-prior-knowledge --list-methods http://${coreAddress}`,
     "Stop with Ctrl-C.",

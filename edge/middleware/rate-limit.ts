@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { Context, Middleware } from "koa";
 import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import { HttpError } from "../http-errors.js";
@@ -46,12 +45,10 @@ export class TokenBuckets {
   }
 }
 
-/** Who is calling, for limits and logs: never the key itself. */
+/** Who is calling, for limits: the authenticated identity when it names a key, else the client address. */
 export function callerKey(ctx: Context): string {
-  const auth = ctx.get("Authorization");
-  const m = /^Bearer\s+(\S+)$/i.exec(auth);
-  if (m) return `token:${createHash("sha256").update(m[1]!).digest("hex").slice(0, 6)}`;
-  return `ip:${ctx.request.ip}`;
+  const identity = ctx.state.identity as string | undefined;
+  return identity?.startsWith("token:") ? identity : `ip:${ctx.request.ip}`;
 }
 
 export function rateLimit(limit: RateLimit): Middleware {

@@ -28,6 +28,10 @@ export function mountTaskRoutes(
     const problem = validateTask(body);
     if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
     const admitted = await core.createTask(toCreateTaskRequest(body as TaskRequestJson), ctx.state.correlationId, ctx.state.traceContext);
+    logger.info(
+      { correlation_id: ctx.state.correlationId, identity: ctx.state.identity, job_id: admitted.taskId, event: "task_submitted", pool_id: admitted.poolId },
+      `task ${admitted.taskId} submitted by ${ctx.state.identity}`,
+    );
     ctx.status = 202;
     ctx.set(budgetHeaders(admitted.budgets));
     ctx.body = {
@@ -60,7 +64,10 @@ export function mountTaskRoutes(
       onEnd: (how) => {
         metrics.sseStreamsActive.dec();
         metrics.sseStreamsEnded.inc({ how });
-        logger.info({ correlation_id: ctx.state.correlationId, job_id: id, event: "stream_end", how }, `stream of task ${id} ended (${how})`);
+        logger.info(
+          { correlation_id: ctx.state.correlationId, identity: ctx.state.identity, job_id: id, event: "stream_end", how },
+          `stream of task ${id} ended (${how})`,
+        );
       },
     });
     if (outcome.refused) {
@@ -68,7 +75,7 @@ export function mountTaskRoutes(
       throw outcome.refused;
     }
     logger.info(
-      { correlation_id: ctx.state.correlationId, job_id: id, event: "stream_start", resume_after_seq: resumeAfterSeq },
+      { correlation_id: ctx.state.correlationId, identity: ctx.state.identity, job_id: id, event: "stream_start", resume_after_seq: resumeAfterSeq },
       `client streaming task ${id}${resumeAfterSeq ? ` from event ${resumeAfterSeq + 1}` : ""}`,
     );
   });

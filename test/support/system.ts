@@ -16,6 +16,14 @@ export interface WorkerSpec {
   flags?: Record<string, string>;
 }
 
+export interface SystemOptions {
+  coreFlags?: Record<string, string>;
+  edgeFlags?: Record<string, string>;
+  workers: WorkerSpec[];
+  /** LLORCH_API_KEY for every process (core and edge require it; workers present it). */
+  apiKey?: string;
+}
+
 export interface WorkerHandle {
   spec: WorkerSpec;
   replica: string;
@@ -23,8 +31,9 @@ export interface WorkerHandle {
   address: string;
 }
 
+/** Flags as arguments; an empty string value is a bare switch (e.g. `--auth-optional`). */
 function toArgs(flags: Record<string, string | number | undefined>): string[] {
-  return Object.entries(flags).flatMap(([k, v]) => (v === undefined ? [] : [`--${k}`, String(v)]));
+  return Object.entries(flags).flatMap(([k, v]) => (v === undefined ? [] : v === "" ? [`--${k}`] : [`--${k}`, String(v)]));
 }
 
 /**
@@ -41,9 +50,9 @@ export class TestSystem {
   readonly workers: WorkerHandle[] = [];
   private corePort = 0;
 
-  constructor(private readonly opts: { coreFlags?: Record<string, string>; edgeFlags?: Record<string, string>; workers: WorkerSpec[] }) {}
+  constructor(private readonly opts: SystemOptions) {}
 
-  static async start(opts: { coreFlags?: Record<string, string>; edgeFlags?: Record<string, string>; workers: WorkerSpec[] }): Promise<TestSystem> {
+  static async start(opts: SystemOptions): Promise<TestSystem> {
     const sys = new TestSystem(opts);
     try {
       await sys.startCore();
@@ -57,8 +66,12 @@ export class TestSystem {
     return sys;
   }
 
+  private env(): NodeJS.ProcessEnv {
+    return this.opts.apiKey ? { LLORCH_API_KEY: this.opts.apiKey } : {};
+  }
+
   async startCore(): Promise<void> {
-    this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...this.opts.coreFlags })], { script: LLORCH, nodeArgs: [] });
+    this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...this.opts.coreFlags })], { script: LLORCH, nodeArgs: [], env: this.env() });
     const ready = await this.core.ready;
     this.coreAddress = ready.address!;
     this.coreMetricsAddress = ready.metrics_address;
@@ -66,7 +79,7 @@ export class TestSystem {
   }
 
   async startEdge(): Promise<void> {
-    this.edge = launchLlorch("edge", ["edge", ...toArgs({ port: 0, core: this.coreAddress, ...this.opts.edgeFlags })], { script: LLORCH, nodeArgs: [] });
+    this.edge = launchLlorch("edge", ["edge", ...toArgs({ port: 0, core: this.coreAddress, ...this.opts.edgeFlags })], { script: LLORCH, nodeArgs: [], env: this.env() });
     this.edgeUrl = (await this.edge.ready).url!;
   }
 
@@ -87,7 +100,7 @@ export class TestSystem {
           ...spec.flags,
         }),
       ],
-      { script: LLORCH, nodeArgs: [] },
+      { script: LLORCH, nodeArgs: [], env: this.env() },
     );
     const address = (await proc.ready).address!;
     const handle = { spec, replica, proc, address };
@@ -130,7 +143,7 @@ export class TestSystem {
     const { listReplicas } = await import("./grpc.js");
     const until = Date.now() + timeoutMs;
     for (;;) {
-      const replicas = await listReplicas(this.coreAddress).catch(() => []);
+      const replicas = await listReplicas(this.coreAddress, this.opts.apiKey).catch(() => []);
       if (replicas.filter((r) => r.ready).length >= count) return;
       if (Date.now() > until) throw new Error(`only ${replicas.filter((r) => r.ready).length}/${count} replicas ready`);
       await new Promise((r) => setTimeout(r, 50));

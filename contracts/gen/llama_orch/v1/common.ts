@@ -34,6 +34,10 @@ export enum ErrorCode {
   ERROR_CODE_NOT_FOUND = 13,
   /** ERROR_CODE_PAYLOAD_TOO_LARGE - A request body above the configured size limit. */
   ERROR_CODE_PAYLOAD_TOO_LARGE = 14,
+  /** ERROR_CODE_UNAUTHORIZED - No API key was presented where one is required. */
+  ERROR_CODE_UNAUTHORIZED = 15,
+  /** ERROR_CODE_FORBIDDEN - The presented API key is not valid. */
+  ERROR_CODE_FORBIDDEN = 16,
   UNRECOGNIZED = -1,
 }
 
@@ -84,6 +88,12 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 14:
     case "ERROR_CODE_PAYLOAD_TOO_LARGE":
       return ErrorCode.ERROR_CODE_PAYLOAD_TOO_LARGE;
+    case 15:
+    case "ERROR_CODE_UNAUTHORIZED":
+      return ErrorCode.ERROR_CODE_UNAUTHORIZED;
+    case 16:
+    case "ERROR_CODE_FORBIDDEN":
+      return ErrorCode.ERROR_CODE_FORBIDDEN;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -123,6 +133,10 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_NOT_FOUND";
     case ErrorCode.ERROR_CODE_PAYLOAD_TOO_LARGE:
       return "ERROR_CODE_PAYLOAD_TOO_LARGE";
+    case ErrorCode.ERROR_CODE_UNAUTHORIZED:
+      return "ERROR_CODE_UNAUTHORIZED";
+    case ErrorCode.ERROR_CODE_FORBIDDEN:
+      return "ERROR_CODE_FORBIDDEN";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -1,0 +1,37 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import { isIP } from "node:net";
+
+/** The environment variable every process reads its API key from (never a command-line flag: argv is world-readable). */
+export const API_KEY_ENV = "LLORCH_API_KEY";
+
+/** Constant-time comparison; hashing first makes the lengths equal without leaking them. */
+export function keyMatches(presented: string, expected: string): boolean {
+  const a = createHash("sha256").update(presented).digest();
+  const b = createHash("sha256").update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/** What logs say instead of a key: `token:<first 6 hex of sha256>`. */
+export function identityOf(key: string): string {
+  return `token:${createHash("sha256").update(key).digest("hex").slice(0, 6)}`;
+}
+
+export function bearerOf(header: string | undefined): string | undefined {
+  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return m ? m[1] : undefined;
+}
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) and "localhost". */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  if (h === "localhost" || h === "::1") return true;
+  const v4 = h.startsWith("::ffff:") ? h.slice(7) : h;
+  return isIP(v4) === 4 && v4.startsWith("127.");
+}
+
+/** Listening beyond loopback with no key would expose everything: refuse to start. */
+export function assertSafeBind(host: string, apiKey: string | undefined, what: string): void {
+  if (!apiKey && !isLoopback(host)) {
+    throw new Error(`refusing to start ${what} on ${host} without an API key: set ${API_KEY_ENV} (or api-key in the config file), or bind to 127.0.0.1`);
+  }
+}
