@@ -10,6 +10,18 @@ import { createCoreMetrics } from "./metrics.js";
 import { ReplicaRegistry } from "./registry/replica-registry.js";
 import { DEFAULT_SCHEDULER_OPTIONS, Scheduler, type SchedulerOptions } from "./scheduler/scheduler.js";
 import { registryService } from "./services/registry-service.js";
+import { capabilitiesService, poolService } from "./services/pool-service.js";
+import { PoolReloader } from "./pools/pool-reloader.js";
+import { resolve } from "node:path";
+import { ArtifactServiceService } from "../contracts/gen/llama_orch/v1/artifact.js";
+import { CatalogServiceService } from "../contracts/gen/llama_orch/v1/catalog.js";
+import { ArtifactStore } from "./artifacts/artifact-store.js";
+import { CatalogStore } from "./catalog/catalog-store.js";
+import { unservedModelAdvice } from "./pools/auto-fetch.js";
+import { artifactService } from "./services/artifact-service.js";
+import { catalogAdmissionCheck, catalogService } from "./services/catalog-service.js";
+import { TraceRecorder } from "./tasks/trace-recorder.js";
+import { CapabilitiesServiceService, PoolServiceService } from "../contracts/gen/llama_orch/v1/pool.js";
 import { sessionService } from "./services/session-service.js";
 import { DEFAULT_SESSION_OPTIONS, SessionStore, type SessionOptions } from "./sessions/session-store.js";
 import { SessionServiceService } from "../contracts/gen/llama_orch/v1/session.js";
@@ -25,6 +37,13 @@ export interface CoreConfig {
   sessions: SessionOptions;
   /** Required on TaskService, SessionService and RegistryService calls when set. */
   apiKey?: string;
+  /** Where the model catalog and the artifacts live (created if missing). */
+  catalogRoot: string;
+  artifactsRoot: string;
+  /** Largest artifact a client may store (canonical JSON bytes); transcripts may be larger. */
+  artifactMaxBytes: number;
+  /** Load models no pool serves into an idle pool on demand. */
+  autoFetch: boolean;
 }
 
 export const DEFAULT_CORE_CONFIG: CoreConfig = {
@@ -32,7 +51,14 @@ export const DEFAULT_CORE_CONFIG: CoreConfig = {
   port: 50051,
   scheduler: DEFAULT_SCHEDULER_OPTIONS,
   sessions: DEFAULT_SESSION_OPTIONS,
+  catalogRoot: ".llorch/catalog",
+  artifactsRoot: ".llorch/artifacts",
+  artifactMaxBytes: 1024 * 1024,
+  autoFetch: false,
 };
+
+/** Transcripts of long streams exceed what a client may upload; this bounds them. */
+const TRANSCRIPT_MAX_BYTES = 256 * 1024 * 1024;
 
 export interface RunningCore {
   address: string;
@@ -53,6 +79,14 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
   const sweep = setInterval(() => sessions.sweep(), 10_000);
   sweep.unref();
   const scheduler = new Scheduler(registry, sessions, metrics, logger, config.scheduler);
+  const reloader = new PoolReloader(scheduler, registry, logger);
+  const catalog = await CatalogStore.open(resolve(config.catalogRoot));
+  const artifacts = await ArtifactStore.open(resolve(config.artifactsRoot), { maxBytes: TRANSCRIPT_MAX_BYTES });
+  scheduler.attach({
+    admissionCheck: catalogAdmissionCheck(catalog),
+    unservedModel: unservedModelAdvice({ autoFetch: config.autoFetch, scheduler, registry, reloader }),
+    traceRecorder: new TraceRecorder(artifacts, logger),
+  });
   const grpc = await startGrpcServer({
     host: config.host,
     port: config.port,
@@ -60,6 +94,14 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
     services: [
       { name: "llama_orch.v1.TaskService", definition: TaskServiceService, implementation: requireApiKey(TaskServiceService, taskService(scheduler, logger), config.apiKey) },
       { name: "llama_orch.v1.RegistryService", definition: RegistryServiceService, implementation: requireApiKey(RegistryServiceService, registryService(registry, instanceId), config.apiKey) },
+      { name: "llama_orch.v1.PoolService", definition: PoolServiceService, implementation: requireApiKey(PoolServiceService, poolService(scheduler, reloader, logger), config.apiKey) },
+      { name: "llama_orch.v1.CapabilitiesService", definition: CapabilitiesServiceService, implementation: requireApiKey(CapabilitiesServiceService, capabilitiesService(registry, logger), config.apiKey) },
+      {
+        name: "llama_orch.v1.CatalogService",
+        definition: CatalogServiceService,
+        implementation: requireApiKey(CatalogServiceService, catalogService({ store: catalog, scheduler, metrics, logger, baseDir: process.cwd() }), config.apiKey),
+      },
+      { name: "llama_orch.v1.ArtifactService", definition: ArtifactServiceService, implementation: requireApiKey(ArtifactServiceService, artifactService(artifacts, config.artifactMaxBytes, logger), config.apiKey) },
       { name: "llama_orch.v1.SessionService", definition: SessionServiceService, implementation: requireApiKey(SessionServiceService, sessionService(sessions, registry, logger), config.apiKey) },
     ],
   });

@@ -36,6 +36,8 @@ export function createCoreMetrics() {
     placementDecisions: new Counter({ name: "placement_decisions_total", help: "Placement outcomes", labelNames: ["outcome", "pinned", "fallback"], registers: r }),
     placementCandidates: new Gauge({ name: "placement_candidates_considered", help: "Candidate pools considered by the last placement", registers: r }),
     replicasReady: new Gauge({ name: "replicas_ready", help: "Registered replicas that are live and ready, per pool", labelNames: ["pool_id"], registers: r }),
+    catalogVerifications: new Counter({ name: "catalog_verifications_total", help: "Catalog verifications by result and reason", labelNames: ["result", "reason", "engine"], registers: r }),
+    modelState: new Gauge({ name: "model_state", help: "1 for the state each catalog model is in, 0 for the others", labelNames: ["model_id", "state"], registers: r }),
     workerResets: new Counter({ name: "worker_resets_total", help: "Streams ended because their sidecar went away", labelNames: ["pool_id", "replica_id"], registers: r }),
   };
 }

@@ -8,7 +8,8 @@ import { correlationId } from "./middleware/correlation-id.js";
 import { errorEnvelope } from "./middleware/error-envelope.js";
 import { mountTaskRoutes } from "./routes/tasks.js";
 import { mountSessionRoutes } from "./routes/sessions.js";
-import type { RateLimit } from "./middleware/rate-limit.js";
+import { mountControlRoutes } from "./routes/control.js";
+import { rateLimit, type RateLimit } from "./middleware/rate-limit.js";
 import { apiKeyAuth, type AuthOptions } from "./middleware/api-key-auth.js";
 
 export interface EdgeAppOptions {
@@ -40,8 +41,11 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
   });
   // Everything under /v1 needs the API key; the OpenAPI document and metrics stay readable.
   router.use("/v1", apiKeyAuth(opts.auth));
+  // Per caller (API key, else address), after auth so a key's bucket is its own.
+  if (opts.rateLimit.perSecond > 0) router.use("/v1", rateLimit(opts.rateLimit));
   mountTaskRoutes(router, opts);
   mountSessionRoutes(router, opts);
+  mountControlRoutes(router, opts);
 
   app.use(router.routes());
   app.use(router.allowedMethods());

@@ -1,14 +1,11 @@
 import type { Context } from "@opentelemetry/api";
-import { Metadata, credentials, status as GrpcStatus, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, credentials, status as GrpcStatus, type CallOptions, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import { ErrorCode } from "../contracts/gen/llama_orch/v1/common.js";
-import {
-  TaskServiceClient,
-  type CancelTaskResponse,
-  type CreateTaskRequest,
-  type CreateTaskResponse,
-  type StreamTaskResponse,
-} from "../contracts/gen/llama_orch/v1/task.js";
-import { SessionServiceClient, type DeleteSessionResponse, type GetSessionResponse } from "../contracts/gen/llama_orch/v1/session.js";
+import { ArtifactServiceClient } from "../contracts/gen/llama_orch/v1/artifact.js";
+import { CatalogServiceClient } from "../contracts/gen/llama_orch/v1/catalog.js";
+import { CapabilitiesServiceClient, PoolServiceClient } from "../contracts/gen/llama_orch/v1/pool.js";
+import { SessionServiceClient } from "../contracts/gen/llama_orch/v1/session.js";
+import { TaskServiceClient, type StreamTaskResponse } from "../contracts/gen/llama_orch/v1/task.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../contracts/runtime/grpc-server.js";
 import { correlationMetadata, errorDetailOf } from "../contracts/runtime/metadata.js";
 import { HttpError } from "./http-errors.js";
@@ -16,67 +13,61 @@ import { HttpError } from "./http-errors.js";
 /** How long a unary call to core may take before the edge gives up. */
 const UNARY_DEADLINE_MS = 10_000;
 
-/** The edge's only way to core: Task and Session service calls carrying the correlation id and trace. */
+/** What every call to core carries on behalf of an HTTP request. */
+export interface CallContext {
+  correlationId: string;
+  trace?: Context;
+}
+
+type Callback<T> = (err: ServiceError | null, res: T) => void;
+
+/**
+ * The edge's only way to core. One client per core service (grpc-js shares
+ * one channel between clients with the same target and options); every call
+ * carries the correlation id, the trace context and, when core requires it,
+ * the API key.
+ */
 export class CoreClient {
-  private readonly tasks: TaskServiceClient;
-  private readonly sessions: SessionServiceClient;
+  readonly tasks: TaskServiceClient;
+  readonly sessions: SessionServiceClient;
+  readonly pools: PoolServiceClient;
+  readonly capabilities: CapabilitiesServiceClient;
+  readonly catalog: CatalogServiceClient;
+  readonly artifacts: ArtifactServiceClient;
 
   constructor(
     readonly address: string,
-    /** Presented to core on every call when core requires it. */
     private readonly apiKey?: string,
   ) {
+    const creds = credentials.createInsecure();
     const options = { ...CLIENT_CHANNEL_OPTIONS, "grpc.max_concurrent_streams": 10_000 };
-    this.tasks = new TaskServiceClient(address, credentials.createInsecure(), options);
-    // Same target and options: grpc-js shares one channel between the two clients.
-    this.sessions = new SessionServiceClient(address, credentials.createInsecure(), options);
+    this.tasks = new TaskServiceClient(address, creds, options);
+    this.sessions = new SessionServiceClient(address, creds, options);
+    this.pools = new PoolServiceClient(address, creds, options);
+    this.capabilities = new CapabilitiesServiceClient(address, creds, options);
+    this.catalog = new CatalogServiceClient(address, creds, options);
+    this.artifacts = new ArtifactServiceClient(address, creds, options);
   }
 
-  getSession(sessionId: string, correlationId: string, trace?: Context): Promise<GetSessionResponse> {
+  /** A unary call with deadline; a failure becomes the HttpError to answer with. */
+  call<T>(cc: CallContext, invoke: (md: Metadata, options: CallOptions, callback: Callback<T>) => unknown): Promise<T> {
     return new Promise((resolve, reject) => {
-      this.sessions.getSession({ sessionId }, this.metadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
-        err ? reject(toHttpError(err)) : resolve(res),
-      );
+      invoke(this.metadata(cc), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) => (err ? reject(toHttpError(err)) : resolve(res)));
     });
   }
 
-  deleteSession(sessionId: string, correlationId: string, trace?: Context): Promise<DeleteSessionResponse> {
-    return new Promise((resolve, reject) => {
-      this.sessions.deleteSession({ sessionId }, this.metadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
-        err ? reject(toHttpError(err)) : resolve(res),
-      );
-    });
-  }
-
-  createTask(request: CreateTaskRequest, correlationId: string, trace?: Context): Promise<CreateTaskResponse> {
-    return new Promise((resolve, reject) => {
-      this.tasks.createTask(request, this.metadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
-        err ? reject(toHttpError(err)) : resolve(res),
-      );
-    });
-  }
-
-  cancelTask(taskId: string, reason: string, correlationId: string, trace?: Context): Promise<CancelTaskResponse> {
-    return new Promise((resolve, reject) => {
-      this.tasks.cancelTask({ taskId, reason }, this.metadata(correlationId, trace), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
-        err ? reject(toHttpError(err)) : resolve(res),
-      );
-    });
-  }
-
-  streamTask(taskId: string, resumeAfterSeq: number | undefined, correlationId: string, trace?: Context): ClientReadableStream<StreamTaskResponse> {
-    return this.tasks.streamTask({ taskId, resumeAfterSeq }, this.metadata(correlationId, trace));
-  }
-
-  private metadata(correlationId: string, trace: Context | undefined): Metadata {
-    const md = correlationMetadata(correlationId, trace);
-    if (this.apiKey) md.set("authorization", `Bearer ${this.apiKey}`);
-    return md;
+  streamTask(taskId: string, resumeAfterSeq: number | undefined, cc: CallContext): ClientReadableStream<StreamTaskResponse> {
+    return this.tasks.streamTask({ taskId, resumeAfterSeq }, this.metadata(cc));
   }
 
   close(): void {
-    this.tasks.close();
-    this.sessions.close();
+    for (const c of [this.tasks, this.sessions, this.pools, this.capabilities, this.catalog, this.artifacts]) c.close();
+  }
+
+  private metadata(cc: CallContext): Metadata {
+    const md = correlationMetadata(cc.correlationId, cc.trace);
+    if (this.apiKey) md.set("authorization", `Bearer ${this.apiKey}`);
+    return md;
   }
 }
 

@@ -1,5 +1,6 @@
 import { Engine, ErrorCode, type ErrorDetail } from "../contracts/gen/llama_orch/v1/common.js";
-import { engines, errorCodes } from "../contracts/enums.js";
+import { errorCodes } from "../contracts/enums.js";
+import { publicEngineName } from "../contracts/task-events.js";
 
 /** The one table from error code to HTTP status. */
 export const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -22,9 +23,6 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.ERROR_CODE_FORBIDDEN]: 403,
   [ErrorCode.UNRECOGNIZED]: 500,
 };
-
-/** Engines the public API names (the OpenAPI Engine enum). */
-const PUBLIC_ENGINES = new Set([Engine.ENGINE_LLAMACPP, Engine.ENGINE_VLLM, Engine.ENGINE_TGI, Engine.ENGINE_TRITON]);
 
 export interface ErrorEnvelope {
   code: string;
@@ -55,7 +53,8 @@ export class HttpError extends Error {
 
 export function toEnvelope(d: ErrorDetail): ErrorEnvelope {
   const e: ErrorEnvelope = { code: errorCodes.name(d.code), message: d.message };
-  if (PUBLIC_ENGINES.has(d.engine)) e.engine = engines.name(d.engine);
+  const engine = publicEngineName(d.engine);
+  if (engine) e.engine = engine;
   if (d.retriable) e.retriable = true;
   if (d.retryAfterMs !== undefined) e.retry_after_ms = d.retryAfterMs;
   if (d.policyLabel) e.policy_label = d.policyLabel;
@@ -63,6 +62,4 @@ export function toEnvelope(d: ErrorDetail): ErrorEnvelope {
   return e;
 }
 
-export function publicEngineName(engine: Engine): string | undefined {
-  return PUBLIC_ENGINES.has(engine) ? engines.name(engine) : undefined;
-}
+export { publicEngineName };

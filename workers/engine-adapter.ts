@@ -121,6 +121,18 @@ export interface EngineAdapter {
    * why it aborted) and stop the engine's work, e.g. by closing its stream.
    */
   generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult>;
+  /**
+   * Switches the engine to another model; resolves once `modelRef` serves and
+   * `info()` announces it (model_ref, model_digest). While it loads, health is
+   * `{live: true, ready: false, lastError: "loading <ref>"}` and onHealthChange
+   * listeners hear it. Rejects with WorkerFailure (ENGINE_UNAVAILABLE when the
+   * engine cannot load anything right now, e.g. another load is in progress;
+   * INVALID_REQUEST when it cannot load this model) and then the previous model
+   * keeps serving: health is ready again with lastError
+   * "failed to load <ref>: ...", until the next successful load clears it.
+   * Absent when the engine cannot switch models.
+   */
+  loadModel?(modelRef: string): Promise<void>;
   /** Begins bringing the engine up; resolves once it is ready. Health reports progress meanwhile. */
   start(): Promise<void>;
   stop(): Promise<void>;

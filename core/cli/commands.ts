@@ -12,6 +12,7 @@ export const CORE_FLAGS = [
   "host", "port", "metrics-host", "metrics-port", "queue-capacity", "queue-policy", "task-retention-ms",
   "wall-timeout-ms", "idle-timeout-ms", "metrics-interval-ms", "disconnect-grace-ms",
   "session-ttl-ms", "session-max-turns", "session-token-budget", "session-time-budget-ms", "session-cost-budget", "cost-per-1k-tokens",
+  "catalog-root", "artifacts-root", "artifact-max-bytes",
 ] as const;
 export const EDGE_FLAGS = ["host", "port", "core", "body-limit-bytes", "sse-heartbeat-ms", "rate-limit-per-second", "rate-limit-burst"] as const;
 
@@ -35,6 +36,11 @@ Flags (each also settable under "core:" in --config):
                          default per-session budgets (default: unlimited); per-session
                          overrides go in the config file under core.session-budgets
   --cost-per-1k-tokens X cost units charged per 1000 tokens in and out (default 0)
+  --catalog-root DIR     durable model catalog (default ${DEFAULT_CORE_CONFIG.catalogRoot})
+  --artifacts-root DIR   durable artifacts, stream transcripts included (default ${DEFAULT_CORE_CONFIG.artifactsRoot})
+  --artifact-max-bytes N largest artifact a client may store (default ${DEFAULT_CORE_CONFIG.artifactMaxBytes})
+  --auto-fetch           load a model no pool serves into an idle pool of its engine on demand (default off:
+                         such tasks get an advisory POOL_UNAVAILABLE)
 
 The API key comes from LLORCH_API_KEY (or api-key under "core:" in --config);
 task, session and registry calls must present it. Without a key core refuses
@@ -50,7 +56,7 @@ Flags (each also settable under "edge:" in --config):
   --core HOST:PORT       core's gRPC address (default ${DEFAULT_EDGE_CONFIG.coreAddress})
   --body-limit-bytes N   largest request body accepted (default ${DEFAULT_EDGE_CONFIG.bodyLimitBytes})
   --sse-heartbeat-ms N   comment line on idle SSE streams, 0 = off (default ${DEFAULT_EDGE_CONFIG.sseHeartbeatMs})
-  --rate-limit-per-second X  task submissions per second per caller (API key, else address), 0 = off (default 0)
+  --rate-limit-per-second X  /v1 requests per second per caller (API key, else address), 0 = off (default 0)
   --rate-limit-burst N   submissions a caller may make at once (default: the per-second rate, at least 1)
   --auth-optional        loopback clients may omit the API key (identity=localhost)
 
@@ -90,6 +96,10 @@ export function coreConfigFromFlags(f: FlagValues, fileSection?: Record<string, 
       costPerThousandTokens: numberFlag(f, "cost-per-1k-tokens", DEFAULT_SESSION_OPTIONS.costPerThousandTokens),
     },
     apiKey: apiKeyFrom(f),
+    catalogRoot: stringFlag(f, "catalog-root", DEFAULT_CORE_CONFIG.catalogRoot),
+    artifactsRoot: stringFlag(f, "artifacts-root", DEFAULT_CORE_CONFIG.artifactsRoot),
+    artifactMaxBytes: intFlag(f, "artifact-max-bytes", DEFAULT_CORE_CONFIG.artifactMaxBytes, 1),
+    autoFetch: f["auto-fetch"] === true || f["auto-fetch"] === "true",
   };
 }
 

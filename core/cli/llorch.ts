@@ -54,6 +54,7 @@ const commands: Record<string, Command> = {
   core: {
     help: coreHelp,
     strings: CORE_FLAGS,
+    booleans: ["auto-fetch"],
     run: (flags, file) => serve("core", () => startCore(coreConfigFromFlags(flags, file["core"] as Record<string, unknown> | undefined), createLogger("core"))),
   },
   edge: {

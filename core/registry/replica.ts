@@ -1,9 +1,10 @@
 import { EventEmitter } from "node:events";
-import { credentials, type ClientReadableStream } from "@grpc/grpc-js";
+import { credentials, Metadata, type ClientReadableStream } from "@grpc/grpc-js";
 import type { RegisterRequest } from "../../contracts/gen/llama_orch/v1/registry.js";
 import {
   WorkerServiceClient,
   type InfoResponse,
+  type LoadModelResponse,
   type WatchHealthResponse,
   type WatchPropsResponse,
   type WorkerHealth,
@@ -77,15 +78,16 @@ export class Replica extends EventEmitter {
   }
 
   /** A plain copy of what placement needs; placement never sees the live object. */
-  snapshot(draining: boolean): ReplicaSnapshot {
+  snapshot(draining: boolean, reloading = false): ReplicaSnapshot {
     const info = this.info;
     return {
       replicaId: this.id,
       poolId: this.poolId,
       engine: this.registration.engine,
-      modelRef: this.registration.modelRef,
+      modelRef: this.modelRef,
       servesAnyModel: this.registration.servesAnyModel,
-      ready: this.isReady,
+      // A pool mid-reload is not Ready until every replica has the new model (or all rolled back).
+      ready: this.isReady && !reloading,
       draining,
       ctxMax: info?.ctxMax ?? 0,
       workloads: info?.workloads ?? [],
@@ -97,8 +99,32 @@ export class Replica extends EventEmitter {
     };
   }
 
+  /** The model it serves now: what it last reported, which a reload changes. */
+  get modelRef(): string {
+    return this.info?.modelRef || this.registration.modelRef;
+  }
+
   servesModel(modelRef: string): boolean {
-    return this.registration.servesAnyModel || this.registration.modelRef === modelRef;
+    return this.registration.servesAnyModel || this.modelRef === modelRef;
+  }
+
+  /** Asks the sidecar to switch models; resolves once it serves the new one, with its Info refreshed. */
+  loadModel(modelRef: string, timeoutMs: number): Promise<LoadModelResponse> {
+    return new Promise((resolve, reject) => {
+      this.client.loadModel({ modelRef }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (err) {
+          reject(new Error(err.details || err.message));
+          return;
+        }
+        this.client.info({}, (infoErr, info) => {
+          if (!infoErr && !this.closed) {
+            this.info = info;
+            this.emit("change");
+          }
+          resolve(res);
+        });
+      });
+    });
   }
 
   start(): void {

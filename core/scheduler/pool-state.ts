@@ -7,6 +7,12 @@ export class PoolState {
   readonly queue: PoolQueue<Task>;
   /** Pending coalesced "queue moved" report, so movement frames go out at a bounded rate. */
   frameTimer: NodeJS.Timeout | undefined;
+  /** An operator drained the pool: it admits nothing until a reload succeeds. */
+  draining = false;
+  drainDeadlineAt: number | undefined;
+  drainTimer: NodeJS.Timeout | undefined;
+  reloadState: "idle" | "reloading" | "rolling_back" = "idle";
+  lastReloadError = "";
   private lastCompletionAt: number | undefined;
   /** Exponentially weighted mean time between completions, ms: how fast the queue drains. */
   private completionIntervalEwma: number | undefined;

@@ -2,6 +2,7 @@ import { status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { ROOT_CONTEXT, SpanStatusCode, type Context } from "@opentelemetry/api";
 import { Determinism, ErrorCode, Priority, StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { Budgets, CreateTaskRequest, TaskEvent, TaskMetrics } from "../../contracts/gen/llama_orch/v1/task.js";
+import type { GetPoolHealthResponse } from "../../contracts/gen/llama_orch/v1/pool.js";
 import { SubmitRequest, type SubmitResponse } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { engines, priorities } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
@@ -13,6 +14,7 @@ import type { Replica } from "../registry/replica.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
 import type { BudgetsRemaining, SessionStore } from "../sessions/session-store.js";
 import { Task } from "../tasks/task.js";
+import type { TraceRecorder } from "../tasks/trace-recorder.js";
 import { PoolState } from "./pool-state.js";
 import { onQueueFull, type QueueFullPolicy } from "./queue-policy.js";
 import { onTimeProbability, predictQueueStartsMs, ThroughputEstimator } from "./throughput-estimator.js";
@@ -79,6 +81,11 @@ export class Scheduler {
   private readonly pools = new Map<string, PoolState>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly estimator = new ThroughputEstimator();
+  /** The catalog's refusals (retired or untrusted models), when a catalog is attached. */
+  private admissionCheck: ((modelRef: string) => OrchError | undefined) | undefined;
+  /** What to say (or do) when no pool serves a task's model. */
+  private unservedModel: ((request: CreateTaskRequest) => OrchError | undefined) | undefined;
+  private traceRecorder: TraceRecorder | undefined;
 
   constructor(
     private readonly registry: ReplicaRegistry,
@@ -98,6 +105,23 @@ export class Scheduler {
     if (options.metricsIntervalMs > 0) this.every(options.metricsIntervalMs, () => this.progressFrames());
   }
 
+  attach(hooks: {
+    admissionCheck?: (modelRef: string) => OrchError | undefined;
+    unservedModel?: (request: CreateTaskRequest) => OrchError | undefined;
+    traceRecorder?: TraceRecorder;
+  }): void {
+    this.admissionCheck = hooks.admissionCheck ?? this.admissionCheck;
+    this.unservedModel = hooks.unservedModel ?? this.unservedModel;
+    this.traceRecorder = hooks.traceRecorder ?? this.traceRecorder;
+  }
+
+  /** Nothing queued or running, not draining or reloading: free to be repurposed. */
+  isIdle(poolId: string): boolean {
+    const pool = this.pools.get(poolId);
+    if (!pool || pool.draining || pool.reloadState !== "idle" || pool.queue.size > 0) return false;
+    return ![...this.running].some((t) => t.poolId === poolId);
+  }
+
   getTask(id: string): Task | undefined {
     return this.tasks.get(id);
   }
@@ -115,7 +139,13 @@ export class Scheduler {
         OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `max_tokens ${request.maxTokens} does not fit in ctx ${request.ctx}; raise ctx or lower max_tokens`, { field: "/max_tokens" }),
       );
     }
+    const refusal = this.admissionCheck?.(request.modelRef);
+    if (refusal) throw this.reject(engineName, refusal.detail.code === ErrorCode.ERROR_CODE_MODEL_DEPRECATED ? "model_deprecated" : "untrusted_artifact", refusal);
     const decision = this.placeTask(request, false);
+    if (decision.outcome === "infeasible" && decision.code === ErrorCode.ERROR_CODE_POOL_UNAVAILABLE && !this.registry.all().some((r) => r.servesModel(request.modelRef))) {
+      const advice = this.unservedModel?.(request);
+      if (advice) throw this.reject(engineName, "model_not_loaded", advice);
+    }
     if (decision.outcome === "infeasible") {
       // The per-replica reasons go to the log, where an operator can see why nothing fit.
       this.logger.info({ event: "placement_infeasible", job_id: request.taskId, rejections: decision.rejections }, `no replica can take task ${request.taskId}`);
@@ -209,7 +239,7 @@ export class Scheduler {
     this.sessions.releaseTurn(victim.request.sessionId);
     this.finish(victim, {
       $case: "error",
-      error: { code, message: `dropped from the full queue of pool ${pool.id} to admit newer work (policy ${policy}); resubmit later`, engine: victim.request.engine, retriable: true },
+      error: { traceArtifactId: "", code, message: `dropped from the full queue of pool ${pool.id} to admit newer work (policy ${policy}); resubmit later`, engine: victim.request.engine, retriable: true },
     });
     this.metrics.tasksCanceled.inc({ ...this.replicaLabels(victim, undefined), reason: "queue_full" });
   }
@@ -226,7 +256,7 @@ export class Scheduler {
     const replica = task.replica;
     const call = task.call;
     const decodeTimeMs = task.dispatchedAt ? Date.now() - task.dispatchedAt : 0;
-    this.finish(task, { $case: "end", end: { tokensOut: task.tokensOut, decodeTimeMs, tokensIn: task.tokensIn, stopReason: StopReason.STOP_REASON_CANCELED } });
+    this.finish(task, { $case: "end", end: { traceArtifactId: "", tokensOut: task.tokensOut, decodeTimeMs, tokensIn: task.tokensIn, stopReason: StopReason.STOP_REASON_CANCELED } });
     call?.cancel();
     this.metrics.tasksCanceled.inc({ ...this.replicaLabels(task, replica), reason: normalizeReason(reason) });
     this.logger.info({ ...this.taskFields(task), event: "canceled", reason }, `task ${task.id} cancelled (${reason}) after ${task.tokensOut} tokens`);
@@ -275,17 +305,126 @@ export class Scheduler {
   /** Stops everything; used at shutdown. */
   close(): void {
     for (const t of this.timers) clearTimeout(t);
+    for (const p of this.pools.values()) if (p.drainTimer) clearTimeout(p.drainTimer);
     for (const task of this.tasks.values()) {
       if (task.graceTimer) clearTimeout(task.graceTimer);
       if (task.state !== "finished") {
         task.call?.cancel();
-        this.finish(task, { $case: "error", error: { code: ErrorCode.ERROR_CODE_INTERNAL, message: "core is shutting down", engine: task.request.engine, retriable: true } });
+        this.finish(task, { $case: "error", error: { traceArtifactId: "", code: ErrorCode.ERROR_CODE_INTERNAL, message: "core is shutting down", engine: task.request.engine, retriable: true } });
       }
     }
   }
 
   queueDepth(poolId: string): number {
     return this.pools.get(poolId)?.queue.size ?? 0;
+  }
+
+  /** The pool, or NOT_FOUND: pools exist once a replica has registered into them. */
+  pool(poolId: string): PoolState {
+    const pool = this.pools.get(poolId);
+    if (!pool) throw OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `unknown pool ${poolId}`);
+    return pool;
+  }
+
+  /**
+   * Drain: the pool admits nothing from now on; work already admitted may
+   * finish until the deadline, then whatever is left ends with
+   * POOL_UNAVAILABLE and is cancelled on its replica.
+   */
+  drain(poolId: string, deadlineMs: number): { inFlight: number; queued: number } {
+    const pool = this.pool(poolId);
+    pool.draining = true;
+    pool.drainDeadlineAt = Date.now() + deadlineMs;
+    if (pool.drainTimer) clearTimeout(pool.drainTimer);
+    pool.drainTimer = setTimeout(() => this.endDrain(pool), deadlineMs);
+    pool.drainTimer.unref();
+    const inFlight = [...this.running].filter((t) => t.poolId === poolId).length;
+    this.logger.info(
+      { event: "pool_draining", pool_id: poolId, deadline_ms: deadlineMs, in_flight: inFlight, queued: pool.queue.size },
+      `pool ${poolId} draining: ${inFlight} running and ${pool.queue.size} queued tasks have ${deadlineMs} ms to finish`,
+    );
+    this.updateReadyGauge(poolId);
+    return { inFlight, queued: pool.queue.size };
+  }
+
+  private endDrain(pool: PoolState): void {
+    pool.drainTimer = undefined;
+    const leftovers = [...this.tasks.values()].filter((t) => t.poolId === pool.id && t.state !== "finished");
+    for (const task of leftovers) {
+      const call = task.call;
+      this.metrics.tasksCanceled.inc({ ...this.replicaLabels(task, task.replica), reason: "operator" });
+      this.finish(task, {
+        $case: "error",
+        error: { traceArtifactId: "", code: ErrorCode.ERROR_CODE_POOL_UNAVAILABLE, message: `pool ${pool.id} was drained and the task did not finish before the drain deadline`, engine: task.request.engine, retriable: true },
+      });
+      call?.cancel();
+    }
+    this.logger.info({ event: "pool_drained", pool_id: pool.id, cancelled: leftovers.length }, `pool ${pool.id} drained; ${leftovers.length} unfinished tasks cancelled`);
+  }
+
+  /** Reload bookkeeping: a reloading pool is not Ready; a successful reload also ends a drain. */
+  setReloadState(poolId: string, state: PoolState["reloadState"], outcome?: { error?: string; succeeded?: boolean }): void {
+    const pool = this.pool(poolId);
+    pool.reloadState = state;
+    if (outcome?.error !== undefined) pool.lastReloadError = outcome.error;
+    if (outcome?.succeeded) {
+      pool.lastReloadError = "";
+      pool.draining = false;
+      pool.drainDeadlineAt = undefined;
+      if (pool.drainTimer) clearTimeout(pool.drainTimer);
+      pool.drainTimer = undefined;
+    }
+    this.updateReadyGauge(poolId);
+    if (state === "idle") this.dispatch(poolId);
+  }
+
+  /** Drains every pool whose replicas serve `modelRef` (a model retired in the catalog). */
+  drainPoolsServing(modelRef: string, deadlineMs: number): number {
+    let n = 0;
+    for (const pool of this.pools.values()) {
+      const replicas = this.registry.inPool(pool.id);
+      if (replicas.length > 0 && replicas.every((r) => !r.registration.servesAnyModel && r.modelRef === modelRef)) {
+        this.drain(pool.id, deadlineMs);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  poolHealth(poolId: string): GetPoolHealthResponse {
+    const pool = this.pool(poolId);
+    const replicas = this.registry.inPool(poolId);
+    const reloading = pool.reloadState !== "idle";
+    return {
+      live: replicas.some((r) => r.health.live),
+      ready: !reloading && replicas.some((r) => r.isReady),
+      draining: pool.draining,
+      metrics: {
+        queueDepth: pool.queue.size,
+        slotsTotal: replicas.reduce((n, r) => n + r.slotsTotal, 0),
+        slotsFree: replicas.reduce((n, r) => n + (r.isReady ? r.freeSlots : 0), 0),
+        modelRef: replicas[0]?.modelRef ?? "",
+        engine: pool.engine,
+        reloadState: pool.reloadState,
+        lastReloadError: pool.lastReloadError,
+        tasksRunning: [...this.running].filter((t) => t.poolId === poolId).length,
+        drainDeadlineMs: pool.drainDeadlineAt === undefined ? undefined : Math.max(0, pool.drainDeadlineAt - Date.now()),
+        replicas: replicas
+          .sort((a, b) => (a.id < b.id ? -1 : 1))
+          .map((r) => ({
+            replicaId: r.id,
+            address: r.registration.address,
+            live: r.health.live,
+            ready: r.isReady,
+            state: !r.health.live ? "unready" : !r.health.ready ? (r.health.lastError.startsWith("loading") ? "loading" : "unready") : r.freeSlots === 0 ? "busy" : "ready",
+            lastError: r.health.lastError,
+            slotsTotal: r.slotsTotal,
+            slotsFree: r.freeSlots,
+            modelRef: r.modelRef,
+            engineVersion: r.engineVersion,
+          })),
+      },
+    };
   }
 
   private placeTask(request: CreateTaskRequest, needFreeSlot: boolean, poolId?: string): PlacementDecision {
@@ -300,7 +439,13 @@ export class Scheduler {
       needFreeSlot,
     };
     const replicas = poolId === undefined ? this.registry.all() : this.registry.inPool(poolId);
-    const decision = place(req, replicas.map((r) => r.snapshot(false)));
+    const decision = place(
+      req,
+      replicas.map((r) => {
+        const pool = this.pools.get(r.poolId);
+        return r.snapshot(pool?.draining ?? false, pool !== undefined && pool.reloadState !== "idle");
+      }),
+    );
     if (!needFreeSlot) {
       this.metrics.placementCandidates.set(replicas.length);
       this.metrics.placementDecisions.inc(metricLabels(decision));
@@ -418,7 +563,7 @@ export class Scheduler {
         task.tokensIn = ev.end.tokensIn || task.tokensIn;
         this.finish(task, {
           $case: "end",
-          end: { tokensOut: task.tokensOut, decodeTimeMs: ev.end.decodeTimeMs, tokensIn: task.tokensIn, stopReason: ev.end.stopReason },
+          end: { traceArtifactId: "", tokensOut: task.tokensOut, decodeTimeMs: ev.end.decodeTimeMs, tokensIn: task.tokensIn, stopReason: ev.end.stopReason },
         });
         return;
       case "error":
@@ -428,7 +573,7 @@ export class Scheduler {
         }
         this.finish(task, {
           $case: "error",
-          error: { code: ERROR_CODE_OF_WORKER_ERROR[ev.error.kind], message: ev.error.message, engine: task.request.engine, retriable: ev.error.retriable },
+          error: { traceArtifactId: "", code: ERROR_CODE_OF_WORKER_ERROR[ev.error.kind], message: ev.error.message, engine: task.request.engine, retriable: ev.error.retriable },
         });
         return;
       default:
@@ -447,7 +592,7 @@ export class Scheduler {
     if (task.attempts >= this.options.maxDispatchAttempts) {
       this.finish(task, {
         $case: "error",
-        error: { code: ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED, message: `no replica could start the task after ${task.attempts} attempts: ${why}`, engine: task.request.engine, retriable: true },
+        error: { traceArtifactId: "", code: ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED, message: `no replica could start the task after ${task.attempts} attempts: ${why}`, engine: task.request.engine, retriable: true },
       });
       return;
     }
@@ -461,7 +606,7 @@ export class Scheduler {
   private workerReset(task: Task, replica: Replica, why: string): Terminal {
     return {
       $case: "error",
-      error: { code: ErrorCode.ERROR_CODE_WORKER_RESET, message: `replica ${replica.id} went away mid-stream: ${why}`, engine: task.request.engine, retriable: true },
+      error: { traceArtifactId: "", code: ErrorCode.ERROR_CODE_WORKER_RESET, message: `replica ${replica.id} went away mid-stream: ${why}`, engine: task.request.engine, retriable: true },
     };
   }
 
@@ -478,7 +623,7 @@ export class Scheduler {
         ? `task ran longer than the wall timeout of ${wallTimeoutMs} ms and was stopped`
         : `no token for ${now - task.lastProgressAt} ms (idle timeout ${idleTimeoutMs} ms); the task was stopped`;
       this.metrics.tasksCanceled.inc({ ...this.replicaLabels(task, task.replica), reason: "watchdog" });
-      this.finish(task, { $case: "error", error: { code: ErrorCode.ERROR_CODE_DECODE_TIMEOUT, message, engine: task.request.engine, retriable: true } });
+      this.finish(task, { $case: "error", error: { traceArtifactId: "", code: ErrorCode.ERROR_CODE_DECODE_TIMEOUT, message, engine: task.request.engine, retriable: true } });
       call?.cancel();
     }
   }
@@ -500,6 +645,7 @@ export class Scheduler {
     task.call = undefined;
     this.running.delete(task);
     if (task.graceTimer) clearTimeout(task.graceTimer);
+    if (this.traceRecorder) terminal = withTraceId(terminal, this.traceRecorder.record(task, terminal));
     task.log.append(terminal);
     if (terminal.$case === "error") task.span?.setStatus({ code: SpanStatusCode.ERROR, message: terminal.error.message });
     task.span?.setAttribute("llama_orch.tokens_out", task.tokensOut);
@@ -701,7 +847,9 @@ export class Scheduler {
   }
 
   private updateReadyGauge(poolId: string): void {
-    this.metrics.replicasReady.set({ pool_id: poolId }, this.registry.inPool(poolId).filter((r) => r.isReady).length);
+    const pool = this.pools.get(poolId);
+    const usable = pool !== undefined && !pool.draining && pool.reloadState === "idle";
+    this.metrics.replicasReady.set({ pool_id: poolId }, usable ? this.registry.inPool(poolId).filter((r) => r.isReady).length : 0);
   }
 
   private every(ms: number, fn: () => void): void {
@@ -731,6 +879,10 @@ export class Scheduler {
       trace_id: traceIdOf(task.traceContext),
     };
   }
+}
+
+function withTraceId(t: Terminal, traceArtifactId: string): Terminal {
+  return t.$case === "end" ? { $case: "end", end: { ...t.end, traceArtifactId } } : { $case: "error", error: { ...t.error, traceArtifactId } };
 }
 
 function tokensExpected(r: CreateTaskRequest): number {

@@ -55,7 +55,7 @@ export function registryService(registry: ReplicaRegistry, coreInstanceId: strin
           address: r.registration.address,
           engine: r.registration.engine,
           engineVersion: r.engineVersion,
-          modelRef: r.registration.modelRef,
+          modelRef: r.modelRef,
           live: r.health.live,
           ready: r.health.ready,
           slotsTotal: r.slotsTotal,

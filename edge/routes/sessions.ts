@@ -2,6 +2,8 @@ import type Router from "@koa/router";
 import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import { pathParamValidator } from "../../contracts/openapi.js";
 import type { CoreClient } from "../core-client.js";
+import { callContext } from "../call-context.js";
+import type { GetSessionResponse } from "../../contracts/gen/llama_orch/v1/session.js";
 import { HttpError } from "../http-errors.js";
 
 /** GET and DELETE /v1/sessions/{id}. */
@@ -13,7 +15,7 @@ export function mountSessionRoutes(router: Router, deps: { core: CoreClient }): 
     const id = ctx.params.id!;
     const problem = validGetId(id);
     if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
-    const s = await deps.core.getSession(id.toLowerCase(), ctx.state.correlationId, ctx.state.traceContext);
+    const s = await deps.core.call<GetSessionResponse>(callContext(ctx), (md, o, cb) => deps.core.sessions.getSession({ sessionId: id.toLowerCase() }, md, o, cb));
     const b = s.budgets;
     ctx.body = {
       ttl_ms_remaining: s.ttlMsRemaining,
@@ -30,7 +32,7 @@ export function mountSessionRoutes(router: Router, deps: { core: CoreClient }): 
     const id = ctx.params.id!;
     const problem = validDeleteId(id);
     if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
-    await deps.core.deleteSession(id.toLowerCase(), ctx.state.correlationId, ctx.state.traceContext);
+    await deps.core.call(callContext(ctx), (md, o, cb) => deps.core.sessions.deleteSession({ sessionId: id.toLowerCase() }, md, o, cb));
     ctx.status = 204;
   });
 }

@@ -3,13 +3,14 @@ import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import { pathParamValidator, requestBodyValidator } from "../../contracts/openapi.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import type { CoreClient } from "../core-client.js";
+import { callContext } from "../call-context.js";
+import type { CreateTaskResponse } from "../../contracts/gen/llama_orch/v1/task.js";
 import { HttpError } from "../http-errors.js";
 import type { EdgeMetrics } from "../metrics.js";
 import { readJsonBody } from "../middleware/json-body.js";
 import { relayTaskStream } from "../sse/task-stream.js";
-import type { Middleware } from "koa";
 import { budgetHeaders } from "../budget-headers.js";
-import { rateLimit, type RateLimit } from "../middleware/rate-limit.js";
+import type { RateLimit } from "../middleware/rate-limit.js";
 import { toCreateTaskRequest, type TaskRequestJson } from "../task-request.js";
 
 /** Data plane routes: admission, the SSE stream, cancel. Handlers only translate. */
@@ -18,16 +19,16 @@ export function mountTaskRoutes(
   deps: { core: CoreClient; logger: Logger; metrics: EdgeMetrics; bodyLimitBytes: number; sseHeartbeatMs: number; rateLimit: RateLimit },
 ): void {
   const { core, logger, metrics } = deps;
-  const limited: Middleware = deps.rateLimit.perSecond > 0 ? rateLimit(deps.rateLimit) : (_ctx, next) => next();
   const validateTask = requestBodyValidator("createTask");
   const validStreamId = pathParamValidator("streamTask", "id");
   const validCancelId = pathParamValidator("cancelTask", "id");
 
-  router.post("/v1/tasks", limited, async (ctx) => {
+  router.post("/v1/tasks", async (ctx) => {
     const body = await readJsonBody(ctx, deps.bodyLimitBytes);
     const problem = validateTask(body);
     if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
-    const admitted = await core.createTask(toCreateTaskRequest(body as TaskRequestJson), ctx.state.correlationId, ctx.state.traceContext);
+    const request = toCreateTaskRequest(body as TaskRequestJson);
+    const admitted = await core.call<CreateTaskResponse>(callContext(ctx), (md, o, cb) => core.tasks.createTask(request, md, o, cb));
     logger.info(
       { correlation_id: ctx.state.correlationId, identity: ctx.state.identity, job_id: admitted.taskId, event: "task_submitted", pool_id: admitted.poolId },
       `task ${admitted.taskId} submitted by ${ctx.state.identity}`,
@@ -55,8 +56,7 @@ export function mountTaskRoutes(
       core,
       taskId: id.toLowerCase(),
       resumeAfterSeq,
-      correlationId: ctx.state.correlationId,
-      traceContext: ctx.state.traceContext,
+      callContext: callContext(ctx),
       res: ctx.res,
       headers: { "X-Correlation-Id": ctx.state.correlationId },
       heartbeatMs: deps.sseHeartbeatMs,
@@ -84,7 +84,7 @@ export function mountTaskRoutes(
     const id = ctx.params.id!;
     const problem = validCancelId(id);
     if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
-    await core.cancelTask(id.toLowerCase(), "client", ctx.state.correlationId, ctx.state.traceContext);
+    await core.call(callContext(ctx), (md, o, cb) => core.tasks.cancelTask({ taskId: id.toLowerCase(), reason: "client" }, md, o, cb));
     ctx.status = 204;
   });
 }

@@ -1,9 +1,8 @@
 import type { ServerResponse } from "node:http";
-import type { Context } from "@opentelemetry/api";
 import { status as GrpcStatus, type ServiceError, type StatusObject } from "@grpc/grpc-js";
 import type { StreamTaskResponse } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
-import { toHttpError, type CoreClient } from "../core-client.js";
+import { toHttpError, type CallContext, type CoreClient } from "../core-client.js";
 import type { HttpError } from "../http-errors.js";
 import { renderFrames } from "./sse-frames.js";
 import { budgetHeaders } from "../budget-headers.js";
@@ -24,8 +23,7 @@ export function relayTaskStream(opts: {
   core: CoreClient;
   taskId: string;
   resumeAfterSeq: number | undefined;
-  correlationId: string;
-  traceContext?: Context;
+  callContext: CallContext;
   res: ServerResponse;
   headers: Record<string, string>;
   /** Send a comment line when nothing was written for this long (0 = never). */
@@ -34,7 +32,7 @@ export function relayTaskStream(opts: {
   onEnd: (how: "completed" | "client_gone" | "core_failed") => void;
 }): Promise<StreamOutcome> {
   const { res } = opts;
-  const call = opts.core.streamTask(opts.taskId, opts.resumeAfterSeq, opts.correlationId, opts.traceContext);
+  const call = opts.core.streamTask(opts.taskId, opts.resumeAfterSeq, opts.callContext);
   return new Promise<StreamOutcome>((resolve) => {
     let started = false;
     let done = false;
@@ -106,7 +104,7 @@ export function relayTaskStream(opts: {
         resolve({ refused: toHttpError(err) });
         return;
       }
-      opts.logger.warn({ correlation_id: opts.correlationId, job_id: opts.taskId, err: err.message }, "task stream from core broke");
+      opts.logger.warn({ correlation_id: opts.callContext.correlationId, job_id: opts.taskId, err: err.message }, "task stream from core broke");
       res.end();
       finish("core_failed");
     });

@@ -1,3 +1,5 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { launchLlorch, stopProcess, type LaunchedProcess } from "../../core/cli/process-launcher.js";
 import { projectRoot } from "../../contracts/runtime/project-root.js";
@@ -70,8 +72,12 @@ export class TestSystem {
     return this.opts.apiKey ? { LLORCH_API_KEY: this.opts.apiKey } : {};
   }
 
+  /** Each system keeps its catalog and artifacts in a directory of its own (kept across a core restart). */
+  readonly dataDir = mkdtempSync(join(tmpdir(), "llorch-test-"));
+
   async startCore(): Promise<void> {
-    this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...this.opts.coreFlags })], { script: LLORCH, nodeArgs: [], env: this.env() });
+    const data = { "catalog-root": join(this.dataDir, "catalog"), "artifacts-root": join(this.dataDir, "artifacts") };
+    this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...data, ...this.opts.coreFlags })], { script: LLORCH, nodeArgs: [], env: this.env() });
     const ready = await this.core.ready;
     this.coreAddress = ready.address!;
     this.coreMetricsAddress = ready.metrics_address;
@@ -162,5 +168,6 @@ export class TestSystem {
 
   async stop(): Promise<void> {
     await Promise.all([this.edge, ...this.workers.map((w) => w.proc), this.core].filter(Boolean).map((p) => stopProcess(p!)));
+    rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

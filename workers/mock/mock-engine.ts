@@ -28,6 +28,10 @@ export interface MockEngineOptions extends MockBehaviour {
   ctxMax: number;
   /** Simulated model load time: live but not ready until it elapses. */
   loadMs: number;
+  /** Simulated time LoadModel takes to switch models (not ready meanwhile), whether it then succeeds or fails. */
+  reloadMs: number;
+  /** Model refs LoadModel fails to load (after reloadMs), leaving the previous model serving. */
+  rejectModels: readonly string[];
 }
 
 export const MOCK_DEFAULTS: MockEngineOptions = {
@@ -41,6 +45,8 @@ export const MOCK_DEFAULTS: MockEngineOptions = {
   failKind: WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_ERROR,
   slowStartMs: 0,
   loadMs: 0,
+  reloadMs: 200,
+  rejectModels: [],
 };
 
 /**
@@ -58,15 +64,26 @@ const MAX_SESSIONS_REMEMBERED = 4096;
 
 export class MockEngine implements EngineAdapter {
   private readonly options: MockEngineOptions;
-  private readonly staticInfo: EngineInfo;
+  /** Replaced (never mutated) by a successful loadModel, so a caller's copy stays consistent. */
+  private currentInfo: EngineInfo;
   private state: WorkerHealth;
   private readonly healthChanges = new ChangeListeners<WorkerHealth>();
-  private loadTimer: NodeJS.Timeout | undefined;
+  /** The model load under way (the initial one from start() or a loadModel), if any. */
+  private loading: { finish(completed: boolean): void } | undefined;
 
   constructor(options: Partial<MockEngineOptions> = {}) {
     this.options = { ...MOCK_DEFAULTS, ...options };
-    const { engine, modelRef, servesAnyModel, deviceMask, ctxMax } = this.options;
-    this.staticInfo = {
+    this.currentInfo = this.infoFor(this.options.modelRef);
+    this.state = { live: false, ready: false, lastError: "not started" };
+  }
+
+  info(): EngineInfo {
+    return this.currentInfo;
+  }
+
+  private infoFor(modelRef: string): EngineInfo {
+    const { engine, servesAnyModel, deviceMask, ctxMax } = this.options;
+    return {
       engine,
       adapter: "mock",
       engineVersion: `mock-${packageVersion()}`,
@@ -80,11 +97,6 @@ export class MockEngine implements EngineAdapter {
       servesAnyModel,
       features: { seed: "true", cancel: "abort", fault_injection: "prompt-directive" },
     };
-    this.state = { live: false, ready: false, lastError: "not started" };
-  }
-
-  info(): EngineInfo {
-    return this.staticInfo;
   }
 
   health(): WorkerHealth {
@@ -123,24 +135,57 @@ export class MockEngine implements EngineAdapter {
     }
   }
 
-  start(): Promise<void> {
+  async start(): Promise<void> {
     const { loadMs, modelRef } = this.options;
     if (loadMs <= 0) {
       this.setHealth({ live: true, ready: true, lastError: "" });
-      return Promise.resolve();
+      return;
     }
     this.setHealth({ live: true, ready: false, lastError: `loading ${modelRef}` });
+    if (await this.simulateLoad(loadMs)) this.setHealth({ live: true, ready: true, lastError: "" });
+  }
+
+  /**
+   * Switches to `modelRef` after `reloadMs`. Generations already running
+   * finish (the mock has no weights to swap under them); new ones are refused
+   * while it loads, because health is not ready. A ref in `rejectModels` fails
+   * after the same delay and the previous model keeps serving.
+   */
+  async loadModel(modelRef: string): Promise<void> {
+    // Both checks run before the first await, so two calls in the same tick cannot both start a load.
+    if (this.loading) throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "a model load is already in progress");
+    if (!this.state.live) throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "mock engine is not running");
+    this.setHealth({ live: true, ready: false, lastError: `loading ${modelRef}` });
+    if (!(await this.simulateLoad(this.options.reloadMs))) {
+      throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, `the engine stopped while loading ${modelRef}`);
+    }
+    if (this.options.rejectModels.includes(modelRef)) {
+      const failure = new WorkerFailure(
+        WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST,
+        `failed to load ${modelRef}: the mock is configured to reject it (--reject-models); still serving ${this.currentInfo.modelRef}`,
+      );
+      this.setHealth({ live: true, ready: true, lastError: failure.message });
+      throw failure;
+    }
+    this.currentInfo = this.infoFor(modelRef);
+    this.setHealth({ live: true, ready: true, lastError: "" });
+  }
+
+  /** Waits `ms` as the one load in progress; resolves false when stop() cut it short. */
+  private simulateLoad(ms: number): Promise<boolean> {
     return new Promise((resolve) => {
-      this.loadTimer = setTimeout(() => {
-        this.loadTimer = undefined;
-        this.setHealth({ live: true, ready: true, lastError: "" });
-        resolve();
-      }, loadMs);
+      const finish = (completed: boolean): void => {
+        clearTimeout(timer);
+        this.loading = undefined;
+        resolve(completed);
+      };
+      const timer = setTimeout(() => finish(true), Math.max(0, ms));
+      this.loading = { finish };
     });
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.loadTimer);
+    this.loading?.finish(false);
     this.setHealth({ live: false, ready: false, lastError: "stopped" });
   }
 

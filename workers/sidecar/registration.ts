@@ -9,7 +9,11 @@ import type { Logger } from "../../contracts/runtime/logger.js";
 
 export interface RegistrationOptions {
   coreAddress: string;
-  request: RegisterRequest;
+  /**
+   * What to register; a function is read again on every (re)registration, so
+   * a sidecar that switched models (LoadModel) re-registers with the current one.
+   */
+  request: RegisterRequest | (() => RegisterRequest);
   /** Core's API key; registration needs it like every other call to core. Never logged. */
   apiKey?: string;
   logger: Logger;
@@ -63,7 +67,8 @@ export function startRegistration(options: RegistrationOptions): Registration {
   const register = (): void => {
     retryTimer = undefined;
     if (stopped) return;
-    const current = client.register(options.request, metadata);
+    const request = typeof options.request === "function" ? options.request() : options.request;
+    const current = client.register(request, metadata);
     call = current;
     let acceptedAt: number | undefined;
     current.on("data", (message: RegisterResponse) => {

@@ -19,6 +19,10 @@ export interface MockConfig {
   slowStartMs?: number;
   /** Simulated model load: live but not ready for this long after start. */
   loadMs?: number;
+  /** Simulated LoadModel time: not ready for this long while switching models (default 200). */
+  reloadMs?: number;
+  /** Model refs LoadModel fails to load (after reloadMs); the previous model keeps serving. */
+  rejectModels?: string[];
 }
 
 export interface WorkerConfig {
@@ -103,6 +107,18 @@ const FLAGS: FlagSpec[] = [
   { name: "hang-after", arg: "<n>", help: "mock: stop producing after n tokens until cancelled", apply: (c, v, f) => (mock(c).hangAfter = integer(f, v, 0)) },
   { name: "slow-start-ms", arg: "<ms>", help: "mock: delay before the first token (default 0)", apply: (c, v, f) => (mock(c).slowStartMs = integer(f, v, 0)) },
   { name: "load-ms", arg: "<ms>", help: "mock: simulated model load time before Ready (default 0)", apply: (c, v, f) => (mock(c).loadMs = integer(f, v, 0)) },
+  {
+    name: "reload-ms",
+    arg: "<ms>",
+    help: `mock: time LoadModel takes to switch models, not ready meanwhile (default ${MOCK_DEFAULTS.reloadMs})`,
+    apply: (c, v, f) => (mock(c).reloadMs = integer(f, v, 0)),
+  },
+  {
+    name: "reject-models",
+    arg: "<ref,...>",
+    help: "mock: model refs LoadModel fails to load, comma-separated; the previous model keeps serving",
+    apply: (c, v, f) => (mock(c).rejectModels = list(f, v)),
+  },
 ];
 
 /** Every flag workerConfigFromFlags understands, so a CLI can reject the rest. */
@@ -142,6 +158,16 @@ function integer(flag: string, value: string | boolean, min: number, max = Numbe
     throw new Error(`${flag} must be ${range}, got "${String(value)}"`);
   }
   return n;
+}
+
+/** A comma-separated list; blanks around and empty entries are dropped, but at least one entry is required. */
+function list(flag: string, value: string | boolean): string[] {
+  const items = text(flag, value)
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (items.length === 0) throw new Error(`${flag} needs at least one value, got "${String(value)}"`);
+  return items;
 }
 
 function number(flag: string, value: string | boolean): number {

@@ -1,4 +1,4 @@
-import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
+import { status as GrpcStatus, type sendUnaryData, type ServerUnaryCall, type StatusObject } from "@grpc/grpc-js";
 import { StopReason, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import {
   WorkerErrorKind,
@@ -8,6 +8,8 @@ import {
   type CancelResponse,
   type InfoRequest,
   type InfoResponse,
+  type LoadModelRequest,
+  type LoadModelResponse,
   type SubmitRequest,
   type WorkerEnd,
   type WorkerError,
@@ -78,6 +80,12 @@ export class WorkerService {
         adapter.evictSession(call.request.sessionId).then(
           (evicted) => callback(null, { supported: true, evicted }),
           (err: Error) => callback({ code: 13, details: `evicting session failed: ${err.message}` } as never, null),
+        );
+      },
+      loadModel: (call: ServerUnaryCall<LoadModelRequest, LoadModelResponse>, callback: sendUnaryData<LoadModelResponse>) => {
+        this.loadModel(call).then(
+          (response) => callback(null, response),
+          (refusal: Partial<StatusObject>) => callback(refusal, null),
         );
       },
       submit: (call) => {
@@ -197,6 +205,64 @@ export class WorkerService {
     logEnd(log, request.taskId, outcome, cause, stream, terminal, failed);
   }
 
+  /**
+   * LoadModel: switches the engine to another model, one start and one result
+   * log line per load. Rejects with the gRPC status to answer: INVALID_ARGUMENT
+   * (no model_ref), UNIMPLEMENTED (the adapter cannot switch models),
+   * UNAVAILABLE (shutting down) or FAILED_PRECONDITION (the load failed; the
+   * adapter keeps the previous model serving).
+   */
+  private async loadModel(call: ServerUnaryCall<LoadModelRequest, LoadModelResponse>): Promise<LoadModelResponse> {
+    const { adapter, identity } = this.deps;
+    const modelRef = call.request.modelRef;
+    if (!modelRef) throw status(GrpcStatus.INVALID_ARGUMENT, "model_ref is required");
+    if (!adapter.loadModel) throw status(GrpcStatus.UNIMPLEMENTED, "this engine cannot switch models");
+    if (this.closed) throw status(GrpcStatus.UNAVAILABLE, "the worker is shutting down");
+
+    const before = adapter.info();
+    const previous = before.modelRef;
+    const log = this.deps.logger.child({
+      engine: engines.name(before.engine),
+      model_ref: modelRef,
+      previous_model_ref: previous,
+      pool_id: identity.poolId,
+      replica_id: identity.replicaId,
+      correlation_id: correlationIdOf(call.metadata),
+      trace_id: traceIdOf(traceContextFromMetadata(call.metadata)),
+    });
+    log.info({ event: "model_load_start" }, `loading model ${modelRef} (replacing ${previous})`);
+    const t0 = performance.now();
+    try {
+      await adapter.loadModel(modelRef);
+    } catch (err) {
+      const durationMs = Math.round(performance.now() - t0);
+      const classified = err instanceof WorkerFailure;
+      const message = classified ? err.message : `unexpected adapter failure: ${err instanceof Error ? err.message : String(err)}`;
+      const serving = adapter.info().modelRef;
+      log.warn(
+        {
+          event: "model_load_end",
+          outcome: "failed",
+          duration_ms: durationMs,
+          serving_model_ref: serving,
+          error_kind: classified ? workerErrorKinds.name(err.kind) : workerErrorKinds.name(WorkerErrorKind.WORKER_ERROR_KIND_INTERNAL),
+          error_message: message,
+          // Stack traces only for failures the adapter did not classify: those are bugs.
+          err: classified ? undefined : err,
+        },
+        `failed to switch to model ${modelRef} after ${durationMs} ms, still serving ${serving}: ${message}`,
+      );
+      throw status(GrpcStatus.FAILED_PRECONDITION, message);
+    }
+    const info = adapter.info();
+    const durationMs = Math.round(performance.now() - t0);
+    log.info(
+      { event: "model_load_end", outcome: "loaded", duration_ms: durationMs, model_digest: info.modelDigest, engine_version: info.engineVersion },
+      `now serving model ${info.modelRef} (loaded in ${durationMs} ms)`,
+    );
+    return { modelRef: info.modelRef, modelDigest: info.modelDigest, engineVersion: info.engineVersion };
+  }
+
   /** Why a request cannot run here, checked before a slot is claimed. */
   private refusalOf(request: SubmitRequest): WorkerError | undefined {
     const invalid = (message: string): WorkerError => failure(WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST, message, false);
@@ -221,6 +287,10 @@ export class WorkerService {
 }
 
 function noop(): void {}
+
+function status(code: GrpcStatus, details: string): Partial<StatusObject> {
+  return { code, details };
+}
 
 function failure(kind: WorkerErrorKind, message: string, retriable: boolean): WorkerError {
   return { kind, message, retriable };

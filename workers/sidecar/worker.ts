@@ -83,15 +83,16 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
         coreAddress: config.coreAddress,
         apiKey: config.coreApiKey,
         logger: log,
-        request: {
+        // Read on every (re)registration: after a LoadModel, core must learn the model now served.
+        request: () => ({
           address: advertised,
           poolId: identity.poolId,
           replicaId: identity.replicaId,
           engine: info.engine,
-          modelRef: info.modelRef,
+          modelRef: adapter.info().modelRef,
           slotsTotal: slots.total,
           servesAnyModel: info.servesAnyModel,
-        },
+        }),
       })
     : undefined;
 

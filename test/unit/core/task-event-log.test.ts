@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { StopReason } from "../../../contracts/gen/llama_orch/v1/common.js";
 import { TaskEventLog, withoutLeadingTokens } from "../../../core/tasks/task-event-log.js";
 
-const end = { $case: "end" as const, end: { tokensOut: 0, decodeTimeMs: 0, tokensIn: 0, stopReason: StopReason.STOP_REASON_MAX_TOKENS } };
+const end = { $case: "end" as const, end: { tokensOut: 0, decodeTimeMs: 0, tokensIn: 0, stopReason: StopReason.STOP_REASON_MAX_TOKENS, traceArtifactId: "" } };
 
 function logWith(batches: string[][]): TaskEventLog {
   const log = new TaskEventLog();
@@ -27,7 +27,7 @@ test("nothing can be appended after end or error: no token after a cancel", (t) 
   const log = logWith([["a"]]);
   t.true(log.append(end));
   t.false(log.append({ $case: "tokens", tokens: { firstIndex: 1, texts: ["late"] } }));
-  t.false(log.append({ $case: "error", error: { code: 8, message: "x", engine: 0, retriable: false } }));
+  t.false(log.append({ $case: "error", error: { code: 8, message: "x", engine: 0, retriable: false, traceArtifactId: "" } }));
   t.true(log.isClosed);
   t.is(log.events.at(-1)!.kind!.$case, "end");
 });

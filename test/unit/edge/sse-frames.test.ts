@@ -18,8 +18,8 @@ test("every event kind renders to data that matches its OpenAPI schema", (t) => 
   const out = renderFrames([
     { seq: 1, kind: { $case: "started", started: { queuePosition: 2, predictedStartMs: 40 } } },
     { seq: 2, kind: { $case: "metrics", metrics: { queueDepth: 1, kvWarmth: false, poolId: "p", replicaId: "r", engineVersion: "" } } },
-    { seq: 3, kind: { $case: "end", end: { tokensOut: 4, decodeTimeMs: 12, tokensIn: 3, stopReason: StopReason.STOP_REASON_CANCELED } } },
-    { seq: 4, kind: { $case: "error", error: { code: ErrorCode.ERROR_CODE_WORKER_RESET, message: "gone", engine: Engine.ENGINE_LLAMACPP, retriable: true } } },
+    { seq: 3, kind: { $case: "end", end: { tokensOut: 4, decodeTimeMs: 12, tokensIn: 3, stopReason: StopReason.STOP_REASON_CANCELED, traceArtifactId: "" } } },
+    { seq: 4, kind: { $case: "error", error: { code: ErrorCode.ERROR_CODE_WORKER_RESET, message: "gone", engine: Engine.ENGINE_LLAMACPP, retriable: true, traceArtifactId: "" } } },
   ]);
   const frames = parseSse(out);
   const schema: Record<string, string> = { started: "SSEStarted", metrics: "SSEMetrics", end: "SSEEnd", error: "SSEError" };

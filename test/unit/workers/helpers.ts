@@ -7,7 +7,10 @@ import type { Logger } from "../../../contracts/runtime/logger.js";
 import {
   SubmitRequest,
   WorkerServiceClient,
+  type InfoResponse,
+  type LoadModelResponse,
   type SubmitResponse,
+  type WorkerHealth,
   type WorkerProps,
 } from "../../../contracts/gen/llama_orch/v1/worker.js";
 import type { EngineAdapter, GenerationResult } from "../../../workers/engine-adapter.js";
@@ -98,6 +101,19 @@ export function firstMatching<T>(call: ClientReadableStream<T>, predicate: (m: T
     call.on("error", reject);
     call.on("end", () => reject(new Error("stream ended before a matching message")));
   });
+}
+
+export function info(client: WorkerServiceClient): Promise<InfoResponse> {
+  return new Promise((resolve, reject) => client.info({}, (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+export function health(client: WorkerServiceClient): Promise<WorkerHealth> {
+  return new Promise((resolve, reject) => client.health({}, (err, res) => (err ? reject(err) : resolve(res.health!))));
+}
+
+/** LoadModel; rejects with the grpc-js ServiceError (code, details) when the call fails. */
+export function loadModel(client: WorkerServiceClient, modelRef: string): Promise<LoadModelResponse> {
+  return new Promise((resolve, reject) => client.loadModel({ modelRef }, (err, res) => (err ? reject(err) : resolve(res))));
 }
 
 export function props(client: WorkerServiceClient): Promise<WorkerProps> {

@@ -1,9 +1,9 @@
 import test from "ava";
 import { StopReason } from "../../../contracts/gen/llama_orch/v1/common.js";
-import { WorkerErrorKind } from "../../../contracts/gen/llama_orch/v1/worker.js";
+import { WorkerErrorKind, type WorkerHealth } from "../../../contracts/gen/llama_orch/v1/worker.js";
 import { WorkerFailure } from "../../../workers/engine-adapter.js";
 import { parseMockDirectives } from "../../../workers/mock/mock-directive.js";
-import { MockEngine, type MockEngineOptions } from "../../../workers/mock/mock-engine.js";
+import { MOCK_DEFAULTS, MockEngine, type MockEngineOptions } from "../../../workers/mock/mock-engine.js";
 import { collect, submitRequest } from "./helpers.js";
 
 async function readyMock(options: Partial<MockEngineOptions> = {}): Promise<MockEngine> {
@@ -201,4 +201,111 @@ test("info describes the engine it stands in for, with a stable digest", (t) => 
   t.not(a.modelDigest, new MockEngine({ modelRef: "mock:small" }).info().modelDigest);
   t.true(a.servesAnyModel);
   t.is(a.ctxMax, 8192);
+});
+
+function failureOf(err: unknown): WorkerFailure {
+  if (!(err instanceof WorkerFailure)) throw new Error(`expected a WorkerFailure, got ${String(err)}`);
+  return err;
+}
+
+test("loadModel switches models after reloadMs and info announces the new model and digest", async (t) => {
+  const engine = await readyMock({ modelRef: "mock:old", reloadMs: 80 });
+  const before = engine.info();
+  const t0 = performance.now();
+  await engine.loadModel("mock:new");
+  const elapsed = performance.now() - t0;
+  t.true(elapsed >= 70, `loaded after ${elapsed} ms`);
+  const after = engine.info();
+  t.is(after.modelRef, "mock:new");
+  t.is(after.modelDigest, new MockEngine({ modelRef: "mock:new" }).info().modelDigest);
+  t.not(after.modelDigest, before.modelDigest);
+  t.is(after.engineVersion, before.engineVersion);
+  t.is(before.modelRef, "mock:old", "an info object handed out earlier does not change under its holder");
+  t.like(engine.health(), { live: true, ready: true, lastError: "" });
+});
+
+test("reloadMs defaults to 200", (t) => {
+  t.is(MOCK_DEFAULTS.reloadMs, 200);
+  t.deepEqual(MOCK_DEFAULTS.rejectModels, []);
+});
+
+test("while loadModel runs health is live but not ready, listeners hear it, and new work is refused", async (t) => {
+  const engine = await readyMock({ reloadMs: 60 });
+  const changes: WorkerHealth[] = [];
+  engine.onHealthChange((h) => changes.push(h));
+  const loaded = engine.loadModel("mock:next");
+  t.deepEqual(engine.health(), { live: true, ready: false, lastError: "loading mock:next" });
+  const refused = await collect(engine, submitRequest());
+  t.is(failureOf(refused.error).kind, WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE);
+  t.true(failureOf(refused.error).retriable);
+  await loaded;
+  t.deepEqual(changes, [
+    { live: true, ready: false, lastError: "loading mock:next" },
+    { live: true, ready: true, lastError: "" },
+  ]);
+  t.is((await collect(engine, submitRequest({ maxTokens: 3 }))).texts.length, 3);
+});
+
+test("a generation running when a load starts is allowed to finish", async (t) => {
+  // 20 tokens at 50/s take about 400 ms; the load takes 20.
+  const engine = await readyMock({ reloadMs: 20, tokensPerSecond: 50 });
+  let done = false;
+  const running = collect(engine, submitRequest({ maxTokens: 20 })).finally(() => (done = true));
+  await new Promise((r) => setTimeout(r, 10));
+  await engine.loadModel("mock:next");
+  t.false(done, "the generation outlived the load");
+  const out = await running;
+  t.is(out.error, undefined);
+  t.is(out.texts.length, 20);
+  t.is(out.result?.stopReason, StopReason.STOP_REASON_MAX_TOKENS);
+});
+
+test("a model in rejectModels fails to load: the old model keeps serving, ready, with lastError until a good load", async (t) => {
+  const engine = await readyMock({ modelRef: "mock:old", reloadMs: 30, rejectModels: ["mock:bad"] });
+  const before = engine.info();
+  const changes: boolean[] = [];
+  engine.onHealthChange((h) => changes.push(h.ready));
+  const err = failureOf(await engine.loadModel("mock:bad").catch((e: unknown) => e));
+  t.is(err.kind, WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST);
+  t.regex(err.message, /^failed to load mock:bad: /);
+  t.deepEqual(changes, [false, true], "not ready while it tried, ready again afterwards");
+  t.is(engine.info(), before);
+  t.like(engine.health(), { live: true, ready: true });
+  t.is(engine.health().lastError, err.message);
+  // The old model serves.
+  t.is((await collect(engine, submitRequest({ maxTokens: 2 }))).texts.length, 2);
+  await engine.loadModel("mock:good");
+  t.like(engine.health(), { ready: true, lastError: "" });
+  t.is(engine.info().modelRef, "mock:good");
+});
+
+test("a second loadModel while one is in progress fails fast with ENGINE_UNAVAILABLE", async (t) => {
+  const engine = await readyMock({ reloadMs: 100 });
+  const first = engine.loadModel("mock:a");
+  const t0 = performance.now();
+  const err = failureOf(await engine.loadModel("mock:b").catch((e: unknown) => e));
+  t.true(performance.now() - t0 < 50);
+  t.is(err.kind, WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE);
+  t.is(err.message, "a model load is already in progress");
+  await first;
+  t.is(engine.info().modelRef, "mock:a");
+  t.like(engine.health(), { ready: true, lastError: "" });
+});
+
+test("loadModel is refused during the initial load and before start; stop cuts a load short", async (t) => {
+  const notStarted = new MockEngine();
+  t.is(failureOf(await notStarted.loadModel("mock:x").catch((e: unknown) => e)).kind, WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE);
+
+  const starting = new MockEngine({ loadMs: 60 });
+  const started = starting.start();
+  t.is(failureOf(await starting.loadModel("mock:x").catch((e: unknown) => e)).message, "a model load is already in progress");
+  await started;
+
+  const engine = await readyMock({ reloadMs: 5_000 });
+  const loading = engine.loadModel("mock:slow").catch((e: unknown) => e);
+  await engine.stop();
+  const err = failureOf(await loading);
+  t.is(err.kind, WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE);
+  t.is(engine.info().modelRef, "mock:tiny");
+  t.like(engine.health(), { live: false, ready: false, lastError: "stopped" });
 });

@@ -1,5 +1,5 @@
 import test from "ava";
-import type { ServerWritableStream } from "@grpc/grpc-js";
+import { credentials, type ServerWritableStream } from "@grpc/grpc-js";
 import { Engine } from "../../../contracts/gen/llama_orch/v1/common.js";
 import {
   RegistryServiceService,
@@ -7,10 +7,11 @@ import {
   type RegisterResponse,
   type RegistryServiceServer,
 } from "../../../contracts/gen/llama_orch/v1/registry.js";
+import { WorkerServiceClient } from "../../../contracts/gen/llama_orch/v1/worker.js";
 import { startGrpcServer, type RunningGrpcServer } from "../../../contracts/runtime/grpc-server.js";
 import { delayFor } from "../../../workers/sidecar/registration.js";
 import { startWorker } from "../../../workers/sidecar/worker.js";
-import { eventually, logCapture, quietLogger } from "./helpers.js";
+import { eventually, loadModel, logCapture, quietLogger } from "./helpers.js";
 
 /** A stand-in for core's RegistryService that accepts everyone and remembers who is connected. */
 class FakeCore {
@@ -129,4 +130,22 @@ test("backoff doubles from 100 ms to a 2 s cap with ±20% jitter", (t) => {
     const capped = delayFor(30, backoff);
     t.true(capped >= 1_600 && capped <= 2_400, `${capped}`);
   }
+});
+
+test("after a LoadModel the worker registers again with the model it now serves", async (t) => {
+  const core = await FakeCore.start(0, "core-a");
+  t.teardown(() => core.kill());
+  const worker = await startWorker({ port: 0, coreAddress: core.server.address, modelRef: "mock:old", mock: { reloadMs: 10 } }, quietLogger);
+  t.teardown(() => worker.stop());
+  t.true(await eventually(() => core.open.size === 1));
+  const client = new WorkerServiceClient(worker.address, credentials.createInsecure());
+  t.teardown(() => client.close());
+  await loadModel(client, "mock:new");
+  // Core ends the lease (as a restart would); the sidecar's next Register must carry the new model.
+  for (const call of core.open) call.end();
+  t.true(await eventually(() => core.registrations.length === 2 && core.open.size === 1, 5_000));
+  t.deepEqual(
+    core.registrations.map((r) => r.modelRef),
+    ["mock:old", "mock:new"],
+  );
 });

@@ -23,6 +23,8 @@ test("every flag maps onto the config", (t) => {
     "hang-after": "0",
     "slow-start-ms": "200",
     "load-ms": "1000",
+    "reload-ms": "50",
+    "reject-models": "mock:bad, org/other ,",
   });
   t.deepEqual(config, {
     host: "0.0.0.0",
@@ -37,7 +39,7 @@ test("every flag maps onto the config", (t) => {
     deviceMask: "GPU0,GPU1",
     metricsHost: "0.0.0.0",
     metricsPort: 9100,
-    mock: { slots: 8, ctxMax: 4096, tokensPerSecond: 12.5, failAfter: 3, failKind: "timeout", hangAfter: 0, slowStartMs: 200, loadMs: 1000 },
+    mock: { slots: 8, ctxMax: 4096, tokensPerSecond: 12.5, failAfter: 3, failKind: "timeout", hangAfter: 0, slowStartMs: 200, loadMs: 1000, reloadMs: 50, rejectModels: ["mock:bad", "org/other"] },
   });
 });
 
@@ -56,6 +58,9 @@ for (const [flag, value, message] of [
   ["engine", "ollama", /--engine: unknown engine "ollama"/],
   ["serves-any-model", "maybe", /--serves-any-model must be true or false/],
   ["host", true, /--host needs a value/],
+  ["reload-ms", "-5", /--reload-ms must be an integer of at least 0/],
+  ["reject-models", "", /--reject-models needs a value/],
+  ["reject-models", " , ", /--reject-models needs at least one value/],
 ] as const) {
   test(`--${flag} ${String(value)} is refused with a message naming the flag`, (t) => {
     t.throws(() => workerConfigFromFlags({ [flag]: value }), { message: message });
@@ -64,5 +69,5 @@ for (const [flag, value, message] of [
 
 test("the help text lists every flag", (t) => {
   for (const name of workerFlagNames) t.true(workerFlagHelp.includes(`--${name}`), name);
-  t.is(workerFlagNames.length, 20);
+  t.is(workerFlagNames.length, 22);
 });

@@ -1,9 +1,36 @@
 import test from "ava";
-import { Metadata, status as GrpcStatus } from "@grpc/grpc-js";
+import { credentials, Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { Engine, StopReason } from "../../../contracts/gen/llama_orch/v1/common.js";
-import { WorkerErrorKind, type InfoResponse, type SubmitResponse, type WorkerHealth } from "../../../contracts/gen/llama_orch/v1/worker.js";
+import {
+  WorkerErrorKind,
+  WorkerServiceClient,
+  WorkerServiceService,
+  type InfoResponse,
+  type SubmitResponse,
+  type WorkerHealth,
+} from "../../../contracts/gen/llama_orch/v1/worker.js";
+import { startGrpcServer } from "../../../contracts/runtime/grpc-server.js";
+import type { EngineAdapter } from "../../../workers/engine-adapter.js";
 import { MockEngine } from "../../../workers/mock/mock-engine.js";
-import { collect, drain, eventually, firstMatching, logCapture, props, startTestWorker, submitAll, submitRequest, tokenTexts } from "./helpers.js";
+import { createSidecarMetrics } from "../../../workers/sidecar/metrics.js";
+import { SlotPool } from "../../../workers/sidecar/slot-pool.js";
+import { WorkerService } from "../../../workers/sidecar/worker-service.js";
+import {
+  collect,
+  drain,
+  eventually,
+  firstMatching,
+  health,
+  info,
+  loadModel,
+  logCapture,
+  props,
+  quietLogger,
+  startTestWorker,
+  submitAll,
+  submitRequest,
+  tokenTexts,
+} from "./helpers.js";
 
 function errorOf(events: SubmitResponse[]) {
   const last = events.at(-1)?.event;
@@ -202,4 +229,147 @@ test("GET /metrics reports tokens and generations with replica labels", async (t
   t.true(text.includes(`worker_slots_total{${labels}} 4`));
   t.true(text.includes(`worker_slots_free{${labels}} 4`));
   t.false(text.includes("kv_cache_usage_ratio{"), "the mock has no KV cache to report");
+});
+
+function grpcErrorOf(promise: Promise<unknown>): Promise<ServiceError> {
+  return promise.then(
+    () => {
+      throw new Error("expected the call to fail");
+    },
+    (err: ServiceError) => err,
+  );
+}
+
+test("LoadModel switches the model: the response and Info announce it, digest included", async (t) => {
+  const { client } = await startTestWorker(t, { modelRef: "mock:old", mock: { reloadMs: 50 } });
+  const before = await info(client);
+  const response = await loadModel(client, "mock:new");
+  const after = await info(client);
+  t.deepEqual(response, { modelRef: "mock:new", modelDigest: after.modelDigest, engineVersion: before.engineVersion });
+  t.is(after.modelRef, "mock:new");
+  t.not(after.modelDigest, before.modelDigest);
+  t.like(after, { poolId: before.poolId, replicaId: before.replicaId });
+  t.like(await health(client), { live: true, ready: true, lastError: "" });
+});
+
+test("a replica that serves one model serves the loaded one afterwards, and only that one", async (t) => {
+  const { client } = await startTestWorker(t, { modelRef: "mock:one", servesAnyModel: false, mock: { reloadMs: 10 } });
+  await loadModel(client, "mock:two");
+  t.is((await submitAll(client, submitRequest({ modelRef: "mock:two", maxTokens: 1 }))).at(-1)?.event?.$case, "end");
+  t.like(errorOf(await submitAll(client, submitRequest({ modelRef: "mock:one" }))), { kind: WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST });
+});
+
+test("a LoadModel that fails is FAILED_PRECONDITION and the previous model keeps serving", async (t) => {
+  const { client } = await startTestWorker(t, { modelRef: "mock:old", mock: { reloadMs: 30, rejectModels: ["mock:bad", "mock:worse"] } });
+  const before = await info(client);
+  const err = await grpcErrorOf(loadModel(client, "mock:bad"));
+  t.is(err.code, GrpcStatus.FAILED_PRECONDITION);
+  t.regex(err.details, /^failed to load mock:bad: /);
+  t.deepEqual(await info(client), before);
+  const after = await health(client);
+  t.like(after, { live: true, ready: true });
+  t.is(after.lastError, err.details);
+  t.is((await submitAll(client, submitRequest({ maxTokens: 2 }))).at(-1)?.event?.$case, "end");
+});
+
+test("LoadModel without a model_ref is INVALID_ARGUMENT and loads nothing", async (t) => {
+  const { client } = await startTestWorker(t);
+  const err = await grpcErrorOf(loadModel(client, ""));
+  t.is(err.code, GrpcStatus.INVALID_ARGUMENT);
+  t.is(err.details, "model_ref is required");
+  t.is((await info(client)).modelRef, "mock:tiny");
+});
+
+test("WatchHealth shows a LoadModel as not ready while it loads, then ready again", async (t) => {
+  const { client } = await startTestWorker(t, { mock: { reloadMs: 200 } });
+  const call = client.watchHealth({});
+  const seen: WorkerHealth[] = [];
+  call.on("data", (m: { health: WorkerHealth }) => seen.push(m.health));
+  call.on("error", () => {});
+  await firstMatching(call, (m) => m.health?.ready === true);
+  await loadModel(client, "mock:next");
+  t.true(await eventually(() => seen.length >= 3));
+  call.cancel();
+  t.deepEqual(seen, [
+    { live: true, ready: true, lastError: "" },
+    { live: true, ready: false, lastError: "loading mock:next" },
+    { live: true, ready: true, lastError: "" },
+  ]);
+});
+
+test("during a LoadModel a submit gets a retriable ENGINE_UNAVAILABLE and a second LoadModel fails at once", async (t) => {
+  // Long enough that both probes surely land while it loads, even on a busy machine.
+  const { client } = await startTestWorker(t, { mock: { reloadMs: 2_000 } });
+  const first = loadModel(client, "mock:a");
+  t.true(await eventually(async () => !(await health(client)).ready));
+  const [submitted, second] = await Promise.all([submitAll(client, submitRequest()), grpcErrorOf(loadModel(client, "mock:b"))]);
+  t.like(errorOf(submitted), { kind: WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, retriable: true });
+  t.is(second.code, GrpcStatus.FAILED_PRECONDITION);
+  t.is(second.details, "a model load is already in progress");
+  t.is((await first).modelRef, "mock:a");
+  t.is((await info(client)).modelRef, "mock:a");
+});
+
+test("an engine that cannot switch models answers UNIMPLEMENTED", async (t) => {
+  const engine = new MockEngine();
+  await engine.start();
+  // Everything the mock does except loadModel.
+  const adapter: EngineAdapter = {
+    info: () => engine.info(),
+    health: () => engine.health(),
+    onHealthChange: (listener) => engine.onHealthChange(listener),
+    slotsTotal: () => engine.slotsTotal(),
+    generate: (request, signal, sink) => engine.generate(request, signal, sink),
+    start: () => engine.start(),
+    stop: () => engine.stop(),
+  };
+  const slots = new SlotPool(adapter.slotsTotal());
+  const identity = { poolId: "p", replicaId: "r" };
+  const metrics = createSidecarMetrics({
+    labels: () => ({ engine: "llamacpp", engine_version: "x", pool_id: "p", replica_id: "r" }),
+    slotsTotal: () => slots.total,
+    slotsFree: () => slots.free,
+    kvCacheUsageRatio: () => undefined,
+  });
+  const service = new WorkerService({ adapter, slots, identity, metrics, logger: quietLogger });
+  const server = await startGrpcServer({
+    host: "127.0.0.1",
+    port: 0,
+    services: [{ name: "llama_orch.v1.WorkerService", definition: WorkerServiceService, implementation: service.handlers }],
+    logger: quietLogger,
+  });
+  const client = new WorkerServiceClient(server.address, credentials.createInsecure());
+  t.teardown(async () => {
+    client.close();
+    await server.shutdown();
+  });
+  const err = await grpcErrorOf(loadModel(client, "mock:other"));
+  t.is(err.code, GrpcStatus.UNIMPLEMENTED);
+  t.is(err.details, "this engine cannot switch models");
+});
+
+test("each LoadModel logs one start and one end line with a human sentence", async (t) => {
+  const { logger, lines } = logCapture();
+  const { client, worker } = await startTestWorker(t, { modelRef: "mock:old", mock: { reloadMs: 10, rejectModels: ["mock:bad"] } }, logger);
+  const md = new Metadata();
+  md.set("x-correlation-id", "corr-load");
+  await new Promise<void>((resolve, reject) => client.loadModel({ modelRef: "mock:new" }, md, (err) => (err ? reject(err) : resolve())));
+  await grpcErrorOf(loadModel(client, "mock:bad"));
+  const loads = lines.filter((l) => typeof l.event === "string" && l.event.startsWith("model_load"));
+  t.deepEqual(
+    loads.map((l) => [l.event, l.model_ref, l.previous_model_ref, l.outcome]),
+    [
+      ["model_load_start", "mock:new", "mock:old", undefined],
+      ["model_load_end", "mock:new", "mock:old", "loaded"],
+      ["model_load_start", "mock:bad", "mock:new", undefined],
+      ["model_load_end", "mock:bad", "mock:new", "failed"],
+    ],
+  );
+  for (const l of loads) {
+    t.like(l, { pool_id: "default", replica_id: worker.replicaId });
+    t.is(typeof l.human, "string");
+  }
+  t.like(loads[0], { correlation_id: "corr-load" });
+  t.is(typeof loads[1]!.duration_ms, "number");
+  t.like(loads[3], { level: 40, error_kind: "invalid_request", serving_model_ref: "mock:new" });
 });

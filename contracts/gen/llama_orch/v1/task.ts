@@ -201,6 +201,11 @@ export interface TaskEnd {
   decodeTimeMs: number;
   tokensIn: number;
   stopReason: StopReason;
+  /**
+   * The `trace` artifact holding this task's transcript (every event up to
+   * and including this one, without this field).
+   */
+  traceArtifactId: string;
 }
 
 export interface TaskError {
@@ -208,6 +213,7 @@ export interface TaskError {
   message: string;
   engine: Engine;
   retriable: boolean;
+  traceArtifactId: string;
 }
 
 export interface CancelTaskRequest {
@@ -1791,7 +1797,7 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
 };
 
 function createBaseTaskEnd(): TaskEnd {
-  return { tokensOut: 0, decodeTimeMs: 0, tokensIn: 0, stopReason: 0 };
+  return { tokensOut: 0, decodeTimeMs: 0, tokensIn: 0, stopReason: 0, traceArtifactId: "" };
 }
 
 export const TaskEnd: MessageFns<TaskEnd> = {
@@ -1807,6 +1813,9 @@ export const TaskEnd: MessageFns<TaskEnd> = {
     }
     if (message.stopReason !== 0) {
       writer.uint32(32).int32(message.stopReason);
+    }
+    if (message.traceArtifactId !== "") {
+      writer.uint32(42).string(message.traceArtifactId);
     }
     return writer;
   },
@@ -1856,6 +1865,14 @@ export const TaskEnd: MessageFns<TaskEnd> = {
             message.stopReason = reader.int32() as any;
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.traceArtifactId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1890,6 +1907,11 @@ export const TaskEnd: MessageFns<TaskEnd> = {
         : isSet(object.stop_reason)
         ? stopReasonFromJSON(object.stop_reason)
         : 0,
+      traceArtifactId: isSet(object.traceArtifactId)
+        ? globalThis.String(object.traceArtifactId)
+        : isSet(object.trace_artifact_id)
+        ? globalThis.String(object.trace_artifact_id)
+        : "",
     };
   },
 
@@ -1907,6 +1929,9 @@ export const TaskEnd: MessageFns<TaskEnd> = {
     if (message.stopReason !== 0) {
       obj.stopReason = stopReasonToJSON(message.stopReason);
     }
+    if (message.traceArtifactId !== "") {
+      obj.traceArtifactId = message.traceArtifactId;
+    }
     return obj;
   },
 
@@ -1919,12 +1944,13 @@ export const TaskEnd: MessageFns<TaskEnd> = {
     message.decodeTimeMs = object.decodeTimeMs ?? 0;
     message.tokensIn = object.tokensIn ?? 0;
     message.stopReason = object.stopReason ?? 0;
+    message.traceArtifactId = object.traceArtifactId ?? "";
     return message;
   },
 };
 
 function createBaseTaskError(): TaskError {
-  return { code: 0, message: "", engine: 0, retriable: false };
+  return { code: 0, message: "", engine: 0, retriable: false, traceArtifactId: "" };
 }
 
 export const TaskError: MessageFns<TaskError> = {
@@ -1940,6 +1966,9 @@ export const TaskError: MessageFns<TaskError> = {
     }
     if (message.retriable !== false) {
       writer.uint32(32).bool(message.retriable);
+    }
+    if (message.traceArtifactId !== "") {
+      writer.uint32(42).string(message.traceArtifactId);
     }
     return writer;
   },
@@ -1989,6 +2018,14 @@ export const TaskError: MessageFns<TaskError> = {
             message.retriable = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.traceArtifactId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2007,6 +2044,11 @@ export const TaskError: MessageFns<TaskError> = {
       message: isSet(object.message) ? globalThis.String(object.message) : "",
       engine: isSet(object.engine) ? engineFromJSON(object.engine) : 0,
       retriable: isSet(object.retriable) ? globalThis.Boolean(object.retriable) : false,
+      traceArtifactId: isSet(object.traceArtifactId)
+        ? globalThis.String(object.traceArtifactId)
+        : isSet(object.trace_artifact_id)
+        ? globalThis.String(object.trace_artifact_id)
+        : "",
     };
   },
 
@@ -2024,6 +2066,9 @@ export const TaskError: MessageFns<TaskError> = {
     if (message.retriable !== false) {
       obj.retriable = message.retriable;
     }
+    if (message.traceArtifactId !== "") {
+      obj.traceArtifactId = message.traceArtifactId;
+    }
     return obj;
   },
 
@@ -2036,6 +2081,7 @@ export const TaskError: MessageFns<TaskError> = {
     message.message = object.message ?? "";
     message.engine = object.engine ?? 0;
     message.retriable = object.retriable ?? false;
+    message.traceArtifactId = object.traceArtifactId ?? "";
     return message;
   },
 };

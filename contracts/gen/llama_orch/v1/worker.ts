@@ -257,6 +257,16 @@ export interface EvictSessionResponse {
   evicted: boolean;
 }
 
+export interface LoadModelRequest {
+  modelRef: string;
+}
+
+export interface LoadModelResponse {
+  modelRef: string;
+  modelDigest: string;
+  engineVersion: string;
+}
+
 function createBaseWorkerHealth(): WorkerHealth {
   return { live: false, ready: false, lastError: "" };
 }
@@ -2640,6 +2650,192 @@ export const EvictSessionResponse: MessageFns<EvictSessionResponse> = {
   },
 };
 
+function createBaseLoadModelRequest(): LoadModelRequest {
+  return { modelRef: "" };
+}
+
+export const LoadModelRequest: MessageFns<LoadModelRequest> = {
+  encode(message: LoadModelRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.modelRef !== "") {
+      writer.uint32(10).string(message.modelRef);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoadModelRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoadModelRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.modelRef = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoadModelRequest {
+    return {
+      modelRef: isSet(object.modelRef)
+        ? globalThis.String(object.modelRef)
+        : isSet(object.model_ref)
+        ? globalThis.String(object.model_ref)
+        : "",
+    };
+  },
+
+  toJSON(message: LoadModelRequest): unknown {
+    const obj: any = {};
+    if (message.modelRef !== "") {
+      obj.modelRef = message.modelRef;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LoadModelRequest>): LoadModelRequest {
+    return LoadModelRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LoadModelRequest>): LoadModelRequest {
+    const message = createBaseLoadModelRequest();
+    message.modelRef = object.modelRef ?? "";
+    return message;
+  },
+};
+
+function createBaseLoadModelResponse(): LoadModelResponse {
+  return { modelRef: "", modelDigest: "", engineVersion: "" };
+}
+
+export const LoadModelResponse: MessageFns<LoadModelResponse> = {
+  encode(message: LoadModelResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.modelRef !== "") {
+      writer.uint32(10).string(message.modelRef);
+    }
+    if (message.modelDigest !== "") {
+      writer.uint32(18).string(message.modelDigest);
+    }
+    if (message.engineVersion !== "") {
+      writer.uint32(26).string(message.engineVersion);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoadModelResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoadModelResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.modelRef = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.modelDigest = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.engineVersion = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoadModelResponse {
+    return {
+      modelRef: isSet(object.modelRef)
+        ? globalThis.String(object.modelRef)
+        : isSet(object.model_ref)
+        ? globalThis.String(object.model_ref)
+        : "",
+      modelDigest: isSet(object.modelDigest)
+        ? globalThis.String(object.modelDigest)
+        : isSet(object.model_digest)
+        ? globalThis.String(object.model_digest)
+        : "",
+      engineVersion: isSet(object.engineVersion)
+        ? globalThis.String(object.engineVersion)
+        : isSet(object.engine_version)
+        ? globalThis.String(object.engine_version)
+        : "",
+    };
+  },
+
+  toJSON(message: LoadModelResponse): unknown {
+    const obj: any = {};
+    if (message.modelRef !== "") {
+      obj.modelRef = message.modelRef;
+    }
+    if (message.modelDigest !== "") {
+      obj.modelDigest = message.modelDigest;
+    }
+    if (message.engineVersion !== "") {
+      obj.engineVersion = message.engineVersion;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LoadModelResponse>): LoadModelResponse {
+    return LoadModelResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LoadModelResponse>): LoadModelResponse {
+    const message = createBaseLoadModelResponse();
+    message.modelRef = object.modelRef ?? "";
+    message.modelDigest = object.modelDigest ?? "";
+    message.engineVersion = object.engineVersion ?? "";
+    return message;
+  },
+};
+
 /**
  * WorkerService is served by each sidecar: one engine instance, one model, one
  * device mask. Core is its main client; operators call it with grpcurl.
@@ -2730,6 +2926,20 @@ export const WorkerServiceService = {
       Buffer.from(EvictSessionResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EvictSessionResponse => EvictSessionResponse.decode(value),
   },
+  /**
+   * Switches the engine to another model. Health reports not-ready while it
+   * loads and ready once the new model serves; a load that fails leaves the
+   * previous model serving and fails the call (FAILED_PRECONDITION).
+   */
+  loadModel: {
+    path: "/llama_orch.v1.WorkerService/LoadModel" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LoadModelRequest): Buffer => Buffer.from(LoadModelRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LoadModelRequest => LoadModelRequest.decode(value),
+    responseSerialize: (value: LoadModelResponse): Buffer => Buffer.from(LoadModelResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LoadModelResponse => LoadModelResponse.decode(value),
+  },
 } as const;
 
 export interface WorkerServiceServer extends UntypedServiceImplementation {
@@ -2752,6 +2962,12 @@ export interface WorkerServiceServer extends UntypedServiceImplementation {
    * engine allows it.
    */
   evictSession: handleUnaryCall<EvictSessionRequest, EvictSessionResponse>;
+  /**
+   * Switches the engine to another model. Health reports not-ready while it
+   * loads and ready once the new model serves; a load that fails leaves the
+   * previous model serving and fails the call (FAILED_PRECONDITION).
+   */
+  loadModel: handleUnaryCall<LoadModelRequest, LoadModelResponse>;
 }
 
 export interface WorkerServiceClient extends Client {
@@ -2855,6 +3071,26 @@ export interface WorkerServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EvictSessionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Switches the engine to another model. Health reports not-ready while it
+   * loads and ready once the new model serves; a load that fails leaves the
+   * previous model serving and fails the call (FAILED_PRECONDITION).
+   */
+  loadModel(
+    request: LoadModelRequest,
+    callback: (error: ServiceError | null, response: LoadModelResponse) => void,
+  ): ClientUnaryCall;
+  loadModel(
+    request: LoadModelRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LoadModelResponse) => void,
+  ): ClientUnaryCall;
+  loadModel(
+    request: LoadModelRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LoadModelResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,82 @@
+import type { TaskEvent } from "./gen/llama_orch/v1/task.js";
+import { Engine } from "./gen/llama_orch/v1/common.js";
+import { engines, errorCodes, stopReasonName } from "./enums.js";
+
+/** Engines the public API names (the OpenAPI Engine enum). */
+const PUBLIC_ENGINES = new Set([Engine.ENGINE_LLAMACPP, Engine.ENGINE_VLLM, Engine.ENGINE_TGI, Engine.ENGINE_TRITON]);
+
+export function publicEngineName(engine: Engine): string | undefined {
+  return PUBLIC_ENGINES.has(engine) ? engines.name(engine) : undefined;
+}
+
+type NonToken = Exclude<NonNullable<TaskEvent["kind"]>, { $case: "tokens" }>;
+
+/**
+ * The public (SSE `data:`) form of every event but tokens, which the SSE
+ * writer renders itself without building objects. Unset optional fields stay
+ * undefined so JSON.stringify leaves them out.
+ */
+export function publicEventData(k: NonToken): { event: string; data: Record<string, unknown> } {
+  switch (k.$case) {
+    case "started":
+      return { event: "started", data: { queue_position: k.started.queuePosition, predicted_start_ms: k.started.predictedStartMs } };
+    case "metrics": {
+      const m = k.metrics;
+      return {
+        event: "metrics",
+        data: {
+          queue_depth: m.queueDepth,
+          queue_position: m.queuePosition,
+          predicted_start_ms: m.predictedStartMs,
+          on_time_probability: m.onTimeProbability,
+          kv_warmth: m.kvWarmth,
+          tokens_budget_remaining: m.tokensBudgetRemaining,
+          time_budget_remaining_ms: m.timeBudgetRemainingMs,
+          cost_budget_remaining: m.costBudgetRemaining,
+          pool_id: m.poolId || undefined,
+          replica_id: m.replicaId || undefined,
+          engine_version: m.engineVersion || undefined,
+        },
+      };
+    }
+    case "end":
+      return {
+        event: "end",
+        data: {
+          tokens_out: k.end.tokensOut,
+          decode_ms: k.end.decodeTimeMs,
+          decode_time_ms: k.end.decodeTimeMs,
+          tokens_in: k.end.tokensIn,
+          stop_reason: stopReasonName(k.end.stopReason),
+          trace_artifact_id: k.end.traceArtifactId || undefined,
+        },
+      };
+    case "error":
+      return {
+        event: "error",
+        data: {
+          code: errorCodes.name(k.error.code),
+          message: k.error.message,
+          engine: publicEngineName(k.error.engine),
+          trace_artifact_id: k.error.traceArtifactId || undefined,
+        },
+      };
+  }
+}
+
+/** Every event as the client sees it (tokens one by one), for transcripts. */
+export function publicTranscript(events: readonly TaskEvent[]): { id: number; event: string; data: Record<string, unknown> }[] {
+  const out: { id: number; event: string; data: Record<string, unknown> }[] = [];
+  for (const ev of events) {
+    const k = ev.kind;
+    if (!k) continue;
+    if (k.$case === "tokens") {
+      k.tokens.texts.forEach((t, j) => out.push({ id: ev.seq + j, event: "token", data: { t, i: k.tokens.firstIndex + j } }));
+    } else {
+      const { event, data } = publicEventData(k);
+      // The same JSON a client received: undefined members dropped.
+      out.push({ id: ev.seq, event, data: JSON.parse(JSON.stringify(data)) as Record<string, unknown> });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,193 @@
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { ensureDir, errorCode, publishFile, sweepTempFiles } from "./atomic-file.js";
+import {
+  ArtifactError,
+  encodeDocument,
+  idOf,
+  isArtifactId,
+  isPlainObject,
+  toDocument,
+  type ArtifactInput,
+} from "./artifact-document.js";
+import { canonicalJson } from "./canonical-json.js";
+
+export { ARTIFACT_KINDS, ArtifactError, isArtifactId } from "./artifact-document.js";
+export type { ArtifactInput, ArtifactKind } from "./artifact-document.js";
+
+export const DEFAULT_MAX_ARTIFACT_BYTES = 1024 * 1024;
+export const MAX_LINEAGE_DEPTH = 1000;
+/** Parent pointers are part of the hashed content, so they never change and are safe to cache. */
+const PARENT_CACHE_LIMIT = 10_000;
+
+export interface StoredArtifact extends ArtifactInput {
+  id: string;
+  /** "sha256:<id>" */
+  digest: string;
+  created_ms: number;
+  /** Ancestor ids, parent first, up to the root (at most MAX_LINEAGE_DEPTH). */
+  lineage: string[];
+}
+
+export interface ArtifactStoreOptions {
+  /** Largest canonical JSON accepted, in bytes. */
+  maxBytes?: number;
+  clock?: () => number;
+}
+
+/** What one file holds: lineage is derived on read, never stored, so it cannot go stale. */
+type ArtifactRecord = Omit<StoredArtifact, "lineage">;
+
+class Corrupt {
+  constructor(readonly reason: string) {}
+}
+
+/**
+ * A durable, content-addressed store of JSON artifacts: one file per artifact
+ * at `<root>/<id[0..2]>/<id>.json`. The id is the sha256 of the canonical JSON
+ * of {kind, content, tags, parent, metadata}, so storing the same thing twice
+ * is a no-op that returns the first copy, and every read can check that the
+ * file still matches its name.
+ */
+export class ArtifactStore {
+  private readonly parents = new Map<string, string | null>();
+
+  private constructor(
+    private readonly root: string,
+    readonly maxBytes: number,
+    private readonly clock: () => number,
+  ) {}
+
+  static async open(root: string, options: ArtifactStoreOptions = {}): Promise<ArtifactStore> {
+    const maxBytes = options.maxBytes ?? DEFAULT_MAX_ARTIFACT_BYTES;
+    if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) {
+      throw new RangeError(`maxBytes must be a positive integer, got ${maxBytes}`);
+    }
+    const absolute = path.resolve(root);
+    await ensureDir(absolute);
+    const shards = (await readdir(absolute)).filter((name) => /^[0-9a-f]{2}$/.test(name));
+    await sweepTempFiles(shards.map((name) => path.join(absolute, name)));
+    return new ArtifactStore(absolute, maxBytes, options.clock ?? Date.now);
+  }
+
+  async put(input: ArtifactInput): Promise<{ artifact: StoredArtifact; created: boolean }> {
+    const doc = toDocument(input);
+    const canonical = encodeDocument(doc);
+    const size = Buffer.byteLength(canonical, "utf8");
+    if (size > this.maxBytes) {
+      throw new ArtifactError(
+        "too_large",
+        `the artifact is ${size} bytes of canonical JSON, above the limit of ${this.maxBytes} bytes`,
+      );
+    }
+    if (doc.parent !== undefined) {
+      const parent = await this.read(doc.parent);
+      if (parent === undefined) throw new ArtifactError("invalid", `unknown parent artifact ${doc.parent}`, "/parent");
+      if (parent instanceof Corrupt) throw corruptError(doc.parent, parent);
+    }
+
+    const id = idOf(canonical);
+    const existing = await this.read(id);
+    if (existing !== undefined && !(existing instanceof Corrupt)) {
+      return { artifact: await this.withLineage(existing), created: false };
+    }
+    // Re-parsed from the canonical text: a private deep copy, with undefined members already gone.
+    const record = toRecord(id, JSON.parse(canonical) as ArtifactInput, this.clock());
+    const file = this.fileFor(id);
+    const text = `${canonicalJson(record)}\n`;
+    await ensureDir(path.dirname(file));
+    // A corrupt file under this id is replaced: the content we hold is, by its hash, the right one.
+    if (existing instanceof Corrupt) await publishFile(file, text, "replace");
+    else if (!(await publishFile(file, text, "create"))) {
+      // A concurrent put (here or in another process) published first; answering with its
+      // record keeps every caller in agreement about created_ms.
+      const winner = await this.read(id);
+      if (winner === undefined || winner instanceof Corrupt) throw corruptError(id, winner ?? new Corrupt("vanished"));
+      return { artifact: await this.withLineage(winner), created: false };
+    }
+    return { artifact: await this.withLineage(record), created: true };
+  }
+
+  /** Unknown ids give undefined; a malformed id is refused before any path is built from it. */
+  async get(id: string): Promise<StoredArtifact | undefined> {
+    if (!isArtifactId(id)) throw new ArtifactError("invalid", "an artifact id is 64 lowercase hex characters", "id");
+    const record = await this.read(id);
+    if (record instanceof Corrupt) throw corruptError(id, record);
+    return record && this.withLineage(record);
+  }
+
+  private fileFor(id: string): string {
+    if (!isArtifactId(id)) throw new ArtifactError("invalid", "an artifact id is 64 lowercase hex characters", "id");
+    return path.join(this.root, id.slice(0, 2), `${id}.json`);
+  }
+
+  private async read(id: string): Promise<ArtifactRecord | Corrupt | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.fileFor(id), "utf8");
+    } catch (err) {
+      if (errorCode(err) === "ENOENT") return undefined;
+      throw err;
+    }
+    const record = parseRecord(id, text);
+    if (!(record instanceof Corrupt)) this.rememberParent(id, record.parent);
+    return record;
+  }
+
+  private async withLineage(record: ArtifactRecord): Promise<StoredArtifact> {
+    const lineage: string[] = [];
+    // Hashing makes a cycle impossible short of a hash collision; the set makes the walk safe regardless.
+    const seen = new Set([record.id]);
+    let next = record.parent;
+    while (next !== undefined && lineage.length < MAX_LINEAGE_DEPTH && !seen.has(next)) {
+      lineage.push(next);
+      seen.add(next);
+      next = await this.parentOf(next);
+    }
+    return { ...record, lineage };
+  }
+
+  /** A missing or corrupt ancestor ends the walk: lineage is best effort past what can be read. */
+  private async parentOf(id: string): Promise<string | undefined> {
+    const cached = this.parents.get(id);
+    if (cached !== undefined) return cached ?? undefined;
+    const record = await this.read(id);
+    return record === undefined || record instanceof Corrupt ? undefined : record.parent;
+  }
+
+  private rememberParent(id: string, parent: string | undefined): void {
+    if (this.parents.has(id)) return;
+    if (this.parents.size >= PARENT_CACHE_LIMIT) this.parents.delete(this.parents.keys().next().value!);
+    this.parents.set(id, parent ?? null);
+  }
+}
+
+function toRecord(id: string, doc: ArtifactInput, createdMs: number): ArtifactRecord {
+  return { id, digest: `sha256:${id}`, ...doc, created_ms: createdMs };
+}
+
+/** Checks a file against its name, so a damaged or tampered file is never served as that id. */
+function parseRecord(id: string, text: string): ArtifactRecord | Corrupt {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return new Corrupt("not JSON");
+  }
+  if (!isPlainObject(raw)) return new Corrupt("not a JSON object");
+  if (raw.id !== id || raw.digest !== `sha256:${id}`) return new Corrupt("id or digest does not match the file name");
+  if (typeof raw.created_ms !== "number" || !Number.isFinite(raw.created_ms)) return new Corrupt("bad created_ms");
+  let doc: ArtifactInput;
+  try {
+    doc = toDocument(raw);
+    if (idOf(encodeDocument(doc)) !== id) return new Corrupt("content does not hash to its id");
+  } catch (err) {
+    if (err instanceof ArtifactError) return new Corrupt(err.message);
+    throw err;
+  }
+  return toRecord(id, doc, raw.created_ms);
+}
+
+function corruptError(id: string, corrupt: Corrupt): Error {
+  return new Error(`artifact ${id} is corrupt on disk: ${corrupt.reason}`);
+}

@@ -1,0 +1,7 @@
+import type { Context as KoaContext } from "koa";
+import type { CallContext } from "./core-client.js";
+
+/** The correlation id and trace context of an HTTP request, for its calls to core. */
+export function callContext(ctx: KoaContext): CallContext {
+  return { correlationId: ctx.state.correlationId as string, trace: ctx.state.traceContext };
+}

@@ -1,0 +1,154 @@
+import type Router from "@koa/router";
+import type { Context } from "koa";
+import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
+import type { CreateArtifactResponse, GetArtifactResponse } from "../../contracts/gen/llama_orch/v1/artifact.js";
+import type { CreateModelResponse, GetModelResponse, SetModelStateResponse } from "../../contracts/gen/llama_orch/v1/catalog.js";
+import type { DrainPoolResponse, GetCapabilitiesResponse, GetPoolHealthResponse, ReloadPoolResponse } from "../../contracts/gen/llama_orch/v1/pool.js";
+import { engines, workloads } from "../../contracts/enums.js";
+import { apiVersion, requestBodyValidator } from "../../contracts/openapi.js";
+import { callContext } from "../call-context.js";
+import type { CoreClient } from "../core-client.js";
+import { HttpError, publicEngineName } from "../http-errors.js";
+import type { RateLimit } from "../middleware/rate-limit.js";
+import { readJsonBody } from "../middleware/json-body.js";
+
+interface ControlDeps {
+  core: CoreClient;
+  bodyLimitBytes: number;
+  rateLimit: RateLimit;
+}
+
+/** Reads the body and checks it against the operation's OpenAPI schema. */
+async function validBody<T>(ctx: Context, deps: ControlDeps, validate: (b: unknown) => { field: string; message: string } | null): Promise<T> {
+  const body = await readJsonBody(ctx, deps.bodyLimitBytes);
+  const problem = validate(body);
+  if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
+  return body as T;
+}
+
+/** The control plane: pools, capabilities, catalog, artifacts. Handlers only translate. */
+export function mountControlRoutes(router: Router, deps: ControlDeps): void {
+  const { core } = deps;
+  const drainBody = requestBodyValidator("drainPool");
+  const reloadBody = requestBodyValidator("reloadPool");
+  const modelBody = requestBodyValidator("createCatalogModel");
+  const stateBody = requestBodyValidator("setCatalogModelState");
+  const artifactBody = requestBodyValidator("createArtifact");
+
+  router.get("/v1/pools/:id/health", async (ctx) => {
+    const poolId = ctx.params.id!;
+    const h = await core.call<GetPoolHealthResponse>(callContext(ctx), (md, o, cb) => core.pools.getPoolHealth({ poolId }, md, o, cb));
+    const m = h.metrics!;
+    ctx.body = {
+      live: h.live,
+      ready: h.ready,
+      draining: h.draining,
+      metrics: {
+        queue_depth: m.queueDepth,
+        slots_total: m.slotsTotal,
+        slots_free: m.slotsFree,
+        tasks_running: m.tasksRunning,
+        engine: engines.name(m.engine),
+        model_ref: m.modelRef,
+        reload_state: m.reloadState,
+        last_reload_error: m.lastReloadError || undefined,
+        drain_deadline_ms: m.drainDeadlineMs,
+        replicas: m.replicas.map((r) => ({
+          replica_id: r.replicaId,
+          address: r.address,
+          state: r.state,
+          live: r.live,
+          ready: r.ready,
+          slots_total: r.slotsTotal,
+          slots_free: r.slotsFree,
+          model_ref: r.modelRef,
+          engine_version: r.engineVersion,
+          last_error: r.lastError || undefined,
+        })),
+      },
+    };
+  });
+
+  router.post("/v1/pools/:id/drain", async (ctx) => {
+    const body = await validBody<{ deadline_ms: number }>(ctx, deps, drainBody);
+    const poolId = ctx.params.id!;
+    const r = await core.call<DrainPoolResponse>(callContext(ctx), (md, o, cb) => core.pools.drainPool({ poolId, deadlineMs: body.deadline_ms }, md, o, cb));
+    ctx.status = 202;
+    ctx.body = { status: "draining", tasks_in_flight: r.tasksInFlight, tasks_queued: r.tasksQueued, deadline_ms: body.deadline_ms };
+  });
+
+  router.post("/v1/pools/:id/reload", async (ctx) => {
+    const body = await validBody<{ new_model_ref: string }>(ctx, deps, reloadBody);
+    const poolId = ctx.params.id!;
+    const r = await core.call<ReloadPoolResponse>(callContext(ctx), (md, o, cb) => core.pools.reloadPool({ poolId, newModelRef: body.new_model_ref }, md, o, cb));
+    ctx.status = 202;
+    ctx.body = { status: "reloading", previous_model_ref: r.previousModelRef, new_model_ref: body.new_model_ref };
+  });
+
+  router.get("/v1/capabilities", async (ctx) => {
+    const c = await core.call<GetCapabilitiesResponse>(callContext(ctx), (md, o, cb) => core.capabilities.getCapabilities({}, md, o, cb));
+    const { perSecond, burst } = deps.rateLimit;
+    ctx.body = {
+      api_version: apiVersion(),
+      engines: c.engines
+        .filter((e) => publicEngineName(e.engine) !== undefined)
+        .map((e) => ({
+          engine: publicEngineName(e.engine),
+          ctx_max: e.ctxMax,
+          supported_workloads: e.supportedWorkloads.map((w) => workloads.name(w)),
+          concurrency: e.concurrency,
+          replicas: e.replicas,
+          rate_limits: perSecond > 0 ? { tasks_per_second: perSecond, burst } : {},
+          features: e.features,
+        })),
+      models: c.models,
+    };
+  });
+
+  router.post("/v1/catalog/models", async (ctx) => {
+    const model = await validBody<Record<string, unknown>>(ctx, deps, modelBody);
+    const r = await core.call<CreateModelResponse>(callContext(ctx), (md, o, cb) => core.catalog.createModel({ model }, md, o, cb));
+    ctx.status = 201;
+    ctx.body = r.model;
+  });
+
+  router.get("/v1/catalog/models/:id", async (ctx) => {
+    const id = ctx.params.id!;
+    ctx.body = (await core.call<GetModelResponse>(callContext(ctx), (md, o, cb) => core.catalog.getModel({ id }, md, o, cb))).model;
+  });
+
+  router.delete("/v1/catalog/models/:id", async (ctx) => {
+    const id = ctx.params.id!;
+    await core.call(callContext(ctx), (md, o, cb) => core.catalog.deleteModel({ id }, md, o, cb));
+    ctx.status = 204;
+  });
+
+  router.post("/v1/catalog/models/:id/verify", async (ctx) => {
+    const id = ctx.params.id!;
+    await core.call(callContext(ctx), (md, o, cb) => core.catalog.verifyModel({ id }, md, o, cb));
+    ctx.status = 202;
+    ctx.body = { status: "started" };
+  });
+
+  router.post("/v1/catalog/models/:id/state", async (ctx) => {
+    const body = await validBody<{ state: string; deadline_ms?: number }>(ctx, deps, stateBody);
+    const id = ctx.params.id!;
+    const r = await core.call<SetModelStateResponse>(callContext(ctx), (md, o, cb) =>
+      core.catalog.setModelState({ id, state: body.state, deadlineMs: body.deadline_ms }, md, o, cb),
+    );
+    ctx.status = 202;
+    ctx.body = { status: r.status, state: body.state, pools_draining: r.poolsDraining };
+  });
+
+  router.post("/v1/artifacts", async (ctx) => {
+    const artifact = await validBody<Record<string, unknown>>(ctx, deps, artifactBody);
+    const r = await core.call<CreateArtifactResponse>(callContext(ctx), (md, o, cb) => core.artifacts.createArtifact({ artifact }, md, o, cb));
+    ctx.status = 201;
+    ctx.body = r.ref;
+  });
+
+  router.get("/v1/artifacts/:id", async (ctx) => {
+    const id = ctx.params.id!;
+    ctx.body = (await core.call<GetArtifactResponse>(callContext(ctx), (md, o, cb) => core.artifacts.getArtifact({ id }, md, o, cb))).artifact;
+  });
+}
