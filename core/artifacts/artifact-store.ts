@@ -1,6 +1,6 @@
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { ensureDir, errorCode, publishFile, sweepTempFiles } from "./atomic-file.js";
+import { ensureDir, errorCode, publishFile, sweepTempFiles } from "../storage/atomic-file.js";
 import {
   ArtifactError,
   encodeDocument,

@@ -1,6 +1,6 @@
 import { mkdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
-import { removeStaleTempFiles, writeFileAtomic } from "./atomic-file.js";
+import { removeStaleTempFiles, writeFileAtomic } from "../storage/atomic-file.js";
 import {
   CatalogError,
   checkStoredEntry,

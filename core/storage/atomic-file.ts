@@ -3,8 +3,9 @@ import { link, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 
 /**
- * Crash-safe file publication: a reader sees either no file or the whole file,
- * never a torn one, and once the call returns the file survives power loss.
+ * Crash-safe file writes for every durable store (catalog, artifacts): a
+ * reader sees either no file (or the old one) or the whole new file, never a
+ * torn one, and once a call returns the file survives power loss.
  */
 
 const TEMP_SUFFIX = ".tmp";
@@ -19,13 +20,13 @@ export type PublishMode = "create" | "replace";
  * it returns false when the file already exists, so concurrent writers of the
  * same name (other processes included) agree on the first one.
  */
-export async function publishFile(file: string, data: string, mode: PublishMode): Promise<boolean> {
+export async function publishFile(file: string, data: string | Uint8Array, mode: PublishMode): Promise<boolean> {
   const dir = path.dirname(file);
-  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString("hex")}${TEMP_SUFFIX}`);
+  const temp = tempPathFor(file);
   try {
     const handle = await open(temp, "wx", 0o644);
     try {
-      await handle.writeFile(data, "utf8");
+      await handle.writeFile(data);
       await handle.sync();
     } finally {
       await handle.close();
@@ -37,6 +38,32 @@ export async function publishFile(file: string, data: string, mode: PublishMode)
   } finally {
     await rm(temp, { force: true });
   }
+}
+
+/** Replaces `target` so that a crash at any point leaves either the old or the new content. */
+export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
+  await publishFile(target, data, "replace");
+}
+
+/** A fresh, unique temp path beside `target`: a dot-prefixed sibling (rename is atomic only within one filesystem). */
+export function tempPathFor(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString("hex")}${TEMP_SUFFIX}`);
+}
+
+/**
+ * Deletes the temp files a crashed writer left beside `target`. Only for the
+ * single owner of `target`, at startup, when no other writer can be mid-write.
+ */
+export async function removeStaleTempFiles(target: string): Promise<number> {
+  const dir = path.dirname(target);
+  const prefix = `.${path.basename(target)}.`;
+  let removed = 0;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix) || !isTempFileName(name)) continue;
+    await rm(path.join(dir, name), { force: true });
+    removed++;
+  }
+  return removed;
 }
 
 /** Creates `dir` (and parents) and makes its directory entry durable when it is new. */

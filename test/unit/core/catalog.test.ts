@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { removeStaleTempFiles, tempPathFor, writeFileAtomic } from "../../../core/catalog/atomic-file.js";
+import { removeStaleTempFiles, tempPathFor, writeFileAtomic } from "../../../core/storage/atomic-file.js";
 import { CATALOG_SCHEMA_VERSION, CatalogError, CatalogStore, type CatalogEntry } from "../../../core/catalog/catalog-store.js";
 import { sha256File, verifyEntry } from "../../../core/catalog/verify.js";
 
