@@ -11,7 +11,7 @@ import type { Logger } from "../../contracts/runtime/logger.js";
 import { OrchError } from "../../contracts/runtime/metadata.js";
 import { encodeDocument, toDocument } from "../artifacts/artifact-document.js";
 import { ArtifactError, type ArtifactStore } from "../artifacts/artifact-store.js";
-import { asServiceError } from "./task-service.js";
+import { respond } from "./respond.js";
 
 function typed(err: unknown): unknown {
   if (!(err instanceof ArtifactError)) return err;
@@ -25,14 +25,10 @@ function typed(err: unknown): unknown {
  * canonical JSON; the store itself allows more, for stream transcripts.
  */
 export function artifactService(store: ArtifactStore, maxClientBytes: number, logger: Logger): ArtifactServiceServer {
-  const respond = <T>(callback: sendUnaryData<T>, work: () => Promise<T>) =>
-    work().then(
-      (v) => callback(null, v),
-      (err: unknown) => callback(asServiceError(typed(err), logger) as never, null),
-    );
+  const answer = <T>(callback: sendUnaryData<T>, work: () => Promise<T>) => respond(callback, logger, work, typed);
   return {
     createArtifact(call: ServerUnaryCall<CreateArtifactRequest, CreateArtifactResponse>, callback: sendUnaryData<CreateArtifactResponse>) {
-      respond(callback, async () => {
+      answer(callback, async () => {
         const doc = toDocument(call.request.artifact ?? {});
         const size = Buffer.byteLength(encodeDocument(doc));
         if (size > maxClientBytes) throw new ArtifactError("too_large", `artifact is ${size} bytes of canonical JSON; the limit is ${maxClientBytes}`);
@@ -45,7 +41,7 @@ export function artifactService(store: ArtifactStore, maxClientBytes: number, lo
     },
 
     getArtifact(call: ServerUnaryCall<GetArtifactRequest, GetArtifactResponse>, callback: sendUnaryData<GetArtifactResponse>) {
-      respond(callback, async () => {
+      answer(callback, async () => {
         const artifact = await store.get(call.request.id);
         if (!artifact) throw OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no artifact ${call.request.id}`);
         return { artifact: artifact as unknown as Record<string, unknown> };

@@ -20,7 +20,7 @@ import { normalizeRegistration } from "../catalog/catalog-entry.js";
 import { verifyEntry } from "../catalog/verify.js";
 import type { CoreMetrics } from "../metrics.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
-import { asServiceError } from "./task-service.js";
+import { respond } from "./respond.js";
 
 /** Catalog failures as typed errors: unknown ids 404, bad input 400 naming the field. */
 function typed(err: unknown): unknown {
@@ -36,11 +36,7 @@ function typed(err: unknown): unknown {
  */
 export function catalogService(deps: { store: CatalogStore; scheduler: Scheduler; metrics: CoreMetrics; logger: Logger; baseDir: string }): CatalogServiceServer {
   const { store, scheduler, metrics, logger } = deps;
-  const respond = <T>(callback: sendUnaryData<T>, work: () => Promise<T>) =>
-    work().then(
-      (v) => callback(null, v),
-      (err: unknown) => callback(asServiceError(typed(err), logger) as never, null),
-    );
+  const answer = <T>(callback: sendUnaryData<T>, work: () => Promise<T>) => respond(callback, logger, work, typed);
   const publishState = (e: CatalogEntry) => {
     for (const s of ["Active", "Retired"] as ModelState[]) metrics.modelState.set({ model_id: e.id, state: s }, e.state === s ? 1 : 0);
   };
@@ -48,7 +44,7 @@ export function catalogService(deps: { store: CatalogStore; scheduler: Scheduler
 
   return {
     createModel(call: ServerUnaryCall<CreateModelRequest, CreateModelResponse>, callback: sendUnaryData<CreateModelResponse>) {
-      respond(callback, async () => {
+      answer(callback, async () => {
         const input = normalizeRegistration(call.request.model ?? {});
         if (store.get(input.id)) throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `model ${input.id} is already in the catalog`, { field: "/id" });
         const entry = await store.create(input);
@@ -59,7 +55,7 @@ export function catalogService(deps: { store: CatalogStore; scheduler: Scheduler
     },
 
     getModel(call: ServerUnaryCall<GetModelRequest, GetModelResponse>, callback: sendUnaryData<GetModelResponse>) {
-      respond(callback, async () => {
+      answer(callback, async () => {
         const entry = store.get(call.request.id);
         if (!entry) throw OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no model ${call.request.id} in the catalog`);
         return { model: entry as unknown as Record<string, unknown> };
@@ -67,7 +63,7 @@ export function catalogService(deps: { store: CatalogStore; scheduler: Scheduler
     },
 
     deleteModel(call: ServerUnaryCall<DeleteModelRequest, DeleteModelResponse>, callback: sendUnaryData<DeleteModelResponse>) {
-      respond(callback, async () => {
+      answer(callback, async () => {
         const id = call.request.id;
         if (!(await store.delete(id))) throw OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no model ${id} in the catalog`);
         for (const s of ["Active", "Retired"]) metrics.modelState.remove({ model_id: id, state: s });
@@ -77,7 +73,7 @@ export function catalogService(deps: { store: CatalogStore; scheduler: Scheduler
     },
 
     verifyModel(call: ServerUnaryCall<VerifyModelRequest, VerifyModelResponse>, callback: sendUnaryData<VerifyModelResponse>) {
-      respond(callback, async () => {
+      answer(callback, async () => {
         const entry = store.get(call.request.id);
         if (!entry) throw OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no model ${call.request.id} in the catalog`);
         const started = await store.recordVerification(entry.id, { status: "pending", checked_ms: Date.now(), warnings: [] });
@@ -99,7 +95,7 @@ export function catalogService(deps: { store: CatalogStore; scheduler: Scheduler
     },
 
     setModelState(call: ServerUnaryCall<SetModelStateRequest, SetModelStateResponse>, callback: sendUnaryData<SetModelStateResponse>) {
-      respond(callback, async () => {
+      answer(callback, async () => {
         const { id, state } = call.request;
         if (state !== "Active" && state !== "Retired") throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `state must be Active or Retired, got ${state}`, { field: "/state" });
         const entry = await store.setState(id, state, call.request.deadlineMs);

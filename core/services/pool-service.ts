@@ -19,16 +19,9 @@ import { capabilitiesOf } from "../pools/capabilities.js";
 import type { PoolReloader } from "../pools/pool-reloader.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
-import { asServiceError } from "./task-service.js";
+import { respond } from "./respond.js";
 
-/** Runs `fn` and answers with its result, or with its typed error. */
-function answer<T>(callback: sendUnaryData<T>, logger: Logger, fn: () => T): void {
-  try {
-    callback(null, fn());
-  } catch (err) {
-    callback(asServiceError(err, logger) as never, null);
-  }
-}
+const answer = <T>(callback: sendUnaryData<T>, logger: Logger, fn: () => T) => respond(callback, logger, fn);
 
 export function poolService(scheduler: Scheduler, reloader: PoolReloader, logger: Logger): PoolServiceServer {
   return {
