@@ -35,7 +35,7 @@ export interface CoreConfig {
   metricsPort?: number;
   scheduler: SchedulerOptions;
   sessions: SessionOptions;
-  /** Required on TaskService, SessionService and RegistryService calls when set. */
+  /** Required on every llama_orch service call when set (reflection and health stay open). */
   apiKey?: string;
   /** Where the model catalog and the artifacts live (created if missing). */
   catalogRoot: string;

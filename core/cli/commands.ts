@@ -43,7 +43,7 @@ Flags (each also settable under "core:" in --config):
                          such tasks get an advisory POOL_UNAVAILABLE)
 
 The API key comes from LLORCH_API_KEY (or api-key under "core:" in --config);
-task, session and registry calls must present it. Without a key core refuses
+every llama_orch service call must present it (reflection and health stay open). Without a key core refuses
 to listen beyond loopback.
   --config FILE          YAML config file
 `;
