@@ -3,7 +3,7 @@ import { Engine } from "./gen/llama_orch/v1/common.js";
 import { engines, errorCodes, stopReasonName } from "./enums.js";
 
 /** Engines the public API names (the OpenAPI Engine enum). */
-const PUBLIC_ENGINES = new Set([Engine.ENGINE_LLAMACPP, Engine.ENGINE_VLLM, Engine.ENGINE_TGI, Engine.ENGINE_TRITON]);
+const PUBLIC_ENGINES = new Set([Engine.ENGINE_LLAMACPP, Engine.ENGINE_VLLM, Engine.ENGINE_TGI, Engine.ENGINE_TRITON, Engine.ENGINE_OPENAI]);
 
 export function publicEngineName(engine: Engine): string | undefined {
   return PUBLIC_ENGINES.has(engine) ? engines.name(engine) : undefined;

@@ -125,7 +125,8 @@ test("upstream schema names, error codes and task fields are kept", (t) => {
   for (const name of UPSTREAM_SCHEMAS) t.truthy(schemas[name], `schema ${name}`);
   const kinds = schemas.ErrorKind!.enum as string[];
   for (const kind of [...UPSTREAM_ERROR_KINDS, "NOT_FOUND", "PAYLOAD_TOO_LARGE"]) t.true(kinds.includes(kind), kind);
-  t.deepEqual(schemas.Engine!.enum, ["llamacpp", "vllm", "tgi", "triton"]);
+  // The upstream engines, in their order; llama-orch adds openai (OpenAI-compatible servers) after them.
+  t.deepEqual(schemas.Engine!.enum, ["llamacpp", "vllm", "tgi", "triton", "openai"]);
   t.deepEqual(schemas.TaskRequest!.required, [
     "task_id", "session_id", "workload", "model_ref", "engine", "ctx", "priority", "max_tokens", "deadline_ms",
   ]);
