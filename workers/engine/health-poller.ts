@@ -30,7 +30,14 @@ export class HealthPoller {
   private readonly opts: Required<HealthPollerOptions>;
 
   constructor(opts: HealthPollerOptions) {
-    this.opts = { intervalMs: 2_000, failureThreshold: 3, successThreshold: 1, probeTimeoutMs: 5_000, ...opts };
+    // `??` per field: an option passed as undefined means "the default", not "none".
+    this.opts = {
+      probe: opts.probe,
+      intervalMs: opts.intervalMs ?? 2_000,
+      failureThreshold: opts.failureThreshold ?? 3,
+      successThreshold: opts.successThreshold ?? 1,
+      probeTimeoutMs: opts.probeTimeoutMs ?? 5_000,
+    };
   }
 
   current(): WorkerHealth {
@@ -52,13 +59,17 @@ export class HealthPoller {
     if (this.timer) clearTimeout(this.timer);
   }
 
-  /** Probe now (e.g. after a request failed), outside the schedule. */
+  /** Probe now (e.g. after a request failed), outside the schedule; a probe already running counts. */
   async probeNow(): Promise<void> {
+    if (this.probing) return;
     if (this.timer) clearTimeout(this.timer);
     await this.tick();
   }
 
+  private probing = false;
+
   private async tick(): Promise<void> {
+    this.probing = true;
     const controller = new AbortController();
     const timeout = setTimeout(() => controller.abort(), this.opts.probeTimeoutMs);
     let result: ProbeResult;
@@ -68,9 +79,12 @@ export class HealthPoller {
       result = { outcome: "down", detail: (err as Error).message };
     } finally {
       clearTimeout(timeout);
+      this.probing = false;
     }
     this.apply(result);
     if (!this.stopped) {
+      // Exactly one scheduled probe at a time, however this tick was started.
+      if (this.timer) clearTimeout(this.timer);
       this.timer = setTimeout(() => void this.tick(), this.opts.intervalMs);
       this.timer.unref();
     }

@@ -1,0 +1,356 @@
+// A fake llama.cpp server (`llama-server`) speaking the HTTP API the llamacpp
+// adapter uses, with knobs for the faults a real one shows. Shapes follow:
+//   - ggml-org/llama.cpp tools/server/README.md ("API Endpoints": GET /health,
+//     POST /completion and its streaming response fields `content`, `tokens`,
+//     `stop`, `stop_type` none|eos|limit|word, `tokens_evaluated`,
+//     `tokens_cached`, `truncated`, `timings`; GET /props with
+//     `default_generation_settings.n_ctx`, `total_slots`, `model_path`,
+//     `build_info`; GET /slots with `id`, `n_ctx`, `is_processing` and 501
+//     without --slots; GET /metrics with the `llamacpp:*` metric table).
+//   - tools/server/server-context.cpp and its tests for the error bodies:
+//     `{"error":{"code":N,"message":...,"type":...}}`, e.g. 503
+//     "Loading model"/unavailable_error, 501 "This server does not support
+//     slots endpoint. Start it with `--slots`"/not_supported_error, 401
+//     "Invalid API Key"/authentication_error.
+//   - The orchestrator issue's capture of a recent build: each streamed frame
+//     is `data: {...}\n\n` with one token, `id_slot` -1 until the final frame,
+//     `tokens_predicted`/`tokens_evaluated` on every frame, no `data: [DONE]`
+//     (the body just ends), and an engine failure after the 200 arrives as
+//     `data: {"error":{...}}` with no final frame. Older builds also exported
+//     `llamacpp:kv_cache_usage_ratio`, which current ones dropped: it is
+//     served here only when `kvCacheUsageRatio` is set.
+//
+// Usage:
+//   const fake = await startFakeLlamaCpp({ tokens: ["Hi", "!"], totalSlots: 2 });
+//   ... point the adapter at fake.url ...
+//   fake.setBehaviour({ failAfter: { tokens: 1, message: "boom" } });
+//   fake.completions()[0].closedByClient   // did the client cancel?
+//   await fake.close();                     // and startFakeLlamaCpp({ port: fake.port }) to "restart" it
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export interface FakeLlamaCppBehaviour {
+  /** Token texts streamed by /completion, one frame each, at most n_predict of them. */
+  tokens: string[];
+  /** stop_type when the tokens run out before n_predict ("limit" when n_predict is reached). */
+  stopType: "eos" | "word";
+  /** Pause before each token frame after the first. */
+  frameDelayMs: number;
+  /**
+   * When > 0, every frame is written in pieces of this many bytes (cutting
+   * through UTF-8 characters and the blank line alike), with `splitDelayMs`
+   * between pieces so they reach the client as separate socket chunks.
+   */
+  chunkBytes: number;
+  splitDelayMs: number;
+  /** /completion answers this status and a llama.cpp error body instead of streaming. */
+  failBefore?: { status: number; message: string; type?: string };
+  /** After this many token frames, one in-stream error frame, then the body ends (no final frame). */
+  failAfter?: { tokens: number; message: string; code?: number; type?: string };
+  /** After this many token frames, silence, with the response left open until the client leaves. */
+  hangAfter?: number;
+  /** ready: 200 {"status":"ok"}; loading: 503 "Loading model" on every endpoint; down: 500 "Model failed to load" on every endpoint. */
+  health: "ready" | "loading" | "down";
+  totalSlots: number;
+  /** Per-slot context, reported as default_generation_settings.n_ctx and each slot's n_ctx. */
+  ctx: number;
+  buildInfo: string;
+  modelPath: string;
+  /** false: GET /slots answers 501 like a server started with --no-slots. */
+  slotsEndpoint: boolean;
+  /** false: GET /metrics answers 501 like a server started without --metrics. */
+  metrics: boolean;
+  /** Served as llamacpp:kv_cache_usage_ratio (older builds) when set and `metrics` is on. */
+  kvCacheUsageRatio?: number;
+  /** When set, every endpoint but /health and /models wants "Authorization: Bearer <apiKey>" and answers 401 otherwise. */
+  apiKey?: string;
+  /** Error messages quote the request's API key (the Authorization header without "Bearer"), as careless servers do: for redaction tests. */
+  echoAuthorization: boolean;
+}
+
+export const FAKE_LLAMACPP_DEFAULTS: FakeLlamaCppBehaviour = {
+  tokens: ["Once", " upon", " a", " time", ",", " there", " was", " a", " llama", "."],
+  stopType: "eos",
+  frameDelayMs: 0,
+  chunkBytes: 0,
+  splitDelayMs: 2,
+  health: "ready",
+  totalSlots: 1,
+  ctx: 4096,
+  buildInfo: "b4000-abc123",
+  modelPath: "/models/tiny-llama-Q4_K_M.gguf",
+  slotsEndpoint: true,
+  metrics: true,
+  echoAuthorization: false,
+};
+
+export interface FakeRequest {
+  method: string;
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  /** The parsed JSON body of a POST, else undefined. */
+  body: unknown;
+  /** Streaming requests: the client closed the connection before the fake had finished the response. */
+  closedByClient: boolean;
+  /** Streaming requests: the fake wrote the whole response (final frame, error frame or error body). */
+  finished: boolean;
+}
+
+export interface FakeLlamaCpp {
+  url: string;
+  port: number;
+  /** Every request in arrival order, polls included; streaming ones are updated as they progress. */
+  requests: FakeRequest[];
+  /** Only the POST /completion requests. */
+  completions(): FakeRequest[];
+  behaviour(): FakeLlamaCppBehaviour;
+  /** Changes behaviour for requests that arrive from now on. */
+  setBehaviour(patch: Partial<FakeLlamaCppBehaviour>): void;
+  /** Stops listening and drops every connection, streams in progress included, like a crashed engine. */
+  close(): Promise<void>;
+}
+
+export interface FakeLlamaCppOptions extends Partial<FakeLlamaCppBehaviour> {
+  /** 0 (default) for an ephemeral port; a previous fake's port to bring it "back up". */
+  port?: number;
+}
+
+const PUBLIC_PATHS = new Set(["/health", "/v1/health", "/models", "/v1/models"]);
+
+export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Promise<FakeLlamaCpp> {
+  const { port: wantedPort = 0, ...patch } = options;
+  let behaviour: FakeLlamaCppBehaviour = { ...FAKE_LLAMACPP_DEFAULTS, ...patch };
+  const requests: FakeRequest[] = [];
+  const busySlots = new Set<number>();
+  const totals = { promptTokens: 0, predicted: 0, maxTokens: 0 };
+
+  const server = http.createServer((req, res) => {
+    res.on("error", () => {});
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const path = (req.url ?? "/").split("?")[0]!;
+      const record: FakeRequest = { method: req.method ?? "GET", path, headers: req.headers, body: undefined, closedByClient: false, finished: false };
+      requests.push(record);
+      const b = behaviour;
+      if (chunks.length > 0) {
+        try {
+          record.body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        } catch {
+          return sendError(res, 400, "Invalid JSON body", "invalid_request_error");
+        }
+      }
+      route(req, res, record, b);
+    });
+  });
+
+  function route(req: http.IncomingMessage, res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour): void {
+    const { path, method } = record;
+    // The bare key, without "Bearer": what a careless server echoes, and what a bearer-token pattern alone would miss.
+    const echo = b.echoAuthorization ? ` (key: ${(req.headers.authorization ?? "none").replace(/^Bearer\s+/i, "")})` : "";
+    if (b.health === "down") return sendError(res, 500, `Model failed to load${echo}`, "server_error");
+    if (path === "/health" || path === "/v1/health") {
+      if (b.health === "loading") return sendError(res, 503, "Loading model", "unavailable_error");
+      return sendJson(res, 200, { status: "ok" });
+    }
+    if (b.health === "loading") return sendError(res, 503, "Loading model", "unavailable_error");
+    if (b.apiKey !== undefined && !PUBLIC_PATHS.has(path) && req.headers.authorization !== `Bearer ${b.apiKey}`) {
+      return sendError(res, 401, `Invalid API Key${echo}`, "authentication_error");
+    }
+    if (method === "GET" && path === "/props") return sendJson(res, 200, props(b));
+    if (method === "GET" && path === "/slots") {
+      if (!b.slotsEndpoint) return sendError(res, 501, "This server does not support slots endpoint. Start it with `--slots`", "not_supported_error");
+      return sendJson(res, 200, slots(b));
+    }
+    if (method === "GET" && path === "/metrics") {
+      if (!b.metrics) return sendError(res, 501, "This server does not support metrics endpoint. Start it with `--metrics`", "not_supported_error");
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(metricsText(b));
+      return;
+    }
+    if (method === "POST" && (path === "/completion" || path === "/completions")) {
+      void complete(res, record, b, echo);
+      return;
+    }
+    sendError(res, 404, "File Not Found", "not_found_error");
+  }
+
+  async function complete(res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour, echo: string): Promise<void> {
+    const body = (record.body ?? {}) as { prompt?: unknown; n_predict?: unknown };
+    if (typeof body.prompt !== "string" && !Array.isArray(body.prompt)) {
+      record.finished = true;
+      return sendError(res, 400, '"prompt" must be provided', "invalid_request_error");
+    }
+    if (b.failBefore) {
+      record.finished = true;
+      return sendError(res, b.failBefore.status, b.failBefore.message + echo, b.failBefore.type ?? errorType(b.failBefore.status));
+    }
+    const nPredict = typeof body.n_predict === "number" && body.n_predict >= 0 ? body.n_predict : Infinity;
+    const count = Math.min(b.tokens.length, nPredict);
+    const promptTokens = typeof body.prompt === "string" ? Math.max(1, body.prompt.split(/\s+/).filter(Boolean).length) : body.prompt.length;
+    let slot = 0;
+    while (busySlots.has(slot) && slot < b.totalSlots - 1) slot++;
+    busySlots.add(slot);
+    let open = true;
+    // Ends this stream's pauses when the client leaves, so a closed fake leaves no timers behind.
+    const gone = new AbortController();
+    const pause = (ms: number): Promise<void> => sleep(ms, undefined, { signal: gone.signal }).catch(() => {});
+    res.on("close", () => {
+      open = false;
+      gone.abort();
+      busySlots.delete(slot);
+      if (!res.writableEnded) record.closedByClient = true;
+    });
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+    res.flushHeaders();
+    res.socket?.setNoDelay(true);
+    totals.promptTokens += promptTokens;
+
+    const send = async (frame: unknown): Promise<void> => {
+      const bytes = Buffer.from(`data: ${JSON.stringify(frame)}\n\n`, "utf8");
+      if (b.chunkBytes <= 0) {
+        res.write(bytes);
+        return;
+      }
+      for (let at = 0; at < bytes.length && open; at += b.chunkBytes) {
+        res.write(bytes.subarray(at, at + b.chunkBytes));
+        await pause(b.splitDelayMs);
+      }
+    };
+
+    const t0 = performance.now();
+    for (let i = 0; i <= count; i++) {
+      if (!open) return;
+      if (b.failAfter && i === b.failAfter.tokens) {
+        const code = b.failAfter.code ?? 500;
+        await send({ error: { code, message: b.failAfter.message + echo, type: b.failAfter.type ?? errorType(code) } });
+        record.finished = true;
+        res.end();
+        return;
+      }
+      if (b.hangAfter !== undefined && i === b.hangAfter) return; // left open until the client gives up
+      if (i === count) break;
+      if (i > 0 && b.frameDelayMs > 0) await pause(b.frameDelayMs);
+      if (!open) return;
+      totals.predicted++;
+      await send({ index: 0, content: b.tokens[i], tokens: [1000 + i], stop: false, id_slot: -1, tokens_predicted: i + 1, tokens_evaluated: promptTokens });
+    }
+    if (!open) return;
+    const predictedMs = performance.now() - t0;
+    totals.maxTokens = Math.max(totals.maxTokens, promptTokens + count);
+    await send({
+      index: 0,
+      content: "",
+      tokens: [],
+      id_slot: slot,
+      stop: true,
+      model: b.modelPath,
+      tokens_predicted: count,
+      tokens_evaluated: promptTokens,
+      generation_settings: { n_ctx: b.ctx, n_predict: Number.isFinite(nPredict) ? nPredict : -1 },
+      prompt: typeof body.prompt === "string" ? body.prompt : "",
+      has_new_line: false,
+      truncated: false,
+      stop_type: count >= nPredict ? "limit" : b.stopType,
+      stopping_word: "",
+      tokens_cached: promptTokens + count,
+      timings: {
+        prompt_n: promptTokens,
+        prompt_ms: 1.5,
+        prompt_per_token_ms: 1.5 / promptTokens,
+        prompt_per_second: (promptTokens * 1000) / 1.5,
+        predicted_n: count,
+        predicted_ms: predictedMs,
+        predicted_per_token_ms: count > 0 ? predictedMs / count : 0,
+        predicted_per_second: predictedMs > 0 ? (count * 1000) / predictedMs : 0,
+      },
+    });
+    record.finished = true;
+    res.end();
+  }
+
+  function props(b: FakeLlamaCppBehaviour): unknown {
+    return {
+      default_generation_settings: { id: 0, id_task: -1, n_ctx: b.ctx, speculative: false, is_processing: false, params: { n_predict: -1, seed: 4294967295 } },
+      total_slots: b.totalSlots,
+      model_path: b.modelPath,
+      chat_template: "",
+      modalities: { vision: false },
+      build_info: b.buildInfo,
+      is_sleeping: false,
+    };
+  }
+
+  function slots(b: FakeLlamaCppBehaviour): unknown[] {
+    return Array.from({ length: b.totalSlots }, (_, id) => ({
+      id,
+      id_task: busySlots.has(id) ? 1 : -1,
+      n_ctx: b.ctx,
+      speculative: false,
+      is_processing: busySlots.has(id),
+      params: { n_predict: -1, seed: 4294967295 },
+      next_token: { has_next_token: true, has_new_line: false, n_remain: -1, n_decoded: 0 },
+    }));
+  }
+
+  function metricsText(b: FakeLlamaCppBehaviour): string {
+    const lines: string[] = [];
+    const metric = (name: string, type: string, help: string, value: number): void => {
+      lines.push(`# HELP llamacpp:${name} ${help}`, `# TYPE llamacpp:${name} ${type}`, `llamacpp:${name} ${value}`);
+    };
+    metric("prompt_tokens_total", "counter", "Number of prompt tokens processed.", totals.promptTokens);
+    metric("tokens_predicted_total", "counter", "Number of generation tokens processed.", totals.predicted);
+    metric("requests_processing", "gauge", "Number of requests processing.", busySlots.size);
+    metric("requests_deferred", "gauge", "Number of requests deferred.", 0);
+    metric("n_tokens_max", "counter", "High watermark of the context size observed.", totals.maxTokens);
+    if (b.kvCacheUsageRatio !== undefined) metric("kv_cache_usage_ratio", "gauge", "KV-cache usage. 1 means 100 percent usage.", b.kvCacheUsageRatio);
+    return lines.join("\n") + "\n";
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(wantedPort, "127.0.0.1", () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    requests,
+    completions: () => requests.filter((r) => r.method === "POST" && (r.path === "/completion" || r.path === "/completions")),
+    behaviour: () => behaviour,
+    setBehaviour(p) {
+      behaviour = { ...behaviour, ...p };
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(body));
+}
+
+function sendError(res: http.ServerResponse, status: number, message: string, type: string): void {
+  sendJson(res, status, { error: { code: status, message, type } });
+}
+
+/** llama.cpp's error `type` for a status (server-common's format_error_response). */
+function errorType(status: number): string {
+  switch (status) {
+    case 400:
+      return "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 404:
+      return "not_found_error";
+    case 501:
+      return "not_supported_error";
+    case 503:
+      return "unavailable_error";
+    default:
+      return "server_error";
+  }
+}

@@ -1,0 +1,392 @@
+// A protocol-faithful fake of an OpenAI-compatible server, in two flavours:
+// plain OpenAI-compatible ("openai") and vLLM ("vllm"), with fault injection
+// for adapter tests and end-to-end runs (edge -> core -> sidecar -> this fake).
+//
+// What it imitates, and where that comes from:
+// - Streaming completions and chat (`POST /v1/completions`, `POST
+//   /v1/chat/completions` with `stream: true`): SSE `data: {json}` frames,
+//   `object` "text_completion" with `choices[0].text`, or
+//   "chat.completion.chunk" with `choices[0].delta.content` after a first
+//   role-only delta; `finish_reason` "length"|"stop" on the last choice; with
+//   `stream_options.include_usage` a last chunk with `choices: []` and
+//   `usage {prompt_tokens, completion_tokens, total_tokens}`; then `data: [DONE]`.
+//   OpenAI API reference (platform.openai.com/docs/api-reference/completions,
+//   /chat/streaming); vLLM "OpenAI-Compatible Server"
+//   (https://docs.vllm.ai/en/v0.6.6/serving/openai_compatible_server.html,
+//   https://docs.vllm.ai/en/v0.8.1/serving/openai_compatible_server.html), and
+//   vllm/entrypoints/openai/protocol.py (StreamOptions, UsageInfo, ModelCard).
+//   vLLM puts finish_reason on the chunk of the last token; OpenAI sends a
+//   separate empty chunk for it. Each flavour does what its server does.
+// - Errors before the stream: OpenAI `{"error":{"message","type","param","code"}}`;
+//   vLLM 0.6 `{"object":"error","message","type","param","code"}` (its
+//   ErrorResponse; newer vLLM nests it under "error" like OpenAI).
+// - Errors inside the stream: vLLM's create_streaming_error_response writes
+//   `data: {"error": {...ErrorResponse}}` and then `data: [DONE]`
+//   (vllm/entrypoints/openai/serving_engine.py); the openai flavour writes the
+//   OpenAI-style error object and ends the body.
+// - `GET /v1/models` -> `{"object":"list","data":[{"id",...}]}`; vLLM's cards
+//   add `max_model_len` (protocol.py ModelCard).
+// - vLLM only: `GET /health` (200, empty body, when the engine is alive),
+//   `GET /version` -> `{"version": "0.6.3"}` (api_server.py show_version),
+//   `GET /metrics` Prometheus text with `vllm:num_requests_running`,
+//   `vllm:num_requests_waiting` and `vllm:kv_cache_usage_perc` (older
+//   releases: `vllm:gpu_cache_usage_perc`), labelled `{model_name="..."}`
+//   (https://docs.vllm.ai/en/stable/usage/metrics/,
+//   https://docs.vllm.ai/en/v0.5.5/serving/metrics.html).
+// - `--api-key`: vLLM checks `Authorization: Bearer <key>` on /v1 paths only
+//   and answers 401 `{"error": "Unauthorized"}`; OpenAI checks every path and
+//   answers 401 invalid_api_key. This fake's openai flavour echoes the whole
+//   key it received in that message (a careless gateway), so tests can prove
+//   the adapter redacts it.
+//
+// Health states: "ready"; "loading" (503 on every route: a real vLLM is not
+// listening yet while it loads, a gateway in front answers 503); "down"
+// (500 on every route: the engine died behind its HTTP server). For a
+// refused connection, close() the fake; start it again on the same `port`
+// to simulate a restart.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export type FakeFlavour = "openai" | "vllm";
+export type FakeHealth = "ready" | "loading" | "down";
+
+export interface FakeBehaviour {
+  /** Texts streamed, one chunk each, cut to the request's max_tokens. */
+  tokens: string[];
+  /** Pause before each token chunk. */
+  frameDelayMs: number;
+  /** >0: write every SSE frame in pieces of this many bytes (splitting lines and UTF-8 characters). */
+  splitBytes: number;
+  /** Pause between those pieces (0: one turn of the event loop), so they reach the client as separate chunks. */
+  splitDelayMs: number;
+  /** Write the whole stream in one piece at its end (frameDelayMs and splitBytes are ignored). */
+  coalesce: boolean;
+  /** Answer the generation request with this status and error body instead of a stream. */
+  failBefore?: { status: number; message: string; type?: string };
+  /** After this many tokens, send the flavour's in-stream error. */
+  failAfter?: { tokens: number; message: string };
+  /** After this many tokens, send nothing more and keep the connection open. */
+  hangAfter?: number;
+  /** After this many tokens, destroy the connection. */
+  dropAfter?: number;
+  health: FakeHealth;
+  /** finish_reason for a stream that was not cut by max_tokens (default "stop"). */
+  naturalFinish: string;
+  /** Ids listed by /v1/models; a request for another model gets 404. */
+  models: string[];
+  /** vLLM: max_model_len on every model card. */
+  maxModelLen: number;
+  /** vLLM: /version. */
+  version: string;
+  /** vLLM /metrics: vllm:num_requests_waiting. (Running is the number of open streams.) */
+  requestsWaiting: number;
+  /** vLLM /metrics: KV cache fill 0..1. */
+  kvCacheUsage: number;
+  /** vLLM /metrics: publish KV usage under the pre-V1 name vllm:gpu_cache_usage_perc. */
+  legacyKvMetric: boolean;
+}
+
+export interface FakeOptions extends Partial<FakeBehaviour> {
+  /** Default "openai". */
+  flavour?: FakeFlavour;
+  /** 0 (default) picks a free port; pass a closed fake's port to restart it there. */
+  port?: number;
+  /** When set, requests must carry `Authorization: Bearer <apiKey>` (vLLM: on /v1 paths only). */
+  apiKey?: string;
+}
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  /** The parsed JSON body of a POST, else undefined. */
+  body: any;
+  /** A stream was started for this request (status 200, SSE). */
+  streamed: boolean;
+  /** The client closed the connection before the fake finished the response (a cancel). */
+  closedByClient: boolean;
+  /** The fake wrote the whole response. */
+  finished: boolean;
+  /** Resolves once the response is over, however it ended. */
+  ended: Promise<RecordedRequest>;
+}
+
+export interface FakeOpenAi {
+  url: string;
+  port: number;
+  flavour: FakeFlavour;
+  /** Every request, in arrival order. */
+  requests: RecordedRequest[];
+  /** The POSTs to a generation endpoint, in arrival order. */
+  generations(): RecordedRequest[];
+  /** Changes behaviour from the next request on (health at once). */
+  setBehaviour(changes: Partial<FakeBehaviour>): void;
+  /** Streams currently open. */
+  openStreams(): number;
+  /** Stops listening and drops every connection (as a crashed engine would). */
+  close(): Promise<void>;
+}
+
+export const FAKE_DEFAULTS: FakeBehaviour = {
+  tokens: ["Hello", ",", " wörld", " 日本", " 🦙", "!"],
+  frameDelayMs: 0,
+  splitBytes: 0,
+  splitDelayMs: 0,
+  coalesce: false,
+  health: "ready",
+  naturalFinish: "stop",
+  models: ["fake-model"],
+  maxModelLen: 4096,
+  version: "0.6.3",
+  requestsWaiting: 0,
+  kvCacheUsage: 0.25,
+  legacyKvMetric: false,
+};
+
+export function startFakeVllm(opts: Omit<FakeOptions, "flavour"> = {}): Promise<FakeOpenAi> {
+  return startFakeOpenAi({ ...opts, flavour: "vllm" });
+}
+
+export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenAi> {
+  const { flavour = "openai", port = 0, apiKey, ...overrides } = opts;
+  let behaviour: FakeBehaviour = { ...FAKE_DEFAULTS, ...overrides };
+  const requests: RecordedRequest[] = [];
+  let open = 0;
+  let closing = false;
+  let seq = 0;
+
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const b = behaviour;
+      let finishEnded!: (r: RecordedRequest) => void;
+      const record: RecordedRequest = {
+        method: req.method ?? "GET",
+        path: (req.url ?? "/").split("?")[0]!,
+        headers: req.headers,
+        body: undefined,
+        streamed: false,
+        closedByClient: false,
+        finished: false,
+        ended: new Promise((resolve) => (finishEnded = resolve)),
+      };
+      requests.push(record);
+      res.on("close", () => {
+        record.finished = res.writableFinished;
+        if (!res.writableFinished && !closing && !dropped.has(res)) record.closedByClient = true;
+        if (record.streamed) open--;
+        finishEnded(record);
+      });
+      if (chunks.length > 0) {
+        try {
+          record.body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        } catch {
+          return sendError(res, 400, "invalid JSON body", "BadRequestError");
+        }
+      }
+      route(record, res, b);
+    });
+  });
+
+  const dropped = new WeakSet<http.ServerResponse>();
+
+  const sendError = (res: http.ServerResponse, status: number, message: string, type?: string): void => {
+    const body =
+      flavour === "vllm"
+        ? { object: "error", message, type: type ?? "BadRequestError", param: null, code: status }
+        : { error: { message, type: type ?? "invalid_request_error", param: null, code: null } };
+    res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+  };
+
+  const route = (r: RecordedRequest, res: http.ServerResponse, b: FakeBehaviour): void => {
+    const authorization = r.headers.authorization ?? "";
+    const guarded = flavour === "openai" || r.path.startsWith("/v1");
+    if (apiKey !== undefined && guarded && authorization !== `Bearer ${apiKey}`) {
+      if (flavour === "vllm") {
+        res.writeHead(401, { "content-type": "application/json" }).end(JSON.stringify({ error: "Unauthorized" }));
+        return;
+      }
+      const received = authorization.replace(/^Bearer\s+/i, "");
+      return sendError(res, 401, `Incorrect API key provided: ${received}.`, "invalid_request_error");
+    }
+    if (b.health === "loading") return sendError(res, 503, "the model is still loading", "ServiceUnavailableError");
+    if (b.health === "down") return sendError(res, 500, "engine dead: the engine loop has stopped", "InternalServerError");
+
+    const key = `${r.method} ${r.path}`;
+    if (key === "GET /v1/models") {
+      const data = b.models.map((id) =>
+        flavour === "vllm"
+          ? { id, object: "model", created: now(), owned_by: "vllm", root: id, parent: null, max_model_len: b.maxModelLen, permission: [] }
+          : { id, object: "model", created: now(), owned_by: "system" },
+      );
+      return json(res, { object: "list", data });
+    }
+    if (flavour === "vllm" && key === "GET /health") {
+      res.writeHead(200).end();
+      return;
+    }
+    if (flavour === "vllm" && key === "GET /version") return json(res, { version: b.version });
+    if (flavour === "vllm" && key === "GET /metrics") {
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(metricsText(b));
+      return;
+    }
+    if (key === "POST /v1/completions" || key === "POST /v1/chat/completions") {
+      void generate(r, res, b, key === "POST /v1/chat/completions");
+      return;
+    }
+    sendError(res, 404, `no route ${key}`, "NotFoundError");
+  };
+
+  const metricsText = (b: FakeBehaviour): string => {
+    const model = b.models[0] ?? "";
+    const label = `{model_name="${model}"}`;
+    const kv = b.legacyKvMetric ? "vllm:gpu_cache_usage_perc" : "vllm:kv_cache_usage_perc";
+    return [
+      "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+      "# TYPE vllm:num_requests_running gauge",
+      `vllm:num_requests_running${label} ${open.toFixed(1)}`,
+      "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
+      "# TYPE vllm:num_requests_waiting gauge",
+      `vllm:num_requests_waiting${label} ${b.requestsWaiting.toFixed(1)}`,
+      `# HELP ${kv} KV-cache usage. 1 means 100 percent usage.`,
+      `# TYPE ${kv} gauge`,
+      `${kv}${label} ${b.kvCacheUsage}`,
+      "# TYPE vllm:e2e_request_latency_seconds histogram",
+      `vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="${model}"} 3.0`,
+      "",
+    ].join("\n");
+  };
+
+  const generate = async (r: RecordedRequest, res: http.ServerResponse, b: FakeBehaviour, chat: boolean): Promise<void> => {
+    const body = (r.body ?? {}) as Record<string, any>;
+    if (body.stream !== true) return sendError(res, 400, "this fake only streams: set stream=true");
+    if (typeof body.model === "string" && !b.models.includes(body.model)) {
+      return sendError(res, 404, `The model \`${body.model}\` does not exist.`, "NotFoundError");
+    }
+    if (chat ? !Array.isArray(body.messages) || body.messages.length === 0 : typeof body.prompt !== "string") {
+      return sendError(res, 400, chat ? "messages must be a non-empty list" : "prompt must be a string");
+    }
+    if (b.failBefore) return sendError(res, b.failBefore.status, b.failBefore.message, b.failBefore.type);
+
+    const maxTokens = Number.isInteger(body.max_tokens) ? (body.max_tokens as number) : 16;
+    const texts = b.tokens.slice(0, maxTokens);
+    const finish = b.tokens.length >= maxTokens ? "length" : b.naturalFinish;
+    const promptText = chat ? (body.messages as { content?: unknown }[]).map((m) => String(m.content ?? "")).join(" ") : (body.prompt as string);
+    const promptTokens = Math.max(1, promptText.split(/\s+/).filter(Boolean).length);
+    const id = `${chat ? "chatcmpl" : "cmpl"}-fake${++seq}`;
+    const model = typeof body.model === "string" ? body.model : b.models[0];
+    const base = { id, object: chat ? "chat.completion.chunk" : "text_completion", created: now(), model };
+    const choice = (text: string | undefined, finishReason: string | null, role = false): object =>
+      chat
+        ? { index: 0, delta: role ? { role: "assistant", content: "" } : text === undefined ? {} : { content: text }, logprobs: null, finish_reason: finishReason }
+        : { index: 0, text: text ?? "", logprobs: null, finish_reason: finishReason, ...(flavour === "vllm" ? { stop_reason: null } : {}) };
+    const chunk = (c: object): string => `data: ${JSON.stringify({ ...base, choices: [c], ...(flavour === "vllm" ? { usage: null } : {}) })}\n\n`;
+
+    r.streamed = true;
+    open++;
+    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
+    res.flushHeaders();
+    let pending = "";
+    const gone = (): boolean => res.destroyed || res.writableEnded;
+    const send = async (frame: string): Promise<void> => {
+      if (gone()) return;
+      if (b.coalesce) {
+        pending += frame;
+        return;
+      }
+      if (b.splitBytes <= 0) {
+        res.write(frame);
+        return;
+      }
+      const bytes = Buffer.from(frame, "utf8");
+      for (let i = 0; i < bytes.length && !gone(); i += b.splitBytes) {
+        res.write(bytes.subarray(i, i + b.splitBytes));
+        // Node sends the writes of one tick together, so every piece needs a turn of the event loop at least.
+        await (b.splitDelayMs > 0 ? sleep(b.splitDelayMs) : new Promise((resolve) => setImmediate(resolve)));
+      }
+    };
+    const flush = (): void => {
+      if (pending !== "" && !gone()) res.write(pending);
+      pending = "";
+    };
+    /** The faults due before token `i` (or after the last one, i = texts.length); true when the stream must stop here. */
+    const interrupt = async (i: number): Promise<boolean> => {
+      if (b.failAfter?.tokens === i) {
+        const error =
+          flavour === "vllm"
+            ? { object: "error", message: b.failAfter.message, type: "InternalServerError", param: null, code: 500 }
+            : { message: b.failAfter.message, type: "server_error", param: null, code: null };
+        await send(`data: ${JSON.stringify({ error })}\n\n`);
+        if (flavour === "vllm") await send("data: [DONE]\n\n");
+        flush();
+        if (!gone()) res.end();
+        return true;
+      }
+      if (b.hangAfter === i) {
+        flush();
+        return true;
+      }
+      if (b.dropAfter === i) {
+        flush();
+        dropped.add(res);
+        // Node sends writes made in one tick together on the next: let them leave before the connection dies.
+        await sleep(20);
+        res.socket?.destroy();
+        return true;
+      }
+      return false;
+    };
+
+    if (chat) await send(chunk(choice(undefined, null, true)));
+    for (let i = 0; i < texts.length; i++) {
+      if (await interrupt(i)) return;
+      if (b.frameDelayMs > 0 && !b.coalesce) await sleep(b.frameDelayMs);
+      if (gone()) return;
+      // vLLM reports the finish on the last token's chunk.
+      const last = i === texts.length - 1 && flavour === "vllm";
+      await send(chunk(choice(texts[i], last ? finish : null)));
+    }
+    if (await interrupt(texts.length)) return;
+    if (flavour === "openai" || texts.length === 0) await send(chunk(choice(chat ? undefined : "", finish)));
+    if (body.stream_options?.include_usage === true) {
+      const usage = { prompt_tokens: promptTokens, completion_tokens: texts.length, total_tokens: promptTokens + texts.length };
+      await send(`data: ${JSON.stringify({ ...base, choices: [], usage })}\n\n`);
+    }
+    await send("data: [DONE]\n\n");
+    flush();
+    if (!gone()) res.end();
+  };
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => resolve());
+  });
+  const bound = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${bound}`,
+    port: bound,
+    flavour,
+    requests,
+    generations: () => requests.filter((r) => r.method === "POST" && r.path.startsWith("/v1/")),
+    setBehaviour(changes) {
+      behaviour = { ...behaviour, ...changes };
+    },
+    openStreams: () => open,
+    close: () =>
+      new Promise<void>((resolve) => {
+        closing = true;
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function json(res: http.ServerResponse, body: unknown): void {
+  res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+}
+
+function now(): number {
+  return Math.floor(Date.now() / 1000);
+}

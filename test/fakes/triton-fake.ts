@@ -1,0 +1,393 @@
+// A fake NVIDIA Triton Inference Server serving one LLM model, for adapter
+// tests and end-to-end tests (edge -> core -> sidecar -> this fake). It speaks
+// the parts of Triton's HTTP API the Triton adapter uses, as documented and as
+// Triton's own HTTP frontend implements them:
+//
+// - triton-inference-server/server docs/protocol/extension_generate.md:
+//   `POST /v2/models/{model}[/versions/{v}]/generate_stream`, request
+//   `{"text_input": ..., "parameters"?: {...}, <other keys>}`, SSE responses
+//   `data: {"model_name","model_version","text_output",...}`, errors
+//   `{"error": "..."}`; an error after the first response arrives inside the
+//   stream with status 200 already sent.
+// - triton-inference-server/server src/http_server.cc: GenerateRequestClass
+//   (status line and headers sent with the model's FIRST response, each
+//   response framed "data: <json>\n\n", an error response framed the same way;
+//   a first response that is an error sets the status from it: HttpCodeFromError
+//   INTERNAL 500, NOT_FOUND 404, UNAVAILABLE 503, UNSUPPORTED 501, else 400),
+//   HandleGenerate (an unknown model fails before inference with 400 and a
+//   JSON body; a request key that is not a model input becomes a request
+//   parameter), HandleServerHealth / HandleModelReady (200 or 400; a model not
+//   ready: 400 `{"error":"Model version not ready"}`).
+// - kserve/kserve docs/predict-api/v2/required_api.md: `GET /v2/health/live`,
+//   `GET /v2/health/ready`, `GET /v2/models/{m}/ready`, server metadata
+//   `GET /v2` `{name, version, extensions}`, model metadata `GET /v2/models/{m}`
+//   `{name, versions, platform, inputs, outputs}`.
+// - Model inputs: NVIDIA/TensorRT-LLM triton_backend/all_models/
+//   inflight_batcher_llm/ensemble/config.pbtxt ("trtllm": text_input,
+//   max_tokens, stream, seed, return_num_input_tokens, ... -> text_output,
+//   num_input_tokens); the same file in earlier tensorrtllm_backend releases
+//   ("trtllm-legacy": random_seed, no token counts); vLLM backend,
+//   triton-inference-server/vllm_backend src/model.py and src/utils/request.py
+//   ("vllm": text_input, stream, sampling_parameters (a JSON string),
+//   exclude_input_in_output, return_finish_reason, return_num_input_tokens ->
+//   text_output, finish_reason "None" until the last response, num_input_tokens).
+//
+// Approximations: the wording of Triton's "unknown model" and "missing input"
+// messages, and the "down" health state (a server that is up but not live; a
+// stopped server is better modelled by close()).
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export type TritonFakeLayout = "trtllm" | "trtllm-legacy" | "vllm";
+
+/** "loading": live, model not ready. "down": not live (health 400, everything else 503). */
+export type TritonFakeHealth = "ready" | "loading" | "down";
+
+export interface TritonFakeBehaviour {
+  /** `text_output` of each streamed response, in order; the fake stops early at the request's max_tokens. */
+  tokens: string[];
+  /** Pause before each response frame (the first one too: Triton sends headers with it). */
+  frameDelayMs: number;
+  /** Write each frame in pieces of this many bytes (0: whole), pausing between pieces so they reach the client as separate TCP chunks. */
+  splitBytes: number;
+  /**
+   * Fail before any token with this status and `{"error": error}` (Triton: the
+   * request failed before inference began). With `sse`, the way Triton answers
+   * when the model's first response is an error: the status from the error,
+   * Content-Type text/event-stream and the body `data: {"error": ...}`.
+   */
+  failBefore?: { status: number; error: string; sse?: boolean };
+  /** After this many tokens, send `data: {"error": error}` and end the response (status 200 already sent). */
+  failAfter?: { tokens: number; error: string };
+  /** After this many tokens, send nothing more and hold the connection. 0: not even the headers. */
+  hangAfter?: number;
+  health: TritonFakeHealth;
+  serverVersion: string;
+  /** The one model served; other names are unknown models. */
+  modelName: string;
+  modelVersions: string[];
+  layout: TritonFakeLayout;
+  /** `num_input_tokens` when the request asks for it; default: the whitespace-separated words of text_input. */
+  inputTokens?: number;
+}
+
+export const TRITON_FAKE_DEFAULTS: TritonFakeBehaviour = {
+  tokens: ["Hello", ",", " world", "!"],
+  frameDelayMs: 0,
+  splitBytes: 0,
+  health: "ready",
+  serverVersion: "2.50.0",
+  modelName: "ensemble",
+  modelVersions: ["1"],
+  layout: "trtllm",
+};
+
+export interface TritonFakeRequest {
+  method: string;
+  /** Path with query. */
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  /** The parsed JSON body of a POST (undefined when absent or not JSON). */
+  body?: Record<string, unknown>;
+  /** Token responses written so far. */
+  tokensSent: number;
+  /** The client closed the connection before the fake ended its response: how an engine sees a cancel. */
+  clientClosed: boolean;
+  /** The fake ended its response. */
+  finished: boolean;
+}
+
+export interface TritonFake {
+  url: string;
+  port: number;
+  /** Every request received, in arrival order (live: entries update as responses progress). */
+  requests: TritonFakeRequest[];
+  /** Only the generate_stream requests. */
+  generateRequests(): TritonFakeRequest[];
+  /** Changes behaviour for requests from now on (a stream under way keeps its plan). */
+  setBehaviour(patch: Partial<TritonFakeBehaviour>): void;
+  /** Stops listening and drops every connection (a crash, as far as clients can tell). */
+  close(): Promise<void>;
+}
+
+export interface TritonFakeOptions extends Partial<TritonFakeBehaviour> {
+  /** Default 0 (ephemeral); pass a closed fake's port to restart "the same server". */
+  port?: number;
+  host?: string;
+}
+
+export async function startFakeTriton(opts: TritonFakeOptions = {}): Promise<TritonFake> {
+  const { port = 0, host = "127.0.0.1", ...patch } = opts;
+  let behaviour: TritonFakeBehaviour = { ...TRITON_FAKE_DEFAULTS, ...patch };
+  let closing = false;
+  const requests: TritonFakeRequest[] = [];
+
+  const server = http.createServer((req, res) => {
+    const entry: TritonFakeRequest = { method: req.method ?? "GET", path: req.url ?? "/", headers: req.headers, tokensSent: 0, clientClosed: false, finished: false };
+    requests.push(entry);
+    res.on("finish", () => (entry.finished = true));
+    res.on("close", () => {
+      if (!entry.finished && !closing) entry.clientClosed = true;
+    });
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const text = Buffer.concat(chunks).toString("utf8");
+      if (text !== "") {
+        try {
+          const parsed: unknown = JSON.parse(text);
+          if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) entry.body = parsed as Record<string, unknown>;
+        } catch {
+          // left undefined: the handler answers 400 like Triton
+        }
+      }
+      // A snapshot, so a setBehaviour during this response does not change its plan.
+      void route(req, res, entry, { ...behaviour }, text).catch(() => res.destroy());
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+
+  return {
+    url: `http://${host}:${address.port}`,
+    port: address.port,
+    requests,
+    generateRequests: () => requests.filter((r) => r.method === "POST" && /\/generate_stream$/.test(r.path.split("?")[0]!)),
+    setBehaviour(p) {
+      behaviour = { ...behaviour, ...p };
+    },
+    close() {
+      closing = true;
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+const MODEL_PATH = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(?:\/(ready|generate|generate_stream))?$/;
+
+async function route(req: http.IncomingMessage, res: http.ServerResponse, entry: TritonFakeRequest, b: TritonFakeBehaviour, rawBody: string): Promise<void> {
+  const path = (req.url ?? "/").split("?")[0]!;
+  const method = req.method ?? "GET";
+  if (path === "/v2/health/live" || path === "/v2/health/ready") {
+    if (method !== "GET") return json(res, 405, { error: "Method Not Allowed" });
+    const ok = path.endsWith("live") ? b.health !== "down" : b.health === "ready";
+    return empty(res, ok ? 200 : 400);
+  }
+  if (b.health === "down") return json(res, 503, { error: "Server is not live" });
+  if (path === "/v2") {
+    return json(res, 200, {
+      name: "triton",
+      version: b.serverVersion,
+      extensions: ["classification", "sequence", "model_repository", "schedule_policy", "model_configuration", "system_shared_memory", "cuda_shared_memory", "binary_tensor_data", "parameters", "statistics", "trace", "logging"],
+    });
+  }
+  const m = MODEL_PATH.exec(path);
+  if (!m) return json(res, 404, { error: "Not Found" });
+  const model = decodeURIComponent(m[1]!);
+  const kind = m[3] ?? "";
+  if (model !== b.modelName) return json(res, 400, { error: `Request for unknown model: '${model}' is not found` });
+  const ready = b.health === "ready";
+  if (kind === "ready") return ready ? empty(res, 200) : json(res, 400, { error: "Model version not ready" });
+  if (!ready) return json(res, 400, { error: `Request for unknown model: '${model}' version ${b.modelVersions[0] ?? "1"} is not at ready state` });
+  if (kind === "") return json(res, 200, modelMetadata(b));
+  if (kind === "generate") return json(res, 501, { error: "the fake implements generate_stream only" });
+  if (method !== "POST") return json(res, 405, { error: "Method Not Allowed" });
+  if (entry.body === undefined) return json(res, 400, { error: rawBody === "" ? "request body is empty" : "failed to parse the request JSON buffer: Invalid value." });
+  const missing = requiredInputs(b.layout).filter((name) => !(name in entry.body!));
+  if (missing.length > 0) {
+    return json(res, 400, { error: `[request id: <id_unknown>] missing required input(s) ${missing.map((n) => `'${n}'`).join(", ")} for model '${model}'` });
+  }
+  return generateStream(res, entry, b);
+}
+
+async function generateStream(res: http.ServerResponse, entry: TritonFakeRequest, b: TritonFakeBehaviour): Promise<void> {
+  const body = entry.body!;
+  if (b.failBefore) {
+    if (!b.failBefore.sse) return json(res, b.failBefore.status, { error: b.failBefore.error });
+    res.writeHead(b.failBefore.status, { "content-type": "text/event-stream; charset=utf-8" });
+    await writeFrame(res, `data: ${JSON.stringify({ error: b.failBefore.error })}\n\n`, b.splitBytes);
+    return void res.end();
+  }
+  const settings = requestSettings(body, b.layout);
+  const limit = settings.maxTokens > 0 ? Math.min(b.tokens.length, settings.maxTokens) : b.tokens.length;
+  const askInputTokens = body.return_num_input_tokens === true && b.layout !== "trtllm-legacy";
+  const askFinishReason = body.return_finish_reason === true && b.layout === "vllm";
+  const inputTokens = b.inputTokens ?? Math.max(1, String(body.text_input ?? "").split(/\s+/).filter(Boolean).length);
+  const version = b.modelVersions[0] ?? "1";
+  const response = (text: string, last: boolean): Record<string, unknown> => {
+    const out: Record<string, unknown> = { model_name: b.modelName, model_version: version, text_output: text };
+    if (b.layout !== "vllm") Object.assign(out, { batch_index: 0, sequence_index: 0, cum_log_probs: 0.0 });
+    if (askInputTokens) out.num_input_tokens = inputTokens;
+    if (askFinishReason) out.finish_reason = last ? (limit < b.tokens.length ? "length" : "stop") : "None";
+    return out;
+  };
+
+  const gone = (): boolean => entry.clientClosed || res.destroyed;
+  let headersSent = false;
+  const sendHeaders = (): void => {
+    if (headersSent) return;
+    headersSent = true;
+    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8" });
+  };
+
+  if (settings.stream === false) {
+    // Not streaming: one response with the whole text, still framed as SSE by generate_stream.
+    if (b.frameDelayMs > 0) await sleep(b.frameDelayMs);
+    sendHeaders();
+    entry.tokensSent = limit;
+    await writeFrame(res, `data: ${JSON.stringify(response(b.tokens.slice(0, limit).join(""), true))}\n\n`, b.splitBytes);
+    return void res.end();
+  }
+
+  for (let i = 0; i < limit; i++) {
+    if (b.hangAfter !== undefined && i >= b.hangAfter) return hold(res);
+    if (b.failAfter && i >= b.failAfter.tokens) break;
+    if (b.frameDelayMs > 0) await sleep(b.frameDelayMs);
+    if (gone()) return;
+    sendHeaders();
+    await writeFrame(res, `data: ${JSON.stringify(response(b.tokens[i]!, i === limit - 1))}\n\n`, b.splitBytes);
+    entry.tokensSent++;
+  }
+  if (b.failAfter && entry.tokensSent >= b.failAfter.tokens) {
+    if (gone()) return;
+    // An error as the model's first response sets the status (an internal error: 500); later ones come after a 200.
+    if (!headersSent) {
+      headersSent = true;
+      res.writeHead(500, { "content-type": "text/event-stream; charset=utf-8" });
+    }
+    await writeFrame(res, `data: ${JSON.stringify({ error: b.failAfter.error })}\n\n`, b.splitBytes);
+  }
+  if (gone()) return;
+  sendHeaders();
+  res.end();
+}
+
+/** The request's max_tokens and stream flag, wherever this layout takes them. */
+function requestSettings(body: Record<string, unknown>, layout: TritonFakeLayout): { maxTokens: number; stream: boolean } {
+  let maxTokens: unknown = body.max_tokens;
+  if (layout === "vllm") {
+    maxTokens = 16; // vLLM's SamplingParams default
+    if (typeof body.sampling_parameters === "string") {
+      try {
+        const sampling = JSON.parse(body.sampling_parameters) as Record<string, unknown>;
+        if (typeof sampling.max_tokens === "number") maxTokens = sampling.max_tokens;
+      } catch {
+        // the backend would log and fall back; so does the fake
+      }
+    } else if (typeof body.max_tokens === "number") maxTokens = body.max_tokens;
+  }
+  return { maxTokens: typeof maxTokens === "number" ? maxTokens : 0, stream: body.stream === true };
+}
+
+function requiredInputs(layout: TritonFakeLayout): string[] {
+  return layout === "vllm" ? ["text_input"] : ["text_input", "max_tokens"];
+}
+
+function modelMetadata(b: TritonFakeBehaviour): Record<string, unknown> {
+  const batched = (name: string, datatype: string): Record<string, unknown> => ({ name, datatype, shape: [-1, 1] });
+  const single = (name: string, datatype: string): Record<string, unknown> => ({ name, datatype, shape: [1] });
+  switch (b.layout) {
+    case "trtllm":
+      return {
+        name: b.modelName,
+        versions: b.modelVersions,
+        platform: "ensemble",
+        inputs: [
+          batched("text_input", "BYTES"),
+          batched("max_tokens", "INT32"),
+          batched("bad_words", "BYTES"),
+          batched("stop_words", "BYTES"),
+          batched("exclude_input_in_output", "BOOL"),
+          batched("end_id", "INT32"),
+          batched("pad_id", "INT32"),
+          batched("top_k", "INT32"),
+          batched("top_p", "FP32"),
+          batched("temperature", "FP32"),
+          batched("seed", "UINT64"),
+          batched("return_num_input_tokens", "BOOL"),
+          batched("return_num_output_tokens", "BOOL"),
+          batched("beam_width", "INT32"),
+          batched("stream", "BOOL"),
+        ],
+        outputs: [batched("text_output", "BYTES"), batched("cum_log_probs", "FP32"), batched("batch_index", "INT32"), batched("sequence_index", "INT32"), batched("num_input_tokens", "INT32"), batched("num_output_tokens", "INT32")],
+      };
+    case "trtllm-legacy":
+      return {
+        name: b.modelName,
+        versions: b.modelVersions,
+        platform: "ensemble",
+        inputs: [
+          batched("text_input", "BYTES"),
+          batched("max_tokens", "INT32"),
+          batched("bad_words", "BYTES"),
+          batched("stop_words", "BYTES"),
+          batched("top_k", "INT32"),
+          batched("top_p", "FP32"),
+          batched("temperature", "FP32"),
+          batched("random_seed", "UINT64"),
+          batched("beam_width", "INT32"),
+          batched("stream", "BOOL"),
+        ],
+        outputs: [batched("text_output", "BYTES"), batched("cum_log_probs", "FP32")],
+      };
+    case "vllm":
+      return {
+        name: b.modelName,
+        versions: b.modelVersions,
+        platform: "",
+        inputs: [
+          single("text_input", "BYTES"),
+          { name: "image", datatype: "BYTES", shape: [-1] },
+          single("stream", "BOOL"),
+          single("sampling_parameters", "BYTES"),
+          single("exclude_input_in_output", "BOOL"),
+          single("return_finish_reason", "BOOL"),
+          single("return_cumulative_logprob", "BOOL"),
+          single("return_logprobs", "BOOL"),
+          single("return_num_input_tokens", "BOOL"),
+          single("return_num_output_tokens", "BOOL"),
+        ],
+        outputs: [{ name: "text_output", datatype: "BYTES", shape: [-1] }, { name: "finish_reason", datatype: "BYTES", shape: [-1] }, single("num_input_tokens", "UINT32")],
+      };
+  }
+}
+
+async function writeFrame(res: http.ServerResponse, frame: string, splitBytes: number): Promise<void> {
+  const bytes = Buffer.from(frame, "utf8");
+  if (splitBytes <= 0) {
+    res.write(bytes);
+    return;
+  }
+  for (let at = 0; at < bytes.length; at += splitBytes) {
+    if (res.destroyed) return;
+    res.write(bytes.subarray(at, at + splitBytes));
+    // A pause long enough for the piece to leave as its own TCP segment and be read on its own.
+    await sleep(1);
+  }
+}
+
+function json(res: http.ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
+
+function empty(res: http.ServerResponse, status: number): void {
+  res.writeHead(status, { "content-length": "0" });
+  res.end();
+}
+
+/** Sends nothing more; the response stays open until the client or close() drops the connection. */
+function hold(res: http.ServerResponse): Promise<void> {
+  return new Promise((resolve) => res.once("close", () => resolve()));
+}

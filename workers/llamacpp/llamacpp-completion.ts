@@ -1,0 +1,111 @@
+// One generation on a llama.cpp server: POST /completion with stream: true,
+// read as SSE. The stream has no "[DONE]": it ends after a frame with
+// `"stop": true`, or carries `{"error":{...}}` instead when the engine fails
+// after the 200. Closing the connection is how llama.cpp learns to cancel.
+import { StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
+import { WorkerErrorKind, type SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
+import type { GenerationResult, GenerationSink, WorkerFailure } from "../engine-adapter.js";
+import type { EngineHttp } from "../http/engine-http.js";
+import { failureOf, kindOfStatus } from "../http/engine-errors.js";
+import type { SseFrame } from "../http/stream-decoder.js";
+import { completionBody, decodeTimeMsOf, promptTokensOf, stopReasonOf, tokenTexts, type CompletionFrame } from "./llamacpp-api.js";
+
+export const COMPLETION_PATH = "/completion";
+
+const CANCELED: GenerationResult = { stopReason: StopReason.STOP_REASON_CANCELED };
+
+/**
+ * Streams one completion into `sink`: `started` with the prompt token count
+ * of the first frame, then one `tokens` call per socket chunk. Resolves
+ * CANCELED once `signal` aborts (the HTTP request is closed by then).
+ */
+export async function streamCompletion(
+  http: EngineHttp,
+  request: SubmitRequest,
+  signal: AbortSignal,
+  sink: GenerationSink,
+): Promise<GenerationResult> {
+  const body = completionBody(request.prompt, request.maxTokens, request.seed);
+  let started = false;
+  let produced = 0;
+  let final: CompletionFrame | undefined;
+  try {
+    // retryConnect: a refused connection sent nothing, so a restarting engine gets another try.
+    const stream = await http.stream(COMPLETION_PATH, body, { signal, format: "sse", retryConnect: true });
+    for await (const batch of stream.batches) {
+      const texts: string[] = [];
+      let failure: WorkerFailure | undefined;
+      for (const frame of batch) {
+        const parsed = parseFrame(http, frame);
+        if (parsed.error !== undefined) {
+          failure = inStreamFailure(http, frame.data, parsed);
+          break;
+        }
+        if (!started) {
+          started = true;
+          sink.started(promptTokensOf(parsed) ?? 0);
+        }
+        for (const text of tokenTexts(parsed)) texts.push(text);
+        if (parsed.stop === true) {
+          final = parsed;
+          break;
+        }
+      }
+      // Tokens decoded before a failure in the same chunk were generated: they go out first.
+      if (texts.length > 0) {
+        produced += texts.length;
+        sink.tokens(texts);
+      }
+      if (failure) throw failure;
+      if (final) break;
+    }
+  } catch (err) {
+    if (signal.aborted) return CANCELED;
+    throw err;
+  }
+  if (signal.aborted) return CANCELED;
+  if (!final) {
+    throw failureOf({
+      method: "POST",
+      path: COMPLETION_PATH,
+      kind: WorkerErrorKind.WORKER_ERROR_KIND_RESET,
+      cause: new Error(`the stream ended after ${produced} tokens without its final frame`),
+    });
+  }
+  const tokensIn = promptTokensOf(final);
+  if (!started) sink.started(tokensIn ?? 0);
+  const tps = final.timings?.predicted_per_second;
+  if (typeof tps === "number" && Number.isFinite(tps)) sink.metrics?.({ tokensPerSecond: tps });
+  const result: GenerationResult = { stopReason: stopReasonOf(final, produced, request.maxTokens) };
+  if (tokensIn !== undefined) result.tokensIn = tokensIn;
+  const decodeTimeMs = decodeTimeMsOf(final);
+  if (decodeTimeMs !== undefined) result.decodeTimeMs = decodeTimeMs;
+  return result;
+}
+
+function parseFrame(http: EngineHttp, frame: SseFrame): CompletionFrame {
+  try {
+    const parsed: unknown = JSON.parse(frame.data);
+    if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) return parsed as CompletionFrame;
+  } catch {
+    // reported below with the frame's start
+  }
+  throw failureOf({
+    method: "POST",
+    path: COMPLETION_PATH,
+    kind: WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_ERROR,
+    cause: new Error(`not a JSON object in the stream: ${http.redact(frame.data).slice(0, 120)}`),
+  });
+}
+
+/**
+ * The engine's in-stream error, with its own message. The error's `code` is
+ * an HTTP status the engine would have answered before the stream began, so
+ * it is classified like one (a 500 is ENGINE_ERROR); without one, ENGINE_ERROR.
+ */
+function inStreamFailure(http: EngineHttp, data: string, frame: CompletionFrame): WorkerFailure {
+  const code = typeof frame.error === "object" && frame.error !== null ? frame.error.code : undefined;
+  const kind = typeof code === "number" && code >= 400 && code <= 599 ? kindOfStatus(code) : WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_ERROR;
+  // The client's redact() knows the API key, which the engine may echo in its message.
+  return failureOf({ method: "POST", path: COMPLETION_PATH, kind, body: http.redact(data) });
+}

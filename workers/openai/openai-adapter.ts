@@ -1,0 +1,128 @@
+// The `openai` adapter: any OpenAI-compatible HTTP server (OpenAI itself, a
+// gateway, llama.cpp's or SGLang's OpenAI endpoints, ...), known only through
+// the OpenAI API, so capacity comes from options and health from /v1/models.
+import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+import type { SubmitRequest, WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
+import type { EngineAdapter, EngineInfo, GenerationResult, GenerationSink } from "../engine-adapter.js";
+import type { ProbeResult } from "../engine/health-poller.js";
+import type { EngineHttp } from "../http/engine-http.js";
+import { engineClients, PolledHealth, probeGet, type HttpEngineOptions, type HttpTuning } from "./engine-lifecycle.js";
+import { MODELS_PATH, parseModelList, type OpenAiApi } from "./openai-protocol.js";
+import { streamOpenAi } from "./openai-stream.js";
+
+export type { HttpEngineOptions, HttpTuning } from "./engine-lifecycle.js";
+export type { OpenAiApi } from "./openai-protocol.js";
+
+export interface OpenAiAdapterOptions extends HttpEngineOptions {
+  /**
+   * Default "chat": many OpenAI-compatible servers offer only chat. Tasks
+   * that send `inputs` use chat either way.
+   */
+  api?: OpenAiApi;
+  http?: HttpTuning;
+}
+
+/** Capacity when the options do not say: the server does not tell, and a few concurrent streams suit most. */
+export const OPENAI_DEFAULT_SLOTS = 4;
+
+export function createOpenAiAdapter(opts: OpenAiAdapterOptions): OpenAiAdapter {
+  return new OpenAiAdapter(opts);
+}
+
+export class OpenAiAdapter implements EngineAdapter {
+  private readonly http: EngineHttp;
+  private readonly probes: EngineHttp;
+  private readonly healthState: PolledHealth;
+  private readonly model: string;
+  private readonly api: OpenAiApi;
+  private readonly slots: number;
+  private currentInfo: EngineInfo;
+
+  constructor(private readonly opts: OpenAiAdapterOptions) {
+    // Accept the base URL as OpenAI clients spell it ("https://host/v1"): our paths carry /v1 themselves.
+    const baseUrl = opts.baseUrl.replace(/\/v1\/?$/, "");
+    ({ http: this.http, probes: this.probes } = engineClients({ ...opts, baseUrl }, opts.http));
+    this.model = opts.engineModel ?? opts.modelRef;
+    this.api = opts.api ?? "chat";
+    this.slots = positiveSlots(opts.slots, OPENAI_DEFAULT_SLOTS);
+    this.currentInfo = this.infoWith(0);
+    this.healthState = new PolledHealth((signal) => this.probe(signal), opts.pollIntervalMs);
+  }
+
+  info(): EngineInfo {
+    return this.currentInfo;
+  }
+
+  health(): WorkerHealth {
+    return this.healthState.current();
+  }
+
+  onHealthChange(listener: (health: WorkerHealth) => void): () => void {
+    return this.healthState.onChange(listener);
+  }
+
+  slotsTotal(): number {
+    return this.slots;
+  }
+
+  generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
+    return streamOpenAi({ http: this.http, model: this.model, api: this.api, request, signal, sink });
+  }
+
+  start(): Promise<void> {
+    return this.healthState.start();
+  }
+
+  async stop(): Promise<void> {
+    this.healthState.stop();
+    this.http.close();
+    this.probes.close();
+  }
+
+  /** Ready when the server lists the model we send in requests; its card's context length, when given, becomes ctx_max. */
+  private async probe(signal: AbortSignal): Promise<ProbeResult> {
+    const got = await probeGet(this.probes, MODELS_PATH, signal);
+    if (!("text" in got)) return got;
+    let ids: string[];
+    try {
+      const cards = parseModelList(got.text);
+      const card = cards.find((c) => c.id === this.model);
+      if (card) {
+        if ((card.maxModelLen ?? 0) !== this.currentInfo.ctxMax) this.currentInfo = this.infoWith(card.maxModelLen ?? 0);
+        return { outcome: "ready" };
+      }
+      ids = cards.map((c) => c.id);
+    } catch (err) {
+      return { outcome: "down", detail: `GET ${MODELS_PATH}: ${(err as Error).message}` };
+    }
+    return { outcome: "down", detail: missingModel(this.model, ids) };
+  }
+
+  private infoWith(ctxMax: number): EngineInfo {
+    return {
+      engine: Engine.ENGINE_OPENAI,
+      adapter: "openai",
+      // The OpenAI API reports neither a server version nor a weights digest.
+      engineVersion: "",
+      modelRef: this.opts.modelRef,
+      modelDigest: "",
+      ctxMax,
+      workloads: [Workload.WORKLOAD_COMPLETION],
+      deviceMask: "",
+      vramTotalBytes: 0,
+      vramFreeBytes: 0,
+      servesAnyModel: false,
+      features: { seed: "true", cancel: "abort", api: this.api },
+    };
+  }
+}
+
+/** A not-Ready reason that tells the operator what to change. */
+export function missingModel(model: string, served: string[]): string {
+  const list = served.length === 0 ? "none" : served.length > 20 ? `${served.slice(0, 20).join(", ")}, ...` : served.join(", ");
+  return `the engine does not serve model "${model}" (it lists: ${list}); set the engine model to one of these`;
+}
+
+export function positiveSlots(slots: number | undefined, fallback: number): number {
+  return slots !== undefined && Number.isInteger(slots) && slots > 0 ? slots : fallback;
+}

@@ -1,0 +1,204 @@
+// The vLLM adapter: generation through vLLM's OpenAI-compatible server
+// (workers/openai/), plus what only vLLM exposes: /health, /version, the
+// served model's max_model_len in /v1/models, and load from /metrics.
+import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+import type { SubmitRequest, WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
+import type { EngineAdapter, EngineInfo, GenerationResult, GenerationSink } from "../engine-adapter.js";
+import type { ProbeResult } from "../engine/health-poller.js";
+import type { EngineHttp } from "../http/engine-http.js";
+import { engineClients, PolledHealth, probeGet, type HttpEngineOptions, type HttpTuning } from "../openai/engine-lifecycle.js";
+import { missingModel, positiveSlots } from "../openai/openai-adapter.js";
+import { MODELS_PATH, parseModelList, type OpenAiApi } from "../openai/openai-protocol.js";
+import { streamOpenAi } from "../openai/openai-stream.js";
+import { maxOf, parsePromText, sumOf } from "../http/prometheus-text.js";
+
+export type { HttpEngineOptions, HttpTuning } from "../openai/engine-lifecycle.js";
+
+export interface VllmAdapterOptions extends HttpEngineOptions {
+  /** Default "completions"; tasks that send `inputs` use chat either way. */
+  api?: OpenAiApi;
+  http?: HttpTuning;
+}
+
+/** vLLM batches continuously, so it runs many streams at once; its real limit (max_num_seqs) is not exposed. */
+export const VLLM_DEFAULT_SLOTS = 16;
+
+/** Gauges read from vLLM's /metrics. */
+export const VLLM_METRICS = {
+  running: "vllm:num_requests_running",
+  waiting: "vllm:num_requests_waiting",
+  kvCache: "vllm:kv_cache_usage_perc",
+  /** The KV gauge's name before vLLM's V1 engine (still served by 0.6-0.9). */
+  kvCacheLegacy: "vllm:gpu_cache_usage_perc",
+} as const;
+
+export interface VllmLoad {
+  running?: number;
+  waiting?: number;
+  /** 0..1 (vLLM's "_perc" gauges are fractions). */
+  kvCacheUsage?: number;
+}
+
+export function createVllmAdapter(opts: VllmAdapterOptions): VllmAdapter {
+  return new VllmAdapter(opts);
+}
+
+export class VllmAdapter implements EngineAdapter {
+  private readonly http: EngineHttp;
+  private readonly probes: EngineHttp;
+  private readonly healthState: PolledHealth;
+  private readonly api: OpenAiApi;
+  private readonly slots: number;
+  private currentInfo: EngineInfo;
+  /** The name vLLM serves the model under (--served-model-name), learned from /v1/models. */
+  private servedModel: string | undefined;
+  /** Version and model are read again after any failed probe: a restarted engine may be another build. */
+  private identified = false;
+  private load: VllmLoad = {};
+
+  constructor(private readonly opts: VllmAdapterOptions) {
+    ({ http: this.http, probes: this.probes } = engineClients(opts, opts.http));
+    this.api = opts.api ?? "completions";
+    this.slots = positiveSlots(opts.slots, VLLM_DEFAULT_SLOTS);
+    this.currentInfo = this.infoWith("", 0);
+    this.healthState = new PolledHealth((signal) => this.probe(signal), opts.pollIntervalMs);
+  }
+
+  info(): EngineInfo {
+    return this.currentInfo;
+  }
+
+  health(): WorkerHealth {
+    return this.healthState.current();
+  }
+
+  onHealthChange(listener: (health: WorkerHealth) => void): () => void {
+    return this.healthState.onChange(listener);
+  }
+
+  slotsTotal(): number {
+    return this.slots;
+  }
+
+  kvCacheUsageRatio(): number | undefined {
+    const kv = this.load.kvCacheUsage;
+    return kv === undefined ? undefined : Math.min(1, Math.max(0, kv));
+  }
+
+  /**
+   * Requests vLLM has queued behind its running batch, from the last scrape.
+   * Not part of EngineAdapter yet: for the sidecar's props.requests_waiting.
+   */
+  requestsWaiting(): number | undefined {
+    return this.load.waiting;
+  }
+
+  /** The last scrape of /metrics; empty when it failed or has not run. */
+  engineLoad(): VllmLoad {
+    return { ...this.load };
+  }
+
+  generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
+    const model = this.servedModel ?? this.opts.engineModel ?? this.opts.modelRef;
+    return streamOpenAi({ http: this.http, model, api: this.api, request, signal, sink });
+  }
+
+  start(): Promise<void> {
+    return this.healthState.start();
+  }
+
+  async stop(): Promise<void> {
+    this.healthState.stop();
+    this.http.close();
+    this.probes.close();
+  }
+
+  private async probe(signal: AbortSignal): Promise<ProbeResult> {
+    const result = await this.probeSteps(signal);
+    if (result.outcome !== "ready" && result.outcome !== "busy") {
+      this.identified = false;
+      this.load = {};
+    }
+    return result;
+  }
+
+  /** /health (200 = engine alive), then identity once per engine life, then load. */
+  private async probeSteps(signal: AbortSignal): Promise<ProbeResult> {
+    const health = await probeGet(this.probes, "/health", signal);
+    if (!("text" in health)) return health;
+    if (!this.identified) {
+      const identity = await this.identify(signal);
+      if (identity) return identity;
+    }
+    this.load = await this.scrape(signal);
+    return { outcome: "ready" };
+  }
+
+  /** Reads version and served model into info(); returns the ProbeResult that stops the probe, if any. */
+  private async identify(signal: AbortSignal): Promise<ProbeResult | undefined> {
+    const models = await probeGet(this.probes, MODELS_PATH, signal);
+    if (!("text" in models)) return models;
+    let cards;
+    try {
+      cards = parseModelList(models.text);
+    } catch (err) {
+      return { outcome: "down", detail: `GET ${MODELS_PATH}: ${(err as Error).message}` };
+    }
+    const wanted = this.opts.engineModel;
+    const card = wanted === undefined ? cards[0] : cards.find((c) => c.id === wanted);
+    if (!card) return { outcome: "down", detail: missingModel(wanted ?? "(any)", cards.map((c) => c.id)) };
+    // An old vLLM without /version still serves; the version then stays unknown.
+    const version = await probeGet(this.probes, "/version", signal);
+    this.servedModel = card.id;
+    this.currentInfo = this.infoWith("text" in version ? versionOf(version.text) : "", card.maxModelLen ?? 0);
+    this.identified = true;
+    return undefined;
+  }
+
+  /** Best effort: metrics may be disabled (--disable-log-stats) or slow; health does not depend on them. */
+  private async scrape(signal: AbortSignal): Promise<VllmLoad> {
+    const got = await probeGet(this.probes, "/metrics", signal);
+    return "text" in got ? vllmLoadOf(got.text) : {};
+  }
+
+  private infoWith(engineVersion: string, ctxMax: number): EngineInfo {
+    return {
+      engine: Engine.ENGINE_VLLM,
+      adapter: "vllm",
+      engineVersion,
+      modelRef: this.opts.modelRef,
+      // vLLM reports no digest of its weights; a hash of its model name would only pretend to be one.
+      modelDigest: "",
+      ctxMax,
+      workloads: [Workload.WORKLOAD_COMPLETION],
+      deviceMask: "",
+      vramTotalBytes: 0,
+      vramFreeBytes: 0,
+      servesAnyModel: false,
+      features: { seed: "true", cancel: "abort", api: this.api },
+    };
+  }
+}
+
+/** Load figures from vLLM's Prometheus text; gauges split by label (model, engine) are summed, KV usage is the fullest. */
+export function vllmLoadOf(text: string): VllmLoad {
+  const samples = parsePromText(text);
+  const load: VllmLoad = {};
+  const running = sumOf(samples, VLLM_METRICS.running);
+  const waiting = sumOf(samples, VLLM_METRICS.waiting);
+  const kv = maxOf(samples, VLLM_METRICS.kvCache) ?? maxOf(samples, VLLM_METRICS.kvCacheLegacy);
+  if (running !== undefined) load.running = running;
+  if (waiting !== undefined) load.waiting = waiting;
+  if (kv !== undefined) load.kvCacheUsage = kv;
+  return load;
+}
+
+/** `{"version": "0.6.3"}` → "0.6.3"; "" for anything else. */
+function versionOf(text: string): string {
+  try {
+    const json = JSON.parse(text) as { version?: unknown };
+    return typeof json.version === "string" ? json.version : "";
+  } catch {
+    return "";
+  }
+}
