@@ -66,7 +66,7 @@ const commands: Record<string, Command> = {
   worker: {
     help: `llorch worker — a worker sidecar serving one engine over gRPC (mock engine)\n\n${workerFlagHelp}\n  --config FILE                  YAML config file (flags under "worker:")\n`,
     strings: workerFlagNames,
-    run: (flags) => serve("worker", () => startWorker({ ...workerConfigFromFlags(flags), coreApiKey: apiKeyFrom(flags) })),
+    run: (flags) => serve("worker", () => startWorker({ ...workerConfigFromFlags(flags), coreApiKey: apiKeyFrom(flags), engineApiKey: process.env.LLORCH_ENGINE_API_KEY || undefined })),
   },
 };
 

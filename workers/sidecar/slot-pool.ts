@@ -13,18 +13,40 @@ export interface SlotLease {
 export class SlotPool {
   private busy = 0;
   private readonly changes = new ChangeListeners<SlotPool>();
+  private size: number;
 
-  constructor(readonly total: number) {
-    if (!Number.isInteger(total) || total < 1) throw new Error(`a slot pool needs at least one slot, got ${total}`);
+  constructor(total: number) {
+    SlotPool.check(total);
+    this.size = total;
+  }
+
+  get total(): number {
+    return this.size;
   }
 
   get free(): number {
-    return this.total - this.busy;
+    return Math.max(0, this.size - this.busy);
+  }
+
+  /**
+   * Real engines report their capacity only once they answer (llama.cpp's
+   * total_slots, TGI's max_concurrent_requests); running leases are kept, and
+   * a smaller pool just refuses new claims until enough are released.
+   */
+  resize(total: number): void {
+    SlotPool.check(total);
+    if (total === this.size) return;
+    this.size = total;
+    this.changes.emit(this);
+  }
+
+  private static check(total: number): void {
+    if (!Number.isInteger(total) || total < 1) throw new Error(`a slot pool needs at least one slot, got ${total}`);
   }
 
   /** A lease on one slot, or undefined when none is free. */
   claim(): SlotLease | undefined {
-    if (this.busy >= this.total) return undefined;
+    if (this.busy >= this.size) return undefined;
     this.busy++;
     this.changes.emit(this);
     let released = false;

@@ -53,6 +53,16 @@ export interface WorkerConfig {
   /** No metrics server unless set; 0 picks an ephemeral port. */
   metricsPort?: number;
   mock?: MockConfig;
+  /** Which adapter drives the engine: "mock", or a real one (llamacpp, vllm, tgi, triton, openai). Default: the engine's own adapter when engineUrl is set, else mock. */
+  adapter?: string;
+  /** The engine's HTTP base URL, e.g. http://127.0.0.1:8081. */
+  engineUrl?: string;
+  /** The model name the engine expects in requests (vLLM/OpenAI `model`, Triton model name). */
+  engineModel?: string;
+  /** Engine API key (OpenAI-compatible servers); from LLORCH_ENGINE_API_KEY, never a flag. */
+  engineApiKey?: string;
+  /** Start and supervise the engine with this command line (spawned without a shell). */
+  engineCmd?: string;
 }
 
 export const WORKER_DEFAULTS = {
@@ -89,6 +99,10 @@ const FLAGS: FlagSpec[] = [
     help: `engine family served: llamacpp, vllm, tgi, triton, openai (default ${WORKER_DEFAULTS.engine})`,
     apply: (c, v, f) => (c.engine = engineName(f, text(f, v))),
   },
+  { name: "adapter", arg: "<name>", help: "engine adapter: mock, llamacpp, vllm, tgi, triton, openai (default: the engine's when --engine-url is set, else mock)", apply: (c, v, f) => (c.adapter = adapterName(f, text(f, v))) },
+  { name: "engine-url", arg: "<url>", help: "the engine's HTTP base URL (real adapters)", apply: (c, v, f) => (c.engineUrl = text(f, v)) },
+  { name: "engine-model", arg: "<name>", help: "model name the engine expects in requests (vLLM/OpenAI model, Triton model)", apply: (c, v, f) => (c.engineModel = text(f, v)) },
+  { name: "engine-cmd", arg: "<command>", help: "start and supervise the engine with this command (restarts with backoff)", apply: (c, v, f) => (c.engineCmd = text(f, v)) },
   { name: "model", arg: "<ref>", help: `model ref (default ${MOCK_DEFAULTS.modelRef})`, apply: (c, v, f) => (c.modelRef = text(f, v)) },
   { name: "serves-any-model", arg: "<true|false>", help: "accept any model_ref; false serves only --model (default true)", apply: (c, v, f) => (c.servesAnyModel = bool(f, v)) },
   { name: "device-mask", arg: "<mask>", help: `devices the engine uses (default ${MOCK_DEFAULTS.deviceMask})`, apply: (c, v, f) => (c.deviceMask = text(f, v)) },
@@ -180,6 +194,13 @@ function bool(flag: string, value: string | boolean): boolean {
   if (value === true || value === "true" || value === "1" || value === "yes") return true;
   if (value === false || value === "false" || value === "0" || value === "no") return false;
   throw new Error(`${flag} must be true or false, got "${value}"`);
+}
+
+export const ADAPTERS = ["mock", "llamacpp", "vllm", "tgi", "triton", "openai"] as const;
+
+function adapterName(flag: string, name: string): string {
+  if (!(ADAPTERS as readonly string[]).includes(name)) throw new Error(`${flag}: unknown adapter "${name}" (known: ${ADAPTERS.join(", ")})`);
+  return name;
 }
 
 function engineName(flag: string, name: string): string {

@@ -270,7 +270,8 @@ export class WorkerService {
     if (!request.taskId) return invalid("task_id is required");
     if (request.maxTokens < 1) return invalid("max_tokens must be at least 1");
     if (this.running.has(request.taskId)) return invalid(`task ${request.taskId} is already running on this replica`);
-    if (request.ctx > info.ctxMax) return invalid(`ctx ${request.ctx} exceeds this engine's ctx_max ${info.ctxMax}`);
+    // ctx_max 0 means the engine does not say (Triton, plain OpenAI servers).
+    if (info.ctxMax > 0 && request.ctx > info.ctxMax) return invalid(`ctx ${request.ctx} exceeds this engine's ctx_max ${info.ctxMax}`);
     if (!info.servesAnyModel && request.modelRef && request.modelRef !== info.modelRef) {
       return invalid(`this replica serves ${info.modelRef}, not ${request.modelRef}`);
     }

@@ -1,11 +1,20 @@
 import { hostname } from "node:os";
 import { engines } from "../../contracts/enums.js";
+import type { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerServiceService, type WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { startGrpcServer, type RunningGrpcServer } from "../../contracts/runtime/grpc-server.js";
 import { createLogger, type Logger } from "../../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../../contracts/runtime/metrics-server.js";
 import { workerErrorKinds, type EngineAdapter } from "../engine-adapter.js";
 import { MockEngine } from "../mock/mock-engine.js";
+import { createLlamaCppAdapter } from "../llamacpp/llamacpp-adapter.js";
+import { createOpenAiAdapter } from "../openai/openai-adapter.js";
+import type { HttpEngineOptions } from "../http/engine-options.js";
+import { createTgiAdapter } from "../tgi/tgi-adapter.js";
+import { createTritonAdapter } from "../triton/triton-adapter.js";
+import { createVllmAdapter } from "../vllm/vllm-adapter.js";
+import { EngineSupervisor } from "../supervisor/engine-supervisor.js";
+import { HEALTH_PATH, httpProbe, SupervisedAdapter } from "../supervisor/supervised-adapter.js";
 import { createSidecarMetrics } from "./metrics.js";
 import { startRegistration, type Registration } from "./registration.js";
 import { SlotPool } from "./slot-pool.js";
@@ -36,7 +45,7 @@ const SERVICE_NAME = "llama_orch.v1.WorkerService";
 export async function startWorker(config: WorkerConfig, logger: Logger = createLogger("worker")): Promise<RunningWorker> {
   const host = config.host ?? WORKER_DEFAULTS.host;
   const poolId = config.poolId ?? WORKER_DEFAULTS.poolId;
-  const adapter = createAdapter(config);
+  const adapter = createAdapter(config, logger);
   const slots = new SlotPool(adapter.slotsTotal());
   const identity: SidecarIdentity = { poolId, replicaId: config.replicaId ?? "" };
   const metrics = createSidecarMetrics({
@@ -61,7 +70,11 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
 
   // grpc.health.v1 follows engine readiness, so plain health probes see what core sees.
   const mirrorHealth = (health: WorkerHealth): void => grpc.health.setStatus(SERVICE_NAME, health.ready ? "SERVING" : "NOT_SERVING");
-  const stopMirroring = adapter.onHealthChange(mirrorHealth);
+  const stopMirroring = adapter.onHealthChange((health) => {
+    // The engine's capacity is known once it answers.
+    if (health.ready) slots.resize(Math.max(1, adapter.slotsTotal()));
+    mirrorHealth(health);
+  });
   adapter.start().catch((err: unknown) => log.error({ err, event: "engine_start_failed" }, "the engine failed to start"));
   mirrorHealth(adapter.health());
 
@@ -134,13 +147,52 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
 }
 
 /**
- * The engine adapter for this sidecar. Only the mock exists so far; real
- * engines (workers/llamacpp/, workers/vllm/, ...) are chosen here later.
+ * The engine adapter for this sidecar: the mock, or the real adapter for the
+ * engine at --engine-url, optionally with the engine process started and
+ * supervised (--engine-cmd).
  */
-function createAdapter(config: WorkerConfig): EngineAdapter {
+function createAdapter(config: WorkerConfig, logger: Logger): EngineAdapter {
   const engineName = config.engine ?? WORKER_DEFAULTS.engine;
   const engine = engines.parse(engineName);
   if (engine === undefined) throw new Error(`unknown engine "${engineName}" (known: ${knownEngines().join(", ")})`);
+  const adapterName = config.adapter ?? (config.engineUrl ? engineName : "mock");
+  if (adapterName === "mock") return createMock(config, engine);
+  if (!config.engineUrl) throw new Error(`--engine-url is required for the ${adapterName} adapter`);
+  const opts = dropUndefined({
+    baseUrl: config.engineUrl,
+    modelRef: config.modelRef ?? config.engineModel ?? "",
+    engineModel: config.engineModel,
+    apiKey: config.engineApiKey,
+    slots: config.mock?.slots,
+  }) as HttpEngineOptions;
+  const adapter = realAdapter(adapterName, opts, config);
+  if (!config.engineCmd) return adapter;
+  const supervisor = new EngineSupervisor({
+    command: config.engineCmd,
+    probe: httpProbe(config.engineUrl, HEALTH_PATH[adapterName] ?? "/health"),
+    logger: logger.child({ engine_process: adapterName }),
+  });
+  return new SupervisedAdapter(adapter, supervisor);
+}
+
+function realAdapter(name: string, opts: HttpEngineOptions, config: WorkerConfig): EngineAdapter {
+  switch (name) {
+    case "llamacpp":
+      return createLlamaCppAdapter(opts);
+    case "vllm":
+      return createVllmAdapter(opts);
+    case "tgi":
+      return createTgiAdapter(opts);
+    case "triton":
+      return createTritonAdapter({ ...opts, ...(config.mock?.ctxMax ? { ctxMax: config.mock.ctxMax } : {}) });
+    case "openai":
+      return createOpenAiAdapter(opts);
+    default:
+      throw new Error(`unknown adapter "${name}"`);
+  }
+}
+
+function createMock(config: WorkerConfig, engine: Engine): EngineAdapter {
   const { failKind, ...mock } = config.mock ?? {};
   const kind = failKind === undefined ? undefined : workerErrorKinds.parse(failKind);
   if (failKind !== undefined && kind === undefined) {

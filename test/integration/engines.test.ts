@@ -1,0 +1,153 @@
+import test from "ava";
+import { api, assertStreamConforms, stream, taskBody } from "../support/http.js";
+import { TestSystem } from "../support/system.js";
+import { startFakeLlamaCpp } from "../fakes/llamacpp-fake.js";
+import { startFakeOpenAi, startFakeVllm } from "../fakes/openai-fake.js";
+import { startFakeTgi } from "../fakes/tgi-fake.js";
+import { startFakeTriton } from "../fakes/triton-fake.js";
+
+/** One fake engine, seen the same way whatever its protocol. */
+interface FakeEngine {
+  url: string;
+  tokens: string[];
+  setDelay(ms: number): void;
+  /** Whether the most recent generation's connection was closed by the sidecar before it finished. */
+  lastClosedByClient(): boolean;
+  close(): Promise<void>;
+}
+
+const ENGINES: { engine: string; engineModel?: string; start(): Promise<FakeEngine> }[] = [
+  {
+    engine: "llamacpp",
+    async start() {
+      const f = await startFakeLlamaCpp({ tokens: ["Hola", " señor", " 🦙", "!"] });
+      return { url: f.url, tokens: ["Hola", " señor", " 🦙", "!"], setDelay: (ms) => f.setBehaviour({ frameDelayMs: ms }), lastClosedByClient: () => f.completions().at(-1)!.closedByClient, close: () => f.close() };
+    },
+  },
+  {
+    engine: "vllm",
+    engineModel: "fake-model",
+    async start() {
+      const f = await startFakeVllm({ tokens: ["Hello", ",", " wörld", " 日本"] });
+      return { url: f.url, tokens: ["Hello", ",", " wörld", " 日本"], setDelay: (ms) => f.setBehaviour({ frameDelayMs: ms }), lastClosedByClient: () => f.generations().at(-1)!.closedByClient, close: () => f.close() };
+    },
+  },
+  {
+    engine: "openai",
+    engineModel: "fake-model",
+    async start() {
+      const f = await startFakeOpenAi({ tokens: ["Bonjour", " à", " tous"] });
+      return { url: f.url, tokens: ["Bonjour", " à", " tous"], setDelay: (ms) => f.setBehaviour({ frameDelayMs: ms }), lastClosedByClient: () => f.generations().at(-1)!.closedByClient, close: () => f.close() };
+    },
+  },
+  {
+    engine: "tgi",
+    async start() {
+      const f = await startFakeTgi({ tokens: ["Guten", " Tag", " naïve", " 🦙"] });
+      return { url: f.url, tokens: ["Guten", " Tag", " naïve", " 🦙"], setDelay: (ms) => f.setBehaviour({ frameDelayMs: ms }), lastClosedByClient: () => f.streams().at(-1)!.clientClosed, close: () => f.close() };
+    },
+  },
+  {
+    engine: "triton",
+    engineModel: "ensemble",
+    async start() {
+      const f = await startFakeTriton({ tokens: ["Ciao", " a", " tutti"] });
+      return { url: f.url, tokens: ["Ciao", " a", " tutti"], setDelay: (ms) => f.setBehaviour({ frameDelayMs: ms }), lastClosedByClient: () => f.generateRequests().at(-1)!.clientClosed, close: () => f.close() };
+    },
+  },
+];
+
+for (const spec of ENGINES) {
+  test(`edge -> core -> sidecar -> ${spec.engine}: tokens stream end to end, and cancel closes the engine request`, async (t) => {
+    const fake = await spec.start();
+    t.teardown(() => fake.close());
+    const model = spec.engineModel ?? "hf:org/e2e";
+    const sys = await TestSystem.start({
+      workers: [
+        {
+          replica: `${spec.engine}-1`,
+          engine: spec.engine,
+          model,
+          slots: 2,
+          flags: { "engine-url": fake.url, "serves-any-model": "false", ...(spec.engineModel ? { "engine-model": spec.engineModel } : {}) },
+        },
+      ],
+    });
+    t.teardown(() => sys.stop());
+
+    const body = taskBody({ engine: spec.engine, model_ref: model, max_tokens: 50, ctx: 1024, prompt: "say hello" });
+    const admitted = await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body });
+    t.is(admitted.status, 202, admitted.text);
+    const path = `/v1/tasks/${body.task_id}/stream`;
+    const s = await stream(sys.edgeUrl, path);
+    await s.done;
+    assertStreamConforms(t, path, s);
+    t.deepEqual(s.events.filter((e) => e.event === "token").map((e) => e.data.t), fake.tokens, "the engine's tokens, byte for byte");
+    t.is(s.events.at(-1)!.event, "end");
+    const placed = s.events.find((e) => e.event === "metrics" && e.data.replica_id);
+    t.is(placed?.data.replica_id, `${spec.engine}-1`);
+
+    // Cancel mid-stream: the sidecar must close its request to the engine.
+    fake.setDelay(300);
+    const slow = taskBody({ engine: spec.engine, model_ref: model, max_tokens: 50, ctx: 1024, prompt: "slowly" });
+    t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: slow })).status, 202);
+    const s2 = await stream(sys.edgeUrl, `/v1/tasks/${slow.task_id}/stream`);
+    await s2.waitFor(1, "token");
+    t.is((await api(t, sys.edgeUrl, "POST", `/v1/tasks/${slow.task_id}/cancel`)).status, 204);
+    await s2.done;
+    t.is(s2.events.at(-1)!.data.stop_reason, "canceled");
+    for (let i = 0; i < 40 && !fake.lastClosedByClient(); i++) await new Promise((r) => setTimeout(r, 50));
+    t.true(fake.lastClosedByClient(), "the engine saw its connection closed");
+  });
+}
+
+test("a supervised engine: the sidecar starts it, is Ready only after its preload, and restarts it when it dies", async (t) => {
+  const { createServer } = await import("node:net");
+  const { mkdtempSync, readFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { projectRoot } = await import("../../contracts/runtime/project-root.js");
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const pidFile = join(mkdtempSync(join(tmpdir(), "llorch-engine-")), "pid");
+  const script = join(projectRoot(), "test", "fakes", "llamacpp-fake-process.ts");
+  const sys = await TestSystem.start({
+    workers: [
+      {
+        replica: "supervised",
+        engine: "llamacpp",
+        model: "hf:org/e2e",
+        flags: {
+          "engine-url": `http://127.0.0.1:${port}`,
+          "engine-cmd": `${process.execPath} --import tsx ${script} --port ${port} --pid-file ${pidFile} --load-ms 500`,
+          "serves-any-model": "false",
+        },
+      },
+    ],
+  });
+  t.teardown(() => sys.stop());
+  const run = async () => {
+    const body = taskBody({ engine: "llamacpp", model_ref: "hf:org/e2e", max_tokens: 10, ctx: 1024 });
+    t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body })).status, 202);
+    const s = await stream(sys.edgeUrl, `/v1/tasks/${body.task_id}/stream`);
+    await s.done;
+    return s.events;
+  };
+  t.is((await run()).at(-1)!.event, "end", "served once the supervised engine finished loading");
+
+  process.kill(Number(readFileSync(pidFile, "utf8")), "SIGKILL");
+  // The replica leaves placement while its engine is down, then comes back after the restart.
+  let health = await api(t, sys.edgeUrl, "GET", "/v1/pools/default/health");
+  for (let i = 0; i < 100 && health.json.metrics.replicas[0]?.ready !== false; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    health = await api(t, sys.edgeUrl, "GET", "/v1/pools/default/health");
+  }
+  t.false(health.json.ready, "not Ready while the engine is down");
+  await sys.waitForReadyReplicas(1, 30_000);
+  t.is((await run()).at(-1)!.event, "end", "served again after the restart");
+  t.true(sys.logsOf(sys.worker("supervised").proc, "engine_exited").length > 0, "the sidecar logged the crash");
+});
