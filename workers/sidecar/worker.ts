@@ -158,9 +158,10 @@ function createAdapter(config: WorkerConfig, logger: Logger): EngineAdapter {
   const adapterName = config.adapter ?? (config.engineUrl ? engineName : "mock");
   if (adapterName === "mock") return createMock(config, engine);
   if (!config.engineUrl) throw new Error(`--engine-url is required for the ${adapterName} adapter`);
+  if (!config.modelRef) throw new Error(`--model is required with a real engine: the model_ref tasks will ask for (e.g. hf:org/repo/file.gguf)`);
   const opts = dropUndefined({
     baseUrl: config.engineUrl,
-    modelRef: config.modelRef ?? config.engineModel ?? "",
+    modelRef: config.modelRef,
     engineModel: config.engineModel,
     apiKey: config.engineApiKey,
     slots: config.mock?.slots,
