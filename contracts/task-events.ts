@@ -64,19 +64,28 @@ export function publicEventData(k: NonToken): { event: string; data: Record<stri
   }
 }
 
-/** Every event as the client sees it (tokens one by one), for transcripts. */
-export function publicTranscript(events: readonly TaskEvent[]): { id: number; event: string; data: Record<string, unknown> }[] {
-  const out: { id: number; event: string; data: Record<string, unknown> }[] = [];
+/**
+ * Renders task events as SSE frames, all of them in one string so a batch of
+ * events leaves in one socket write (and a whole transcript is one string).
+ * `id:` is the event's sequence number, so a reconnecting client's
+ * Last-Event-ID resumes exactly after it. Tokens are rendered by hand: no
+ * object per token on the hot path.
+ */
+export function renderSse(events: readonly TaskEvent[]): string {
+  let out = "";
   for (const ev of events) {
     const k = ev.kind;
     if (!k) continue;
     if (k.$case === "tokens") {
-      k.tokens.texts.forEach((t, j) => out.push({ id: ev.seq + j, event: "token", data: { t, i: k.tokens.firstIndex + j } }));
-    } else {
-      const { event, data } = publicEventData(k);
-      // The same JSON a client received: undefined members dropped.
-      out.push({ id: ev.seq, event, data: JSON.parse(JSON.stringify(data)) as Record<string, unknown> });
+      const { firstIndex, texts } = k.tokens;
+      for (let j = 0; j < texts.length; j++) {
+        out += `id: ${ev.seq + j}\nevent: token\ndata: {"t":${JSON.stringify(texts[j])},"i":${firstIndex + j}}\n\n`;
+      }
+      continue;
     }
+    const { event, data } = publicEventData(k);
+    // JSON.stringify drops undefined members, which is how optional fields stay absent.
+    out += `id: ${ev.seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
   }
   return out;
 }

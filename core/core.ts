@@ -44,6 +44,8 @@ export interface CoreConfig {
   artifactMaxBytes: number;
   /** Load models no pool serves into an idle pool on demand. */
   autoFetch: boolean;
+  /** Store every finished stream's SSE transcript as a trace artifact (costs core CPU and disk per task). */
+  transcripts: boolean;
 }
 
 export const DEFAULT_CORE_CONFIG: CoreConfig = {
@@ -55,6 +57,7 @@ export const DEFAULT_CORE_CONFIG: CoreConfig = {
   artifactsRoot: ".llorch/artifacts",
   artifactMaxBytes: 1024 * 1024,
   autoFetch: false,
+  transcripts: true,
 };
 
 /** Transcripts of long streams exceed what a client may upload; this bounds them. */
@@ -85,7 +88,7 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
   scheduler.attach({
     admissionCheck: catalogAdmissionCheck(catalog),
     unservedModel: unservedModelAdvice({ autoFetch: config.autoFetch, scheduler, registry, reloader }),
-    traceRecorder: new TraceRecorder(artifacts, logger),
+    traceRecorder: config.transcripts ? new TraceRecorder(artifacts, logger) : undefined,
   });
   const grpc = await startGrpcServer({
     host: config.host,

@@ -70,9 +70,14 @@ export class ArtifactStore {
     return new ArtifactStore(absolute, maxBytes, options.clock ?? Date.now);
   }
 
-  async put(input: ArtifactInput): Promise<{ artifact: StoredArtifact; created: boolean }> {
+  /**
+   * `encoded` lets a caller that already hashed the document (the transcript
+   * recorder, which needs the id before the write) skip a second pass over a
+   * possibly large document.
+   */
+  async put(input: ArtifactInput, encoded?: { canonical: string; id: string }): Promise<{ artifact: StoredArtifact; created: boolean }> {
     const doc = toDocument(input);
-    const canonical = encodeDocument(doc);
+    const canonical = encoded?.canonical ?? encodeDocument(doc);
     const size = Buffer.byteLength(canonical, "utf8");
     if (size > this.maxBytes) {
       throw new ArtifactError(
@@ -86,13 +91,14 @@ export class ArtifactStore {
       if (parent instanceof Corrupt) throw corruptError(doc.parent, parent);
     }
 
-    const id = idOf(canonical);
+    const id = encoded?.id ?? idOf(canonical);
     const existing = await this.read(id);
     if (existing !== undefined && !(existing instanceof Corrupt)) {
       return { artifact: await this.withLineage(existing), created: false };
     }
-    // Re-parsed from the canonical text: a private deep copy, with undefined members already gone.
-    const record = toRecord(id, JSON.parse(canonical) as ArtifactInput, this.clock());
+    // A private deep copy with undefined members gone: re-parsed from the canonical text, except for
+    // a caller's own pre-encoded document, which it hands over and does not touch again.
+    const record = toRecord(id, encoded ? doc : (JSON.parse(canonical) as ArtifactInput), this.clock());
     const file = this.fileFor(id);
     const text = `${canonicalJson(record)}\n`;
     await ensureDir(path.dirname(file));

@@ -12,7 +12,7 @@ export const CORE_FLAGS = [
   "host", "port", "metrics-host", "metrics-port", "queue-capacity", "queue-policy", "task-retention-ms",
   "wall-timeout-ms", "idle-timeout-ms", "metrics-interval-ms", "disconnect-grace-ms",
   "session-ttl-ms", "session-max-turns", "session-token-budget", "session-time-budget-ms", "session-cost-budget", "cost-per-1k-tokens",
-  "catalog-root", "artifacts-root", "artifact-max-bytes",
+  "catalog-root", "artifacts-root", "artifact-max-bytes", "transcripts",
 ] as const;
 export const EDGE_FLAGS = ["host", "port", "core", "body-limit-bytes", "sse-heartbeat-ms", "rate-limit-per-second", "rate-limit-burst"] as const;
 
@@ -39,6 +39,7 @@ Flags (each also settable under "core:" in --config):
   --catalog-root DIR     durable model catalog (default ${DEFAULT_CORE_CONFIG.catalogRoot})
   --artifacts-root DIR   durable artifacts, stream transcripts included (default ${DEFAULT_CORE_CONFIG.artifactsRoot})
   --artifact-max-bytes N largest artifact a client may store (default ${DEFAULT_CORE_CONFIG.artifactMaxBytes})
+  --transcripts on|off   keep every finished stream's SSE transcript as a trace artifact (default on)
   --auto-fetch           load a model no pool serves into an idle pool of its engine on demand (default off:
                          such tasks get an advisory POOL_UNAVAILABLE)
 
@@ -100,6 +101,7 @@ export function coreConfigFromFlags(f: FlagValues, fileSection?: Record<string, 
     artifactsRoot: stringFlag(f, "artifacts-root", DEFAULT_CORE_CONFIG.artifactsRoot),
     artifactMaxBytes: intFlag(f, "artifact-max-bytes", DEFAULT_CORE_CONFIG.artifactMaxBytes, 1),
     autoFetch: f["auto-fetch"] === true || f["auto-fetch"] === "true",
+    transcripts: choiceFlag(f, "transcripts", "on", ["on", "off"] as const) === "on",
   };
 }
 

@@ -112,7 +112,9 @@ async function main(): Promise<void> {
     return p.ready;
   };
   try {
-    const core = await launch("core", ["core", "--port", "0", "--queue-capacity", "10000"]);
+    // `npm run bench -- --transcripts off` measures without the per-task transcript artifacts.
+    const transcripts = process.argv.includes("--transcripts") ? process.argv[process.argv.indexOf("--transcripts") + 1]! : "on";
+    const core = await launch("core", ["core", "--port", "0", "--queue-capacity", "10000", "--transcripts", transcripts, "--artifacts-root", join(logDir, "artifacts"), "--catalog-root", join(logDir, "catalog")]);
     const worker = await launch("worker", ["worker", "--port", "0", "--core", core.address!, "--slots", String(SLOTS), "--tokens-per-second", "0", "--ctx-max", "1000000", "--pool", "bench", "--replica", "bench-r1"]);
     const edge = await launch("edge", ["edge", "--port", "0", "--core", core.address!]);
     await new Promise((r) => setTimeout(r, 500)); // registration and first health/props
@@ -154,7 +156,7 @@ async function main(): Promise<void> {
     for (const p of procs) rows.push(`  ${p.name.padEnd(10)} ${peakRssMb(p.child.pid!).toFixed(1)} MB`);
     rows.push(`  ${"bench".padEnd(10)} ${peakRssMb(process.pid).toFixed(1)} MB (client)`);
     client.close();
-    process.stdout.write(`\nllama-orch bench (node ${process.version}, mock engine at full speed, ${SLOTS} slots; process logs in ${logDir})\n\n${rows.join("\n")}\n\n`);
+    process.stdout.write(`\nllama-orch bench (node ${process.version}, mock engine at full speed, ${SLOTS} slots, transcripts ${transcripts}; process logs in ${logDir})\n\n${rows.join("\n")}\n\n`);
   } finally {
     await Promise.all(procs.reverse().map((p) => stopProcess(p)));
   }
