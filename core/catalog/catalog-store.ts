@@ -55,6 +55,17 @@ export class CatalogStore {
     return e && cloneEntry(e);
   }
 
+  /**
+   * The entry a task's model_ref names: by id, else by source_url. On the
+   * admission path, so it copies only the entry it returns.
+   */
+  lookup(modelRef: string): CatalogEntry | undefined {
+    const byId = this.models.get(modelRef);
+    if (byId) return cloneEntry(byId);
+    for (const e of this.models.values()) if (e.source_url === modelRef) return cloneEntry(e);
+    return undefined;
+  }
+
   async create(input: NewCatalogEntry): Promise<CatalogEntry> {
     const base = normalizeRegistration(input);
     return this.mutate((models) => {

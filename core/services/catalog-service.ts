@@ -118,7 +118,7 @@ export function catalogService(deps: { store: CatalogStore; scheduler: Scheduler
  */
 export function catalogAdmissionCheck(store: CatalogStore): (modelRef: string) => OrchError | undefined {
   return (modelRef) => {
-    const entry = store.get(modelRef) ?? store.list().find((e) => e.source_url === modelRef);
+    const entry = store.lookup(modelRef);
     if (!entry) return undefined;
     if (entry.state === "Retired") {
       return OrchError.of(ErrorCode.ERROR_CODE_MODEL_DEPRECATED, `model ${entry.id} is retired and takes no new tasks; use another model`, { field: "/model_ref" });
