@@ -1,31 +1,32 @@
 import { randomUUID } from "node:crypto";
-import { RegistryServiceService } from "../contracts/gen/llama_orch/v1/registry.js";
-import { TaskServiceService } from "../contracts/gen/llama_orch/v1/task.js";
-import { startGrpcServer } from "../contracts/runtime/grpc-server.js";
-import { assertSafeBind } from "../contracts/runtime/api-key.js";
-import { requireApiKey } from "../contracts/runtime/require-api-key.js";
-import { createLogger, type Logger } from "../contracts/runtime/logger.js";
-import { startMetricsServer, type MetricsServer } from "../contracts/runtime/metrics-server.js";
-import { createCoreMetrics } from "./metrics.js";
-import { ReplicaRegistry } from "./registry/replica-registry.js";
-import { DEFAULT_SCHEDULER_OPTIONS, Scheduler, type SchedulerOptions } from "./scheduler/scheduler.js";
-import { registryService } from "./services/registry-service.js";
-import { capabilitiesService, poolService } from "./services/pool-service.js";
-import { PoolReloader } from "./pools/pool-reloader.js";
 import { resolve } from "node:path";
+import type { ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { ArtifactServiceService } from "../contracts/gen/llama_orch/v1/artifact.js";
 import { CatalogServiceService } from "../contracts/gen/llama_orch/v1/catalog.js";
+import { CapabilitiesServiceService, PoolServiceService } from "../contracts/gen/llama_orch/v1/pool.js";
+import { RegistryServiceService } from "../contracts/gen/llama_orch/v1/registry.js";
+import { SessionServiceService } from "../contracts/gen/llama_orch/v1/session.js";
+import { TaskServiceService } from "../contracts/gen/llama_orch/v1/task.js";
+import { assertSafeBind } from "../contracts/runtime/api-key.js";
+import { startGrpcServer, type HostedService } from "../contracts/runtime/grpc-server.js";
+import { createLogger, type Logger } from "../contracts/runtime/logger.js";
+import { startMetricsServer, type MetricsServer } from "../contracts/runtime/metrics-server.js";
+import { requireApiKey } from "../contracts/runtime/require-api-key.js";
 import { ArtifactStore } from "./artifacts/artifact-store.js";
 import { CatalogStore } from "./catalog/catalog-store.js";
+import { createCoreMetrics } from "./metrics.js";
 import { unservedModelAdvice } from "./pools/auto-fetch.js";
+import { PoolReloader } from "./pools/pool-reloader.js";
+import { ReplicaRegistry } from "./registry/replica-registry.js";
+import { DEFAULT_SCHEDULER_OPTIONS, Scheduler, type SchedulerOptions } from "./scheduler/scheduler.js";
 import { artifactService } from "./services/artifact-service.js";
 import { catalogAdmissionCheck, catalogService } from "./services/catalog-service.js";
-import { TraceRecorder } from "./tasks/trace-recorder.js";
-import { CapabilitiesServiceService, PoolServiceService } from "../contracts/gen/llama_orch/v1/pool.js";
+import { capabilitiesService, poolService } from "./services/pool-service.js";
+import { registryService } from "./services/registry-service.js";
 import { sessionService } from "./services/session-service.js";
-import { DEFAULT_SESSION_OPTIONS, SessionStore, type SessionOptions } from "./sessions/session-store.js";
-import { SessionServiceService } from "../contracts/gen/llama_orch/v1/session.js";
 import { taskService } from "./services/task-service.js";
+import { DEFAULT_SESSION_OPTIONS, SessionStore, type SessionOptions } from "./sessions/session-store.js";
+import { TraceRecorder } from "./tasks/trace-recorder.js";
 
 export interface CoreConfig {
   host: string;
@@ -72,7 +73,7 @@ export interface RunningCore {
   stop(): Promise<void>;
 }
 
-/** Starts core: the task and registry gRPC services, with reflection and health. */
+/** Starts core: every llama_orch core service over gRPC, with reflection and health, and its durable stores. */
 export async function startCore(config: CoreConfig, logger: Logger = createLogger("core")): Promise<RunningCore> {
   assertSafeBind(config.host, config.apiKey, "core");
   const instanceId = randomUUID();
@@ -90,22 +91,24 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
     unservedModel: unservedModelAdvice({ autoFetch: config.autoFetch, scheduler, registry, reloader }),
     traceRecorder: config.transcripts ? new TraceRecorder(artifacts, logger) : undefined,
   });
+  // Every service requires the API key when one is set.
+  const guarded = (name: string, definition: ServiceDefinition, implementation: UntypedServiceImplementation): HostedService => ({
+    name: `llama_orch.v1.${name}`,
+    definition,
+    implementation: requireApiKey(definition, implementation, config.apiKey),
+  });
   const grpc = await startGrpcServer({
     host: config.host,
     port: config.port,
     logger,
     services: [
-      { name: "llama_orch.v1.TaskService", definition: TaskServiceService, implementation: requireApiKey(TaskServiceService, taskService(scheduler, logger), config.apiKey) },
-      { name: "llama_orch.v1.RegistryService", definition: RegistryServiceService, implementation: requireApiKey(RegistryServiceService, registryService(registry, instanceId), config.apiKey) },
-      { name: "llama_orch.v1.PoolService", definition: PoolServiceService, implementation: requireApiKey(PoolServiceService, poolService(scheduler, reloader, logger), config.apiKey) },
-      { name: "llama_orch.v1.CapabilitiesService", definition: CapabilitiesServiceService, implementation: requireApiKey(CapabilitiesServiceService, capabilitiesService(registry, logger), config.apiKey) },
-      {
-        name: "llama_orch.v1.CatalogService",
-        definition: CatalogServiceService,
-        implementation: requireApiKey(CatalogServiceService, catalogService({ store: catalog, scheduler, metrics, logger, baseDir: process.cwd() }), config.apiKey),
-      },
-      { name: "llama_orch.v1.ArtifactService", definition: ArtifactServiceService, implementation: requireApiKey(ArtifactServiceService, artifactService(artifacts, config.artifactMaxBytes, logger), config.apiKey) },
-      { name: "llama_orch.v1.SessionService", definition: SessionServiceService, implementation: requireApiKey(SessionServiceService, sessionService(sessions, registry, logger), config.apiKey) },
+      guarded("TaskService", TaskServiceService, taskService(scheduler, logger)),
+      guarded("RegistryService", RegistryServiceService, registryService(registry, instanceId)),
+      guarded("SessionService", SessionServiceService, sessionService(sessions, registry, logger)),
+      guarded("PoolService", PoolServiceService, poolService(scheduler, reloader, logger)),
+      guarded("CapabilitiesService", CapabilitiesServiceService, capabilitiesService(registry, logger)),
+      guarded("CatalogService", CatalogServiceService, catalogService({ store: catalog, scheduler, metrics, logger, baseDir: process.cwd() })),
+      guarded("ArtifactService", ArtifactServiceService, artifactService(artifacts, config.artifactMaxBytes, logger)),
     ],
   });
   let metricsServer: MetricsServer | undefined;
