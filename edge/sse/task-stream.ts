@@ -4,7 +4,7 @@ import type { StreamTaskResponse } from "../../contracts/gen/llama_orch/v1/task.
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { toHttpError, type CallContext, type CoreClient } from "../core-client.js";
 import type { HttpError } from "../http-errors.js";
-import { renderFrames } from "./sse-frames.js";
+import { renderSse } from "../../contracts/task-events.js";
 import { budgetHeaders } from "../budget-headers.js";
 
 export interface StreamOutcome {
@@ -68,7 +68,7 @@ export function relayTaskStream(opts: {
         resolve({});
       }
       lastWriteAt = Date.now();
-      if (!res.write(renderFrames(m.events))) {
+      if (!res.write(renderSse(m.events))) {
         call.pause();
         res.once("drain", onDrain);
       }

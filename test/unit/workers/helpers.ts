@@ -1,8 +1,5 @@
-import { Writable } from "node:stream";
 import type { ExecutionContext } from "ava";
 import { credentials, type ClientReadableStream } from "@grpc/grpc-js";
-import { pino } from "pino";
-import { createLogger } from "../../../contracts/runtime/logger.js";
 import type { Logger } from "../../../contracts/runtime/logger.js";
 import {
   SubmitRequest,
@@ -17,19 +14,9 @@ import type { EngineAdapter, GenerationResult } from "../../../workers/engine-ad
 import { startWorker, type RunningWorker, type WorkerConfig } from "../../../workers/sidecar/worker.js";
 
 /** Tests keep their output for failures, not for worker log lines. */
-export const quietLogger = pino({ level: "silent" });
+import { quietLogger } from "../../support/log-capture.js";
 
-/** A logger whose JSON lines are kept for assertions. */
-export function logCapture(): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger("worker", {}, sink), lines };
-}
+export { logCapture, quietLogger } from "../../support/log-capture.js";
 
 export function submitRequest(overrides: Partial<SubmitRequest> = {}): SubmitRequest {
   return SubmitRequest.fromPartial({ taskId: "task-1", sessionId: "session-1", prompt: "tell me a story", maxTokens: 16, ...overrides });

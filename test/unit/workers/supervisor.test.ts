@@ -1,14 +1,12 @@
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import { createServer } from "node:net";
-import { Writable } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import test, { type ExecutionContext } from "ava";
 import fc from "fast-check";
-import { pino } from "pino";
-import { createLogger, type Logger } from "../../../contracts/runtime/logger.js";
+import { logCapture, quietLogger } from "../../support/log-capture.js";
 import type { WorkerHealth } from "../../../contracts/gen/llama_orch/v1/worker.js";
 import type { ProbeResult } from "../../../workers/engine/health-poller.js";
 import { backoffDelayMs } from "../../../workers/supervisor/backoff.js";
@@ -28,20 +26,6 @@ test.after.always(() => rmSync(fakeDir, { recursive: true, force: true }));
 
 // ---- helpers ------------------------------------------------------------------
 
-// Not ./helpers.js: that pulls in gRPC and the whole sidecar, which this file does not need.
-const quietLogger = pino({ level: "silent" });
-
-/** A logger whose JSON lines are kept for assertions. */
-function logCapture(): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger("worker", {}, sink), lines };
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

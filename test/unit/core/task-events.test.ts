@@ -1,10 +1,10 @@
 import test from "ava";
 import { ErrorCode, Engine, StopReason } from "../../../contracts/gen/llama_orch/v1/common.js";
 import { parseSse, validateAgainst } from "../../../contracts/openapi.js";
-import { renderFrames } from "../../../edge/sse/sse-frames.js";
+import { renderSse } from "../../../contracts/task-events.js";
 
 test("a token batch becomes one frame per token with consecutive ids and indices", (t) => {
-  const out = renderFrames([{ seq: 5, kind: { $case: "tokens", tokens: { firstIndex: 3, texts: ["a", " \"b\"\n", "日本🙂"] } } }]);
+  const out = renderSse([{ seq: 5, kind: { $case: "tokens", tokens: { firstIndex: 3, texts: ["a", " \"b\"\n", "日本🙂"] } } }]);
   const frames = parseSse(out);
   t.deepEqual(frames.map((f) => f.id), ["5", "6", "7"]);
   t.deepEqual(frames.map((f) => JSON.parse(f.data.join("\n"))), [
@@ -15,7 +15,7 @@ test("a token batch becomes one frame per token with consecutive ids and indices
 });
 
 test("every event kind renders to data that matches its OpenAPI schema", (t) => {
-  const out = renderFrames([
+  const out = renderSse([
     { seq: 1, kind: { $case: "started", started: { queuePosition: 2, predictedStartMs: 40 } } },
     { seq: 2, kind: { $case: "metrics", metrics: { queueDepth: 1, kvWarmth: false, poolId: "p", replicaId: "r", engineVersion: "" } } },
     { seq: 3, kind: { $case: "end", end: { tokensOut: 4, decodeTimeMs: 12, tokensIn: 3, stopReason: StopReason.STOP_REASON_CANCELED, traceArtifactId: "" } } },
