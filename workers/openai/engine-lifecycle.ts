@@ -2,6 +2,7 @@
 // around the protocol: the common options, its two HTTP clients, and health
 // from a polled probe with a start() that waits for Ready.
 import type { WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
+import type { EngineInfo } from "../engine-adapter.js";
 import { ChangeListeners } from "../change-listeners.js";
 import { HealthPoller, type ProbeResult } from "../engine/health-poller.js";
 import { failureOf } from "../http/engine-errors.js";
@@ -115,4 +116,56 @@ export class PolledHealth {
     this.wakeStart?.();
     this.listeners.emit(STOPPED);
   }
+}
+
+/**
+ * What the OpenAI-protocol adapters (openai, vllm) share: their two HTTP
+ * clients, polled health, a fixed slot count, and start/stop. A subclass
+ * sets `currentInfo` in its constructor and says how to probe its engine.
+ */
+export abstract class PolledHttpAdapter {
+  protected readonly http: EngineHttp;
+  protected readonly probes: EngineHttp;
+  protected currentInfo!: EngineInfo;
+  private readonly healthState: PolledHealth;
+  private readonly slots: number;
+
+  constructor(opts: HttpEngineOptions, tuning: HttpTuning | undefined, defaultSlots: number) {
+    ({ http: this.http, probes: this.probes } = engineClients(opts, tuning));
+    this.slots = positiveSlots(opts.slots, defaultSlots);
+    this.healthState = new PolledHealth((signal) => this.probe(signal), opts.pollIntervalMs);
+  }
+
+  protected abstract probe(signal: AbortSignal): Promise<ProbeResult>;
+
+  info(): EngineInfo {
+    return this.currentInfo;
+  }
+
+  health(): WorkerHealth {
+    return this.healthState.current();
+  }
+
+  onHealthChange(listener: (health: WorkerHealth) => void): () => void {
+    return this.healthState.onChange(listener);
+  }
+
+  slotsTotal(): number {
+    return this.slots;
+  }
+
+  start(): Promise<void> {
+    return this.healthState.start();
+  }
+
+  async stop(): Promise<void> {
+    this.healthState.stop();
+    this.http.close();
+    this.probes.close();
+  }
+}
+
+/** A configured slot count when it is a positive integer, else the engine's default. */
+export function positiveSlots(slots: number | undefined, fallback: number): number {
+  return slots !== undefined && Number.isInteger(slots) && slots > 0 ? slots : fallback;
 }

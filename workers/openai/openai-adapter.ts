@@ -2,11 +2,10 @@
 // gateway, llama.cpp's or SGLang's OpenAI endpoints, ...), known only through
 // the OpenAI API, so capacity comes from options and health from /v1/models.
 import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
-import type { SubmitRequest, WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
+import type { SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
 import type { EngineAdapter, EngineInfo, GenerationResult, GenerationSink } from "../engine-adapter.js";
 import type { ProbeResult } from "../engine/health-poller.js";
-import type { EngineHttp } from "../http/engine-http.js";
-import { engineClients, PolledHealth, probeGet, type HttpEngineOptions, type HttpTuning } from "./engine-lifecycle.js";
+import { PolledHttpAdapter, probeGet, type HttpEngineOptions, type HttpTuning } from "./engine-lifecycle.js";
 import { MODELS_PATH, parseModelList, type OpenAiApi } from "./openai-protocol.js";
 import { streamOpenAi } from "./openai-stream.js";
 
@@ -29,58 +28,24 @@ export function createOpenAiAdapter(opts: OpenAiAdapterOptions): OpenAiAdapter {
   return new OpenAiAdapter(opts);
 }
 
-export class OpenAiAdapter implements EngineAdapter {
-  private readonly http: EngineHttp;
-  private readonly probes: EngineHttp;
-  private readonly healthState: PolledHealth;
+export class OpenAiAdapter extends PolledHttpAdapter implements EngineAdapter {
   private readonly model: string;
   private readonly api: OpenAiApi;
-  private readonly slots: number;
-  private currentInfo: EngineInfo;
 
   constructor(private readonly opts: OpenAiAdapterOptions) {
     // Accept the base URL as OpenAI clients spell it ("https://host/v1"): our paths carry /v1 themselves.
-    const baseUrl = opts.baseUrl.replace(/\/v1\/?$/, "");
-    ({ http: this.http, probes: this.probes } = engineClients({ ...opts, baseUrl }, opts.http));
+    super({ ...opts, baseUrl: opts.baseUrl.replace(/\/v1\/?$/, "") }, opts.http, OPENAI_DEFAULT_SLOTS);
     this.model = opts.engineModel ?? opts.modelRef;
     this.api = opts.api ?? "chat";
-    this.slots = positiveSlots(opts.slots, OPENAI_DEFAULT_SLOTS);
     this.currentInfo = this.infoWith(0);
-    this.healthState = new PolledHealth((signal) => this.probe(signal), opts.pollIntervalMs);
-  }
-
-  info(): EngineInfo {
-    return this.currentInfo;
-  }
-
-  health(): WorkerHealth {
-    return this.healthState.current();
-  }
-
-  onHealthChange(listener: (health: WorkerHealth) => void): () => void {
-    return this.healthState.onChange(listener);
-  }
-
-  slotsTotal(): number {
-    return this.slots;
   }
 
   generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
     return streamOpenAi({ http: this.http, model: this.model, api: this.api, request, signal, sink });
   }
 
-  start(): Promise<void> {
-    return this.healthState.start();
-  }
-
-  async stop(): Promise<void> {
-    this.healthState.stop();
-    this.http.close();
-    this.probes.close();
-  }
-
   /** Ready when the server lists the model we send in requests; its card's context length, when given, becomes ctx_max. */
-  private async probe(signal: AbortSignal): Promise<ProbeResult> {
+  protected async probe(signal: AbortSignal): Promise<ProbeResult> {
     const got = await probeGet(this.probes, MODELS_PATH, signal);
     if (!("text" in got)) return got;
     let ids: string[];
@@ -123,6 +88,3 @@ export function missingModel(model: string, served: string[]): string {
   return `the engine does not serve model "${model}" (it lists: ${list}); set the engine model to one of these`;
 }
 
-export function positiveSlots(slots: number | undefined, fallback: number): number {
-  return slots !== undefined && Number.isInteger(slots) && slots > 0 ? slots : fallback;
-}

@@ -2,12 +2,11 @@
 // (workers/openai/), plus what only vLLM exposes: /health, /version, the
 // served model's max_model_len in /v1/models, and load from /metrics.
 import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
-import type { SubmitRequest, WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
+import type { SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
 import type { EngineAdapter, EngineInfo, GenerationResult, GenerationSink } from "../engine-adapter.js";
 import type { ProbeResult } from "../engine/health-poller.js";
-import type { EngineHttp } from "../http/engine-http.js";
-import { engineClients, PolledHealth, probeGet, type HttpEngineOptions, type HttpTuning } from "../openai/engine-lifecycle.js";
-import { missingModel, positiveSlots } from "../openai/openai-adapter.js";
+import { PolledHttpAdapter, probeGet, type HttpEngineOptions, type HttpTuning } from "../openai/engine-lifecycle.js";
+import { missingModel } from "../openai/openai-adapter.js";
 import { MODELS_PATH, parseModelList, type OpenAiApi } from "../openai/openai-protocol.js";
 import { streamOpenAi } from "../openai/openai-stream.js";
 import { maxOf, parsePromText, sumOf } from "../http/prometheus-text.js";
@@ -43,13 +42,8 @@ export function createVllmAdapter(opts: VllmAdapterOptions): VllmAdapter {
   return new VllmAdapter(opts);
 }
 
-export class VllmAdapter implements EngineAdapter {
-  private readonly http: EngineHttp;
-  private readonly probes: EngineHttp;
-  private readonly healthState: PolledHealth;
+export class VllmAdapter extends PolledHttpAdapter implements EngineAdapter {
   private readonly api: OpenAiApi;
-  private readonly slots: number;
-  private currentInfo: EngineInfo;
   /** The name vLLM serves the model under (--served-model-name), learned from /v1/models. */
   private servedModel: string | undefined;
   /** Version and model are read again after any failed probe: a restarted engine may be another build. */
@@ -57,27 +51,9 @@ export class VllmAdapter implements EngineAdapter {
   private load: VllmLoad = {};
 
   constructor(private readonly opts: VllmAdapterOptions) {
-    ({ http: this.http, probes: this.probes } = engineClients(opts, opts.http));
+    super(opts, opts.http, VLLM_DEFAULT_SLOTS);
     this.api = opts.api ?? "completions";
-    this.slots = positiveSlots(opts.slots, VLLM_DEFAULT_SLOTS);
     this.currentInfo = this.infoWith("", 0);
-    this.healthState = new PolledHealth((signal) => this.probe(signal), opts.pollIntervalMs);
-  }
-
-  info(): EngineInfo {
-    return this.currentInfo;
-  }
-
-  health(): WorkerHealth {
-    return this.healthState.current();
-  }
-
-  onHealthChange(listener: (health: WorkerHealth) => void): () => void {
-    return this.healthState.onChange(listener);
-  }
-
-  slotsTotal(): number {
-    return this.slots;
   }
 
   kvCacheUsageRatio(): number | undefined {
@@ -103,17 +79,7 @@ export class VllmAdapter implements EngineAdapter {
     return streamOpenAi({ http: this.http, model, api: this.api, request, signal, sink });
   }
 
-  start(): Promise<void> {
-    return this.healthState.start();
-  }
-
-  async stop(): Promise<void> {
-    this.healthState.stop();
-    this.http.close();
-    this.probes.close();
-  }
-
-  private async probe(signal: AbortSignal): Promise<ProbeResult> {
+  protected async probe(signal: AbortSignal): Promise<ProbeResult> {
     const result = await this.probeSteps(signal);
     if (result.outcome !== "ready" && result.outcome !== "busy") {
       this.identified = false;
