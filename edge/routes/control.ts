@@ -1,6 +1,5 @@
 import type Router from "@koa/router";
 import type { Context } from "koa";
-import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { CreateArtifactResponse, GetArtifactResponse } from "../../contracts/gen/llama_orch/v1/artifact.js";
 import type { CreateModelResponse, GetModelResponse, SetModelStateResponse } from "../../contracts/gen/llama_orch/v1/catalog.js";
 import type { DrainPoolResponse, GetCapabilitiesResponse, GetPoolHealthResponse, ReloadPoolResponse } from "../../contracts/gen/llama_orch/v1/pool.js";
@@ -8,7 +7,8 @@ import { engines, workloads } from "../../contracts/enums.js";
 import { apiVersion, requestBodyValidator } from "../../contracts/openapi.js";
 import { callContext } from "../call-context.js";
 import type { CoreClient } from "../core-client.js";
-import { HttpError, publicEngineName } from "../http-errors.js";
+import { publicEngineName } from "../http-errors.js";
+import { ensureValid } from "../validation.js";
 import type { RateLimit } from "../middleware/rate-limit.js";
 import { readJsonBody } from "../middleware/json-body.js";
 
@@ -21,8 +21,7 @@ interface ControlDeps {
 /** Reads the body and checks it against the operation's OpenAPI schema. */
 async function validBody<T>(ctx: Context, deps: ControlDeps, validate: (b: unknown) => { field: string; message: string } | null): Promise<T> {
   const body = await readJsonBody(ctx, deps.bodyLimitBytes);
-  const problem = validate(body);
-  if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
+  ensureValid(validate(body));
   return body as T;
 }
 

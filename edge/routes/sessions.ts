@@ -1,10 +1,9 @@
 import type Router from "@koa/router";
-import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import { pathParamValidator } from "../../contracts/openapi.js";
 import type { CoreClient } from "../core-client.js";
 import { callContext } from "../call-context.js";
 import type { GetSessionResponse } from "../../contracts/gen/llama_orch/v1/session.js";
-import { HttpError } from "../http-errors.js";
+import { ensureValid } from "../validation.js";
 
 /** GET and DELETE /v1/sessions/{id}. */
 export function mountSessionRoutes(router: Router, deps: { core: CoreClient }): void {
@@ -13,8 +12,7 @@ export function mountSessionRoutes(router: Router, deps: { core: CoreClient }): 
 
   router.get("/v1/sessions/:id", async (ctx) => {
     const id = ctx.params.id!;
-    const problem = validGetId(id);
-    if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
+    ensureValid(validGetId(id));
     const s = await deps.core.call<GetSessionResponse>(callContext(ctx), (md, o, cb) => deps.core.sessions.getSession({ sessionId: id.toLowerCase() }, md, o, cb));
     const b = s.budgets;
     ctx.body = {
@@ -30,8 +28,7 @@ export function mountSessionRoutes(router: Router, deps: { core: CoreClient }): 
 
   router.delete("/v1/sessions/:id", async (ctx) => {
     const id = ctx.params.id!;
-    const problem = validDeleteId(id);
-    if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
+    ensureValid(validDeleteId(id));
     await deps.core.call(callContext(ctx), (md, o, cb) => deps.core.sessions.deleteSession({ sessionId: id.toLowerCase() }, md, o, cb));
     ctx.status = 204;
   });

@@ -1,11 +1,10 @@
 import type Router from "@koa/router";
-import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import { pathParamValidator, requestBodyValidator } from "../../contracts/openapi.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import type { CoreClient } from "../core-client.js";
 import { callContext } from "../call-context.js";
 import type { CreateTaskResponse } from "../../contracts/gen/llama_orch/v1/task.js";
-import { HttpError } from "../http-errors.js";
+import { ensureValid } from "../validation.js";
 import type { EdgeMetrics } from "../metrics.js";
 import { readJsonBody } from "../middleware/json-body.js";
 import { relayTaskStream } from "../sse/task-stream.js";
@@ -25,8 +24,7 @@ export function mountTaskRoutes(
 
   router.post("/v1/tasks", async (ctx) => {
     const body = await readJsonBody(ctx, deps.bodyLimitBytes);
-    const problem = validateTask(body);
-    if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
+    ensureValid(validateTask(body));
     const request = toCreateTaskRequest(body as TaskRequestJson);
     const admitted = await core.call<CreateTaskResponse>(callContext(ctx), (md, o, cb) => core.tasks.createTask(request, md, o, cb));
     logger.info(
@@ -46,8 +44,7 @@ export function mountTaskRoutes(
 
   router.get("/v1/tasks/:id/stream", async (ctx) => {
     const id = ctx.params.id!;
-    const problem = validStreamId(id);
-    if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
+    ensureValid(validStreamId(id));
     const resumeAfterSeq = parseLastEventId(ctx.get("Last-Event-ID"));
     // From here on the response is written by hand, incrementally.
     ctx.respond = false;
@@ -82,8 +79,7 @@ export function mountTaskRoutes(
 
   router.post("/v1/tasks/:id/cancel", async (ctx) => {
     const id = ctx.params.id!;
-    const problem = validCancelId(id);
-    if (problem) throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, problem.message, { field: problem.field });
+    ensureValid(validCancelId(id));
     await core.call(callContext(ctx), (md, o, cb) => core.tasks.cancelTask({ taskId: id.toLowerCase(), reason: "client" }, md, o, cb));
     ctx.status = 204;
   });
