@@ -7,7 +7,8 @@ import { CapabilitiesServiceClient, PoolServiceClient } from "../contracts/gen/l
 import { SessionServiceClient } from "../contracts/gen/llama_orch/v1/session.js";
 import { TaskServiceClient, type StreamTaskResponse } from "../contracts/gen/llama_orch/v1/task.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../contracts/runtime/grpc-server.js";
-import { correlationMetadata, errorDetailOf } from "../contracts/runtime/metadata.js";
+import { errorDetailOf } from "../contracts/runtime/error-status.js";
+import { correlationMetadata } from "../contracts/runtime/metadata.js";
 import { HttpError } from "./http-errors.js";
 
 /** How long a unary call to core may take before the edge gives up. */

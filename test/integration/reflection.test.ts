@@ -2,6 +2,8 @@ import test from "ava";
 import { execFile, spawn } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { BinaryReader } from "@bufbuild/protobuf/wire";
+import { BadRequest, ErrorInfo } from "../../contracts/gen/google/rpc/error_details.js";
 import { projectRoot } from "../../contracts/runtime/project-root.js";
 import { TestSystem } from "../support/system.js";
 
@@ -88,4 +90,34 @@ test("a plain @grpc/grpc-js client can admit and stream a task straight from cor
   t.is(kinds[0], "started");
   t.is(kinds.at(-1), "end");
   t.is(kinds.filter((k) => k === "token").length, 5);
+});
+
+test("buf curl shows a refused CreateTask's google.rpc.ErrorInfo: reason ERROR_CODE_INVALID_PARAMS and the field at fault", async (t) => {
+  const request = { taskId: crypto.randomUUID(), sessionId: crypto.randomUUID(), workload: "WORKLOAD_COMPLETION", modelRef: "m", engine: "ENGINE_LLAMACPP", ctx: 64, priority: "PRIORITY_BATCH", prompt: "hi", maxTokens: 100, deadlineMs: 10_000 };
+  const err = await t.throwsAsync<Error & { stderr: string }>(bufCurl("-d", JSON.stringify(request), `http://${sys.coreAddress}/llama_orch.v1.TaskService/CreateTask`));
+  const printed = JSON.parse(err!.stderr) as { code: string; message: string; details: { type: string; value: string }[] };
+  t.is(printed.code, "invalid_argument");
+  t.regex(printed.message, /max_tokens 100 does not fit in ctx 64/);
+  t.deepEqual(printed.details.map((d) => d.type), ["google.rpc.ErrorInfo", "google.rpc.BadRequest"]);
+  // buf curl prints each detail's bytes in base64 (it renders JSON only for types compiled into it); they are Google's messages.
+  const bytesOf = (type: string) => Buffer.from(printed.details.find((d) => d.type === type)!.value, "base64");
+  t.deepEqual(ErrorInfo.decode(bytesOf("google.rpc.ErrorInfo")), { reason: "ERROR_CODE_INVALID_PARAMS", domain: "llama-orch.v1", metadata: { field: "/max_tokens" } });
+  t.deepEqual(BadRequest.decode(bytesOf("google.rpc.BadRequest")).fieldViolations.map((v) => v.field), ["/max_tokens"]);
+});
+
+test("reflection describes google.rpc.ErrorInfo, so a tool that resolves error details through it can print them", async (t) => {
+  const schema = join(projectRoot(), "node_modules", "@grpc", "reflection", "build", "proto", "grpc", "reflection", "v1", "reflection.proto");
+  const out = await bufCurl("--schema", schema, "-d", JSON.stringify({ fileContainingSymbol: "google.rpc.ErrorInfo" }), `http://${sys.coreAddress}/grpc.reflection.v1.ServerReflection/ServerReflectionInfo`);
+  const files = (JSON.parse(out) as { fileDescriptorResponse: { fileDescriptorProto: string[] } }).fileDescriptorResponse.fileDescriptorProto;
+  const nameOf = (b64: string) => {
+    // FileDescriptorProto { string name = 1; ... }
+    const reader = new BinaryReader(Buffer.from(b64, "base64"));
+    while (reader.pos < reader.len) {
+      const [field, wireType] = reader.tag();
+      if (field === 1) return reader.string();
+      reader.skip(wireType);
+    }
+    return undefined;
+  };
+  t.deepEqual(files.map(nameOf).sort(), ["google/protobuf/duration.proto", "google/rpc/error_details.proto"]);
 });

@@ -420,8 +420,13 @@ export function stopReasonToJSON(object: StopReason): string {
 }
 
 /**
- * ErrorDetail travels in the `llama-orch-error-bin` trailer of a failed RPC so
- * that a typed code survives the hop from core to edge.
+ * ErrorDetail is an error as core and edge hold it in process (OrchError,
+ * the edge's HttpError). It no longer travels in a trailer of its own: on the
+ * wire a failed RPC carries the standard google.rpc.Status in
+ * `grpc-status-details-bin`, with a google.rpc.ErrorInfo whose reason is the
+ * ErrorCode value name and whose metadata holds the other fields
+ * (contracts/runtime/error-status.ts), so that grpcurl and `buf curl` can
+ * print it.
  */
 export interface ErrorDetail {
   code: ErrorCode;

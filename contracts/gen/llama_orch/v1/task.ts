@@ -2251,8 +2251,9 @@ export const CancelTaskResponse: MessageFns<CancelTaskResponse> = {
 export type TaskServiceService = typeof TaskServiceService;
 export const TaskServiceService = {
   /**
-   * Runs admission and enqueues the task. Failures carry an ErrorDetail in the
-   * `llama-orch-error-bin` trailer.
+   * Runs admission and enqueues the task. Failures carry a google.rpc.Status
+   * with a google.rpc.ErrorInfo (reason: the ErrorCode) in the standard
+   * `grpc-status-details-bin` trailer.
    */
   createTask: {
     path: "/llama_orch.v1.TaskService/CreateTask" as const,
@@ -2290,8 +2291,9 @@ export const TaskServiceService = {
 
 export interface TaskServiceServer extends UntypedServiceImplementation {
   /**
-   * Runs admission and enqueues the task. Failures carry an ErrorDetail in the
-   * `llama-orch-error-bin` trailer.
+   * Runs admission and enqueues the task. Failures carry a google.rpc.Status
+   * with a google.rpc.ErrorInfo (reason: the ErrorCode) in the standard
+   * `grpc-status-details-bin` trailer.
    */
   createTask: handleUnaryCall<CreateTaskRequest, CreateTaskResponse>;
   /**
@@ -2305,8 +2307,9 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
 
 export interface TaskServiceClient extends Client {
   /**
-   * Runs admission and enqueues the task. Failures carry an ErrorDetail in the
-   * `llama-orch-error-bin` trailer.
+   * Runs admission and enqueues the task. Failures carry a google.rpc.Status
+   * with a google.rpc.ErrorInfo (reason: the ErrorCode) in the standard
+   * `grpc-status-details-bin` trailer.
    */
   createTask(
     request: CreateTaskRequest,
