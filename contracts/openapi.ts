@@ -1,6 +1,7 @@
 // Runtime access to the HTTP contract in contracts/openapi/*.yaml: the merged document
-// (served at /openapi.json), request validation for the edge, and a response
-// conformance checker for tests. The YAML files stay the single source of truth.
+// (served at /openapi.json), request validation for the edge, and the lookups (which
+// operation serves a request, where a $ref leads) that the tests' response checker in
+// test/support/openapi-check.ts builds on. The YAML files stay the single source of truth.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,12 +26,6 @@ export interface OpenApiDoc {
 export interface FieldProblem {
   field: string;
   message: string;
-}
-
-export interface ResponseLike {
-  status: number;
-  headers: Headers | Record<string, string>;
-  body: string;
 }
 
 const HTTP_METHODS = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
@@ -185,7 +180,8 @@ function describe(err: ErrorObject, rootLabel: string): FieldProblem {
 // ---------------------------------------------------------------------------------------
 // Operations
 
-interface OperationRef {
+/** One operation of the merged document, and where it sits in it. */
+export interface OperationRef {
   operationId: string;
   method: string;
   path: string;
@@ -229,9 +225,14 @@ function operation(operationId: string): OperationRef {
   return op;
 }
 
+/** The operation that serves `method` on a concrete path (no query), if the contract has one. */
+export function operationFor(method: string, concretePath: string): OperationRef | undefined {
+  return operations().find((o) => o.method === method.toLowerCase() && o.pattern.test(concretePath));
+}
+
 export function requestBodyValidator(operationId: string): (body: unknown) => FieldProblem | null {
   const op = operation(operationId);
-  const requestBody = resolve(op.node.requestBody, `${op.pointer}/requestBody`);
+  const requestBody = resolveRef(op.node.requestBody, `${op.pointer}/requestBody`);
   const content = isObject(requestBody.node) ? requestBody.node.content : undefined;
   if (!isObject(content) || !isObject(content["application/json"])) {
     throw new Error(`openapi: ${operationId} has no application/json request body`);
@@ -247,8 +248,8 @@ export function requestBodyValidator(operationId: string): (body: unknown) => Fi
 export function pathParamValidator(operationId: string, name: string): (value: string) => FieldProblem | null {
   const op = operation(operationId);
   const candidates = [
-    ...asArray(op.pathItem.parameters).map((p, i) => resolve(p, `${pointerOf("paths", op.path)}/parameters/${i}`)),
-    ...asArray(op.node.parameters).map((p, i) => resolve(p, `${op.pointer}/parameters/${i}`)),
+    ...asArray(op.pathItem.parameters).map((p, i) => resolveRef(p, `${pointerOf("paths", op.path)}/parameters/${i}`)),
+    ...asArray(op.node.parameters).map((p, i) => resolveRef(p, `${op.pointer}/parameters/${i}`)),
   ];
   const param = candidates.find(({ node }) => isObject(node) && node.in === "path" && node.name === name);
   if (!param) throw new Error(`openapi: ${operationId} has no path parameter ${name}`);
@@ -261,131 +262,10 @@ export function pathParamValidator(operationId: string, name: string): (value: s
 }
 
 // ---------------------------------------------------------------------------------------
-// Response conformance (for tests)
-
-export function checkResponse(method: string, path: string, res: ResponseLike): string[] {
-  const concretePath = path.split(/[?#]/)[0]!;
-  const where = `${method.toUpperCase()} ${concretePath} -> ${res.status}`;
-  const op = operations().find((o) => o.method === method.toLowerCase() && o.pattern.test(concretePath));
-  if (!op) return [`${method.toUpperCase()} ${concretePath}: no such operation in the contract`];
-
-  const responses = isObject(op.node.responses) ? op.node.responses : {};
-  const key = [String(res.status), `${String(res.status)[0]}XX`, "default"].find((k) => k in responses);
-  if (!key) return [`${where}: status ${res.status} is not declared (declared: ${Object.keys(responses).join(", ")})`];
-  const response = resolve(responses[key], `${op.pointer}/responses/${escapeToken(key)}`);
-  const declared = isObject(response.node) ? response.node : {};
-  const problems: string[] = [];
-  const headers = lowerCaseHeaders(res.headers);
-
-  // The spec requires the correlation id on every response, declared or not.
-  if (!headers.has("x-correlation-id")) problems.push(`${where}: missing header X-Correlation-Id`);
-  for (const [name, raw] of Object.entries(isObject(declared.headers) ? declared.headers : {})) {
-    const header = resolve(raw, "").node;
-    const value = headers.get(name.toLowerCase());
-    if (value === undefined) {
-      if (isObject(header) && header.required === true && name.toLowerCase() !== "x-correlation-id") {
-        problems.push(`${where}: missing header ${name}`);
-      }
-      continue;
-    }
-    const type = isObject(header) && isObject(header.schema) ? header.schema.type : undefined;
-    if (type === "integer" && !/^-?\d+$/.test(value.trim())) problems.push(`${where}: header ${name} must be an integer, got "${value}"`);
-    if (type === "number" && (value.trim() === "" || !Number.isFinite(Number(value)))) problems.push(`${where}: header ${name} must be a number, got "${value}"`);
-  }
-
-  const content = isObject(declared.content) ? declared.content : {};
-  if (res.status === 204 || Object.keys(content).length === 0) {
-    if (res.body.length > 0) problems.push(`${where}: body must be empty`);
-    return problems;
-  }
-  const contentType = (headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-  const mediaKey = Object.keys(content).find((k) => k.toLowerCase() === contentType);
-  if (!mediaKey) {
-    problems.push(`${where}: content-type "${contentType}" is not one of ${Object.keys(content).join(", ")}`);
-    return problems;
-  }
-  if (contentType === "application/json" || contentType.endsWith("+json")) {
-    let body: unknown;
-    try {
-      body = JSON.parse(res.body);
-    } catch {
-      problems.push(`${where}: body is not valid JSON`);
-      return problems;
-    }
-    const problem = validateAgainst(`${response.pointer}/content/${escapeToken(mediaKey)}/schema`, body, "body");
-    if (problem) problems.push(`${where}: ${problem.message}`);
-  } else if (contentType === "text/event-stream") {
-    problems.push(...checkSseBody(op, res.body).map((p) => `${where}: ${p}`));
-  }
-  return problems;
-}
-
-interface SseFrame {
-  event: string;
-  data: string[];
-  id?: string;
-}
-
-/** Splits an SSE body into frames: blank-line separated, `:` comment lines ignored. */
-export function parseSse(text: string): SseFrame[] {
-  const frames: SseFrame[] = [];
-  let frame: SseFrame | undefined;
-  for (const line of text.split(/\r\n|\r|\n/)) {
-    if (line === "") {
-      if (frame) frames.push(frame);
-      frame = undefined;
-      continue;
-    }
-    if (line.startsWith(":")) continue;
-    const colon = line.indexOf(":");
-    const field = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-    frame ??= { event: "message", data: [] };
-    if (field === "event") frame.event = value;
-    else if (field === "data") frame.data.push(value);
-    else if (field === "id") frame.id = value;
-  }
-  if (frame) frames.push(frame);
-  return frames;
-}
-
-function checkSseBody(op: OperationRef, body: string): string[] {
-  const events = asArray(op.node["x-sse-events"]);
-  const problems: string[] = [];
-  let lastId = -1;
-  parseSse(body).forEach((frame, index) => {
-    const at = `frame #${index} (${frame.event})`;
-    if (frame.id === undefined || !/^\d+$/.test(frame.id)) {
-      problems.push(`${at}: id must be a decimal sequence number, got ${JSON.stringify(frame.id ?? null)}`);
-    } else if (Number(frame.id) <= lastId) {
-      problems.push(`${at}: id ${frame.id} does not increase (previous ${lastId})`);
-    } else {
-      lastId = Number(frame.id);
-    }
-    const eventIndex = events.findIndex((e) => isObject(e) && e.name === frame.event);
-    if (eventIndex < 0) {
-      problems.push(`${at}: unknown event name`);
-      return;
-    }
-    let data: unknown;
-    try {
-      data = JSON.parse(frame.data.join("\n"));
-    } catch {
-      problems.push(`${at}: data is not valid JSON`);
-      return;
-    }
-    const schema = resolve((events[eventIndex] as Json).schema, `${op.pointer}/x-sse-events/${eventIndex}/schema`);
-    const problem = validateAgainst(schema.pointer, data, "data");
-    if (problem) problems.push(`${at}: ${problem.message}`);
-  });
-  return problems;
-}
-
-// ---------------------------------------------------------------------------------------
 // Small helpers
 
 /** Follows local `$ref`s so callers know where the definition actually lives. */
-function resolve(node: unknown, pointer: string): { node: unknown; pointer: string } {
+export function resolveRef(node: unknown, pointer: string): { node: unknown; pointer: string } {
   for (let hops = 0; isObject(node) && typeof node.$ref === "string"; hops++) {
     if (hops > 16 || !node.$ref.startsWith("#/")) throw new Error(`openapi: cannot follow $ref ${node.$ref}`);
     pointer = node.$ref.slice(1);
@@ -397,18 +277,12 @@ function resolve(node: unknown, pointer: string): { node: unknown; pointer: stri
   return { node, pointer };
 }
 
-function lowerCaseHeaders(headers: Headers | Record<string, string>): Map<string, string> {
-  const out = new Map<string, string>();
-  if (headers instanceof Headers) headers.forEach((value, name) => out.set(name.toLowerCase(), value));
-  else for (const [name, value] of Object.entries(headers)) if (value !== undefined) out.set(name.toLowerCase(), String(value));
-  return out;
-}
-
 function pointerOf(...tokens: string[]): string {
   return tokens.map((t) => "/" + escapeToken(t)).join("");
 }
 
-function escapeToken(token: string): string {
+/** Escapes one JSON pointer token ("~" and "/"). */
+export function escapeToken(token: string): string {
   return token.replace(/~/g, "~0").replace(/\//g, "~1");
 }
 

@@ -3,8 +3,8 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseSse } from "../../contracts/openapi.js";
 import { api, stream, taskBody } from "../support/http.js";
+import { parseSse } from "../support/sse-parse.js";
 import { TestSystem } from "../support/system.js";
 
 type T = Parameters<typeof api>[0];

@@ -1,6 +1,6 @@
 import type { ExecutionContext } from "ava";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import { checkResponse } from "../../contracts/openapi.js";
+import { checkResponse } from "./openapi-check.js";
 
 export interface ApiResponse<T = any> {
   status: number;

@@ -1,14 +1,14 @@
 import test from "ava";
 import {
   apiVersion,
-  checkResponse,
   loadApiDocuments,
-  parseSse,
   pathParamValidator,
   requestBodyValidator,
   validateAgainst,
   type OpenApiDoc,
 } from "../../contracts/openapi.js";
+import { checkResponse } from "../support/openapi-check.js";
+import { parseSse } from "../support/sse-parse.js";
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);

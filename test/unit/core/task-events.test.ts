@@ -1,7 +1,8 @@
 import test from "ava";
 import { ErrorCode, Engine, StopReason } from "../../../contracts/gen/llama_orch/v1/common.js";
-import { parseSse, validateAgainst } from "../../../contracts/openapi.js";
+import { validateAgainst } from "../../../contracts/openapi.js";
 import { renderSse } from "../../../contracts/task-events.js";
+import { parseSse } from "../../support/sse-parse.js";
 
 test("a token batch becomes one frame per token with consecutive ids and indices", (t) => {
   const out = renderSse([{ seq: 5, kind: { $case: "tokens", tokens: { firstIndex: 3, texts: ["a", " \"b\"\n", "日本🙂"] } } }]);

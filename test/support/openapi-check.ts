@@ -1,0 +1,111 @@
+// Response conformance against the OpenAPI document: every HTTP response the
+// integration tests see is checked here, so the contract cannot drift from
+// what the edge actually sends.
+import { escapeToken, operationFor, resolveRef, validateAgainst, type OperationRef } from "../../contracts/openapi.js";
+import { parseSse } from "./sse-parse.js";
+
+type Json = Record<string, unknown>;
+
+export interface ResponseLike {
+  status: number;
+  headers: Headers | Record<string, string>;
+  body: string;
+}
+
+/** Every way `res` departs from what the contract declares for `method path`; empty when it conforms. */
+export function checkResponse(method: string, path: string, res: ResponseLike): string[] {
+  const concretePath = path.split(/[?#]/)[0]!;
+  const where = `${method.toUpperCase()} ${concretePath} -> ${res.status}`;
+  const op = operationFor(method, concretePath);
+  if (!op) return [`${method.toUpperCase()} ${concretePath}: no such operation in the contract`];
+
+  const responses = isObject(op.node.responses) ? op.node.responses : {};
+  const key = [String(res.status), `${String(res.status)[0]}XX`, "default"].find((k) => k in responses);
+  if (!key) return [`${where}: status ${res.status} is not declared (declared: ${Object.keys(responses).join(", ")})`];
+  const response = resolveRef(responses[key], `${op.pointer}/responses/${escapeToken(key)}`);
+  const declared = isObject(response.node) ? response.node : {};
+  const headers = lowerCaseHeaders(res.headers);
+  const problems = checkHeaders(declared, headers).map((p) => `${where}: ${p}`);
+  return [...problems, ...checkBody(op, response.pointer, declared, headers, res).map((p) => `${where}: ${p}`)];
+}
+
+function checkHeaders(declared: Json, headers: Map<string, string>): string[] {
+  const problems: string[] = [];
+  // The spec requires the correlation id on every response, declared or not.
+  if (!headers.has("x-correlation-id")) problems.push("missing header X-Correlation-Id");
+  for (const [name, raw] of Object.entries(isObject(declared.headers) ? declared.headers : {})) {
+    const header = resolveRef(raw, "").node;
+    const value = headers.get(name.toLowerCase());
+    if (value === undefined) {
+      if (isObject(header) && header.required === true && name.toLowerCase() !== "x-correlation-id") problems.push(`missing header ${name}`);
+      continue;
+    }
+    const type = isObject(header) && isObject(header.schema) ? header.schema.type : undefined;
+    if (type === "integer" && !/^-?\d+$/.test(value.trim())) problems.push(`header ${name} must be an integer, got "${value}"`);
+    if (type === "number" && (value.trim() === "" || !Number.isFinite(Number(value)))) problems.push(`header ${name} must be a number, got "${value}"`);
+  }
+  return problems;
+}
+
+function checkBody(op: OperationRef, responsePointer: string, declared: Json, headers: Map<string, string>, res: ResponseLike): string[] {
+  const content = isObject(declared.content) ? declared.content : {};
+  if (res.status === 204 || Object.keys(content).length === 0) return res.body.length > 0 ? ["body must be empty"] : [];
+  const contentType = (headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  const mediaKey = Object.keys(content).find((k) => k.toLowerCase() === contentType);
+  if (!mediaKey) return [`content-type "${contentType}" is not one of ${Object.keys(content).join(", ")}`];
+  if (contentType === "application/json" || contentType.endsWith("+json")) {
+    let body: unknown;
+    try {
+      body = JSON.parse(res.body);
+    } catch {
+      return ["body is not valid JSON"];
+    }
+    const problem = validateAgainst(`${responsePointer}/content/${escapeToken(mediaKey)}/schema`, body, "body");
+    return problem ? [problem.message] : [];
+  }
+  return contentType === "text/event-stream" ? checkSseBody(op, res.body) : [];
+}
+
+/** Each frame: an increasing decimal id, an event name from x-sse-events, and data valid against its schema. */
+function checkSseBody(op: OperationRef, body: string): string[] {
+  const events = Array.isArray(op.node["x-sse-events"]) ? (op.node["x-sse-events"] as unknown[]) : [];
+  const problems: string[] = [];
+  let lastId = -1;
+  parseSse(body).forEach((frame, index) => {
+    const at = `frame #${index} (${frame.event})`;
+    if (frame.id === undefined || !/^\d+$/.test(frame.id)) {
+      problems.push(`${at}: id must be a decimal sequence number, got ${JSON.stringify(frame.id ?? null)}`);
+    } else if (Number(frame.id) <= lastId) {
+      problems.push(`${at}: id ${frame.id} does not increase (previous ${lastId})`);
+    } else {
+      lastId = Number(frame.id);
+    }
+    const eventIndex = events.findIndex((e) => isObject(e) && e.name === frame.event);
+    if (eventIndex < 0) {
+      problems.push(`${at}: unknown event name`);
+      return;
+    }
+    let data: unknown;
+    try {
+      data = JSON.parse(frame.data.join("\n"));
+    } catch {
+      problems.push(`${at}: data is not valid JSON`);
+      return;
+    }
+    const schema = resolveRef((events[eventIndex] as Json).schema, `${op.pointer}/x-sse-events/${eventIndex}/schema`);
+    const problem = validateAgainst(schema.pointer, data, "data");
+    if (problem) problems.push(`${at}: ${problem.message}`);
+  });
+  return problems;
+}
+
+function lowerCaseHeaders(headers: Headers | Record<string, string>): Map<string, string> {
+  const out = new Map<string, string>();
+  if (headers instanceof Headers) headers.forEach((value, name) => out.set(name.toLowerCase(), value));
+  else for (const [name, value] of Object.entries(headers)) if (value !== undefined) out.set(name.toLowerCase(), String(value));
+  return out;
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
