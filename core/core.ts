@@ -14,52 +14,20 @@ import { startMetricsServer, type MetricsServer } from "../contracts/runtime/met
 import { requireApiKey } from "../contracts/runtime/require-api-key.js";
 import { ArtifactStore } from "./artifacts/artifact-store.js";
 import { CatalogStore } from "./catalog/catalog-store.js";
+import type { CoreConfig } from "./core-config.js";
 import { createCoreMetrics } from "./metrics.js";
 import { unservedModelAdvice } from "./pools/auto-fetch.js";
 import { PoolReloader } from "./pools/pool-reloader.js";
 import { ReplicaRegistry } from "./registry/replica-registry.js";
-import { DEFAULT_SCHEDULER_OPTIONS, Scheduler, type SchedulerOptions } from "./scheduler/scheduler.js";
+import { Scheduler } from "./scheduler/scheduler.js";
 import { artifactService } from "./services/artifact-service.js";
 import { catalogAdmissionCheck, catalogService } from "./services/catalog-service.js";
 import { capabilitiesService, poolService } from "./services/pool-service.js";
 import { registryService } from "./services/registry-service.js";
 import { sessionService } from "./services/session-service.js";
 import { taskService } from "./services/task-service.js";
-import { DEFAULT_SESSION_OPTIONS, SessionStore, type SessionOptions } from "./sessions/session-store.js";
+import { SessionStore } from "./sessions/session-store.js";
 import { TraceRecorder } from "./tasks/trace-recorder.js";
-
-export interface CoreConfig {
-  host: string;
-  port: number;
-  /** Prometheus endpoint; none when undefined. */
-  metricsHost?: string;
-  metricsPort?: number;
-  scheduler: SchedulerOptions;
-  sessions: SessionOptions;
-  /** Required on every llama_orch service call when set (reflection and health stay open). */
-  apiKey?: string;
-  /** Where the model catalog and the artifacts live (created if missing). */
-  catalogRoot: string;
-  artifactsRoot: string;
-  /** Largest artifact a client may store (canonical JSON bytes); transcripts may be larger. */
-  artifactMaxBytes: number;
-  /** Load models no pool serves into an idle pool on demand. */
-  autoFetch: boolean;
-  /** Store every finished stream's SSE transcript as a trace artifact (costs core CPU and disk per task). */
-  transcripts: boolean;
-}
-
-export const DEFAULT_CORE_CONFIG: CoreConfig = {
-  host: "127.0.0.1",
-  port: 50051,
-  scheduler: DEFAULT_SCHEDULER_OPTIONS,
-  sessions: DEFAULT_SESSION_OPTIONS,
-  catalogRoot: ".llorch/catalog",
-  artifactsRoot: ".llorch/artifacts",
-  artifactMaxBytes: 1024 * 1024,
-  autoFetch: false,
-  transcripts: true,
-};
 
 /** Transcripts of long streams exceed what a client may upload; this bounds them. */
 const TRANSCRIPT_MAX_BYTES = 256 * 1024 * 1024;

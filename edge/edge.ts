@@ -4,35 +4,8 @@ import { createLogger, type Logger } from "../contracts/runtime/logger.js";
 import { assertSafeBind } from "../contracts/runtime/api-key.js";
 import { createEdgeApp } from "./app.js";
 import { CoreClient } from "./core-client.js";
+import type { EdgeConfig } from "./edge-config.js";
 import { createEdgeMetrics } from "./metrics.js";
-import type { RateLimit } from "./middleware/rate-limit.js";
-
-export interface EdgeConfig {
-  host: string;
-  port: number;
-  /** host:port of core's gRPC server. */
-  coreAddress: string;
-  /** Largest accepted request body. */
-  bodyLimitBytes: number;
-  /** A comment line on an SSE stream idle this long keeps proxies from closing it (0 = never). */
-  sseHeartbeatMs: number;
-  /** Per-caller limit on task submissions. */
-  rateLimit: RateLimit;
-  /** Clients must present it (and the edge presents it to core); undefined only on loopback. */
-  apiKey?: string;
-  /** Loopback clients may omit the key. */
-  authOptionalOnLoopback: boolean;
-}
-
-export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
-  host: "127.0.0.1",
-  port: 8080,
-  coreAddress: "127.0.0.1:50051",
-  bodyLimitBytes: 1024 * 1024,
-  sseHeartbeatMs: 15_000,
-  rateLimit: { perSecond: 0, burst: 1 },
-  authOptionalOnLoopback: false,
-};
 
 export interface RunningEdge {
   url: string;

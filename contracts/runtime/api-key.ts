@@ -1,8 +1,21 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
+import type { FlagValues } from "./flag-table.js";
 
 /** The environment variable every process reads its API key from (never a command-line flag: argv is world-readable). */
 export const API_KEY_ENV = "LLORCH_API_KEY";
+
+/**
+ * A component's API key: LLORCH_API_KEY, else `api-key` in its config section
+ * (which arrives among its flag values). There is deliberately no --api-key
+ * flag: a command line is visible to every user of the machine.
+ */
+export function apiKeyFrom(flags: FlagValues): string | undefined {
+  const fromEnv = process.env[API_KEY_ENV];
+  if (fromEnv) return fromEnv;
+  const fromFile = flags["api-key"];
+  return typeof fromFile === "string" && fromFile !== "" ? fromFile : undefined;
+}
 
 /** Constant-time comparison; hashing first makes the lengths equal without leaking them. */
 export function keyMatches(presented: string, expected: string): boolean {

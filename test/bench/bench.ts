@@ -15,11 +15,11 @@ import { join } from "node:path";
 import { credentials } from "@grpc/grpc-js";
 import { Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import { SubmitRequest, WorkerServiceClient } from "../../contracts/gen/llama_orch/v1/worker.js";
-import { launchLlorch, stopProcess, type LaunchedProcess } from "../../core/cli/process-launcher.js";
+import { launchLlorch, stopProcess, type LaunchedProcess } from "../../cli/process-launcher.js";
 import { projectRoot } from "../../contracts/runtime/project-root.js";
 import { taskBody } from "../support/task-body.js";
 
-const LLORCH = join(projectRoot(), "dist", "core", "cli", "llorch.js");
+const LLORCH = join(projectRoot(), "dist", "cli", "llorch.js");
 const SLOTS = 128;
 
 function percentile(sorted: number[], p: number): number {

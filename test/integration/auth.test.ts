@@ -5,7 +5,7 @@ import { credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { CreateTaskRequest, TaskServiceClient } from "../../contracts/gen/llama_orch/v1/task.js";
 import { Engine, Priority, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import { identityOf } from "../../contracts/runtime/api-key.js";
-import { launchLlorch, stopProcess } from "../../core/cli/process-launcher.js";
+import { launchLlorch, stopProcess } from "../../cli/process-launcher.js";
 import { api, stream, taskBody } from "../support/http.js";
 import { listReplicas } from "../support/grpc.js";
 import { LLORCH, TestSystem } from "../support/system.js";

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { launchLlorch, stopProcess } from "../../core/cli/process-launcher.js";
+import { launchLlorch, stopProcess } from "../../cli/process-launcher.js";
 import { api } from "../support/http.js";
 import { LLORCH } from "../support/system.js";
 

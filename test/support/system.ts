@@ -1,11 +1,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { launchLlorch, stopProcess, type LaunchedProcess } from "../../core/cli/process-launcher.js";
+import { launchLlorch, stopProcess, type LaunchedProcess } from "../../cli/process-launcher.js";
 import { projectRoot } from "../../contracts/runtime/project-root.js";
 
 /** The compiled CLI: integration tests run the real build, as users do (npm test builds first). */
-export const LLORCH = join(projectRoot(), "dist", "core", "cli", "llorch.js");
+export const LLORCH = join(projectRoot(), "dist", "cli", "llorch.js");
 
 export interface WorkerSpec {
   pool?: string;

@@ -1,6 +1,6 @@
 import { WorkerErrorKind } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { WorkerFailure, workerErrorKinds } from "../engine-adapter.js";
-import { parseNonNegativeInteger, parseNonNegativeNumber } from "../strict-numbers.js";
+import { parseNonNegativeInteger, parseNonNegativeNumber } from "../../contracts/runtime/strict-numbers.js";
 
 /** How the mock behaves for one task: its configuration, possibly overridden by a directive. */
 export interface MockBehaviour {

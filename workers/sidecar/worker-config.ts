@@ -1,8 +1,9 @@
 import { engines } from "../../contracts/enums.js";
 import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
 import { workerErrorKinds } from "../engine-adapter.js";
+import { applyFlags, flagHelp, flagNames, type FlagTable, type FlagValues } from "../../contracts/runtime/flag-table.js";
+import { flagBoolean, flagInteger, flagList, flagNumber, flagText } from "../../contracts/runtime/flag-values.js";
 import { MOCK_DEFAULTS } from "../mock/mock-engine.js";
-import { parseNonNegativeInteger, parseNonNegativeNumber } from "../strict-numbers.js";
 
 /** The mock engine's knobs; every one also has a flag. */
 export interface MockConfig {
@@ -73,74 +74,64 @@ export const WORKER_DEFAULTS = {
   metricsHost: "127.0.0.1",
 } as const;
 
-type FlagValue = string | boolean | undefined;
-
-interface FlagSpec {
-  name: string;
-  /** Placeholder in the help text; empty for a boolean switch. */
-  arg: string;
-  help: string;
-  apply(config: WorkerConfig, value: string | boolean, flag: string): void;
-}
-
 const mock = (config: WorkerConfig): MockConfig => (config.mock ??= {});
 
 /** The one table of worker flags: parsing and `--help` both come from it. */
-const FLAGS: FlagSpec[] = [
-  { name: "host", arg: "<addr>", help: `gRPC bind address (default ${WORKER_DEFAULTS.host})`, apply: (c, v, f) => (c.host = text(f, v)) },
-  { name: "port", arg: "<n>", help: "gRPC port; 0 picks a free one (default 0)", apply: (c, v, f) => (c.port = integer(f, v, 0, 65_535)) },
-  { name: "advertise", arg: "<host:port>", help: "address core should dial (default the bound address)", apply: (c, v, f) => (c.advertiseAddress = text(f, v)) },
-  { name: "core", arg: "<host:port>", help: "core's gRPC address to register with (default: do not register)", apply: (c, v, f) => (c.coreAddress = text(f, v)) },
-  { name: "pool", arg: "<id>", help: `pool id (default ${WORKER_DEFAULTS.poolId})`, apply: (c, v, f) => (c.poolId = text(f, v)) },
-  { name: "replica", arg: "<id>", help: "replica id (default <pool>-r<port>)", apply: (c, v, f) => (c.replicaId = text(f, v)) },
+export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
+  { name: "host", arg: "<addr>", help: `gRPC bind address (default ${WORKER_DEFAULTS.host})`, apply: (c, v, f) => (c.host = flagText(f, v)) },
+  { name: "port", arg: "<n>", help: "gRPC port; 0 picks a free one (default 0)", apply: (c, v, f) => (c.port = flagInteger(f, v, 0, 65_535)) },
+  { name: "advertise", arg: "<host:port>", help: "address core should dial (default the bound address)", apply: (c, v, f) => (c.advertiseAddress = flagText(f, v)) },
+  { name: "core", arg: "<host:port>", help: "core's gRPC address to register with (default: do not register)", apply: (c, v, f) => (c.coreAddress = flagText(f, v)) },
+  { name: "pool", arg: "<id>", help: `pool id (default ${WORKER_DEFAULTS.poolId})`, apply: (c, v, f) => (c.poolId = flagText(f, v)) },
+  { name: "replica", arg: "<id>", help: "replica id (default <pool>-r<port>)", apply: (c, v, f) => (c.replicaId = flagText(f, v)) },
   {
     name: "engine",
     arg: "<name>",
     help: `engine family served: llamacpp, vllm, tgi, triton, openai (default ${WORKER_DEFAULTS.engine})`,
-    apply: (c, v, f) => (c.engine = engineName(f, text(f, v))),
+    apply: (c, v, f) => (c.engine = engineName(f, flagText(f, v))),
   },
-  { name: "adapter", arg: "<name>", help: "engine adapter: mock, llamacpp, vllm, tgi, triton, openai (default: the engine's when --engine-url is set, else mock)", apply: (c, v, f) => (c.adapter = adapterName(f, text(f, v))) },
-  { name: "engine-url", arg: "<url>", help: "the engine's HTTP base URL (real adapters)", apply: (c, v, f) => (c.engineUrl = text(f, v)) },
-  { name: "engine-model", arg: "<name>", help: "model name the engine expects in requests (vLLM/OpenAI model, Triton model)", apply: (c, v, f) => (c.engineModel = text(f, v)) },
-  { name: "engine-cmd", arg: "<command>", help: "start and supervise the engine with this command (restarts with backoff)", apply: (c, v, f) => (c.engineCmd = text(f, v)) },
-  { name: "model", arg: "<ref>", help: `model ref (default ${MOCK_DEFAULTS.modelRef})`, apply: (c, v, f) => (c.modelRef = text(f, v)) },
-  { name: "serves-any-model", arg: "<true|false>", help: "accept any model_ref; false serves only --model (default true)", apply: (c, v, f) => (c.servesAnyModel = bool(f, v)) },
-  { name: "device-mask", arg: "<mask>", help: `devices the engine uses (default ${MOCK_DEFAULTS.deviceMask})`, apply: (c, v, f) => (c.deviceMask = text(f, v)) },
-  { name: "metrics-host", arg: "<addr>", help: `metrics bind address (default ${WORKER_DEFAULTS.metricsHost})`, apply: (c, v, f) => (c.metricsHost = text(f, v)) },
-  { name: "metrics-port", arg: "<n>", help: "serve GET /metrics on this port; 0 picks a free one (default: off)", apply: (c, v, f) => (c.metricsPort = integer(f, v, 0, 65_535)) },
-  { name: "slots", arg: "<n>", help: `concurrent generations (default ${MOCK_DEFAULTS.slots})`, apply: (c, v, f) => (mock(c).slots = integer(f, v, 1)) },
-  { name: "ctx-max", arg: "<n>", help: `context limit in tokens (default ${MOCK_DEFAULTS.ctxMax})`, apply: (c, v, f) => (mock(c).ctxMax = integer(f, v, 1)) },
-  { name: "tokens-per-second", arg: "<n>", help: "mock token rate; 0 = as fast as possible (default 0)", apply: (c, v, f) => (mock(c).tokensPerSecond = number(f, v)) },
-  { name: "fail-after", arg: "<n>", help: "mock: fail every task after n tokens", apply: (c, v, f) => (mock(c).failAfter = integer(f, v, 0)) },
+  { name: "adapter", arg: "<name>", help: "engine adapter: mock, llamacpp, vllm, tgi, triton, openai (default: the engine's when --engine-url is set, else mock)", apply: (c, v, f) => (c.adapter = adapterName(f, flagText(f, v))) },
+  { name: "engine-url", arg: "<url>", help: "the engine's HTTP base URL (real adapters)", apply: (c, v, f) => (c.engineUrl = flagText(f, v)) },
+  { name: "engine-model", arg: "<name>", help: "model name the engine expects in requests (vLLM/OpenAI model, Triton model)", apply: (c, v, f) => (c.engineModel = flagText(f, v)) },
+  { name: "engine-cmd", arg: "<command>", help: "start and supervise the engine with this command (restarts with backoff)", apply: (c, v, f) => (c.engineCmd = flagText(f, v)) },
+  { name: "model", arg: "<ref>", help: `model ref (default ${MOCK_DEFAULTS.modelRef})`, apply: (c, v, f) => (c.modelRef = flagText(f, v)) },
+  { name: "serves-any-model", arg: "<true|false>", help: "accept any model_ref; false serves only --model (default true)", apply: (c, v, f) => (c.servesAnyModel = flagBoolean(f, v)) },
+  { name: "device-mask", arg: "<mask>", help: `devices the engine uses (default ${MOCK_DEFAULTS.deviceMask})`, apply: (c, v, f) => (c.deviceMask = flagText(f, v)) },
+  { name: "metrics-host", arg: "<addr>", help: `metrics bind address (default ${WORKER_DEFAULTS.metricsHost})`, apply: (c, v, f) => (c.metricsHost = flagText(f, v)) },
+  { name: "metrics-port", arg: "<n>", help: "serve GET /metrics on this port; 0 picks a free one (default: off)", apply: (c, v, f) => (c.metricsPort = flagInteger(f, v, 0, 65_535)) },
+  { name: "slots", arg: "<n>", help: `concurrent generations (default ${MOCK_DEFAULTS.slots})`, apply: (c, v, f) => (mock(c).slots = flagInteger(f, v, 1)) },
+  { name: "ctx-max", arg: "<n>", help: `context limit in tokens (default ${MOCK_DEFAULTS.ctxMax})`, apply: (c, v, f) => (mock(c).ctxMax = flagInteger(f, v, 1)) },
+  { name: "tokens-per-second", arg: "<n>", help: "mock token rate; 0 = as fast as possible (default 0)", apply: (c, v, f) => (mock(c).tokensPerSecond = flagNumber(f, v)) },
+  { name: "fail-after", arg: "<n>", help: "mock: fail every task after n tokens", apply: (c, v, f) => (mock(c).failAfter = flagInteger(f, v, 0)) },
   {
     name: "fail-kind",
     arg: "<kind>",
     help: `mock: error kind for --fail-after (default engine_error; one of ${workerErrorKinds.names().join(", ")})`,
-    apply: (c, v, f) => (mock(c).failKind = errorKindName(f, text(f, v))),
+    apply: (c, v, f) => (mock(c).failKind = errorKindName(f, flagText(f, v))),
   },
-  { name: "hang-after", arg: "<n>", help: "mock: stop producing after n tokens until cancelled", apply: (c, v, f) => (mock(c).hangAfter = integer(f, v, 0)) },
-  { name: "slow-start-ms", arg: "<ms>", help: "mock: delay before the first token (default 0)", apply: (c, v, f) => (mock(c).slowStartMs = integer(f, v, 0)) },
-  { name: "load-ms", arg: "<ms>", help: "mock: simulated model load time before Ready (default 0)", apply: (c, v, f) => (mock(c).loadMs = integer(f, v, 0)) },
+  { name: "hang-after", arg: "<n>", help: "mock: stop producing after n tokens until cancelled", apply: (c, v, f) => (mock(c).hangAfter = flagInteger(f, v, 0)) },
+  { name: "slow-start-ms", arg: "<ms>", help: "mock: delay before the first token (default 0)", apply: (c, v, f) => (mock(c).slowStartMs = flagInteger(f, v, 0)) },
+  { name: "load-ms", arg: "<ms>", help: "mock: simulated model load time before Ready (default 0)", apply: (c, v, f) => (mock(c).loadMs = flagInteger(f, v, 0)) },
   {
     name: "reload-ms",
     arg: "<ms>",
     help: `mock: time LoadModel takes to switch models, not ready meanwhile (default ${MOCK_DEFAULTS.reloadMs})`,
-    apply: (c, v, f) => (mock(c).reloadMs = integer(f, v, 0)),
+    apply: (c, v, f) => (mock(c).reloadMs = flagInteger(f, v, 0)),
   },
   {
     name: "reject-models",
     arg: "<ref,...>",
     help: "mock: model refs LoadModel fails to load, comma-separated; the previous model keeps serving",
-    apply: (c, v, f) => (mock(c).rejectModels = list(f, v)),
+    apply: (c, v, f) => (mock(c).rejectModels = flagList(f, v)),
   },
 ];
 
 /** Every flag workerConfigFromFlags understands, so a CLI can reject the rest. */
-export const workerFlagNames: readonly string[] = FLAGS.map((f) => f.name);
+export const workerFlagNames: readonly string[] = flagNames(WORKER_FLAGS);
 
 export const workerFlagHelp: string = [
   "Options:",
-  ...FLAGS.map((f) => `  ${`--${f.name}${f.arg ? ` ${f.arg}` : ""}`.padEnd(30)} ${f.help}`),
+  flagHelp(WORKER_FLAGS, 30),
   "",
   "Per-task mock faults go in the prompt: [[mock fail_after=3 fail_kind=engine_error hang_after=5 slow_start_ms=200 tokens_per_second=50]]",
 ].join("\n");
@@ -150,50 +141,8 @@ export const workerFlagHelp: string = [
  * dashes) to a WorkerConfig. Values are checked strictly; a bad one throws an
  * Error naming the flag. Keys it does not know are left to the caller.
  */
-export function workerConfigFromFlags(flags: Record<string, FlagValue>): WorkerConfig {
-  const byName = new Map(FLAGS.map((f) => [f.name, f]));
-  const config: WorkerConfig = {};
-  for (const [key, value] of Object.entries(flags)) {
-    const spec = byName.get(key.replace(/^-+/, ""));
-    if (spec && value !== undefined) spec.apply(config, value, `--${spec.name}`);
-  }
-  return config;
-}
-
-function text(flag: string, value: string | boolean): string {
-  if (typeof value !== "string" || value === "") throw new Error(`${flag} needs a value`);
-  return value;
-}
-
-function integer(flag: string, value: string | boolean, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const n = parseNonNegativeInteger(text(flag, value));
-  if (n === undefined || n < min || n > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `an integer of at least ${min}` : `an integer from ${min} to ${max}`;
-    throw new Error(`${flag} must be ${range}, got "${String(value)}"`);
-  }
-  return n;
-}
-
-/** A comma-separated list; blanks around and empty entries are dropped, but at least one entry is required. */
-function list(flag: string, value: string | boolean): string[] {
-  const items = text(flag, value)
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
-  if (items.length === 0) throw new Error(`${flag} needs at least one value, got "${String(value)}"`);
-  return items;
-}
-
-function number(flag: string, value: string | boolean): number {
-  const n = parseNonNegativeNumber(text(flag, value));
-  if (n === undefined) throw new Error(`${flag} must be a non-negative number, got "${String(value)}"`);
-  return n;
-}
-
-function bool(flag: string, value: string | boolean): boolean {
-  if (value === true || value === "true" || value === "1" || value === "yes") return true;
-  if (value === false || value === "false" || value === "0" || value === "no") return false;
-  throw new Error(`${flag} must be true or false, got "${value}"`);
+export function workerConfigFromFlags(flags: FlagValues): WorkerConfig {
+  return applyFlags(WORKER_FLAGS, flags, {});
 }
 
 export const ADAPTERS = ["mock", "llamacpp", "vllm", "tgi", "triton", "openai"] as const;

@@ -1,5 +1,6 @@
-// Strict parsing for numbers typed by people (CLI flags, the mock's prompt
-// directive): Number("") is 0 and parseInt("12abc") is 12, so neither is used.
+// Strict parsing for numbers typed by people (command-line flags, config files,
+// the mock's prompt directive): Number("") is 0 and parseInt("12abc") is 12, so
+// neither is used.
 
 /** "0", "42"; undefined for anything else (signs, decimals, blanks, exponents). */
 export function parseNonNegativeInteger(text: string): number | undefined {

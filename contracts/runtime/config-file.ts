@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
-
-export type FlagValues = Record<string, string | boolean | undefined>;
+import type { FlagValues } from "./flag-table.js";
 
 /**
  * Reads a YAML config file. Each command's section holds the same names as its
@@ -21,16 +20,17 @@ export function readConfigFile(path: string): Record<string, unknown> {
   return doc as Record<string, unknown>;
 }
 
-const STRUCTURED_KEYS = new Set(["session-budgets"]);
-
-/** A config section as flag values (numbers and booleans become the strings flags would be). */
-export function sectionFlags(section: unknown, where: string): FlagValues {
+/**
+ * A config section as flag values (numbers become the strings flags would be).
+ * `structuredKeys` are settings that are no flag (e.g. core.session-budgets):
+ * the command reads those from the section itself.
+ */
+export function sectionFlags(section: unknown, where: string, structuredKeys: readonly string[] = []): FlagValues {
   if (section === undefined || section === null) return {};
   if (typeof section !== "object" || Array.isArray(section)) throw new Error(`config: ${where} must be a mapping`);
   const out: FlagValues = {};
   for (const [k, v] of Object.entries(section)) {
-    // Structured settings (e.g. core.session-budgets) are read by their command, not as flags.
-    if (STRUCTURED_KEYS.has(k)) continue;
+    if (structuredKeys.includes(k)) continue;
     if (typeof v === "boolean") out[k] = v;
     else if (typeof v === "string" || typeof v === "number") out[k] = String(v);
     else throw new Error(`config: ${where}.${k} must be a string, number or boolean`);

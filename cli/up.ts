@@ -1,0 +1,133 @@
+import { createServer } from "node:net";
+import { credentials, Metadata } from "@grpc/grpc-js";
+import { RegistryServiceClient } from "../contracts/gen/llama_orch/v1/registry.js";
+import { API_KEY_ENV } from "../contracts/runtime/api-key.js";
+import { sectionFlags } from "../contracts/runtime/config-file.js";
+import type { FlagValues } from "../contracts/runtime/flag-table.js";
+import { ProcessGroup } from "./process-group.js";
+import { upConfigFromFlags, type UpConfig } from "./up-config.js";
+
+// `llorch up` runs every component as its own `llorch <component>` process, so
+// it needs none of their code: only their flags, passed on the command line.
+
+type Echo = ((line: string) => void) | undefined;
+
+interface StartedWorker {
+  address: string;
+  pool: string;
+}
+
+/** Starts core, the sidecars and the edge, waits until the sidecars are ready and prints how to use them. */
+export async function runUp(flags: FlagValues, file: Record<string, unknown>, configPath?: string): Promise<void> {
+  const group = new ProcessGroup((code) => process.exit(code));
+  process.on("SIGINT", () => void group.stopAll(0));
+  process.on("SIGTERM", () => void group.stopAll(0));
+  try {
+    const config = upConfigFromFlags(flags);
+    const sections = workerSections(file, config);
+    const echo: Echo = config.quiet ? undefined : (line) => process.stdout.write(line + "\n");
+    // Core and edge read their own sections of the same file (some settings there are structured).
+    const configArgs = configPath ? ["--config", configPath] : [];
+    const core = group.launch("core", ["core", ...configArgs, ...argsOf({ host: config.host, port: String(config.corePort) })], { essential: true, onLine: echo });
+    const coreAddress = (await core.ready).address!;
+    const workers = await startWorkers(group, config, sections, coreAddress, echo);
+    const edgeArgs = argsOf({ host: config.host, port: String(config.edgePort), core: coreAddress });
+    const edge = group.launch("edge", ["edge", ...configArgs, ...edgeArgs], { essential: true, onLine: echo });
+    const edgeUrl = (await edge.ready).url!;
+    await waitForReplicas(coreAddress, workers.length, 15_000);
+    process.stdout.write(banner(edgeUrl, coreAddress, workers, config.engine));
+  } catch (err) {
+    process.stderr.write(`llorch up failed: ${(err as Error).message}\n`);
+    await group.stopAll(1);
+  }
+}
+
+/** One flag set per sidecar: the config file's `workers:` list, else `--workers` sidecars with the defaults. */
+function workerSections(file: Record<string, unknown>, config: UpConfig): FlagValues[] {
+  if (Array.isArray(file["workers"])) return (file["workers"] as unknown[]).map((s, i) => sectionFlags(s, `workers[${i}]`));
+  return Array.from({ length: config.workers }, () => ({}));
+}
+
+async function startWorkers(group: ProcessGroup, config: UpConfig, sections: FlagValues[], coreAddress: string, echo: Echo): Promise<StartedWorker[]> {
+  // Sidecars take the next free ports after core's actual port.
+  let nextPort = Number(coreAddress.slice(coreAddress.lastIndexOf(":") + 1)) + 1;
+  const workers: StartedWorker[] = [];
+  for (const [i, section] of sections.entries()) {
+    const port = section["port"] ?? String((nextPort = await freePort(config.host, nextPort)));
+    nextPort++;
+    const args = argsOf({
+      host: config.host,
+      core: coreAddress,
+      pool: "default",
+      replica: `default-r${i + 1}`,
+      engine: config.engine,
+      model: config.model,
+      slots: String(config.slots),
+      "tokens-per-second": String(config.tokensPerSecond),
+      ...section,
+      port,
+    });
+    const worker = group.launch(`worker ${i + 1}`, ["worker", ...args], { essential: false, onLine: echo });
+    workers.push({ address: (await worker.ready).address!, pool: String(section["pool"] ?? "default") });
+  }
+  return workers;
+}
+
+/** Flag values as arguments; a switch that is off is left out. */
+function argsOf(flags: FlagValues): string[] {
+  return Object.entries(flags).flatMap(([k, v]) => (v === undefined || v === false ? [] : v === true ? [`--${k}`] : [`--${k}`, v]));
+}
+
+/** Finds a free TCP port at or after `from` on `host`. */
+async function freePort(host: string, from: number): Promise<number> {
+  for (let port = from; port < from + 200; port++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once("error", () => resolve(false));
+      s.listen(port, host, () => s.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+  throw new Error(`no free port in ${from}..${from + 199} on ${host}`);
+}
+
+/** Waits until core lists `count` ready replicas, so the printed curl works at once. */
+async function waitForReplicas(coreAddress: string, count: number, timeoutMs: number): Promise<void> {
+  const client = new RegistryServiceClient(coreAddress, credentials.createInsecure());
+  const md = new Metadata();
+  const key = process.env[API_KEY_ENV];
+  if (key) md.set("authorization", `Bearer ${key}`);
+  const until = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      const ready = await new Promise<number>((resolve) =>
+        client.listReplicas({}, md, (err, res) => resolve(err ? 0 : res.replicas.filter((r) => r.ready).length)),
+      );
+      if (ready >= count) return;
+      if (Date.now() > until) throw new Error(`only ${ready} of ${count} worker sidecars became ready within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    client.close();
+  }
+}
+
+function banner(edgeUrl: string, coreAddress: string, workers: StartedWorker[], engine: string): string {
+  const auth = process.env[API_KEY_ENV] ? ` -H "Authorization: Bearer $${API_KEY_ENV}"` : "";
+  const body = `{"task_id":"'$ID'","session_id":"'$SID'","workload":"completion","model_ref":"mock:tiny","engine":"${engine}","ctx":4096,"priority":"interactive","seed":42,"prompt":"Tell me about llamas","max_tokens":32,"deadline_ms":30000}`;
+  return [
+    "",
+    "llama-orch is up.",
+    `  edge (HTTP API)   ${edgeUrl}        OpenAPI: ${edgeUrl}/openapi.json   metrics: ${edgeUrl}/metrics`,
+    `  core (gRPC)       ${coreAddress}`,
+    ...workers.map((w, i) => `  worker ${i + 1} (gRPC)   ${w.address}   pool ${w.pool}, mock engine`),
+    "",
+    "Stream a completion (paste into a shell):",
+    "",
+    `  ID=$(node -p 'crypto.randomUUID()'); SID=$(node -p 'crypto.randomUUID()'); curl -s -X POST ${edgeUrl}/v1/tasks${auth} -H 'Content-Type: application/json' -d '${body}' && echo && curl -sN${auth} ${edgeUrl}/v1/tasks/$ID/stream`,
+    "",
+    `Inspect with gRPC reflection:  npx buf curl --protocol grpc --http2-prior-knowledge --list-methods http://${coreAddress}`,
+    "Stop with Ctrl-C.",
+    "",
+  ].join("\n") + "\n";
+}

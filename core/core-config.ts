@@ -1,0 +1,162 @@
+import { apiKeyFrom } from "../contracts/runtime/api-key.js";
+import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
+import { flagBoolean, flagChoice, flagInteger, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import { QUEUE_FULL_POLICIES } from "./scheduler/queue-policy.js";
+import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./scheduler/scheduler.js";
+import { DEFAULT_SESSION_OPTIONS, type BudgetLimits, type SessionOptions } from "./sessions/session-store.js";
+
+export interface CoreConfig {
+  host: string;
+  port: number;
+  /** Prometheus endpoint; none when undefined. */
+  metricsHost?: string;
+  metricsPort?: number;
+  scheduler: SchedulerOptions;
+  sessions: SessionOptions;
+  /** Required on every llama_orch service call when set (reflection and health stay open). */
+  apiKey?: string;
+  /** Where the model catalog and the artifacts live (created if missing). */
+  catalogRoot: string;
+  artifactsRoot: string;
+  /** Largest artifact a client may store (canonical JSON bytes); transcripts may be larger. */
+  artifactMaxBytes: number;
+  /** Load models no pool serves into an idle pool on demand. */
+  autoFetch: boolean;
+  /** Store every finished stream's SSE transcript as a trace artifact (costs core CPU and disk per task). */
+  transcripts: boolean;
+}
+
+export const DEFAULT_CORE_CONFIG: CoreConfig = {
+  host: "127.0.0.1",
+  port: 50051,
+  scheduler: DEFAULT_SCHEDULER_OPTIONS,
+  sessions: DEFAULT_SESSION_OPTIONS,
+  catalogRoot: ".llorch/catalog",
+  artifactsRoot: ".llorch/artifacts",
+  artifactMaxBytes: 1024 * 1024,
+  autoFetch: false,
+  transcripts: true,
+};
+
+const S = DEFAULT_SCHEDULER_OPTIONS;
+
+/** Core's flags, in the order `llorch core --help` lists them. */
+export const CORE_FLAGS: FlagTable<CoreConfig> = [
+  { name: "host", arg: "H", help: `listen address (default ${DEFAULT_CORE_CONFIG.host})`, apply: (c, v, f) => (c.host = flagText(f, v)) },
+  { name: "port", arg: "N", help: `gRPC port, 0 = ephemeral (default ${DEFAULT_CORE_CONFIG.port})`, apply: (c, v, f) => (c.port = flagInteger(f, v, 0, 65_535)) },
+  { name: "metrics-host", arg: "H", help: "Prometheus listen address (default: --host)", apply: (c, v, f) => (c.metricsHost = flagText(f, v)) },
+  { name: "metrics-port", arg: "N", help: "serve GET /metrics on this port (default: off)", apply: (c, v, f) => (c.metricsPort = flagInteger(f, v, 0, 65_535)) },
+  { name: "queue-capacity", arg: "N", help: `bound of each pool's queue (default ${S.queueCapacity})`, apply: (c, v, f) => (c.scheduler.queueCapacity = flagInteger(f, v, 1, 1_000_000)) },
+  {
+    name: "queue-policy",
+    arg: "P",
+    help: `when a queue is full: ${QUEUE_FULL_POLICIES.join(" | ")} (default ${S.queuePolicy})`,
+    apply: (c, v, f) => (c.scheduler.queuePolicy = flagChoice(f, v, QUEUE_FULL_POLICIES)),
+  },
+  { name: "task-retention-ms", arg: "N", help: `how long finished tasks stay streamable (default ${S.taskRetentionMs})`, apply: (c, v, f) => (c.scheduler.taskRetentionMs = flagInteger(f, v, 0)) },
+  { name: "wall-timeout-ms", arg: "N", help: `watchdog: longest run from dispatch, 0 = none (default ${S.wallTimeoutMs})`, apply: (c, v, f) => (c.scheduler.wallTimeoutMs = flagInteger(f, v, 0)) },
+  { name: "idle-timeout-ms", arg: "N", help: `watchdog: longest gap between tokens, 0 = none (default ${S.idleTimeoutMs})`, apply: (c, v, f) => (c.scheduler.idleTimeoutMs = flagInteger(f, v, 0)) },
+  {
+    name: "metrics-interval-ms",
+    arg: "N",
+    help: `cadence of metrics frames on running streams, 0 = none (default ${S.metricsIntervalMs})`,
+    apply: (c, v, f) => (c.scheduler.metricsIntervalMs = flagInteger(f, v, 0)),
+  },
+  {
+    name: "disconnect-grace-ms",
+    arg: "N",
+    help: `cancel a task this long after its last stream closed, 0 = at once (default ${S.disconnectGraceMs})`,
+    apply: (c, v, f) => (c.scheduler.disconnectGraceMs = flagInteger(f, v, 0)),
+  },
+  { name: "session-ttl-ms", arg: "N", help: `idle lifetime of a session (default ${DEFAULT_SESSION_OPTIONS.ttlMs})`, apply: (c, v, f) => (c.sessions.ttlMs = flagInteger(f, v, 1)) },
+  { name: "session-max-turns", arg: "N", help: `tasks per session (default ${DEFAULT_SESSION_OPTIONS.maxTurns})`, apply: (c, v, f) => (c.sessions.maxTurns = flagInteger(f, v, 1)) },
+  {
+    name: "session-token-budget",
+    arg: "N",
+    usage: "--session-token-budget N, --session-time-budget-ms N, --session-cost-budget X",
+    help: "\ndefault per-session budgets (default: unlimited); per-session\noverrides go in the config file under core.session-budgets",
+    apply: (c, v, f) => (c.sessions.defaultBudgets.tokens = flagInteger(f, v, 0)),
+  },
+  { name: "session-time-budget-ms", arg: "N", apply: (c, v, f) => (c.sessions.defaultBudgets.timeMs = flagInteger(f, v, 0)) },
+  { name: "session-cost-budget", arg: "X", apply: (c, v, f) => (c.sessions.defaultBudgets.cost = flagNumber(f, v)) },
+  {
+    name: "cost-per-1k-tokens",
+    arg: "X",
+    help: `cost units charged per 1000 tokens in and out (default ${DEFAULT_SESSION_OPTIONS.costPerThousandTokens})`,
+    apply: (c, v, f) => (c.sessions.costPerThousandTokens = flagNumber(f, v)),
+  },
+  { name: "catalog-root", arg: "DIR", help: `durable model catalog (default ${DEFAULT_CORE_CONFIG.catalogRoot})`, apply: (c, v, f) => (c.catalogRoot = flagText(f, v)) },
+  {
+    name: "artifacts-root",
+    arg: "DIR",
+    help: `durable artifacts, stream transcripts included (default ${DEFAULT_CORE_CONFIG.artifactsRoot})`,
+    apply: (c, v, f) => (c.artifactsRoot = flagText(f, v)),
+  },
+  {
+    name: "artifact-max-bytes",
+    arg: "N",
+    help: `largest artifact a client may store (default ${DEFAULT_CORE_CONFIG.artifactMaxBytes})`,
+    apply: (c, v, f) => (c.artifactMaxBytes = flagInteger(f, v, 1)),
+  },
+  {
+    name: "transcripts",
+    arg: "on|off",
+    help: "keep every finished stream's SSE transcript as a trace artifact (default on)",
+    apply: (c, v, f) => (c.transcripts = flagChoice(f, v, ["on", "off"] as const) === "on"),
+  },
+  {
+    name: "auto-fetch",
+    arg: "",
+    help: "load a model no pool serves into an idle pool of its engine on demand (default off:\nsuch tasks get an advisory POOL_UNAVAILABLE)",
+    apply: (c, v, f) => (c.autoFetch = flagBoolean(f, v)),
+  },
+];
+
+const HELP_WIDTH = 22;
+
+export const coreHelp = [
+  "llorch core — the scheduler (gRPC: TaskService, RegistryService, reflection, health)",
+  "",
+  'Flags (each also settable under "core:" in --config):',
+  flagHelp(CORE_FLAGS, HELP_WIDTH),
+  "",
+  'The API key comes from LLORCH_API_KEY (or api-key under "core:" in --config);',
+  "every llama_orch service call must present it (reflection and health stay open). Without a key core refuses",
+  "to listen beyond loopback.",
+  helpLine("--config FILE", "YAML config file", HELP_WIDTH),
+  "",
+].join("\n");
+
+/** Core's config from its flags and, for what is no flag (session-budgets), its config file section. */
+export function coreConfigFromFlags(flags: FlagValues, section: Record<string, unknown> = {}): CoreConfig {
+  const perSessionBudgets = sessionBudgetsFromConfig(section["session-budgets"]);
+  const config: CoreConfig = {
+    ...DEFAULT_CORE_CONFIG,
+    scheduler: { ...DEFAULT_SCHEDULER_OPTIONS },
+    sessions: { ...DEFAULT_SESSION_OPTIONS, defaultBudgets: {}, perSessionBudgets },
+  };
+  applyFlags(CORE_FLAGS, flags, config);
+  config.apiKey = apiKeyFrom(flags);
+  return config;
+}
+
+/**
+ * `session-budgets:` in the core section: per-session overrides of the
+ * default budgets, `{<session id>: {tokens, time-ms, cost}}`.
+ */
+function sessionBudgetsFromConfig(raw: unknown): Record<string, BudgetLimits> {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== "object" || Array.isArray(raw)) throw new Error("config: core.session-budgets must be a mapping of session id to budgets");
+  const out: Record<string, BudgetLimits> = {};
+  for (const [id, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error(`config: core.session-budgets.${id} must be a mapping`);
+    const b = v as Record<string, unknown>;
+    const num = (k: string): number | undefined => {
+      if (b[k] === undefined) return undefined;
+      if (typeof b[k] !== "number" || !Number.isFinite(b[k]) || (b[k] as number) < 0) throw new Error(`config: core.session-budgets.${id}.${k} must be a non-negative number`);
+      return b[k] as number;
+    };
+    out[id.toLowerCase()] = { tokens: num("tokens"), timeMs: num("time-ms"), cost: num("cost") };
+  }
+  return out;
+}

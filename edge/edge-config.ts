@@ -1,0 +1,79 @@
+import { apiKeyFrom } from "../contracts/runtime/api-key.js";
+import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
+import { flagBoolean, flagInteger, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import type { RateLimit } from "./middleware/rate-limit.js";
+
+export interface EdgeConfig {
+  host: string;
+  port: number;
+  /** host:port of core's gRPC server. */
+  coreAddress: string;
+  /** Largest accepted request body. */
+  bodyLimitBytes: number;
+  /** A comment line on an SSE stream idle this long keeps proxies from closing it (0 = never). */
+  sseHeartbeatMs: number;
+  /** Per-caller limit on task submissions. */
+  rateLimit: RateLimit;
+  /** Clients must present it (and the edge presents it to core); undefined only on loopback. */
+  apiKey?: string;
+  /** Loopback clients may omit the key. */
+  authOptionalOnLoopback: boolean;
+}
+
+export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
+  host: "127.0.0.1",
+  port: 8080,
+  coreAddress: "127.0.0.1:50051",
+  bodyLimitBytes: 1024 * 1024,
+  sseHeartbeatMs: 15_000,
+  rateLimit: { perSecond: 0, burst: 1 },
+  authOptionalOnLoopback: false,
+};
+
+const D = DEFAULT_EDGE_CONFIG;
+
+/** The edge's flags, in the order `llorch edge --help` lists them. */
+export const EDGE_FLAGS: FlagTable<EdgeConfig> = [
+  { name: "host", arg: "H", help: `listen address (default ${D.host})`, apply: (c, v, f) => (c.host = flagText(f, v)) },
+  { name: "port", arg: "N", help: `HTTP port, 0 = ephemeral (default ${D.port})`, apply: (c, v, f) => (c.port = flagInteger(f, v, 0, 65_535)) },
+  { name: "core", arg: "HOST:PORT", help: `core's gRPC address (default ${D.coreAddress})`, apply: (c, v, f) => (c.coreAddress = flagText(f, v)) },
+  { name: "body-limit-bytes", arg: "N", help: `largest request body accepted (default ${D.bodyLimitBytes})`, apply: (c, v, f) => (c.bodyLimitBytes = flagInteger(f, v, 1)) },
+  { name: "sse-heartbeat-ms", arg: "N", help: `comment line on idle SSE streams, 0 = off (default ${D.sseHeartbeatMs})`, apply: (c, v, f) => (c.sseHeartbeatMs = flagInteger(f, v, 0)) },
+  {
+    name: "rate-limit-per-second",
+    arg: "X",
+    help: `/v1 requests per second per caller (API key, else address), 0 = off (default ${D.rateLimit.perSecond})`,
+    apply: (c, v, f) => (c.rateLimit.perSecond = flagNumber(f, v)),
+  },
+  {
+    name: "rate-limit-burst",
+    arg: "N",
+    help: "submissions a caller may make at once (default: the per-second rate, at least 1)",
+    apply: (c, v, f) => (c.rateLimit.burst = flagInteger(f, v, 1)),
+  },
+  { name: "auth-optional", arg: "", help: "loopback clients may omit the API key (identity=localhost)", apply: (c, v, f) => (c.authOptionalOnLoopback = flagBoolean(f, v)) },
+];
+
+const HELP_WIDTH = 22;
+
+export const edgeHelp = [
+  "llorch edge — the public HTTP API (OpenAPI at /openapi.json, SSE streams)",
+  "",
+  'Flags (each also settable under "edge:" in --config):',
+  flagHelp(EDGE_FLAGS, HELP_WIDTH),
+  "",
+  'The API key comes from LLORCH_API_KEY (or api-key under "edge:" in --config);',
+  "clients send it as Authorization: Bearer <key>, and the edge presents it to core.",
+  "Without a key the edge refuses to listen beyond loopback.",
+  helpLine("--config FILE", "YAML config file", HELP_WIDTH),
+  "",
+].join("\n");
+
+export function edgeConfigFromFlags(flags: FlagValues): EdgeConfig {
+  const config: EdgeConfig = { ...DEFAULT_EDGE_CONFIG, rateLimit: { ...DEFAULT_EDGE_CONFIG.rateLimit } };
+  applyFlags(EDGE_FLAGS, flags, config);
+  // A burst below the sustained rate would cap it: by default a caller may spend one second's worth at once.
+  if (flags["rate-limit-burst"] === undefined) config.rateLimit.burst = Math.max(1, Math.ceil(config.rateLimit.perSecond));
+  config.apiKey = apiKeyFrom(flags);
+  return config;
+}

@@ -1,0 +1,32 @@
+import test from "ava";
+import { flagNames } from "../../../contracts/runtime/flag-table.js";
+import { DEFAULT_EDGE_CONFIG, EDGE_FLAGS, edgeConfigFromFlags, edgeHelp } from "../../../edge/edge-config.js";
+
+test("every flag maps onto the config", (t) => {
+  t.like(edgeConfigFromFlags({ host: "::", port: "0", core: "core:1", "body-limit-bytes": "5", "sse-heartbeat-ms": "0", "rate-limit-per-second": "4", "rate-limit-burst": "2", "auth-optional": true }), {
+    host: "::",
+    port: 0,
+    coreAddress: "core:1",
+    bodyLimitBytes: 5,
+    sseHeartbeatMs: 0,
+    rateLimit: { perSecond: 4, burst: 2 },
+    authOptionalOnLoopback: true,
+  });
+  t.like(edgeConfigFromFlags({}), { ...DEFAULT_EDGE_CONFIG, rateLimit: { perSecond: 0, burst: 1 } });
+});
+
+test("without --rate-limit-burst a caller may spend one second's worth at once, at least one request", (t) => {
+  t.deepEqual(edgeConfigFromFlags({ "rate-limit-per-second": "2.5" }).rateLimit, { perSecond: 2.5, burst: 3 });
+  t.deepEqual(edgeConfigFromFlags({ "rate-limit-per-second": "0.2" }).rateLimit, { perSecond: 0.2, burst: 1 });
+  t.is(DEFAULT_EDGE_CONFIG.rateLimit.burst, 1, "the shared defaults stay as they are");
+});
+
+test("bad values are refused with a message naming the flag", (t) => {
+  t.throws(() => edgeConfigFromFlags({ "rate-limit-burst": "0" }), { message: /--rate-limit-burst must be an integer of at least 1/ });
+  t.throws(() => edgeConfigFromFlags({ port: "65536" }), { message: /--port must be an integer from 0 to 65535/ });
+});
+
+test("the help text lists every flag", (t) => {
+  for (const name of flagNames(EDGE_FLAGS)) t.true(edgeHelp.includes(`--${name} `), name);
+  t.regex(edgeHelp, /^ {2}--rate-limit-per-second X {2}\/v1 requests/m);
+});

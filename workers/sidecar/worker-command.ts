@@ -1,0 +1,24 @@
+import { apiKeyFrom } from "../../contracts/runtime/api-key.js";
+import type { ComponentCommand } from "../../contracts/runtime/component-command.js";
+import { helpLine } from "../../contracts/runtime/flag-table.js";
+import { startWorker } from "./worker.js";
+import { WORKER_FLAGS, workerConfigFromFlags, workerFlagHelp, type WorkerConfig } from "./worker-config.js";
+
+/** Engine API keys (OpenAI-compatible servers) come from here only: never a flag, never the config file. */
+const ENGINE_API_KEY_ENV = "LLORCH_ENGINE_API_KEY";
+
+/** `llorch worker`: what the command line needs to know to run a sidecar. */
+export const workerCommand: ComponentCommand<WorkerConfig> = {
+  name: "worker",
+  summary: "run a worker sidecar (mock engine)",
+  help: [
+    "llorch worker — a worker sidecar serving one engine over gRPC (mock engine)",
+    "",
+    workerFlagHelp,
+    helpLine("--config FILE", 'YAML config file (flags under "worker:")', 30),
+    "",
+  ].join("\n"),
+  flags: WORKER_FLAGS,
+  configFromFlags: (flags) => ({ ...workerConfigFromFlags(flags), coreApiKey: apiKeyFrom(flags), engineApiKey: process.env[ENGINE_API_KEY_ENV] || undefined }),
+  start: (config) => startWorker(config),
+};
