@@ -12,6 +12,7 @@ import type { CoreMetrics } from "../metrics.js";
 import { metricLabels, place, type PlacementDecision, type PlacementRequest } from "../placement/placement.js";
 import type { Replica } from "../registry/replica.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
+import type { SlotLease } from "../registry/slot-lease.js";
 import type { BudgetsRemaining, SessionStore } from "../sessions/session-store.js";
 import { Task } from "../tasks/task.js";
 import type { TraceRecorder } from "../tasks/trace-recorder.js";
@@ -464,9 +465,11 @@ export class Scheduler {
       const decision = this.placeTask(task.request, true, poolId);
       if (decision.outcome !== "placed") continue;
       const replica = this.registry.get(decision.replicaId)!;
+      const lease = replica.claimSlot();
+      if (!lease) continue;
       pool.queue.remove(id);
       moved = true;
-      this.run(task, replica, decision.kvWarm, decision.why);
+      this.run(task, replica, lease, decision.kvWarm, decision.why);
     }
     if (moved) {
       this.updateQueueGauge(pool);
@@ -474,7 +477,7 @@ export class Scheduler {
     }
   }
 
-  private run(task: Task, replica: Replica, kvWarm: boolean, why: string): void {
+  private run(task: Task, replica: Replica, lease: SlotLease, kvWarm: boolean, why: string): void {
     const now = Date.now();
     task.state = "running";
     task.replica = replica;
@@ -482,7 +485,7 @@ export class Scheduler {
     task.attempts++;
     task.dispatchedAt ||= now;
     task.lastProgressAt = now;
-    replica.active++;
+    task.lease = lease;
     this.running.add(task);
     const req = task.request;
     task.log.append({
@@ -527,7 +530,7 @@ export class Scheduler {
     call.on("error", (err: ServiceError) => {
       if (!current()) return;
       if (task.tokensOut === 0 && err.code === GrpcStatus.UNAVAILABLE) {
-        this.retryOrFail(task, replica, `replica ${replica.id} unreachable: ${err.details}`);
+        this.retryOrFail(task, `replica ${replica.id} unreachable: ${err.details}`);
         return;
       }
       this.metrics.workerResets.inc({ pool_id: replica.poolId, replica_id: replica.id });
@@ -568,7 +571,7 @@ export class Scheduler {
         return;
       case "error":
         if (task.tokensOut === 0 && isRetriableBeforeStart(ev.error.kind)) {
-          this.retryOrFail(task, replica, ev.error.message);
+          this.retryOrFail(task, ev.error.message);
           return;
         }
         this.finish(task, {
@@ -582,11 +585,11 @@ export class Scheduler {
   }
 
   /** Work that produced nothing goes back to the head of its queue, a bounded number of times. */
-  private retryOrFail(task: Task, replica: Replica, why: string): void {
+  private retryOrFail(task: Task, why: string): void {
     const call = task.call;
     task.call = undefined;
     task.replica = undefined;
-    replica.active--;
+    this.releaseSlot(task);
     this.running.delete(task);
     call?.cancel();
     if (task.attempts >= this.options.maxDispatchAttempts) {
@@ -653,7 +656,7 @@ export class Scheduler {
     const decodeTimeMs = task.dispatchedAt ? task.finishedAt - task.dispatchedAt : 0;
     const pool = this.pools.get(task.poolId);
     if (replica && wasRunning) {
-      replica.active--;
+      this.releaseSlot(task);
       const labels = this.replicaLabels(task, replica);
       this.metrics.tokensOut.inc(labels, task.tokensOut);
       this.metrics.tokensIn.inc(labels, task.tokensIn);
@@ -684,6 +687,12 @@ export class Scheduler {
     t.unref();
     this.timers.add(t);
     if (replica && wasRunning) this.dispatch(task.poolId);
+  }
+
+  /** Where running ends (an abandoned attempt or the finish): the replica gets its slot back. */
+  private releaseSlot(task: Task): void {
+    task.lease?.release();
+    task.lease = undefined;
   }
 
   /** Reports new positions and predicted starts to queued tasks whose place changed, at a bounded rate. */

@@ -2,6 +2,7 @@ import type { ClientReadableStream } from "@grpc/grpc-js";
 import { ROOT_CONTEXT, type Context, type Span } from "@opentelemetry/api";
 import type { CreateTaskRequest } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { Replica } from "../registry/replica.js";
+import type { SlotLease } from "../registry/slot-lease.js";
 import { TaskEventLog } from "./task-event-log.js";
 
 export type TaskState = "queued" | "running" | "finished";
@@ -13,6 +14,8 @@ export class Task {
   /** Set while running: the replica and the Submit call feeding `log`. */
   replica: Replica | undefined;
   call: ClientReadableStream<unknown> | undefined;
+  /** Held while running: the replica's slot, given back where running ends. */
+  lease: SlotLease | undefined;
   /** Dispatch attempts; work that never started on a replica may be retried. */
   attempts = 0;
   tokensOut = 0;
