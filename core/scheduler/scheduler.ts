@@ -177,33 +177,32 @@ export class Scheduler {
   }
 
   private enqueue(request: CreateTaskRequest, pool: PoolState, correlationId: string, traceParent: Context, budgets: BudgetsRemaining, engineName: string): Admission {
-    const task = new Task(request, pool.id, correlationId);
-    task.predictedDurationMs = this.estimator.predictDurationMs(this.replicaIdsOf(pool.id), tokensExpected(request));
+    const predictedDurationMs = this.estimator.predictDurationMs(this.replicaIdsOf(pool.id), tokensExpected(request));
     // Deadline feasibility, on measured throughput only: with nothing measured yet the task gets the benefit of the doubt.
     const position = request.priority === Priority.PRIORITY_BATCH ? pool.queue.size : pool.queue.sizeOf(Priority.PRIORITY_INTERACTIVE);
-    const predictedStart = this.predictStarts(pool, [...this.queuedTasks(pool).slice(0, position), task]).at(-1)!;
-    if (task.predictedDurationMs !== undefined && predictedStart + task.predictedDurationMs > request.deadlineMs) {
+    const ahead = this.queuedTasks(pool).slice(0, position).map((t) => t.predictedDurationMs);
+    const predictedStart = this.predictStarts(pool, [...ahead, predictedDurationMs]).at(-1)!;
+    if (predictedDurationMs !== undefined && predictedStart + predictedDurationMs > request.deadlineMs) {
       throw this.reject(
         engineName,
         "deadline_unmet",
         OrchError.of(
           ErrorCode.ERROR_CODE_DEADLINE_UNMET,
-          `predicted start in ${Math.round(predictedStart)} ms plus ${Math.round(task.predictedDurationMs)} ms of decode exceeds deadline_ms ${request.deadlineMs}; allow more time, lower max_tokens, or retry later`,
+          `predicted start in ${Math.round(predictedStart)} ms plus ${Math.round(predictedDurationMs)} ms of decode exceeds deadline_ms ${request.deadlineMs}; allow more time, lower max_tokens, or retry later`,
           { field: "/deadline_ms", engine: request.engine, retriable: true },
         ),
       );
     }
     if (pool.queue.isFull) this.makeRoom(pool, request, engineName);
-    pool.queue.enqueue(task.id, request.priority, task);
 
-    const { span, ctx } = startSpan("llama_orch.task", traceParent, { "llama_orch.task_id": task.id, "llama_orch.pool_id": pool.id });
-    task.span = span;
-    task.traceContext = ctx;
+    const { span, ctx } = startSpan("llama_orch.task", traceParent, { "llama_orch.task_id": request.taskId, "llama_orch.pool_id": pool.id });
+    const task = new Task(request, pool.id, correlationId, { predictedDurationMs, span, traceContext: ctx });
+    pool.queue.enqueue(task.id, request.priority, task);
     this.tasks.set(task.id, task);
     this.evictIfOverCapacity();
     const queuePosition = pool.queue.positionOf(task.id) ?? 0;
-    const predictedStartMs = Math.round(this.predictStarts(pool, this.queuedTasks(pool))[queuePosition] ?? 0);
-    task.reportedPosition = queuePosition;
+    const predictedStartMs = Math.round(this.predictStarts(pool, this.queuedTasks(pool).map((t) => t.predictedDurationMs))[queuePosition] ?? 0);
+    task.notePosition(queuePosition);
     task.log.append({ $case: "started", started: { queuePosition, predictedStartMs } });
     this.metrics.tasksEnqueued.inc({ ...this.poolLabels(pool), replica_id: "", priority: priorities.name(request.priority) });
     this.logger.info(
@@ -266,11 +265,7 @@ export class Scheduler {
 
   /** A client started reading the task's stream. */
   streamOpened(task: Task): void {
-    task.readers++;
-    if (task.graceTimer) {
-      clearTimeout(task.graceTimer);
-      task.graceTimer = undefined;
-    }
+    task.readerJoined();
   }
 
   /**
@@ -278,14 +273,7 @@ export class Scheduler {
    * the task is cancelled after the grace period unless someone reconnects.
    */
   streamAbandoned(task: Task): void {
-    task.readers = Math.max(0, task.readers - 1);
-    if (task.readers > 0 || task.state === "finished" || task.graceTimer) return;
-    const cancel = () => {
-      task.graceTimer = undefined;
-      if (task.readers === 0 && task.state !== "finished") this.cancel(task.id, "disconnect");
-    };
-    if (this.options.disconnectGraceMs === 0) cancel();
-    else task.graceTimer = setTimeout(cancel, this.options.disconnectGraceMs);
+    task.readerLeft(this.options.disconnectGraceMs, () => this.cancel(task.id, "disconnect"));
   }
 
   /** The session's budgets as the task stands now: its own usage so far is already spent. */
@@ -308,7 +296,6 @@ export class Scheduler {
     for (const t of this.timers) clearTimeout(t);
     for (const p of this.pools.values()) if (p.drainTimer) clearTimeout(p.drainTimer);
     for (const task of this.tasks.values()) {
-      if (task.graceTimer) clearTimeout(task.graceTimer);
       if (task.state !== "finished") {
         task.call?.cancel();
         this.finish(task, { $case: "error", error: { traceArtifactId: "", code: ErrorCode.ERROR_CODE_INTERNAL, message: "core is shutting down", engine: task.request.engine, retriable: true } });
@@ -478,33 +465,8 @@ export class Scheduler {
   }
 
   private run(task: Task, replica: Replica, lease: SlotLease, kvWarm: boolean, why: string): void {
-    const now = Date.now();
-    task.state = "running";
-    task.replica = replica;
-    task.kvWarm = kvWarm;
-    task.attempts++;
-    task.dispatchedAt ||= now;
-    task.lastProgressAt = now;
-    task.lease = lease;
-    this.running.add(task);
     const req = task.request;
-    task.log.append({
-      $case: "metrics",
-      metrics: {
-        ...this.budgetFields(task),
-        queueDepth: this.queueDepth(task.poolId),
-        kvWarmth: kvWarm,
-        poolId: replica.poolId,
-        replicaId: replica.id,
-        engineVersion: replica.engineVersion,
-        onTimeProbability: this.onTime(task),
-      },
-    });
-    this.metrics.tasksStarted.inc({ ...this.replicaLabels(task, replica), priority: priorities.name(req.priority) });
-    this.logger.info(
-      { ...this.taskFields(task), event: "placed", attempt: task.attempts, kv_warmth: kvWarm, placement_why: why },
-      `task ${task.id} placed on replica ${replica.id} of pool ${replica.poolId}${kvWarm ? " (session KV warm)" : ""}`,
-    );
+    // Opened before the task counts as running, so the attempt holds its call from the start; the stream's events come later.
     const call = replica.client.submit(
       SubmitRequest.fromPartial({
         taskId: req.taskId,
@@ -522,7 +484,25 @@ export class Scheduler {
       }),
       correlationMetadata(task.correlationId, task.traceContext),
     );
-    task.call = call;
+    task.markRunning({ lease, replica, call, kvWarm }, Date.now());
+    this.running.add(task);
+    task.log.append({
+      $case: "metrics",
+      metrics: {
+        ...this.budgetFields(task),
+        queueDepth: this.queueDepth(task.poolId),
+        kvWarmth: kvWarm,
+        poolId: replica.poolId,
+        replicaId: replica.id,
+        engineVersion: replica.engineVersion,
+        onTimeProbability: this.onTime(task),
+      },
+    });
+    this.metrics.tasksStarted.inc({ ...this.replicaLabels(task, replica), priority: priorities.name(req.priority) });
+    this.logger.info(
+      { ...this.taskFields(task), event: "placed", attempt: task.attempts, kv_warmth: kvWarm, placement_why: why },
+      `task ${task.id} placed on replica ${replica.id} of pool ${replica.poolId}${kvWarm ? " (session KV warm)" : ""}`,
+    );
     const current = () => task.call === call && task.state === "running";
     call.on("data", (m: SubmitResponse) => {
       if (current()) this.onWorkerEvent(task, replica, m);
@@ -545,25 +525,20 @@ export class Scheduler {
     const ev = m.event;
     switch (ev?.$case) {
       case "started":
-        task.tokensIn = ev.started.tokensIn;
+        task.recordPromptTokens(ev.started.tokensIn);
         return;
       case "tokens": {
         const n = ev.tokens.texts.length;
         if (n === 0) return;
         const now = Date.now();
-        if (task.firstTokenAt === 0) {
-          task.firstTokenAt = now;
-          this.metrics.firstTokenMs.observe(this.latencyLabels(task, replica), now - task.admittedAt);
-        }
-        task.lastProgressAt = now;
-        task.tokensOut += n;
+        if (task.recordTokens(n, now)) this.metrics.firstTokenMs.observe(this.latencyLabels(task, replica), now - task.admittedAt);
         task.log.append({ $case: "tokens", tokens: ev.tokens });
         return;
       }
       case "metrics":
         return;
       case "end":
-        task.tokensIn = ev.end.tokensIn || task.tokensIn;
+        task.recordPromptTokens(ev.end.tokensIn || task.tokensIn);
         this.finish(task, {
           $case: "end",
           end: { traceArtifactId: "", tokensOut: task.tokensOut, decodeTimeMs: ev.end.decodeTimeMs, tokensIn: task.tokensIn, stopReason: ev.end.stopReason },
@@ -587,20 +562,22 @@ export class Scheduler {
   /** Work that produced nothing goes back to the head of its queue, a bounded number of times. */
   private retryOrFail(task: Task, why: string): void {
     const call = task.call;
-    task.call = undefined;
-    task.replica = undefined;
-    this.releaseSlot(task);
+    task.abandonAttempt();
     this.running.delete(task);
     call?.cancel();
     if (task.attempts >= this.options.maxDispatchAttempts) {
-      this.finish(task, {
-        $case: "error",
-        error: { traceArtifactId: "", code: ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED, message: `no replica could start the task after ${task.attempts} attempts: ${why}`, engine: task.request.engine, retriable: true },
-      });
+      // The attempts ran, so the session is charged for them as for any run.
+      this.finish(
+        task,
+        {
+          $case: "error",
+          error: { traceArtifactId: "", code: ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED, message: `no replica could start the task after ${task.attempts} attempts: ${why}`, engine: task.request.engine, retriable: true },
+        },
+        { ran: true },
+      );
       return;
     }
     const pool = this.pools.get(task.poolId)!;
-    task.state = "queued";
     pool.queue.requeueFront(task.id, task.request.priority, task);
     this.logger.warn({ ...this.taskFields(task), event: "requeued", reason: why }, `task ${task.id} requeued: ${why}`);
     this.later(REDISPATCH_DELAY_MS, () => this.dispatch(pool.id));
@@ -632,7 +609,8 @@ export class Scheduler {
   }
 
   /** The single exit of every task: terminal event, slot release, accounting, retention. */
-  private finish(task: Task, terminal: Terminal): void {
+  /** `ran`: the task ran although it is not running now (its last attempt was abandoned), so its session is charged. */
+  private finish(task: Task, terminal: Terminal, opts: { ran?: boolean } = {}): void {
     if (task.state === "finished") return;
     const replica = task.replica;
     const wasRunning = task.state === "running";
@@ -643,11 +621,8 @@ export class Scheduler {
         this.queueMoved(pool);
       }
     }
-    task.state = "finished";
-    task.finishedAt = Date.now();
-    task.call = undefined;
+    task.finish(Date.now());
     this.running.delete(task);
-    if (task.graceTimer) clearTimeout(task.graceTimer);
     if (this.traceRecorder) terminal = withTraceId(terminal, this.traceRecorder.record(task, terminal));
     task.log.append(terminal);
     if (terminal.$case === "error") task.span?.setStatus({ code: SpanStatusCode.ERROR, message: terminal.error.message });
@@ -656,7 +631,6 @@ export class Scheduler {
     const decodeTimeMs = task.dispatchedAt ? task.finishedAt - task.dispatchedAt : 0;
     const pool = this.pools.get(task.poolId);
     if (replica && wasRunning) {
-      this.releaseSlot(task);
       const labels = this.replicaLabels(task, replica);
       this.metrics.tokensOut.inc(labels, task.tokensOut);
       this.metrics.tokensIn.inc(labels, task.tokensIn);
@@ -666,7 +640,7 @@ export class Scheduler {
         this.estimator.record(replica.id, { firstTokenMs: task.firstTokenAt - task.dispatchedAt, tokens: task.tokensOut, decodeMs: decodeTimeMs });
       }
     }
-    if (wasRunning || task.tokensOut > 0) {
+    if (wasRunning || opts.ran || task.tokensOut > 0) {
       this.sessions.recordUsage(task.request.sessionId, {
         tokensIn: task.tokensIn,
         tokensOut: task.tokensOut,
@@ -689,22 +663,15 @@ export class Scheduler {
     if (replica && wasRunning) this.dispatch(task.poolId);
   }
 
-  /** Where running ends (an abandoned attempt or the finish): the replica gets its slot back. */
-  private releaseSlot(task: Task): void {
-    task.lease?.release();
-    task.lease = undefined;
-  }
-
   /** Reports new positions and predicted starts to queued tasks whose place changed, at a bounded rate. */
   private queueMoved(pool: PoolState): void {
     if (pool.frameTimer) return;
     pool.frameTimer = setTimeout(() => {
       pool.frameTimer = undefined;
       const queued = this.queuedTasks(pool);
-      const starts = this.predictStarts(pool, queued);
+      const starts = this.predictStarts(pool, queued.map((t) => t.predictedDurationMs));
       queued.forEach((task, position) => {
-        if (task.reportedPosition === position) return;
-        task.reportedPosition = position;
+        if (!task.notePosition(position)) return;
         task.log.append({
           $case: "metrics",
           metrics: {
@@ -732,8 +699,8 @@ export class Scheduler {
     }
   }
 
-  /** Predicted start of each of `queued` (in order) given the pool's slots and running work. */
-  private predictStarts(pool: PoolState, queued: readonly Task[]): number[] {
+  /** Predicted start of each queued task (durations in queue order) given the pool's slots and running work. */
+  private predictStarts(pool: PoolState, durationsMs: readonly (number | undefined)[]): number[] {
     const replicas = this.registry.inPool(pool.id).filter((r) => r.isReady);
     const slots = replicas.reduce((n, r) => n + r.slotsTotal, 0);
     const now = Date.now();
@@ -742,7 +709,7 @@ export class Scheduler {
       if (t.poolId === pool.id) busy.push(Math.max(0, (t.predictedDurationMs ?? 0) - (now - t.dispatchedAt)));
     }
     busy.sort((a, b) => a - b);
-    return predictQueueStartsMs({ slots, busyRemainingMs: busy, durationsMs: queued.map((t) => t.predictedDurationMs ?? 0) });
+    return predictQueueStartsMs({ slots, busyRemainingMs: busy, durationsMs: durationsMs.map((d) => d ?? 0) });
   }
 
   /** P(the task ends within its deadline_ms of admission); undefined until throughput was measured. */
@@ -787,7 +754,7 @@ export class Scheduler {
       const target = this.pools.get(decision.poolId);
       if (!target || target.queue.isFull) continue;
       pool.queue.remove(task.id);
-      task.poolId = target.id;
+      task.moveToPool(target.id);
       target.queue.enqueue(task.id, task.request.priority, task);
       this.logger.info({ ...this.taskFields(task), event: "replaced" }, `task ${task.id} moved from pool ${poolId} (no replicas left) to pool ${target.id}`);
       this.dispatch(target.id);
