@@ -13,6 +13,7 @@ import {
 import { CLIENT_CHANNEL_OPTIONS } from "../../contracts/runtime/grpc-server.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import type { ReplicaSnapshot } from "../placement/placement.js";
+import { SlotLease } from "./slot-lease.js";
 
 /** What a sidecar told core about itself when it registered. */
 export type ReplicaRegistration = RegisterRequest;
@@ -22,15 +23,16 @@ const WATCH_RETRY_MS = 250;
 /**
  * Core's view of one registered sidecar: a gRPC client to it, plus health,
  * props and info kept current by the sidecar's own watch streams. Emits
- * "change" whenever something placement cares about moved.
+ * "change" whenever something placement cares about moved. Only the replica
+ * itself changes its state; core takes a slot through `claimSlot`.
  */
 export class Replica extends EventEmitter {
   readonly client: WorkerServiceClient;
-  health: WorkerHealth = { live: false, ready: false, lastError: "connecting" };
-  props: WorkerProps = { slotsTotal: 0, slotsFree: 0, requestsWaiting: 0 };
-  info: InfoResponse | undefined;
-  /** Tasks core is running here now; core's own count, so it never races props. */
-  active = 0;
+  private currentHealth: WorkerHealth = { live: false, ready: false, lastError: "connecting" };
+  private currentProps: WorkerProps = { slotsTotal: 0, slotsFree: 0, requestsWaiting: 0 };
+  private currentInfo: InfoResponse | undefined;
+  /** Slots core holds leases on; core's own count, so it never races props. */
+  private leasedSlots = 0;
   private closed = false;
   private readonly watches: ClientReadableStream<unknown>[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -44,8 +46,38 @@ export class Replica extends EventEmitter {
       ...CLIENT_CHANNEL_OPTIONS,
       "grpc.max_concurrent_streams": 10_000,
     });
-    this.props.slotsTotal = registration.slotsTotal;
-    this.props.slotsFree = registration.slotsTotal;
+    this.currentProps.slotsTotal = registration.slotsTotal;
+    this.currentProps.slotsFree = registration.slotsTotal;
+  }
+
+  /** What the sidecar last reported on WatchHealth (or why core lost track of it). */
+  get health(): Readonly<WorkerHealth> {
+    return this.currentHealth;
+  }
+
+  /** What the sidecar last reported on WatchProps. */
+  get props(): Readonly<WorkerProps> {
+    return this.currentProps;
+  }
+
+  /** The sidecar's Info: engine, model and features; undefined until it first answered. */
+  get info(): Readonly<InfoResponse> | undefined {
+    return this.currentInfo;
+  }
+
+  /** Tasks core is running here now. */
+  get activeSlots(): number {
+    return this.leasedSlots;
+  }
+
+  /**
+   * A lease on one slot, or undefined when every slot is taken. The count
+   * changes here and in the lease's release only.
+   */
+  claimSlot(): SlotLease | undefined {
+    if (this.leasedSlots >= this.slotsTotal) return undefined;
+    this.leasedSlots++;
+    return new SlotLease(() => this.leasedSlots--);
   }
 
   get id(): string {
@@ -57,20 +89,20 @@ export class Replica extends EventEmitter {
   }
 
   get engineVersion(): string {
-    return this.info?.engineVersion ?? "";
+    return this.currentInfo?.engineVersion ?? "";
   }
 
   get slotsTotal(): number {
-    return this.props.slotsTotal || this.registration.slotsTotal;
+    return this.currentProps.slotsTotal || this.registration.slotsTotal;
   }
 
   get freeSlots(): number {
-    return Math.max(0, this.slotsTotal - this.active);
+    return Math.max(0, this.slotsTotal - this.leasedSlots);
   }
 
   /** Ready, described, and not closed: may receive work when a slot is free. */
   get isReady(): boolean {
-    return !this.closed && this.health.live && this.health.ready && this.info !== undefined;
+    return !this.closed && this.currentHealth.live && this.currentHealth.ready && this.currentInfo !== undefined;
   }
 
   get isClosed(): boolean {
@@ -79,7 +111,7 @@ export class Replica extends EventEmitter {
 
   /** A plain copy of what placement needs; placement never sees the live object. */
   snapshot(draining: boolean, reloading = false): ReplicaSnapshot {
-    const info = this.info;
+    const info = this.currentInfo;
     return {
       replicaId: this.id,
       poolId: this.poolId,
@@ -93,7 +125,7 @@ export class Replica extends EventEmitter {
       workloads: info?.workloads ?? [],
       deviceMask: info?.deviceMask ?? "",
       vramFreeBytes: info?.vramFreeBytes ?? 0,
-      activeSlots: this.active,
+      activeSlots: this.leasedSlots,
       slotsTotal: this.slotsTotal,
       features: info?.features ?? {},
     };
@@ -101,7 +133,7 @@ export class Replica extends EventEmitter {
 
   /** The model it serves now: what it last reported, which a reload changes. */
   get modelRef(): string {
-    return this.info?.modelRef || this.registration.modelRef;
+    return this.currentInfo?.modelRef || this.registration.modelRef;
   }
 
   servesModel(modelRef: string): boolean {
@@ -118,7 +150,7 @@ export class Replica extends EventEmitter {
         }
         this.client.info({}, (infoErr, info) => {
           if (!infoErr && !this.closed) {
-            this.info = info;
+            this.currentInfo = info;
             this.emit("change");
           }
           resolve(res);
@@ -130,17 +162,17 @@ export class Replica extends EventEmitter {
   start(): void {
     this.fetchInfo();
     this.watch("health", () => this.client.watchHealth({}), (m: WatchHealthResponse) => {
-      if (m.health) this.health = m.health;
+      if (m.health) this.currentHealth = m.health;
     });
     this.watch("props", () => this.client.watchProps({}), (m: WatchPropsResponse) => {
-      if (m.props) this.props = m.props;
+      if (m.props) this.currentProps = m.props;
     });
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.health = { live: false, ready: false, lastError: "deregistered" };
+    this.currentHealth = { live: false, ready: false, lastError: "deregistered" };
     for (const t of this.timers) clearTimeout(t);
     for (const w of this.watches) w.cancel();
     this.client.close();
@@ -162,7 +194,7 @@ export class Replica extends EventEmitter {
         this.later(() => this.fetchInfo(), WATCH_RETRY_MS);
         return;
       }
-      this.info = info;
+      this.currentInfo = info;
       this.emit("change");
     });
   }
@@ -176,7 +208,7 @@ export class Replica extends EventEmitter {
       if (failed || this.closed) return;
       failed = true;
       this.watches.splice(this.watches.indexOf(call as ClientReadableStream<unknown>), 1);
-      this.health = { live: false, ready: false, lastError: `${what} watch lost: ${reason}` };
+      this.currentHealth = { live: false, ready: false, lastError: `${what} watch lost: ${reason}` };
       this.emit("change");
       this.logger.warn({ replica_id: this.id, pool_id: this.poolId, reason }, `${what} watch lost`);
       this.later(() => this.watch(what, open, apply), WATCH_RETRY_MS);

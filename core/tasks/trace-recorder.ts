@@ -3,9 +3,7 @@ import type { Logger } from "../../contracts/runtime/logger.js";
 import { renderSse } from "../../contracts/task-events.js";
 import { encodeDocument, idOf } from "../artifacts/artifact-document.js";
 import type { ArtifactInput, ArtifactStore } from "../artifacts/artifact-store.js";
-import type { Task } from "./task.js";
-
-type Terminal = Extract<TaskEvent["kind"], { $case: "end" } | { $case: "error" }>;
+import type { Task, TerminalEvent } from "./task.js";
 
 /**
  * Keeps each finished task's SSE transcript (the exact text a client received)
@@ -19,7 +17,7 @@ export class TraceRecorder {
     private readonly logger: Logger,
   ) {}
 
-  record(task: Task, terminal: Terminal): string {
+  record(task: Task, terminal: TerminalEvent): string {
     const events: TaskEvent[] = [...task.log.events, { seq: task.log.lastSeq + 1, kind: terminal }];
     const doc: ArtifactInput = {
       kind: "trace",

@@ -1,0 +1,150 @@
+import { status as GrpcStatus, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
+import type { CreateTaskRequest } from "../../contracts/gen/llama_orch/v1/task.js";
+import { SubmitRequest, type SubmitResponse } from "../../contracts/gen/llama_orch/v1/worker.js";
+import { priorities } from "../../contracts/enums.js";
+import type { Logger } from "../../contracts/runtime/logger.js";
+import { correlationMetadata } from "../../contracts/runtime/metadata.js";
+import type { CoreMetrics } from "../metrics.js";
+import type { Replica } from "../registry/replica.js";
+import type { SlotLease } from "../registry/slot-lease.js";
+import type { Task, TerminalEvent } from "../tasks/task.js";
+import type { DispatchPick } from "./dispatcher.js";
+import type { PoolTable } from "./pool-table.js";
+import type { ProgressFrames } from "./progress-frames.js";
+import { latencyLabels, replicaLabels, taskLogFields } from "./task-labels.js";
+import type { FinishTask } from "./task-lifecycle.js";
+import type { TaskTable } from "./task-table.js";
+import { ERROR_CODE_OF_WORKER_ERROR, isRetriableBeforeStart } from "./worker-errors.js";
+
+/**
+ * Runs a dispatched task on its replica: opens the Submit stream, relays its
+ * events into the task's log, and puts work that never started back at the
+ * head of its queue a bounded number of times. Every ending goes through
+ * `finish`.
+ */
+export class TaskRunner {
+  constructor(
+    private readonly deps: {
+      tasks: TaskTable;
+      pools: PoolTable;
+      frames: ProgressFrames;
+      metrics: CoreMetrics;
+      logger: Logger;
+      finish: FinishTask;
+      /** Dispatch of the pool again a little later, so a refused slot can come back. */
+      redispatchSoon: (poolId: string) => void;
+      maxDispatchAttempts: number;
+    },
+  ) {}
+
+  start(task: Task, replica: Replica, lease: SlotLease, placed: DispatchPick): void {
+    const { tasks, pools, frames, metrics, logger } = this.deps;
+    const call = replica.client.submit(submitRequestOf(task.request), correlationMetadata(task.correlationId, task.traceContext));
+    tasks.start(task, { lease, replica, call, kvWarm: placed.kvWarm }, Date.now());
+    frames.dispatched(task, replica, pools.get(task.poolId)?.queue.size ?? 0);
+    metrics.tasksStarted.inc({ ...replicaLabels(task, replica), priority: priorities.name(task.request.priority) });
+    logger.info(
+      { ...taskLogFields(task), event: "placed", attempt: task.attempts, kv_warmth: placed.kvWarm, placement_why: placed.why },
+      `task ${task.id} placed on replica ${replica.id} of pool ${replica.poolId}${placed.kvWarm ? " (session KV warm)" : ""}`,
+    );
+    this.relay(task, replica, call);
+  }
+
+  /** Events of `call` count only while it is still the task's running attempt. */
+  private relay(task: Task, replica: Replica, call: ClientReadableStream<SubmitResponse>): void {
+    const current = () => task.call === call && task.state === "running";
+    call.on("data", (m: SubmitResponse) => {
+      if (current()) this.onWorkerEvent(task, replica, m);
+    });
+    call.on("error", (err: ServiceError) => {
+      if (!current()) return;
+      if (task.tokensOut === 0 && err.code === GrpcStatus.UNAVAILABLE) {
+        this.retryOrFail(task, `replica ${replica.id} unreachable: ${err.details}`);
+        return;
+      }
+      this.deps.metrics.workerResets.inc({ pool_id: replica.poolId, replica_id: replica.id });
+      this.deps.finish(task, workerReset(task, replica, err.details || err.message));
+    });
+    call.on("end", () => {
+      if (current()) this.deps.finish(task, workerReset(task, replica, "stream ended without an end event"));
+    });
+  }
+
+  private onWorkerEvent(task: Task, replica: Replica, m: SubmitResponse): void {
+    const ev = m.event;
+    switch (ev?.$case) {
+      case "started":
+        task.recordPromptTokens(ev.started.tokensIn);
+        return;
+      case "tokens": {
+        const n = ev.tokens.texts.length;
+        if (n === 0) return;
+        const now = Date.now();
+        if (task.recordTokens(n, now)) this.deps.metrics.firstTokenMs.observe(latencyLabels(task, replica), now - task.admittedAt);
+        task.log.append({ $case: "tokens", tokens: ev.tokens });
+        return;
+      }
+      case "end":
+        task.recordPromptTokens(ev.end.tokensIn || task.tokensIn);
+        this.deps.finish(task, {
+          $case: "end",
+          end: { traceArtifactId: "", tokensOut: task.tokensOut, decodeTimeMs: ev.end.decodeTimeMs, tokensIn: task.tokensIn, stopReason: ev.end.stopReason },
+        });
+        return;
+      case "error":
+        if (task.tokensOut === 0 && isRetriableBeforeStart(ev.error.kind)) {
+          this.retryOrFail(task, ev.error.message);
+          return;
+        }
+        this.deps.finish(task, {
+          $case: "error",
+          error: { traceArtifactId: "", code: ERROR_CODE_OF_WORKER_ERROR[ev.error.kind], message: ev.error.message, engine: task.request.engine, retriable: ev.error.retriable },
+        });
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Work that produced nothing goes back to the head of its queue, a bounded number of times. */
+  private retryOrFail(task: Task, why: string): void {
+    const call = task.call;
+    this.deps.tasks.abandonAttempt(task);
+    call?.cancel();
+    if (task.attempts >= this.deps.maxDispatchAttempts) {
+      const message = `no replica could start the task after ${task.attempts} attempts: ${why}`;
+      // The attempts ran, so the session is charged for them as for any run.
+      this.deps.finish(task, { $case: "error", error: { traceArtifactId: "", code: ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED, message, engine: task.request.engine, retriable: true } }, { ran: true });
+      return;
+    }
+    const pool = this.deps.pools.get(task.poolId)!;
+    pool.queue.requeueFront(task.id, task.request.priority, task);
+    this.deps.logger.warn({ ...taskLogFields(task), event: "requeued", reason: why }, `task ${task.id} requeued: ${why}`);
+    this.deps.redispatchSoon(pool.id);
+  }
+}
+
+function workerReset(task: Task, replica: Replica, why: string): TerminalEvent {
+  return {
+    $case: "error",
+    error: { traceArtifactId: "", code: ErrorCode.ERROR_CODE_WORKER_RESET, message: `replica ${replica.id} went away mid-stream: ${why}`, engine: task.request.engine, retriable: true },
+  };
+}
+
+function submitRequestOf(req: CreateTaskRequest): SubmitRequest {
+  return SubmitRequest.fromPartial({
+    taskId: req.taskId,
+    sessionId: req.sessionId,
+    workload: req.workload,
+    modelRef: req.modelRef,
+    prompt: req.prompt,
+    inputs: req.inputs,
+    maxTokens: req.maxTokens,
+    seed: req.seed,
+    determinism: req.determinism,
+    samplerProfileVersion: req.samplerProfileVersion,
+    ctx: req.ctx,
+    kvHint: req.kvHint,
+  });
+}
