@@ -39,7 +39,6 @@ import { TaskRunner } from "./task-runner.js";
 import { TaskTable } from "./task-table.js";
 import { TimerSet } from "./timer-set.js";
 
-export { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./scheduler-options.js";
 
 /** Delay before re-dispatching work a replica refused, so its slot can come back. */
 const REDISPATCH_DELAY_MS = 20;

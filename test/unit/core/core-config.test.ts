@@ -1,7 +1,7 @@
 import test from "ava";
 import { flagNames } from "../../../contracts/runtime/flag-table.js";
 import { CORE_FLAGS, coreConfigFromFlags, coreHelp, DEFAULT_CORE_CONFIG } from "../../../core/core-config.js";
-import { DEFAULT_SCHEDULER_OPTIONS } from "../../../core/scheduler/scheduler.js";
+import { DEFAULT_SCHEDULER_OPTIONS } from "../../../core/scheduler/scheduler-options.js";
 
 test("no flags give the defaults", (t) => {
   const config = coreConfigFromFlags({});
