@@ -1,14 +1,22 @@
 import type Router from "@koa/router";
 import type { Context } from "koa";
 import type { CreateArtifactResponse, GetArtifactResponse } from "../../contracts/gen/llama_orch/v1/artifact.js";
-import type { CreateModelResponse, GetModelResponse, SetModelStateResponse } from "../../contracts/gen/llama_orch/v1/catalog.js";
+import type {
+  CatalogModel,
+  CreateModelResponse,
+  GetModelResponse,
+  SetModelStateRequest,
+  SetModelStateResponse,
+  VerifyModelResponse,
+} from "../../contracts/gen/llama_orch/v1/catalog.js";
 import type { DrainPoolResponse, GetCapabilitiesResponse, GetPoolHealthResponse, ReloadPoolResponse } from "../../contracts/gen/llama_orch/v1/pool.js";
 import { engines, workloads } from "../../contracts/enums.js";
-import { apiVersion, requestBodyValidator } from "../../contracts/openapi.js";
+import { apiVersion, requestBodyValidator, type FieldProblem } from "../../contracts/openapi.js";
+import { publicJson } from "../../contracts/public-json.js";
 import { callContext } from "../call-context.js";
 import type { CoreClient } from "../core-client.js";
 import { publicEngineName } from "../http-errors.js";
-import { ensureValid } from "../validation.js";
+import { decodeBody, ensureValid } from "../validation.js";
 import type { RateLimit } from "../middleware/rate-limit.js";
 import { readJsonBody } from "../middleware/json-body.js";
 
@@ -19,7 +27,7 @@ interface ControlDeps {
 }
 
 /** Reads the body and checks it against the operation's OpenAPI schema. */
-async function validBody<T>(ctx: Context, deps: ControlDeps, validate: (b: unknown) => { field: string; message: string } | null): Promise<T> {
+async function validBody<T>(ctx: Context, deps: ControlDeps, validate: (b: unknown) => FieldProblem | null): Promise<T> {
   const body = await readJsonBody(ctx, deps.bodyLimitBytes);
   ensureValid(validate(body));
   return body as T;
@@ -27,12 +35,15 @@ async function validBody<T>(ctx: Context, deps: ControlDeps, validate: (b: unkno
 
 /** The control plane: pools, capabilities, catalog, artifacts. Handlers only translate. */
 export function mountControlRoutes(router: Router, deps: ControlDeps): void {
+  mountPoolRoutes(router, deps);
+  mountCatalogRoutes(router, deps);
+  mountArtifactRoutes(router, deps);
+}
+
+function mountPoolRoutes(router: Router, deps: ControlDeps): void {
   const { core } = deps;
   const drainBody = requestBodyValidator("drainPool");
   const reloadBody = requestBodyValidator("reloadPool");
-  const modelBody = requestBodyValidator("createCatalogModel");
-  const stateBody = requestBodyValidator("setCatalogModelState");
-  const artifactBody = requestBodyValidator("createArtifact");
 
   router.get("/v1/pools/:id/health", async (ctx) => {
     const poolId = ctx.params.id!;
@@ -103,17 +114,29 @@ export function mountControlRoutes(router: Router, deps: ControlDeps): void {
       models: c.models,
     };
   });
+}
+
+const catalogModelJson = publicJson<CatalogModel>("llama_orch.v1.CatalogModel");
+const setStateRequestJson = publicJson<SetModelStateRequest>("llama_orch.v1.SetModelStateRequest");
+const setStateResponseJson = publicJson<SetModelStateResponse>("llama_orch.v1.SetModelStateResponse");
+const verifyResponseJson = publicJson<VerifyModelResponse>("llama_orch.v1.VerifyModelResponse");
+
+function mountCatalogRoutes(router: Router, deps: ControlDeps): void {
+  const { core } = deps;
+  const modelBody = requestBodyValidator("createCatalogModel");
+  const stateBody = requestBodyValidator("setCatalogModelState");
 
   router.post("/v1/catalog/models", async (ctx) => {
-    const model = await validBody<Record<string, unknown>>(ctx, deps, modelBody);
+    const model = decodeBody(catalogModelJson, await validBody(ctx, deps, modelBody));
     const r = await core.call<CreateModelResponse>(callContext(ctx), (md, o, cb) => core.catalog.createModel({ model }, md, o, cb));
     ctx.status = 201;
-    ctx.body = r.model;
+    ctx.body = catalogModelJson.encode(r.model!);
   });
 
   router.get("/v1/catalog/models/:id", async (ctx) => {
     const id = ctx.params.id!;
-    ctx.body = (await core.call<GetModelResponse>(callContext(ctx), (md, o, cb) => core.catalog.getModel({ id }, md, o, cb))).model;
+    const r = await core.call<GetModelResponse>(callContext(ctx), (md, o, cb) => core.catalog.getModel({ id }, md, o, cb));
+    ctx.body = catalogModelJson.encode(r.model!);
   });
 
   router.delete("/v1/catalog/models/:id", async (ctx) => {
@@ -124,20 +147,23 @@ export function mountControlRoutes(router: Router, deps: ControlDeps): void {
 
   router.post("/v1/catalog/models/:id/verify", async (ctx) => {
     const id = ctx.params.id!;
-    await core.call(callContext(ctx), (md, o, cb) => core.catalog.verifyModel({ id }, md, o, cb));
+    const r = await core.call<VerifyModelResponse>(callContext(ctx), (md, o, cb) => core.catalog.verifyModel({ id }, md, o, cb));
     ctx.status = 202;
-    ctx.body = { status: "started" };
+    ctx.body = verifyResponseJson.encode(r);
   });
 
   router.post("/v1/catalog/models/:id/state", async (ctx) => {
-    const body = await validBody<{ state: string; deadline_ms?: number }>(ctx, deps, stateBody);
-    const id = ctx.params.id!;
-    const r = await core.call<SetModelStateResponse>(callContext(ctx), (md, o, cb) =>
-      core.catalog.setModelState({ id, state: body.state, deadlineMs: body.deadline_ms }, md, o, cb),
-    );
+    const body = await validBody<object>(ctx, deps, stateBody);
+    const request = decodeBody(setStateRequestJson, { ...body, id: ctx.params.id! });
+    const r = await core.call<SetModelStateResponse>(callContext(ctx), (md, o, cb) => core.catalog.setModelState(request, md, o, cb));
     ctx.status = 202;
-    ctx.body = { status: r.status, state: body.state, pools_draining: r.poolsDraining };
+    ctx.body = setStateResponseJson.encode(r);
   });
+}
+
+function mountArtifactRoutes(router: Router, deps: ControlDeps): void {
+  const { core } = deps;
+  const artifactBody = requestBodyValidator("createArtifact");
 
   router.post("/v1/artifacts", async (ctx) => {
     const artifact = await validBody<Record<string, unknown>>(ctx, deps, artifactBody);
