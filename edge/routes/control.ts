@@ -1,6 +1,6 @@
 import type Router from "@koa/router";
 import type { Context } from "koa";
-import type { CreateArtifactResponse, GetArtifactResponse } from "../../contracts/gen/llama_orch/v1/artifact.js";
+import type { Artifact, ArtifactRef, CreateArtifactResponse, GetArtifactResponse } from "../../contracts/gen/llama_orch/v1/artifact.js";
 import type {
   CatalogModel,
   CreateModelResponse,
@@ -161,19 +161,23 @@ function mountCatalogRoutes(router: Router, deps: ControlDeps): void {
   });
 }
 
+const artifactJson = publicJson<Artifact>("llama_orch.v1.Artifact");
+const artifactRefJson = publicJson<ArtifactRef>("llama_orch.v1.ArtifactRef");
+
 function mountArtifactRoutes(router: Router, deps: ControlDeps): void {
   const { core } = deps;
   const artifactBody = requestBodyValidator("createArtifact");
 
   router.post("/v1/artifacts", async (ctx) => {
-    const artifact = await validBody<Record<string, unknown>>(ctx, deps, artifactBody);
+    const artifact = decodeBody(artifactJson, await validBody(ctx, deps, artifactBody));
     const r = await core.call<CreateArtifactResponse>(callContext(ctx), (md, o, cb) => core.artifacts.createArtifact({ artifact }, md, o, cb));
     ctx.status = 201;
-    ctx.body = r.ref;
+    ctx.body = artifactRefJson.encode(r.ref!);
   });
 
   router.get("/v1/artifacts/:id", async (ctx) => {
     const id = ctx.params.id!;
-    ctx.body = (await core.call<GetArtifactResponse>(callContext(ctx), (md, o, cb) => core.artifacts.getArtifact({ id }, md, o, cb))).artifact;
+    const r = await core.call<GetArtifactResponse>(callContext(ctx), (md, o, cb) => core.artifacts.getArtifact({ id }, md, o, cb));
+    ctx.body = artifactJson.encode(r.artifact!);
   });
 }

@@ -171,7 +171,34 @@ test("a oneof is the one member that is present; two are refused", (t) => {
   t.is(refusal(() => events.decode({ seq: 1, started: {}, end: {} })).message, "the value may hold only one of started, tokens, metrics, end, error");
 });
 
-// ---------- limits ----------
+// ---------- free-form JSON and limits ----------
+
+const artifacts = publicJson<artifact.Artifact>("llama_orch.v1.Artifact");
+
+test("Struct and ListValue fields are the JSON itself, copied; what JSON cannot carry is refused where it is", (t) => {
+  const content = JSON.parse('{"a":[1,null,{"b":"c"}],"__proto__":{"x":1}}') as Record<string, unknown>;
+  const m = artifacts.decode({ kind: "plan", content, tags: ["x"] });
+  t.deepEqual(Object.keys(m.content!), ["a", "__proto__"]);
+  t.not(m.content, content);
+  t.deepEqual(m.tags, ["x"]);
+  t.deepEqual(artifacts.decode({ kind: "plan", content: {}, tags: [] }).tags, [], "an empty list value is set");
+  t.is(artifacts.decode({ kind: "plan", content: {} }).tags, undefined);
+  t.is(refusal(() => artifacts.decode({ content: { x: [Number.NaN] } })).field, "/content/x/0");
+  t.is(refusal(() => artifacts.decode({ content: { d: new Date(0) } })).field, "/content/d");
+  t.is(refusal(() => artifacts.decode({ content: { n: 1n } })).field, "/content/n");
+  t.is(refusal(() => artifacts.decode({ content: { l: [1, undefined] } })).field, "/content/l/1");
+  t.is(refusal(() => artifacts.decode({ content: [1] })).field, "/content");
+  t.is(refusal(() => artifacts.decode({ content: null })).field, "/content");
+  t.is(refusal(() => artifacts.decode({ tags: "x" })).field, "/tags");
+  t.deepEqual(artifacts.decode({ content: { x: 1, y: undefined } }).content, { x: 1 }, "an undefined member is an absent one");
+  t.is(refusal(() => artifacts.encode({ ...m, content: { x: Number.POSITIVE_INFINITY } })).field, "/content/x");
+});
+
+test("input nested past the stack is refused, not a crash", (t) => {
+  let deep: unknown = 0;
+  for (let i = 0; i < 200_000; i++) deep = [deep];
+  t.deepEqual(refusal(() => artifacts.decode({ content: { deep } })), { field: "", message: "the value is nested too deeply" });
+});
 
 test("types the mapping does not know are refused when first used, by name", (t) => {
   t.throws(() => publicJson<unknown>("google.rpc.Status").decode({}), { message: /google\.protobuf\.Any is not supported|bytes field/ });

@@ -8,22 +8,32 @@ import {
   type GetModelResponse,
   type SetModelStateResponse,
 } from "../../contracts/gen/llama_orch/v1/catalog.js";
+import {
+  Artifact,
+  ArtifactKind,
+  ArtifactServiceClient,
+  type CreateArtifactResponse,
+  type GetArtifactResponse,
+} from "../../contracts/gen/llama_orch/v1/artifact.js";
 import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import { errorDetailOf } from "../../contracts/runtime/error-status.js";
 import { TestSystem } from "../support/system.js";
 
-// Core's catalog called over gRPC directly, with no edge (and no OpenAPI check)
+// Core's catalog and artifact store called over gRPC directly, with no edge (and no OpenAPI check)
 // in front: the typed messages hold the field types, core still holds the rules.
 
 let sys: TestSystem;
 let catalog: CatalogServiceClient;
+let artifacts: ArtifactServiceClient;
 
 test.before(async () => {
   sys = await TestSystem.start({ workers: [] });
   catalog = new CatalogServiceClient(sys.coreAddress, credentials.createInsecure());
+  artifacts = new ArtifactServiceClient(sys.coreAddress, credentials.createInsecure());
 });
 test.after.always(async () => {
   catalog?.close();
+  artifacts?.close();
   await sys?.stop();
 });
 
@@ -73,4 +83,27 @@ test("a state that is neither Active nor Retired is INVALID_PARAMS on /state; an
   t.like(await refused(t, setState(CatalogModelState.CATALOG_MODEL_STATE_RETIRED, "nope")), { code: ErrorCode.ERROR_CODE_NOT_FOUND });
   const retired = await setState(CatalogModelState.CATALOG_MODEL_STATE_RETIRED);
   t.deepEqual(retired, { status: "accepted", poolsDraining: 0, state: CatalogModelState.CATALOG_MODEL_STATE_RETIRED });
+});
+
+const store = (artifact: Partial<Artifact>) => unary<CreateArtifactResponse>((cb) => artifacts.createArtifact({ artifact: Artifact.fromPartial(artifact) }, cb));
+
+test("an artifact stored over gRPC answers with its ref, and reads back with lineage; server fields sent by the client are ignored", async (t) => {
+  const parent = await store({ kind: ArtifactKind.ARTIFACT_KIND_PLAN, content: { step: 1 }, tags: [] });
+  t.true(parent.created);
+  t.like(parent.ref, { kind: ArtifactKind.ARTIFACT_KIND_PLAN, tags: [] });
+  const child = await store({ kind: ArtifactKind.ARTIFACT_KIND_DIFF, content: { step: 2 }, parent: parent.ref!.id, id: "f".repeat(64), createdMs: 1, lineage: ["x"] });
+  t.not(child.ref!.id, "f".repeat(64));
+  const got = await unary<GetArtifactResponse>((cb) => artifacts.getArtifact({ id: child.ref!.id }, cb));
+  t.like(got.artifact, { id: child.ref!.id, digest: `sha256:${child.ref!.id}`, parent: parent.ref!.id, lineage: [parent.ref!.id], tags: undefined });
+  t.true(got.artifact!.createdMs > 1);
+});
+
+test("an artifact without a known kind or content, with a non-string tag or a malformed parent is INVALID_PARAMS naming the field", async (t) => {
+  const field = async (artifact: Partial<Artifact>) => (await refused(t, store(artifact))).field;
+  t.is(await field({ content: {} }), "/kind");
+  t.is(await field({ kind: 9 as ArtifactKind, content: {} }), "/kind");
+  t.is(await field({ kind: ArtifactKind.ARTIFACT_KIND_PLAN }), "/content");
+  t.is(await field({ kind: ArtifactKind.ARTIFACT_KIND_PLAN, content: {}, tags: ["ok", 1] }), "/tags/1");
+  t.is(await field({ kind: ArtifactKind.ARTIFACT_KIND_PLAN, content: {}, parent: "../../etc/passwd" }), "/parent");
+  t.like(await refused(t, unary((cb) => artifacts.createArtifact({ artifact: undefined }, cb))), { code: ErrorCode.ERROR_CODE_INVALID_PARAMS, field: "/kind" });
 });
