@@ -1,8 +1,8 @@
 // Public (HTTP/JSON) names of the proto enums, by the rule in public-enum-names.ts
 // (the same one the public JSON codec uses), for code that handles one enum
-// value at a time: flags, log lines, error envelopes, SSE frames.
-import type { Determinism, Engine, ErrorCode, KvHint, Priority, StopReason, Workload } from "./gen/llama_orch/v1/common.js";
-import type { PlacementMode } from "./gen/llama_orch/v1/task.js";
+// value at a time: flags, log lines, metric labels, error envelopes, SSE frames.
+// Whole messages go through public-json.ts instead.
+import type { Engine, ErrorCode, Priority, StopReason, Workload } from "./gen/llama_orch/v1/common.js";
 import { publicEnumNames, type PublicEnumNames } from "./public-enum-names.js";
 
 function publicEnum<E extends number>(typeName: string): { name: (v: E) => string; parse: (s: string) => E | undefined } {
@@ -22,9 +22,6 @@ function publicEnum<E extends number>(typeName: string): { name: (v: E) => strin
 export const engines = publicEnum<Engine>("llama_orch.v1.Engine");
 export const workloads = publicEnum<Workload>("llama_orch.v1.Workload");
 export const priorities = publicEnum<Priority>("llama_orch.v1.Priority");
-export const determinisms = publicEnum<Determinism>("llama_orch.v1.Determinism");
-export const kvHints = publicEnum<KvHint>("llama_orch.v1.KvHint");
-export const placementModes = publicEnum<PlacementMode>("llama_orch.v1.PlacementMode");
 export const errorCodes = publicEnum<ErrorCode>("llama_orch.v1.ErrorCode");
 
 const stopReasons = publicEnum<StopReason>("llama_orch.v1.StopReason");

@@ -10,9 +10,8 @@ import type {
   VerifyModelResponse,
 } from "../../contracts/gen/llama_orch/v1/catalog.js";
 import type { DrainPoolResponse, GetCapabilitiesResponse, GetPoolHealthResponse, ReloadPoolResponse } from "../../contracts/gen/llama_orch/v1/pool.js";
-import { engines, workloads } from "../../contracts/enums.js";
 import { apiVersion, requestBodyValidator, type FieldProblem } from "../../contracts/openapi.js";
-import { publicJson } from "../../contracts/public-json.js";
+import { publicJson, type JsonObject } from "../../contracts/public-json.js";
 import { callContext } from "../call-context.js";
 import type { CoreClient } from "../core-client.js";
 import { publicEngineName } from "../http-errors.js";
@@ -40,6 +39,9 @@ export function mountControlRoutes(router: Router, deps: ControlDeps): void {
   mountArtifactRoutes(router, deps);
 }
 
+const poolHealthJson = publicJson<GetPoolHealthResponse>("llama_orch.v1.GetPoolHealthResponse");
+const capabilitiesJson = publicJson<GetCapabilitiesResponse>("llama_orch.v1.GetCapabilitiesResponse");
+
 function mountPoolRoutes(router: Router, deps: ControlDeps): void {
   const { core } = deps;
   const drainBody = requestBodyValidator("drainPool");
@@ -48,35 +50,7 @@ function mountPoolRoutes(router: Router, deps: ControlDeps): void {
   router.get("/v1/pools/:id/health", async (ctx) => {
     const poolId = ctx.params.id!;
     const h = await core.call<GetPoolHealthResponse>(callContext(ctx), (md, o, cb) => core.pools.getPoolHealth({ poolId }, md, o, cb));
-    const m = h.metrics!;
-    ctx.body = {
-      live: h.live,
-      ready: h.ready,
-      draining: h.draining,
-      metrics: {
-        queue_depth: m.queueDepth,
-        slots_total: m.slotsTotal,
-        slots_free: m.slotsFree,
-        tasks_running: m.tasksRunning,
-        engine: engines.name(m.engine),
-        model_ref: m.modelRef,
-        reload_state: m.reloadState,
-        last_reload_error: m.lastReloadError || undefined,
-        drain_deadline_ms: m.drainDeadlineMs,
-        replicas: m.replicas.map((r) => ({
-          replica_id: r.replicaId,
-          address: r.address,
-          state: r.state,
-          live: r.live,
-          ready: r.ready,
-          slots_total: r.slotsTotal,
-          slots_free: r.slotsFree,
-          model_ref: r.modelRef,
-          engine_version: r.engineVersion,
-          last_error: r.lastError || undefined,
-        })),
-      },
-    };
+    ctx.body = poolHealthJson.encode(h);
   });
 
   router.post("/v1/pools/:id/drain", async (ctx) => {
@@ -98,21 +72,10 @@ function mountPoolRoutes(router: Router, deps: ControlDeps): void {
   router.get("/v1/capabilities", async (ctx) => {
     const c = await core.call<GetCapabilitiesResponse>(callContext(ctx), (md, o, cb) => core.capabilities.getCapabilities({}, md, o, cb));
     const { perSecond, burst } = deps.rateLimit;
-    ctx.body = {
-      api_version: apiVersion(),
-      engines: c.engines
-        .filter((e) => publicEngineName(e.engine) !== undefined)
-        .map((e) => ({
-          engine: publicEngineName(e.engine),
-          ctx_max: e.ctxMax,
-          supported_workloads: e.supportedWorkloads.map((w) => workloads.name(w)),
-          concurrency: e.concurrency,
-          replicas: e.replicas,
-          rate_limits: perSecond > 0 ? { tasks_per_second: perSecond, burst } : {},
-          features: e.features,
-        })),
-      models: c.models,
-    };
+    const rateLimits = perSecond > 0 ? { tasks_per_second: perSecond, burst } : {};
+    // Engines the public API has no name for stay out of it.
+    const json = capabilitiesJson.encode({ ...c, engines: c.engines.filter((e) => publicEngineName(e.engine) !== undefined) });
+    ctx.body = { api_version: apiVersion(), ...json, engines: (json.engines as JsonObject[]).map((e) => ({ ...e, rate_limits: rateLimits })) };
   });
 }
 
