@@ -18,7 +18,7 @@ export interface ArtifactStoreOptions {
   clock?: () => number;
 }
 
-/** What one file holds: an Artifact with every field but lineage, which is derived on read, never stored, so it cannot go stale. */
+/** What one file holds: an Artifact whose lineage is left empty, since it is derived on read, never stored, so it cannot go stale. */
 type ArtifactRecord = Artifact;
 
 class Corrupt {
@@ -28,10 +28,9 @@ class Corrupt {
 /**
  * A durable, content-addressed store of JSON artifacts: one file per artifact
  * at `<root>/<id[0..2]>/<id>.json`, holding its public JSON. The id is the
- * sha256 of the canonical JSON of {kind, content, tags, parent, metadata},
- * so storing the same thing twice
- * is a no-op that returns the first copy, and every read can check that the
- * file still matches its name.
+ * sha256 of the canonical JSON of {kind, content, tags, parent, metadata}, so
+ * storing the same thing twice is a no-op that returns the first copy, and
+ * every read can check that the file still matches its name.
  */
 export class ArtifactStore {
   private readonly parents = new Map<string, string | null>();
