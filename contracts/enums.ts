@@ -1,47 +1,31 @@
-// Public (HTTP/JSON) names of the proto enums. The proto enum is the single
-// definition; the public name is its value name without the enum prefix.
-import {
-  Determinism, determinismFromJSON, determinismToJSON,
-  Engine, engineFromJSON, engineToJSON,
-  ErrorCode, errorCodeFromJSON, errorCodeToJSON,
-  KvHint, kvHintFromJSON, kvHintToJSON,
-  Priority, priorityFromJSON, priorityToJSON,
-  StopReason, stopReasonToJSON,
-  Workload, workloadFromJSON, workloadToJSON,
-} from "./gen/llama_orch/v1/common.js";
-import { PlacementMode, placementModeFromJSON, placementModeToJSON } from "./gen/llama_orch/v1/task.js";
+// Public (HTTP/JSON) names of the proto enums, by the rule in public-enum-names.ts
+// (the same one the public JSON codec uses), for code that handles one enum
+// value at a time: flags, log lines, metric labels, error envelopes, SSE frames.
+// Whole messages go through public-json.ts instead.
+import type { Engine, ErrorCode, Priority, StopReason, Workload } from "./gen/llama_orch/v1/common.js";
+import { publicEnumNames, type PublicEnumNames } from "./public-enum-names.js";
 
-function tail(prefix: string, json: string): string {
-  return json.startsWith(prefix) ? json.slice(prefix.length) : json;
-}
-
-/** Builds the name<->value pair for one enum from ts-proto's JSON helpers. */
-function publicEnum<E extends number>(
-  prefix: string,
-  toJSON: (v: E) => string,
-  fromJSON: (v: unknown) => E,
-  lower: boolean,
-): { name: (v: E) => string; parse: (s: string) => E | undefined } {
+function publicEnum<E extends number>(typeName: string): { name: (v: E) => string; parse: (s: string) => E | undefined } {
+  // Looked up on first use, so importing this module reads no file.
+  let cached: PublicEnumNames | undefined;
+  const names = () => (cached ??= publicEnumNames(typeName));
   return {
-    name: (v) => {
-      const t = tail(prefix, toJSON(v));
-      return lower ? t.toLowerCase() : t;
-    },
+    name: (v) => names().name(v) ?? names().unrecognized,
+    // Case-insensitive, and never the unspecified value: what a caller may name.
     parse: (s) => {
-      const v = fromJSON(prefix + s.toUpperCase());
-      return v === -1 || v === 0 ? undefined : v;
+      const v = names().valueIgnoringCase(s);
+      return v === undefined || v === 0 ? undefined : (v as E);
     },
   };
 }
 
-export const engines = publicEnum<Engine>("ENGINE_", engineToJSON, engineFromJSON, true);
-export const workloads = publicEnum<Workload>("WORKLOAD_", workloadToJSON, workloadFromJSON, true);
-export const priorities = publicEnum<Priority>("PRIORITY_", priorityToJSON, priorityFromJSON, true);
-export const determinisms = publicEnum<Determinism>("DETERMINISM_", determinismToJSON, determinismFromJSON, true);
-export const kvHints = publicEnum<KvHint>("KV_HINT_", kvHintToJSON, kvHintFromJSON, true);
-export const placementModes = publicEnum<PlacementMode>("PLACEMENT_MODE_", placementModeToJSON, placementModeFromJSON, true);
-export const errorCodes = publicEnum<ErrorCode>("ERROR_CODE_", errorCodeToJSON, errorCodeFromJSON, false);
+export const engines = publicEnum<Engine>("llama_orch.v1.Engine");
+export const workloads = publicEnum<Workload>("llama_orch.v1.Workload");
+export const priorities = publicEnum<Priority>("llama_orch.v1.Priority");
+export const errorCodes = publicEnum<ErrorCode>("llama_orch.v1.ErrorCode");
+
+const stopReasons = publicEnum<StopReason>("llama_orch.v1.StopReason");
 
 export function stopReasonName(v: StopReason): string | undefined {
-  return v === StopReason.STOP_REASON_UNSPECIFIED ? undefined : tail("STOP_REASON_", stopReasonToJSON(v)).toLowerCase();
+  return v === 0 ? undefined : stopReasons.name(v);
 }

@@ -1,33 +1,16 @@
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { ensureDir, errorCode, publishFile, sweepTempFiles } from "../storage/atomic-file.js";
-import {
-  ArtifactError,
-  encodeDocument,
-  idOf,
-  isArtifactId,
-  isPlainObject,
-  toDocument,
-  type ArtifactInput,
-} from "./artifact-document.js";
+import type { Artifact } from "../../contracts/gen/llama_orch/v1/artifact.js";
+import { ArtifactError, artifactFromJson, encodeDocument, idOf, isArtifactId, isPlainObject, recordJson, toDocument } from "./artifact-document.js";
 import { canonicalJson } from "./canonical-json.js";
 
 export { ARTIFACT_KINDS, ArtifactError, isArtifactId } from "./artifact-document.js";
-export type { ArtifactInput, ArtifactKind } from "./artifact-document.js";
 
 export const DEFAULT_MAX_ARTIFACT_BYTES = 1024 * 1024;
 export const MAX_LINEAGE_DEPTH = 1000;
 /** Parent pointers are part of the hashed content, so they never change and are safe to cache. */
 const PARENT_CACHE_LIMIT = 10_000;
-
-export interface StoredArtifact extends ArtifactInput {
-  id: string;
-  /** "sha256:<id>" */
-  digest: string;
-  created_ms: number;
-  /** Ancestor ids, parent first, up to the root (at most MAX_LINEAGE_DEPTH). */
-  lineage: string[];
-}
 
 export interface ArtifactStoreOptions {
   /** Largest canonical JSON accepted, in bytes. */
@@ -35,8 +18,8 @@ export interface ArtifactStoreOptions {
   clock?: () => number;
 }
 
-/** What one file holds: lineage is derived on read, never stored, so it cannot go stale. */
-type ArtifactRecord = Omit<StoredArtifact, "lineage">;
+/** What one file holds: an Artifact whose lineage is left empty, since it is derived on read, never stored, so it cannot go stale. */
+type ArtifactRecord = Artifact;
 
 class Corrupt {
   constructor(readonly reason: string) {}
@@ -44,10 +27,10 @@ class Corrupt {
 
 /**
  * A durable, content-addressed store of JSON artifacts: one file per artifact
- * at `<root>/<id[0..2]>/<id>.json`. The id is the sha256 of the canonical JSON
- * of {kind, content, tags, parent, metadata}, so storing the same thing twice
- * is a no-op that returns the first copy, and every read can check that the
- * file still matches its name.
+ * at `<root>/<id[0..2]>/<id>.json`, holding its public JSON. The id is the
+ * sha256 of the canonical JSON of {kind, content, tags, parent, metadata}, so
+ * storing the same thing twice is a no-op that returns the first copy, and
+ * every read can check that the file still matches its name.
  */
 export class ArtifactStore {
   private readonly parents = new Map<string, string | null>();
@@ -75,7 +58,7 @@ export class ArtifactStore {
    * recorder, which needs the id before the write) skip a second pass over a
    * possibly large document.
    */
-  async put(input: ArtifactInput, encoded?: { canonical: string; id: string }): Promise<{ artifact: StoredArtifact; created: boolean }> {
+  async put(input: Artifact, encoded?: { canonical: string; id: string }): Promise<{ artifact: Artifact; created: boolean }> {
     const doc = toDocument(input);
     const canonical = encoded?.canonical ?? encodeDocument(doc);
     const size = Buffer.byteLength(canonical, "utf8");
@@ -98,9 +81,9 @@ export class ArtifactStore {
     }
     // A private deep copy with undefined members gone: re-parsed from the canonical text, except for
     // a caller's own pre-encoded document, which it hands over and does not touch again.
-    const record = toRecord(id, encoded ? doc : (JSON.parse(canonical) as ArtifactInput), this.clock());
+    const record = toRecord(id, encoded ? doc : artifactFromJson(JSON.parse(canonical)), this.clock());
     const file = this.fileFor(id);
-    const text = `${canonicalJson(record)}\n`;
+    const text = `${canonicalJson(recordJson(record))}\n`;
     await ensureDir(path.dirname(file));
     // A corrupt file under this id is replaced: the content we hold is, by its hash, the right one.
     if (existing instanceof Corrupt) await publishFile(file, text, "replace");
@@ -115,7 +98,7 @@ export class ArtifactStore {
   }
 
   /** Unknown ids give undefined; a malformed id is refused before any path is built from it. */
-  async get(id: string): Promise<StoredArtifact | undefined> {
+  async get(id: string): Promise<Artifact | undefined> {
     if (!isArtifactId(id)) throw new ArtifactError("invalid", "an artifact id is 64 lowercase hex characters", "id");
     const record = await this.read(id);
     if (record instanceof Corrupt) throw corruptError(id, record);
@@ -140,7 +123,7 @@ export class ArtifactStore {
     return record;
   }
 
-  private async withLineage(record: ArtifactRecord): Promise<StoredArtifact> {
+  private async withLineage(record: ArtifactRecord): Promise<Artifact> {
     const lineage: string[] = [];
     // Hashing makes a cycle impossible short of a hash collision; the set makes the walk safe regardless.
     const seen = new Set([record.id]);
@@ -168,8 +151,8 @@ export class ArtifactStore {
   }
 }
 
-function toRecord(id: string, doc: ArtifactInput, createdMs: number): ArtifactRecord {
-  return { id, digest: `sha256:${id}`, ...doc, created_ms: createdMs };
+function toRecord(id: string, doc: Artifact, createdMs: number): ArtifactRecord {
+  return { ...doc, id, digest: `sha256:${id}`, createdMs, lineage: [] };
 }
 
 /** Checks a file against its name, so a damaged or tampered file is never served as that id. */
@@ -183,9 +166,9 @@ function parseRecord(id: string, text: string): ArtifactRecord | Corrupt {
   if (!isPlainObject(raw)) return new Corrupt("not a JSON object");
   if (raw.id !== id || raw.digest !== `sha256:${id}`) return new Corrupt("id or digest does not match the file name");
   if (typeof raw.created_ms !== "number" || !Number.isFinite(raw.created_ms)) return new Corrupt("bad created_ms");
-  let doc: ArtifactInput;
+  let doc: Artifact;
   try {
-    doc = toDocument(raw);
+    doc = toDocument(artifactFromJson(raw));
     if (idOf(encodeDocument(doc)) !== id) return new Corrupt("content does not hash to its id");
   } catch (err) {
     if (err instanceof ArtifactError) return new Corrupt(err.message);

@@ -1,26 +1,16 @@
 import { mkdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { removeStaleTempFiles, writeFileAtomic } from "../storage/atomic-file.js";
-import {
-  CatalogError,
-  checkStoredEntry,
-  checkVerification,
-  cloneEntry,
-  isValidId,
-  normalizeRegistration,
-  type CatalogEntry,
-  type ModelState,
-  type NewCatalogEntry,
-  type Verification,
-} from "./catalog-entry.js";
+import { CatalogModelState, type CatalogModel, type Verification } from "../../contracts/gen/llama_orch/v1/catalog.js";
+import { CatalogError, checkVerification, cloneModel, isModelState, isValidId, modelFromIndex, modelToJson, registration, stateName } from "./catalog-model.js";
 
-export { CatalogError, type CatalogEntry, type ModelState, type NewCatalogEntry, type Verification } from "./catalog-entry.js";
+export { CatalogError } from "./catalog-model.js";
 
 export const CATALOG_SCHEMA_VERSION = 1;
 const INDEX_FILE = "index.json";
 const MODELS_DIR = "models";
 
-type Models = ReadonlyMap<string, CatalogEntry>;
+type Models = ReadonlyMap<string, CatalogModel>;
 
 /**
  * The durable model catalog. One process owns a root: the index is rewritten atomically after
@@ -46,32 +36,33 @@ export class CatalogStore {
   }
 
   /** Sorted by id, so the order does not depend on history or restarts. */
-  list(): CatalogEntry[] {
-    return [...this.models.keys()].sort().map((id) => cloneEntry(this.models.get(id)!));
+  list(): CatalogModel[] {
+    return [...this.models.keys()].sort().map((id) => cloneModel(this.models.get(id)!));
   }
 
-  get(id: string): CatalogEntry | undefined {
+  get(id: string): CatalogModel | undefined {
     const e = this.models.get(id);
-    return e && cloneEntry(e);
+    return e && cloneModel(e);
   }
 
   /**
    * The entry a task's model_ref names: by id, else by source_url. On the
    * admission path, so it copies only the entry it returns.
    */
-  lookup(modelRef: string): CatalogEntry | undefined {
+  lookup(modelRef: string): CatalogModel | undefined {
     const byId = this.models.get(modelRef);
-    if (byId) return cloneEntry(byId);
-    for (const e of this.models.values()) if (e.source_url === modelRef) return cloneEntry(e);
+    if (byId) return cloneModel(byId);
+    for (const e of this.models.values()) if (e.sourceUrl === modelRef) return cloneModel(e);
     return undefined;
   }
 
-  async create(input: NewCatalogEntry): Promise<CatalogEntry> {
-    const base = normalizeRegistration(input);
+  /** Registers the client's fields of `input`; state, times and verification are the catalog's own. */
+  async create(input: CatalogModel): Promise<CatalogModel> {
+    const base = registration(input);
     return this.mutate((models) => {
       if (models.has(base.id)) throw new CatalogError("conflict", `model "${base.id}" already exists`, "/id");
       const now = this.clock();
-      return { ...base, state: "Active", state_changed_ms: now, created_ms: now };
+      return { ...base, state: CatalogModelState.CATALOG_MODEL_STATE_ACTIVE, stateChangedMs: now, createdMs: now };
     });
   }
 
@@ -91,24 +82,25 @@ export class CatalogStore {
   }
 
   /** `deadlineMs` is a duration (as in the API); it is stored as an absolute retire_deadline_ms. */
-  async setState(id: string, state: ModelState, deadlineMs?: number): Promise<CatalogEntry> {
-    if (state !== "Active" && state !== "Retired") {
-      throw new CatalogError("invalid", `/state must be Active or Retired, got ${JSON.stringify(state)}`, "/state");
-    }
+  async setState(id: string, state: CatalogModelState, deadlineMs?: number): Promise<CatalogModel> {
+    if (!isModelState(state)) throw new CatalogError("invalid", `/state must be Active or Retired, got ${stateName(state)}`, "/state");
     if (deadlineMs !== undefined && !(Number.isSafeInteger(deadlineMs) && deadlineMs >= 0)) {
       throw new CatalogError("invalid", "/deadline_ms must be a non-negative integer", "/deadline_ms");
     }
     return this.mutate((models) => {
       const old = mustGet(models, id);
       const now = this.clock();
-      const { retire_deadline_ms: _, ...rest } = old;
-      const next: CatalogEntry = { ...rest, state, state_changed_ms: state === old.state ? old.state_changed_ms : now };
-      if (state === "Retired" && deadlineMs !== undefined) next.retire_deadline_ms = now + deadlineMs;
-      return next;
+      const retiring = state === CatalogModelState.CATALOG_MODEL_STATE_RETIRED && deadlineMs !== undefined;
+      return {
+        ...old,
+        state,
+        stateChangedMs: state === old.state ? old.stateChangedMs : now,
+        retireDeadlineMs: retiring ? now + deadlineMs : undefined,
+      };
     });
   }
 
-  async recordVerification(id: string, v: Verification): Promise<CatalogEntry> {
+  async recordVerification(id: string, v: Verification): Promise<CatalogModel> {
     const verification = checkVerification(v);
     return this.mutate((models) => ({ ...mustGet(models, id), verification }));
   }
@@ -126,12 +118,12 @@ export class CatalogStore {
   }
 
   /** Computes a new version of one entry, persists it, and only then makes it visible. */
-  private mutate(update: (models: Models) => CatalogEntry): Promise<CatalogEntry> {
+  private mutate(update: (models: Models) => CatalogModel): Promise<CatalogModel> {
     return this.serialize(async () => {
       const entry = update(this.models);
       const next = new Map(this.models).set(entry.id, entry);
       await this.persist(next);
-      return cloneEntry(entry);
+      return cloneModel(entry);
     });
   }
 
@@ -141,15 +133,15 @@ export class CatalogStore {
     return run;
   }
 
-  private async persist(next: Map<string, CatalogEntry>): Promise<void> {
-    const models: Record<string, CatalogEntry> = {};
-    for (const id of [...next.keys()].sort()) models[id] = next.get(id)!;
+  /** The index holds each entry as its public JSON, sorted by id. */
+  private async persist(next: Map<string, CatalogModel>): Promise<void> {
+    const models = Object.fromEntries([...next.keys()].sort().map((id) => [id, modelToJson(next.get(id)!)]));
     await writeFileAtomic(this.indexPath, JSON.stringify({ schema_version: CATALOG_SCHEMA_VERSION, models }, null, 2) + "\n");
     this.models = next;
   }
 }
 
-function mustGet(models: Models, id: string): CatalogEntry {
+function mustGet(models: Models, id: string): CatalogModel {
   const e = models.get(id);
   if (!e) throw new CatalogError("not_found", `no model "${id}" in the catalog`, "/id");
   return e;
@@ -180,10 +172,10 @@ async function loadIndex(indexPath: string): Promise<Models> {
     return refuse(`unknown schema_version ${JSON.stringify(schema_version)} (this build reads version ${CATALOG_SCHEMA_VERSION})`);
   }
   if (typeof models !== "object" || models === null || Array.isArray(models)) return refuse("\"models\" is not an object");
-  const out = new Map<string, CatalogEntry>();
+  const out = new Map<string, CatalogModel>();
   for (const [key, value] of Object.entries(models)) {
     try {
-      out.set(key, checkStoredEntry(value, key));
+      out.set(key, modelFromIndex(value, key));
     } catch (err) {
       if (err instanceof CatalogError) refuse(`entry "${key}": ${err.message}`);
       throw err;

@@ -3,11 +3,17 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
-import type { CatalogEntry, Verification } from "./catalog-entry.js";
+import { VerificationReason, VerificationStatus, type CatalogModel, type Verification } from "../../contracts/gen/llama_orch/v1/catalog.js";
 import { localPathOf, parseModelRef } from "./model-ref.js";
 
-export type VerifyReason = "ok" | "digest_mismatch" | "artifact_missing" | "not_local" | "unsupported_digest";
-export type VerifyResult = Verification & { reason: VerifyReason };
+const { VERIFICATION_STATUS_PENDING: PENDING, VERIFICATION_STATUS_PASSED: PASSED, VERIFICATION_STATUS_FAILED: FAILED } = VerificationStatus;
+const {
+  VERIFICATION_REASON_OK: OK,
+  VERIFICATION_REASON_DIGEST_MISMATCH: DIGEST_MISMATCH,
+  VERIFICATION_REASON_ARTIFACT_MISSING: ARTIFACT_MISSING,
+  VERIFICATION_REASON_NOT_LOCAL: NOT_LOCAL,
+  VERIFICATION_REASON_UNSUPPORTED_DIGEST: UNSUPPORTED_DIGEST,
+} = VerificationReason;
 
 export interface VerifyOptions {
   /** Relative file refs resolve against this. */
@@ -29,59 +35,61 @@ export async function sha256File(file: string): Promise<string> {
  * differs (or an artifact that should be local and is not) fails; what cannot be checked stays
  * "pending", and missing signatures or SBOM only warn.
  */
-export async function verifyEntry(entry: CatalogEntry, opts: VerifyOptions): Promise<VerifyResult> {
+export async function verifyEntry(entry: CatalogModel, opts: VerifyOptions): Promise<Verification> {
   const warnings = provenanceWarnings(entry);
   // Read the clock when done: hashing large weights can take minutes.
-  const result = (status: Verification["status"], reason: VerifyReason, extra: Partial<Verification> = {}): VerifyResult => ({
+  const result = (status: VerificationStatus, reason: VerificationReason, extra: Partial<Verification> = {}): Verification => ({
     status,
     reason,
-    checked_ms: (opts.clock ?? Date.now)(),
+    checkedMs: (opts.clock ?? Date.now)(),
+    computedDigest: undefined,
+    error: undefined,
     ...extra,
     warnings: [...(extra.warnings ?? []), ...warnings],
   });
 
   const located = await locate(entry, opts);
   if (located.kind === "not_local") {
-    return result("pending", "not_local", { warnings: ["artifact is not local; digest not checked"] });
+    return result(PENDING, NOT_LOCAL, { warnings: ["artifact is not local; digest not checked"] });
   }
   const file = located.path;
   let info;
   try {
     info = await stat(file);
   } catch (err) {
-    return result("failed", "artifact_missing", { error: `artifact ${file} is not readable: ${(err as Error).message}` });
+    return result(FAILED, ARTIFACT_MISSING, { error: `artifact ${file} is not readable: ${(err as Error).message}` });
   }
   if (!info.isFile()) {
-    return result("pending", "unsupported_digest", { warnings: [`artifact ${file} is not a regular file; digest not checked`] });
+    return result(PENDING, UNSUPPORTED_DIGEST, { warnings: [`artifact ${file} is not a regular file; digest not checked`] });
   }
   const colon = entry.digest.indexOf(":");
   const algo = entry.digest.slice(0, colon);
   const expected = entry.digest.slice(colon + 1).toLowerCase();
   if (algo !== "sha256") {
-    return result("pending", "unsupported_digest", { warnings: [`digest algorithm "${algo}" is not supported; digest not checked`] });
+    return result(PENDING, UNSUPPORTED_DIGEST, { warnings: [`digest algorithm "${algo}" is not supported; digest not checked`] });
   }
 
   let actual: string;
   try {
     actual = await sha256File(file);
   } catch (err) {
-    return result("failed", "artifact_missing", { error: `artifact ${file} could not be read: ${(err as Error).message}` });
+    return result(FAILED, ARTIFACT_MISSING, { error: `artifact ${file} could not be read: ${(err as Error).message}` });
   }
-  const computed_digest = `sha256:${actual}`;
-  if (actual === expected) return result("passed", "ok", { computed_digest });
+  const computedDigest = `sha256:${actual}`;
+  if (actual === expected) return result(PASSED, OK, { computedDigest });
   const hint = expected.length === 64 ? "" : ` (the expected digest has ${expected.length} hex digits; a sha256 has 64)`;
-  return result("failed", "digest_mismatch", {
-    computed_digest,
-    error: `digest mismatch for ${file}: expected ${entry.digest}, computed ${computed_digest}${hint}`,
+  return result(FAILED, DIGEST_MISMATCH, {
+    computedDigest,
+    error: `digest mismatch for ${file}: expected ${entry.digest}, computed ${computedDigest}${hint}`,
   });
 }
 
 type Located = { kind: "local"; path: string } | { kind: "not_local" };
 
-async function locate(entry: CatalogEntry, opts: VerifyOptions): Promise<Located> {
-  if (entry.source_url !== undefined) {
+async function locate(entry: CatalogModel, opts: VerifyOptions): Promise<Located> {
+  if (entry.sourceUrl !== undefined) {
     try {
-      const local = localPathOf(parseModelRef(entry.source_url, "/source_url"), opts.baseDir);
+      const local = localPathOf(parseModelRef(entry.sourceUrl, "/source_url"), opts.baseDir);
       if (local !== undefined) return { kind: "local", path: local };
     } catch {
       // An unparseable source cannot be local; fall through to the cache.
@@ -96,15 +104,15 @@ async function locate(entry: CatalogEntry, opts: VerifyOptions): Promise<Located
   }
 }
 
-function provenanceWarnings(entry: CatalogEntry): string[] {
-  const policy = entry.trust_policy ?? {};
+function provenanceWarnings(entry: CatalogModel): string[] {
+  const policy = entry.trustPolicy;
   const required = (yes: boolean | undefined) => (yes ? " (required by trust policy)" : "");
   const warnings: string[] = [];
-  const sigs = entry.signatures ?? [];
-  if (sigs.length === 0) warnings.push(`no signatures recorded${required(policy.require_signature)}`);
-  else if (!sigs.some((s) => s.verified === true)) warnings.push(`no verified signature${required(policy.require_signature)}`);
+  const sigs = entry.signatures;
+  if (sigs.length === 0) warnings.push(`no signatures recorded${required(policy?.requireSignature)}`);
+  else if (!sigs.some((s) => s.verified === true)) warnings.push(`no verified signature${required(policy?.requireSignature)}`);
   if (entry.sbom?.uri === undefined && entry.sbom?.digest === undefined) {
-    warnings.push(`no SBOM recorded${required(policy.require_sbom)}`);
+    warnings.push(`no SBOM recorded${required(policy?.requireSbom)}`);
   }
   return warnings;
 }

@@ -1,11 +1,12 @@
 import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
 import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
-import type {
-  ArtifactServiceServer,
-  CreateArtifactRequest,
-  CreateArtifactResponse,
-  GetArtifactRequest,
-  GetArtifactResponse,
+import {
+  Artifact,
+  type ArtifactServiceServer,
+  type CreateArtifactRequest,
+  type CreateArtifactResponse,
+  type GetArtifactRequest,
+  type GetArtifactResponse,
 } from "../../contracts/gen/llama_orch/v1/artifact.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { OrchError } from "../../contracts/runtime/metadata.js";
@@ -29,14 +30,11 @@ export function artifactService(store: ArtifactStore, maxClientBytes: number, lo
   return {
     createArtifact(call: ServerUnaryCall<CreateArtifactRequest, CreateArtifactResponse>, callback: sendUnaryData<CreateArtifactResponse>) {
       answer(callback, async () => {
-        const doc = toDocument(call.request.artifact ?? {});
+        const doc = toDocument(call.request.artifact ?? Artifact.fromPartial({}));
         const size = Buffer.byteLength(encodeDocument(doc));
         if (size > maxClientBytes) throw new ArtifactError("too_large", `artifact is ${size} bytes of canonical JSON; the limit is ${maxClientBytes}`);
         const { artifact, created } = await store.put(doc);
-        return {
-          ref: { id: artifact.id, kind: artifact.kind, digest: artifact.digest, created_ms: artifact.created_ms, ...(artifact.tags ? { tags: artifact.tags } : {}) },
-          created,
-        };
+        return { ref: { id: artifact.id, kind: artifact.kind, digest: artifact.digest, createdMs: artifact.createdMs, tags: artifact.tags }, created };
       });
     },
 
@@ -44,7 +42,7 @@ export function artifactService(store: ArtifactStore, maxClientBytes: number, lo
       answer(callback, async () => {
         const artifact = await store.get(call.request.id);
         if (!artifact) throw OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no artifact ${call.request.id}`);
-        return { artifact: artifact as unknown as Record<string, unknown> };
+        return { artifact };
       });
     },
   };

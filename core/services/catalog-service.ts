@@ -1,26 +1,28 @@
-import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
+import type { sendUnaryData } from "@grpc/grpc-js";
 import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
-import type {
-  CatalogServiceServer,
-  CreateModelRequest,
-  CreateModelResponse,
-  DeleteModelRequest,
-  DeleteModelResponse,
-  GetModelRequest,
-  GetModelResponse,
-  SetModelStateRequest,
-  SetModelStateResponse,
-  VerifyModelRequest,
-  VerifyModelResponse,
+import {
+  CatalogModel,
+  CatalogModelState,
+  Verification,
+  VerificationStatus,
+  type CatalogServiceServer,
+  type CreateModelRequest,
+  type CreateModelResponse,
+  type SetModelStateRequest,
+  type SetModelStateResponse,
 } from "../../contracts/gen/llama_orch/v1/catalog.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { OrchError } from "../../contracts/runtime/metadata.js";
-import { CatalogError, type CatalogEntry, type CatalogStore, type ModelState } from "../catalog/catalog-store.js";
-import { normalizeRegistration } from "../catalog/catalog-entry.js";
+import { publicEnumNames } from "../../contracts/public-enum-names.js";
+import { CatalogError, type CatalogStore } from "../catalog/catalog-store.js";
+import { isModelState, registration, stateName } from "../catalog/catalog-model.js";
 import { verifyEntry } from "../catalog/verify.js";
 import type { CoreMetrics } from "../metrics.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import { respond } from "./respond.js";
+
+const { CATALOG_MODEL_STATE_ACTIVE: ACTIVE, CATALOG_MODEL_STATE_RETIRED: RETIRED } = CatalogModelState;
+const MODEL_STATES = [ACTIVE, RETIRED];
 
 /** Catalog failures as typed errors: unknown ids 404, bad input 400 naming the field. */
 function typed(err: unknown): unknown {
@@ -29,86 +31,100 @@ function typed(err: unknown): unknown {
   return OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, err.message, { field: err.field ?? "" });
 }
 
+interface CatalogDeps {
+  store: CatalogStore;
+  scheduler: Scheduler;
+  metrics: CoreMetrics;
+  logger: Logger;
+  baseDir: string;
+}
+
+const notFound = (id: string) => OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no model ${id} in the catalog`);
+
 /**
  * CatalogService over the durable store: CRUD, verification (digest checked
  * by streaming sha256 when the artifact is local; missing signatures or SBOM
  * only warn) and lifecycle state (retiring drains the pools serving the model).
  */
-export function catalogService(deps: { store: CatalogStore; scheduler: Scheduler; metrics: CoreMetrics; logger: Logger; baseDir: string }): CatalogServiceServer {
-  const { store, scheduler, metrics, logger } = deps;
+export function catalogService(deps: CatalogDeps): CatalogServiceServer {
+  const { store, metrics, logger } = deps;
   const answer = <T>(callback: sendUnaryData<T>, work: () => Promise<T>) => respond(callback, logger, work, typed);
-  const publishState = (e: CatalogEntry) => {
-    for (const s of ["Active", "Retired"] as ModelState[]) metrics.modelState.set({ model_id: e.id, state: s }, e.state === s ? 1 : 0);
-  };
-  for (const e of store.list()) publishState(e);
+  for (const e of store.list()) publishState(metrics, e);
 
   return {
-    createModel(call: ServerUnaryCall<CreateModelRequest, CreateModelResponse>, callback: sendUnaryData<CreateModelResponse>) {
-      answer(callback, async () => {
-        const input = normalizeRegistration(call.request.model ?? {});
-        if (store.get(input.id)) throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `model ${input.id} is already in the catalog`, { field: "/id" });
-        const entry = await store.create(input);
-        publishState(entry);
-        logger.info({ event: "catalog_created", model_id: entry.id }, `catalog: added ${entry.id}`);
-        return { model: entry as unknown as Record<string, unknown> };
-      });
-    },
-
-    getModel(call: ServerUnaryCall<GetModelRequest, GetModelResponse>, callback: sendUnaryData<GetModelResponse>) {
+    createModel: (call, callback) => answer(callback, () => createModel(deps, call.request)),
+    getModel: (call, callback) =>
       answer(callback, async () => {
         const entry = store.get(call.request.id);
-        if (!entry) throw OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no model ${call.request.id} in the catalog`);
-        return { model: entry as unknown as Record<string, unknown> };
-      });
-    },
-
-    deleteModel(call: ServerUnaryCall<DeleteModelRequest, DeleteModelResponse>, callback: sendUnaryData<DeleteModelResponse>) {
+        if (!entry) throw notFound(call.request.id);
+        return { model: entry };
+      }),
+    deleteModel: (call, callback) =>
       answer(callback, async () => {
         const id = call.request.id;
-        if (!(await store.delete(id))) throw OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no model ${id} in the catalog`);
-        for (const s of ["Active", "Retired"]) metrics.modelState.remove({ model_id: id, state: s });
+        if (!(await store.delete(id))) throw notFound(id);
+        for (const s of MODEL_STATES) metrics.modelState.remove({ model_id: id, state: stateName(s) });
         logger.info({ event: "catalog_deleted", model_id: id }, `catalog: removed ${id} and its local cache`);
         return {};
-      });
-    },
-
-    verifyModel(call: ServerUnaryCall<VerifyModelRequest, VerifyModelResponse>, callback: sendUnaryData<VerifyModelResponse>) {
+      }),
+    verifyModel: (call, callback) =>
       answer(callback, async () => {
         const entry = store.get(call.request.id);
-        if (!entry) throw OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no model ${call.request.id} in the catalog`);
-        const started = await store.recordVerification(entry.id, { status: "pending", checked_ms: Date.now(), warnings: [] });
-        // Hashing a model can take minutes: answer now, record the result on the entry when done.
-        void verifyEntry(started, { baseDir: deps.baseDir, modelDir: store.modelDir(entry.id) })
-          .then(async (result) => {
-            const { reason, ...verification } = result;
-            await store.recordVerification(entry.id, verification);
-            const outcome = result.status === "passed" ? "pass" : result.status === "failed" ? "fail" : "skipped";
-            metrics.catalogVerifications.inc({ result: outcome, reason, engine: "" });
-            logger.info(
-              { event: "catalog_verified", model_id: entry.id, result: result.status, reason, warnings: result.warnings },
-              `catalog: ${entry.id} verification ${result.status} (${reason})${result.warnings.length ? `; warnings: ${result.warnings.join("; ")}` : ""}`,
-            );
-          })
-          .catch((err: Error) => logger.error({ err, model_id: entry.id }, `catalog: verifying ${entry.id} failed`));
+        if (!entry) throw notFound(call.request.id);
+        await startVerification(deps, entry);
         return { status: "started" };
-      });
-    },
-
-    setModelState(call: ServerUnaryCall<SetModelStateRequest, SetModelStateResponse>, callback: sendUnaryData<SetModelStateResponse>) {
-      answer(callback, async () => {
-        const { id, state } = call.request;
-        if (state !== "Active" && state !== "Retired") throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `state must be Active or Retired, got ${state}`, { field: "/state" });
-        const entry = await store.setState(id, state, call.request.deadlineMs);
-        publishState(entry);
-        let poolsDraining = 0;
-        if (state === "Retired") {
-          for (const ref of new Set([entry.id, entry.source_url].filter((r): r is string => !!r))) poolsDraining += scheduler.drainPoolsServing(ref, call.request.deadlineMs ?? 0);
-        }
-        logger.info({ event: "catalog_state", model_id: id, state, pools_draining: poolsDraining }, `catalog: ${id} is now ${state}`);
-        return { status: "accepted", poolsDraining };
-      });
-    },
+      }),
+    setModelState: (call, callback) => answer(callback, () => setModelState(deps, call.request)),
   };
+}
+
+function publishState(metrics: CoreMetrics, e: CatalogModel): void {
+  for (const s of MODEL_STATES) metrics.modelState.set({ model_id: e.id, state: stateName(s) }, e.state === s ? 1 : 0);
+}
+
+async function createModel(deps: CatalogDeps, request: CreateModelRequest): Promise<CreateModelResponse> {
+  const input = registration(request.model ?? CatalogModel.fromPartial({}));
+  if (deps.store.get(input.id)) throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `model ${input.id} is already in the catalog`, { field: "/id" });
+  const entry = await deps.store.create(input);
+  publishState(deps.metrics, entry);
+  deps.logger.info({ event: "catalog_created", model_id: entry.id }, `catalog: added ${entry.id}`);
+  return { model: entry };
+}
+
+const statusName = (s: VerificationStatus) => publicEnumNames("llama_orch.v1.VerificationStatus").name(s) ?? String(s);
+const reasonName = (r: Verification["reason"]) => (r === undefined ? "" : (publicEnumNames("llama_orch.v1.VerificationReason").name(r) ?? String(r)));
+
+/** Records a pending verification now; hashing a model can take minutes, so the outcome is recorded when done. */
+async function startVerification(deps: CatalogDeps, entry: CatalogModel): Promise<void> {
+  const { store, metrics, logger } = deps;
+  const started = await store.recordVerification(entry.id, Verification.fromPartial({ status: VerificationStatus.VERIFICATION_STATUS_PENDING, checkedMs: Date.now() }));
+  void verifyEntry(started, { baseDir: deps.baseDir, modelDir: store.modelDir(entry.id) })
+    .then(async (result) => {
+      await store.recordVerification(entry.id, result);
+      const status = statusName(result.status);
+      const reason = reasonName(result.reason);
+      const outcome = status === "passed" ? "pass" : status === "failed" ? "fail" : "skipped";
+      metrics.catalogVerifications.inc({ result: outcome, reason, engine: "" });
+      logger.info(
+        { event: "catalog_verified", model_id: entry.id, result: status, reason, warnings: result.warnings },
+        `catalog: ${entry.id} verification ${status} (${reason})${result.warnings.length ? `; warnings: ${result.warnings.join("; ")}` : ""}`,
+      );
+    })
+    .catch((err: Error) => logger.error({ err, model_id: entry.id }, `catalog: verifying ${entry.id} failed`));
+}
+
+async function setModelState(deps: CatalogDeps, request: SetModelStateRequest): Promise<SetModelStateResponse> {
+  const { id, state, deadlineMs } = request;
+  if (!isModelState(state)) throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `state must be Active or Retired, got ${stateName(state)}`, { field: "/state" });
+  const entry = await deps.store.setState(id, state, deadlineMs);
+  publishState(deps.metrics, entry);
+  let poolsDraining = 0;
+  if (state === RETIRED) {
+    for (const ref of new Set([entry.id, entry.sourceUrl].filter((r): r is string => !!r))) poolsDraining += deps.scheduler.drainPoolsServing(ref, deadlineMs ?? 0);
+  }
+  const name = stateName(state);
+  deps.logger.info({ event: "catalog_state", model_id: id, state: name, pools_draining: poolsDraining }, `catalog: ${id} is now ${name}`);
+  return { status: "accepted", poolsDraining, state: entry.state };
 }
 
 /**
@@ -120,10 +136,10 @@ export function catalogAdmissionCheck(store: CatalogStore): (modelRef: string) =
   return (modelRef) => {
     const entry = store.lookup(modelRef);
     if (!entry) return undefined;
-    if (entry.state === "Retired") {
+    if (entry.state === RETIRED) {
       return OrchError.of(ErrorCode.ERROR_CODE_MODEL_DEPRECATED, `model ${entry.id} is retired and takes no new tasks; use another model`, { field: "/model_ref" });
     }
-    if (entry.verification?.status === "failed") {
+    if (entry.verification?.status === VerificationStatus.VERIFICATION_STATUS_FAILED) {
       return OrchError.of(ErrorCode.ERROR_CODE_UNTRUSTED_ARTIFACT, `model ${entry.id} failed verification: ${entry.verification.error ?? "digest mismatch"}`, { field: "/model_ref" });
     }
     return undefined;

@@ -1,14 +1,21 @@
 import type Router from "@koa/router";
 import type { Context } from "koa";
-import type { CreateArtifactResponse, GetArtifactResponse } from "../../contracts/gen/llama_orch/v1/artifact.js";
-import type { CreateModelResponse, GetModelResponse, SetModelStateResponse } from "../../contracts/gen/llama_orch/v1/catalog.js";
+import type { Artifact, ArtifactRef, CreateArtifactResponse, GetArtifactResponse } from "../../contracts/gen/llama_orch/v1/artifact.js";
+import type {
+  CatalogModel,
+  CreateModelResponse,
+  GetModelResponse,
+  SetModelStateRequest,
+  SetModelStateResponse,
+  VerifyModelResponse,
+} from "../../contracts/gen/llama_orch/v1/catalog.js";
 import type { DrainPoolResponse, GetCapabilitiesResponse, GetPoolHealthResponse, ReloadPoolResponse } from "../../contracts/gen/llama_orch/v1/pool.js";
-import { engines, workloads } from "../../contracts/enums.js";
-import { apiVersion, requestBodyValidator } from "../../contracts/openapi.js";
+import { apiVersion, requestBodyValidator, type FieldProblem } from "../../contracts/openapi.js";
+import { publicJson, type JsonObject } from "../../contracts/public-json.js";
 import { callContext } from "../call-context.js";
 import type { CoreClient } from "../core-client.js";
 import { publicEngineName } from "../http-errors.js";
-import { ensureValid } from "../validation.js";
+import { decodeBody, ensureValid } from "../validation.js";
 import type { RateLimit } from "../middleware/rate-limit.js";
 import { readJsonBody } from "../middleware/json-body.js";
 
@@ -19,7 +26,7 @@ interface ControlDeps {
 }
 
 /** Reads the body and checks it against the operation's OpenAPI schema. */
-async function validBody<T>(ctx: Context, deps: ControlDeps, validate: (b: unknown) => { field: string; message: string } | null): Promise<T> {
+async function validBody<T>(ctx: Context, deps: ControlDeps, validate: (b: unknown) => FieldProblem | null): Promise<T> {
   const body = await readJsonBody(ctx, deps.bodyLimitBytes);
   ensureValid(validate(body));
   return body as T;
@@ -27,45 +34,23 @@ async function validBody<T>(ctx: Context, deps: ControlDeps, validate: (b: unkno
 
 /** The control plane: pools, capabilities, catalog, artifacts. Handlers only translate. */
 export function mountControlRoutes(router: Router, deps: ControlDeps): void {
+  mountPoolRoutes(router, deps);
+  mountCatalogRoutes(router, deps);
+  mountArtifactRoutes(router, deps);
+}
+
+const poolHealthJson = publicJson<GetPoolHealthResponse>("llama_orch.v1.GetPoolHealthResponse");
+const capabilitiesJson = publicJson<GetCapabilitiesResponse>("llama_orch.v1.GetCapabilitiesResponse");
+
+function mountPoolRoutes(router: Router, deps: ControlDeps): void {
   const { core } = deps;
   const drainBody = requestBodyValidator("drainPool");
   const reloadBody = requestBodyValidator("reloadPool");
-  const modelBody = requestBodyValidator("createCatalogModel");
-  const stateBody = requestBodyValidator("setCatalogModelState");
-  const artifactBody = requestBodyValidator("createArtifact");
 
   router.get("/v1/pools/:id/health", async (ctx) => {
     const poolId = ctx.params.id!;
     const h = await core.call<GetPoolHealthResponse>(callContext(ctx), (md, o, cb) => core.pools.getPoolHealth({ poolId }, md, o, cb));
-    const m = h.metrics!;
-    ctx.body = {
-      live: h.live,
-      ready: h.ready,
-      draining: h.draining,
-      metrics: {
-        queue_depth: m.queueDepth,
-        slots_total: m.slotsTotal,
-        slots_free: m.slotsFree,
-        tasks_running: m.tasksRunning,
-        engine: engines.name(m.engine),
-        model_ref: m.modelRef,
-        reload_state: m.reloadState,
-        last_reload_error: m.lastReloadError || undefined,
-        drain_deadline_ms: m.drainDeadlineMs,
-        replicas: m.replicas.map((r) => ({
-          replica_id: r.replicaId,
-          address: r.address,
-          state: r.state,
-          live: r.live,
-          ready: r.ready,
-          slots_total: r.slotsTotal,
-          slots_free: r.slotsFree,
-          model_ref: r.modelRef,
-          engine_version: r.engineVersion,
-          last_error: r.lastError || undefined,
-        })),
-      },
-    };
+    ctx.body = poolHealthJson.encode(h);
   });
 
   router.post("/v1/pools/:id/drain", async (ctx) => {
@@ -87,33 +72,34 @@ export function mountControlRoutes(router: Router, deps: ControlDeps): void {
   router.get("/v1/capabilities", async (ctx) => {
     const c = await core.call<GetCapabilitiesResponse>(callContext(ctx), (md, o, cb) => core.capabilities.getCapabilities({}, md, o, cb));
     const { perSecond, burst } = deps.rateLimit;
-    ctx.body = {
-      api_version: apiVersion(),
-      engines: c.engines
-        .filter((e) => publicEngineName(e.engine) !== undefined)
-        .map((e) => ({
-          engine: publicEngineName(e.engine),
-          ctx_max: e.ctxMax,
-          supported_workloads: e.supportedWorkloads.map((w) => workloads.name(w)),
-          concurrency: e.concurrency,
-          replicas: e.replicas,
-          rate_limits: perSecond > 0 ? { tasks_per_second: perSecond, burst } : {},
-          features: e.features,
-        })),
-      models: c.models,
-    };
+    const rateLimits = perSecond > 0 ? { tasks_per_second: perSecond, burst } : {};
+    // Engines the public API has no name for stay out of it.
+    const json = capabilitiesJson.encode({ ...c, engines: c.engines.filter((e) => publicEngineName(e.engine) !== undefined) });
+    ctx.body = { api_version: apiVersion(), ...json, engines: (json.engines as JsonObject[]).map((e) => ({ ...e, rate_limits: rateLimits })) };
   });
+}
+
+const catalogModelJson = publicJson<CatalogModel>("llama_orch.v1.CatalogModel");
+const setStateRequestJson = publicJson<SetModelStateRequest>("llama_orch.v1.SetModelStateRequest");
+const setStateResponseJson = publicJson<SetModelStateResponse>("llama_orch.v1.SetModelStateResponse");
+const verifyResponseJson = publicJson<VerifyModelResponse>("llama_orch.v1.VerifyModelResponse");
+
+function mountCatalogRoutes(router: Router, deps: ControlDeps): void {
+  const { core } = deps;
+  const modelBody = requestBodyValidator("createCatalogModel");
+  const stateBody = requestBodyValidator("setCatalogModelState");
 
   router.post("/v1/catalog/models", async (ctx) => {
-    const model = await validBody<Record<string, unknown>>(ctx, deps, modelBody);
+    const model = decodeBody(catalogModelJson, await validBody(ctx, deps, modelBody));
     const r = await core.call<CreateModelResponse>(callContext(ctx), (md, o, cb) => core.catalog.createModel({ model }, md, o, cb));
     ctx.status = 201;
-    ctx.body = r.model;
+    ctx.body = catalogModelJson.encode(r.model!);
   });
 
   router.get("/v1/catalog/models/:id", async (ctx) => {
     const id = ctx.params.id!;
-    ctx.body = (await core.call<GetModelResponse>(callContext(ctx), (md, o, cb) => core.catalog.getModel({ id }, md, o, cb))).model;
+    const r = await core.call<GetModelResponse>(callContext(ctx), (md, o, cb) => core.catalog.getModel({ id }, md, o, cb));
+    ctx.body = catalogModelJson.encode(r.model!);
   });
 
   router.delete("/v1/catalog/models/:id", async (ctx) => {
@@ -124,30 +110,37 @@ export function mountControlRoutes(router: Router, deps: ControlDeps): void {
 
   router.post("/v1/catalog/models/:id/verify", async (ctx) => {
     const id = ctx.params.id!;
-    await core.call(callContext(ctx), (md, o, cb) => core.catalog.verifyModel({ id }, md, o, cb));
+    const r = await core.call<VerifyModelResponse>(callContext(ctx), (md, o, cb) => core.catalog.verifyModel({ id }, md, o, cb));
     ctx.status = 202;
-    ctx.body = { status: "started" };
+    ctx.body = verifyResponseJson.encode(r);
   });
 
   router.post("/v1/catalog/models/:id/state", async (ctx) => {
-    const body = await validBody<{ state: string; deadline_ms?: number }>(ctx, deps, stateBody);
-    const id = ctx.params.id!;
-    const r = await core.call<SetModelStateResponse>(callContext(ctx), (md, o, cb) =>
-      core.catalog.setModelState({ id, state: body.state, deadlineMs: body.deadline_ms }, md, o, cb),
-    );
+    const body = await validBody<object>(ctx, deps, stateBody);
+    const request = decodeBody(setStateRequestJson, { ...body, id: ctx.params.id! });
+    const r = await core.call<SetModelStateResponse>(callContext(ctx), (md, o, cb) => core.catalog.setModelState(request, md, o, cb));
     ctx.status = 202;
-    ctx.body = { status: r.status, state: body.state, pools_draining: r.poolsDraining };
+    ctx.body = setStateResponseJson.encode(r);
   });
+}
+
+const artifactJson = publicJson<Artifact>("llama_orch.v1.Artifact");
+const artifactRefJson = publicJson<ArtifactRef>("llama_orch.v1.ArtifactRef");
+
+function mountArtifactRoutes(router: Router, deps: ControlDeps): void {
+  const { core } = deps;
+  const artifactBody = requestBodyValidator("createArtifact");
 
   router.post("/v1/artifacts", async (ctx) => {
-    const artifact = await validBody<Record<string, unknown>>(ctx, deps, artifactBody);
+    const artifact = decodeBody(artifactJson, await validBody(ctx, deps, artifactBody));
     const r = await core.call<CreateArtifactResponse>(callContext(ctx), (md, o, cb) => core.artifacts.createArtifact({ artifact }, md, o, cb));
     ctx.status = 201;
-    ctx.body = r.ref;
+    ctx.body = artifactRefJson.encode(r.ref!);
   });
 
   router.get("/v1/artifacts/:id", async (ctx) => {
     const id = ctx.params.id!;
-    ctx.body = (await core.call<GetArtifactResponse>(callContext(ctx), (md, o, cb) => core.artifacts.getArtifact({ id }, md, o, cb))).artifact;
+    const r = await core.call<GetArtifactResponse>(callContext(ctx), (md, o, cb) => core.artifacts.getArtifact({ id }, md, o, cb));
+    ctx.body = artifactJson.encode(r.artifact!);
   });
 }

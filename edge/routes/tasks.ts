@@ -10,7 +10,7 @@ import { readJsonBody } from "../middleware/json-body.js";
 import { relayTaskStream } from "../sse/task-stream.js";
 import { budgetHeaders } from "../budget-headers.js";
 import type { RateLimit } from "../middleware/rate-limit.js";
-import { toCreateTaskRequest, type TaskRequestJson } from "../task-request.js";
+import { toCreateTaskRequest } from "../task-request.js";
 
 /** Data plane routes: admission, the SSE stream, cancel. Handlers only translate. */
 export function mountTaskRoutes(
@@ -25,7 +25,7 @@ export function mountTaskRoutes(
   router.post("/v1/tasks", async (ctx) => {
     const body = await readJsonBody(ctx, deps.bodyLimitBytes);
     ensureValid(validateTask(body));
-    const request = toCreateTaskRequest(body as TaskRequestJson);
+    const request = toCreateTaskRequest(body);
     const admitted = await core.call<CreateTaskResponse>(callContext(ctx), (md, o, cb) => core.tasks.createTask(request, md, o, cb));
     logger.info(
       { correlation_id: ctx.state.correlationId, identity: ctx.state.identity, job_id: admitted.taskId, event: "task_submitted", pool_id: admitted.poolId },

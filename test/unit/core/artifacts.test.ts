@@ -11,7 +11,7 @@ import {
   ArtifactStore,
   DEFAULT_MAX_ARTIFACT_BYTES,
   type ArtifactInput,
-} from "../../../core/artifacts/artifact-store.js";
+} from "../../support/artifact-json.js";
 
 // ---------- helpers ----------
 

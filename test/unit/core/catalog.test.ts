@@ -4,8 +4,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/
 import os from "node:os";
 import path from "node:path";
 import { removeStaleTempFiles, tempPathFor, writeFileAtomic } from "../../../core/storage/atomic-file.js";
-import { CATALOG_SCHEMA_VERSION, CatalogError, CatalogStore, type CatalogEntry } from "../../../core/catalog/catalog-store.js";
-import { sha256File, verifyEntry } from "../../../core/catalog/verify.js";
+import { CATALOG_SCHEMA_VERSION, CatalogError, CatalogStore, type CatalogEntry } from "../../support/catalog-json.js";
+import { sha256File, verifyEntry } from "../../support/catalog-json.js";
 
 async function tempDir(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "llorch-catalog-"));

@@ -18,20 +18,126 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Struct } from "../../google/protobuf/struct.js";
+import { ListValue, Struct } from "../../google/protobuf/struct.js";
 
 export const protobufPackage = "llama_orch.v1";
 
 export const protobufFileName = "llama_orch/v1/artifact.proto";
 
+export enum ArtifactKind {
+  ARTIFACT_KIND_UNSPECIFIED = 0,
+  ARTIFACT_KIND_PLAN = 1,
+  ARTIFACT_KIND_SUMMARY = 2,
+  ARTIFACT_KIND_DIFF = 3,
+  /** ARTIFACT_KIND_TRACE - A finished stream's transcript. */
+  ARTIFACT_KIND_TRACE = 4,
+  ARTIFACT_KIND_OTHER = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function artifactKindFromJSON(object: any): ArtifactKind {
+  switch (object) {
+    case 0:
+    case "ARTIFACT_KIND_UNSPECIFIED":
+      return ArtifactKind.ARTIFACT_KIND_UNSPECIFIED;
+    case 1:
+    case "ARTIFACT_KIND_PLAN":
+      return ArtifactKind.ARTIFACT_KIND_PLAN;
+    case 2:
+    case "ARTIFACT_KIND_SUMMARY":
+      return ArtifactKind.ARTIFACT_KIND_SUMMARY;
+    case 3:
+    case "ARTIFACT_KIND_DIFF":
+      return ArtifactKind.ARTIFACT_KIND_DIFF;
+    case 4:
+    case "ARTIFACT_KIND_TRACE":
+      return ArtifactKind.ARTIFACT_KIND_TRACE;
+    case 5:
+    case "ARTIFACT_KIND_OTHER":
+      return ArtifactKind.ARTIFACT_KIND_OTHER;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ArtifactKind.UNRECOGNIZED;
+  }
+}
+
+export function artifactKindToJSON(object: ArtifactKind): string {
+  switch (object) {
+    case ArtifactKind.ARTIFACT_KIND_UNSPECIFIED:
+      return "ARTIFACT_KIND_UNSPECIFIED";
+    case ArtifactKind.ARTIFACT_KIND_PLAN:
+      return "ARTIFACT_KIND_PLAN";
+    case ArtifactKind.ARTIFACT_KIND_SUMMARY:
+      return "ARTIFACT_KIND_SUMMARY";
+    case ArtifactKind.ARTIFACT_KIND_DIFF:
+      return "ARTIFACT_KIND_DIFF";
+    case ArtifactKind.ARTIFACT_KIND_TRACE:
+      return "ARTIFACT_KIND_TRACE";
+    case ArtifactKind.ARTIFACT_KIND_OTHER:
+      return "ARTIFACT_KIND_OTHER";
+    case ArtifactKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * A stored JSON document (the Artifact schema of
+ * contracts/openapi/control.yaml). Its id is the sha256 of the canonical JSON
+ * of kind, content, tags, parent and metadata as the public API spells them,
+ * so the same document always gets the same id. A client sets those five; the
+ * server sets the rest and ignores them in CreateArtifactRequest.
+ */
+export interface Artifact {
+  kind: ArtifactKind;
+  /** The document itself: free-form JSON. */
+  content:
+    | { [key: string]: any }
+    | undefined;
+  /**
+   * Strings. A list value rather than a repeated field because `"tags": []`
+   * and no tags are different documents with different ids, which a repeated
+   * field cannot tell apart.
+   */
+  tags:
+    | Array<any>
+    | undefined;
+  /** Id of the artifact this one derives from. */
+  parent?:
+    | string
+    | undefined;
+  /** Free-form labels kept alongside the content. */
+  metadata:
+    | { [key: string]: any }
+    | undefined;
+  /** 64 lowercase hex characters. */
+  id: string;
+  /** "sha256:<id>". */
+  digest: string;
+  /** Storage time, epoch ms. */
+  createdMs: number;
+  /** Ancestor ids, parent first, up to the root. */
+  lineage: string[];
+}
+
+/** Handle to a stored artifact. */
+export interface ArtifactRef {
+  id: string;
+  kind: ArtifactKind;
+  digest: string;
+  createdMs: number;
+  /** As in Artifact. */
+  tags: Array<any> | undefined;
+}
+
 export interface CreateArtifactRequest {
-  artifact: { [key: string]: any } | undefined;
+  artifact: Artifact | undefined;
 }
 
 export interface CreateArtifactResponse {
-  /** {id, kind, digest, created_ms, tags} */
   ref:
-    | { [key: string]: any }
+    | ArtifactRef
     | undefined;
   /** False when the same content was already stored. */
   created: boolean;
@@ -42,8 +148,356 @@ export interface GetArtifactRequest {
 }
 
 export interface GetArtifactResponse {
-  artifact: { [key: string]: any } | undefined;
+  artifact: Artifact | undefined;
 }
+
+function createBaseArtifact(): Artifact {
+  return {
+    kind: 0,
+    content: undefined,
+    tags: undefined,
+    parent: undefined,
+    metadata: undefined,
+    id: "",
+    digest: "",
+    createdMs: 0,
+    lineage: [],
+  };
+}
+
+export const Artifact: MessageFns<Artifact> = {
+  encode(message: Artifact, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== 0) {
+      writer.uint32(8).int32(message.kind);
+    }
+    if (message.content !== undefined) {
+      Struct.encode(Struct.wrap(message.content), writer.uint32(18).fork()).join();
+    }
+    if (message.tags !== undefined) {
+      ListValue.encode(ListValue.wrap(message.tags), writer.uint32(26).fork()).join();
+    }
+    if (message.parent !== undefined) {
+      writer.uint32(34).string(message.parent);
+    }
+    if (message.metadata !== undefined) {
+      Struct.encode(Struct.wrap(message.metadata), writer.uint32(42).fork()).join();
+    }
+    if (message.id !== "") {
+      writer.uint32(50).string(message.id);
+    }
+    if (message.digest !== "") {
+      writer.uint32(58).string(message.digest);
+    }
+    if (message.createdMs !== 0) {
+      writer.uint32(64).uint64(message.createdMs);
+    }
+    for (const v of message.lineage) {
+      writer.uint32(74).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Artifact {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseArtifact();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.content = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tags = ListValue.unwrap(ListValue.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.parent = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.metadata = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.createdMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.lineage.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Artifact {
+    return {
+      kind: isSet(object.kind) ? artifactKindFromJSON(object.kind) : 0,
+      content: isObject(object.content) ? object.content : undefined,
+      tags: globalThis.Array.isArray(object.tags) ? [...object.tags] : undefined,
+      parent: isSet(object.parent) ? globalThis.String(object.parent) : undefined,
+      metadata: isObject(object.metadata) ? object.metadata : undefined,
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+      createdMs: isSet(object.createdMs)
+        ? globalThis.Number(object.createdMs)
+        : isSet(object.created_ms)
+        ? globalThis.Number(object.created_ms)
+        : 0,
+      lineage: globalThis.Array.isArray(object?.lineage) ? object.lineage.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: Artifact): unknown {
+    const obj: any = {};
+    if (message.kind !== 0) {
+      obj.kind = artifactKindToJSON(message.kind);
+    }
+    if (message.content !== undefined) {
+      obj.content = message.content;
+    }
+    if (message.tags !== undefined) {
+      obj.tags = message.tags;
+    }
+    if (message.parent !== undefined) {
+      obj.parent = message.parent;
+    }
+    if (message.metadata !== undefined) {
+      obj.metadata = message.metadata;
+    }
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    if (message.createdMs !== 0) {
+      obj.createdMs = Math.round(message.createdMs);
+    }
+    if (message.lineage?.length) {
+      obj.lineage = message.lineage;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Artifact>): Artifact {
+    return Artifact.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Artifact>): Artifact {
+    const message = createBaseArtifact();
+    message.kind = object.kind ?? 0;
+    message.content = object.content ?? undefined;
+    message.tags = object.tags ?? undefined;
+    message.parent = object.parent ?? undefined;
+    message.metadata = object.metadata ?? undefined;
+    message.id = object.id ?? "";
+    message.digest = object.digest ?? "";
+    message.createdMs = object.createdMs ?? 0;
+    message.lineage = object.lineage?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseArtifactRef(): ArtifactRef {
+  return { id: "", kind: 0, digest: "", createdMs: 0, tags: undefined };
+}
+
+export const ArtifactRef: MessageFns<ArtifactRef> = {
+  encode(message: ArtifactRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(16).int32(message.kind);
+    }
+    if (message.digest !== "") {
+      writer.uint32(26).string(message.digest);
+    }
+    if (message.createdMs !== 0) {
+      writer.uint32(32).uint64(message.createdMs);
+    }
+    if (message.tags !== undefined) {
+      ListValue.encode(ListValue.wrap(message.tags), writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ArtifactRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseArtifactRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.createdMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.tags = ListValue.unwrap(ListValue.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ArtifactRef {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      kind: isSet(object.kind) ? artifactKindFromJSON(object.kind) : 0,
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+      createdMs: isSet(object.createdMs)
+        ? globalThis.Number(object.createdMs)
+        : isSet(object.created_ms)
+        ? globalThis.Number(object.created_ms)
+        : 0,
+      tags: globalThis.Array.isArray(object.tags) ? [...object.tags] : undefined,
+    };
+  },
+
+  toJSON(message: ArtifactRef): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.kind !== 0) {
+      obj.kind = artifactKindToJSON(message.kind);
+    }
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    if (message.createdMs !== 0) {
+      obj.createdMs = Math.round(message.createdMs);
+    }
+    if (message.tags !== undefined) {
+      obj.tags = message.tags;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ArtifactRef>): ArtifactRef {
+    return ArtifactRef.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ArtifactRef>): ArtifactRef {
+    const message = createBaseArtifactRef();
+    message.id = object.id ?? "";
+    message.kind = object.kind ?? 0;
+    message.digest = object.digest ?? "";
+    message.createdMs = object.createdMs ?? 0;
+    message.tags = object.tags ?? undefined;
+    return message;
+  },
+};
 
 function createBaseCreateArtifactRequest(): CreateArtifactRequest {
   return { artifact: undefined };
@@ -52,7 +506,7 @@ function createBaseCreateArtifactRequest(): CreateArtifactRequest {
 export const CreateArtifactRequest: MessageFns<CreateArtifactRequest> = {
   encode(message: CreateArtifactRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.artifact !== undefined) {
-      Struct.encode(Struct.wrap(message.artifact), writer.uint32(10).fork()).join();
+      Artifact.encode(message.artifact, writer.uint32(10).fork()).join();
     }
     return writer;
   },
@@ -75,7 +529,7 @@ export const CreateArtifactRequest: MessageFns<CreateArtifactRequest> = {
               break;
             }
 
-            message.artifact = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            message.artifact = Artifact.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -91,13 +545,13 @@ export const CreateArtifactRequest: MessageFns<CreateArtifactRequest> = {
   },
 
   fromJSON(object: any): CreateArtifactRequest {
-    return { artifact: isObject(object.artifact) ? object.artifact : undefined };
+    return { artifact: isSet(object.artifact) ? Artifact.fromJSON(object.artifact) : undefined };
   },
 
   toJSON(message: CreateArtifactRequest): unknown {
     const obj: any = {};
     if (message.artifact !== undefined) {
-      obj.artifact = message.artifact;
+      obj.artifact = Artifact.toJSON(message.artifact);
     }
     return obj;
   },
@@ -107,7 +561,9 @@ export const CreateArtifactRequest: MessageFns<CreateArtifactRequest> = {
   },
   fromPartial(object: DeepPartial<CreateArtifactRequest>): CreateArtifactRequest {
     const message = createBaseCreateArtifactRequest();
-    message.artifact = object.artifact ?? undefined;
+    message.artifact = (object.artifact !== undefined && object.artifact !== null)
+      ? Artifact.fromPartial(object.artifact)
+      : undefined;
     return message;
   },
 };
@@ -119,7 +575,7 @@ function createBaseCreateArtifactResponse(): CreateArtifactResponse {
 export const CreateArtifactResponse: MessageFns<CreateArtifactResponse> = {
   encode(message: CreateArtifactResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.ref !== undefined) {
-      Struct.encode(Struct.wrap(message.ref), writer.uint32(10).fork()).join();
+      ArtifactRef.encode(message.ref, writer.uint32(10).fork()).join();
     }
     if (message.created !== false) {
       writer.uint32(16).bool(message.created);
@@ -145,7 +601,7 @@ export const CreateArtifactResponse: MessageFns<CreateArtifactResponse> = {
               break;
             }
 
-            message.ref = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            message.ref = ArtifactRef.decode(reader, reader.uint32());
             continue;
           }
           case 2: {
@@ -170,7 +626,7 @@ export const CreateArtifactResponse: MessageFns<CreateArtifactResponse> = {
 
   fromJSON(object: any): CreateArtifactResponse {
     return {
-      ref: isObject(object.ref) ? object.ref : undefined,
+      ref: isSet(object.ref) ? ArtifactRef.fromJSON(object.ref) : undefined,
       created: isSet(object.created) ? globalThis.Boolean(object.created) : false,
     };
   },
@@ -178,7 +634,7 @@ export const CreateArtifactResponse: MessageFns<CreateArtifactResponse> = {
   toJSON(message: CreateArtifactResponse): unknown {
     const obj: any = {};
     if (message.ref !== undefined) {
-      obj.ref = message.ref;
+      obj.ref = ArtifactRef.toJSON(message.ref);
     }
     if (message.created !== false) {
       obj.created = message.created;
@@ -191,7 +647,7 @@ export const CreateArtifactResponse: MessageFns<CreateArtifactResponse> = {
   },
   fromPartial(object: DeepPartial<CreateArtifactResponse>): CreateArtifactResponse {
     const message = createBaseCreateArtifactResponse();
-    message.ref = object.ref ?? undefined;
+    message.ref = (object.ref !== undefined && object.ref !== null) ? ArtifactRef.fromPartial(object.ref) : undefined;
     message.created = object.created ?? false;
     return message;
   },
@@ -271,7 +727,7 @@ function createBaseGetArtifactResponse(): GetArtifactResponse {
 export const GetArtifactResponse: MessageFns<GetArtifactResponse> = {
   encode(message: GetArtifactResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.artifact !== undefined) {
-      Struct.encode(Struct.wrap(message.artifact), writer.uint32(10).fork()).join();
+      Artifact.encode(message.artifact, writer.uint32(10).fork()).join();
     }
     return writer;
   },
@@ -294,7 +750,7 @@ export const GetArtifactResponse: MessageFns<GetArtifactResponse> = {
               break;
             }
 
-            message.artifact = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            message.artifact = Artifact.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -310,13 +766,13 @@ export const GetArtifactResponse: MessageFns<GetArtifactResponse> = {
   },
 
   fromJSON(object: any): GetArtifactResponse {
-    return { artifact: isObject(object.artifact) ? object.artifact : undefined };
+    return { artifact: isSet(object.artifact) ? Artifact.fromJSON(object.artifact) : undefined };
   },
 
   toJSON(message: GetArtifactResponse): unknown {
     const obj: any = {};
     if (message.artifact !== undefined) {
-      obj.artifact = message.artifact;
+      obj.artifact = Artifact.toJSON(message.artifact);
     }
     return obj;
   },
@@ -326,15 +782,16 @@ export const GetArtifactResponse: MessageFns<GetArtifactResponse> = {
   },
   fromPartial(object: DeepPartial<GetArtifactResponse>): GetArtifactResponse {
     const message = createBaseGetArtifactResponse();
-    message.artifact = object.artifact ?? undefined;
+    message.artifact = (object.artifact !== undefined && object.artifact !== null)
+      ? Artifact.fromPartial(object.artifact)
+      : undefined;
     return message;
   },
 };
 
 /**
  * ArtifactService stores plans, summaries, diffs and traces under
- * content-addressed ids. Artifacts travel as JSON objects shaped by the
- * Artifact schema of contracts/openapi/control.yaml.
+ * content-addressed ids.
  */
 export type ArtifactServiceService = typeof ArtifactServiceService;
 export const ArtifactServiceService = {
@@ -415,6 +872,17 @@ export type DeepPartial<T> = T extends Builtin ? T
   : T extends { $case: string } ? { [K in keyof Omit<T, "$case">]?: DeepPartial<T[K]> } & { $case: T["$case"] }
   : T extends {} ? { [K in keyof T]?: DeepPartial<T[K]> }
   : Partial<T>;
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 function isObject(value: any): boolean {
   return typeof value === "object" && value !== null;

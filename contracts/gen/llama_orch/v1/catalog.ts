@@ -18,18 +18,295 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Struct } from "../../google/protobuf/struct.js";
 
 export const protobufPackage = "llama_orch.v1";
 
 export const protobufFileName = "llama_orch/v1/catalog.proto";
 
+export enum CatalogModelState {
+  CATALOG_MODEL_STATE_UNSPECIFIED = 0,
+  /** CATALOG_MODEL_STATE_ACTIVE - Offered to new tasks. */
+  CATALOG_MODEL_STATE_ACTIVE = 1,
+  /** CATALOG_MODEL_STATE_RETIRED - New tasks get MODEL_DEPRECATED. */
+  CATALOG_MODEL_STATE_RETIRED = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function catalogModelStateFromJSON(object: any): CatalogModelState {
+  switch (object) {
+    case 0:
+    case "CATALOG_MODEL_STATE_UNSPECIFIED":
+      return CatalogModelState.CATALOG_MODEL_STATE_UNSPECIFIED;
+    case 1:
+    case "CATALOG_MODEL_STATE_ACTIVE":
+      return CatalogModelState.CATALOG_MODEL_STATE_ACTIVE;
+    case 2:
+    case "CATALOG_MODEL_STATE_RETIRED":
+      return CatalogModelState.CATALOG_MODEL_STATE_RETIRED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return CatalogModelState.UNRECOGNIZED;
+  }
+}
+
+export function catalogModelStateToJSON(object: CatalogModelState): string {
+  switch (object) {
+    case CatalogModelState.CATALOG_MODEL_STATE_UNSPECIFIED:
+      return "CATALOG_MODEL_STATE_UNSPECIFIED";
+    case CatalogModelState.CATALOG_MODEL_STATE_ACTIVE:
+      return "CATALOG_MODEL_STATE_ACTIVE";
+    case CatalogModelState.CATALOG_MODEL_STATE_RETIRED:
+      return "CATALOG_MODEL_STATE_RETIRED";
+    case CatalogModelState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum TrustMode {
+  TRUST_MODE_UNSPECIFIED = 0,
+  /** TRUST_MODE_STRICT - Models that break the rules are refused. */
+  TRUST_MODE_STRICT = 1,
+  /** TRUST_MODE_PERMISSIVE - Broken rules only warn. */
+  TRUST_MODE_PERMISSIVE = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function trustModeFromJSON(object: any): TrustMode {
+  switch (object) {
+    case 0:
+    case "TRUST_MODE_UNSPECIFIED":
+      return TrustMode.TRUST_MODE_UNSPECIFIED;
+    case 1:
+    case "TRUST_MODE_STRICT":
+      return TrustMode.TRUST_MODE_STRICT;
+    case 2:
+    case "TRUST_MODE_PERMISSIVE":
+      return TrustMode.TRUST_MODE_PERMISSIVE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return TrustMode.UNRECOGNIZED;
+  }
+}
+
+export function trustModeToJSON(object: TrustMode): string {
+  switch (object) {
+    case TrustMode.TRUST_MODE_UNSPECIFIED:
+      return "TRUST_MODE_UNSPECIFIED";
+    case TrustMode.TRUST_MODE_STRICT:
+      return "TRUST_MODE_STRICT";
+    case TrustMode.TRUST_MODE_PERMISSIVE:
+      return "TRUST_MODE_PERMISSIVE";
+    case TrustMode.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum VerificationStatus {
+  VERIFICATION_STATUS_UNSPECIFIED = 0,
+  /** VERIFICATION_STATUS_PENDING - Started, or nothing local could be checked. */
+  VERIFICATION_STATUS_PENDING = 1,
+  VERIFICATION_STATUS_PASSED = 2,
+  /** VERIFICATION_STATUS_FAILED - Tasks for the model get UNTRUSTED_ARTIFACT. */
+  VERIFICATION_STATUS_FAILED = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function verificationStatusFromJSON(object: any): VerificationStatus {
+  switch (object) {
+    case 0:
+    case "VERIFICATION_STATUS_UNSPECIFIED":
+      return VerificationStatus.VERIFICATION_STATUS_UNSPECIFIED;
+    case 1:
+    case "VERIFICATION_STATUS_PENDING":
+      return VerificationStatus.VERIFICATION_STATUS_PENDING;
+    case 2:
+    case "VERIFICATION_STATUS_PASSED":
+      return VerificationStatus.VERIFICATION_STATUS_PASSED;
+    case 3:
+    case "VERIFICATION_STATUS_FAILED":
+      return VerificationStatus.VERIFICATION_STATUS_FAILED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return VerificationStatus.UNRECOGNIZED;
+  }
+}
+
+export function verificationStatusToJSON(object: VerificationStatus): string {
+  switch (object) {
+    case VerificationStatus.VERIFICATION_STATUS_UNSPECIFIED:
+      return "VERIFICATION_STATUS_UNSPECIFIED";
+    case VerificationStatus.VERIFICATION_STATUS_PENDING:
+      return "VERIFICATION_STATUS_PENDING";
+    case VerificationStatus.VERIFICATION_STATUS_PASSED:
+      return "VERIFICATION_STATUS_PASSED";
+    case VerificationStatus.VERIFICATION_STATUS_FAILED:
+      return "VERIFICATION_STATUS_FAILED";
+    case VerificationStatus.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum VerificationReason {
+  VERIFICATION_REASON_UNSPECIFIED = 0,
+  /** VERIFICATION_REASON_OK - The computed digest matches. */
+  VERIFICATION_REASON_OK = 1,
+  VERIFICATION_REASON_DIGEST_MISMATCH = 2,
+  /** VERIFICATION_REASON_ARTIFACT_MISSING - The artifact should be local and cannot be read. */
+  VERIFICATION_REASON_ARTIFACT_MISSING = 3,
+  /** VERIFICATION_REASON_NOT_LOCAL - The artifact is remote and not cached, so its digest was not checked. */
+  VERIFICATION_REASON_NOT_LOCAL = 4,
+  /** VERIFICATION_REASON_UNSUPPORTED_DIGEST - The digest algorithm (or a directory artifact) cannot be checked. */
+  VERIFICATION_REASON_UNSUPPORTED_DIGEST = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function verificationReasonFromJSON(object: any): VerificationReason {
+  switch (object) {
+    case 0:
+    case "VERIFICATION_REASON_UNSPECIFIED":
+      return VerificationReason.VERIFICATION_REASON_UNSPECIFIED;
+    case 1:
+    case "VERIFICATION_REASON_OK":
+      return VerificationReason.VERIFICATION_REASON_OK;
+    case 2:
+    case "VERIFICATION_REASON_DIGEST_MISMATCH":
+      return VerificationReason.VERIFICATION_REASON_DIGEST_MISMATCH;
+    case 3:
+    case "VERIFICATION_REASON_ARTIFACT_MISSING":
+      return VerificationReason.VERIFICATION_REASON_ARTIFACT_MISSING;
+    case 4:
+    case "VERIFICATION_REASON_NOT_LOCAL":
+      return VerificationReason.VERIFICATION_REASON_NOT_LOCAL;
+    case 5:
+    case "VERIFICATION_REASON_UNSUPPORTED_DIGEST":
+      return VerificationReason.VERIFICATION_REASON_UNSUPPORTED_DIGEST;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return VerificationReason.UNRECOGNIZED;
+  }
+}
+
+export function verificationReasonToJSON(object: VerificationReason): string {
+  switch (object) {
+    case VerificationReason.VERIFICATION_REASON_UNSPECIFIED:
+      return "VERIFICATION_REASON_UNSPECIFIED";
+    case VerificationReason.VERIFICATION_REASON_OK:
+      return "VERIFICATION_REASON_OK";
+    case VerificationReason.VERIFICATION_REASON_DIGEST_MISMATCH:
+      return "VERIFICATION_REASON_DIGEST_MISMATCH";
+    case VerificationReason.VERIFICATION_REASON_ARTIFACT_MISSING:
+      return "VERIFICATION_REASON_ARTIFACT_MISSING";
+    case VerificationReason.VERIFICATION_REASON_NOT_LOCAL:
+      return "VERIFICATION_REASON_NOT_LOCAL";
+    case VerificationReason.VERIFICATION_REASON_UNSUPPORTED_DIGEST:
+      return "VERIFICATION_REASON_UNSUPPORTED_DIGEST";
+    case VerificationReason.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * A model known to the catalog, with its provenance and lifecycle (the
+ * CatalogModel schema of contracts/openapi/control.yaml). A client sets the
+ * fields up to trust_policy; the server sets the rest and ignores them in
+ * CreateModelRequest.
+ */
+export interface CatalogModel {
+  /**
+   * The catalog key, chosen at registration; it also names the model's cache
+   * directory, so it is 1-128 of [A-Za-z0-9._:-], starts with a letter or a
+   * digit, and never contains "..".
+   */
+  id: string;
+  /** Expected content digest, "<algo>:<8-128 lowercase hex>", e.g. "sha256:…". */
+  digest: string;
+  /** Where the weights come from, in any model_ref form. */
+  sourceUrl?: string | undefined;
+  tags: string[];
+  manifests: Manifest[];
+  signatures: SignatureMeta[];
+  sbom: SBOMRef | undefined;
+  trustPolicy: TrustPolicy | undefined;
+  state: CatalogModelState;
+  /**
+   * Epoch ms by which in-flight work on a Retired model must end; kept across
+   * restarts.
+   */
+  retireDeadlineMs?: number | undefined;
+  stateChangedMs: number;
+  /** Registration time, epoch ms. */
+  createdMs: number;
+  /** Outcome of the latest verification run. */
+  verification: Verification | undefined;
+}
+
+/** One file or layer that makes up a model. */
+export interface Manifest {
+  digest?: string | undefined;
+  sizeBytes?: number | undefined;
+}
+
+/** One signature found for a model and the result of checking it. */
+export interface SignatureMeta {
+  signer?:
+    | string
+    | undefined;
+  /** Signing scheme, e.g. cosign. */
+  algo?: string | undefined;
+  verified?: boolean | undefined;
+  timestampMs?: number | undefined;
+}
+
+/** Where a model's software bill of materials lives. */
+export interface SBOMRef {
+  uri?: string | undefined;
+  digest?: string | undefined;
+}
+
+/** Rules a model's provenance must satisfy. */
+export interface TrustPolicy {
+  mode?: TrustMode | undefined;
+  allowedRegistries: string[];
+  requireSignature?: boolean | undefined;
+  requireSbom?:
+    | boolean
+    | undefined;
+  /** Certificates trusted for signature checks (PEM). */
+  caRoots: string[];
+}
+
+export interface Verification {
+  status: VerificationStatus;
+  /** When the run finished (or, while pending, started), epoch ms. */
+  checkedMs: number;
+  /** "sha256:<hex>" of the local artifact, when it was hashed. */
+  computedDigest?:
+    | string
+    | undefined;
+  /** Missing signatures or SBOM, and what could not be checked. */
+  warnings: string[];
+  error?:
+    | string
+    | undefined;
+  /** Why the run ended with its status; unset while it is pending. */
+  reason?: VerificationReason | undefined;
+}
+
 export interface CreateModelRequest {
-  model: { [key: string]: any } | undefined;
+  model: CatalogModel | undefined;
 }
 
 export interface CreateModelResponse {
-  model: { [key: string]: any } | undefined;
+  /** The entry as the catalog keeps it. */
+  model: CatalogModel | undefined;
 }
 
 export interface GetModelRequest {
@@ -37,7 +314,7 @@ export interface GetModelRequest {
 }
 
 export interface GetModelResponse {
-  model: { [key: string]: any } | undefined;
+  model: CatalogModel | undefined;
 }
 
 export interface DeleteModelRequest {
@@ -52,20 +329,928 @@ export interface VerifyModelRequest {
 }
 
 export interface VerifyModelResponse {
+  /** "started": verification runs in the background. */
   status: string;
 }
 
 export interface SetModelStateRequest {
   id: string;
-  /** "Active" or "Retired". */
-  state: string;
+  state: CatalogModelState;
+  /** How long in-flight work may keep running on a Retired model, in ms. */
   deadlineMs?: number | undefined;
 }
 
 export interface SetModelStateResponse {
+  /** "accepted": the change is under way. */
   status: string;
   poolsDraining: number;
+  /** The state the model is now in. */
+  state: CatalogModelState;
 }
+
+function createBaseCatalogModel(): CatalogModel {
+  return {
+    id: "",
+    digest: "",
+    sourceUrl: undefined,
+    tags: [],
+    manifests: [],
+    signatures: [],
+    sbom: undefined,
+    trustPolicy: undefined,
+    state: 0,
+    retireDeadlineMs: undefined,
+    stateChangedMs: 0,
+    createdMs: 0,
+    verification: undefined,
+  };
+}
+
+export const CatalogModel: MessageFns<CatalogModel> = {
+  encode(message: CatalogModel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.digest !== "") {
+      writer.uint32(18).string(message.digest);
+    }
+    if (message.sourceUrl !== undefined) {
+      writer.uint32(26).string(message.sourceUrl);
+    }
+    for (const v of message.tags) {
+      writer.uint32(34).string(v!);
+    }
+    for (const v of message.manifests) {
+      Manifest.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.signatures) {
+      SignatureMeta.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.sbom !== undefined) {
+      SBOMRef.encode(message.sbom, writer.uint32(58).fork()).join();
+    }
+    if (message.trustPolicy !== undefined) {
+      TrustPolicy.encode(message.trustPolicy, writer.uint32(66).fork()).join();
+    }
+    if (message.state !== 0) {
+      writer.uint32(72).int32(message.state);
+    }
+    if (message.retireDeadlineMs !== undefined) {
+      writer.uint32(80).uint64(message.retireDeadlineMs);
+    }
+    if (message.stateChangedMs !== 0) {
+      writer.uint32(88).uint64(message.stateChangedMs);
+    }
+    if (message.createdMs !== 0) {
+      writer.uint32(96).uint64(message.createdMs);
+    }
+    if (message.verification !== undefined) {
+      Verification.encode(message.verification, writer.uint32(106).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CatalogModel {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCatalogModel();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.sourceUrl = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tags.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.manifests.push(Manifest.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.signatures.push(SignatureMeta.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.sbom = SBOMRef.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.trustPolicy = TrustPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.retireDeadlineMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.stateChangedMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.createdMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.verification = Verification.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CatalogModel {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
+      sourceUrl: isSet(object.sourceUrl)
+        ? globalThis.String(object.sourceUrl)
+        : isSet(object.source_url)
+        ? globalThis.String(object.source_url)
+        : undefined,
+      tags: globalThis.Array.isArray(object?.tags) ? object.tags.map((e: any) => globalThis.String(e)) : [],
+      manifests: globalThis.Array.isArray(object?.manifests)
+        ? object.manifests.map((e: any) => Manifest.fromJSON(e))
+        : [],
+      signatures: globalThis.Array.isArray(object?.signatures)
+        ? object.signatures.map((e: any) => SignatureMeta.fromJSON(e))
+        : [],
+      sbom: isSet(object.sbom) ? SBOMRef.fromJSON(object.sbom) : undefined,
+      trustPolicy: isSet(object.trustPolicy)
+        ? TrustPolicy.fromJSON(object.trustPolicy)
+        : isSet(object.trust_policy)
+        ? TrustPolicy.fromJSON(object.trust_policy)
+        : undefined,
+      state: isSet(object.state) ? catalogModelStateFromJSON(object.state) : 0,
+      retireDeadlineMs: isSet(object.retireDeadlineMs)
+        ? globalThis.Number(object.retireDeadlineMs)
+        : isSet(object.retire_deadline_ms)
+        ? globalThis.Number(object.retire_deadline_ms)
+        : undefined,
+      stateChangedMs: isSet(object.stateChangedMs)
+        ? globalThis.Number(object.stateChangedMs)
+        : isSet(object.state_changed_ms)
+        ? globalThis.Number(object.state_changed_ms)
+        : 0,
+      createdMs: isSet(object.createdMs)
+        ? globalThis.Number(object.createdMs)
+        : isSet(object.created_ms)
+        ? globalThis.Number(object.created_ms)
+        : 0,
+      verification: isSet(object.verification) ? Verification.fromJSON(object.verification) : undefined,
+    };
+  },
+
+  toJSON(message: CatalogModel): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.digest !== "") {
+      obj.digest = message.digest;
+    }
+    if (message.sourceUrl !== undefined) {
+      obj.sourceUrl = message.sourceUrl;
+    }
+    if (message.tags?.length) {
+      obj.tags = message.tags;
+    }
+    if (message.manifests?.length) {
+      obj.manifests = message.manifests.map((e) => Manifest.toJSON(e));
+    }
+    if (message.signatures?.length) {
+      obj.signatures = message.signatures.map((e) => SignatureMeta.toJSON(e));
+    }
+    if (message.sbom !== undefined) {
+      obj.sbom = SBOMRef.toJSON(message.sbom);
+    }
+    if (message.trustPolicy !== undefined) {
+      obj.trustPolicy = TrustPolicy.toJSON(message.trustPolicy);
+    }
+    if (message.state !== 0) {
+      obj.state = catalogModelStateToJSON(message.state);
+    }
+    if (message.retireDeadlineMs !== undefined) {
+      obj.retireDeadlineMs = Math.round(message.retireDeadlineMs);
+    }
+    if (message.stateChangedMs !== 0) {
+      obj.stateChangedMs = Math.round(message.stateChangedMs);
+    }
+    if (message.createdMs !== 0) {
+      obj.createdMs = Math.round(message.createdMs);
+    }
+    if (message.verification !== undefined) {
+      obj.verification = Verification.toJSON(message.verification);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<CatalogModel>): CatalogModel {
+    return CatalogModel.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<CatalogModel>): CatalogModel {
+    const message = createBaseCatalogModel();
+    message.id = object.id ?? "";
+    message.digest = object.digest ?? "";
+    message.sourceUrl = object.sourceUrl ?? undefined;
+    message.tags = object.tags?.map((e) => e) || [];
+    message.manifests = object.manifests?.map((e) => Manifest.fromPartial(e)) || [];
+    message.signatures = object.signatures?.map((e) => SignatureMeta.fromPartial(e)) || [];
+    message.sbom = (object.sbom !== undefined && object.sbom !== null) ? SBOMRef.fromPartial(object.sbom) : undefined;
+    message.trustPolicy = (object.trustPolicy !== undefined && object.trustPolicy !== null)
+      ? TrustPolicy.fromPartial(object.trustPolicy)
+      : undefined;
+    message.state = object.state ?? 0;
+    message.retireDeadlineMs = object.retireDeadlineMs ?? undefined;
+    message.stateChangedMs = object.stateChangedMs ?? 0;
+    message.createdMs = object.createdMs ?? 0;
+    message.verification = (object.verification !== undefined && object.verification !== null)
+      ? Verification.fromPartial(object.verification)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseManifest(): Manifest {
+  return { digest: undefined, sizeBytes: undefined };
+}
+
+export const Manifest: MessageFns<Manifest> = {
+  encode(message: Manifest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.digest !== undefined) {
+      writer.uint32(10).string(message.digest);
+    }
+    if (message.sizeBytes !== undefined) {
+      writer.uint32(16).uint64(message.sizeBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Manifest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseManifest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sizeBytes = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Manifest {
+    return {
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : undefined,
+      sizeBytes: isSet(object.sizeBytes)
+        ? globalThis.Number(object.sizeBytes)
+        : isSet(object.size_bytes)
+        ? globalThis.Number(object.size_bytes)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Manifest): unknown {
+    const obj: any = {};
+    if (message.digest !== undefined) {
+      obj.digest = message.digest;
+    }
+    if (message.sizeBytes !== undefined) {
+      obj.sizeBytes = Math.round(message.sizeBytes);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Manifest>): Manifest {
+    return Manifest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Manifest>): Manifest {
+    const message = createBaseManifest();
+    message.digest = object.digest ?? undefined;
+    message.sizeBytes = object.sizeBytes ?? undefined;
+    return message;
+  },
+};
+
+function createBaseSignatureMeta(): SignatureMeta {
+  return { signer: undefined, algo: undefined, verified: undefined, timestampMs: undefined };
+}
+
+export const SignatureMeta: MessageFns<SignatureMeta> = {
+  encode(message: SignatureMeta, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.signer !== undefined) {
+      writer.uint32(10).string(message.signer);
+    }
+    if (message.algo !== undefined) {
+      writer.uint32(18).string(message.algo);
+    }
+    if (message.verified !== undefined) {
+      writer.uint32(24).bool(message.verified);
+    }
+    if (message.timestampMs !== undefined) {
+      writer.uint32(32).uint64(message.timestampMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SignatureMeta {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSignatureMeta();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.signer = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.algo = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.verified = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.timestampMs = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SignatureMeta {
+    return {
+      signer: isSet(object.signer) ? globalThis.String(object.signer) : undefined,
+      algo: isSet(object.algo) ? globalThis.String(object.algo) : undefined,
+      verified: isSet(object.verified) ? globalThis.Boolean(object.verified) : undefined,
+      timestampMs: isSet(object.timestampMs)
+        ? globalThis.Number(object.timestampMs)
+        : isSet(object.timestamp_ms)
+        ? globalThis.Number(object.timestamp_ms)
+        : undefined,
+    };
+  },
+
+  toJSON(message: SignatureMeta): unknown {
+    const obj: any = {};
+    if (message.signer !== undefined) {
+      obj.signer = message.signer;
+    }
+    if (message.algo !== undefined) {
+      obj.algo = message.algo;
+    }
+    if (message.verified !== undefined) {
+      obj.verified = message.verified;
+    }
+    if (message.timestampMs !== undefined) {
+      obj.timestampMs = Math.round(message.timestampMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SignatureMeta>): SignatureMeta {
+    return SignatureMeta.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SignatureMeta>): SignatureMeta {
+    const message = createBaseSignatureMeta();
+    message.signer = object.signer ?? undefined;
+    message.algo = object.algo ?? undefined;
+    message.verified = object.verified ?? undefined;
+    message.timestampMs = object.timestampMs ?? undefined;
+    return message;
+  },
+};
+
+function createBaseSBOMRef(): SBOMRef {
+  return { uri: undefined, digest: undefined };
+}
+
+export const SBOMRef: MessageFns<SBOMRef> = {
+  encode(message: SBOMRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uri !== undefined) {
+      writer.uint32(10).string(message.uri);
+    }
+    if (message.digest !== undefined) {
+      writer.uint32(18).string(message.digest);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SBOMRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSBOMRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.uri = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.digest = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SBOMRef {
+    return {
+      uri: isSet(object.uri) ? globalThis.String(object.uri) : undefined,
+      digest: isSet(object.digest) ? globalThis.String(object.digest) : undefined,
+    };
+  },
+
+  toJSON(message: SBOMRef): unknown {
+    const obj: any = {};
+    if (message.uri !== undefined) {
+      obj.uri = message.uri;
+    }
+    if (message.digest !== undefined) {
+      obj.digest = message.digest;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SBOMRef>): SBOMRef {
+    return SBOMRef.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SBOMRef>): SBOMRef {
+    const message = createBaseSBOMRef();
+    message.uri = object.uri ?? undefined;
+    message.digest = object.digest ?? undefined;
+    return message;
+  },
+};
+
+function createBaseTrustPolicy(): TrustPolicy {
+  return { mode: undefined, allowedRegistries: [], requireSignature: undefined, requireSbom: undefined, caRoots: [] };
+}
+
+export const TrustPolicy: MessageFns<TrustPolicy> = {
+  encode(message: TrustPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mode !== undefined) {
+      writer.uint32(8).int32(message.mode);
+    }
+    for (const v of message.allowedRegistries) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.requireSignature !== undefined) {
+      writer.uint32(24).bool(message.requireSignature);
+    }
+    if (message.requireSbom !== undefined) {
+      writer.uint32(32).bool(message.requireSbom);
+    }
+    for (const v of message.caRoots) {
+      writer.uint32(42).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrustPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrustPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.mode = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.allowedRegistries.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.requireSignature = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.requireSbom = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.caRoots.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrustPolicy {
+    return {
+      mode: isSet(object.mode) ? trustModeFromJSON(object.mode) : undefined,
+      allowedRegistries: globalThis.Array.isArray(object?.allowedRegistries)
+        ? object.allowedRegistries.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.allowed_registries)
+        ? object.allowed_registries.map((e: any) => globalThis.String(e))
+        : [],
+      requireSignature: isSet(object.requireSignature)
+        ? globalThis.Boolean(object.requireSignature)
+        : isSet(object.require_signature)
+        ? globalThis.Boolean(object.require_signature)
+        : undefined,
+      requireSbom: isSet(object.requireSbom)
+        ? globalThis.Boolean(object.requireSbom)
+        : isSet(object.require_sbom)
+        ? globalThis.Boolean(object.require_sbom)
+        : undefined,
+      caRoots: globalThis.Array.isArray(object?.caRoots)
+        ? object.caRoots.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.ca_roots)
+        ? object.ca_roots.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TrustPolicy): unknown {
+    const obj: any = {};
+    if (message.mode !== undefined) {
+      obj.mode = trustModeToJSON(message.mode);
+    }
+    if (message.allowedRegistries?.length) {
+      obj.allowedRegistries = message.allowedRegistries;
+    }
+    if (message.requireSignature !== undefined) {
+      obj.requireSignature = message.requireSignature;
+    }
+    if (message.requireSbom !== undefined) {
+      obj.requireSbom = message.requireSbom;
+    }
+    if (message.caRoots?.length) {
+      obj.caRoots = message.caRoots;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TrustPolicy>): TrustPolicy {
+    return TrustPolicy.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TrustPolicy>): TrustPolicy {
+    const message = createBaseTrustPolicy();
+    message.mode = object.mode ?? undefined;
+    message.allowedRegistries = object.allowedRegistries?.map((e) => e) || [];
+    message.requireSignature = object.requireSignature ?? undefined;
+    message.requireSbom = object.requireSbom ?? undefined;
+    message.caRoots = object.caRoots?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseVerification(): Verification {
+  return { status: 0, checkedMs: 0, computedDigest: undefined, warnings: [], error: undefined, reason: undefined };
+}
+
+export const Verification: MessageFns<Verification> = {
+  encode(message: Verification, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.status !== 0) {
+      writer.uint32(8).int32(message.status);
+    }
+    if (message.checkedMs !== 0) {
+      writer.uint32(16).uint64(message.checkedMs);
+    }
+    if (message.computedDigest !== undefined) {
+      writer.uint32(26).string(message.computedDigest);
+    }
+    for (const v of message.warnings) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.error !== undefined) {
+      writer.uint32(42).string(message.error);
+    }
+    if (message.reason !== undefined) {
+      writer.uint32(48).int32(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Verification {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVerification();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.checkedMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.computedDigest = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.warnings.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.reason = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Verification {
+    return {
+      status: isSet(object.status) ? verificationStatusFromJSON(object.status) : 0,
+      checkedMs: isSet(object.checkedMs)
+        ? globalThis.Number(object.checkedMs)
+        : isSet(object.checked_ms)
+        ? globalThis.Number(object.checked_ms)
+        : 0,
+      computedDigest: isSet(object.computedDigest)
+        ? globalThis.String(object.computedDigest)
+        : isSet(object.computed_digest)
+        ? globalThis.String(object.computed_digest)
+        : undefined,
+      warnings: globalThis.Array.isArray(object?.warnings) ? object.warnings.map((e: any) => globalThis.String(e)) : [],
+      error: isSet(object.error) ? globalThis.String(object.error) : undefined,
+      reason: isSet(object.reason) ? verificationReasonFromJSON(object.reason) : undefined,
+    };
+  },
+
+  toJSON(message: Verification): unknown {
+    const obj: any = {};
+    if (message.status !== 0) {
+      obj.status = verificationStatusToJSON(message.status);
+    }
+    if (message.checkedMs !== 0) {
+      obj.checkedMs = Math.round(message.checkedMs);
+    }
+    if (message.computedDigest !== undefined) {
+      obj.computedDigest = message.computedDigest;
+    }
+    if (message.warnings?.length) {
+      obj.warnings = message.warnings;
+    }
+    if (message.error !== undefined) {
+      obj.error = message.error;
+    }
+    if (message.reason !== undefined) {
+      obj.reason = verificationReasonToJSON(message.reason);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Verification>): Verification {
+    return Verification.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Verification>): Verification {
+    const message = createBaseVerification();
+    message.status = object.status ?? 0;
+    message.checkedMs = object.checkedMs ?? 0;
+    message.computedDigest = object.computedDigest ?? undefined;
+    message.warnings = object.warnings?.map((e) => e) || [];
+    message.error = object.error ?? undefined;
+    message.reason = object.reason ?? undefined;
+    return message;
+  },
+};
 
 function createBaseCreateModelRequest(): CreateModelRequest {
   return { model: undefined };
@@ -74,7 +1259,7 @@ function createBaseCreateModelRequest(): CreateModelRequest {
 export const CreateModelRequest: MessageFns<CreateModelRequest> = {
   encode(message: CreateModelRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.model !== undefined) {
-      Struct.encode(Struct.wrap(message.model), writer.uint32(10).fork()).join();
+      CatalogModel.encode(message.model, writer.uint32(10).fork()).join();
     }
     return writer;
   },
@@ -97,7 +1282,7 @@ export const CreateModelRequest: MessageFns<CreateModelRequest> = {
               break;
             }
 
-            message.model = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            message.model = CatalogModel.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -113,13 +1298,13 @@ export const CreateModelRequest: MessageFns<CreateModelRequest> = {
   },
 
   fromJSON(object: any): CreateModelRequest {
-    return { model: isObject(object.model) ? object.model : undefined };
+    return { model: isSet(object.model) ? CatalogModel.fromJSON(object.model) : undefined };
   },
 
   toJSON(message: CreateModelRequest): unknown {
     const obj: any = {};
     if (message.model !== undefined) {
-      obj.model = message.model;
+      obj.model = CatalogModel.toJSON(message.model);
     }
     return obj;
   },
@@ -129,7 +1314,9 @@ export const CreateModelRequest: MessageFns<CreateModelRequest> = {
   },
   fromPartial(object: DeepPartial<CreateModelRequest>): CreateModelRequest {
     const message = createBaseCreateModelRequest();
-    message.model = object.model ?? undefined;
+    message.model = (object.model !== undefined && object.model !== null)
+      ? CatalogModel.fromPartial(object.model)
+      : undefined;
     return message;
   },
 };
@@ -141,7 +1328,7 @@ function createBaseCreateModelResponse(): CreateModelResponse {
 export const CreateModelResponse: MessageFns<CreateModelResponse> = {
   encode(message: CreateModelResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.model !== undefined) {
-      Struct.encode(Struct.wrap(message.model), writer.uint32(10).fork()).join();
+      CatalogModel.encode(message.model, writer.uint32(10).fork()).join();
     }
     return writer;
   },
@@ -164,7 +1351,7 @@ export const CreateModelResponse: MessageFns<CreateModelResponse> = {
               break;
             }
 
-            message.model = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            message.model = CatalogModel.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -180,13 +1367,13 @@ export const CreateModelResponse: MessageFns<CreateModelResponse> = {
   },
 
   fromJSON(object: any): CreateModelResponse {
-    return { model: isObject(object.model) ? object.model : undefined };
+    return { model: isSet(object.model) ? CatalogModel.fromJSON(object.model) : undefined };
   },
 
   toJSON(message: CreateModelResponse): unknown {
     const obj: any = {};
     if (message.model !== undefined) {
-      obj.model = message.model;
+      obj.model = CatalogModel.toJSON(message.model);
     }
     return obj;
   },
@@ -196,7 +1383,9 @@ export const CreateModelResponse: MessageFns<CreateModelResponse> = {
   },
   fromPartial(object: DeepPartial<CreateModelResponse>): CreateModelResponse {
     const message = createBaseCreateModelResponse();
-    message.model = object.model ?? undefined;
+    message.model = (object.model !== undefined && object.model !== null)
+      ? CatalogModel.fromPartial(object.model)
+      : undefined;
     return message;
   },
 };
@@ -275,7 +1464,7 @@ function createBaseGetModelResponse(): GetModelResponse {
 export const GetModelResponse: MessageFns<GetModelResponse> = {
   encode(message: GetModelResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.model !== undefined) {
-      Struct.encode(Struct.wrap(message.model), writer.uint32(10).fork()).join();
+      CatalogModel.encode(message.model, writer.uint32(10).fork()).join();
     }
     return writer;
   },
@@ -298,7 +1487,7 @@ export const GetModelResponse: MessageFns<GetModelResponse> = {
               break;
             }
 
-            message.model = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            message.model = CatalogModel.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -314,13 +1503,13 @@ export const GetModelResponse: MessageFns<GetModelResponse> = {
   },
 
   fromJSON(object: any): GetModelResponse {
-    return { model: isObject(object.model) ? object.model : undefined };
+    return { model: isSet(object.model) ? CatalogModel.fromJSON(object.model) : undefined };
   },
 
   toJSON(message: GetModelResponse): unknown {
     const obj: any = {};
     if (message.model !== undefined) {
-      obj.model = message.model;
+      obj.model = CatalogModel.toJSON(message.model);
     }
     return obj;
   },
@@ -330,7 +1519,9 @@ export const GetModelResponse: MessageFns<GetModelResponse> = {
   },
   fromPartial(object: DeepPartial<GetModelResponse>): GetModelResponse {
     const message = createBaseGetModelResponse();
-    message.model = object.model ?? undefined;
+    message.model = (object.model !== undefined && object.model !== null)
+      ? CatalogModel.fromPartial(object.model)
+      : undefined;
     return message;
   },
 };
@@ -589,7 +1780,7 @@ export const VerifyModelResponse: MessageFns<VerifyModelResponse> = {
 };
 
 function createBaseSetModelStateRequest(): SetModelStateRequest {
-  return { id: "", state: "", deadlineMs: undefined };
+  return { id: "", state: 0, deadlineMs: undefined };
 }
 
 export const SetModelStateRequest: MessageFns<SetModelStateRequest> = {
@@ -597,8 +1788,8 @@ export const SetModelStateRequest: MessageFns<SetModelStateRequest> = {
     if (message.id !== "") {
       writer.uint32(10).string(message.id);
     }
-    if (message.state !== "") {
-      writer.uint32(18).string(message.state);
+    if (message.state !== 0) {
+      writer.uint32(16).int32(message.state);
     }
     if (message.deadlineMs !== undefined) {
       writer.uint32(24).uint64(message.deadlineMs);
@@ -628,11 +1819,11 @@ export const SetModelStateRequest: MessageFns<SetModelStateRequest> = {
             continue;
           }
           case 2: {
-            if (tag !== 18) {
+            if (tag !== 16) {
               break;
             }
 
-            message.state = reader.string();
+            message.state = reader.int32() as any;
             continue;
           }
           case 3: {
@@ -658,7 +1849,7 @@ export const SetModelStateRequest: MessageFns<SetModelStateRequest> = {
   fromJSON(object: any): SetModelStateRequest {
     return {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
-      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      state: isSet(object.state) ? catalogModelStateFromJSON(object.state) : 0,
       deadlineMs: isSet(object.deadlineMs)
         ? globalThis.Number(object.deadlineMs)
         : isSet(object.deadline_ms)
@@ -672,8 +1863,8 @@ export const SetModelStateRequest: MessageFns<SetModelStateRequest> = {
     if (message.id !== "") {
       obj.id = message.id;
     }
-    if (message.state !== "") {
-      obj.state = message.state;
+    if (message.state !== 0) {
+      obj.state = catalogModelStateToJSON(message.state);
     }
     if (message.deadlineMs !== undefined) {
       obj.deadlineMs = Math.round(message.deadlineMs);
@@ -687,14 +1878,14 @@ export const SetModelStateRequest: MessageFns<SetModelStateRequest> = {
   fromPartial(object: DeepPartial<SetModelStateRequest>): SetModelStateRequest {
     const message = createBaseSetModelStateRequest();
     message.id = object.id ?? "";
-    message.state = object.state ?? "";
+    message.state = object.state ?? 0;
     message.deadlineMs = object.deadlineMs ?? undefined;
     return message;
   },
 };
 
 function createBaseSetModelStateResponse(): SetModelStateResponse {
-  return { status: "", poolsDraining: 0 };
+  return { status: "", poolsDraining: 0, state: 0 };
 }
 
 export const SetModelStateResponse: MessageFns<SetModelStateResponse> = {
@@ -704,6 +1895,9 @@ export const SetModelStateResponse: MessageFns<SetModelStateResponse> = {
     }
     if (message.poolsDraining !== 0) {
       writer.uint32(16).uint32(message.poolsDraining);
+    }
+    if (message.state !== 0) {
+      writer.uint32(24).int32(message.state);
     }
     return writer;
   },
@@ -737,6 +1931,14 @@ export const SetModelStateResponse: MessageFns<SetModelStateResponse> = {
             message.poolsDraining = reader.uint32();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -757,6 +1959,7 @@ export const SetModelStateResponse: MessageFns<SetModelStateResponse> = {
         : isSet(object.pools_draining)
         ? globalThis.Number(object.pools_draining)
         : 0,
+      state: isSet(object.state) ? catalogModelStateFromJSON(object.state) : 0,
     };
   },
 
@@ -768,6 +1971,9 @@ export const SetModelStateResponse: MessageFns<SetModelStateResponse> = {
     if (message.poolsDraining !== 0) {
       obj.poolsDraining = Math.round(message.poolsDraining);
     }
+    if (message.state !== 0) {
+      obj.state = catalogModelStateToJSON(message.state);
+    }
     return obj;
   },
 
@@ -778,15 +1984,12 @@ export const SetModelStateResponse: MessageFns<SetModelStateResponse> = {
     const message = createBaseSetModelStateResponse();
     message.status = object.status ?? "";
     message.poolsDraining = object.poolsDraining ?? 0;
+    message.state = object.state ?? 0;
     return message;
   },
 };
 
-/**
- * CatalogService is core's durable model catalog. Entries travel as JSON
- * objects shaped by the CatalogModel schema of contracts/openapi/control.yaml,
- * which stays the one definition of that shape.
- */
+/** CatalogService is core's durable model catalog. */
 export type CatalogServiceService = typeof CatalogServiceService;
 export const CatalogServiceService = {
   createModel: {
@@ -959,10 +2162,6 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
-}
-
-function isObject(value: any): boolean {
-  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {
