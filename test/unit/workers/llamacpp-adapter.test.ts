@@ -51,7 +51,7 @@ test("streams the engine's tokens, then its prompt count, stop reason and decode
   t.is(out.result?.tokensIn, 4);
   t.is(typeof out.result?.decodeTimeMs, "number");
   t.true(out.batches.every((b) => b.length > 0));
-  t.deepEqual(engine.completions()[0]?.body, { prompt: "tell me a story", n_predict: 16, stream: true, cache_prompt: true, seed: 42 });
+  t.deepEqual(engine.generations()[0]?.body, { prompt: "tell me a story", n_predict: 16, stream: true, cache_prompt: true, seed: 42 });
 });
 
 test("max_tokens becomes n_predict, and stop_type limit is MAX_TOKENS; word is STOP_WORD", async (t) => {
@@ -116,7 +116,7 @@ test("an engine silent mid-stream fails TIMEOUT after the idle timeout and its r
   t.is(failureOf(t, out).kind, K.WORKER_ERROR_KIND_TIMEOUT);
   t.true(Date.now() - t0 < 5_000, "the configured idle timeout, not the 60 s default");
   t.is(out.texts.length, 2);
-  t.true(await eventually(() => engine.completions()[0]?.closedByClient === true));
+  t.true(await eventually(() => engine.generations()[0]?.closedByClient === true));
 });
 
 test("cancel closes the engine's request and resolves CANCELED promptly", async (t) => {
@@ -136,23 +136,23 @@ test("cancel closes the engine's request and resolves CANCELED promptly", async 
   t.true(performance.now() - abortedAt < 1_500, "settled without waiting for the engine's next frame");
   t.is(result.stopReason, StopReason.STOP_REASON_CANCELED);
   t.true(out.texts.length < engine.behaviour().tokens.length);
-  t.true(await eventually(() => engine.completions()[0]?.closedByClient === true), "the engine saw the connection close");
-  t.false(engine.completions()[0]?.finished);
+  t.true(await eventually(() => engine.generations()[0]?.closedByClient === true), "the engine saw the connection close");
+  t.false(engine.generations()[0]?.finished);
 });
 
 test("cancel while the engine hangs resolves CANCELED, and an already aborted signal sends nothing", async (t) => {
   const { engine, a } = await ready(t, { hangAfter: 0 });
   const controller = new AbortController();
   const pending = collect(a, submitRequest(), controller.signal);
-  await eventually(() => engine.completions().length === 1);
+  await eventually(() => engine.generations().length === 1);
   controller.abort();
   const out = await pending;
   t.is(out.result?.stopReason, StopReason.STOP_REASON_CANCELED);
-  t.true(await eventually(() => engine.completions()[0]?.closedByClient === true));
+  t.true(await eventually(() => engine.generations()[0]?.closedByClient === true));
 
   const aborted = await collect(a, submitRequest(), AbortSignal.abort());
   t.is(aborted.result?.stopReason, StopReason.STOP_REASON_CANCELED);
-  t.is(engine.completions().length, 1);
+  t.is(engine.generations().length, 1);
 });
 
 test("info and props: build_info, per-slot n_ctx, total_slots, free slots and the KV-cache gauge", async (t) => {
@@ -277,7 +277,7 @@ test("the API key goes out as a bearer token and never appears in an error or a 
   const { engine, a } = await ready(t, { apiKey: API_KEY, echoAuthorization: true }, { apiKey: API_KEY });
   const ok = await collect(a, submitRequest());
   t.is(ok.error, undefined);
-  t.is(engine.completions()[0]?.headers.authorization, `Bearer ${API_KEY}`);
+  t.is(engine.generations()[0]?.headers.authorization, `Bearer ${API_KEY}`);
   t.is(engine.requests.find((r) => r.path === "/props")?.headers.authorization, `Bearer ${API_KEY}`);
 
   engine.setBehaviour({ failBefore: { status: 500, message: "internal error" } });

@@ -60,7 +60,7 @@ test("sends TGI's GenerateRequest: inputs, max_new_tokens, seed and details, no 
   const a = await adapter(t, f);
   await collect(a, submitRequest({ prompt: "hello there", maxTokens: 7, seed: 42 }));
   await collect(a, submitRequest({ prompt: "no seed", maxTokens: 3 }));
-  const [seeded, unseeded] = f.streams();
+  const [seeded, unseeded] = f.generations();
   t.deepEqual(seeded!.body, { inputs: "hello there", parameters: { details: true, max_new_tokens: 7, seed: 42 } });
   t.deepEqual(unseeded!.body, { inputs: "no seed", parameters: { details: true, max_new_tokens: 3 } });
   t.is(seeded!.headers.accept, "text/event-stream");
@@ -195,7 +195,7 @@ test("an engine silent past the idle timeout rejects TIMEOUT (retriable) and the
   t.true(failure.retriable);
   t.deepEqual(out.texts, DEFAULT_TEXTS.slice(0, 2));
   t.true(Date.now() - t0 < 3_000);
-  t.true(await eventually(() => f.streams()[0]!.clientClosed));
+  t.true(await eventually(() => f.generations()[0]!.closedByClient));
 });
 
 test("TGI's keep-alive comments keep a waiting stream alive past the idle timeout", async (t) => {
@@ -203,7 +203,7 @@ test("TGI's keep-alive comments keep a waiting stream alive past the idle timeou
   const a = await adapter(t, f, {}, { idleTimeoutMs: 200 });
   const controller = new AbortController();
   const running = collect(a, submitRequest({ maxTokens: 50 }), controller.signal);
-  t.true(await eventually(() => f.streams().length === 1, 5_000));
+  t.true(await eventually(() => f.generations().length === 1, 5_000));
   // Three idle timeouts of nothing but keep-alives.
   await new Promise((r) => setTimeout(r, 600));
   controller.abort();
@@ -230,8 +230,8 @@ test("cancel closes the engine request (TGI sees the socket close) and resolves 
   t.is(result.stopReason, StopReason.STOP_REASON_CANCELED);
   t.true(Date.now() - t0 < 2_000);
   t.true(tokens < DEFAULT_TEXTS.length);
-  t.true(await eventually(() => f.streams()[0]!.clientClosed), "the fake saw the client close the stream");
-  t.false(f.streams()[0]!.finished);
+  t.true(await eventually(() => f.generations()[0]!.closedByClient), "the fake saw the client close the stream");
+  t.false(f.generations()[0]!.finished);
 });
 
 test("cancel before TGI answers resolves CANCELED as well", async (t) => {
@@ -243,17 +243,17 @@ test("cancel before TGI answers resolves CANCELED as well", async (t) => {
 
   const controller = new AbortController();
   const running = collect(a, submitRequest(), controller.signal);
-  t.true(await eventually(() => f.streams().length === 1));
+  t.true(await eventually(() => f.generations().length === 1));
   controller.abort();
   t.is((await running).result?.stopReason, StopReason.STOP_REASON_CANCELED);
-  t.true(await eventually(() => f.streams()[0]!.clientClosed));
+  t.true(await eventually(() => f.generations()[0]!.closedByClient));
 });
 
 test("TGI dying mid-stream rejects RESET after the tokens it sent; an engine not listening rejects ENGINE_UNAVAILABLE", async (t) => {
   const f = await fake(t, { hangAfter: 2 });
   const a = await adapter(t, f);
   const running = collect(a, submitRequest({ maxTokens: 50 }));
-  t.true(await eventually(() => f.streams().length === 1));
+  t.true(await eventually(() => f.generations().length === 1));
   await new Promise((r) => setTimeout(r, 50));
   await f.close();
   const died = await running;
@@ -347,7 +347,7 @@ test("engine restart: health goes down, then ready again, and /info is read agai
   t.true(changes.at(-1)!.ready);
   t.is(changes.filter((h) => h.ready).length, 1, "not ready from the first change until the engine came back");
   t.is((await collect(a, submitRequest({ maxTokens: 50 }))).result?.stopReason, StopReason.STOP_REASON_EOS);
-  t.true(second.streams().length === 1);
+  t.true(second.generations().length === 1);
 });
 
 test("a dying engine (sockets dropped unanswered) is reported down, and stop() reports stopped", async (t) => {
@@ -368,7 +368,7 @@ test("the API key is sent as a bearer token and never appears in an error or in 
   const a = await adapter(t, f, { apiKey: key });
   const ok = await collect(a, submitRequest({ maxTokens: 50 }));
   t.is(ok.result?.stopReason, StopReason.STOP_REASON_EOS);
-  t.is(f.streams()[0]!.headers.authorization, `Bearer ${key}`);
+  t.is(f.generations()[0]!.headers.authorization, `Bearer ${key}`);
 
   const messages: string[] = [];
   f.setBehaviour({ failBefore: { status: 422, error: `Input validation error: bad header Authorization: Bearer ${key} (key ${key})`, errorType: "validation" } });

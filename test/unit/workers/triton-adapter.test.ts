@@ -53,7 +53,7 @@ test("streams each response's text_output as one token, started first, EOS when 
   t.is(order[0], "started:0");
   t.is(result.stopReason, StopReason.STOP_REASON_EOS);
   t.is(result.tokensIn, 7, "num_input_tokens, asked for because the ensemble has return_num_input_tokens");
-  const [req] = f.generateRequests();
+  const [req] = f.generations();
   t.is(req!.path, "/v2/models/ensemble/generate_stream");
   t.deepEqual(req!.body, { text_input: "say hello", stream: true, max_tokens: 16, seed: 42, return_num_input_tokens: true });
 });
@@ -94,12 +94,12 @@ test("responses arriving in one chunk reach the sink as one batch", async (t) =>
 test("the seed goes where the model takes it: seed, random_seed, or vLLM's sampling_parameters", async (t) => {
   const legacy = await fake(t, { layout: "trtllm-legacy" });
   await collect(await adapter(t, legacy), submitRequest({ prompt: "p", maxTokens: 5, seed: 7 }));
-  t.deepEqual(legacy.generateRequests()[0]!.body, { text_input: "p", stream: true, max_tokens: 5, random_seed: 7 });
+  t.deepEqual(legacy.generations()[0]!.body, { text_input: "p", stream: true, max_tokens: 5, random_seed: 7 });
 
   const vllm = await fake(t, { layout: "vllm", modelName: "llama", tokens: ["x", "y", "z"] });
   const a = await adapter(t, vllm, { engineModel: "llama" });
   const out = await collect(a, submitRequest({ prompt: "p", maxTokens: 2, seed: 7 }));
-  const body = vllm.generateRequests()[0]!.body!;
+  const body = vllm.generations()[0]!.body!;
   t.deepEqual(JSON.parse(body.sampling_parameters as string), { max_tokens: 2, seed: 7 });
   t.false("max_tokens" in body || "seed" in body || "random_seed" in body, "nothing vLLM would reject as an unknown sampling parameter");
   t.true(body.return_finish_reason);
@@ -110,7 +110,7 @@ test("the seed goes where the model takes it: seed, random_seed, or vLLM's sampl
 
   const unseeded = await fake(t);
   await collect(await adapter(t, unseeded), submitRequest({ prompt: "p", maxTokens: 5 }));
-  t.false("seed" in unseeded.generateRequests()[0]!.body!, "no seed field without a seed");
+  t.false("seed" in unseeded.generations()[0]!.body!, "no seed field without a seed");
 });
 
 test("an error before the stream rejects with the mapped kind and Triton's message", async (t) => {
@@ -169,7 +169,7 @@ test("an engine that goes silent mid-stream fails TIMEOUT after the idle timeout
   t.is(err.kind, K.WORKER_ERROR_KIND_TIMEOUT);
   t.true(err.retriable);
   t.true(Date.now() - t0 < 2_000);
-  t.true(await eventually(() => f.generateRequests()[0]!.clientClosed), "the hung request's connection is closed");
+  t.true(await eventually(() => f.generations()[0]!.closedByClient), "the hung request's connection is closed");
 });
 
 test("an engine that never sends its first response fails TIMEOUT (headers come with the first token)", async (t) => {
@@ -193,18 +193,18 @@ test("cancel closes the engine's request and resolves CANCELED promptly, mid-str
   });
   const result = await running;
   t.is(result.stopReason, StopReason.STOP_REASON_CANCELED);
-  t.true(await eventually(() => f.generateRequests()[0]!.clientClosed), "Triton sees the connection close (and cancels the request)");
-  t.true(f.generateRequests()[0]!.tokensSent < 100);
+  t.true(await eventually(() => f.generations()[0]!.closedByClient), "Triton sees the connection close (and cancels the request)");
+  t.true(f.generations()[0]!.tokensSent < 100);
 
   f.setBehaviour({ hangAfter: 0 });
   const early = new AbortController();
   const pending = collect(a, submitRequest(), early.signal);
-  await eventually(() => f.generateRequests().length === 2);
+  await eventually(() => f.generations().length === 2);
   early.abort();
   const out = await pending;
   t.is(out.result?.stopReason, StopReason.STOP_REASON_CANCELED);
   t.is(out.started, undefined);
-  t.true(await eventually(() => f.generateRequests()[1]!.clientClosed));
+  t.true(await eventually(() => f.generations()[1]!.closedByClient));
 });
 
 test("health follows an engine restart: down while it is gone, ready again with the new version after", async (t) => {
@@ -284,7 +284,7 @@ test("the API key is sent as a bearer token and never appears in an error messag
   const f = await fake(t, { tokens: ["a", "b"] });
   const a = await adapter(t, f, { apiKey: API_KEY });
   await collect(a, submitRequest());
-  t.is(f.generateRequests()[0]!.headers.authorization, `Bearer ${API_KEY}`);
+  t.is(f.generations()[0]!.headers.authorization, `Bearer ${API_KEY}`);
   t.true(f.requests.filter((r) => r.path.startsWith("/v2")).every((r) => r.headers.authorization === `Bearer ${API_KEY}`));
 
   const messages: string[] = [];
