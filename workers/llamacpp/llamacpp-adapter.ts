@@ -1,8 +1,9 @@
-import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerErrorKind, type SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
 import type { ProbeResult } from "../engine/health-poller.js";
 import { PolledHttpAdapter } from "../engine/polled-http-adapter.js";
 import {
+  httpEngineInfo,
   WorkerFailure,
   type EngineAdapter,
   type EngineInfo,
@@ -16,8 +17,6 @@ import { idleSlotsOf, propsOf, type LlamaCppProps } from "./llamacpp-api.js";
 import { streamCompletion } from "./llamacpp-completion.js";
 import { parsePromText as parsePrometheusText, sampleValue } from "../http/prometheus-text.js";
 import type { HttpEngineOptions } from "../http/engine-options.js";
-
-export type { HttpEngineOptions };
 
 /** Timeouts and thresholds; the defaults suit a real engine, tests shorten them. */
 export interface LlamaCppTuning {
@@ -135,26 +134,20 @@ export class LlamaCppAdapter extends PolledHttpAdapter implements EngineAdapter 
   }
 
   private infoFor(props: LlamaCppProps | undefined): EngineInfo {
-    return {
+    // llama.cpp reports a model path, never a digest of the weights.
+    return httpEngineInfo({
       engine: Engine.ENGINE_LLAMACPP,
       adapter: "llamacpp",
       engineVersion: props?.buildInfo ?? "",
       modelRef: this.opts.modelRef,
-      // llama.cpp reports a model path, never a digest of the weights.
-      modelDigest: "",
       ctxMax: props?.ctxPerSlot ?? 0,
-      workloads: [Workload.WORKLOAD_COMPLETION],
-      deviceMask: "",
-      vramTotalBytes: 0,
-      vramFreeBytes: 0,
-      servesAnyModel: false,
       features: {
         seed: "true",
         cancel: "abort",
         cache_prompt: "true",
         determinism: props?.totalSlots === 1 ? "single-slot" : "best_effort",
       },
-    };
+    });
   }
 
   /**

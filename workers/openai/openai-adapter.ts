@@ -1,9 +1,9 @@
 // The `openai` adapter: any OpenAI-compatible HTTP server (OpenAI itself, a
 // gateway, llama.cpp's or SGLang's OpenAI endpoints, ...), known only through
 // the OpenAI API, so capacity comes from options and health from /v1/models.
-import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { SubmitRequest, WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
-import type { EngineAdapter, EngineInfo, GenerationResult, GenerationSink } from "../engine-adapter.js";
+import { httpEngineInfo, type EngineAdapter, type EngineInfo, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
 import type { ProbeResult } from "../engine/health-poller.js";
 import { PolledHttpAdapter, type PolledAdapterSetup } from "../engine/polled-http-adapter.js";
 import { PROBE_TIMEOUT_MS, probeGet } from "../engine/probe-get.js";
@@ -12,8 +12,6 @@ import { positiveSlots, type HttpEngineOptions } from "../http/engine-options.js
 import { MODELS_PATH, parseModelList, type OpenAiApi } from "./openai-protocol.js";
 import { streamOpenAi } from "./openai-stream.js";
 
-export type { HttpEngineOptions } from "../http/engine-options.js";
-export type { HttpTuning } from "../http/engine-clients.js";
 export type { OpenAiApi } from "./openai-protocol.js";
 
 export interface OpenAiAdapterOptions extends HttpEngineOptions {
@@ -90,21 +88,15 @@ export class OpenAiAdapter extends PolledHttpAdapter implements EngineAdapter {
   }
 
   private infoWith(ctxMax: number): EngineInfo {
-    return {
+    return httpEngineInfo({
       engine: Engine.ENGINE_OPENAI,
       adapter: "openai",
       // The OpenAI API reports neither a server version nor a weights digest.
       engineVersion: "",
       modelRef: this.opts.modelRef,
-      modelDigest: "",
       ctxMax,
-      workloads: [Workload.WORKLOAD_COMPLETION],
-      deviceMask: "",
-      vramTotalBytes: 0,
-      vramFreeBytes: 0,
-      servesAnyModel: false,
       features: { seed: "true", cancel: "abort", api: this.api },
-    };
+    });
   }
 }
 

@@ -20,8 +20,6 @@ import {
 } from "./tgi-protocol.js";
 import type { HttpEngineOptions } from "../http/engine-options.js";
 
-export type { HttpEngineOptions };
-
 /** Timings a deployment rarely touches and tests shorten. */
 export interface TgiTuning {
   /**

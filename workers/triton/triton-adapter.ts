@@ -15,9 +15,9 @@
 // - A first-response error arrives with its status (400 invalid argument,
 //   500 internal, 503 unavailable) and an SSE-framed body; the kind follows
 //   the status and the message is unwrapped from the frame.
-import { Engine, StopReason, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+import { Engine, StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerErrorKind, type SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
-import { WorkerFailure, type EngineAdapter, type EngineInfo, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
+import { httpEngineInfo, WorkerFailure, type EngineAdapter, type EngineInfo, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
 import type { HealthPollerOptions, ProbeResult } from "../engine/health-poller.js";
 import { PolledHttpAdapter } from "../engine/polled-http-adapter.js";
 import { engineClients, type HttpTuning } from "../http/engine-clients.js";
@@ -38,8 +38,6 @@ import {
   type ServerMetadata,
 } from "./triton-protocol.js";
 import type { HttpEngineOptions } from "../http/engine-options.js";
-
-export type { HttpEngineOptions };
 
 export interface TritonAdapterOptions extends HttpEngineOptions {
   /** The model's context window; Triton's metadata does not say. Default 0 (unknown). */
@@ -178,19 +176,13 @@ export class TritonAdapter extends PolledHttpAdapter implements EngineAdapter {
   }
 
   private infoFor(server: ServerMetadata | undefined, model: ModelMetadata | undefined, layout: ModelLayout | undefined): EngineInfo {
-    return {
+    // Triton reports a model name and version numbers, nothing that identifies the weights.
+    return httpEngineInfo({
       engine: Engine.ENGINE_TRITON,
       adapter: "triton",
       engineVersion: typeof server?.version === "string" ? server.version : "",
       modelRef: this.opts.modelRef,
-      // Triton reports a model name and version numbers, nothing that identifies the weights.
-      modelDigest: "",
       ctxMax: this.ctxMax,
-      workloads: [Workload.WORKLOAD_COMPLETION],
-      deviceMask: "",
-      vramTotalBytes: 0,
-      vramFreeBytes: 0,
-      servesAnyModel: false,
       features: {
         seed: layout?.seedHonoured ? "true" : "false",
         seed_field: (layout ?? UNKNOWN_LAYOUT).seedRoute,
@@ -199,7 +191,7 @@ export class TritonAdapter extends PolledHttpAdapter implements EngineAdapter {
         triton_model_version: typeof model?.versions?.[0] === "string" ? model.versions[0] : "",
         triton_platform: typeof model?.platform === "string" ? model.platform : "",
       },
-    };
+    });
   }
 }
 

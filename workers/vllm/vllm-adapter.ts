@@ -1,9 +1,9 @@
 // The vLLM adapter: generation through vLLM's OpenAI-compatible server
 // (workers/openai/), plus what only vLLM exposes: /health, /version, the
 // served model's max_model_len in /v1/models, and load from /metrics.
-import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
-import type { EngineAdapter, EngineInfo, GenerationResult, GenerationSink } from "../engine-adapter.js";
+import { httpEngineInfo, type EngineAdapter, type EngineInfo, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
 import type { ProbeResult } from "../engine/health-poller.js";
 import { PolledHttpAdapter } from "../engine/polled-http-adapter.js";
 import { probeGet } from "../engine/probe-get.js";
@@ -13,9 +13,6 @@ import { maxOf, parsePromText, sumOf } from "../http/prometheus-text.js";
 import { missingModel, openAiProtocolSetup } from "../openai/openai-adapter.js";
 import { MODELS_PATH, parseModelList, type OpenAiApi } from "../openai/openai-protocol.js";
 import { streamOpenAi } from "../openai/openai-stream.js";
-
-export type { HttpEngineOptions } from "../http/engine-options.js";
-export type { HttpTuning } from "../http/engine-clients.js";
 
 export interface VllmAdapterOptions extends HttpEngineOptions {
   /** Default "completions"; tasks that send `inputs` use chat either way. */
@@ -135,21 +132,15 @@ export class VllmAdapter extends PolledHttpAdapter implements EngineAdapter {
   }
 
   private infoWith(engineVersion: string, ctxMax: number): EngineInfo {
-    return {
+    // vLLM reports no digest of its weights; a hash of its model name would only pretend to be one.
+    return httpEngineInfo({
       engine: Engine.ENGINE_VLLM,
       adapter: "vllm",
       engineVersion,
       modelRef: this.opts.modelRef,
-      // vLLM reports no digest of its weights; a hash of its model name would only pretend to be one.
-      modelDigest: "",
       ctxMax,
-      workloads: [Workload.WORKLOAD_COMPLETION],
-      deviceMask: "",
-      vramTotalBytes: 0,
-      vramFreeBytes: 0,
-      servesAnyModel: false,
       features: { seed: "true", cancel: "abort", api: this.api },
-    };
+    });
   }
 }
 

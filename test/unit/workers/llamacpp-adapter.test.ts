@@ -2,13 +2,8 @@ import test, { type ExecutionContext } from "ava";
 import { Engine, StopReason, Workload } from "../../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerErrorKind as K } from "../../../contracts/gen/llama_orch/v1/worker.js";
 import { completionBody, engineSeed, idleSlotsOf, propsOf, tokenTexts } from "../../../workers/llamacpp/llamacpp-api.js";
-import {
-  createLlamaCppAdapter,
-  type HttpEngineOptions,
-  type LlamaCppAdapter,
-  type LlamaCppTuning,
-} from "../../../workers/llamacpp/llamacpp-adapter.js";
-import { parsePromText as parsePrometheusText, sampleValue } from "../../../workers/http/prometheus-text.js";
+import type { HttpEngineOptions } from "../../../workers/http/engine-options.js";
+import { createLlamaCppAdapter, type LlamaCppAdapter, type LlamaCppTuning } from "../../../workers/llamacpp/llamacpp-adapter.js";
 import {
   FAKE_LLAMACPP_DEFAULTS,
   startFakeLlamaCpp,
@@ -199,26 +194,4 @@ test("protocol mapping: seeds stay fixed uint32 seeds, multi-token characters co
   });
   t.is(idleSlotsOf([{ id: 0, is_processing: true }, { id: 1, is_processing: false }, { id: 2, state: 0 }]), 2);
   t.is(idleSlotsOf({ error: {} }), undefined);
-});
-
-test("Prometheus text: unlabelled and labelled samples, escapes, special values, comments and junk", (t) => {
-  const text = [
-    "# HELP llamacpp:kv_cache_usage_ratio KV-cache usage.",
-    "# TYPE llamacpp:kv_cache_usage_ratio gauge",
-    "llamacpp:kv_cache_usage_ratio 0.63",
-    'vllm:num_requests_running{model_name="m \\"q\\" \\\\ x",engine="0"} 3 1700000000000',
-    "up +Inf",
-    "down NaN",
-    "broken{a=1} 2",
-    "also broken 1 2 3",
-    "",
-  ].join("\n");
-  const samples = parsePrometheusText(text);
-  t.is(samples.length, 4);
-  t.is(sampleValue(samples, "llamacpp:kv_cache_usage_ratio"), 0.63);
-  t.deepEqual(samples[1], { name: "vllm:num_requests_running", labels: { model_name: 'm "q" \\ x', engine: "0" }, value: 3 });
-  t.is(sampleValue(samples, "vllm:num_requests_running", { engine: "0" }), 3);
-  t.is(sampleValue(samples, "vllm:num_requests_running", { engine: "1" }), undefined);
-  t.is(sampleValue(samples, "up"), Infinity);
-  t.true(Number.isNaN(sampleValue(samples, "down")));
 });
