@@ -11,7 +11,7 @@ import type { WorkerErrorKind as K, SubmitRequest } from "../../../contracts/gen
 import type { EngineAdapter, EngineInfo } from "../../../workers/engine-adapter.js";
 import type { FakeRequest } from "../../fakes/fake-http.js";
 import { registerHealthCases } from "./adapter-health-cases.js";
-import { registerFailureCases, registerStreamCases } from "./adapter-stream-cases.js";
+import { registerStreamCases } from "./adapter-stream-cases.js";
 import type { Collected } from "./helpers.js";
 
 /** What the cases need of a fake engine; every fake in test/fakes/ has it. */
@@ -104,7 +104,6 @@ export function adapterConformance<A extends EngineAdapter, Opts extends { port?
   spec: ConformanceSpec<A, Opts, Patch, F>,
 ): void {
   registerStreamCases(spec);
-  registerFailureCases(spec);
   registerHealthCases(spec);
 }
 

@@ -17,13 +17,13 @@ function transitions(seen: WorkerHealth[]): boolean[] {
   return seen.map((h) => h.ready).filter((ready, i, all) => i === 0 || all[i - 1] !== ready);
 }
 
+const CASES = [followsARestart, waitsWhileLoading, stopsOnce, failsWithNothingListening, mapsInfo, honoursConfiguredSlots, neverLeaksTheKey];
+
 export function registerHealthCases(spec: AnySpec): void {
-  registerLifecycleCases(spec);
-  registerInfoCases(spec);
-  registerKeyCases(spec);
+  for (const register of CASES) register(spec);
 }
 
-function registerLifecycleCases(spec: AnySpec): void {
+function followsARestart(spec: AnySpec): void {
   test("engine restart: down while it is away, Ready again on the same port with what the new engine reports", async (t) => {
     const c = spec.restart;
     const first = await fakeOf(t, spec, c.before);
@@ -48,7 +48,9 @@ function registerLifecycleCases(spec: AnySpec): void {
     t.is(out.result?.stopReason, StopReason.STOP_REASON_EOS);
     t.is(second.generations().length, 1, "the restarted engine served it");
   });
+}
 
+function waitsWhileLoading(spec: AnySpec): void {
   test("a loading engine is not Ready and says why; start() resolves once it is Ready", async (t) => {
     const c = spec.loading;
     const { fake, adapter } = await setUp(t, spec, c.fake, {}, false);
@@ -67,7 +69,9 @@ function registerLifecycleCases(spec: AnySpec): void {
     t.deepEqual(adapter.health(), { live: true, ready: true, lastError: "" });
     t.true(seen.some((h) => !h.ready) && seen.at(-1)?.ready === true);
   });
+}
 
+function stopsOnce(spec: AnySpec): void {
   test("stop() reports stopped health once and releases a start() waiting for Ready, before and after the first probe", async (t) => {
     const fake = await fakeOf(t, spec, spec.loading.fake);
     for (const afterFirstProbe of [false, true]) {
@@ -84,7 +88,9 @@ function registerLifecycleCases(spec: AnySpec): void {
       t.is(seen.filter((h) => h.lastError === STOPPED.lastError).length, 1, "a second stop() changes nothing");
     }
   });
+}
 
+function failsWithNothingListening(spec: AnySpec): void {
   test("nothing listening: generations fail ENGINE_UNAVAILABLE (retriable) without the key, and health is down", async (t) => {
     const fake = await spec.startFake();
     await fake.close();
@@ -99,7 +105,7 @@ function registerLifecycleCases(spec: AnySpec): void {
   });
 }
 
-function registerInfoCases(spec: AnySpec): void {
+function mapsInfo(spec: AnySpec): void {
   test("info and slots: what the engine reports, mapped, and what is known before it answered", async (t) => {
     const c = spec.info;
     for (const [i, mapping] of c.mappings.entries()) {
@@ -116,7 +122,9 @@ function registerInfoCases(spec: AnySpec): void {
       if (i === 0) await c.check?.(t, adapter, fake);
     }
   });
+}
 
+function honoursConfiguredSlots(spec: AnySpec): void {
   test("a configured slot count wins over what the engine reports, before and after start()", async (t) => {
     for (const row of spec.info.configuredSlots) {
       const fake = await fakeOf(t, spec, row.fake);
@@ -128,7 +136,7 @@ function registerInfoCases(spec: AnySpec): void {
   });
 }
 
-function registerKeyCases(spec: AnySpec): void {
+function neverLeaksTheKey(spec: AnySpec): void {
   test("the API key goes out as a bearer token on every request and never appears in an error or in health", async (t) => {
     const c = spec.apiKey;
     const secrets = c.fragment ? [c.key, c.fragment] : [c.key];

@@ -9,7 +9,7 @@ import type { AnySpec } from "./adapter-conformance.js";
 import { matches, setUp } from "./adapter-harness.js";
 import { collect, eventually, submitRequest, within, workerFailure } from "./helpers.js";
 
-export function registerStreamCases(spec: AnySpec): void {
+function streamsTokens(spec: AnySpec): void {
   test("streams the engine's tokens in order, started once before them, with its stop reason and prompt count", async (t) => {
     const c = spec.streams;
     const { fake, adapter } = await setUp(t, spec, c.fake);
@@ -31,17 +31,20 @@ export function registerStreamCases(spec: AnySpec): void {
     }
     c.check?.(t, out);
   });
+}
 
-  if (spec.maxTokens) {
-    const c = spec.maxTokens;
-    test("max_tokens reached ends MAX_TOKENS with exactly that many tokens", async (t) => {
-      const { adapter } = await setUp(t, spec, c.fake);
-      const out = await collect(adapter, submitRequest({ maxTokens: c.maxTokens }));
-      t.deepEqual(out.texts, c.tokens);
-      t.is(out.result?.stopReason, StopReason.STOP_REASON_MAX_TOKENS);
-    });
-  }
+function stopsAtMaxTokens(spec: AnySpec): void {
+  const c = spec.maxTokens;
+  if (!c) return;
+  test("max_tokens reached ends MAX_TOKENS with exactly that many tokens", async (t) => {
+    const { adapter } = await setUp(t, spec, c.fake);
+    const out = await collect(adapter, submitRequest({ maxTokens: c.maxTokens }));
+    t.deepEqual(out.texts, c.tokens);
+    t.is(out.result?.stopReason, StopReason.STOP_REASON_MAX_TOKENS);
+  });
+}
 
+function survivesSplitFrames(spec: AnySpec): void {
   test("frames split across TCP chunks at any byte, inside multi-byte characters too, keep every token intact", async (t) => {
     const c = spec.split;
     for (const bytes of c.sizes) {
@@ -56,21 +59,22 @@ export function registerStreamCases(spec: AnySpec): void {
       if (c.tokensIn !== undefined) t.is(out.result?.tokensIn, c.tokensIn, at);
     }
   });
-
-  if (spec.oneChunk) {
-    const c = spec.oneChunk;
-    test("everything decoded from one socket chunk reaches the sink in one call, after started", async (t) => {
-      const { adapter } = await setUp(t, spec, c.fake);
-      const out = await collect(adapter, submitRequest(c.request));
-      t.deepEqual(out.calls, [`started:${c.started}`, `tokens:${c.tokens.length}`]);
-      t.deepEqual(out.batches, [c.tokens]);
-      t.is(out.result?.stopReason, StopReason.STOP_REASON_EOS);
-      if (c.tokensIn !== undefined) t.is(out.result?.tokensIn, c.tokensIn);
-    });
-  }
 }
 
-export function registerFailureCases(spec: AnySpec): void {
+function batchesOneChunk(spec: AnySpec): void {
+  const c = spec.oneChunk;
+  if (!c) return;
+  test("everything decoded from one socket chunk reaches the sink in one call, after started", async (t) => {
+    const { adapter } = await setUp(t, spec, c.fake);
+    const out = await collect(adapter, submitRequest(c.request));
+    t.deepEqual(out.calls, [`started:${c.started}`, `tokens:${c.tokens.length}`]);
+    t.deepEqual(out.batches, [c.tokens]);
+    t.is(out.result?.stopReason, StopReason.STOP_REASON_EOS);
+    if (c.tokensIn !== undefined) t.is(out.result?.tokensIn, c.tokensIn);
+  });
+}
+
+function mapsErrorsBeforeTheStream(spec: AnySpec): void {
   test("an error before the stream rejects with the mapped kind and the engine's message, and starts nothing", async (t) => {
     const { fake, adapter } = await setUp(t, spec);
     for (const row of spec.preStreamErrors) {
@@ -85,7 +89,9 @@ export function registerFailureCases(spec: AnySpec): void {
       t.deepEqual(out.texts, [], at);
     }
   });
+}
 
+function mapsErrorsInsideTheStream(spec: AnySpec): void {
   test("an error inside the stream fails ENGINE_ERROR after the tokens before it were delivered", async (t) => {
     const c = spec.inStreamError;
     const { adapter } = await setUp(t, spec, c.fake);
@@ -97,7 +103,9 @@ export function registerFailureCases(spec: AnySpec): void {
     t.false(failure.retriable);
     matches(t, failure.message, c.message);
   });
+}
 
+function timesOutAHungStream(spec: AnySpec): void {
   test("an engine silent mid-stream fails TIMEOUT (retriable) after the idle timeout, and its request is closed", async (t) => {
     const c = spec.hang;
     const { fake, adapter } = await setUp(t, spec, c.fake, { idleTimeoutMs: c.idleTimeoutMs });
@@ -110,7 +118,9 @@ export function registerFailureCases(spec: AnySpec): void {
     t.true(Date.now() - t0 < c.withinMs, "the configured idle timeout, not the 60 s default");
     t.true(await eventually(() => fake.generations()[0]?.closedByClient === true, 1_000), "the engine sees its request closed");
   });
+}
 
+function cancelsMidStream(spec: AnySpec): void {
   test("cancel mid-stream closes the engine's request and resolves CANCELED promptly", async (t) => {
     const c = spec.cancel;
     const { fake, adapter } = await setUp(t, spec, c.fake);
@@ -130,7 +140,9 @@ export function registerFailureCases(spec: AnySpec): void {
     t.false(fake.generations()[0]!.finished);
     c.check?.(t, fake, out);
   });
+}
 
+function cancelsBeforeTheFirstToken(spec: AnySpec): void {
   test("cancel before the first token: an aborted signal sends nothing, an abort while the engine holds back closes its request", async (t) => {
     const c = spec.cancelEarly;
     const { fake, adapter } = await setUp(t, spec);
@@ -151,7 +163,9 @@ export function registerFailureCases(spec: AnySpec): void {
     t.is(held.started, c.startedWhileHeld);
     t.true(await eventually(() => fake.generations()[0]?.closedByClient === true));
   });
+}
 
+function failsWhenTheEngineDies(spec: AnySpec): void {
   test("an engine that dies mid-stream fails RESET after the tokens it sent", async (t) => {
     const c = spec.diesMidStream;
     const { fake, adapter } = await setUp(t, spec, c.fake);
@@ -163,4 +177,10 @@ export function registerFailureCases(spec: AnySpec): void {
     t.deepEqual(out.texts, c.tokens);
     t.is(workerFailure(t, out.error).kind, K.WORKER_ERROR_KIND_RESET);
   });
+}
+
+const CASES = [streamsTokens, stopsAtMaxTokens, survivesSplitFrames, batchesOneChunk, mapsErrorsBeforeTheStream, mapsErrorsInsideTheStream, timesOutAHungStream, cancelsMidStream, cancelsBeforeTheFirstToken, failsWhenTheEngineDies];
+
+export function registerStreamCases(spec: AnySpec): void {
+  for (const register of CASES) register(spec);
 }
