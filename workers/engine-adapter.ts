@@ -2,7 +2,7 @@
 // engine family (workers/mock/, later workers/llamacpp/, workers/vllm/, ...).
 // Every adapter implements EngineAdapter; the sidecar owns slots, the gRPC
 // stream, batching, logs and metrics, so an adapter only talks to its engine.
-import type { StopReason } from "../contracts/gen/llama_orch/v1/common.js";
+import { Workload, type StopReason } from "../contracts/gen/llama_orch/v1/common.js";
 import {
   WorkerErrorKind,
   workerErrorKindFromJSON,
@@ -18,6 +18,26 @@ import {
  * sidecar's own identity (pool and replica), which the adapter never needs.
  */
 export type EngineInfo = Omit<InfoResponse, "poolId" | "replicaId">;
+
+/**
+ * Info of an engine the sidecar reaches over HTTP: what the engine itself
+ * tells, plus what every such engine has alike here: completions of the one
+ * model it was started with, and no device mask or VRAM figures the sidecar
+ * could see. `modelDigest` "" when the engine reports none.
+ */
+export function httpEngineInfo(
+  told: Pick<EngineInfo, "engine" | "adapter" | "engineVersion" | "modelRef" | "ctxMax" | "features"> & { modelDigest?: string },
+): EngineInfo {
+  return {
+    ...told,
+    modelDigest: told.modelDigest ?? "",
+    workloads: [Workload.WORKLOAD_COMPLETION],
+    deviceMask: "",
+    vramTotalBytes: 0,
+    vramFreeBytes: 0,
+    servesAnyModel: false,
+  };
+}
 
 /**
  * Where a generation's output goes. Batch-oriented on purpose: an adapter

@@ -24,11 +24,13 @@
 //   const fake = await startFakeLlamaCpp({ tokens: ["Hi", "!"], totalSlots: 2 });
 //   ... point the adapter at fake.url ...
 //   fake.setBehaviour({ failAfter: { tokens: 1, message: "boom" } });
-//   fake.completions()[0].closedByClient   // did the client cancel?
+//   fake.generations()[0].closedByClient   // did the client cancel?
 //   await fake.close();                     // and startFakeLlamaCpp({ port: fake.port }) to "restart" it
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { closeServer, listen, readBody, type FakeRequest } from "./fake-http.js";
+
+export type { FakeRequest } from "./fake-http.js";
 
 export interface FakeLlamaCppBehaviour {
   /** Token texts streamed by /completion, one frame each, at most n_predict of them. */
@@ -85,25 +87,13 @@ export const FAKE_LLAMACPP_DEFAULTS: FakeLlamaCppBehaviour = {
   echoAuthorization: false,
 };
 
-export interface FakeRequest {
-  method: string;
-  path: string;
-  headers: http.IncomingHttpHeaders;
-  /** The parsed JSON body of a POST, else undefined. */
-  body: unknown;
-  /** Streaming requests: the client closed the connection before the fake had finished the response. */
-  closedByClient: boolean;
-  /** Streaming requests: the fake wrote the whole response (final frame, error frame or error body). */
-  finished: boolean;
-}
-
 export interface FakeLlamaCpp {
   url: string;
   port: number;
   /** Every request in arrival order, polls included; streaming ones are updated as they progress. */
   requests: FakeRequest[];
   /** Only the POST /completion requests. */
-  completions(): FakeRequest[];
+  generations(): FakeRequest[];
   behaviour(): FakeLlamaCppBehaviour;
   /** Changes behaviour for requests that arrive from now on. */
   setBehaviour(patch: Partial<FakeLlamaCppBehaviour>): void;
@@ -127,16 +117,14 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
 
   const server = http.createServer((req, res) => {
     res.on("error", () => {});
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
+    void readBody(req).then((raw) => {
       const path = (req.url ?? "/").split("?")[0]!;
       const record: FakeRequest = { method: req.method ?? "GET", path, headers: req.headers, body: undefined, closedByClient: false, finished: false };
       requests.push(record);
       const b = behaviour;
-      if (chunks.length > 0) {
+      if (raw !== "") {
         try {
-          record.body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+          record.body = JSON.parse(raw);
         } catch {
           return sendError(res, 400, "Invalid JSON body", "invalid_request_error");
         }
@@ -307,25 +295,16 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     return lines.join("\n") + "\n";
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(wantedPort, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const bound = await listen(server, wantedPort);
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
+    ...bound,
     requests,
-    completions: () => requests.filter((r) => r.method === "POST" && (r.path === "/completion" || r.path === "/completions")),
+    generations: () => requests.filter((r) => r.method === "POST" && (r.path === "/completion" || r.path === "/completions")),
     behaviour: () => behaviour,
     setBehaviour(p) {
       behaviour = { ...behaviour, ...p };
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => closeServer(server),
   };
 }
 

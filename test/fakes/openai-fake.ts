@@ -45,8 +45,8 @@
 // refused connection, close() the fake; start it again on the same `port`
 // to simulate a restart.
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { closeServer, listen, readBody, sendJson, type FakeRequest } from "./fake-http.js";
 
 export type FakeFlavour = "openai" | "vllm";
 export type FakeHealth = "ready" | "loading" | "down";
@@ -96,18 +96,9 @@ export interface FakeOptions extends Partial<FakeBehaviour> {
   apiKey?: string;
 }
 
-export interface RecordedRequest {
-  method: string;
-  path: string;
-  headers: http.IncomingHttpHeaders;
-  /** The parsed JSON body of a POST, else undefined. */
-  body: any;
+export interface RecordedRequest extends FakeRequest<any> {
   /** A stream was started for this request (status 200, SSE). */
   streamed: boolean;
-  /** The client closed the connection before the fake finished the response (a cancel). */
-  closedByClient: boolean;
-  /** The fake wrote the whole response. */
-  finished: boolean;
   /** Resolves once the response is over, however it ended. */
   ended: Promise<RecordedRequest>;
 }
@@ -157,9 +148,7 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
   let seq = 0;
 
   const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
+    void readBody(req).then((raw) => {
       const b = behaviour;
       let finishEnded!: (r: RecordedRequest) => void;
       const record: RecordedRequest = {
@@ -179,9 +168,9 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
         if (record.streamed) open--;
         finishEnded(record);
       });
-      if (chunks.length > 0) {
+      if (raw !== "") {
         try {
-          record.body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+          record.body = JSON.parse(raw);
         } catch {
           return sendError(res, 400, "invalid JSON body", "BadRequestError");
         }
@@ -197,7 +186,7 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
       flavour === "vllm"
         ? { object: "error", message, type: type ?? "BadRequestError", param: null, code: status }
         : { error: { message, type: type ?? "invalid_request_error", param: null, code: null } };
-    res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+    sendJson(res, status, body);
   };
 
   const route = (r: RecordedRequest, res: http.ServerResponse, b: FakeBehaviour): void => {
@@ -221,13 +210,13 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
           ? { id, object: "model", created: now(), owned_by: "vllm", root: id, parent: null, max_model_len: b.maxModelLen, permission: [] }
           : { id, object: "model", created: now(), owned_by: "system" },
       );
-      return json(res, { object: "list", data });
+      return sendJson(res, 200, { object: "list", data });
     }
     if (flavour === "vllm" && key === "GET /health") {
       res.writeHead(200).end();
       return;
     }
-    if (flavour === "vllm" && key === "GET /version") return json(res, { version: b.version });
+    if (flavour === "vllm" && key === "GET /version") return sendJson(res, 200, { version: b.version });
     if (flavour === "vllm" && key === "GET /metrics") {
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(metricsText(b));
       return;
@@ -359,14 +348,9 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
     if (!gone()) res.end();
   };
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => resolve());
-  });
-  const bound = (server.address() as AddressInfo).port;
+  const bound = await listen(server, port);
   return {
-    url: `http://127.0.0.1:${bound}`,
-    port: bound,
+    ...bound,
     flavour,
     requests,
     generations: () => requests.filter((r) => r.method === "POST" && r.path.startsWith("/v1/")),
@@ -374,17 +358,11 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
       behaviour = { ...behaviour, ...changes };
     },
     openStreams: () => open,
-    close: () =>
-      new Promise<void>((resolve) => {
-        closing = true;
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: () => {
+      closing = true;
+      return closeServer(server);
+    },
   };
-}
-
-function json(res: http.ServerResponse, body: unknown): void {
-  res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
 }
 
 function now(): number {

@@ -34,8 +34,8 @@
 // behaviour lists; input_length counts the prompt's whitespace-separated
 // words), sampling (seed is echoed in details), stop sequences, batching.
 import http from "node:http";
-import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { closeServer, listen, readBody, sendJson, type FakeRequest } from "./fake-http.js";
 
 export type TgiFakeHealth = "ready" | "loading" | "down";
 
@@ -81,25 +81,13 @@ export interface TgiFakeBehaviour {
   apiKey?: string;
 }
 
-export interface TgiFakeRequest {
-  method: string;
-  path: string;
-  headers: http.IncomingHttpHeaders;
-  /** The parsed JSON body; undefined for bodiless or unparsable requests. */
-  body: unknown;
-  /** The client closed the connection before the fake finished its response (a cancel). */
-  clientClosed: boolean;
-  /** The fake wrote its whole response. */
-  finished: boolean;
-}
-
 export interface TgiFake {
   url: string;
   port: number;
   /** Every request, oldest first. */
-  requests: TgiFakeRequest[];
+  requests: FakeRequest[];
   /** The /generate_stream requests, oldest first. */
-  streams(): TgiFakeRequest[];
+  generations(): FakeRequest[];
   /** TCP connections accepted so far (keep-alive reuse shows as fewer connections than requests). */
   connections(): number;
   /** Merges into the behaviour for requests that arrive from now on (a stream already running keeps its own). */
@@ -148,13 +136,12 @@ export const TGI_FAKE_DEFAULTS: TgiFakeBehaviour = {
 export async function startFakeTgi(opts: TgiFakeOptions = {}): Promise<TgiFake> {
   const { port = 0, ...initial } = opts;
   let behaviour: TgiFakeBehaviour = { ...TGI_FAKE_DEFAULTS, ...initial };
-  const requests: TgiFakeRequest[] = [];
-  const sockets = new Set<Socket>();
+  const requests: FakeRequest[] = [];
   let connections = 0;
 
   const server = http.createServer((req, res) => {
     const current = behaviour;
-    const record: TgiFakeRequest = { method: req.method ?? "", path: (req.url ?? "").split("?")[0]!, headers: req.headers, body: undefined, clientClosed: false, finished: false };
+    const record: FakeRequest = { method: req.method ?? "", path: (req.url ?? "").split("?")[0]!, headers: req.headers, body: undefined, closedByClient: false, finished: false };
     requests.push(record);
     if (current.health === "down") {
       req.socket.destroy();
@@ -162,12 +149,9 @@ export async function startFakeTgi(opts: TgiFakeOptions = {}): Promise<TgiFake> 
     }
     res.on("finish", () => (record.finished = true));
     res.on("close", () => {
-      if (!record.finished) record.clientClosed = true;
+      if (!record.finished) record.closedByClient = true;
     });
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const raw = Buffer.concat(chunks).toString("utf8");
+    void readBody(req).then((raw) => {
       try {
         record.body = raw === "" ? undefined : JSON.parse(raw);
       } catch {
@@ -180,42 +164,31 @@ export async function startFakeTgi(opts: TgiFakeOptions = {}): Promise<TgiFake> 
     // Small writes must leave at once, or Nagle would merge the pieces chunkBytes asks for.
     socket.setNoDelay(true);
     connections++;
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => resolve());
-  });
-  const bound = (server.address() as AddressInfo).port;
+  const bound = await listen(server, port);
 
   return {
-    url: `http://127.0.0.1:${bound}`,
-    port: bound,
+    ...bound,
     requests,
-    streams: () => requests.filter((r) => r.path === "/generate_stream"),
+    generations: () => requests.filter((r) => r.path === "/generate_stream"),
     connections: () => connections,
     setBehaviour(change) {
       behaviour = { ...behaviour, ...change };
     },
     behaviour: () => behaviour,
-    async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      for (const socket of sockets) socket.destroy();
-      await closed;
-    },
+    close: () => closeServer(server),
   };
 }
 
-async function route(record: TgiFakeRequest, raw: string, b: TgiFakeBehaviour, res: http.ServerResponse): Promise<void> {
+async function route(record: FakeRequest, raw: string, b: TgiFakeBehaviour, res: http.ServerResponse): Promise<void> {
   const key = `${record.method} ${record.path}`;
   if (key === "GET /health") {
     if (b.health === "ready") res.writeHead(200).end();
-    else json(res, 503, { error: "unhealthy", error_type: "healthcheck" });
+    else sendJson(res, 503, { error: "unhealthy", error_type: "healthcheck" });
     return;
   }
   if (key === "GET /info") {
-    json(res, 200, { ...TGI_FAKE_DEFAULT_INFO, ...b.info });
+    sendJson(res, 200, { ...TGI_FAKE_DEFAULT_INFO, ...b.info });
     return;
   }
   if (key !== "POST /generate_stream") {
@@ -232,7 +205,7 @@ async function route(record: TgiFakeRequest, raw: string, b: TgiFakeBehaviour, r
     return;
   }
   if (b.failBefore) {
-    json(res, b.failBefore.status, { error: b.failBefore.error ?? "Request failed during generation", error_type: b.failBefore.errorType ?? "generation" });
+    sendJson(res, b.failBefore.status, { error: b.failBefore.error ?? "Request failed during generation", error_type: b.failBefore.errorType ?? "generation" });
     return;
   }
   await stream(record.body as GenerateRequest, b, res);
@@ -364,6 +337,3 @@ class FrameWriter {
   }
 }
 
-function json(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
-}

@@ -36,8 +36,8 @@
 // messages, and the "down" health state (a server that is up but not live; a
 // stopped server is better modelled by close()).
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { closeServer, listen, readBody, sendJson, type FakeRequest } from "./fake-http.js";
 
 export type TritonFakeLayout = "trtllm" | "trtllm-legacy" | "vllm";
 
@@ -83,19 +83,9 @@ export const TRITON_FAKE_DEFAULTS: TritonFakeBehaviour = {
   layout: "trtllm",
 };
 
-export interface TritonFakeRequest {
-  method: string;
-  /** Path with query. */
-  path: string;
-  headers: http.IncomingHttpHeaders;
-  /** The parsed JSON body of a POST (undefined when absent or not JSON). */
-  body?: Record<string, unknown>;
+export interface TritonFakeRequest extends FakeRequest<Record<string, unknown> | undefined> {
   /** Token responses written so far. */
   tokensSent: number;
-  /** The client closed the connection before the fake ended its response: how an engine sees a cancel. */
-  clientClosed: boolean;
-  /** The fake ended its response. */
-  finished: boolean;
 }
 
 export interface TritonFake {
@@ -104,7 +94,7 @@ export interface TritonFake {
   /** Every request received, in arrival order (live: entries update as responses progress). */
   requests: TritonFakeRequest[];
   /** Only the generate_stream requests. */
-  generateRequests(): TritonFakeRequest[];
+  generations(): TritonFakeRequest[];
   /** Changes behaviour for requests from now on (a stream under way keeps its plan). */
   setBehaviour(patch: Partial<TritonFakeBehaviour>): void;
   /** Stops listening and drops every connection (a crash, as far as clients can tell). */
@@ -124,16 +114,13 @@ export async function startFakeTriton(opts: TritonFakeOptions = {}): Promise<Tri
   const requests: TritonFakeRequest[] = [];
 
   const server = http.createServer((req, res) => {
-    const entry: TritonFakeRequest = { method: req.method ?? "GET", path: req.url ?? "/", headers: req.headers, tokensSent: 0, clientClosed: false, finished: false };
+    const entry: TritonFakeRequest = { method: req.method ?? "GET", path: (req.url ?? "/").split("?")[0]!, headers: req.headers, body: undefined, tokensSent: 0, closedByClient: false, finished: false };
     requests.push(entry);
     res.on("finish", () => (entry.finished = true));
     res.on("close", () => {
-      if (!entry.finished && !closing) entry.clientClosed = true;
+      if (!entry.finished && !closing) entry.closedByClient = true;
     });
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const text = Buffer.concat(chunks).toString("utf8");
+    void readBody(req).then((text) => {
       if (text !== "") {
         try {
           const parsed: unknown = JSON.parse(text);
@@ -147,29 +134,18 @@ export async function startFakeTriton(opts: TritonFakeOptions = {}): Promise<Tri
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
+  const bound = await listen(server, port, host);
 
   return {
-    url: `http://${host}:${address.port}`,
-    port: address.port,
+    ...bound,
     requests,
-    generateRequests: () => requests.filter((r) => r.method === "POST" && /\/generate_stream$/.test(r.path.split("?")[0]!)),
+    generations: () => requests.filter((r) => r.method === "POST" && /\/generate_stream$/.test(r.path)),
     setBehaviour(p) {
       behaviour = { ...behaviour, ...p };
     },
     close() {
       closing = true;
-      return new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      return closeServer(server);
     },
   };
 }
@@ -180,33 +156,33 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, entry:
   const path = (req.url ?? "/").split("?")[0]!;
   const method = req.method ?? "GET";
   if (path === "/v2/health/live" || path === "/v2/health/ready") {
-    if (method !== "GET") return json(res, 405, { error: "Method Not Allowed" });
+    if (method !== "GET") return sendJson(res, 405, { error: "Method Not Allowed" });
     const ok = path.endsWith("live") ? b.health !== "down" : b.health === "ready";
     return empty(res, ok ? 200 : 400);
   }
-  if (b.health === "down") return json(res, 503, { error: "Server is not live" });
+  if (b.health === "down") return sendJson(res, 503, { error: "Server is not live" });
   if (path === "/v2") {
-    return json(res, 200, {
+    return sendJson(res, 200, {
       name: "triton",
       version: b.serverVersion,
       extensions: ["classification", "sequence", "model_repository", "schedule_policy", "model_configuration", "system_shared_memory", "cuda_shared_memory", "binary_tensor_data", "parameters", "statistics", "trace", "logging"],
     });
   }
   const m = MODEL_PATH.exec(path);
-  if (!m) return json(res, 404, { error: "Not Found" });
+  if (!m) return sendJson(res, 404, { error: "Not Found" });
   const model = decodeURIComponent(m[1]!);
   const kind = m[3] ?? "";
-  if (model !== b.modelName) return json(res, 400, { error: `Request for unknown model: '${model}' is not found` });
+  if (model !== b.modelName) return sendJson(res, 400, { error: `Request for unknown model: '${model}' is not found` });
   const ready = b.health === "ready";
-  if (kind === "ready") return ready ? empty(res, 200) : json(res, 400, { error: "Model version not ready" });
-  if (!ready) return json(res, 400, { error: `Request for unknown model: '${model}' version ${b.modelVersions[0] ?? "1"} is not at ready state` });
-  if (kind === "") return json(res, 200, modelMetadata(b));
-  if (kind === "generate") return json(res, 501, { error: "the fake implements generate_stream only" });
-  if (method !== "POST") return json(res, 405, { error: "Method Not Allowed" });
-  if (entry.body === undefined) return json(res, 400, { error: rawBody === "" ? "request body is empty" : "failed to parse the request JSON buffer: Invalid value." });
+  if (kind === "ready") return ready ? empty(res, 200) : sendJson(res, 400, { error: "Model version not ready" });
+  if (!ready) return sendJson(res, 400, { error: `Request for unknown model: '${model}' version ${b.modelVersions[0] ?? "1"} is not at ready state` });
+  if (kind === "") return sendJson(res, 200, modelMetadata(b));
+  if (kind === "generate") return sendJson(res, 501, { error: "the fake implements generate_stream only" });
+  if (method !== "POST") return sendJson(res, 405, { error: "Method Not Allowed" });
+  if (entry.body === undefined) return sendJson(res, 400, { error: rawBody === "" ? "request body is empty" : "failed to parse the request JSON buffer: Invalid value." });
   const missing = requiredInputs(b.layout).filter((name) => !(name in entry.body!));
   if (missing.length > 0) {
-    return json(res, 400, { error: `[request id: <id_unknown>] missing required input(s) ${missing.map((n) => `'${n}'`).join(", ")} for model '${model}'` });
+    return sendJson(res, 400, { error: `[request id: <id_unknown>] missing required input(s) ${missing.map((n) => `'${n}'`).join(", ")} for model '${model}'` });
   }
   return generateStream(res, entry, b);
 }
@@ -214,7 +190,7 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, entry:
 async function generateStream(res: http.ServerResponse, entry: TritonFakeRequest, b: TritonFakeBehaviour): Promise<void> {
   const body = entry.body!;
   if (b.failBefore) {
-    if (!b.failBefore.sse) return json(res, b.failBefore.status, { error: b.failBefore.error });
+    if (!b.failBefore.sse) return sendJson(res, b.failBefore.status, { error: b.failBefore.error });
     res.writeHead(b.failBefore.status, { "content-type": "text/event-stream; charset=utf-8" });
     await writeFrame(res, `data: ${JSON.stringify({ error: b.failBefore.error })}\n\n`, b.splitBytes);
     return void res.end();
@@ -233,7 +209,7 @@ async function generateStream(res: http.ServerResponse, entry: TritonFakeRequest
     return out;
   };
 
-  const gone = (): boolean => entry.clientClosed || res.destroyed;
+  const gone = (): boolean => entry.closedByClient || res.destroyed;
   let headersSent = false;
   const sendHeaders = (): void => {
     if (headersSent) return;
@@ -377,10 +353,6 @@ async function writeFrame(res: http.ServerResponse, frame: string, splitBytes: n
   }
 }
 
-function json(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { "content-type": "application/json" });
-  res.end(JSON.stringify(body));
-}
 
 function empty(res: http.ServerResponse, status: number): void {
   res.writeHead(status, { "content-length": "0" });

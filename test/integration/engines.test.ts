@@ -1,66 +1,34 @@
 import test from "ava";
 import { api, assertStreamConforms, stream, taskBody } from "../support/http.js";
 import { TestSystem } from "../support/system.js";
+import type { FakeRequest } from "../fakes/fake-http.js";
 import { startFakeLlamaCpp } from "../fakes/llamacpp-fake.js";
 import { startFakeOpenAi, startFakeVllm } from "../fakes/openai-fake.js";
 import { startFakeTgi } from "../fakes/tgi-fake.js";
 import { startFakeTriton } from "../fakes/triton-fake.js";
 
-/** One fake engine, seen the same way whatever its protocol. */
+/** What this test needs of a fake engine; every fake in test/fakes/ has it. */
 interface FakeEngine {
   url: string;
-  tokens: string[];
-  setDelay(ms: number): void;
-  /** Whether the most recent generation's connection was closed by the sidecar before it finished. */
-  lastClosedByClient(): boolean;
+  setBehaviour(patch: { frameDelayMs: number }): void;
+  generations(): FakeRequest[];
   close(): Promise<void>;
 }
 
-const ENGINES: { engine: string; engineModel?: string; start(): Promise<FakeEngine> }[] = [
-  {
-    engine: "llamacpp",
-    async start() {
-      const f = await startFakeLlamaCpp({ tokens: ["Hola", " señor", " 🦙", "!"] });
-      return { url: f.url, tokens: ["Hola", " señor", " 🦙", "!"], setDelay: (ms) => f.setBehaviour({ frameDelayMs: ms }), lastClosedByClient: () => f.completions().at(-1)!.closedByClient, close: () => f.close() };
-    },
-  },
-  {
-    engine: "vllm",
-    engineModel: "fake-model",
-    async start() {
-      const f = await startFakeVllm({ tokens: ["Hello", ",", " wörld", " 日本"] });
-      return { url: f.url, tokens: ["Hello", ",", " wörld", " 日本"], setDelay: (ms) => f.setBehaviour({ frameDelayMs: ms }), lastClosedByClient: () => f.generations().at(-1)!.closedByClient, close: () => f.close() };
-    },
-  },
-  {
-    engine: "openai",
-    engineModel: "fake-model",
-    async start() {
-      const f = await startFakeOpenAi({ tokens: ["Bonjour", " à", " tous"] });
-      return { url: f.url, tokens: ["Bonjour", " à", " tous"], setDelay: (ms) => f.setBehaviour({ frameDelayMs: ms }), lastClosedByClient: () => f.generations().at(-1)!.closedByClient, close: () => f.close() };
-    },
-  },
-  {
-    engine: "tgi",
-    async start() {
-      const f = await startFakeTgi({ tokens: ["Guten", " Tag", " naïve", " 🦙"] });
-      return { url: f.url, tokens: ["Guten", " Tag", " naïve", " 🦙"], setDelay: (ms) => f.setBehaviour({ frameDelayMs: ms }), lastClosedByClient: () => f.streams().at(-1)!.clientClosed, close: () => f.close() };
-    },
-  },
-  {
-    engine: "triton",
-    engineModel: "ensemble",
-    async start() {
-      const f = await startFakeTriton({ tokens: ["Ciao", " a", " tutti"] });
-      return { url: f.url, tokens: ["Ciao", " a", " tutti"], setDelay: (ms) => f.setBehaviour({ frameDelayMs: ms }), lastClosedByClient: () => f.generateRequests().at(-1)!.clientClosed, close: () => f.close() };
-    },
-  },
+const ENGINES: { engine: string; engineModel?: string; tokens: string[]; start(tokens: string[]): Promise<FakeEngine> }[] = [
+  { engine: "llamacpp", tokens: ["Hola", " señor", " 🦙", "!"], start: (tokens) => startFakeLlamaCpp({ tokens }) },
+  { engine: "vllm", engineModel: "fake-model", tokens: ["Hello", ",", " wörld", " 日本"], start: (tokens) => startFakeVllm({ tokens }) },
+  { engine: "openai", engineModel: "fake-model", tokens: ["Bonjour", " à", " tous"], start: (tokens) => startFakeOpenAi({ tokens }) },
+  { engine: "tgi", tokens: ["Guten", " Tag", " naïve", " 🦙"], start: (tokens) => startFakeTgi({ tokens }) },
+  { engine: "triton", engineModel: "ensemble", tokens: ["Ciao", " a", " tutti"], start: (tokens) => startFakeTriton({ tokens }) },
 ];
 
 for (const spec of ENGINES) {
   test(`edge -> core -> sidecar -> ${spec.engine}: tokens stream end to end, and cancel closes the engine request`, async (t) => {
-    const fake = await spec.start();
+    const fake = await spec.start(spec.tokens);
     t.teardown(() => fake.close());
+    /** Whether the most recent generation's connection was closed by the sidecar before it finished. */
+    const lastClosedByClient = (): boolean => fake.generations().at(-1)!.closedByClient;
     const model = spec.engineModel ?? "hf:org/e2e";
     const sys = await TestSystem.start({
       workers: [
@@ -82,13 +50,13 @@ for (const spec of ENGINES) {
     const s = await stream(sys.edgeUrl, path);
     await s.done;
     assertStreamConforms(t, path, s);
-    t.deepEqual(s.events.filter((e) => e.event === "token").map((e) => e.data.t), fake.tokens, "the engine's tokens, byte for byte");
+    t.deepEqual(s.events.filter((e) => e.event === "token").map((e) => e.data.t), spec.tokens, "the engine's tokens, byte for byte");
     t.is(s.events.at(-1)!.event, "end");
     const placed = s.events.find((e) => e.event === "metrics" && e.data.replica_id);
     t.is(placed?.data.replica_id, `${spec.engine}-1`);
 
     // Cancel mid-stream: the sidecar must close its request to the engine.
-    fake.setDelay(300);
+    fake.setBehaviour({ frameDelayMs: 300 });
     const slow = taskBody({ engine: spec.engine, model_ref: model, max_tokens: 50, ctx: 1024, prompt: "slowly" });
     t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: slow })).status, 202);
     const s2 = await stream(sys.edgeUrl, `/v1/tasks/${slow.task_id}/stream`);
@@ -96,8 +64,8 @@ for (const spec of ENGINES) {
     t.is((await api(t, sys.edgeUrl, "POST", `/v1/tasks/${slow.task_id}/cancel`)).status, 204);
     await s2.done;
     t.is(s2.events.at(-1)!.data.stop_reason, "canceled");
-    for (let i = 0; i < 40 && !fake.lastClosedByClient(); i++) await new Promise((r) => setTimeout(r, 50));
-    t.true(fake.lastClosedByClient(), "the engine saw its connection closed");
+    for (let i = 0; i < 40 && !lastClosedByClient(); i++) await new Promise((r) => setTimeout(r, 50));
+    t.true(lastClosedByClient(), "the engine saw its connection closed");
   });
 }
 

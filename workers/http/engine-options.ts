@@ -13,3 +13,8 @@ export interface HttpEngineOptions {
   /** Health and props polling interval, default 2000 ms. */
   pollIntervalMs?: number;
 }
+
+/** A configured slot count when it is a positive integer, else the engine's default. */
+export function positiveSlots(slots: number | undefined, fallback: number): number {
+  return slots !== undefined && Number.isInteger(slots) && slots > 0 ? slots : fallback;
+}

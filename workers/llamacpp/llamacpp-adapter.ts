@@ -1,22 +1,22 @@
-import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
-import { WorkerErrorKind, type SubmitRequest, type WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
-import { ChangeListeners } from "../change-listeners.js";
-import { HealthPoller, type ProbeResult } from "../engine/health-poller.js";
+import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
+import { WorkerErrorKind, type SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
+import type { ProbeResult } from "../engine/health-poller.js";
+import { PolledHttpAdapter } from "../engine/polled-http-adapter.js";
 import {
+  httpEngineInfo,
   WorkerFailure,
   type EngineAdapter,
   type EngineInfo,
   type GenerationResult,
   type GenerationSink,
 } from "../engine-adapter.js";
-import { EngineHttp, type RetryPolicy } from "../http/engine-http.js";
+import { engineClients, probeBounds, type HttpTuning } from "../http/engine-clients.js";
+import type { RetryPolicy } from "../http/engine-http.js";
 import { engineErrorMessage, failureOf } from "../http/engine-errors.js";
 import { idleSlotsOf, propsOf, type LlamaCppProps } from "./llamacpp-api.js";
 import { streamCompletion } from "./llamacpp-completion.js";
 import { parsePromText as parsePrometheusText, sampleValue } from "../http/prometheus-text.js";
 import type { HttpEngineOptions } from "../http/engine-options.js";
-
-export type { HttpEngineOptions };
 
 /** Timeouts and thresholds; the defaults suit a real engine, tests shorten them. */
 export interface LlamaCppTuning {
@@ -42,7 +42,6 @@ const METRICS_PATH = "/metrics";
 const NOT_ENABLED = new Set([404, 501]);
 /** Failures that suggest the engine went away: check its health now rather than at the next poll. */
 const PROBE_AFTER = new Set([WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, WorkerErrorKind.WORKER_ERROR_KIND_RESET]);
-const STOPPED: WorkerHealth = { live: false, ready: false, lastError: "stopped" };
 
 /**
  * Drives a llama.cpp server (`llama-server`) that runs elsewhere: generations
@@ -60,16 +59,8 @@ const STOPPED: WorkerHealth = { live: false, ready: false, lastError: "stopped" 
  * llama.cpp's README warns may change logits on some backends; seen identical
  * on the single-slot server the issue was tested on.
  */
-export class LlamaCppAdapter implements EngineAdapter {
-  private readonly http: EngineHttp;
-  /** Polls go through their own client without retries: the poller's thresholds are the smoothing. */
-  private readonly polls: EngineHttp;
-  private readonly poller: HealthPoller;
+export class LlamaCppAdapter extends PolledHttpAdapter implements EngineAdapter {
   private readonly probeTimeoutMs: number;
-  private readonly healthChanges = new ChangeListeners<WorkerHealth>();
-  private readonly readyWaiters: Array<() => void> = [];
-  /** Replaced, never mutated, when /props changes, so a caller's copy stays consistent. */
-  private currentInfo: EngineInfo;
   private props: LlamaCppProps | undefined;
   /** From GET /slots; undefined while unknown or when the endpoint is disabled. */
   private idleSlots: number | undefined;
@@ -80,55 +71,26 @@ export class LlamaCppAdapter implements EngineAdapter {
   private metricsDisabled = false;
   /** Our own generations in flight: free slots when /slots is disabled. */
   private running = 0;
-  private probing = false;
-  private polling = false;
-  private stopped = false;
 
   constructor(
     private readonly opts: HttpEngineOptions,
     tuning: LlamaCppTuning = {},
   ) {
-    const headers = opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : undefined;
-    const secrets = opts.apiKey ? [opts.apiKey] : [];
-    this.http = new EngineHttp({
-      baseUrl: opts.baseUrl,
-      headers,
-      secrets,
+    const probeTimeoutMs = tuning.probeTimeoutMs ?? 5_000;
+    const http: HttpTuning = {
       connectTimeoutMs: tuning.connectTimeoutMs,
       headersTimeoutMs: tuning.headersTimeoutMs ?? 300_000,
       idleTimeoutMs: tuning.idleTimeoutMs,
       retry: tuning.retry,
+    };
+    super({
+      // Polls go through their own client without retries: the poller's thresholds are the smoothing.
+      clients: engineClients(opts, http, probeBounds(http, probeTimeoutMs)),
+      poll: { intervalMs: opts.pollIntervalMs, failureThreshold: tuning.failureThreshold, probeTimeoutMs },
+      restartRefusal: () => new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the llama.cpp adapter was stopped"),
     });
-    this.probeTimeoutMs = tuning.probeTimeoutMs ?? 5_000;
-    this.polls = new EngineHttp({
-      baseUrl: opts.baseUrl,
-      headers,
-      secrets,
-      connectTimeoutMs: Math.min(tuning.connectTimeoutMs ?? 5_000, this.probeTimeoutMs),
-      headersTimeoutMs: this.probeTimeoutMs,
-      idleTimeoutMs: this.probeTimeoutMs,
-      retry: { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
-    });
-    this.poller = new HealthPoller({
-      probe: (signal) => this.probe(signal),
-      intervalMs: opts.pollIntervalMs ?? 2_000,
-      failureThreshold: tuning.failureThreshold ?? 3,
-      probeTimeoutMs: this.probeTimeoutMs,
-    });
-    this.poller.onChange((health) => this.healthChanged(health));
+    this.probeTimeoutMs = probeTimeoutMs;
     this.currentInfo = this.infoFor(undefined);
-  }
-
-  info(): EngineInfo {
-    return this.currentInfo;
-  }
-
-  health(): WorkerHealth {
-    return this.stopped ? STOPPED : this.poller.current();
-  }
-
-  onHealthChange(listener: (health: WorkerHealth) => void): () => void {
-    return this.healthChanges.add(listener);
   }
 
   /**
@@ -159,36 +121,12 @@ export class LlamaCppAdapter implements EngineAdapter {
     return this.props;
   }
 
-  /** Starts polling; resolves once the engine is ready (or stop() is called first). */
-  async start(): Promise<void> {
-    if (this.stopped) throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the llama.cpp adapter was stopped");
-    const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
-    if (!this.polling) {
-      this.polling = true;
-      await this.poller.start();
-    }
-    if (this.health().ready) this.wakeStarters();
-    return ready;
-  }
-
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.polling = false;
-    this.poller.stop();
-    // Destroys in-flight sockets too: running generations fail with RESET, which the sidecar expects on stop.
-    this.http.close();
-    this.polls.close();
-    this.wakeStarters();
-    this.healthChanges.emit(STOPPED);
-  }
-
   async generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
     this.running++;
     try {
       return await streamCompletion(this.http, request, signal, sink);
     } catch (err) {
-      if (err instanceof WorkerFailure && PROBE_AFTER.has(err.kind)) this.probeSoon();
+      if (err instanceof WorkerFailure && PROBE_AFTER.has(err.kind)) this.probeNow();
       throw err;
     } finally {
       this.running--;
@@ -196,48 +134,37 @@ export class LlamaCppAdapter implements EngineAdapter {
   }
 
   private infoFor(props: LlamaCppProps | undefined): EngineInfo {
-    return {
+    // llama.cpp reports a model path, never a digest of the weights.
+    return httpEngineInfo({
       engine: Engine.ENGINE_LLAMACPP,
       adapter: "llamacpp",
       engineVersion: props?.buildInfo ?? "",
       modelRef: this.opts.modelRef,
-      // llama.cpp reports a model path, never a digest of the weights.
-      modelDigest: "",
       ctxMax: props?.ctxPerSlot ?? 0,
-      workloads: [Workload.WORKLOAD_COMPLETION],
-      deviceMask: "",
-      vramTotalBytes: 0,
-      vramFreeBytes: 0,
-      servesAnyModel: false,
       features: {
         seed: "true",
         cancel: "abort",
         cache_prompt: "true",
         determinism: props?.totalSlots === 1 ? "single-slot" : "best_effort",
       },
-    };
+    });
   }
 
   /**
    * One poll: GET /health, and while it says ready also /props, /slots and
    * /metrics, so one timer keeps every figure fresh.
    */
-  private async probe(signal: AbortSignal): Promise<ProbeResult> {
-    this.probing = true;
-    try {
-      const { status, text } = await this.polls.get(HEALTH_PATH, { signal, timeoutMs: this.probeTimeoutMs }).catch((err: unknown) => {
-        // An aborted poll rejects with the signal's bare AbortError; say what it means.
-        throw signal.aborted ? new Error(`GET ${HEALTH_PATH}: no answer within ${this.probeTimeoutMs} ms`) : err;
-      });
-      if (status === 429 || status === 408) return { outcome: "busy" };
-      // llama.cpp answers 503 {"error":{"message":"Loading model"}} until the model is loaded.
-      if (status === 503) return { outcome: "loading", detail: this.polls.redact(engineErrorMessage(text)) };
-      if (status < 200 || status > 299) return { outcome: "down", detail: failureOf({ path: HEALTH_PATH, status, body: this.polls.redact(text) }).message };
-      const denied = await this.refresh(signal);
-      return denied ? { outcome: "down", detail: denied } : { outcome: "ready" };
-    } finally {
-      this.probing = false;
-    }
+  protected async probe(signal: AbortSignal): Promise<ProbeResult> {
+    const { status, text } = await this.probes.get(HEALTH_PATH, { signal, timeoutMs: this.probeTimeoutMs }).catch((err: unknown) => {
+      // An aborted poll rejects with the signal's bare AbortError; say what it means.
+      throw signal.aborted ? new Error(`GET ${HEALTH_PATH}: no answer within ${this.probeTimeoutMs} ms`) : err;
+    });
+    if (status === 429 || status === 408) return { outcome: "busy" };
+    // llama.cpp answers 503 {"error":{"message":"Loading model"}} until the model is loaded.
+    if (status === 503) return { outcome: "loading", detail: this.probes.redact(engineErrorMessage(text)) };
+    if (status < 200 || status > 299) return { outcome: "down", detail: failureOf({ path: HEALTH_PATH, status, body: this.probes.redact(text) }).message };
+    const denied = await this.refresh(signal);
+    return denied ? { outcome: "down", detail: denied } : { outcome: "ready" };
   }
 
   /**
@@ -247,14 +174,14 @@ export class LlamaCppAdapter implements EngineAdapter {
    * sign that every generation would fail.
    */
   private async refresh(signal: AbortSignal): Promise<string | undefined> {
-    const get = (path: string) => this.polls.get(path, { signal, timeoutMs: this.probeTimeoutMs }).catch(() => undefined);
+    const get = (path: string) => this.probes.get(path, { signal, timeoutMs: this.probeTimeoutMs }).catch(() => undefined);
     const [props, slots, metrics] = await Promise.all([
       get(PROPS_PATH),
       this.slotsDisabled ? undefined : get(SLOTS_PATH),
       this.metricsDisabled ? undefined : get(METRICS_PATH),
     ]);
     if (props?.status === 401 || props?.status === 403) {
-      return failureOf({ path: PROPS_PATH, status: props.status, body: this.polls.redact(props.text) }).message;
+      return failureOf({ path: PROPS_PATH, status: props.status, body: this.probes.redact(props.text) }).message;
     }
     if (props?.status === 200) this.setProps(propsOf(parseJson(props.text)));
     // Ready means info() and slotsTotal() speak for this engine, so not before /props answered once.
@@ -280,27 +207,13 @@ export class LlamaCppAdapter implements EngineAdapter {
     this.currentInfo = this.infoFor(props);
   }
 
-  private healthChanged(health: WorkerHealth): void {
-    if (!health.ready) {
-      // A restarted engine may come back with other flags; what it said about them no longer holds.
-      this.slotsDisabled = false;
-      this.metricsDisabled = false;
-      this.idleSlots = undefined;
-      this.kvUsage = undefined;
-      this.deferred = undefined;
-    }
-    if (this.stopped) return;
-    if (health.ready) this.wakeStarters();
-    this.healthChanges.emit(health);
-  }
-
-  /** One probe at a time: a failure during a running probe waits for that probe's verdict. */
-  private probeSoon(): void {
-    if (this.polling && !this.probing && !this.stopped) void this.poller.probeNow();
-  }
-
-  private wakeStarters(): void {
-    for (const resolve of this.readyWaiters.splice(0)) resolve();
+  /** A restarted engine may come back with other flags; what it said about them no longer holds. */
+  protected override engineUnready(): void {
+    this.slotsDisabled = false;
+    this.metricsDisabled = false;
+    this.idleSlots = undefined;
+    this.kvUsage = undefined;
+    this.deferred = undefined;
   }
 }
 

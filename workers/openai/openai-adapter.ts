@@ -1,15 +1,17 @@
 // The `openai` adapter: any OpenAI-compatible HTTP server (OpenAI itself, a
 // gateway, llama.cpp's or SGLang's OpenAI endpoints, ...), known only through
 // the OpenAI API, so capacity comes from options and health from /v1/models.
-import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
-import type { SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
-import type { EngineAdapter, EngineInfo, GenerationResult, GenerationSink } from "../engine-adapter.js";
+import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
+import type { SubmitRequest, WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
+import { httpEngineInfo, type EngineAdapter, type EngineInfo, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
 import type { ProbeResult } from "../engine/health-poller.js";
-import { PolledHttpAdapter, probeGet, type HttpEngineOptions, type HttpTuning } from "./engine-lifecycle.js";
+import { PolledHttpAdapter, type PolledAdapterSetup } from "../engine/polled-http-adapter.js";
+import { PROBE_TIMEOUT_MS, probeGet } from "../engine/probe-get.js";
+import { engineClients, probeBounds, type HttpTuning } from "../http/engine-clients.js";
+import { positiveSlots, type HttpEngineOptions } from "../http/engine-options.js";
 import { MODELS_PATH, parseModelList, type OpenAiApi } from "./openai-protocol.js";
 import { streamOpenAi } from "./openai-stream.js";
 
-export type { HttpEngineOptions, HttpTuning } from "./engine-lifecycle.js";
 export type { OpenAiApi } from "./openai-protocol.js";
 
 export interface OpenAiAdapterOptions extends HttpEngineOptions {
@@ -24,6 +26,22 @@ export interface OpenAiAdapterOptions extends HttpEngineOptions {
 /** Capacity when the options do not say: the server does not tell, and a few concurrent streams suit most. */
 export const OPENAI_DEFAULT_SLOTS = 4;
 
+const NOT_STARTED: WorkerHealth = { live: false, ready: false, lastError: "not started" };
+
+/**
+ * How the OpenAI-protocol adapters (openai, vllm) live: probes bounded below
+ * the poller's timeout, "not started" until start(), and no start() again
+ * after stop().
+ */
+export function openAiProtocolSetup(opts: HttpEngineOptions, tuning: HttpTuning = {}): PolledAdapterSetup {
+  return {
+    clients: engineClients(opts, tuning, probeBounds(tuning, PROBE_TIMEOUT_MS)),
+    poll: { intervalMs: opts.pollIntervalMs },
+    beforeStart: NOT_STARTED,
+    restartRefusal: () => new Error("stopped adapters do not restart"),
+  };
+}
+
 export function createOpenAiAdapter(opts: OpenAiAdapterOptions): OpenAiAdapter {
   return new OpenAiAdapter(opts);
 }
@@ -31,13 +49,19 @@ export function createOpenAiAdapter(opts: OpenAiAdapterOptions): OpenAiAdapter {
 export class OpenAiAdapter extends PolledHttpAdapter implements EngineAdapter {
   private readonly model: string;
   private readonly api: OpenAiApi;
+  private readonly slots: number;
 
   constructor(private readonly opts: OpenAiAdapterOptions) {
     // Accept the base URL as OpenAI clients spell it ("https://host/v1"): our paths carry /v1 themselves.
-    super({ ...opts, baseUrl: opts.baseUrl.replace(/\/v1\/?$/, "") }, opts.http, OPENAI_DEFAULT_SLOTS);
+    super(openAiProtocolSetup({ ...opts, baseUrl: opts.baseUrl.replace(/\/v1\/?$/, "") }, opts.http));
     this.model = opts.engineModel ?? opts.modelRef;
     this.api = opts.api ?? "chat";
+    this.slots = positiveSlots(opts.slots, OPENAI_DEFAULT_SLOTS);
     this.currentInfo = this.infoWith(0);
+  }
+
+  slotsTotal(): number {
+    return this.slots;
   }
 
   generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
@@ -64,21 +88,15 @@ export class OpenAiAdapter extends PolledHttpAdapter implements EngineAdapter {
   }
 
   private infoWith(ctxMax: number): EngineInfo {
-    return {
+    return httpEngineInfo({
       engine: Engine.ENGINE_OPENAI,
       adapter: "openai",
       // The OpenAI API reports neither a server version nor a weights digest.
       engineVersion: "",
       modelRef: this.opts.modelRef,
-      modelDigest: "",
       ctxMax,
-      workloads: [Workload.WORKLOAD_COMPLETION],
-      deviceMask: "",
-      vramTotalBytes: 0,
-      vramFreeBytes: 0,
-      servesAnyModel: false,
       features: { seed: "true", cancel: "abort", api: this.api },
-    };
+    });
   }
 }
 

@@ -4,12 +4,12 @@
 // at launch, so there is no loadModel and no model name in requests
 // (HttpEngineOptions.engineModel is accepted for uniformity and unused).
 import { StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
-import { WorkerErrorKind, type SubmitRequest, type WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
-import { ChangeListeners } from "../change-listeners.js";
-import type { EngineAdapter, EngineInfo, GenerationResult, GenerationSink } from "../engine-adapter.js";
-import { HealthPoller, type ProbeResult } from "../engine/health-poller.js";
+import { WorkerErrorKind, type SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
+import type { EngineAdapter, GenerationResult, GenerationSink } from "../engine-adapter.js";
+import type { ProbeResult } from "../engine/health-poller.js";
+import { PolledHttpAdapter } from "../engine/polled-http-adapter.js";
+import { engineClients } from "../http/engine-clients.js";
 import { failureOf } from "../http/engine-errors.js";
-import { EngineHttp } from "../http/engine-http.js";
 import {
   TGI_DEFAULT_MAX_CONCURRENT_REQUESTS,
   engineInfoOf,
@@ -19,8 +19,6 @@ import {
   type TgiInfo,
 } from "./tgi-protocol.js";
 import type { HttpEngineOptions } from "../http/engine-options.js";
-
-export type { HttpEngineOptions };
 
 /** Timings a deployment rarely touches and tests shorten. */
 export interface TgiTuning {
@@ -39,56 +37,31 @@ export interface TgiTuning {
 }
 
 const GENERATE_PATH = "/generate_stream";
-const STOPPED: WorkerHealth = { live: false, ready: false, lastError: "stopped" };
 
 export function createTgiAdapter(opts: HttpEngineOptions, tuning: TgiTuning = {}): EngineAdapter {
   return new TgiAdapter(opts, tuning);
 }
 
-export class TgiAdapter implements EngineAdapter {
-  private readonly http: EngineHttp;
-  /** Probes get one attempt each: the poller's thresholds, not retries, absorb a flaky probe. */
-  private readonly probeHttp: EngineHttp;
-  private readonly secrets: string[];
-  private readonly poller: HealthPoller;
-  private readonly healthChanges = new ChangeListeners<WorkerHealth>();
-  private currentInfo: EngineInfo;
+/**
+ * Health and /info through the polled base; stop() only pauses the polls, so
+ * a stopped adapter may start() again.
+ */
+export class TgiAdapter extends PolledHttpAdapter implements EngineAdapter {
   private tgiInfo: TgiInfo | undefined;
   /** /info is read again on the first good probe after a bad one: a restarted TGI may run another release or revision. */
   private infoStale = true;
-  private stopped = false;
 
   constructor(
     private readonly opts: HttpEngineOptions,
     tuning: TgiTuning = {},
   ) {
-    const headers: Record<string, string> = opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {};
-    this.secrets = opts.apiKey ? [opts.apiKey] : [];
-    const common = { baseUrl: opts.baseUrl, headers, secrets: this.secrets, connectTimeoutMs: tuning.connectTimeoutMs };
-    this.http = new EngineHttp({ ...common, idleTimeoutMs: tuning.idleTimeoutMs });
-    this.probeHttp = new EngineHttp({ ...common, retry: { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 } });
+    const { connectTimeoutMs, idleTimeoutMs, probeTimeoutMs, failureThreshold } = tuning;
+    super({
+      // Probes get one attempt each: the poller's thresholds, not retries, absorb a flaky probe.
+      clients: engineClients(opts, { connectTimeoutMs, idleTimeoutMs }, { connectTimeoutMs }),
+      poll: { intervalMs: opts.pollIntervalMs, probeTimeoutMs, failureThreshold },
+    });
     this.currentInfo = engineInfoOf(opts.modelRef, undefined);
-    this.poller = new HealthPoller({
-      probe: (signal) => this.probe(signal),
-      intervalMs: opts.pollIntervalMs ?? 2_000,
-      probeTimeoutMs: tuning.probeTimeoutMs,
-      failureThreshold: tuning.failureThreshold,
-    });
-    this.poller.onChange((health) => {
-      if (!this.stopped) this.healthChanges.emit(health);
-    });
-  }
-
-  info(): EngineInfo {
-    return this.currentInfo;
-  }
-
-  health(): WorkerHealth {
-    return this.stopped ? STOPPED : this.poller.current();
-  }
-
-  onHealthChange(listener: (health: WorkerHealth) => void): () => void {
-    return this.healthChanges.add(listener);
   }
 
   /**
@@ -97,29 +70,6 @@ export class TgiAdapter implements EngineAdapter {
    */
   slotsTotal(): number {
     return this.opts.slots ?? slotsOf(this.tgiInfo) ?? TGI_DEFAULT_MAX_CONCURRENT_REQUESTS;
-  }
-
-  /** Resolves once TGI is ready (or stop() was called); health reports progress meanwhile. */
-  async start(): Promise<void> {
-    this.stopped = false;
-    await this.poller.start();
-    if (this.health().ready || this.stopped) return;
-    await new Promise<void>((resolve) => {
-      const off = this.healthChanges.add((h) => {
-        if (h.ready || this.stopped) {
-          off();
-          resolve();
-        }
-      });
-    });
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.poller.stop();
-    this.http.close();
-    this.probeHttp.close();
-    this.healthChanges.emit(STOPPED);
   }
 
   async generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
@@ -169,26 +119,19 @@ export class TgiAdapter implements EngineAdapter {
     });
   }
 
-  private async probe(signal: AbortSignal): Promise<ProbeResult> {
-    try {
-      const result = await this.probeOnce(signal);
-      if (result.outcome !== "ready" && result.outcome !== "busy") this.infoStale = true;
-      return result;
-    } catch (err) {
-      this.infoStale = true;
-      throw err;
-    }
+  protected override probeFailed(): void {
+    this.infoStale = true;
   }
 
-  private async probeOnce(signal: AbortSignal): Promise<ProbeResult> {
-    const res = await this.probeHttp.get("/health", { signal });
+  protected async probe(signal: AbortSignal): Promise<ProbeResult> {
+    const res = await this.probes.get("/health", { signal });
     if (res.status === 429 || res.status === 408) return { outcome: "busy" };
     if (res.status < 200 || res.status > 299) {
       // 503 is TGI's answer when a check generation on its shards fails; while loading it does not listen at all.
       return { outcome: "down", detail: failureOf({ path: "/health", status: res.status, body: res.text, secrets: this.secrets }).message };
     }
     if (this.infoStale) {
-      const { body } = await this.probeHttp.getJson<TgiInfo>("/info", { signal });
+      const { body } = await this.probes.getJson<TgiInfo>("/info", { signal });
       this.tgiInfo = body;
       this.currentInfo = engineInfoOf(this.opts.modelRef, body);
       this.infoStale = false;

@@ -2,9 +2,9 @@
 // huggingface/text-generation-inference, docs/openapi.json) and the pure
 // mappings from it to ours, kept apart from the adapter so they can be read
 // against the engine's source line by line.
-import { Engine, StopReason, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+import { Engine, StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerErrorKind, type SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
-import type { EngineInfo } from "../engine-adapter.js";
+import { httpEngineInfo, type EngineInfo } from "../engine-adapter.js";
 import { kindOfStatus } from "../http/engine-errors.js";
 
 /** `GET /info` (the fields we read; older releases say max_input_length for max_input_tokens). */
@@ -148,20 +148,15 @@ export function statusOfErrorType(errorType: unknown): number {
  * files; "" when TGI serves a local path and reports none.
  */
 export function engineInfoOf(modelRef: string, info: TgiInfo | undefined): EngineInfo {
-  return {
+  return httpEngineInfo({
     engine: Engine.ENGINE_TGI,
     adapter: "tgi",
     engineVersion: typeof info?.version === "string" ? info.version : "",
     modelRef,
     modelDigest: typeof info?.model_sha === "string" ? info.model_sha : "",
     ctxMax: positiveInt(info?.max_total_tokens) ?? 0,
-    workloads: [Workload.WORKLOAD_COMPLETION],
-    deviceMask: "",
-    vramTotalBytes: 0,
-    vramFreeBytes: 0,
-    servesAnyModel: false,
     features: { seed: "true", cancel: "abort" },
-  };
+  });
 }
 
 export function slotsOf(info: TgiInfo | undefined): number | undefined {

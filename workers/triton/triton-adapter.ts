@@ -15,13 +15,14 @@
 // - A first-response error arrives with its status (400 invalid argument,
 //   500 internal, 503 unavailable) and an SSE-framed body; the kind follows
 //   the status and the message is unwrapped from the frame.
-import { Engine, StopReason, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
-import { WorkerErrorKind, type SubmitRequest, type WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
-import { ChangeListeners } from "../change-listeners.js";
-import { WorkerFailure, type EngineAdapter, type EngineInfo, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
-import { HealthPoller, type HealthPollerOptions, type ProbeResult } from "../engine/health-poller.js";
+import { Engine, StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
+import { WorkerErrorKind, type SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
+import { httpEngineInfo, WorkerFailure, type EngineAdapter, type EngineInfo, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
+import type { HealthPollerOptions, ProbeResult } from "../engine/health-poller.js";
+import { PolledHttpAdapter } from "../engine/polled-http-adapter.js";
+import { engineClients, type HttpTuning } from "../http/engine-clients.js";
 import { failureOf } from "../http/engine-errors.js";
-import { EngineHttp, type EngineHttpOptions, type EngineStream } from "../http/engine-http.js";
+import type { EngineHttp, EngineStream } from "../http/engine-http.js";
 import type { SseFrame } from "../http/stream-decoder.js";
 import { modelPath, probeTriton } from "./triton-probe.js";
 import {
@@ -38,13 +39,11 @@ import {
 } from "./triton-protocol.js";
 import type { HttpEngineOptions } from "../http/engine-options.js";
 
-export type { HttpEngineOptions };
-
 export interface TritonAdapterOptions extends HttpEngineOptions {
   /** The model's context window; Triton's metadata does not say. Default 0 (unknown). */
   ctxMax?: number;
   /** Transport tuning (timeouts, retries); the defaults suit a real server, tests shorten them. */
-  http?: Pick<EngineHttpOptions, "connectTimeoutMs" | "headersTimeoutMs" | "idleTimeoutMs" | "retry">;
+  http?: HttpTuning;
   /** Health thresholds (HealthPoller defaults: 3 failures to go down, 1 success to come back, 5 s per probe). */
   health?: Pick<HealthPollerOptions, "failureThreshold" | "successThreshold" | "probeTimeoutMs">;
 }
@@ -62,94 +61,35 @@ export const DEFAULT_TRITON_SLOTS = 8;
 const HEADERS_TIMEOUT_MS = 60_000;
 
 const CANCELED: GenerationResult = { stopReason: StopReason.STOP_REASON_CANCELED };
-const STOPPED: WorkerHealth = { live: false, ready: false, lastError: "stopped" };
 
 export function createTritonAdapter(opts: TritonAdapterOptions): TritonAdapter {
   return new TritonAdapter(opts);
 }
 
-export class TritonAdapter implements EngineAdapter {
+/**
+ * Health and metadata through the polled base, probes without retries (the
+ * poller's thresholds already absorb one failed probe); stop() only pauses
+ * the polls, so a stopped adapter may start() again.
+ */
+export class TritonAdapter extends PolledHttpAdapter implements EngineAdapter {
   private readonly model: string;
   private readonly slots: number;
   private readonly ctxMax: number;
-  private readonly secrets: string[];
-  /** Generations and on-demand metadata: per-call retries as the shared client does them. */
-  private readonly http: EngineHttp;
-  /** Probes: no retries, the poller's thresholds already absorb one failed probe. */
-  private readonly probeHttp: EngineHttp;
-  private readonly poller: HealthPoller;
-  private readonly healthChanges = new ChangeListeners<WorkerHealth>();
-  /** Replaced, never mutated, when metadata is (re)read, so a caller's copy stays consistent. */
-  private currentInfo: EngineInfo;
   private layout: ModelLayout | undefined;
   /** Re-read metadata at the next ready probe: the server may have restarted with another version. */
   private metadataStale = true;
-  private stopped = false;
-  private startWaiter: (() => void) | undefined;
 
   constructor(private readonly opts: TritonAdapterOptions) {
+    const tuning: HttpTuning = { headersTimeoutMs: HEADERS_TIMEOUT_MS, ...opts.http };
+    super({ clients: engineClients(opts, tuning, tuning), poll: { intervalMs: opts.pollIntervalMs, ...opts.health } });
     this.model = opts.engineModel || DEFAULT_TRITON_MODEL;
     this.slots = opts.slots ?? DEFAULT_TRITON_SLOTS;
     this.ctxMax = opts.ctxMax ?? 0;
-    this.secrets = opts.apiKey ? [opts.apiKey] : [];
-    const common: EngineHttpOptions = {
-      baseUrl: opts.baseUrl,
-      headers: opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {},
-      secrets: this.secrets,
-      headersTimeoutMs: HEADERS_TIMEOUT_MS,
-      ...opts.http,
-    };
-    this.http = new EngineHttp(common);
-    this.probeHttp = new EngineHttp({ ...common, retry: { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 } });
-    this.poller = new HealthPoller({ probe: (signal) => this.probe(signal), intervalMs: opts.pollIntervalMs ?? 2_000, ...opts.health });
-    this.poller.onChange((health) => {
-      if (!this.stopped) this.healthChanges.emit(health);
-    });
     this.currentInfo = this.infoFor(undefined, undefined, undefined);
-  }
-
-  info(): EngineInfo {
-    return this.currentInfo;
-  }
-
-  health(): WorkerHealth {
-    return this.stopped ? STOPPED : this.poller.current();
-  }
-
-  onHealthChange(listener: (health: WorkerHealth) => void): () => void {
-    return this.healthChanges.add(listener);
   }
 
   slotsTotal(): number {
     return this.slots;
-  }
-
-  /** Resolves once the model is ready (or stop() is called); health reports progress meanwhile. */
-  async start(): Promise<void> {
-    this.stopped = false;
-    const ready = new Promise<void>((resolve) => {
-      const unsubscribe = this.healthChanges.add((h) => {
-        if (h.ready) done();
-      });
-      const done = (): void => {
-        unsubscribe();
-        this.startWaiter = undefined;
-        resolve();
-      };
-      this.startWaiter = done;
-    });
-    await this.poller.start();
-    if (this.poller.current().ready) this.startWaiter?.();
-    await ready;
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.poller.stop();
-    this.startWaiter?.();
-    this.healthChanges.emit(STOPPED);
-    this.http.close();
-    this.probeHttp.close();
   }
 
   async generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
@@ -212,20 +152,17 @@ export class TritonAdapter implements EngineAdapter {
     return this.layout ?? UNKNOWN_LAYOUT;
   }
 
-  private async probe(signal: AbortSignal): Promise<ProbeResult> {
-    let result: ProbeResult;
-    try {
-      result = await probeTriton(this.probeHttp, this.model, signal);
-    } catch (err) {
-      this.metadataStale = true;
-      throw err;
-    }
-    if (result.outcome !== "ready" && result.outcome !== "busy") this.metadataStale = true;
-    else if (this.metadataStale) {
+  protected async probe(signal: AbortSignal): Promise<ProbeResult> {
+    const result = await probeTriton(this.probes, this.model, signal);
+    if ((result.outcome === "ready" || result.outcome === "busy") && this.metadataStale) {
       // Before reporting ready, so whoever hears it reads the version now served; a failure retries at the next probe.
-      await this.refreshMetadata(this.probeHttp, signal).catch(() => undefined);
+      await this.refreshMetadata(this.probes, signal).catch(() => undefined);
     }
     return result;
+  }
+
+  protected override probeFailed(): void {
+    this.metadataStale = true;
   }
 
   private async refreshMetadata(http: EngineHttp, signal: AbortSignal): Promise<void> {
@@ -239,19 +176,13 @@ export class TritonAdapter implements EngineAdapter {
   }
 
   private infoFor(server: ServerMetadata | undefined, model: ModelMetadata | undefined, layout: ModelLayout | undefined): EngineInfo {
-    return {
+    // Triton reports a model name and version numbers, nothing that identifies the weights.
+    return httpEngineInfo({
       engine: Engine.ENGINE_TRITON,
       adapter: "triton",
       engineVersion: typeof server?.version === "string" ? server.version : "",
       modelRef: this.opts.modelRef,
-      // Triton reports a model name and version numbers, nothing that identifies the weights.
-      modelDigest: "",
       ctxMax: this.ctxMax,
-      workloads: [Workload.WORKLOAD_COMPLETION],
-      deviceMask: "",
-      vramTotalBytes: 0,
-      vramFreeBytes: 0,
-      servesAnyModel: false,
       features: {
         seed: layout?.seedHonoured ? "true" : "false",
         seed_field: (layout ?? UNKNOWN_LAYOUT).seedRoute,
@@ -260,7 +191,7 @@ export class TritonAdapter implements EngineAdapter {
         triton_model_version: typeof model?.versions?.[0] === "string" ? model.versions[0] : "",
         triton_platform: typeof model?.platform === "string" ? model.platform : "",
       },
-    };
+    });
   }
 }
 

@@ -1,17 +1,18 @@
 // The vLLM adapter: generation through vLLM's OpenAI-compatible server
 // (workers/openai/), plus what only vLLM exposes: /health, /version, the
 // served model's max_model_len in /v1/models, and load from /metrics.
-import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
-import type { EngineAdapter, EngineInfo, GenerationResult, GenerationSink } from "../engine-adapter.js";
+import { httpEngineInfo, type EngineAdapter, type EngineInfo, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
 import type { ProbeResult } from "../engine/health-poller.js";
-import { PolledHttpAdapter, probeGet, type HttpEngineOptions, type HttpTuning } from "../openai/engine-lifecycle.js";
-import { missingModel } from "../openai/openai-adapter.js";
+import { PolledHttpAdapter } from "../engine/polled-http-adapter.js";
+import { probeGet } from "../engine/probe-get.js";
+import type { HttpTuning } from "../http/engine-clients.js";
+import { positiveSlots, type HttpEngineOptions } from "../http/engine-options.js";
+import { maxOf, parsePromText, sumOf } from "../http/prometheus-text.js";
+import { missingModel, openAiProtocolSetup } from "../openai/openai-adapter.js";
 import { MODELS_PATH, parseModelList, type OpenAiApi } from "../openai/openai-protocol.js";
 import { streamOpenAi } from "../openai/openai-stream.js";
-import { maxOf, parsePromText, sumOf } from "../http/prometheus-text.js";
-
-export type { HttpEngineOptions, HttpTuning } from "../openai/engine-lifecycle.js";
 
 export interface VllmAdapterOptions extends HttpEngineOptions {
   /** Default "completions"; tasks that send `inputs` use chat either way. */
@@ -49,11 +50,17 @@ export class VllmAdapter extends PolledHttpAdapter implements EngineAdapter {
   /** Version and model are read again after any failed probe: a restarted engine may be another build. */
   private identified = false;
   private load: VllmLoad = {};
+  private readonly slots: number;
 
   constructor(private readonly opts: VllmAdapterOptions) {
-    super(opts, opts.http, VLLM_DEFAULT_SLOTS);
+    super(openAiProtocolSetup(opts, opts.http));
     this.api = opts.api ?? "completions";
+    this.slots = positiveSlots(opts.slots, VLLM_DEFAULT_SLOTS);
     this.currentInfo = this.infoWith("", 0);
+  }
+
+  slotsTotal(): number {
+    return this.slots;
   }
 
   kvCacheUsageRatio(): number | undefined {
@@ -79,17 +86,14 @@ export class VllmAdapter extends PolledHttpAdapter implements EngineAdapter {
     return streamOpenAi({ http: this.http, model, api: this.api, request, signal, sink });
   }
 
-  protected async probe(signal: AbortSignal): Promise<ProbeResult> {
-    const result = await this.probeSteps(signal);
-    if (result.outcome !== "ready" && result.outcome !== "busy") {
-      this.identified = false;
-      this.load = {};
-    }
-    return result;
+  /** A failed probe may be a restart: identity is read again, and a dead engine's load is no figure. */
+  protected override probeFailed(): void {
+    this.identified = false;
+    this.load = {};
   }
 
   /** /health (200 = engine alive), then identity once per engine life, then load. */
-  private async probeSteps(signal: AbortSignal): Promise<ProbeResult> {
+  protected async probe(signal: AbortSignal): Promise<ProbeResult> {
     const health = await probeGet(this.probes, "/health", signal);
     if (!("text" in health)) return health;
     if (!this.identified) {
@@ -128,21 +132,15 @@ export class VllmAdapter extends PolledHttpAdapter implements EngineAdapter {
   }
 
   private infoWith(engineVersion: string, ctxMax: number): EngineInfo {
-    return {
+    // vLLM reports no digest of its weights; a hash of its model name would only pretend to be one.
+    return httpEngineInfo({
       engine: Engine.ENGINE_VLLM,
       adapter: "vllm",
       engineVersion,
       modelRef: this.opts.modelRef,
-      // vLLM reports no digest of its weights; a hash of its model name would only pretend to be one.
-      modelDigest: "",
       ctxMax,
-      workloads: [Workload.WORKLOAD_COMPLETION],
-      deviceMask: "",
-      vramTotalBytes: 0,
-      vramFreeBytes: 0,
-      servesAnyModel: false,
       features: { seed: "true", cancel: "abort", api: this.api },
-    };
+    });
   }
 }
 

@@ -10,7 +10,7 @@ import {
   type WorkerHealth,
   type WorkerProps,
 } from "../../../contracts/gen/llama_orch/v1/worker.js";
-import type { EngineAdapter, GenerationResult } from "../../../workers/engine-adapter.js";
+import { WorkerFailure, type EngineAdapter, type GenerationResult } from "../../../workers/engine-adapter.js";
 import { startWorker, type RunningWorker, type WorkerConfig } from "../../../workers/sidecar/worker.js";
 
 /** Tests keep their output for failures, not for worker log lines. */
@@ -26,25 +26,55 @@ export interface Collected {
   started?: number;
   batches: string[][];
   texts: string[];
+  /** The sink's calls in order: "started:<tokensIn>" and "tokens:<how many>". */
+  calls: string[];
   result?: GenerationResult;
   error?: unknown;
 }
 
-/** Runs one generation straight on an adapter, recording what reached the sink. */
-export async function collect(engine: EngineAdapter, request: SubmitRequest, signal = new AbortController().signal): Promise<Collected> {
-  const out: Collected = { batches: [], texts: [] };
+/**
+ * Runs one generation straight on an adapter, recording what reached the
+ * sink; `onTokens` sees the record after every batch (to cancel, or to kill
+ * the engine, at a given token).
+ */
+export async function collect(
+  engine: EngineAdapter,
+  request: SubmitRequest,
+  signal = new AbortController().signal,
+  onTokens?: (out: Collected) => void,
+): Promise<Collected> {
+  const out: Collected = { batches: [], texts: [], calls: [] };
   try {
     out.result = await engine.generate(request, signal, {
-      started: (n) => (out.started = n),
+      started: (n) => {
+        out.started = n;
+        out.calls.push(`started:${n}`);
+      },
       tokens: (texts) => {
         out.batches.push([...texts]);
         out.texts.push(...texts);
+        out.calls.push(`tokens:${texts.length}`);
+        onTokens?.(out);
       },
     });
   } catch (err) {
     out.error = err;
   }
   return out;
+}
+
+/** `err` as a WorkerFailure; the test fails when it is anything else. */
+export function workerFailure(t: ExecutionContext, err: unknown): WorkerFailure {
+  t.true(err instanceof WorkerFailure, `expected a WorkerFailure, got ${String(err)}`);
+  return err as WorkerFailure;
+}
+
+/** `p`, or a rejection naming `what` once `ms` passed: a test fails instead of hanging. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
 }
 
 /** A worker on an ephemeral port, stopped when the test ends. */
