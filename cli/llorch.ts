@@ -49,7 +49,13 @@ function component(c: ComponentCommand<unknown>): Command {
 }
 
 const commands: readonly Command[] = [
-  { name: "up", summary: "start core, edge and mock worker sidecars together (the demo, and what npm start runs)", help: upHelp, flags: UP_FLAGS, run: runUp },
+  {
+    name: "up",
+    summary: "start core, edge and mock worker sidecars together (the demo, and what npm start runs)",
+    help: upHelp,
+    flags: UP_FLAGS,
+    run: runUp,
+  },
   component(coreCommand),
   component(edgeCommand),
   component(workerCommand),
@@ -76,7 +82,11 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`llorch: unknown command "${name}"\n\n${usage}`);
     return 2;
   }
-  const options = { config: { type: "string" as const }, help: { type: "boolean" as const, short: "h" }, ...parseArgsOptions(command.flags) };
+  const options = {
+    config: { type: "string" as const },
+    help: { type: "boolean" as const, short: "h" },
+    ...parseArgsOptions(command.flags),
+  };
   let values: FlagValues;
   try {
     values = parseArgs({ args: rest, options, strict: true, allowPositionals: false }).values as FlagValues;

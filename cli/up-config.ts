@@ -33,18 +33,48 @@ const D = UP_DEFAULTS;
 
 export const UP_FLAGS: FlagTable<UpConfig> = [
   { name: "host", arg: "H", help: `address for everything (default ${D.host})`, apply: (c, v, f) => (c.host = flagText(f, v)) },
-  { name: "edge-port", arg: "N", help: `public HTTP port (default ${D.edgePort})`, apply: (c, v, f) => (c.edgePort = flagInteger(f, v, 0, 65_535)) },
-  { name: "core-port", arg: "N", help: `core gRPC port (default ${D.corePort})`, apply: (c, v, f) => (c.corePort = flagInteger(f, v, 0, 65_535)) },
-  { name: "workers", arg: "N", help: `mock sidecars to start when the config has no workers: list (default ${D.workers})`, apply: (c, v, f) => (c.workers = flagInteger(f, v, 1, 64)) },
-  { name: "slots", arg: "N", help: `slots per mock sidecar (default ${D.slots})`, apply: (c, v, f) => (c.slots = flagInteger(f, v, 1, 1024)) },
+  {
+    name: "edge-port",
+    arg: "N",
+    help: `public HTTP port (default ${D.edgePort})`,
+    apply: (c, v, f) => (c.edgePort = flagInteger(f, v, 0, 65_535)),
+  },
+  {
+    name: "core-port",
+    arg: "N",
+    help: `core gRPC port (default ${D.corePort})`,
+    apply: (c, v, f) => (c.corePort = flagInteger(f, v, 0, 65_535)),
+  },
+  {
+    name: "workers",
+    arg: "N",
+    help: `mock sidecars to start when the config has no workers: list (default ${D.workers})`,
+    apply: (c, v, f) => (c.workers = flagInteger(f, v, 1, 64)),
+  },
+  {
+    name: "slots",
+    arg: "N",
+    help: `slots per mock sidecar (default ${D.slots})`,
+    apply: (c, v, f) => (c.slots = flagInteger(f, v, 1, 1024)),
+  },
   {
     name: "tokens-per-second",
     arg: "N",
     help: `mock decode speed, 0 = as fast as possible (default ${D.tokensPerSecond})`,
     apply: (c, v, f) => (c.tokensPerSecond = flagInteger(f, v, 0)),
   },
-  { name: "engine", arg: "NAME", help: `engine the mock sidecars stand in for (default ${D.engine})`, apply: (c, v, f) => (c.engine = flagText(f, v)) },
-  { name: "model", arg: "REF", help: `model_ref they announce (default ${D.model}; they serve any)`, apply: (c, v, f) => (c.model = flagText(f, v)) },
+  {
+    name: "engine",
+    arg: "NAME",
+    help: `engine the mock sidecars stand in for (default ${D.engine})`,
+    apply: (c, v, f) => (c.engine = flagText(f, v)),
+  },
+  {
+    name: "model",
+    arg: "REF",
+    help: `model_ref they announce (default ${D.model}; they serve any)`,
+    apply: (c, v, f) => (c.model = flagText(f, v)),
+  },
   { name: "quiet", arg: "", help: "do not echo the processes' JSON logs", apply: (c, v, f) => (c.quiet = flagBoolean(f, v)) },
 ];
 

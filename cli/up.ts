@@ -28,7 +28,10 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, co
     const echo: Echo = config.quiet ? undefined : (line) => process.stdout.write(line + "\n");
     // Core and edge read their own sections of the same file (some settings there are structured).
     const configArgs = configPath ? ["--config", configPath] : [];
-    const core = group.launch("core", ["core", ...configArgs, ...argsOf({ host: config.host, port: String(config.corePort) })], { essential: true, onLine: echo });
+    const core = group.launch("core", ["core", ...configArgs, ...argsOf({ host: config.host, port: String(config.corePort) })], {
+      essential: true,
+      onLine: echo,
+    });
     const coreAddress = (await core.ready).address!;
     const workers = await startWorkers(group, config, sections, coreAddress, echo);
     const edgeArgs = argsOf({ host: config.host, port: String(config.edgePort), core: coreAddress });
@@ -48,7 +51,13 @@ function workerSections(file: Record<string, unknown>, config: UpConfig): FlagVa
   return Array.from({ length: config.workers }, () => ({}));
 }
 
-async function startWorkers(group: ProcessGroup, config: UpConfig, sections: FlagValues[], coreAddress: string, echo: Echo): Promise<StartedWorker[]> {
+async function startWorkers(
+  group: ProcessGroup,
+  config: UpConfig,
+  sections: FlagValues[],
+  coreAddress: string,
+  echo: Echo,
+): Promise<StartedWorker[]> {
   // Sidecars take the next free ports after core's actual port.
   let nextPort = Number(coreAddress.slice(coreAddress.lastIndexOf(":") + 1)) + 1;
   const workers: StartedWorker[] = [];
@@ -115,19 +124,21 @@ async function waitForReplicas(coreAddress: string, count: number, timeoutMs: nu
 function banner(edgeUrl: string, coreAddress: string, workers: StartedWorker[], engine: string): string {
   const auth = process.env[API_KEY_ENV] ? ` -H "Authorization: Bearer $${API_KEY_ENV}"` : "";
   const body = `{"task_id":"'$ID'","session_id":"'$SID'","workload":"completion","model_ref":"mock:tiny","engine":"${engine}","ctx":4096,"priority":"interactive","seed":42,"prompt":"Tell me about llamas","max_tokens":32,"deadline_ms":30000}`;
-  return [
-    "",
-    "llama-orch is up.",
-    `  edge (HTTP API)   ${edgeUrl}        OpenAPI: ${edgeUrl}/openapi.json   metrics: ${edgeUrl}/metrics`,
-    `  core (gRPC)       ${coreAddress}`,
-    ...workers.map((w, i) => `  worker ${i + 1} (gRPC)   ${w.address}   pool ${w.pool}, mock engine`),
-    "",
-    "Stream a completion (paste into a shell):",
-    "",
-    `  ID=$(node -p 'crypto.randomUUID()'); SID=$(node -p 'crypto.randomUUID()'); curl -s -X POST ${edgeUrl}/v1/tasks${auth} -H 'Content-Type: application/json' -d '${body}' && echo && curl -sN${auth} ${edgeUrl}/v1/tasks/$ID/stream`,
-    "",
-    `Inspect with gRPC reflection:  npx buf curl --protocol grpc --http2-prior-knowledge --list-methods http://${coreAddress}`,
-    "Stop with Ctrl-C.",
-    "",
-  ].join("\n") + "\n";
+  return (
+    [
+      "",
+      "llama-orch is up.",
+      `  edge (HTTP API)   ${edgeUrl}        OpenAPI: ${edgeUrl}/openapi.json   metrics: ${edgeUrl}/metrics`,
+      `  core (gRPC)       ${coreAddress}`,
+      ...workers.map((w, i) => `  worker ${i + 1} (gRPC)   ${w.address}   pool ${w.pool}, mock engine`),
+      "",
+      "Stream a completion (paste into a shell):",
+      "",
+      `  ID=$(node -p 'crypto.randomUUID()'); SID=$(node -p 'crypto.randomUUID()'); curl -s -X POST ${edgeUrl}/v1/tasks${auth} -H 'Content-Type: application/json' -d '${body}' && echo && curl -sN${auth} ${edgeUrl}/v1/tasks/$ID/stream`,
+      "",
+      `Inspect with gRPC reflection:  npx buf curl --protocol grpc --http2-prior-knowledge --list-methods http://${coreAddress}`,
+      "Stop with Ctrl-C.",
+      "",
+    ].join("\n") + "\n"
+  );
 }

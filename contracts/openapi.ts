@@ -201,7 +201,10 @@ function operations(): OperationRef[] {
       for (const method of HTTP_METHODS) {
         const node = pathItem[method];
         if (!isObject(node)) continue;
-        const source = path.split(/\{[^}]+\}/).map(escapeRegExp).join("[^/]+");
+        const source = path
+          .split(/\{[^}]+\}/)
+          .map(escapeRegExp)
+          .join("[^/]+");
         operationIndex.push({
           operationId: String(node.operationId),
           method,
@@ -272,7 +275,10 @@ export function resolveRef(node: unknown, pointer: string): { node: unknown; poi
     node = pointer
       .split("/")
       .slice(1)
-      .reduce<unknown>((at, token) => (isObject(at) || Array.isArray(at) ? (at as Json)[unescapeToken(token)] : undefined), loadApiDocuments().merged);
+      .reduce<unknown>(
+        (at, token) => (isObject(at) || Array.isArray(at) ? (at as Json)[unescapeToken(token)] : undefined),
+        loadApiDocuments().merged,
+      );
   }
   return { node, pointer };
 }

@@ -1,6 +1,15 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createFileRegistry, fromBinary, getOption, hasOption, type DescEnum, type DescExtension, type DescMessage, type FileRegistry } from "@bufbuild/protobuf";
+import {
+  createFileRegistry,
+  fromBinary,
+  getOption,
+  hasOption,
+  type DescEnum,
+  type DescExtension,
+  type DescMessage,
+  type FileRegistry,
+} from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { projectRoot } from "./runtime/project-root.js";
 
@@ -12,7 +21,9 @@ let registry: FileRegistry | undefined;
  * about a message's shape comes from the .proto files themselves.
  */
 export function protoRegistry(): FileRegistry {
-  registry ??= createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(join(projectRoot(), "contracts", "gen", "descriptors.binpb"))));
+  registry ??= createFileRegistry(
+    fromBinary(FileDescriptorSetSchema, readFileSync(join(projectRoot(), "contracts", "gen", "descriptors.binpb"))),
+  );
   return registry;
 }
 

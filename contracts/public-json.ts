@@ -145,7 +145,11 @@ function copyJson(v: unknown, at: string): JsonValue {
       }
       if (!isPlainObject(v)) throw fail(at, `is a ${Object.prototype.toString.call(v).slice(8, -1)} object, which JSON cannot represent`);
       // fromEntries defines members, so "__proto__" stays an ordinary key.
-      return Object.fromEntries(Object.entries(v).filter(([, m]) => m !== undefined).map(([k, m]) => [k, copyJson(m, member(at, k))]));
+      return Object.fromEntries(
+        Object.entries(v)
+          .filter(([, m]) => m !== undefined)
+          .map(([k, m]) => [k, copyJson(m, member(at, k))]),
+      );
     }
     default:
       throw fail(at, `is ${v === undefined ? "undefined" : `a ${typeof v}`}, which JSON cannot represent`);
@@ -196,7 +200,10 @@ function decodeField(f: DescField, v: unknown, at: string): unknown {
       return Object.fromEntries(
         Object.entries(v)
           .filter(([, x]) => x !== undefined)
-          .map(([k, x]) => [checkMapKey(f.mapKey, k, at), f.mapKind === "message" ? decodeNested(f.message, x, member(at, k)) : decodeSingle(f, x, member(at, k), false)]),
+          .map(([k, x]) => [
+            checkMapKey(f.mapKey, k, at),
+            f.mapKind === "message" ? decodeNested(f.message, x, member(at, k)) : decodeSingle(f, x, member(at, k), false),
+          ]),
       );
     case "message":
       return decodeNested(f.message, v, at);
@@ -214,7 +221,8 @@ function listProblem(f: DescField): string {
 function decodeSingle(f: DescField, v: unknown, at: string, inList: boolean): unknown {
   if (f.enum) {
     const value = typeof v === "string" ? publicEnumNames(f.enum.typeName).value(v) : undefined;
-    if (value === undefined) throw fail(at, inList ? listProblem(f) : `must be one of ${publicEnumNames(f.enum.typeName).names.join(", ")}`);
+    if (value === undefined)
+      throw fail(at, inList ? listProblem(f) : `must be one of ${publicEnumNames(f.enum.typeName).names.join(", ")}`);
     return value;
   }
   if (!scalarOk(f.scalar!, v)) throw fail(at, inList ? listProblem(f) : `must be ${scalarKind(f.scalar!, false)}`);
@@ -226,7 +234,9 @@ function decodeNested(desc: DescMessage, v: unknown, at: string): unknown {
 }
 
 function checkMapKey(type: ScalarType, key: string, at: string): string {
-  const ok = type === ScalarType.STRING || (type === ScalarType.BOOL ? key === "true" || key === "false" : /^-?\d+$/.test(key) && scalarOk(type, Number(key)));
+  const ok =
+    type === ScalarType.STRING ||
+    (type === ScalarType.BOOL ? key === "true" || key === "false" : /^-?\d+$/.test(key) && scalarOk(type, Number(key)));
   if (!ok) throw fail(member(at, key), `is not a valid key (${scalarKind(type, false)})`);
   return key;
 }

@@ -43,19 +43,54 @@ const S = DEFAULT_SCHEDULER_OPTIONS;
 /** Core's flags, in the order `llorch core --help` lists them. */
 export const CORE_FLAGS: FlagTable<CoreConfig> = [
   { name: "host", arg: "H", help: `listen address (default ${DEFAULT_CORE_CONFIG.host})`, apply: (c, v, f) => (c.host = flagText(f, v)) },
-  { name: "port", arg: "N", help: `gRPC port, 0 = ephemeral (default ${DEFAULT_CORE_CONFIG.port})`, apply: (c, v, f) => (c.port = flagInteger(f, v, 0, 65_535)) },
-  { name: "metrics-host", arg: "H", help: "Prometheus listen address (default: --host)", apply: (c, v, f) => (c.metricsHost = flagText(f, v)) },
-  { name: "metrics-port", arg: "N", help: "serve GET /metrics on this port (default: off)", apply: (c, v, f) => (c.metricsPort = flagInteger(f, v, 0, 65_535)) },
-  { name: "queue-capacity", arg: "N", help: `bound of each pool's queue (default ${S.queueCapacity})`, apply: (c, v, f) => (c.scheduler.queueCapacity = flagInteger(f, v, 1, 1_000_000)) },
+  {
+    name: "port",
+    arg: "N",
+    help: `gRPC port, 0 = ephemeral (default ${DEFAULT_CORE_CONFIG.port})`,
+    apply: (c, v, f) => (c.port = flagInteger(f, v, 0, 65_535)),
+  },
+  {
+    name: "metrics-host",
+    arg: "H",
+    help: "Prometheus listen address (default: --host)",
+    apply: (c, v, f) => (c.metricsHost = flagText(f, v)),
+  },
+  {
+    name: "metrics-port",
+    arg: "N",
+    help: "serve GET /metrics on this port (default: off)",
+    apply: (c, v, f) => (c.metricsPort = flagInteger(f, v, 0, 65_535)),
+  },
+  {
+    name: "queue-capacity",
+    arg: "N",
+    help: `bound of each pool's queue (default ${S.queueCapacity})`,
+    apply: (c, v, f) => (c.scheduler.queueCapacity = flagInteger(f, v, 1, 1_000_000)),
+  },
   {
     name: "queue-policy",
     arg: "P",
     help: `when a queue is full: ${QUEUE_FULL_POLICIES.join(" | ")} (default ${S.queuePolicy})`,
     apply: (c, v, f) => (c.scheduler.queuePolicy = flagChoice(f, v, QUEUE_FULL_POLICIES)),
   },
-  { name: "task-retention-ms", arg: "N", help: `how long finished tasks stay streamable (default ${S.taskRetentionMs})`, apply: (c, v, f) => (c.scheduler.taskRetentionMs = flagInteger(f, v, 0)) },
-  { name: "wall-timeout-ms", arg: "N", help: `watchdog: longest run from dispatch, 0 = none (default ${S.wallTimeoutMs})`, apply: (c, v, f) => (c.scheduler.wallTimeoutMs = flagInteger(f, v, 0)) },
-  { name: "idle-timeout-ms", arg: "N", help: `watchdog: longest gap between tokens, 0 = none (default ${S.idleTimeoutMs})`, apply: (c, v, f) => (c.scheduler.idleTimeoutMs = flagInteger(f, v, 0)) },
+  {
+    name: "task-retention-ms",
+    arg: "N",
+    help: `how long finished tasks stay streamable (default ${S.taskRetentionMs})`,
+    apply: (c, v, f) => (c.scheduler.taskRetentionMs = flagInteger(f, v, 0)),
+  },
+  {
+    name: "wall-timeout-ms",
+    arg: "N",
+    help: `watchdog: longest run from dispatch, 0 = none (default ${S.wallTimeoutMs})`,
+    apply: (c, v, f) => (c.scheduler.wallTimeoutMs = flagInteger(f, v, 0)),
+  },
+  {
+    name: "idle-timeout-ms",
+    arg: "N",
+    help: `watchdog: longest gap between tokens, 0 = none (default ${S.idleTimeoutMs})`,
+    apply: (c, v, f) => (c.scheduler.idleTimeoutMs = flagInteger(f, v, 0)),
+  },
   {
     name: "metrics-interval-ms",
     arg: "N",
@@ -68,8 +103,18 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     help: `cancel a task this long after its last stream closed, 0 = at once (default ${S.disconnectGraceMs})`,
     apply: (c, v, f) => (c.scheduler.disconnectGraceMs = flagInteger(f, v, 0)),
   },
-  { name: "session-ttl-ms", arg: "N", help: `idle lifetime of a session (default ${DEFAULT_SESSION_OPTIONS.ttlMs})`, apply: (c, v, f) => (c.sessions.ttlMs = flagInteger(f, v, 1)) },
-  { name: "session-max-turns", arg: "N", help: `tasks per session (default ${DEFAULT_SESSION_OPTIONS.maxTurns})`, apply: (c, v, f) => (c.sessions.maxTurns = flagInteger(f, v, 1)) },
+  {
+    name: "session-ttl-ms",
+    arg: "N",
+    help: `idle lifetime of a session (default ${DEFAULT_SESSION_OPTIONS.ttlMs})`,
+    apply: (c, v, f) => (c.sessions.ttlMs = flagInteger(f, v, 1)),
+  },
+  {
+    name: "session-max-turns",
+    arg: "N",
+    help: `tasks per session (default ${DEFAULT_SESSION_OPTIONS.maxTurns})`,
+    apply: (c, v, f) => (c.sessions.maxTurns = flagInteger(f, v, 1)),
+  },
   {
     name: "session-token-budget",
     arg: "N",
@@ -85,7 +130,12 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     help: `cost units charged per 1000 tokens in and out (default ${DEFAULT_SESSION_OPTIONS.costPerThousandTokens})`,
     apply: (c, v, f) => (c.sessions.costPerThousandTokens = flagNumber(f, v)),
   },
-  { name: "catalog-root", arg: "DIR", help: `durable model catalog (default ${DEFAULT_CORE_CONFIG.catalogRoot})`, apply: (c, v, f) => (c.catalogRoot = flagText(f, v)) },
+  {
+    name: "catalog-root",
+    arg: "DIR",
+    help: `durable model catalog (default ${DEFAULT_CORE_CONFIG.catalogRoot})`,
+    apply: (c, v, f) => (c.catalogRoot = flagText(f, v)),
+  },
   {
     name: "artifacts-root",
     arg: "DIR",
@@ -146,14 +196,16 @@ export function coreConfigFromFlags(flags: FlagValues, section: Record<string, u
  */
 function sessionBudgetsFromConfig(raw: unknown): Record<string, BudgetLimits> {
   if (raw === undefined || raw === null) return {};
-  if (typeof raw !== "object" || Array.isArray(raw)) throw new Error("config: core.session-budgets must be a mapping of session id to budgets");
+  if (typeof raw !== "object" || Array.isArray(raw))
+    throw new Error("config: core.session-budgets must be a mapping of session id to budgets");
   const out: Record<string, BudgetLimits> = {};
   for (const [id, v] of Object.entries(raw as Record<string, unknown>)) {
     if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error(`config: core.session-budgets.${id} must be a mapping`);
     const b = v as Record<string, unknown>;
     const num = (k: string): number | undefined => {
       if (b[k] === undefined) return undefined;
-      if (typeof b[k] !== "number" || !Number.isFinite(b[k]) || (b[k] as number) < 0) throw new Error(`config: core.session-budgets.${id}.${k} must be a non-negative number`);
+      if (typeof b[k] !== "number" || !Number.isFinite(b[k]) || (b[k] as number) < 0)
+        throw new Error(`config: core.session-budgets.${id}.${k} must be a non-negative number`);
       return b[k] as number;
     };
     out[id.toLowerCase()] = { tokens: num("tokens"), timeMs: num("time-ms"), cost: num("cost") };

@@ -75,7 +75,11 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
       guarded("SessionService", SessionServiceService, sessionService(sessions, registry, logger)),
       guarded("PoolService", PoolServiceService, poolService(scheduler, reloader, logger)),
       guarded("CapabilitiesService", CapabilitiesServiceService, capabilitiesService(registry, logger)),
-      guarded("CatalogService", CatalogServiceService, catalogService({ store: catalog, scheduler, metrics, logger, baseDir: process.cwd() })),
+      guarded(
+        "CatalogService",
+        CatalogServiceService,
+        catalogService({ store: catalog, scheduler, metrics, logger, baseDir: process.cwd() }),
+      ),
       guarded("ArtifactService", ArtifactServiceService, artifactService(artifacts, config.artifactMaxBytes, logger)),
     ],
   });
@@ -84,7 +88,13 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
     metricsServer = await startMetricsServer(metrics.registry, config.metricsHost ?? config.host, config.metricsPort);
   }
   logger.info(
-    { event: "ready", address: grpc.address, metrics_address: metricsServer?.address, instance_id: instanceId, auth: config.apiKey ? "api-key" : "none (loopback only)" },
+    {
+      event: "ready",
+      address: grpc.address,
+      metrics_address: metricsServer?.address,
+      instance_id: instanceId,
+      auth: config.apiKey ? "api-key" : "none (loopback only)",
+    },
     `core listening on ${grpc.address} (gRPC, reflection on)`,
   );
   return {

@@ -11,11 +11,36 @@ export function createCoreMetrics() {
   const replicaLabels = ["engine", "engine_version", "pool_id", "replica_id"] as const;
   return {
     registry,
-    tasksEnqueued: new Counter({ name: "tasks_enqueued_total", help: "Tasks admitted to a pool queue", labelNames: [...replicaLabels, "priority"], registers: r }),
-    tasksStarted: new Counter({ name: "tasks_started_total", help: "Tasks dispatched to a replica", labelNames: [...replicaLabels, "priority"], registers: r }),
-    tasksCanceled: new Counter({ name: "tasks_canceled_total", help: "Tasks cancelled, by reason", labelNames: [...replicaLabels, "reason"], registers: r }),
-    tasksRejected: new Counter({ name: "tasks_rejected_total", help: "Tasks refused at admission, by reason", labelNames: ["engine", "reason"], registers: r }),
-    queueDepth: new Gauge({ name: "queue_depth", help: "Queued tasks per pool and priority", labelNames: ["engine", "engine_version", "pool_id", "priority"], registers: r }),
+    tasksEnqueued: new Counter({
+      name: "tasks_enqueued_total",
+      help: "Tasks admitted to a pool queue",
+      labelNames: [...replicaLabels, "priority"],
+      registers: r,
+    }),
+    tasksStarted: new Counter({
+      name: "tasks_started_total",
+      help: "Tasks dispatched to a replica",
+      labelNames: [...replicaLabels, "priority"],
+      registers: r,
+    }),
+    tasksCanceled: new Counter({
+      name: "tasks_canceled_total",
+      help: "Tasks cancelled, by reason",
+      labelNames: [...replicaLabels, "reason"],
+      registers: r,
+    }),
+    tasksRejected: new Counter({
+      name: "tasks_rejected_total",
+      help: "Tasks refused at admission, by reason",
+      labelNames: ["engine", "reason"],
+      registers: r,
+    }),
+    queueDepth: new Gauge({
+      name: "queue_depth",
+      help: "Queued tasks per pool and priority",
+      labelNames: ["engine", "engine_version", "pool_id", "priority"],
+      registers: r,
+    }),
     firstTokenMs: new Histogram({
       name: "latency_first_token_ms",
       help: "Admission to first token, ms",
@@ -31,14 +56,53 @@ export function createCoreMetrics() {
       registers: r,
     }),
     tokensIn: new Counter({ name: "tokens_in_total", help: "Prompt tokens processed", labelNames: [...replicaLabels], registers: r }),
-    tokensOut: new Counter({ name: "tokens_out_total", help: "Tokens generated and relayed", labelNames: [...replicaLabels], registers: r }),
-    backpressure: new Counter({ name: "admission_backpressure_events_total", help: "Admissions refused or shed by queue policy", labelNames: ["engine", "policy"], registers: r }),
-    placementDecisions: new Counter({ name: "placement_decisions_total", help: "Placement outcomes", labelNames: ["outcome", "pinned", "fallback"], registers: r }),
-    placementCandidates: new Gauge({ name: "placement_candidates_considered", help: "Candidate pools considered by the last placement", registers: r }),
-    replicasReady: new Gauge({ name: "replicas_ready", help: "Registered replicas that are live and ready, per pool", labelNames: ["pool_id"], registers: r }),
-    catalogVerifications: new Counter({ name: "catalog_verifications_total", help: "Catalog verifications by result and reason", labelNames: ["result", "reason", "engine"], registers: r }),
-    modelState: new Gauge({ name: "model_state", help: "1 for the state each catalog model is in, 0 for the others", labelNames: ["model_id", "state"], registers: r }),
-    workerResets: new Counter({ name: "worker_resets_total", help: "Streams ended because their sidecar went away", labelNames: ["pool_id", "replica_id"], registers: r }),
+    tokensOut: new Counter({
+      name: "tokens_out_total",
+      help: "Tokens generated and relayed",
+      labelNames: [...replicaLabels],
+      registers: r,
+    }),
+    backpressure: new Counter({
+      name: "admission_backpressure_events_total",
+      help: "Admissions refused or shed by queue policy",
+      labelNames: ["engine", "policy"],
+      registers: r,
+    }),
+    placementDecisions: new Counter({
+      name: "placement_decisions_total",
+      help: "Placement outcomes",
+      labelNames: ["outcome", "pinned", "fallback"],
+      registers: r,
+    }),
+    placementCandidates: new Gauge({
+      name: "placement_candidates_considered",
+      help: "Candidate pools considered by the last placement",
+      registers: r,
+    }),
+    replicasReady: new Gauge({
+      name: "replicas_ready",
+      help: "Registered replicas that are live and ready, per pool",
+      labelNames: ["pool_id"],
+      registers: r,
+    }),
+    catalogVerifications: new Counter({
+      name: "catalog_verifications_total",
+      help: "Catalog verifications by result and reason",
+      labelNames: ["result", "reason", "engine"],
+      registers: r,
+    }),
+    modelState: new Gauge({
+      name: "model_state",
+      help: "1 for the state each catalog model is in, 0 for the others",
+      labelNames: ["model_id", "state"],
+      registers: r,
+    }),
+    workerResets: new Counter({
+      name: "worker_resets_total",
+      help: "Streams ended because their sidecar went away",
+      labelNames: ["pool_id", "replica_id"],
+      registers: r,
+    }),
   };
 }
 

@@ -53,7 +53,9 @@ export class CoreClient {
   /** A unary call with deadline; a failure becomes the HttpError to answer with. */
   call<T>(cc: CallContext, invoke: (md: Metadata, options: CallOptions, callback: Callback<T>) => unknown): Promise<T> {
     return new Promise((resolve, reject) => {
-      invoke(this.metadata(cc), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) => (err ? reject(toHttpError(err)) : resolve(res)));
+      invoke(this.metadata(cc), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
+        err ? reject(toHttpError(err)) : resolve(res),
+      );
     });
   }
 
@@ -77,7 +79,10 @@ export function toHttpError(err: ServiceError): HttpError {
   const detail = errorDetailOf(err);
   if (detail) return new HttpError(detail);
   if (err.code === GrpcStatus.UNAVAILABLE || err.code === GrpcStatus.DEADLINE_EXCEEDED) {
-    return HttpError.of(ErrorCode.ERROR_CODE_POOL_UNAVAILABLE, `core scheduler unreachable: ${err.details}`, { retriable: true, retryAfterMs: 1000 });
+    return HttpError.of(ErrorCode.ERROR_CODE_POOL_UNAVAILABLE, `core scheduler unreachable: ${err.details}`, {
+      retriable: true,
+      retryAfterMs: 1000,
+    });
   }
   return HttpError.of(ErrorCode.ERROR_CODE_INTERNAL, `core call failed: ${err.details || err.message}`);
 }

@@ -35,10 +35,30 @@ const D = DEFAULT_EDGE_CONFIG;
 /** The edge's flags, in the order `llorch edge --help` lists them. */
 export const EDGE_FLAGS: FlagTable<EdgeConfig> = [
   { name: "host", arg: "H", help: `listen address (default ${D.host})`, apply: (c, v, f) => (c.host = flagText(f, v)) },
-  { name: "port", arg: "N", help: `HTTP port, 0 = ephemeral (default ${D.port})`, apply: (c, v, f) => (c.port = flagInteger(f, v, 0, 65_535)) },
-  { name: "core", arg: "HOST:PORT", help: `core's gRPC address (default ${D.coreAddress})`, apply: (c, v, f) => (c.coreAddress = flagText(f, v)) },
-  { name: "body-limit-bytes", arg: "N", help: `largest request body accepted (default ${D.bodyLimitBytes})`, apply: (c, v, f) => (c.bodyLimitBytes = flagInteger(f, v, 1)) },
-  { name: "sse-heartbeat-ms", arg: "N", help: `comment line on idle SSE streams, 0 = off (default ${D.sseHeartbeatMs})`, apply: (c, v, f) => (c.sseHeartbeatMs = flagInteger(f, v, 0)) },
+  {
+    name: "port",
+    arg: "N",
+    help: `HTTP port, 0 = ephemeral (default ${D.port})`,
+    apply: (c, v, f) => (c.port = flagInteger(f, v, 0, 65_535)),
+  },
+  {
+    name: "core",
+    arg: "HOST:PORT",
+    help: `core's gRPC address (default ${D.coreAddress})`,
+    apply: (c, v, f) => (c.coreAddress = flagText(f, v)),
+  },
+  {
+    name: "body-limit-bytes",
+    arg: "N",
+    help: `largest request body accepted (default ${D.bodyLimitBytes})`,
+    apply: (c, v, f) => (c.bodyLimitBytes = flagInteger(f, v, 1)),
+  },
+  {
+    name: "sse-heartbeat-ms",
+    arg: "N",
+    help: `comment line on idle SSE streams, 0 = off (default ${D.sseHeartbeatMs})`,
+    apply: (c, v, f) => (c.sseHeartbeatMs = flagInteger(f, v, 0)),
+  },
   {
     name: "rate-limit-per-second",
     arg: "X",
@@ -51,7 +71,12 @@ export const EDGE_FLAGS: FlagTable<EdgeConfig> = [
     help: "submissions a caller may make at once (default: the per-second rate, at least 1)",
     apply: (c, v, f) => (c.rateLimit.burst = flagInteger(f, v, 1)),
   },
-  { name: "auth-optional", arg: "", help: "loopback clients may omit the API key (identity=localhost)", apply: (c, v, f) => (c.authOptionalOnLoopback = flagBoolean(f, v)) },
+  {
+    name: "auth-optional",
+    arg: "",
+    help: "loopback clients may omit the API key (identity=localhost)",
+    apply: (c, v, f) => (c.authOptionalOnLoopback = flagBoolean(f, v)),
+  },
 ];
 
 const HELP_WIDTH = 22;

@@ -34,7 +34,10 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
   const auth = config.apiKey ? (config.authOptionalOnLoopback ? "api-key (optional on loopback)" : "api-key") : "none (loopback only)";
-  logger.info({ event: "ready", url, core_address: config.coreAddress, auth }, `edge listening on ${url}, core at ${config.coreAddress}, auth: ${auth}`);
+  logger.info(
+    { event: "ready", url, core_address: config.coreAddress, auth },
+    `edge listening on ${url}, core at ${config.coreAddress}, auth: ${auth}`,
+  );
   return {
     url,
     async stop() {

@@ -45,6 +45,8 @@ export function isLoopback(host: string): boolean {
 /** Listening beyond loopback with no key would expose everything: refuse to start. */
 export function assertSafeBind(host: string, apiKey: string | undefined, what: string): void {
   if (!apiKey && !isLoopback(host)) {
-    throw new Error(`refusing to start ${what} on ${host} without an API key: set ${API_KEY_ENV} (or api-key in the config file), or bind to 127.0.0.1`);
+    throw new Error(
+      `refusing to start ${what} on ${host} without an API key: set ${API_KEY_ENV} (or api-key in the config file), or bind to 127.0.0.1`,
+    );
   }
 }

@@ -2,7 +2,15 @@ import { Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js
 import { Any } from "../gen/google/protobuf/any.js";
 import { Status } from "../gen/google/rpc/status.js";
 import { BadRequest, ErrorInfo, RetryInfo } from "../gen/google/rpc/error_details.js";
-import { ErrorCode, engineFromJSON, engineToJSON, errorCodeFromJSON, errorCodeToJSON, Engine, type ErrorDetail } from "../gen/llama_orch/v1/common.js";
+import {
+  ErrorCode,
+  engineFromJSON,
+  engineToJSON,
+  errorCodeFromJSON,
+  errorCodeToJSON,
+  Engine,
+  type ErrorDetail,
+} from "../gen/llama_orch/v1/common.js";
 
 /**
  * The standard trailer for a failed call's google.rpc.Status. Putting our

@@ -36,7 +36,8 @@ export function flagBoolean(flag: string, value: string | boolean): boolean {
 }
 
 export function flagChoice<T extends string>(flag: string, value: string | boolean, choices: readonly T[]): T {
-  if (typeof value !== "string" || !(choices as readonly string[]).includes(value)) throw new Error(`${flag} must be one of ${choices.join(", ")}, got ${JSON.stringify(value)}`);
+  if (typeof value !== "string" || !(choices as readonly string[]).includes(value))
+    throw new Error(`${flag} must be one of ${choices.join(", ")}, got ${JSON.stringify(value)}`);
   return value as T;
 }
 

@@ -22,9 +22,7 @@ export function correlationIdOf(md: Metadata): string | undefined {
 
 /** An error with a stable code, thrown inside core and sent to gRPC callers. */
 export class OrchError extends Error {
-  constructor(
-    readonly detail: ErrorDetail,
-  ) {
+  constructor(readonly detail: ErrorDetail) {
     super(detail.message);
     this.name = "OrchError";
   }

@@ -14,7 +14,11 @@ interface CallLike {
  * PERMISSION_DENIED when wrong). Reflection and health are left open, as
  * operators' tools expect.
  */
-export function requireApiKey(definition: ServiceDefinition, implementation: UntypedServiceImplementation, apiKey: string | undefined): UntypedServiceImplementation {
+export function requireApiKey(
+  definition: ServiceDefinition,
+  implementation: UntypedServiceImplementation,
+  apiKey: string | undefined,
+): UntypedServiceImplementation {
   if (!apiKey) return implementation;
   const wrapped: UntypedServiceImplementation = {};
   for (const [name, handler] of Object.entries(implementation)) {
@@ -22,22 +26,25 @@ export function requireApiKey(definition: ServiceDefinition, implementation: Unt
     const refuse = (call: CallLike): OrchError | undefined => {
       const raw = call.metadata.get("authorization")[0];
       const presented = bearerOf(typeof raw === "string" ? raw : undefined);
-      if (presented === undefined) return OrchError.of(ErrorCode.ERROR_CODE_UNAUTHORIZED, "an API key is required: send authorization: Bearer <key>");
+      if (presented === undefined)
+        return OrchError.of(ErrorCode.ERROR_CODE_UNAUTHORIZED, "an API key is required: send authorization: Bearer <key>");
       if (!keyMatches(presented, apiKey)) return OrchError.of(ErrorCode.ERROR_CODE_FORBIDDEN, "the API key is not valid");
       return undefined;
     };
     const h = handler as (...args: unknown[]) => void;
-    wrapped[name] = (method?.responseStream
-      ? (call: CallLike) => {
-          const err = refuse(call);
-          if (err) call.emit!("error", err.toServiceError());
-          else h(call);
-        }
-      : (call: CallLike, callback: (e: unknown, v: unknown) => void) => {
-          const err = refuse(call);
-          if (err) callback(err.toServiceError(), null);
-          else h(call, callback);
-        }) as never;
+    wrapped[name] = (
+      method?.responseStream
+        ? (call: CallLike) => {
+            const err = refuse(call);
+            if (err) call.emit!("error", err.toServiceError());
+            else h(call);
+          }
+        : (call: CallLike, callback: (e: unknown, v: unknown) => void) => {
+            const err = refuse(call);
+            if (err) callback(err.toServiceError(), null);
+            else h(call, callback);
+          }
+    ) as never;
   }
   return wrapped;
 }

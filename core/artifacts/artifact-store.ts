@@ -2,7 +2,16 @@ import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { ensureDir, errorCode, publishFile, sweepTempFiles } from "../storage/atomic-file.js";
 import type { Artifact } from "../../contracts/gen/llama_orch/v1/artifact.js";
-import { ArtifactError, artifactFromJson, encodeDocument, idOf, isArtifactId, isPlainObject, recordJson, toDocument } from "./artifact-document.js";
+import {
+  ArtifactError,
+  artifactFromJson,
+  encodeDocument,
+  idOf,
+  isArtifactId,
+  isPlainObject,
+  recordJson,
+  toDocument,
+} from "./artifact-document.js";
 import { canonicalJson } from "./canonical-json.js";
 
 export { ARTIFACT_KINDS, ArtifactError, isArtifactId } from "./artifact-document.js";
@@ -63,10 +72,7 @@ export class ArtifactStore {
     const canonical = encoded?.canonical ?? encodeDocument(doc);
     const size = Buffer.byteLength(canonical, "utf8");
     if (size > this.maxBytes) {
-      throw new ArtifactError(
-        "too_large",
-        `the artifact is ${size} bytes of canonical JSON, above the limit of ${this.maxBytes} bytes`,
-      );
+      throw new ArtifactError("too_large", `the artifact is ${size} bytes of canonical JSON, above the limit of ${this.maxBytes} bytes`);
     }
     if (doc.parent !== undefined) {
       const parent = await this.read(doc.parent);

@@ -68,7 +68,11 @@ export function registration(input: CatalogModel): CatalogModel {
 
 /** A copy of a verification outcome, refused when it has no status. */
 export function checkVerification(v: Verification): Verification {
-  const known = [VerificationStatus.VERIFICATION_STATUS_PENDING, VerificationStatus.VERIFICATION_STATUS_PASSED, VerificationStatus.VERIFICATION_STATUS_FAILED];
+  const known = [
+    VerificationStatus.VERIFICATION_STATUS_PENDING,
+    VerificationStatus.VERIFICATION_STATUS_PASSED,
+    VerificationStatus.VERIFICATION_STATUS_FAILED,
+  ];
   if (!known.includes(v.status)) invalid("/verification/status", `/verification/status must be pending, passed or failed, got ${v.status}`);
   return structuredClone(v);
 }

@@ -2,7 +2,17 @@ import { mkdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { removeStaleTempFiles, writeFileAtomic } from "../storage/atomic-file.js";
 import { CatalogModelState, type CatalogModel, type Verification } from "../../contracts/gen/llama_orch/v1/catalog.js";
-import { CatalogError, checkVerification, cloneModel, isModelState, isValidId, modelFromIndex, modelToJson, registration, stateName } from "./catalog-model.js";
+import {
+  CatalogError,
+  checkVerification,
+  cloneModel,
+  isModelState,
+  isValidId,
+  modelFromIndex,
+  modelToJson,
+  registration,
+  stateName,
+} from "./catalog-model.js";
 
 export { CatalogError } from "./catalog-model.js";
 
@@ -171,7 +181,7 @@ async function loadIndex(indexPath: string): Promise<Models> {
   if (schema_version !== CATALOG_SCHEMA_VERSION) {
     return refuse(`unknown schema_version ${JSON.stringify(schema_version)} (this build reads version ${CATALOG_SCHEMA_VERSION})`);
   }
-  if (typeof models !== "object" || models === null || Array.isArray(models)) return refuse("\"models\" is not an object");
+  if (typeof models !== "object" || models === null || Array.isArray(models)) return refuse('"models" is not an object');
   const out = new Map<string, CatalogModel>();
   for (const [key, value] of Object.entries(models)) {
     try {

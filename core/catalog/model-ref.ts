@@ -14,7 +14,10 @@ const SUPPORTED_FORMS =
   "oci://<registry>/<repository>:<tag> or oci://<registry>/<repository>@sha256:<hex>";
 
 export class ModelRefError extends Error {
-  constructor(message: string, readonly field: string = "/model_ref") {
+  constructor(
+    message: string,
+    readonly field: string = "/model_ref",
+  ) {
     super(message);
     this.name = "ModelRefError";
   }

@@ -1,13 +1,6 @@
 import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import { engines, workloads } from "../../contracts/enums.js";
-import {
-  missingFeatures,
-  OVERRIDE_REASONS,
-  passes,
-  REJECT_REASONS,
-  supportedWorkloads,
-  type RejectReason,
-} from "./placement-reasons.js";
+import { missingFeatures, OVERRIDE_REASONS, passes, REJECT_REASONS, supportedWorkloads, type RejectReason } from "./placement-reasons.js";
 import type { PlacementRules } from "./placement-request.js";
 import type { ReplicaSnapshot } from "./replica-snapshot.js";
 
@@ -53,7 +46,10 @@ export function explainInfeasible(rules: PlacementRules, rejected: readonly Reje
     case "draining": {
       const starting = allowed.filter(({ reason }) => reason === "not_ready").length;
       const draining = allowed.filter(({ reason }) => reason === "draining").length;
-      const state = [starting > 0 ? `${count(starting, "replica")} not ready yet` : "", draining > 0 ? `${count(draining, "replica")} draining` : ""];
+      const state = [
+        starting > 0 ? `${count(starting, "replica")} not ready yet` : "",
+        draining > 0 ? `${count(draining, "replica")} draining` : "",
+      ];
       return {
         code: ErrorCode.ERROR_CODE_POOL_UNREADY,
         message: `no replica serving ${what}${scope} is ready (${state.filter(Boolean).join(", ")}); retry shortly`,
@@ -105,13 +101,13 @@ function noPoolServes(rules: PlacementRules, rejected: readonly Rejected[]): Inf
 
 function excludedByOverrides(rules: PlacementRules, what: string, serving: readonly Rejected[]): Infeasibility {
   const excludedBy = (o: RejectReason): ReplicaSnapshot[] =>
-    serving
-      .filter(({ replica }) => OVERRIDE_REASONS.find((first) => !passes(first, replica, rules)) === o)
-      .map(({ replica }) => replica);
+    serving.filter(({ replica }) => OVERRIDE_REASONS.find((first) => !passes(first, replica, rules)) === o).map(({ replica }) => replica);
   const fragments: string[] = [];
   const byMask = excludedBy("device_mask_mismatch");
   if (byMask.length > 0) {
-    fragments.push(`require_device_mask "${rules.deviceMask}" excludes the replicas on device mask(s) ${list(byMask.map((r) => `"${r.deviceMask}"`))}`);
+    fragments.push(
+      `require_device_mask "${rules.deviceMask}" excludes the replicas on device mask(s) ${list(byMask.map((r) => `"${r.deviceMask}"`))}`,
+    );
   }
   const avoided = excludedBy("pool_avoided");
   if (avoided.length > 0) fragments.push(`avoid_pools excludes pool(s) ${pools(avoided)}`);

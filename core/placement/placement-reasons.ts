@@ -65,4 +65,3 @@ export function supportedWorkloads(replica: ReplicaSnapshot): readonly Workload[
 export function missingFeatures(replica: ReplicaSnapshot, rules: PlacementRules): string[] {
   return rules.features.filter((f) => !(Object.hasOwn(replica.features, f) && replica.features[f] === "true"));
 }
-

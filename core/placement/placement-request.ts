@@ -69,6 +69,9 @@ export function resolveRules(request: PlacementRequest): PlacementRules {
  * match exact (same device set, no spillover) without failing on spelling.
  */
 export function canonicalDeviceMask(mask: string): string {
-  const devices = mask.split(",").map((d) => d.trim()).filter((d) => d !== "");
+  const devices = mask
+    .split(",")
+    .map((d) => d.trim())
+    .filter((d) => d !== "");
   return [...new Set(devices)].sort().join(",");
 }

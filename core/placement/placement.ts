@@ -10,12 +10,7 @@ export type { ReplicaSnapshot } from "./replica-snapshot.js";
 
 /** The first ranking criterion that separated the winner from the runner-up. */
 export type PlacementWhy =
-  | "preferred_pool"
-  | "session_affinity"
-  | "most_free_vram"
-  | "fewest_active_slots"
-  | "replica_id"
-  | "only_candidate";
+  "preferred_pool" | "session_affinity" | "most_free_vram" | "fewest_active_slots" | "replica_id" | "only_candidate";
 
 export type PlacementDecision =
   | {

@@ -35,11 +35,15 @@ export function unservedModelAdvice(opts: { autoFetch: boolean; scheduler: Sched
     }
     const idle = pools.find((p) => opts.scheduler.isIdle(p));
     if (!idle) {
-      return OrchError.of(ErrorCode.ERROR_CODE_POOL_UNAVAILABLE, `model ${request.modelRef} is not loaded and every ${engine} pool is busy; retry later`, {
-        engine: request.engine,
-        retriable: true,
-        retryAfterMs: 5_000,
-      });
+      return OrchError.of(
+        ErrorCode.ERROR_CODE_POOL_UNAVAILABLE,
+        `model ${request.modelRef} is not loaded and every ${engine} pool is busy; retry later`,
+        {
+          engine: request.engine,
+          retriable: true,
+          retryAfterMs: 5_000,
+        },
+      );
     }
     opts.reloader.start(idle, request.modelRef);
     return OrchError.of(ErrorCode.ERROR_CODE_POOL_UNREADY, `fetching model ${request.modelRef} into pool ${idle}; retry once it is ready`, {

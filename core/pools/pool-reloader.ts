@@ -24,13 +24,21 @@ export class PoolReloader {
   start(poolId: string, newModelRef: string): { previousModelRef: string } {
     const pool = this.scheduler.pool(poolId);
     if (pool.reloadState !== "idle") {
-      throw OrchError.of(ErrorCode.ERROR_CODE_POOL_UNREADY, `pool ${poolId} is already ${pool.reloadState.replace("_", " ")}; wait for it to finish`, { retriable: true, retryAfterMs: 1_000 });
+      throw OrchError.of(
+        ErrorCode.ERROR_CODE_POOL_UNREADY,
+        `pool ${poolId} is already ${pool.reloadState.replace("_", " ")}; wait for it to finish`,
+        { retriable: true, retryAfterMs: 1_000 },
+      );
     }
     const replicas = this.registry.inPool(poolId);
-    if (replicas.length === 0) throw OrchError.of(ErrorCode.ERROR_CODE_POOL_UNAVAILABLE, `pool ${poolId} has no registered replicas to reload`);
+    if (replicas.length === 0)
+      throw OrchError.of(ErrorCode.ERROR_CODE_POOL_UNAVAILABLE, `pool ${poolId} has no registered replicas to reload`);
     const previousModelRef = replicas[0]!.modelRef;
     this.scheduler.setReloadState(poolId, "reloading");
-    this.logger.info({ event: "pool_reload", pool_id: poolId, model_ref: newModelRef, previous_model_ref: previousModelRef }, `pool ${poolId} reloading ${previousModelRef} -> ${newModelRef}`);
+    this.logger.info(
+      { event: "pool_reload", pool_id: poolId, model_ref: newModelRef, previous_model_ref: previousModelRef },
+      `pool ${poolId} reloading ${previousModelRef} -> ${newModelRef}`,
+    );
     void this.run(poolId, replicas, previousModelRef, newModelRef);
     return { previousModelRef };
   }
@@ -40,7 +48,10 @@ export class PoolReloader {
     const failures = results.flatMap((r, i) => (r.status === "rejected" ? [`${replicas[i]!.id}: ${(r.reason as Error).message}`] : []));
     if (failures.length === 0) {
       this.scheduler.setReloadState(poolId, "idle", { succeeded: true });
-      this.logger.info({ event: "pool_reloaded", pool_id: poolId, model_ref: next }, `pool ${poolId} now serves ${next} on ${replicas.length} replicas`);
+      this.logger.info(
+        { event: "pool_reloaded", pool_id: poolId, model_ref: next },
+        `pool ${poolId} now serves ${next} on ${replicas.length} replicas`,
+      );
       return;
     }
     const error = `reload to ${next} failed (${failures.join("; ")}); rolled back to ${previous}`;

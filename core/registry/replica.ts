@@ -161,12 +161,20 @@ export class Replica extends EventEmitter {
 
   start(): void {
     this.fetchInfo();
-    this.watch("health", () => this.client.watchHealth({}), (m: WatchHealthResponse) => {
-      if (m.health) this.currentHealth = m.health;
-    });
-    this.watch("props", () => this.client.watchProps({}), (m: WatchPropsResponse) => {
-      if (m.props) this.currentProps = m.props;
-    });
+    this.watch(
+      "health",
+      () => this.client.watchHealth({}),
+      (m: WatchHealthResponse) => {
+        if (m.health) this.currentHealth = m.health;
+      },
+    );
+    this.watch(
+      "props",
+      () => this.client.watchProps({}),
+      (m: WatchPropsResponse) => {
+        if (m.props) this.currentProps = m.props;
+      },
+    );
   }
 
   close(): void {

@@ -19,7 +19,10 @@ export interface Refusal {
 /** A task id names one task for as long as core remembers it. */
 export function duplicateTaskRefusal(taskId: string, known: boolean): Refusal | undefined {
   if (!known) return undefined;
-  return { reason: "duplicate_task_id", error: OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `task_id ${taskId} already exists`, { field: "/task_id" }) };
+  return {
+    reason: "duplicate_task_id",
+    error: OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `task_id ${taskId} already exists`, { field: "/task_id" }),
+  };
 }
 
 /** Every token the task may generate has to fit in its context. */
@@ -27,22 +30,34 @@ export function ctxRefusal(request: CreateTaskRequest): Refusal | undefined {
   if (request.maxTokens <= request.ctx) return undefined;
   return {
     reason: "ctx_exceeded",
-    error: OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `max_tokens ${request.maxTokens} does not fit in ctx ${request.ctx}; raise ctx or lower max_tokens`, { field: "/max_tokens" }),
+    error: OrchError.of(
+      ErrorCode.ERROR_CODE_INVALID_PARAMS,
+      `max_tokens ${request.maxTokens} does not fit in ctx ${request.ctx}; raise ctx or lower max_tokens`,
+      { field: "/max_tokens" },
+    ),
   };
 }
 
 /** The catalog's refusal of the model (retired or untrusted), if it gave one. */
 export function catalogRefusal(refusal: OrchError | undefined): Refusal | undefined {
   if (!refusal) return undefined;
-  return { reason: refusal.detail.code === ErrorCode.ERROR_CODE_MODEL_DEPRECATED ? "model_deprecated" : "untrusted_artifact", error: refusal };
+  return {
+    reason: refusal.detail.code === ErrorCode.ERROR_CODE_MODEL_DEPRECATED ? "model_deprecated" : "untrusted_artifact",
+    error: refusal,
+  };
 }
 
 /**
  * No pool serves the model at all: the advice on how to get it loaded (or
  * that it is being fetched) replaces the bare POOL_UNAVAILABLE.
  */
-export function unservedModelRefusal(decision: PlacementDecision, someReplicaServesModel: boolean, advice: () => OrchError | undefined): Refusal | undefined {
-  if (decision.outcome !== "infeasible" || decision.code !== ErrorCode.ERROR_CODE_POOL_UNAVAILABLE || someReplicaServesModel) return undefined;
+export function unservedModelRefusal(
+  decision: PlacementDecision,
+  someReplicaServesModel: boolean,
+  advice: () => OrchError | undefined,
+): Refusal | undefined {
+  if (decision.outcome !== "infeasible" || decision.code !== ErrorCode.ERROR_CODE_POOL_UNAVAILABLE || someReplicaServesModel)
+    return undefined;
   const error = advice();
   return error ? { reason: "model_not_loaded", error } : undefined;
 }
@@ -70,7 +85,11 @@ export function sessionRefusal(err: OrchError): Refusal {
  * Deadline feasibility, on measured throughput only: with nothing measured
  * yet (`predictedDurationMs` undefined) the task gets the benefit of the doubt.
  */
-export function deadlineRefusal(request: CreateTaskRequest, predictedStartMs: number, predictedDurationMs: number | undefined): Refusal | undefined {
+export function deadlineRefusal(
+  request: CreateTaskRequest,
+  predictedStartMs: number,
+  predictedDurationMs: number | undefined,
+): Refusal | undefined {
   if (predictedDurationMs === undefined || predictedStartMs + predictedDurationMs <= request.deadlineMs) return undefined;
   return {
     reason: "deadline_unmet",
@@ -88,16 +107,26 @@ export function queueFullCode(policy: QueueFullPolicy): ErrorCode {
 }
 
 /** The pool's queue is full and its policy found nothing to give way. */
-export function queueFullRefusal(queue: { poolId: string; capacity: number }, policy: QueueFullPolicy, request: CreateTaskRequest, retryAfterMs: number): Refusal {
-  const why = policy === "reject" ? "" : policy === "drop-lru" ? " and holds no batch task to drop" : " and a batch task cannot displace another";
+export function queueFullRefusal(
+  queue: { poolId: string; capacity: number },
+  policy: QueueFullPolicy,
+  request: CreateTaskRequest,
+  retryAfterMs: number,
+): Refusal {
+  const why =
+    policy === "reject" ? "" : policy === "drop-lru" ? " and holds no batch task to drop" : " and a batch task cannot displace another";
   return {
     reason: "queue_full",
-    error: OrchError.of(queueFullCode(policy), `queue of pool ${queue.poolId} is full (${queue.capacity} tasks)${why}; retry in ${retryAfterMs} ms`, {
-      engine: request.engine,
-      retriable: true,
-      retryAfterMs,
-      policyLabel: policy,
-    }),
+    error: OrchError.of(
+      queueFullCode(policy),
+      `queue of pool ${queue.poolId} is full (${queue.capacity} tasks)${why}; retry in ${retryAfterMs} ms`,
+      {
+        engine: request.engine,
+        retriable: true,
+        retryAfterMs,
+        policyLabel: policy,
+      },
+    ),
   };
 }
 

@@ -1,7 +1,14 @@
 import { Determinism } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { CreateTaskRequest } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { CoreMetrics } from "../metrics.js";
-import { metricLabels, place, type PlacementDecision, type PlacementRequest, type PlacementWhy, type ReplicaSnapshot } from "../placement/placement.js";
+import {
+  metricLabels,
+  place,
+  type PlacementDecision,
+  type PlacementRequest,
+  type PlacementWhy,
+  type ReplicaSnapshot,
+} from "../placement/placement.js";
 import type { Replica } from "../registry/replica.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
 import type { SlotLease } from "../registry/slot-lease.js";
@@ -34,7 +41,11 @@ export interface DispatchPick {
  * `scanLimit` tasks were looked at. Pure: every pick takes a slot in its own
  * copy of the snapshots, so the next pick sees it.
  */
-export function planDispatch(queued: Iterable<DispatchCandidate>, replicas: readonly ReplicaSnapshot[], scanLimit = DISPATCH_SCAN_LIMIT): DispatchPick[] {
+export function planDispatch(
+  queued: Iterable<DispatchCandidate>,
+  replicas: readonly ReplicaSnapshot[],
+  scanLimit = DISPATCH_SCAN_LIMIT,
+): DispatchPick[] {
   const load = replicas.map((r) => ({ ...r }));
   const picks: DispatchPick[] = [];
   let scanned = 0;
@@ -49,7 +60,11 @@ export function planDispatch(queued: Iterable<DispatchCandidate>, replicas: read
 }
 
 /** What placement needs to know about a task. */
-export function placementRequestOf(request: CreateTaskRequest, sessionReplicaId: string | undefined, needFreeSlot: boolean): PlacementRequest {
+export function placementRequestOf(
+  request: CreateTaskRequest,
+  sessionReplicaId: string | undefined,
+  needFreeSlot: boolean,
+): PlacementRequest {
   return {
     engine: request.engine,
     modelRef: request.modelRef,

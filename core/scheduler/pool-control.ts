@@ -93,7 +93,10 @@ export class PoolControl {
       pool.queue.remove(task.id);
       task.moveToPool(target.id);
       target.queue.enqueue(task.id, task.request.priority, task);
-      this.deps.logger.info({ ...taskLogFields(task), event: "replaced" }, `task ${task.id} moved from pool ${poolId} (no replicas left) to pool ${target.id}`);
+      this.deps.logger.info(
+        { ...taskLogFields(task), event: "replaced" },
+        `task ${task.id} moved from pool ${poolId} (no replicas left) to pool ${target.id}`,
+      );
       this.deps.dispatch(target.id);
     }
     this.deps.gauges.queueDepth(pool);
@@ -108,6 +111,9 @@ export class PoolControl {
     const leftovers = this.deps.tasks.unfinished(pool.id);
     const message = `pool ${pool.id} was drained and the task did not finish before the drain deadline`;
     for (const task of leftovers) this.deps.lifecycle.stop(task, ErrorCode.ERROR_CODE_POOL_UNAVAILABLE, message, "operator");
-    this.deps.logger.info({ event: "pool_drained", pool_id: pool.id, cancelled: leftovers.length }, `pool ${pool.id} drained; ${leftovers.length} unfinished tasks cancelled`);
+    this.deps.logger.info(
+      { event: "pool_drained", pool_id: pool.id, cancelled: leftovers.length },
+      `pool ${pool.id} drained; ${leftovers.length} unfinished tasks cancelled`,
+    );
   }
 }

@@ -42,7 +42,9 @@ export class Predictions {
     const now = Date.now();
     const elapsed = now - task.admittedAt;
     const remaining =
-      task.state === "running" ? Math.max(0, task.predictedDurationMs - (now - task.dispatchedAt)) : predictedStartMs + task.predictedDurationMs;
+      task.state === "running"
+        ? Math.max(0, task.predictedDurationMs - (now - task.dispatchedAt))
+        : predictedStartMs + task.predictedDurationMs;
     const spread = this.estimator.relativeSpread(this.replicaIdsOf(task.poolId));
     return onTimeProbability(remaining, task.request.deadlineMs - elapsed, spread);
   }
@@ -64,7 +66,11 @@ export class Predictions {
 
   /** A task ran to its end on `replicaId`: a throughput sample. */
   recordRun(replicaId: string, task: Task, decodeTimeMs: number): void {
-    this.estimator.record(replicaId, { firstTokenMs: task.firstTokenAt - task.dispatchedAt, tokens: task.tokensOut, decodeMs: decodeTimeMs });
+    this.estimator.record(replicaId, {
+      firstTokenMs: task.firstTokenAt - task.dispatchedAt,
+      tokens: task.tokensOut,
+      decodeMs: decodeTimeMs,
+    });
   }
 
   private replicaIdsOf(poolId: string): string[] {

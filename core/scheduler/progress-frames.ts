@@ -58,7 +58,13 @@ export class ProgressFrames {
     for (const task of tasks) {
       task.log.append({
         $case: "metrics",
-        metrics: { ...this.budgetFields(task), onTimeProbability: this.predictions.onTime(task), poolId: task.poolId, replicaId: task.replica?.id ?? "", engineVersion: task.replica?.engineVersion ?? "" },
+        metrics: {
+          ...this.budgetFields(task),
+          onTimeProbability: this.predictions.onTime(task),
+          poolId: task.poolId,
+          replicaId: task.replica?.id ?? "",
+          engineVersion: task.replica?.engineVersion ?? "",
+        },
       });
     }
   }
@@ -75,7 +81,10 @@ export class ProgressFrames {
 
   private reportPositions(pool: PoolState): void {
     const queued = pool.queuedTasks();
-    const starts = this.predictions.startsMs(pool.id, queued.map((t) => t.predictedDurationMs));
+    const starts = this.predictions.startsMs(
+      pool.id,
+      queued.map((t) => t.predictedDurationMs),
+    );
     queued.forEach((task, position) => {
       if (!task.notePosition(position)) return;
       task.log.append({

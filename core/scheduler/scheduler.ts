@@ -39,7 +39,6 @@ import { TaskRunner } from "./task-runner.js";
 import { TaskTable } from "./task-table.js";
 import { TimerSet } from "./timer-set.js";
 
-
 /** Delay before re-dispatching work a replica refused, so its slot can come back. */
 const REDISPATCH_DELAY_MS = 20;
 
@@ -170,7 +169,10 @@ export class Scheduler {
     refuse(unservedModelRefusal(decision, servedSomewhere, () => this.hooks.unservedModel?.(request)));
     if (decision.outcome === "infeasible") {
       // The per-replica reasons go to the log, where an operator can see why nothing fit.
-      this.logger.info({ event: "placement_infeasible", job_id: request.taskId, rejections: decision.rejections }, `no replica can take task ${request.taskId}`);
+      this.logger.info(
+        { event: "placement_infeasible", job_id: request.taskId, rejections: decision.rejections },
+        `no replica can take task ${request.taskId}`,
+      );
       throw this.reject(engineName, placementRefusal(decision, request));
     }
     const pool = this.pools.get(decision.poolId) ?? this.pools.ensure(this.registry.get(decision.replicaId)!);
@@ -241,25 +243,45 @@ export class Scheduler {
   }
 
   /** The deadline check and the full-queue policy, then the task joins its pool's queue and hears its position. */
-  private enqueue(request: CreateTaskRequest, pool: PoolState, correlationId: string, traceParent: Context, budgets: BudgetsRemaining, engineName: string): Admission {
+  private enqueue(
+    request: CreateTaskRequest,
+    pool: PoolState,
+    correlationId: string,
+    traceParent: Context,
+    budgets: BudgetsRemaining,
+    engineName: string,
+  ): Admission {
     const predictedDurationMs = this.predictions.durationMs(pool.id, request);
     const position = request.priority === Priority.PRIORITY_BATCH ? pool.queue.size : pool.queue.sizeOf(Priority.PRIORITY_INTERACTIVE);
-    const ahead = pool.queuedTasks().slice(0, position).map((t) => t.predictedDurationMs);
+    const ahead = pool
+      .queuedTasks()
+      .slice(0, position)
+      .map((t) => t.predictedDurationMs);
     const predictedStart = this.predictions.startsMs(pool.id, [...ahead, predictedDurationMs]).at(-1)!;
     const late = deadlineRefusal(request, predictedStart, predictedDurationMs);
     if (late) throw this.reject(engineName, late);
     if (pool.queue.isFull) this.makeRoom(pool, request, engineName);
 
-    const { span, ctx } = startSpan("llama_orch.task", traceParent, { "llama_orch.task_id": request.taskId, "llama_orch.pool_id": pool.id });
+    const { span, ctx } = startSpan("llama_orch.task", traceParent, {
+      "llama_orch.task_id": request.taskId,
+      "llama_orch.pool_id": pool.id,
+    });
     const task = new Task(request, pool.id, correlationId, { predictedDurationMs, span, traceContext: ctx });
     pool.queue.enqueue(task.id, request.priority, task);
     this.tasks.add(task);
     const queuePosition = pool.queue.positionOf(task.id) ?? 0;
-    const starts = this.predictions.startsMs(pool.id, pool.queuedTasks().map((t) => t.predictedDurationMs));
+    const starts = this.predictions.startsMs(
+      pool.id,
+      pool.queuedTasks().map((t) => t.predictedDurationMs),
+    );
     const predictedStartMs = Math.round(starts[queuePosition] ?? 0);
     task.notePosition(queuePosition);
     task.log.append({ $case: "started", started: { queuePosition, predictedStartMs } });
-    this.metrics.tasksEnqueued.inc({ ...poolLabels(pool, this.registry.inPool(pool.id)), replica_id: "", priority: priorities.name(request.priority) });
+    this.metrics.tasksEnqueued.inc({
+      ...poolLabels(pool, this.registry.inPool(pool.id)),
+      replica_id: "",
+      priority: priorities.name(request.priority),
+    });
     this.logger.info(
       { ...taskLogFields(task), queue_position: queuePosition, predicted_start_ms: predictedStartMs, event: "admitted" },
       `task ${task.id} admitted to pool ${pool.id} at queue position ${queuePosition}, predicted start in ${predictedStartMs} ms`,
@@ -275,7 +297,10 @@ export class Scheduler {
     this.metrics.backpressure.inc({ engine: engineName, policy });
     const outcome = onQueueFull(pool.queue, policy, request.priority);
     if (outcome.action === "refuse") {
-      throw this.reject(engineName, queueFullRefusal({ poolId: pool.id, capacity: pool.queue.capacity }, policy, request, this.predictions.retryAfterMs(pool)));
+      throw this.reject(
+        engineName,
+        queueFullRefusal({ poolId: pool.id, capacity: pool.queue.capacity }, policy, request, this.predictions.retryAfterMs(pool)),
+      );
     }
     const victim = outcome.victim;
     pool.queue.remove(outcome.victimId);
@@ -286,7 +311,10 @@ export class Scheduler {
 
   private reject(engineName: string, refusal: Refusal): OrchError {
     this.metrics.tasksRejected.inc({ engine: engineName, reason: refusal.reason });
-    this.logger.info({ event: "rejected", engine: engineName, reason: refusal.reason, code: refusal.error.detail.code }, `task refused at admission: ${refusal.error.message}`);
+    this.logger.info(
+      { event: "rejected", engine: engineName, reason: refusal.reason, code: refusal.error.detail.code },
+      `task refused at admission: ${refusal.error.message}`,
+    );
     return refusal.error;
   }
 }

@@ -30,7 +30,12 @@ export function replicaLabels(task: Task, replica: Replica | undefined) {
 
 /** Labels of the latency histograms. */
 export function latencyLabels(task: Task, replica: Replica) {
-  return { engine: engines.name(task.request.engine), engine_version: replica.engineVersion, pool_id: task.poolId, priority: priorities.name(task.request.priority) };
+  return {
+    engine: engines.name(task.request.engine),
+    engine_version: replica.engineVersion,
+    pool_id: task.poolId,
+    priority: priorities.name(task.request.priority),
+  };
 }
 
 /** Labels of a pool's gauges: the engine version is the first one a replica of the pool reported. */

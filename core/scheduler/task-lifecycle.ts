@@ -64,7 +64,10 @@ export class TaskLifecycle {
     }
     const fields = { ...taskLogFields(task), tokens_in: task.tokensIn, tokens_out: task.tokensOut, decode_time_ms: decodeTimeMs };
     if (terminal.$case === "error") {
-      this.deps.logger.warn({ ...fields, event: "failed", code: terminal.error.code, error: terminal.error.message }, `task ${task.id} failed: ${terminal.error.message}`);
+      this.deps.logger.warn(
+        { ...fields, event: "failed", code: terminal.error.code, error: terminal.error.message },
+        `task ${task.id} failed: ${terminal.error.message}`,
+      );
     } else {
       this.deps.logger.info({ ...fields, event: "finished" }, `task ${task.id} finished with ${task.tokensOut} tokens`);
     }
@@ -83,10 +86,22 @@ export class TaskLifecycle {
     const replica = task.replica;
     const call = task.call;
     const decodeTimeMs = task.dispatchedAt ? Date.now() - task.dispatchedAt : 0;
-    this.finish(task, { $case: "end", end: { traceArtifactId: "", tokensOut: task.tokensOut, decodeTimeMs, tokensIn: task.tokensIn, stopReason: StopReason.STOP_REASON_CANCELED } });
+    this.finish(task, {
+      $case: "end",
+      end: {
+        traceArtifactId: "",
+        tokensOut: task.tokensOut,
+        decodeTimeMs,
+        tokensIn: task.tokensIn,
+        stopReason: StopReason.STOP_REASON_CANCELED,
+      },
+    });
     call?.cancel();
     this.deps.metrics.tasksCanceled.inc({ ...replicaLabels(task, replica), reason: cancelReasonLabel(reason) });
-    this.deps.logger.info({ ...taskLogFields(task), event: "canceled", reason }, `task ${task.id} cancelled (${reason}) after ${task.tokensOut} tokens`);
+    this.deps.logger.info(
+      { ...taskLogFields(task), event: "canceled", reason },
+      `task ${task.id} cancelled (${reason}) after ${task.tokensOut} tokens`,
+    );
     return true;
   }
 
@@ -118,7 +133,16 @@ export class TaskLifecycle {
     for (const task of this.deps.tasks.unfinished()) {
       if (task.state === "finished") continue;
       task.call?.cancel();
-      this.finish(task, { $case: "error", error: { traceArtifactId: "", code: ErrorCode.ERROR_CODE_INTERNAL, message: "core is shutting down", engine: task.request.engine, retriable: true } });
+      this.finish(task, {
+        $case: "error",
+        error: {
+          traceArtifactId: "",
+          code: ErrorCode.ERROR_CODE_INTERNAL,
+          message: "core is shutting down",
+          engine: task.request.engine,
+          retriable: true,
+        },
+      });
     }
   }
 
@@ -160,5 +184,7 @@ export class TaskLifecycle {
 }
 
 function withTraceId(t: TerminalEvent, traceArtifactId: string): TerminalEvent {
-  return t.$case === "end" ? { $case: "end", end: { ...t.end, traceArtifactId } } : { $case: "error", error: { ...t.error, traceArtifactId } };
+  return t.$case === "end"
+    ? { $case: "end", end: { ...t.end, traceArtifactId } }
+    : { $case: "error", error: { ...t.error, traceArtifactId } };
 }

@@ -89,7 +89,13 @@ export class TaskRunner {
         task.recordPromptTokens(ev.end.tokensIn || task.tokensIn);
         this.deps.finish(task, {
           $case: "end",
-          end: { traceArtifactId: "", tokensOut: task.tokensOut, decodeTimeMs: ev.end.decodeTimeMs, tokensIn: task.tokensIn, stopReason: ev.end.stopReason },
+          end: {
+            traceArtifactId: "",
+            tokensOut: task.tokensOut,
+            decodeTimeMs: ev.end.decodeTimeMs,
+            tokensIn: task.tokensIn,
+            stopReason: ev.end.stopReason,
+          },
         });
         return;
       case "error":
@@ -99,7 +105,13 @@ export class TaskRunner {
         }
         this.deps.finish(task, {
           $case: "error",
-          error: { traceArtifactId: "", code: ERROR_CODE_OF_WORKER_ERROR[ev.error.kind], message: ev.error.message, engine: task.request.engine, retriable: ev.error.retriable },
+          error: {
+            traceArtifactId: "",
+            code: ERROR_CODE_OF_WORKER_ERROR[ev.error.kind],
+            message: ev.error.message,
+            engine: task.request.engine,
+            retriable: ev.error.retriable,
+          },
         });
         return;
       default:
@@ -115,7 +127,20 @@ export class TaskRunner {
     if (task.attempts >= this.deps.maxDispatchAttempts) {
       const message = `no replica could start the task after ${task.attempts} attempts: ${why}`;
       // The attempts ran, so the session is charged for them as for any run.
-      this.deps.finish(task, { $case: "error", error: { traceArtifactId: "", code: ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED, message, engine: task.request.engine, retriable: true } }, { ran: true });
+      this.deps.finish(
+        task,
+        {
+          $case: "error",
+          error: {
+            traceArtifactId: "",
+            code: ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED,
+            message,
+            engine: task.request.engine,
+            retriable: true,
+          },
+        },
+        { ran: true },
+      );
       return;
     }
     const pool = this.deps.pools.get(task.poolId)!;
@@ -128,7 +153,13 @@ export class TaskRunner {
 function workerReset(task: Task, replica: Replica, why: string): TerminalEvent {
   return {
     $case: "error",
-    error: { traceArtifactId: "", code: ErrorCode.ERROR_CODE_WORKER_RESET, message: `replica ${replica.id} went away mid-stream: ${why}`, engine: task.request.engine, retriable: true },
+    error: {
+      traceArtifactId: "",
+      code: ErrorCode.ERROR_CODE_WORKER_RESET,
+      message: `replica ${replica.id} went away mid-stream: ${why}`,
+      engine: task.request.engine,
+      retriable: true,
+    },
   };
 }
 

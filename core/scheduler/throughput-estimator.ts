@@ -76,7 +76,11 @@ export function predictStartMs(opts: { slots: number; busyRemainingMs: readonly 
 }
 
 /** The same simulation for a whole queue at once: the predicted start of every entry, in queue order. */
-export function predictQueueStartsMs(opts: { slots: number; busyRemainingMs: readonly number[]; durationsMs: readonly number[] }): number[] {
+export function predictQueueStartsMs(opts: {
+  slots: number;
+  busyRemainingMs: readonly number[];
+  durationsMs: readonly number[];
+}): number[] {
   if (opts.slots <= 0) return opts.durationsMs.map(() => Infinity);
   const heap = new MinHeap();
   for (let i = 0; i < opts.slots; i++) heap.push(opts.busyRemainingMs[i] ?? 0);

@@ -32,9 +32,13 @@ export function artifactService(store: ArtifactStore, maxClientBytes: number, lo
       answer(callback, async () => {
         const doc = toDocument(call.request.artifact ?? Artifact.fromPartial({}));
         const size = Buffer.byteLength(encodeDocument(doc));
-        if (size > maxClientBytes) throw new ArtifactError("too_large", `artifact is ${size} bytes of canonical JSON; the limit is ${maxClientBytes}`);
+        if (size > maxClientBytes)
+          throw new ArtifactError("too_large", `artifact is ${size} bytes of canonical JSON; the limit is ${maxClientBytes}`);
         const { artifact, created } = await store.put(doc);
-        return { ref: { id: artifact.id, kind: artifact.kind, digest: artifact.digest, createdMs: artifact.createdMs, tags: artifact.tags }, created };
+        return {
+          ref: { id: artifact.id, kind: artifact.kind, digest: artifact.digest, createdMs: artifact.createdMs, tags: artifact.tags },
+          created,
+        };
       });
     },
 

@@ -84,7 +84,8 @@ function publishState(metrics: CoreMetrics, e: CatalogModel): void {
 
 async function createModel(deps: CatalogDeps, request: CreateModelRequest): Promise<CreateModelResponse> {
   const input = registration(request.model ?? CatalogModel.fromPartial({}));
-  if (deps.store.get(input.id)) throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `model ${input.id} is already in the catalog`, { field: "/id" });
+  if (deps.store.get(input.id))
+    throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `model ${input.id} is already in the catalog`, { field: "/id" });
   const entry = await deps.store.create(input);
   publishState(deps.metrics, entry);
   deps.logger.info({ event: "catalog_created", model_id: entry.id }, `catalog: added ${entry.id}`);
@@ -92,12 +93,16 @@ async function createModel(deps: CatalogDeps, request: CreateModelRequest): Prom
 }
 
 const statusName = (s: VerificationStatus) => publicEnumNames("llama_orch.v1.VerificationStatus").name(s) ?? String(s);
-const reasonName = (r: Verification["reason"]) => (r === undefined ? "" : (publicEnumNames("llama_orch.v1.VerificationReason").name(r) ?? String(r)));
+const reasonName = (r: Verification["reason"]) =>
+  r === undefined ? "" : (publicEnumNames("llama_orch.v1.VerificationReason").name(r) ?? String(r));
 
 /** Records a pending verification now; hashing a model can take minutes, so the outcome is recorded when done. */
 async function startVerification(deps: CatalogDeps, entry: CatalogModel): Promise<void> {
   const { store, metrics, logger } = deps;
-  const started = await store.recordVerification(entry.id, Verification.fromPartial({ status: VerificationStatus.VERIFICATION_STATUS_PENDING, checkedMs: Date.now() }));
+  const started = await store.recordVerification(
+    entry.id,
+    Verification.fromPartial({ status: VerificationStatus.VERIFICATION_STATUS_PENDING, checkedMs: Date.now() }),
+  );
   void verifyEntry(started, { baseDir: deps.baseDir, modelDir: store.modelDir(entry.id) })
     .then(async (result) => {
       await store.recordVerification(entry.id, result);
@@ -115,12 +120,16 @@ async function startVerification(deps: CatalogDeps, entry: CatalogModel): Promis
 
 async function setModelState(deps: CatalogDeps, request: SetModelStateRequest): Promise<SetModelStateResponse> {
   const { id, state, deadlineMs } = request;
-  if (!isModelState(state)) throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `state must be Active or Retired, got ${stateName(state)}`, { field: "/state" });
+  if (!isModelState(state))
+    throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `state must be Active or Retired, got ${stateName(state)}`, {
+      field: "/state",
+    });
   const entry = await deps.store.setState(id, state, deadlineMs);
   publishState(deps.metrics, entry);
   let poolsDraining = 0;
   if (state === RETIRED) {
-    for (const ref of new Set([entry.id, entry.sourceUrl].filter((r): r is string => !!r))) poolsDraining += deps.scheduler.drainPoolsServing(ref, deadlineMs ?? 0);
+    for (const ref of new Set([entry.id, entry.sourceUrl].filter((r): r is string => !!r)))
+      poolsDraining += deps.scheduler.drainPoolsServing(ref, deadlineMs ?? 0);
   }
   const name = stateName(state);
   deps.logger.info({ event: "catalog_state", model_id: id, state: name, pools_draining: poolsDraining }, `catalog: ${id} is now ${name}`);
@@ -137,10 +146,16 @@ export function catalogAdmissionCheck(store: CatalogStore): (modelRef: string) =
     const entry = store.lookup(modelRef);
     if (!entry) return undefined;
     if (entry.state === RETIRED) {
-      return OrchError.of(ErrorCode.ERROR_CODE_MODEL_DEPRECATED, `model ${entry.id} is retired and takes no new tasks; use another model`, { field: "/model_ref" });
+      return OrchError.of(ErrorCode.ERROR_CODE_MODEL_DEPRECATED, `model ${entry.id} is retired and takes no new tasks; use another model`, {
+        field: "/model_ref",
+      });
     }
     if (entry.verification?.status === VerificationStatus.VERIFICATION_STATUS_FAILED) {
-      return OrchError.of(ErrorCode.ERROR_CODE_UNTRUSTED_ARTIFACT, `model ${entry.id} failed verification: ${entry.verification.error ?? "digest mismatch"}`, { field: "/model_ref" });
+      return OrchError.of(
+        ErrorCode.ERROR_CODE_UNTRUSTED_ARTIFACT,
+        `model ${entry.id} failed verification: ${entry.verification.error ?? "digest mismatch"}`,
+        { field: "/model_ref" },
+      );
     }
     return undefined;
   };

@@ -39,7 +39,8 @@ export function poolService(scheduler: Scheduler, reloader: PoolReloader, logger
         try {
           parseModelRef(call.request.newModelRef);
         } catch (err) {
-          if (err instanceof ModelRefError) throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, err.message, { field: "/new_model_ref" });
+          if (err instanceof ModelRefError)
+            throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, err.message, { field: "/new_model_ref" });
           throw err;
         }
         return reloader.start(call.request.poolId, call.request.newModelRef);
@@ -50,7 +51,10 @@ export function poolService(scheduler: Scheduler, reloader: PoolReloader, logger
 
 export function capabilitiesService(registry: ReplicaRegistry, logger: Logger): CapabilitiesServiceServer {
   return {
-    getCapabilities(_call: ServerUnaryCall<GetCapabilitiesRequest, GetCapabilitiesResponse>, callback: sendUnaryData<GetCapabilitiesResponse>) {
+    getCapabilities(
+      _call: ServerUnaryCall<GetCapabilitiesRequest, GetCapabilitiesResponse>,
+      callback: sendUnaryData<GetCapabilitiesResponse>,
+    ) {
       answer(callback, logger, () => capabilitiesOf(registry.all()));
     },
   };

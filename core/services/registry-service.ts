@@ -19,9 +19,20 @@ export function registryService(registry: ReplicaRegistry, coreInstanceId: strin
   return {
     register(call: ServerWritableStream<RegisterRequest, RegisterResponse>) {
       const r = call.request;
-      const missing = !r.address ? "address" : !r.poolId ? "pool_id" : !r.replicaId ? "replica_id" : r.engine === Engine.ENGINE_UNSPECIFIED ? "engine" : "";
+      const missing = !r.address
+        ? "address"
+        : !r.poolId
+          ? "pool_id"
+          : !r.replicaId
+            ? "replica_id"
+            : r.engine === Engine.ENGINE_UNSPECIFIED
+              ? "engine"
+              : "";
       if (missing) {
-        call.emit("error", OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `registration needs ${missing}`, { field: `/${missing}` }).toServiceError());
+        call.emit(
+          "error",
+          OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `registration needs ${missing}`, { field: `/${missing}` }).toServiceError(),
+        );
         return;
       }
       const replica = registry.add(r);

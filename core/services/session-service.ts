@@ -22,7 +22,13 @@ export function sessionService(sessions: SessionStore, registry: ReplicaRegistry
     getSession(call: ServerUnaryCall<GetSessionRequest, GetSessionResponse>, callback: sendUnaryData<GetSessionResponse>) {
       const s = sessions.get(call.request.sessionId);
       if (!s) {
-        callback(asServiceError(OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `unknown or expired session ${call.request.sessionId}`), logger) as never, null);
+        callback(
+          asServiceError(
+            OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `unknown or expired session ${call.request.sessionId}`),
+            logger,
+          ) as never,
+          null,
+        );
         return;
       }
       callback(null, {
@@ -30,7 +36,11 @@ export function sessionService(sessions: SessionStore, registry: ReplicaRegistry
         turns: s.turns,
         kvBytes: s.kvBytes,
         kvWarmth: s.kvWarmth,
-        budgets: { tokensRemaining: floorOrUndefined(s.budgets.tokens), timeRemainingMs: floorOrUndefined(s.budgets.timeMs), costRemaining: s.budgets.cost },
+        budgets: {
+          tokensRemaining: floorOrUndefined(s.budgets.tokens),
+          timeRemainingMs: floorOrUndefined(s.budgets.timeMs),
+          costRemaining: s.budgets.cost,
+        },
       });
     },
 
@@ -47,8 +57,16 @@ export function sessionService(sessions: SessionStore, registry: ReplicaRegistry
         return;
       }
       replica.client.evictSession({ sessionId: id }, new Metadata(), { deadline: Date.now() + EVICT_DEADLINE_MS }, (err, res) => {
-        if (err) logger.warn({ session_id: id, replica_id: replica.id, err: err.message }, `could not evict session ${id} on replica ${replica.id}`);
-        else logger.info({ session_id: id, replica_id: replica.id, event: "session_deleted", kv_evicted: res.evicted }, `session ${id} deleted${res.evicted ? `, KV evicted on ${replica.id}` : ""}`);
+        if (err)
+          logger.warn(
+            { session_id: id, replica_id: replica.id, err: err.message },
+            `could not evict session ${id} on replica ${replica.id}`,
+          );
+        else
+          logger.info(
+            { session_id: id, replica_id: replica.id, event: "session_deleted", kv_evicted: res.evicted },
+            `session ${id} deleted${res.evicted ? `, KV evicted on ${replica.id}` : ""}`,
+          );
         callback(null, { kvEvicted: !err && res.evicted });
       });
     },

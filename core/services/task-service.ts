@@ -22,8 +22,19 @@ export function taskService(scheduler: Scheduler, logger: Logger): TaskServiceSe
       const correlationId = correlationIdOf(call.metadata) ?? "";
       try {
         validate(call.request);
-        const { task, queuePosition, predictedStartMs } = scheduler.admit(call.request, correlationId, traceContextFromMetadata(call.metadata));
-        callback(null, { taskId: task.id, queuePosition, predictedStartMs, backoffMs: 0, poolId: task.poolId, budgets: scheduler.liveBudgets(task) });
+        const { task, queuePosition, predictedStartMs } = scheduler.admit(
+          call.request,
+          correlationId,
+          traceContextFromMetadata(call.metadata),
+        );
+        callback(null, {
+          taskId: task.id,
+          queuePosition,
+          predictedStartMs,
+          backoffMs: 0,
+          poolId: task.poolId,
+          budgets: scheduler.liveBudgets(task),
+        });
       } catch (err) {
         callback(asServiceError(err, logger) as never, null);
       }
@@ -108,7 +119,8 @@ function validate(r: CreateTaskRequest): void {
   if (r.ctx < 1) bad("/ctx", "ctx must be at least 1");
   if (r.maxTokens < 1) bad("/max_tokens", "max_tokens must be at least 1");
   if (r.deadlineMs < 1) bad("/deadline_ms", "deadline_ms must be at least 1");
-  if (r.workload === Workload.WORKLOAD_COMPLETION && !r.prompt && r.inputs.length === 0) bad("/prompt", "a completion needs a prompt or inputs");
+  if (r.workload === Workload.WORKLOAD_COMPLETION && !r.prompt && r.inputs.length === 0)
+    bad("/prompt", "a completion needs a prompt or inputs");
 }
 
 export function asServiceError(err: unknown, logger: Logger) {

@@ -107,7 +107,13 @@ async function linkNoClobber(from: string, to: string): Promise<boolean> {
     if (!["EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS"].includes(errorCode(err) ?? "")) throw err;
   }
   // No hard links on this filesystem: check-then-rename narrows, but cannot close, the race.
-  if (await stat(to).then(() => true, () => false)) return false;
+  if (
+    await stat(to).then(
+      () => true,
+      () => false,
+    )
+  )
+    return false;
   await rename(from, to);
   return true;
 }

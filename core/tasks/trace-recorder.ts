@@ -24,13 +24,20 @@ export class TraceRecorder {
       kind: ArtifactKind.ARTIFACT_KIND_TRACE,
       content: { task_id: task.id, session_id: task.request.sessionId, format: "text/event-stream", sse: renderSse(events) },
       tags: ["transcript", `task:${task.id}`],
-      metadata: { pool_id: task.poolId, replica_id: task.replica?.id ?? "", correlation_id: task.correlationId, tokens_out: task.tokensOut },
+      metadata: {
+        pool_id: task.poolId,
+        replica_id: task.replica?.id ?? "",
+        correlation_id: task.correlationId,
+        tokens_out: task.tokensOut,
+      },
     });
     const canonical = encodeDocument(doc);
     const id = idOf(canonical);
-    this.store.put(doc, { canonical, id }).catch((err: Error) =>
-      this.logger.error({ err, job_id: task.id, artifact_id: id }, `could not store the transcript of task ${task.id}: ${err.message}`),
-    );
+    this.store
+      .put(doc, { canonical, id })
+      .catch((err: Error) =>
+        this.logger.error({ err, job_id: task.id, artifact_id: id }, `could not store the transcript of task ${task.id}: ${err.message}`),
+      );
     return id;
   }
 }

@@ -17,7 +17,10 @@ export function correlationId(): Middleware {
     const id = ACCEPTABLE.test(given) ? given : randomUUID();
     ctx.state.correlationId = id;
     ctx.set(HEADER, id);
-    const { span, ctx: traceContext } = startSpan(`${ctx.method} edge`, traceContextFromHeaders(ctx.req.headers), { "http.method": ctx.method, "http.target": ctx.path });
+    const { span, ctx: traceContext } = startSpan(`${ctx.method} edge`, traceContextFromHeaders(ctx.req.headers), {
+      "http.method": ctx.method,
+      "http.target": ctx.path,
+    });
     ctx.state.traceContext = traceContext;
     try {
       await next();

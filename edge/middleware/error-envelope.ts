@@ -24,7 +24,9 @@ export function errorEnvelope(logger: Logger): Middleware {
         return;
       }
       const httpError =
-        err instanceof HttpError ? err : HttpError.of(ErrorCode.ERROR_CODE_INTERNAL, "internal error; see the server log for this correlation id");
+        err instanceof HttpError
+          ? err
+          : HttpError.of(ErrorCode.ERROR_CODE_INTERNAL, "internal error; see the server log for this correlation id");
       if (!(err instanceof HttpError)) {
         logger.error({ err, correlation_id: ctx.state.correlationId, path: ctx.path }, "unexpected error");
       }

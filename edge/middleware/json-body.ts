@@ -14,7 +14,10 @@ export async function readJsonBody(ctx: Context, limitBytes: number): Promise<un
   }
   const declared = Number(ctx.get("Content-Length"));
   if (Number.isFinite(declared) && declared > limitBytes) {
-    throw HttpError.of(ErrorCode.ERROR_CODE_PAYLOAD_TOO_LARGE, `request body of ${declared} bytes exceeds the limit of ${limitBytes} bytes`);
+    throw HttpError.of(
+      ErrorCode.ERROR_CODE_PAYLOAD_TOO_LARGE,
+      `request body of ${declared} bytes exceeds the limit of ${limitBytes} bytes`,
+    );
   }
   let text: string;
   try {

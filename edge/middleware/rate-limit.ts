@@ -56,11 +56,15 @@ export function rateLimit(limit: RateLimit): Middleware {
   return async (ctx, next) => {
     const waitMs = buckets.take(callerKey(ctx));
     if (waitMs > 0) {
-      throw HttpError.of(ErrorCode.ERROR_CODE_ADMISSION_REJECT, `rate limit of ${limit.perSecond} requests/s (burst ${limit.burst}) exceeded; retry in ${waitMs} ms`, {
-        retriable: true,
-        retryAfterMs: waitMs,
-        policyLabel: "rate-limit",
-      });
+      throw HttpError.of(
+        ErrorCode.ERROR_CODE_ADMISSION_REJECT,
+        `rate limit of ${limit.perSecond} requests/s (burst ${limit.burst}) exceeded; retry in ${waitMs} ms`,
+        {
+          retriable: true,
+          retryAfterMs: waitMs,
+          policyLabel: "rate-limit",
+        },
+      );
     }
     await next();
   };

@@ -9,7 +9,12 @@ import type {
   SetModelStateResponse,
   VerifyModelResponse,
 } from "../../contracts/gen/llama_orch/v1/catalog.js";
-import type { DrainPoolResponse, GetCapabilitiesResponse, GetPoolHealthResponse, ReloadPoolResponse } from "../../contracts/gen/llama_orch/v1/pool.js";
+import type {
+  DrainPoolResponse,
+  GetCapabilitiesResponse,
+  GetPoolHealthResponse,
+  ReloadPoolResponse,
+} from "../../contracts/gen/llama_orch/v1/pool.js";
 import { apiVersion, requestBodyValidator, type FieldProblem } from "../../contracts/openapi.js";
 import { publicJson, type JsonObject } from "../../contracts/public-json.js";
 import { callContext } from "../call-context.js";
@@ -56,7 +61,9 @@ function mountPoolRoutes(router: Router, deps: ControlDeps): void {
   router.post("/v1/pools/:id/drain", async (ctx) => {
     const body = await validBody<{ deadline_ms: number }>(ctx, deps, drainBody);
     const poolId = ctx.params.id!;
-    const r = await core.call<DrainPoolResponse>(callContext(ctx), (md, o, cb) => core.pools.drainPool({ poolId, deadlineMs: body.deadline_ms }, md, o, cb));
+    const r = await core.call<DrainPoolResponse>(callContext(ctx), (md, o, cb) =>
+      core.pools.drainPool({ poolId, deadlineMs: body.deadline_ms }, md, o, cb),
+    );
     ctx.status = 202;
     ctx.body = { status: "draining", tasks_in_flight: r.tasksInFlight, tasks_queued: r.tasksQueued, deadline_ms: body.deadline_ms };
   });
@@ -64,7 +71,9 @@ function mountPoolRoutes(router: Router, deps: ControlDeps): void {
   router.post("/v1/pools/:id/reload", async (ctx) => {
     const body = await validBody<{ new_model_ref: string }>(ctx, deps, reloadBody);
     const poolId = ctx.params.id!;
-    const r = await core.call<ReloadPoolResponse>(callContext(ctx), (md, o, cb) => core.pools.reloadPool({ poolId, newModelRef: body.new_model_ref }, md, o, cb));
+    const r = await core.call<ReloadPoolResponse>(callContext(ctx), (md, o, cb) =>
+      core.pools.reloadPool({ poolId, newModelRef: body.new_model_ref }, md, o, cb),
+    );
     ctx.status = 202;
     ctx.body = { status: "reloading", previous_model_ref: r.previousModelRef, new_model_ref: body.new_model_ref };
   });
@@ -75,7 +84,11 @@ function mountPoolRoutes(router: Router, deps: ControlDeps): void {
     const rateLimits = perSecond > 0 ? { tasks_per_second: perSecond, burst } : {};
     // Engines the public API has no name for stay out of it.
     const json = capabilitiesJson.encode({ ...c, engines: c.engines.filter((e) => publicEngineName(e.engine) !== undefined) });
-    ctx.body = { api_version: apiVersion(), ...json, engines: (json.engines as JsonObject[]).map((e) => ({ ...e, rate_limits: rateLimits })) };
+    ctx.body = {
+      api_version: apiVersion(),
+      ...json,
+      engines: (json.engines as JsonObject[]).map((e) => ({ ...e, rate_limits: rateLimits })),
+    };
   });
 }
 
@@ -133,7 +146,9 @@ function mountArtifactRoutes(router: Router, deps: ControlDeps): void {
 
   router.post("/v1/artifacts", async (ctx) => {
     const artifact = decodeBody(artifactJson, await validBody(ctx, deps, artifactBody));
-    const r = await core.call<CreateArtifactResponse>(callContext(ctx), (md, o, cb) => core.artifacts.createArtifact({ artifact }, md, o, cb));
+    const r = await core.call<CreateArtifactResponse>(callContext(ctx), (md, o, cb) =>
+      core.artifacts.createArtifact({ artifact }, md, o, cb),
+    );
     ctx.status = 201;
     ctx.body = artifactRefJson.encode(r.ref!);
   });

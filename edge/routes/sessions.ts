@@ -13,7 +13,9 @@ export function mountSessionRoutes(router: Router, deps: { core: CoreClient }): 
   router.get("/v1/sessions/:id", async (ctx) => {
     const id = ctx.params.id!;
     ensureValid(validGetId(id));
-    const s = await deps.core.call<GetSessionResponse>(callContext(ctx), (md, o, cb) => deps.core.sessions.getSession({ sessionId: id.toLowerCase() }, md, o, cb));
+    const s = await deps.core.call<GetSessionResponse>(callContext(ctx), (md, o, cb) =>
+      deps.core.sessions.getSession({ sessionId: id.toLowerCase() }, md, o, cb),
+    );
     const b = s.budgets;
     ctx.body = {
       ttl_ms_remaining: s.ttlMsRemaining,

@@ -28,7 +28,13 @@ export function mountTaskRoutes(
     const request = toCreateTaskRequest(body);
     const admitted = await core.call<CreateTaskResponse>(callContext(ctx), (md, o, cb) => core.tasks.createTask(request, md, o, cb));
     logger.info(
-      { correlation_id: ctx.state.correlationId, identity: ctx.state.identity, job_id: admitted.taskId, event: "task_submitted", pool_id: admitted.poolId },
+      {
+        correlation_id: ctx.state.correlationId,
+        identity: ctx.state.identity,
+        job_id: admitted.taskId,
+        event: "task_submitted",
+        pool_id: admitted.poolId,
+      },
       `task ${admitted.taskId} submitted by ${ctx.state.identity}`,
     );
     ctx.status = 202;
@@ -72,7 +78,13 @@ export function mountTaskRoutes(
       throw outcome.refused;
     }
     logger.info(
-      { correlation_id: ctx.state.correlationId, identity: ctx.state.identity, job_id: id, event: "stream_start", resume_after_seq: resumeAfterSeq },
+      {
+        correlation_id: ctx.state.correlationId,
+        identity: ctx.state.identity,
+        job_id: id,
+        event: "stream_start",
+        resume_after_seq: resumeAfterSeq,
+      },
       `client streaming task ${id}${resumeAfterSeq ? ` from event ${resumeAfterSeq + 1}` : ""}`,
     );
   });

@@ -41,12 +41,15 @@ export function relayTaskStream(opts: {
     let lastWriteAt = Date.now();
     const heartbeat =
       opts.heartbeatMs > 0
-        ? setInterval(() => {
-            if (started && !done && Date.now() - lastWriteAt >= opts.heartbeatMs && res.writableLength === 0) {
-              res.write(": keep-alive\n\n");
-              lastWriteAt = Date.now();
-            }
-          }, Math.max(10, opts.heartbeatMs / 2))
+        ? setInterval(
+            () => {
+              if (started && !done && Date.now() - lastWriteAt >= opts.heartbeatMs && res.writableLength === 0) {
+                res.write(": keep-alive\n\n");
+                lastWriteAt = Date.now();
+              }
+            },
+            Math.max(10, opts.heartbeatMs / 2),
+          )
         : undefined;
     heartbeat?.unref();
     const finish = (how: "completed" | "client_gone" | "core_failed") => {
@@ -104,7 +107,10 @@ export function relayTaskStream(opts: {
         resolve({ refused: toHttpError(err) });
         return;
       }
-      opts.logger.warn({ correlation_id: opts.callContext.correlationId, job_id: opts.taskId, err: err.message }, "task stream from core broke");
+      opts.logger.warn(
+        { correlation_id: opts.callContext.correlationId, job_id: opts.taskId, err: err.message },
+        "task stream from core broke",
+      );
       res.end();
       finish("core_failed");
     });

@@ -53,7 +53,9 @@ async function pool<T>(total: number, concurrency: number, job: (i: number) => P
 /** POST a task, open its stream; resolves with ms to the first token and the tokens counted. */
 async function viaEdge(edgeUrl: string, maxTokens: number): Promise<{ ttftMs: number; tokens: number }> {
   const t0 = performance.now();
-  const body = JSON.stringify(taskBody({ max_tokens: maxTokens, ctx: Math.max(2048, maxTokens), prompt: "benchmark prompt", seed: 1, deadline_ms: 600_000 }));
+  const body = JSON.stringify(
+    taskBody({ max_tokens: maxTokens, ctx: Math.max(2048, maxTokens), prompt: "benchmark prompt", seed: 1, deadline_ms: 600_000 }),
+  );
   const admitted = await fetch(`${edgeUrl}/v1/tasks`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
   if (admitted.status !== 202) throw new Error(`admission failed: ${admitted.status} ${await admitted.text()}`);
   const { task_id } = (await admitted.json()) as { task_id: string };
@@ -114,8 +116,36 @@ async function main(): Promise<void> {
   try {
     // `npm run bench -- --transcripts off` measures without the per-task transcript artifacts.
     const transcripts = process.argv.includes("--transcripts") ? process.argv[process.argv.indexOf("--transcripts") + 1]! : "on";
-    const core = await launch("core", ["core", "--port", "0", "--queue-capacity", "10000", "--transcripts", transcripts, "--artifacts-root", join(logDir, "artifacts"), "--catalog-root", join(logDir, "catalog")]);
-    const worker = await launch("worker", ["worker", "--port", "0", "--core", core.address!, "--slots", String(SLOTS), "--tokens-per-second", "0", "--ctx-max", "1000000", "--pool", "bench", "--replica", "bench-r1"]);
+    const core = await launch("core", [
+      "core",
+      "--port",
+      "0",
+      "--queue-capacity",
+      "10000",
+      "--transcripts",
+      transcripts,
+      "--artifacts-root",
+      join(logDir, "artifacts"),
+      "--catalog-root",
+      join(logDir, "catalog"),
+    ]);
+    const worker = await launch("worker", [
+      "worker",
+      "--port",
+      "0",
+      "--core",
+      core.address!,
+      "--slots",
+      String(SLOTS),
+      "--tokens-per-second",
+      "0",
+      "--ctx-max",
+      "1000000",
+      "--pool",
+      "bench",
+      "--replica",
+      "bench-r1",
+    ]);
     const edge = await launch("edge", ["edge", "--port", "0", "--core", core.address!]);
     await new Promise((r) => setTimeout(r, 500)); // registration and first health/props
     const client = new WorkerServiceClient(worker.address!, credentials.createInsecure());
@@ -142,21 +172,31 @@ async function main(): Promise<void> {
       const runs = await pool(concurrency, concurrency, () => viaEdge(edge.url!, perStream));
       const secs = (performance.now() - t0) / 1000;
       const total = runs.reduce((n, r) => n + r.tokens, 0);
-      rows.push(`${`SSE throughput, ${concurrency} stream(s) x ${perStream} tokens`.padEnd(44)} ${Math.round(total / secs).toLocaleString("en-US").padStart(10)} tokens/s delivered to SSE clients`);
+      rows.push(
+        `${`SSE throughput, ${concurrency} stream(s) x ${perStream} tokens`.padEnd(44)} ${Math.round(total / secs)
+          .toLocaleString("en-US")
+          .padStart(10)} tokens/s delivered to SSE clients`,
+      );
     }
     {
       const t0 = performance.now();
       const runs = await pool(16, 16, () => viaSidecar(client, 25_000));
       const secs = (performance.now() - t0) / 1000;
       const total = runs.reduce((n, r) => n + r.tokens, 0);
-      rows.push(`${"gRPC throughput straight from sidecar, 16 x 25000".padEnd(44)} ${Math.round(total / secs).toLocaleString("en-US").padStart(10)} tokens/s`);
+      rows.push(
+        `${"gRPC throughput straight from sidecar, 16 x 25000".padEnd(44)} ${Math.round(total / secs)
+          .toLocaleString("en-US")
+          .padStart(10)} tokens/s`,
+      );
     }
 
     rows.push("", "Peak RSS (VmHWM):");
     for (const p of procs) rows.push(`  ${p.name.padEnd(10)} ${peakRssMb(p.child.pid!).toFixed(1)} MB`);
     rows.push(`  ${"bench".padEnd(10)} ${peakRssMb(process.pid).toFixed(1)} MB (client)`);
     client.close();
-    process.stdout.write(`\nllama-orch bench (node ${process.version}, mock engine at full speed, ${SLOTS} slots, transcripts ${transcripts}; process logs in ${logDir})\n\n${rows.join("\n")}\n\n`);
+    process.stdout.write(
+      `\nllama-orch bench (node ${process.version}, mock engine at full speed, ${SLOTS} slots, transcripts ${transcripts}; process logs in ${logDir})\n\n${rows.join("\n")}\n\n`,
+    );
   } finally {
     await Promise.all(procs.reverse().map((p) => stopProcess(p)));
   }
@@ -166,4 +206,3 @@ void main().catch((err: unknown) => {
   process.stderr.write(`bench failed: ${(err as Error).stack}\n`);
   process.exit(1);
 });
-

@@ -119,7 +119,14 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     res.on("error", () => {});
     void readBody(req).then((raw) => {
       const path = (req.url ?? "/").split("?")[0]!;
-      const record: FakeRequest = { method: req.method ?? "GET", path, headers: req.headers, body: undefined, closedByClient: false, finished: false };
+      const record: FakeRequest = {
+        method: req.method ?? "GET",
+        path,
+        headers: req.headers,
+        body: undefined,
+        closedByClient: false,
+        finished: false,
+      };
       requests.push(record);
       const b = behaviour;
       if (raw !== "") {
@@ -148,11 +155,13 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     }
     if (method === "GET" && path === "/props") return sendJson(res, 200, props(b));
     if (method === "GET" && path === "/slots") {
-      if (!b.slotsEndpoint) return sendError(res, 501, "This server does not support slots endpoint. Start it with `--slots`", "not_supported_error");
+      if (!b.slotsEndpoint)
+        return sendError(res, 501, "This server does not support slots endpoint. Start it with `--slots`", "not_supported_error");
       return sendJson(res, 200, slots(b));
     }
     if (method === "GET" && path === "/metrics") {
-      if (!b.metrics) return sendError(res, 501, "This server does not support metrics endpoint. Start it with `--metrics`", "not_supported_error");
+      if (!b.metrics)
+        return sendError(res, 501, "This server does not support metrics endpoint. Start it with `--metrics`", "not_supported_error");
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(metricsText(b));
       return;
     }
@@ -175,7 +184,8 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     }
     const nPredict = typeof body.n_predict === "number" && body.n_predict >= 0 ? body.n_predict : Infinity;
     const count = Math.min(b.tokens.length, nPredict);
-    const promptTokens = typeof body.prompt === "string" ? Math.max(1, body.prompt.split(/\s+/).filter(Boolean).length) : body.prompt.length;
+    const promptTokens =
+      typeof body.prompt === "string" ? Math.max(1, body.prompt.split(/\s+/).filter(Boolean).length) : body.prompt.length;
     let slot = 0;
     while (busySlots.has(slot) && slot < b.totalSlots - 1) slot++;
     busySlots.add(slot);
@@ -221,7 +231,15 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
       if (i > 0 && b.frameDelayMs > 0) await pause(b.frameDelayMs);
       if (!open) return;
       totals.predicted++;
-      await send({ index: 0, content: b.tokens[i], tokens: [1000 + i], stop: false, id_slot: -1, tokens_predicted: i + 1, tokens_evaluated: promptTokens });
+      await send({
+        index: 0,
+        content: b.tokens[i],
+        tokens: [1000 + i],
+        stop: false,
+        id_slot: -1,
+        tokens_predicted: i + 1,
+        tokens_evaluated: promptTokens,
+      });
     }
     if (!open) return;
     const predictedMs = performance.now() - t0;
@@ -259,7 +277,14 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
 
   function props(b: FakeLlamaCppBehaviour): unknown {
     return {
-      default_generation_settings: { id: 0, id_task: -1, n_ctx: b.ctx, speculative: false, is_processing: false, params: { n_predict: -1, seed: 4294967295 } },
+      default_generation_settings: {
+        id: 0,
+        id_task: -1,
+        n_ctx: b.ctx,
+        speculative: false,
+        is_processing: false,
+        params: { n_predict: -1, seed: 4294967295 },
+      },
       total_slots: b.totalSlots,
       model_path: b.modelPath,
       chat_template: "",
@@ -291,7 +316,8 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     metric("requests_processing", "gauge", "Number of requests processing.", busySlots.size);
     metric("requests_deferred", "gauge", "Number of requests deferred.", 0);
     metric("n_tokens_max", "counter", "High watermark of the context size observed.", totals.maxTokens);
-    if (b.kvCacheUsageRatio !== undefined) metric("kv_cache_usage_ratio", "gauge", "KV-cache usage. 1 means 100 percent usage.", b.kvCacheUsageRatio);
+    if (b.kvCacheUsageRatio !== undefined)
+      metric("kv_cache_usage_ratio", "gauge", "KV-cache usage. 1 means 100 percent usage.", b.kvCacheUsageRatio);
     return lines.join("\n") + "\n";
   }
 

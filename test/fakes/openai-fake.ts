@@ -262,16 +262,24 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
     const maxTokens = Number.isInteger(body.max_tokens) ? (body.max_tokens as number) : 16;
     const texts = b.tokens.slice(0, maxTokens);
     const finish = b.tokens.length >= maxTokens ? "length" : b.naturalFinish;
-    const promptText = chat ? (body.messages as { content?: unknown }[]).map((m) => String(m.content ?? "")).join(" ") : (body.prompt as string);
+    const promptText = chat
+      ? (body.messages as { content?: unknown }[]).map((m) => String(m.content ?? "")).join(" ")
+      : (body.prompt as string);
     const promptTokens = Math.max(1, promptText.split(/\s+/).filter(Boolean).length);
     const id = `${chat ? "chatcmpl" : "cmpl"}-fake${++seq}`;
     const model = typeof body.model === "string" ? body.model : b.models[0];
     const base = { id, object: chat ? "chat.completion.chunk" : "text_completion", created: now(), model };
     const choice = (text: string | undefined, finishReason: string | null, role = false): object =>
       chat
-        ? { index: 0, delta: role ? { role: "assistant", content: "" } : text === undefined ? {} : { content: text }, logprobs: null, finish_reason: finishReason }
+        ? {
+            index: 0,
+            delta: role ? { role: "assistant", content: "" } : text === undefined ? {} : { content: text },
+            logprobs: null,
+            finish_reason: finishReason,
+          }
         : { index: 0, text: text ?? "", logprobs: null, finish_reason: finishReason, ...(flavour === "vllm" ? { stop_reason: null } : {}) };
-    const chunk = (c: object): string => `data: ${JSON.stringify({ ...base, choices: [c], ...(flavour === "vllm" ? { usage: null } : {}) })}\n\n`;
+    const chunk = (c: object): string =>
+      `data: ${JSON.stringify({ ...base, choices: [c], ...(flavour === "vllm" ? { usage: null } : {}) })}\n\n`;
 
     r.streamed = true;
     open++;

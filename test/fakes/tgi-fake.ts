@@ -141,7 +141,14 @@ export async function startFakeTgi(opts: TgiFakeOptions = {}): Promise<TgiFake> 
 
   const server = http.createServer((req, res) => {
     const current = behaviour;
-    const record: FakeRequest = { method: req.method ?? "", path: (req.url ?? "").split("?")[0]!, headers: req.headers, body: undefined, closedByClient: false, finished: false };
+    const record: FakeRequest = {
+      method: req.method ?? "",
+      path: (req.url ?? "").split("?")[0]!,
+      headers: req.headers,
+      body: undefined,
+      closedByClient: false,
+      finished: false,
+    };
     requests.push(record);
     if (current.health === "down") {
       req.socket.destroy();
@@ -201,11 +208,16 @@ async function route(record: FakeRequest, raw: string, b: TgiFakeBehaviour, res:
   }
   if (record.body === undefined || typeof record.body !== "object") {
     // axum's Json extractor rejection: plain text, before any handler runs.
-    res.writeHead(422, { "content-type": "text/plain; charset=utf-8" }).end(`Failed to deserialize the JSON body into the target type: ${raw.slice(0, 80)}`);
+    res
+      .writeHead(422, { "content-type": "text/plain; charset=utf-8" })
+      .end(`Failed to deserialize the JSON body into the target type: ${raw.slice(0, 80)}`);
     return;
   }
   if (b.failBefore) {
-    sendJson(res, b.failBefore.status, { error: b.failBefore.error ?? "Request failed during generation", error_type: b.failBefore.errorType ?? "generation" });
+    sendJson(res, b.failBefore.status, {
+      error: b.failBefore.error ?? "Request failed during generation",
+      error_type: b.failBefore.errorType ?? "generation",
+    });
     return;
   }
   await stream(record.body as GenerateRequest, b, res);
@@ -227,20 +239,33 @@ async function stream(body: GenerateRequest, b: TgiFakeBehaviour, res: http.Serv
     const maxNew = body.parameters?.max_new_tokens ?? DEFAULT_MAX_NEW_TOKENS;
     // Validation happens inside the stream in TGI, so its errors arrive as frames of a 200 response.
     if (inputs === "") return await out.finalError("Input validation error: `inputs` cannot be empty", "validation");
-    if (typeof maxNew !== "number" || maxNew <= 0) return await out.finalError("Input validation error: `max_new_tokens` must be strictly positive", "validation");
+    if (typeof maxNew !== "number" || maxNew <= 0)
+      return await out.finalError("Input validation error: `max_new_tokens` must be strictly positive", "validation");
     const seed = typeof body.parameters?.seed === "number" ? body.parameters.seed : null;
 
     const frames = planFrames(b, maxNew);
     let index = 0;
     let text = "";
     for (const token of frames.tokens) {
-      if (b.failAfter && index >= b.failAfter.tokens) return await out.finalError(b.failAfter.error ?? "Request failed during generation: Server error: CUDA out of memory", b.failAfter.errorType ?? "generation");
+      if (b.failAfter && index >= b.failAfter.tokens)
+        return await out.finalError(
+          b.failAfter.error ?? "Request failed during generation: Server error: CUDA out of memory",
+          b.failAfter.errorType ?? "generation",
+        );
       if (b.hangAfter !== undefined && index >= b.hangAfter) return await out.hang();
       index++;
       if (!token.special) text += token.text;
       const last = index === frames.tokens.length;
       const details = last && body.parameters?.details !== false ? streamDetails(b, frames.finishReason, index, inputs, seed) : null;
-      await out.frame({ index, token: { id: 1000 + index, text: token.text, logprob: -0.25, special: token.special }, generated_text: last ? text : null, details }, b.frameDelayMs);
+      await out.frame(
+        {
+          index,
+          token: { id: 1000 + index, text: token.text, logprob: -0.25, special: token.special },
+          generated_text: last ? text : null,
+          details,
+        },
+        b.frameDelayMs,
+      );
     }
     await out.end();
   } finally {
@@ -255,7 +280,13 @@ function planFrames(b: TgiFakeBehaviour, maxNew: number): { tokens: { text: stri
   return { tokens: [...listed, { text: "</s>", special: true }], finishReason: "eos_token" };
 }
 
-function streamDetails(b: TgiFakeBehaviour, finishReason: string, generated: number, inputs: string, seed: number | null): Record<string, unknown> {
+function streamDetails(
+  b: TgiFakeBehaviour,
+  finishReason: string,
+  generated: number,
+  inputs: string,
+  seed: number | null,
+): Record<string, unknown> {
   const details: Record<string, unknown> = { finish_reason: finishReason, generated_tokens: generated, seed };
   if (b.detailsStyle === "v2") details.input_length = Math.max(1, inputs.split(/\s+/).filter(Boolean).length);
   return details;
@@ -336,4 +367,3 @@ class FrameWriter {
     return !this.res.destroyed && !this.res.writableEnded;
   }
 }
-

@@ -114,7 +114,15 @@ export async function startFakeTriton(opts: TritonFakeOptions = {}): Promise<Tri
   const requests: TritonFakeRequest[] = [];
 
   const server = http.createServer((req, res) => {
-    const entry: TritonFakeRequest = { method: req.method ?? "GET", path: (req.url ?? "/").split("?")[0]!, headers: req.headers, body: undefined, tokensSent: 0, closedByClient: false, finished: false };
+    const entry: TritonFakeRequest = {
+      method: req.method ?? "GET",
+      path: (req.url ?? "/").split("?")[0]!,
+      headers: req.headers,
+      body: undefined,
+      tokensSent: 0,
+      closedByClient: false,
+      finished: false,
+    };
     requests.push(entry);
     res.on("finish", () => (entry.finished = true));
     res.on("close", () => {
@@ -152,7 +160,13 @@ export async function startFakeTriton(opts: TritonFakeOptions = {}): Promise<Tri
 
 const MODEL_PATH = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(?:\/(ready|generate|generate_stream))?$/;
 
-async function route(req: http.IncomingMessage, res: http.ServerResponse, entry: TritonFakeRequest, b: TritonFakeBehaviour, rawBody: string): Promise<void> {
+async function route(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  entry: TritonFakeRequest,
+  b: TritonFakeBehaviour,
+  rawBody: string,
+): Promise<void> {
   const path = (req.url ?? "/").split("?")[0]!;
   const method = req.method ?? "GET";
   if (path === "/v2/health/live" || path === "/v2/health/ready") {
@@ -165,7 +179,20 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, entry:
     return sendJson(res, 200, {
       name: "triton",
       version: b.serverVersion,
-      extensions: ["classification", "sequence", "model_repository", "schedule_policy", "model_configuration", "system_shared_memory", "cuda_shared_memory", "binary_tensor_data", "parameters", "statistics", "trace", "logging"],
+      extensions: [
+        "classification",
+        "sequence",
+        "model_repository",
+        "schedule_policy",
+        "model_configuration",
+        "system_shared_memory",
+        "cuda_shared_memory",
+        "binary_tensor_data",
+        "parameters",
+        "statistics",
+        "trace",
+        "logging",
+      ],
     });
   }
   const m = MODEL_PATH.exec(path);
@@ -175,14 +202,22 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, entry:
   if (model !== b.modelName) return sendJson(res, 400, { error: `Request for unknown model: '${model}' is not found` });
   const ready = b.health === "ready";
   if (kind === "ready") return ready ? empty(res, 200) : sendJson(res, 400, { error: "Model version not ready" });
-  if (!ready) return sendJson(res, 400, { error: `Request for unknown model: '${model}' version ${b.modelVersions[0] ?? "1"} is not at ready state` });
+  if (!ready)
+    return sendJson(res, 400, {
+      error: `Request for unknown model: '${model}' version ${b.modelVersions[0] ?? "1"} is not at ready state`,
+    });
   if (kind === "") return sendJson(res, 200, modelMetadata(b));
   if (kind === "generate") return sendJson(res, 501, { error: "the fake implements generate_stream only" });
   if (method !== "POST") return sendJson(res, 405, { error: "Method Not Allowed" });
-  if (entry.body === undefined) return sendJson(res, 400, { error: rawBody === "" ? "request body is empty" : "failed to parse the request JSON buffer: Invalid value." });
+  if (entry.body === undefined)
+    return sendJson(res, 400, {
+      error: rawBody === "" ? "request body is empty" : "failed to parse the request JSON buffer: Invalid value.",
+    });
   const missing = requiredInputs(b.layout).filter((name) => !(name in entry.body!));
   if (missing.length > 0) {
-    return sendJson(res, 400, { error: `[request id: <id_unknown>] missing required input(s) ${missing.map((n) => `'${n}'`).join(", ")} for model '${model}'` });
+    return sendJson(res, 400, {
+      error: `[request id: <id_unknown>] missing required input(s) ${missing.map((n) => `'${n}'`).join(", ")} for model '${model}'`,
+    });
   }
   return generateStream(res, entry, b);
 }
@@ -199,7 +234,14 @@ async function generateStream(res: http.ServerResponse, entry: TritonFakeRequest
   const limit = settings.maxTokens > 0 ? Math.min(b.tokens.length, settings.maxTokens) : b.tokens.length;
   const askInputTokens = body.return_num_input_tokens === true && b.layout !== "trtllm-legacy";
   const askFinishReason = body.return_finish_reason === true && b.layout === "vllm";
-  const inputTokens = b.inputTokens ?? Math.max(1, String(body.text_input ?? "").split(/\s+/).filter(Boolean).length);
+  const inputTokens =
+    b.inputTokens ??
+    Math.max(
+      1,
+      String(body.text_input ?? "")
+        .split(/\s+/)
+        .filter(Boolean).length,
+    );
   const version = b.modelVersions[0] ?? "1";
   const response = (text: string, last: boolean): Record<string, unknown> => {
     const out: Record<string, unknown> = { model_name: b.modelName, model_version: version, text_output: text };
@@ -296,7 +338,14 @@ function modelMetadata(b: TritonFakeBehaviour): Record<string, unknown> {
           batched("beam_width", "INT32"),
           batched("stream", "BOOL"),
         ],
-        outputs: [batched("text_output", "BYTES"), batched("cum_log_probs", "FP32"), batched("batch_index", "INT32"), batched("sequence_index", "INT32"), batched("num_input_tokens", "INT32"), batched("num_output_tokens", "INT32")],
+        outputs: [
+          batched("text_output", "BYTES"),
+          batched("cum_log_probs", "FP32"),
+          batched("batch_index", "INT32"),
+          batched("sequence_index", "INT32"),
+          batched("num_input_tokens", "INT32"),
+          batched("num_output_tokens", "INT32"),
+        ],
       };
     case "trtllm-legacy":
       return {
@@ -334,7 +383,11 @@ function modelMetadata(b: TritonFakeBehaviour): Record<string, unknown> {
           single("return_num_input_tokens", "BOOL"),
           single("return_num_output_tokens", "BOOL"),
         ],
-        outputs: [{ name: "text_output", datatype: "BYTES", shape: [-1] }, { name: "finish_reason", datatype: "BYTES", shape: [-1] }, single("num_input_tokens", "UINT32")],
+        outputs: [
+          { name: "text_output", datatype: "BYTES", shape: [-1] },
+          { name: "finish_reason", datatype: "BYTES", shape: [-1] },
+          single("num_input_tokens", "UINT32"),
+        ],
       };
   }
 }
@@ -352,7 +405,6 @@ async function writeFrame(res: http.ServerResponse, frame: string, splitBytes: n
     await sleep(1);
   }
 }
-
 
 function empty(res: http.ServerResponse, status: number): void {
   res.writeHead(status, { "content-length": "0" });

@@ -3,7 +3,8 @@ import { api, stream, taskBody } from "../support/http.js";
 import { TestSystem } from "../support/system.js";
 
 type T = Parameters<typeof api>[0];
-const post = (t: T, sys: TestSystem, body: Record<string, unknown>, headers: Record<string, string> = {}) => api(t, sys.edgeUrl, "POST", "/v1/tasks", { body, headers });
+const post = (t: T, sys: TestSystem, body: Record<string, unknown>, headers: Record<string, string> = {}) =>
+  api(t, sys.edgeUrl, "POST", "/v1/tasks", { body, headers });
 const long = (overrides: Record<string, unknown> = {}) =>
   taskBody({ max_tokens: 2000, ctx: 4096, deadline_ms: 3_600_000, prompt: "[[mock tokens_per_second=20]] keep busy", ...overrides });
 
@@ -18,7 +19,10 @@ function assertBackpressure(t: T, res: Awaited<ReturnType<typeof api<any>>>, cod
 }
 
 test("drop-lru: a full queue drops its oldest batch task for a newcomer; with no batch task to drop the newcomer gets QUEUE_FULL_DROP_LRU", async (t) => {
-  const sys = await TestSystem.start({ coreFlags: { "queue-capacity": "2", "queue-policy": "drop-lru" }, workers: [{ replica: "one", slots: 1 }] });
+  const sys = await TestSystem.start({
+    coreFlags: { "queue-capacity": "2", "queue-policy": "drop-lru" },
+    workers: [{ replica: "one", slots: 1 }],
+  });
   t.teardown(() => sys.stop());
   t.is((await post(t, sys, long())).status, 202); // runs
   const oldestBatch = long({ priority: "batch" });
@@ -29,7 +33,10 @@ test("drop-lru: a full queue drops its oldest batch task for a newcomer; with no
   t.is((await post(t, sys, newcomer)).status, 202, "admitted by dropping the oldest batch task");
   const dropped = await stream(sys.edgeUrl, `/v1/tasks/${oldestBatch.task_id}/stream`);
   await dropped.done;
-  t.deepEqual(dropped.events.map((e) => e.event), ["started", "error"]);
+  t.deepEqual(
+    dropped.events.map((e) => e.event),
+    ["started", "error"],
+  );
   t.is(dropped.events.at(-1)!.data.code, "QUEUE_FULL_DROP_LRU");
   // Queue now: newcomer (interactive) + newerBatch. Another interactive drops newerBatch; then nothing is left to drop.
   t.is((await post(t, sys, long())).status, 202);
@@ -38,7 +45,10 @@ test("drop-lru: a full queue drops its oldest batch task for a newcomer; with no
 });
 
 test("shed-low-priority: interactive work sheds the newest batch task; batch work is refused with ADMISSION_REJECT", async (t) => {
-  const sys = await TestSystem.start({ coreFlags: { "queue-capacity": "2", "queue-policy": "shed-low-priority" }, workers: [{ replica: "one", slots: 1 }] });
+  const sys = await TestSystem.start({
+    coreFlags: { "queue-capacity": "2", "queue-policy": "shed-low-priority" },
+    workers: [{ replica: "one", slots: 1 }],
+  });
   t.teardown(() => sys.stop());
   t.is((await post(t, sys, long())).status, 202);
   const first = long({ priority: "batch" });
@@ -53,18 +63,27 @@ test("shed-low-priority: interactive work sheds the newest batch task; batch wor
   t.is(shed.events.at(-1)!.data.code, "ADMISSION_REJECT");
   const kept = await stream(sys.edgeUrl, `/v1/tasks/${first.task_id}/stream`);
   await kept.waitFor(1, "started");
-  t.deepEqual(kept.events.map((e) => e.event), ["started"], "the older batch task is still queued");
+  t.deepEqual(
+    kept.events.map((e) => e.event),
+    ["started"],
+    "the older batch task is still queued",
+  );
   kept.abort();
 });
 
 test("reject: the advised wait comes from the measured drain rate once tasks complete", async (t) => {
-  const sys = await TestSystem.start({ coreFlags: { "queue-capacity": "1" }, workers: [{ replica: "one", slots: 1, tokensPerSecond: 200 }] });
+  const sys = await TestSystem.start({
+    coreFlags: { "queue-capacity": "1" },
+    workers: [{ replica: "one", slots: 1, tokensPerSecond: 200 }],
+  });
   t.teardown(() => sys.stop());
   // Complete a few short tasks so core measures how fast the pool drains.
   for (let i = 0; i < 3; i++) {
     const b = taskBody({ max_tokens: 20 });
     await post(t, sys, b);
-    await (await stream(sys.edgeUrl, `/v1/tasks/${b.task_id}/stream`)).done;
+    await (
+      await stream(sys.edgeUrl, `/v1/tasks/${b.task_id}/stream`)
+    ).done;
   }
   t.is((await post(t, sys, long())).status, 202);
   t.is((await post(t, sys, long())).status, 202);
@@ -78,7 +97,9 @@ test("an infeasible deadline is refused with DEADLINE_UNMET once throughput is m
   t.teardown(() => sys.stop());
   const warm = taskBody({ max_tokens: 10 });
   await post(t, sys, warm);
-  await (await stream(sys.edgeUrl, `/v1/tasks/${warm.task_id}/stream`)).done;
+  await (
+    await stream(sys.edgeUrl, `/v1/tasks/${warm.task_id}/stream`)
+  ).done;
   const res = await post(t, sys, taskBody({ max_tokens: 2000, ctx: 4096, deadline_ms: 1000 }));
   t.is(res.status, 400);
   t.is(res.json.code, "DEADLINE_UNMET");
@@ -96,7 +117,10 @@ test("max_tokens larger than ctx is INVALID_PARAMS naming max_tokens", async (t)
 });
 
 test("per-API-key rate limits refuse with 429 before enqueue, each key with its own bucket", async (t) => {
-  const sys = await TestSystem.start({ edgeFlags: { "rate-limit-per-second": "0.01", "rate-limit-burst": "2" }, workers: [{ replica: "one", slots: 4 }] });
+  const sys = await TestSystem.start({
+    edgeFlags: { "rate-limit-per-second": "0.01", "rate-limit-burst": "2" },
+    workers: [{ replica: "one", slots: 4 }],
+  });
   t.teardown(() => sys.stop());
   const alice = { Authorization: "Bearer alice-key" };
   t.is((await post(t, sys, taskBody({ max_tokens: 1 }), alice)).status, 202);
@@ -105,5 +129,8 @@ test("per-API-key rate limits refuse with 429 before enqueue, each key with its 
   assertBackpressure(t, limited, "ADMISSION_REJECT", "rate-limit");
   t.true(limited.json.retry_after_ms <= 100_000, "at most one refill interval");
   t.is((await post(t, sys, taskBody({ max_tokens: 1 }), { Authorization: "Bearer bob-key" })).status, 202, "another key is not affected");
-  t.false(sys.allLogLines().some((l) => l.includes("alice-key")), "the key never reaches a log line");
+  t.false(
+    sys.allLogLines().some((l) => l.includes("alice-key")),
+    "the key never reaches a log line",
+  );
 });

@@ -47,17 +47,38 @@ test("the right key admits and streams, through edge, core and a sidecar that re
 test("core refuses gRPC task calls without the key; a sidecar without it cannot register", async (t) => {
   const client = new TaskServiceClient(sys.coreAddress, credentials.createInsecure());
   t.teardown(() => client.close());
-  const request = CreateTaskRequest.fromPartial({ taskId: crypto.randomUUID(), sessionId: crypto.randomUUID(), workload: Workload.WORKLOAD_COMPLETION, modelRef: "m", engine: Engine.ENGINE_LLAMACPP, ctx: 64, priority: Priority.PRIORITY_BATCH, prompt: "x", maxTokens: 1, deadlineMs: 1000 });
+  const request = CreateTaskRequest.fromPartial({
+    taskId: crypto.randomUUID(),
+    sessionId: crypto.randomUUID(),
+    workload: Workload.WORKLOAD_COMPLETION,
+    modelRef: "m",
+    engine: Engine.ENGINE_LLAMACPP,
+    ctx: 64,
+    priority: Priority.PRIORITY_BATCH,
+    prompt: "x",
+    maxTokens: 1,
+    deadlineMs: 1000,
+  });
   const err = await new Promise<ServiceError | null>((resolve) => client.createTask(request, new Metadata(), (e) => resolve(e)));
   t.is(err?.code, 16, "UNAUTHENTICATED");
 
-  const intruder = launchLlorch("intruder", ["worker", "--port", "0", "--core", sys.coreAddress, "--replica", "intruder"], { script: LLORCH, nodeArgs: [], env: { LLORCH_API_KEY: WRONG } });
+  const intruder = launchLlorch("intruder", ["worker", "--port", "0", "--core", sys.coreAddress, "--replica", "intruder"], {
+    script: LLORCH,
+    nodeArgs: [],
+    env: { LLORCH_API_KEY: WRONG },
+  });
   t.teardown(() => stopProcess(intruder));
   await intruder.ready;
   await new Promise((r) => setTimeout(r, 500));
   const replicas = await listReplicas(sys.coreAddress, KEY);
-  t.deepEqual(replicas.map((r) => r.replicaId), ["w1"]);
-  t.true(intruder.lines.some((l) => l.includes("registration_lost") && l.includes("not valid")), "the sidecar says why");
+  t.deepEqual(
+    replicas.map((r) => r.replicaId),
+    ["w1"],
+  );
+  t.true(
+    intruder.lines.some((l) => l.includes("registration_lost") && l.includes("not valid")),
+    "the sidecar says why",
+  );
 });
 
 test("logs name callers by fingerprint and never contain a key", async (t) => {
@@ -66,13 +87,22 @@ test("logs name callers by fingerprint and never contain a key", async (t) => {
   await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody(), headers: bearer(WRONG) });
   await new Promise((r) => setTimeout(r, 300));
   const lines = sys.allLogLines();
-  t.true(lines.some((l) => l.includes(`"identity":"${identityOf(KEY)}"`)), "identity=token:<fp6> on the edge's lines");
-  t.deepEqual(lines.filter((l) => l.includes(KEY) || l.includes(WRONG)), []);
+  t.true(
+    lines.some((l) => l.includes(`"identity":"${identityOf(KEY)}"`)),
+    "identity=token:<fp6> on the edge's lines",
+  );
+  t.deepEqual(
+    lines.filter((l) => l.includes(KEY) || l.includes(WRONG)),
+    [],
+  );
 });
 
 test("edge and core refuse to listen beyond loopback without a key", async (t) => {
   for (const cmd of ["edge", "core"]) {
-    const r = await run(process.execPath, [LLORCH, cmd, "--host", "0.0.0.0", "--port", "0"], { env: { ...process.env, LLORCH_API_KEY: "" }, timeout: 20_000 }).then(
+    const r = await run(process.execPath, [LLORCH, cmd, "--host", "0.0.0.0", "--port", "0"], {
+      env: { ...process.env, LLORCH_API_KEY: "" },
+      timeout: 20_000,
+    }).then(
       () => ({ code: 0, stderr: "" }),
       (e: { code: number; stderr: string }) => e,
     );
@@ -85,7 +115,11 @@ test("with --auth-optional, loopback clients may omit the key", async (t) => {
   const open = await TestSystem.start({ apiKey: KEY, edgeFlags: { "auth-optional": "" }, workers: [{ replica: "w" }] });
   t.teardown(() => open.stop());
   t.is((await api(t, open.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ max_tokens: 1 }) })).status, 202);
-  t.is((await api(t, open.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ max_tokens: 1 }), headers: bearer(WRONG) })).status, 403, "a wrong key is still wrong");
+  t.is(
+    (await api(t, open.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ max_tokens: 1 }), headers: bearer(WRONG) })).status,
+    403,
+    "a wrong key is still wrong",
+  );
   await new Promise((r) => setTimeout(r, 300));
   t.true(open.allLogLines().some((l) => l.includes('"identity":"localhost"')));
 });

@@ -27,7 +27,9 @@ test("catalog CRUD, verification with a streamed sha256, retire with MODEL_DEPRE
   writeFileSync(file, "not really a model, but bytes to hash\n".repeat(1000));
   const digest = "sha256:" + createHash("sha256").update("not really a model, but bytes to hash\n".repeat(1000)).digest("hex");
 
-  const created = await api(t, sys.edgeUrl, "POST", "/v1/catalog/models", { body: { id: "tiny", digest, source_url: `file:${file}`, tags: ["test"] } });
+  const created = await api(t, sys.edgeUrl, "POST", "/v1/catalog/models", {
+    body: { id: "tiny", digest, source_url: `file:${file}`, tags: ["test"] },
+  });
   t.is(created.status, 201);
   t.like(created.json, { id: "tiny", digest, state: "Active" });
   const duplicate = await api(t, sys.edgeUrl, "POST", "/v1/catalog/models", { body: { id: "tiny", digest } });
@@ -42,9 +44,14 @@ test("catalog CRUD, verification with a streamed sha256, retire with MODEL_DEPRE
   t.is((await api(t, sys.edgeUrl, "POST", "/v1/catalog/models/tiny/verify")).status, 202);
   const verified = await waitVerified(t, sys, "tiny");
   t.is(verified.verification.status, "passed");
-  t.true(verified.verification.warnings.some((w: string) => /signature/i.test(w)), "missing signatures only warn");
+  t.true(
+    verified.verification.warnings.some((w: string) => /signature/i.test(w)),
+    "missing signatures only warn",
+  );
 
-  const wrong = await api(t, sys.edgeUrl, "POST", "/v1/catalog/models", { body: { id: "tampered", digest: "sha256:" + "0".repeat(64), source_url: `file:${file}` } });
+  const wrong = await api(t, sys.edgeUrl, "POST", "/v1/catalog/models", {
+    body: { id: "tampered", digest: "sha256:" + "0".repeat(64), source_url: `file:${file}` },
+  });
   t.is(wrong.status, 201);
   await api(t, sys.edgeUrl, "POST", "/v1/catalog/models/tampered/verify");
   const failed = await waitVerified(t, sys, "tampered");
@@ -57,7 +64,11 @@ test("catalog CRUD, verification with a streamed sha256, retire with MODEL_DEPRE
   t.regex(metrics, /catalog_verifications_total\{[^}]*result="pass"/);
   t.regex(metrics, /catalog_verifications_total\{[^}]*result="fail"[^}]*reason="digest_mismatch"/);
 
-  t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ model_ref: "tiny", max_tokens: 1 }) })).status, 202, "an Active model is served");
+  t.is(
+    (await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ model_ref: "tiny", max_tokens: 1 }) })).status,
+    202,
+    "an Active model is served",
+  );
   const retire = await api(t, sys.edgeUrl, "POST", "/v1/catalog/models/tiny/state", { body: { state: "Retired", deadline_ms: 60_000 } });
   t.is(retire.status, 202);
   const deprecated = await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ model_ref: "tiny" }) });
@@ -92,7 +103,9 @@ test("artifacts are content-addressed, keep lineage, hold every finished stream'
   const first = await api(t, sys.edgeUrl, "POST", "/v1/artifacts", { body: plan });
   t.is(first.status, 201);
   t.regex(first.json.id, /^[0-9a-f]{64}$/);
-  const reordered = await api(t, sys.edgeUrl, "POST", "/v1/artifacts", { body: { tags: ["p"], content: { note: "héllo 🦙", steps: ["a", "b"] }, kind: "plan" } });
+  const reordered = await api(t, sys.edgeUrl, "POST", "/v1/artifacts", {
+    body: { tags: ["p"], content: { note: "héllo 🦙", steps: ["a", "b"] }, kind: "plan" },
+  });
   t.is(reordered.json.id, first.json.id, "the same content gives the same id");
   const child = await api(t, sys.edgeUrl, "POST", "/v1/artifacts", { body: { kind: "diff", content: { d: 1 }, parent: first.json.id } });
   const got = await api(t, sys.edgeUrl, "GET", `/v1/artifacts/${child.json.id}`);
@@ -119,7 +132,11 @@ test("artifacts are content-addressed, keep lineage, hold every finished stream'
   }
   t.is(trace.json.kind, "trace");
   t.is(trace.json.content.format, "text/event-stream");
-  const transcript = parseSse(trace.json.content.sse as string).map((f) => ({ id: f.id, event: f.event, data: JSON.parse(f.data.join("\n")) }));
+  const transcript = parseSse(trace.json.content.sse as string).map((f) => ({
+    id: f.id,
+    event: f.event,
+    data: JSON.parse(f.data.join("\n")),
+  }));
   const received = s.events.map((e) => ({ ...e, data: { ...e.data } }));
   // The transcript's last frame is the terminal event before it was stamped with its own id.
   delete received.at(-1)!.data.trace_artifact_id;
@@ -137,7 +154,9 @@ test("artifacts are content-addressed, keep lineage, hold every finished stream'
 });
 
 test("with auto-fetch off, a model no pool has loaded gets an advisory error; with it on, an idle pool loads it", async (t) => {
-  const off = await TestSystem.start({ workers: [{ pool: "only", replica: "o1", model: "hf:org/a", flags: { "serves-any-model": "false" } }] });
+  const off = await TestSystem.start({
+    workers: [{ pool: "only", replica: "o1", model: "hf:org/a", flags: { "serves-any-model": "false" } }],
+  });
   t.teardown(() => off.stop());
   const advisory = await api(t, off.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ model_ref: "hf:org/b" }) });
   t.is(advisory.status, 503);
@@ -162,9 +181,18 @@ test("with auto-fetch off, a model no pool has loaded gets an advisory error; wi
 });
 
 test("retiring a model drains the pools that serve it", async (t) => {
-  const sys = await TestSystem.start({ workers: [{ pool: "old-pool", replica: "o1", model: "hf:org/old", flags: { "serves-any-model": "false" } }] });
+  const sys = await TestSystem.start({
+    workers: [{ pool: "old-pool", replica: "o1", model: "hf:org/old", flags: { "serves-any-model": "false" } }],
+  });
   t.teardown(() => sys.stop());
-  t.is((await api(t, sys.edgeUrl, "POST", "/v1/catalog/models", { body: { id: "old", digest: "sha256:" + "1".repeat(64), source_url: "hf:org/old" } })).status, 201);
+  t.is(
+    (
+      await api(t, sys.edgeUrl, "POST", "/v1/catalog/models", {
+        body: { id: "old", digest: "sha256:" + "1".repeat(64), source_url: "hf:org/old" },
+      })
+    ).status,
+    201,
+  );
   const retire = await api(t, sys.edgeUrl, "POST", "/v1/catalog/models/old/state", { body: { state: "Retired", deadline_ms: 1000 } });
   t.is(retire.status, 202);
   t.is(retire.json.pools_draining, 1);

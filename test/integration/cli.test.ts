@@ -73,9 +73,13 @@ test("a config file sets flags, and flags on the command line win", async (t) =>
 });
 
 test("llorch up brings the whole system up, prints a working curl, and stops everything on SIGTERM", async (t) => {
-  const child = spawn(process.execPath, [LLORCH, "up", "--quiet", "--core-port", "0", "--edge-port", "0", "--workers", "1", "--tokens-per-second", "0"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [LLORCH, "up", "--quiet", "--core-port", "0", "--edge-port", "0", "--workers", "1", "--tokens-per-second", "0"],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   t.teardown(() => child.kill("SIGKILL"));
   let out = "";
   await new Promise<void>((resolve, reject) => {

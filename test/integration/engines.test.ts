@@ -50,7 +50,11 @@ for (const spec of ENGINES) {
     const s = await stream(sys.edgeUrl, path);
     await s.done;
     assertStreamConforms(t, path, s);
-    t.deepEqual(s.events.filter((e) => e.event === "token").map((e) => e.data.t), spec.tokens, "the engine's tokens, byte for byte");
+    t.deepEqual(
+      s.events.filter((e) => e.event === "token").map((e) => e.data.t),
+      spec.tokens,
+      "the engine's tokens, byte for byte",
+    );
     t.is(s.events.at(-1)!.event, "end");
     const placed = s.events.find((e) => e.event === "metrics" && e.data.replica_id);
     t.is(placed?.data.replica_id, `${spec.engine}-1`);

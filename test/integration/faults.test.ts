@@ -79,7 +79,9 @@ test("core restarts: sidecars register again and the edge reconnects, nobody res
 });
 
 test("an engine failure after N tokens arrives as a typed error frame after those tokens", async (t) => {
-  const sys = await TestSystem.start({ workers: [{ replica: "flaky", slots: 1, flags: { "fail-after": "3", "fail-kind": "engine_error" } }] });
+  const sys = await TestSystem.start({
+    workers: [{ replica: "flaky", slots: 1, flags: { "fail-after": "3", "fail-kind": "engine_error" } }],
+  });
   t.teardown(() => sys.stop());
   const admitted = await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ max_tokens: 10 }) });
   const s = await stream(sys.edgeUrl, `/v1/tasks/${admitted.json.task_id}/stream`);
@@ -108,7 +110,12 @@ test("a hung engine can still be cancelled, and its slot comes back", async (t) 
 });
 
 test("a session whose replica died fails over to another and reports kv_warmth=false", async (t) => {
-  const sys = await TestSystem.start({ workers: [{ replica: "x", slots: 2 }, { replica: "y", slots: 2 }] });
+  const sys = await TestSystem.start({
+    workers: [
+      { replica: "x", slots: 2 },
+      { replica: "y", slots: 2 },
+    ],
+  });
   t.teardown(() => sys.stop());
   const session = crypto.randomUUID();
   const first = taskBody({ session_id: session, max_tokens: 2 });

@@ -45,7 +45,10 @@ function unary<Res>(start: (cb: Callback<Res>) => unknown): Promise<Res> {
   return new Promise((resolve, reject) => start((err, res) => (err ? reject(err) : resolve(res))));
 }
 
-async function refused(t: import("ava").ExecutionContext, promise: Promise<unknown>): Promise<{ code: ErrorCode; field: string; message: string }> {
+async function refused(
+  t: import("ava").ExecutionContext,
+  promise: Promise<unknown>,
+): Promise<{ code: ErrorCode; field: string; message: string }> {
   const err = await t.throwsAsync<ServiceError>(promise);
   const detail = errorDetailOf(err!);
   return { code: detail?.code ?? ErrorCode.ERROR_CODE_UNSPECIFIED, field: detail?.field ?? "", message: detail?.message ?? "" };
@@ -55,7 +58,14 @@ const createModel = (model: CatalogModel | undefined) => unary<CreateModelRespon
 const create = (model: Partial<CatalogModel>) => createModel(CatalogModel.fromPartial(model));
 
 test("a registration answers with the entry as the catalog keeps it, state and times set by core", async (t) => {
-  const { model } = await create({ id: "grpc-ok", digest: DIGEST, sourceUrl: "hf:org/repo", tags: ["a"], state: CatalogModelState.CATALOG_MODEL_STATE_RETIRED, createdMs: 1 });
+  const { model } = await create({
+    id: "grpc-ok",
+    digest: DIGEST,
+    sourceUrl: "hf:org/repo",
+    tags: ["a"],
+    state: CatalogModelState.CATALOG_MODEL_STATE_RETIRED,
+    createdMs: 1,
+  });
   t.is(model!.id, "grpc-ok");
   t.is(model!.state, CatalogModelState.CATALOG_MODEL_STATE_ACTIVE, "a client cannot set the state");
   t.true(model!.createdMs > 1);
@@ -77,24 +87,42 @@ test("ids that could leave the catalog root, malformed digests and unparseable s
 
 test("a state that is neither Active nor Retired is INVALID_PARAMS on /state; an unknown id is NOT_FOUND", async (t) => {
   await create({ id: "grpc-state", digest: DIGEST });
-  const setState = (state: CatalogModelState, id = "grpc-state") => unary<SetModelStateResponse>((cb) => catalog.setModelState({ id, state }, cb));
-  t.like(await refused(t, setState(CatalogModelState.CATALOG_MODEL_STATE_UNSPECIFIED)), { code: ErrorCode.ERROR_CODE_INVALID_PARAMS, field: "/state" });
+  const setState = (state: CatalogModelState, id = "grpc-state") =>
+    unary<SetModelStateResponse>((cb) => catalog.setModelState({ id, state }, cb));
+  t.like(await refused(t, setState(CatalogModelState.CATALOG_MODEL_STATE_UNSPECIFIED)), {
+    code: ErrorCode.ERROR_CODE_INVALID_PARAMS,
+    field: "/state",
+  });
   t.like(await refused(t, setState(7 as CatalogModelState)), { code: ErrorCode.ERROR_CODE_INVALID_PARAMS, field: "/state" });
   t.like(await refused(t, setState(CatalogModelState.CATALOG_MODEL_STATE_RETIRED, "nope")), { code: ErrorCode.ERROR_CODE_NOT_FOUND });
   const retired = await setState(CatalogModelState.CATALOG_MODEL_STATE_RETIRED);
   t.deepEqual(retired, { status: "accepted", poolsDraining: 0, state: CatalogModelState.CATALOG_MODEL_STATE_RETIRED });
 });
 
-const store = (artifact: Partial<Artifact>) => unary<CreateArtifactResponse>((cb) => artifacts.createArtifact({ artifact: Artifact.fromPartial(artifact) }, cb));
+const store = (artifact: Partial<Artifact>) =>
+  unary<CreateArtifactResponse>((cb) => artifacts.createArtifact({ artifact: Artifact.fromPartial(artifact) }, cb));
 
 test("an artifact stored over gRPC answers with its ref, and reads back with lineage; server fields sent by the client are ignored", async (t) => {
   const parent = await store({ kind: ArtifactKind.ARTIFACT_KIND_PLAN, content: { step: 1 }, tags: [] });
   t.true(parent.created);
   t.like(parent.ref, { kind: ArtifactKind.ARTIFACT_KIND_PLAN, tags: [] });
-  const child = await store({ kind: ArtifactKind.ARTIFACT_KIND_DIFF, content: { step: 2 }, parent: parent.ref!.id, id: "f".repeat(64), createdMs: 1, lineage: ["x"] });
+  const child = await store({
+    kind: ArtifactKind.ARTIFACT_KIND_DIFF,
+    content: { step: 2 },
+    parent: parent.ref!.id,
+    id: "f".repeat(64),
+    createdMs: 1,
+    lineage: ["x"],
+  });
   t.not(child.ref!.id, "f".repeat(64));
   const got = await unary<GetArtifactResponse>((cb) => artifacts.getArtifact({ id: child.ref!.id }, cb));
-  t.like(got.artifact, { id: child.ref!.id, digest: `sha256:${child.ref!.id}`, parent: parent.ref!.id, lineage: [parent.ref!.id], tags: undefined });
+  t.like(got.artifact, {
+    id: child.ref!.id,
+    digest: `sha256:${child.ref!.id}`,
+    parent: parent.ref!.id,
+    lineage: [parent.ref!.id],
+    tags: undefined,
+  });
   t.true(got.artifact!.createdMs > 1);
 });
 
@@ -105,5 +133,11 @@ test("an artifact without a known kind or content, with a non-string tag or a ma
   t.is(await field({ kind: ArtifactKind.ARTIFACT_KIND_PLAN }), "/content");
   t.is(await field({ kind: ArtifactKind.ARTIFACT_KIND_PLAN, content: {}, tags: ["ok", 1] }), "/tags/1");
   t.is(await field({ kind: ArtifactKind.ARTIFACT_KIND_PLAN, content: {}, parent: "../../etc/passwd" }), "/parent");
-  t.like(await refused(t, unary((cb) => artifacts.createArtifact({ artifact: undefined }, cb))), { code: ErrorCode.ERROR_CODE_INVALID_PARAMS, field: "/kind" });
+  t.like(
+    await refused(
+      t,
+      unary((cb) => artifacts.createArtifact({ artifact: undefined }, cb)),
+    ),
+    { code: ErrorCode.ERROR_CODE_INVALID_PARAMS, field: "/kind" },
+  );
 });

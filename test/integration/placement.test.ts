@@ -52,7 +52,9 @@ test("require_device_mask places on exactly that device and never spills over", 
 test("prefer falls back to other pools unless allow_fallback is false", async (t) => {
   t.true(["alpha", "beta"].includes((await placedOn(t, { mode: "prefer", prefer_pools: ["gamma"] })).pool));
   t.is((await placedOn(t, { mode: "prefer", prefer_pools: ["beta"] })).pool, "beta");
-  const strict = await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ placement: { mode: "prefer", prefer_pools: ["gamma"], allow_fallback: false } }) });
+  const strict = await api(t, sys.edgeUrl, "POST", "/v1/tasks", {
+    body: taskBody({ placement: { mode: "prefer", prefer_pools: ["gamma"], allow_fallback: false } }),
+  });
   t.is(strict.status, 503);
   t.is(strict.json.code, "POOL_UNAVAILABLE");
 });

@@ -18,14 +18,25 @@ async function waitFor(t: T, sys: TestSystem, pool: string, done: (h: any) => bo
 }
 
 test("pool health reports live, ready, draining and a metrics snapshot with replicas; unknown pools are 404", async (t) => {
-  const sys = await TestSystem.start({ workers: [{ pool: "p", replica: "p1", slots: 3 }, { pool: "p", replica: "p2", slots: 3 }] });
+  const sys = await TestSystem.start({
+    workers: [
+      { pool: "p", replica: "p1", slots: 3 },
+      { pool: "p", replica: "p2", slots: 3 },
+    ],
+  });
   t.teardown(() => sys.stop());
   const h = await health(t, sys, "p");
   t.is(h.status, 200);
   t.like(h.json, { live: true, ready: true, draining: false });
   t.is(h.json.metrics.slots_total, 6);
   t.is(h.json.metrics.queue_depth, 0);
-  t.deepEqual(h.json.metrics.replicas.map((r: any) => [r.replica_id, r.state]), [["p1", "ready"], ["p2", "ready"]]);
+  t.deepEqual(
+    h.json.metrics.replicas.map((r: any) => [r.replica_id, r.state]),
+    [
+      ["p1", "ready"],
+      ["p2", "ready"],
+    ],
+  );
   const missing = await health(t, sys, "nope");
   t.is(missing.status, 404);
   t.is(missing.json.code, "NOT_FOUND");
@@ -78,7 +89,12 @@ test("reload: every replica switches model and the pool is Ready on it; a failur
   const sys = await TestSystem.start({
     workers: [
       { pool: "r", replica: "r1", model: "hf:org/model-a", flags: { "serves-any-model": "false", "reload-ms": "1500" } },
-      { pool: "r", replica: "r2", model: "hf:org/model-a", flags: { "serves-any-model": "false", "reload-ms": "1500", "reject-models": "hf:org/model-c" } },
+      {
+        pool: "r",
+        replica: "r2",
+        model: "hf:org/model-a",
+        flags: { "serves-any-model": "false", "reload-ms": "1500", "reject-models": "hf:org/model-c" },
+      },
     ],
   });
   t.teardown(() => sys.stop());
@@ -89,15 +105,25 @@ test("reload: every replica switches model and the pool is Ready on it; a failur
   t.false(during.json.ready, "not Ready while loading: " + JSON.stringify(during.json));
   const loaded = await waitFor(t, sys, "r", (h) => h.metrics.reload_state === "idle");
   t.true(loaded.ready);
-  t.deepEqual(loaded.metrics.replicas.map((r: any) => r.model_ref), ["hf:org/model-b", "hf:org/model-b"]);
+  t.deepEqual(
+    loaded.metrics.replicas.map((r: any) => r.model_ref),
+    ["hf:org/model-b", "hf:org/model-b"],
+  );
   t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ model_ref: "hf:org/model-b", max_tokens: 1 }) })).status, 202);
-  t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ model_ref: "hf:org/model-a" }) })).status, 503, "the old model is gone");
+  t.is(
+    (await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ model_ref: "hf:org/model-a" }) })).status,
+    503,
+    "the old model is gone",
+  );
 
   const failing = await api(t, sys.edgeUrl, "POST", "/v1/pools/r/reload", { body: { new_model_ref: "hf:org/model-c" } });
   t.is(failing.status, 202);
   const rolledBack = await waitFor(t, sys, "r", (h) => h.metrics.reload_state === "idle" && h.metrics.last_reload_error);
   t.true(rolledBack.ready, "Ready again on the previous model");
-  t.deepEqual(rolledBack.metrics.replicas.map((r: any) => r.model_ref), ["hf:org/model-b", "hf:org/model-b"]);
+  t.deepEqual(
+    rolledBack.metrics.replicas.map((r: any) => r.model_ref),
+    ["hf:org/model-b", "hf:org/model-b"],
+  );
   t.regex(rolledBack.metrics.last_reload_error, /r2/);
   t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ model_ref: "hf:org/model-b", max_tokens: 1 }) })).status, 202);
 });

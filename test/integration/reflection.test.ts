@@ -24,7 +24,13 @@ async function bufCurl(...args: string[]): Promise<string> {
 
 test("buf curl lists core's services through reflection", async (t) => {
   const out = await bufCurl("--list-methods", `http://${sys.coreAddress}`);
-  for (const m of ["llama_orch.v1.TaskService/CreateTask", "llama_orch.v1.TaskService/StreamTask", "llama_orch.v1.TaskService/CancelTask", "llama_orch.v1.RegistryService/Register", "grpc.health.v1.Health/Check"]) {
+  for (const m of [
+    "llama_orch.v1.TaskService/CreateTask",
+    "llama_orch.v1.TaskService/StreamTask",
+    "llama_orch.v1.TaskService/CancelTask",
+    "llama_orch.v1.RegistryService/Register",
+    "grpc.health.v1.Health/Check",
+  ]) {
     t.true(out.includes(m), `${m} listed`);
   }
 });
@@ -32,7 +38,8 @@ test("buf curl lists core's services through reflection", async (t) => {
 test("buf curl lists a sidecar's services and calls its map-using Info and grpc.health.v1 List", async (t) => {
   const worker = sys.worker("r1").address;
   const out = await bufCurl("--list-methods", `http://${worker}`);
-  for (const m of ["Health", "WatchHealth", "Props", "WatchProps", "Submit", "Cancel", "Info"]) t.true(out.includes(`llama_orch.v1.WorkerService/${m}`), m);
+  for (const m of ["Health", "WatchHealth", "Props", "WatchProps", "Submit", "Cancel", "Info"])
+    t.true(out.includes(`llama_orch.v1.WorkerService/${m}`), m);
   const info = JSON.parse(await bufCurl(`http://${worker}/llama_orch.v1.WorkerService/Info`));
   t.is(info.replicaId, "r1");
   t.is(typeof info.features, "object", "map<string,string> decodes through reflected descriptors");
@@ -42,7 +49,9 @@ test("buf curl lists a sidecar's services and calls its map-using Info and grpc.
 
 test("buf curl streams WatchHealth from a sidecar", async (t) => {
   const worker = sys.worker("r1").address;
-  const child = spawn(buf, [...curlArgs, `http://${worker}/llama_orch.v1.WorkerService/WatchHealth`], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(buf, [...curlArgs, `http://${worker}/llama_orch.v1.WorkerService/WatchHealth`], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   t.teardown(() => child.kill("SIGKILL"));
   let out = "";
   const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -71,7 +80,18 @@ test("a plain @grpc/grpc-js client can admit and stream a task straight from cor
   const taskId = crypto.randomUUID();
   await new Promise<void>((resolve, reject) =>
     client.createTask(
-      CreateTaskRequest.fromPartial({ taskId, sessionId: crypto.randomUUID(), workload: Workload.WORKLOAD_COMPLETION, modelRef: "m", engine: Engine.ENGINE_LLAMACPP, ctx: 512, priority: Priority.PRIORITY_BATCH, prompt: "hi", maxTokens: 5, deadlineMs: 10_000 }),
+      CreateTaskRequest.fromPartial({
+        taskId,
+        sessionId: crypto.randomUUID(),
+        workload: Workload.WORKLOAD_COMPLETION,
+        modelRef: "m",
+        engine: Engine.ENGINE_LLAMACPP,
+        ctx: 512,
+        priority: Priority.PRIORITY_BATCH,
+        prompt: "hi",
+        maxTokens: 5,
+        deadlineMs: 10_000,
+      }),
       (err) => (err ? reject(err) : resolve()),
     ),
   );
@@ -93,22 +113,63 @@ test("a plain @grpc/grpc-js client can admit and stream a task straight from cor
 });
 
 test("buf curl shows a refused CreateTask's google.rpc.ErrorInfo: reason ERROR_CODE_INVALID_PARAMS and the field at fault", async (t) => {
-  const request = { taskId: crypto.randomUUID(), sessionId: crypto.randomUUID(), workload: "WORKLOAD_COMPLETION", modelRef: "m", engine: "ENGINE_LLAMACPP", ctx: 64, priority: "PRIORITY_BATCH", prompt: "hi", maxTokens: 100, deadlineMs: 10_000 };
-  const err = await t.throwsAsync<Error & { stderr: string }>(bufCurl("-d", JSON.stringify(request), `http://${sys.coreAddress}/llama_orch.v1.TaskService/CreateTask`));
+  const request = {
+    taskId: crypto.randomUUID(),
+    sessionId: crypto.randomUUID(),
+    workload: "WORKLOAD_COMPLETION",
+    modelRef: "m",
+    engine: "ENGINE_LLAMACPP",
+    ctx: 64,
+    priority: "PRIORITY_BATCH",
+    prompt: "hi",
+    maxTokens: 100,
+    deadlineMs: 10_000,
+  };
+  const err = await t.throwsAsync<Error & { stderr: string }>(
+    bufCurl("-d", JSON.stringify(request), `http://${sys.coreAddress}/llama_orch.v1.TaskService/CreateTask`),
+  );
   const printed = JSON.parse(err!.stderr) as { code: string; message: string; details: { type: string; value: string }[] };
   t.is(printed.code, "invalid_argument");
   t.regex(printed.message, /max_tokens 100 does not fit in ctx 64/);
-  t.deepEqual(printed.details.map((d) => d.type), ["google.rpc.ErrorInfo", "google.rpc.BadRequest"]);
+  t.deepEqual(
+    printed.details.map((d) => d.type),
+    ["google.rpc.ErrorInfo", "google.rpc.BadRequest"],
+  );
   // buf curl prints each detail's bytes in base64 (it renders JSON only for types compiled into it); they are Google's messages.
   const bytesOf = (type: string) => Buffer.from(printed.details.find((d) => d.type === type)!.value, "base64");
-  t.deepEqual(ErrorInfo.decode(bytesOf("google.rpc.ErrorInfo")), { reason: "ERROR_CODE_INVALID_PARAMS", domain: "llama-orch.v1", metadata: { field: "/max_tokens" } });
-  t.deepEqual(BadRequest.decode(bytesOf("google.rpc.BadRequest")).fieldViolations.map((v) => v.field), ["/max_tokens"]);
+  t.deepEqual(ErrorInfo.decode(bytesOf("google.rpc.ErrorInfo")), {
+    reason: "ERROR_CODE_INVALID_PARAMS",
+    domain: "llama-orch.v1",
+    metadata: { field: "/max_tokens" },
+  });
+  t.deepEqual(
+    BadRequest.decode(bytesOf("google.rpc.BadRequest")).fieldViolations.map((v) => v.field),
+    ["/max_tokens"],
+  );
 });
 
 test("reflection describes google.rpc.ErrorInfo, so a tool that resolves error details through it can print them", async (t) => {
-  const schema = join(projectRoot(), "node_modules", "@grpc", "reflection", "build", "proto", "grpc", "reflection", "v1", "reflection.proto");
-  const out = await bufCurl("--schema", schema, "-d", JSON.stringify({ fileContainingSymbol: "google.rpc.ErrorInfo" }), `http://${sys.coreAddress}/grpc.reflection.v1.ServerReflection/ServerReflectionInfo`);
-  const files = (JSON.parse(out) as { fileDescriptorResponse: { fileDescriptorProto: string[] } }).fileDescriptorResponse.fileDescriptorProto;
+  const schema = join(
+    projectRoot(),
+    "node_modules",
+    "@grpc",
+    "reflection",
+    "build",
+    "proto",
+    "grpc",
+    "reflection",
+    "v1",
+    "reflection.proto",
+  );
+  const out = await bufCurl(
+    "--schema",
+    schema,
+    "-d",
+    JSON.stringify({ fileContainingSymbol: "google.rpc.ErrorInfo" }),
+    `http://${sys.coreAddress}/grpc.reflection.v1.ServerReflection/ServerReflectionInfo`,
+  );
+  const files = (JSON.parse(out) as { fileDescriptorResponse: { fileDescriptorProto: string[] } }).fileDescriptorResponse
+    .fileDescriptorProto;
   const nameOf = (b64: string) => {
     // FileDescriptorProto { string name = 1; ... }
     const reader = new BinaryReader(Buffer.from(b64, "base64"));

@@ -48,7 +48,10 @@ test("budgets are reported in X-Budget-* headers on admission and stream, and in
   t.is(second.admitted.headers.get("x-budget-tokens-remaining"), String(100 - 22));
   t.truthy(second.admitted.headers.get("x-budget-cost-remaining"));
   const atStream = Number(second.s!.headers.get("x-budget-tokens-remaining"));
-  t.true(atStream <= 100 - 22 && atStream >= 100 - 22 - 7, "stream headers carry the budgets at stream start, this task's usage so far included");
+  t.true(
+    atStream <= 100 - 22 && atStream >= 100 - 22 - 7,
+    "stream headers carry the budgets at stream start, this task's usage so far included",
+  );
   const metrics = second.events.filter((e) => e.event === "metrics");
   t.true(metrics.length > 0);
   t.true(metrics.every((m) => typeof m.data.tokens_budget_remaining === "number"));
@@ -93,7 +96,10 @@ test("DELETE removes the session, evicts its KV on the replica, and is 404 after
   t.is((await api(t, sys.edgeUrl, "GET", `/v1/sessions/${session}`)).status, 404);
   t.is((await api(t, sys.edgeUrl, "DELETE", `/v1/sessions/${session}`)).status, 404);
   await new Promise((r) => setTimeout(r, 200));
-  t.true(sys.logsOf(sys.core, session).some((l) => l.event === "session_deleted" && l.kv_evicted === true), "core logged the KV eviction");
+  t.true(
+    sys.logsOf(sys.core, session).some((l) => l.event === "session_deleted" && l.kv_evicted === true),
+    "core logged the KV eviction",
+  );
   const bad = await api(t, sys.edgeUrl, "GET", "/v1/sessions/not-a-uuid");
   t.is(bad.status, 400);
 });

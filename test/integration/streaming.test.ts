@@ -36,7 +36,10 @@ function assertOrdering(t: Parameters<typeof api>[0], events: SseEvent[]) {
     events.filter((e) => e.event === "token").map((_, i) => i),
   );
   const ids = events.map((e) => Number(e.id));
-  t.true(ids.every((id, i) => i === 0 || id > ids[i - 1]!), "ids increase");
+  t.true(
+    ids.every((id, i) => i === 0 || id > ids[i - 1]!),
+    "ids increase",
+  );
 }
 
 test("a task streams started, its tokens and end through a real SSE client", async (t) => {
@@ -137,27 +140,37 @@ test("cancel mid-stream: 204, the stream ends with end{stop_reason: canceled}, n
 test.serial("cancel of a queued task ends its stream before any token", async (t) => {
   // Fill every slot (2 replicas x 2 slots) with slow tasks so the next one queues.
   const blockers = [];
-  for (let i = 0; i < 4; i++) blockers.push((await admit(t, taskBody({ max_tokens: 500, prompt: "[[mock tokens_per_second=20]] block" }))).body);
+  for (let i = 0; i < 4; i++)
+    blockers.push((await admit(t, taskBody({ max_tokens: 500, prompt: "[[mock tokens_per_second=20]] block" }))).body);
   const { body, res } = await admit(t, taskBody({ max_tokens: 5 }));
   t.true(res.json.queue_position >= 0);
   t.is((await api(t, sys.edgeUrl, "POST", `/v1/tasks/${body.task_id}/cancel`)).status, 204);
   const s = await stream(sys.edgeUrl, `/v1/tasks/${body.task_id}/stream`);
   await s.done;
-  t.deepEqual(s.events.map((e) => e.event), ["started", "end"], "never placed, never a token");
+  t.deepEqual(
+    s.events.map((e) => e.event),
+    ["started", "end"],
+    "never placed, never a token",
+  );
   t.is(s.events.at(-1)!.data.stop_reason, "canceled");
   for (const b of blockers) t.is((await api(t, sys.edgeUrl, "POST", `/v1/tasks/${b.task_id}/cancel`)).status, 204);
 });
 
 test.serial("work queues when every slot is busy and reports its queue position", async (t) => {
   const blockers = [];
-  for (let i = 0; i < 4; i++) blockers.push((await admit(t, taskBody({ max_tokens: 500, prompt: "[[mock tokens_per_second=20]] block" }))).body);
+  for (let i = 0; i < 4; i++)
+    blockers.push((await admit(t, taskBody({ max_tokens: 500, prompt: "[[mock tokens_per_second=20]] block" }))).body);
   const { body, res } = await admit(t, taskBody({ max_tokens: 3, priority: "batch" }));
   t.true(res.json.queue_position >= 0);
   const s = await stream(sys.edgeUrl, `/v1/tasks/${body.task_id}/stream`);
   await s.waitFor(1, "started");
   t.is(s.events[0]!.data.queue_position, res.json.queue_position);
   await new Promise((r) => setTimeout(r, 200));
-  t.deepEqual(s.events.map((e) => e.event), ["started"], "still queued while every slot is busy");
+  t.deepEqual(
+    s.events.map((e) => e.event),
+    ["started"],
+    "still queued while every slot is busy",
+  );
   // Free one slot: the queued task then runs to completion.
   await api(t, sys.edgeUrl, "POST", `/v1/tasks/${blockers[0]!.task_id}/cancel`);
   await s.done;
@@ -208,7 +221,9 @@ test("admission, placement, stream start and end, and cancel are logged with the
   const { body } = await admit(t, taskBody({ max_tokens: 60 }), { "X-Correlation-Id": "log-fields-check" });
   const s = await stream(sys.edgeUrl, `/v1/tasks/${body.task_id}/stream`, { "X-Correlation-Id": "log-fields-stream" });
   await s.done;
-  const cancelled = await admit(t, taskBody({ max_tokens: 500, prompt: "[[mock tokens_per_second=20]] x" }), { "X-Correlation-Id": "log-fields-cancel" });
+  const cancelled = await admit(t, taskBody({ max_tokens: 500, prompt: "[[mock tokens_per_second=20]] x" }), {
+    "X-Correlation-Id": "log-fields-cancel",
+  });
   await api(t, sys.edgeUrl, "POST", `/v1/tasks/${cancelled.body.task_id}/cancel`);
   await new Promise((r) => setTimeout(r, 300)); // let the log lines flush through the pipes
 

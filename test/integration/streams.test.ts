@@ -25,7 +25,10 @@ test("watchdog: a task that stops producing ends with DECODE_TIMEOUT and frees i
 });
 
 test("watchdog: a task past its wall time ends with DECODE_TIMEOUT", async (t) => {
-  const sys = await TestSystem.start({ coreFlags: { "wall-timeout-ms": "500" }, workers: [{ replica: "w", slots: 1, tokensPerSecond: 20 }] });
+  const sys = await TestSystem.start({
+    coreFlags: { "wall-timeout-ms": "500" },
+    workers: [{ replica: "w", slots: 1, tokensPerSecond: 20 }],
+  });
   t.teardown(() => sys.stop());
   const slow = taskBody({ max_tokens: 1000, ctx: 4096 });
   await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: slow });
@@ -36,7 +39,10 @@ test("watchdog: a task past its wall time ends with DECODE_TIMEOUT", async (t) =
 });
 
 test("disconnect: a client that comes back within the grace period resumes with Last-Event-ID; one that does not cancels the task", async (t) => {
-  const sys = await TestSystem.start({ coreFlags: { "disconnect-grace-ms": "1000" }, workers: [{ replica: "w", slots: 2, tokensPerSecond: 20 }] });
+  const sys = await TestSystem.start({
+    coreFlags: { "disconnect-grace-ms": "1000" },
+    workers: [{ replica: "w", slots: 2, tokensPerSecond: 20 }],
+  });
   t.teardown(() => sys.stop());
   const body = taskBody({ max_tokens: 60 });
   await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body });
@@ -52,7 +58,11 @@ test("disconnect: a client that comes back within the grace period resumes with 
   t.is(both.at(-1)!.event, "end");
   t.is(both.at(-1)!.data.stop_reason, "max_tokens", "the task ran to completion");
   const all = both.filter((e) => e.event === "token").map((e) => e.data.i);
-  t.deepEqual(all, Array.from({ length: 60 }, (_, i) => i), "every token exactly once across the two connections");
+  t.deepEqual(
+    all,
+    Array.from({ length: 60 }, (_, i) => i),
+    "every token exactly once across the two connections",
+  );
 
   const abandoned = taskBody({ max_tokens: 1000, ctx: 4096, deadline_ms: 3_600_000 });
   t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: abandoned })).status, 202);
@@ -75,7 +85,10 @@ test("disconnect: a client that comes back within the grace period resumes with 
 });
 
 test("disconnect with zero grace cancels at once and frees the engine slot", async (t) => {
-  const sys = await TestSystem.start({ coreFlags: { "disconnect-grace-ms": "0" }, workers: [{ replica: "w", slots: 1, tokensPerSecond: 50 }] });
+  const sys = await TestSystem.start({
+    coreFlags: { "disconnect-grace-ms": "0" },
+    workers: [{ replica: "w", slots: 1, tokensPerSecond: 50 }],
+  });
   t.teardown(() => sys.stop());
   const body = taskBody({ max_tokens: 1000, ctx: 4096 });
   await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body });
@@ -94,7 +107,10 @@ test("disconnect with zero grace cancels at once and frees the engine slot", asy
 });
 
 test("queued streams get heartbeat comments and metrics frames as the queue moves", async (t) => {
-  const sys = await TestSystem.start({ edgeFlags: { "sse-heartbeat-ms": "100" }, workers: [{ replica: "w", slots: 1, tokensPerSecond: 40 }] });
+  const sys = await TestSystem.start({
+    edgeFlags: { "sse-heartbeat-ms": "100" },
+    workers: [{ replica: "w", slots: 1, tokensPerSecond: 40 }],
+  });
   t.teardown(() => sys.stop());
   const running = taskBody({ max_tokens: 1000, ctx: 4096 });
   const ahead = taskBody({ max_tokens: 1000, ctx: 4096 });
@@ -133,7 +149,10 @@ test("a slow reader gets every token, in order, with the server holding the back
   const text = Buffer.concat(chunks).toString("utf8");
   const indices = [...text.matchAll(/"i":(\d+)\}/g)].map((m) => Number(m[1]));
   t.is(indices.length, 20_000);
-  t.true(indices.every((v, i) => v === i), "no token lost, duplicated or reordered");
+  t.true(
+    indices.every((v, i) => v === i),
+    "no token lost, duplicated or reordered",
+  );
   t.regex(text, /event: end\ndata: \{"tokens_out":20000/);
 });
 

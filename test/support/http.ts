@@ -117,7 +117,11 @@ export async function stream(baseUrl: string, path: string, headers: Record<stri
 
 /** Checks a finished SSE exchange against the OpenAPI document. */
 export function assertStreamConforms(t: ExecutionContext, path: string, s: SseStream): void {
-  t.deepEqual(checkResponse("GET", path, { status: s.status, headers: s.headers, body: s.raw() }), [], `GET ${path} conforms to the OpenAPI document`);
+  t.deepEqual(
+    checkResponse("GET", path, { status: s.status, headers: s.headers, body: s.raw() }),
+    [],
+    `GET ${path} conforms to the OpenAPI document`,
+  );
 }
 
 export { taskBody } from "./task-body.js";

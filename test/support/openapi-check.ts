@@ -37,12 +37,14 @@ function checkHeaders(declared: Json, headers: Map<string, string>): string[] {
     const header = resolveRef(raw, "").node;
     const value = headers.get(name.toLowerCase());
     if (value === undefined) {
-      if (isObject(header) && header.required === true && name.toLowerCase() !== "x-correlation-id") problems.push(`missing header ${name}`);
+      if (isObject(header) && header.required === true && name.toLowerCase() !== "x-correlation-id")
+        problems.push(`missing header ${name}`);
       continue;
     }
     const type = isObject(header) && isObject(header.schema) ? header.schema.type : undefined;
     if (type === "integer" && !/^-?\d+$/.test(value.trim())) problems.push(`header ${name} must be an integer, got "${value}"`);
-    if (type === "number" && (value.trim() === "" || !Number.isFinite(Number(value)))) problems.push(`header ${name} must be a number, got "${value}"`);
+    if (type === "number" && (value.trim() === "" || !Number.isFinite(Number(value))))
+      problems.push(`header ${name} must be a number, got "${value}"`);
   }
   return problems;
 }

@@ -77,7 +77,11 @@ export class TestSystem {
 
   async startCore(): Promise<void> {
     const data = { "catalog-root": join(this.dataDir, "catalog"), "artifacts-root": join(this.dataDir, "artifacts") };
-    this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...data, ...this.opts.coreFlags })], { script: LLORCH, nodeArgs: [], env: this.env() });
+    this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...data, ...this.opts.coreFlags })], {
+      script: LLORCH,
+      nodeArgs: [],
+      env: this.env(),
+    });
     const ready = await this.core.ready;
     this.coreAddress = ready.address!;
     this.coreMetricsAddress = ready.metrics_address;
@@ -85,7 +89,11 @@ export class TestSystem {
   }
 
   async startEdge(): Promise<void> {
-    this.edge = launchLlorch("edge", ["edge", ...toArgs({ port: 0, core: this.coreAddress, ...this.opts.edgeFlags })], { script: LLORCH, nodeArgs: [], env: this.env() });
+    this.edge = launchLlorch("edge", ["edge", ...toArgs({ port: 0, core: this.coreAddress, ...this.opts.edgeFlags })], {
+      script: LLORCH,
+      nodeArgs: [],
+      env: this.env(),
+    });
     this.edgeUrl = (await this.edge.ready).url!;
   }
 

@@ -41,8 +41,22 @@ test("every ErrorDetail survives the trip through grpc-status-details-bin, and s
 });
 
 test("a fully set error rebuilds the whole public envelope", (t) => {
-  const err = OrchError.of(ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED, "all slots busy", { engine: Engine.ENGINE_VLLM, retriable: true, retryAfterMs: 0, policyLabel: "reject", field: "/engine" });
-  t.deepEqual(toHttpError(asReceived(err.toServiceError())).envelope(), { code: "REPLICA_EXHAUSTED", message: "all slots busy", engine: "vllm", retriable: true, retry_after_ms: 0, policy_label: "reject", field: "/engine" });
+  const err = OrchError.of(ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED, "all slots busy", {
+    engine: Engine.ENGINE_VLLM,
+    retriable: true,
+    retryAfterMs: 0,
+    policyLabel: "reject",
+    field: "/engine",
+  });
+  t.deepEqual(toHttpError(asReceived(err.toServiceError())).envelope(), {
+    code: "REPLICA_EXHAUSTED",
+    message: "all slots busy",
+    engine: "vllm",
+    retriable: true,
+    retry_after_ms: 0,
+    policy_label: "reject",
+    field: "/engine",
+  });
 });
 
 test("the trailer is the standard Status: gRPC code, message, ErrorInfo, RetryInfo and BadRequest", (t) => {
@@ -52,8 +66,15 @@ test("the trailer is the standard Status: gRPC code, message, ErrorInfo, RetryIn
   const status = Status.decode(sent.metadata!.get(STATUS_DETAILS_KEY)[0] as Buffer);
   t.is(status.code, GrpcStatus.INVALID_ARGUMENT);
   t.is(status.message, "ctx too big");
-  t.deepEqual(status.details.map((d) => d.typeUrl), ["type.googleapis.com/google.rpc.ErrorInfo", "type.googleapis.com/google.rpc.RetryInfo", "type.googleapis.com/google.rpc.BadRequest"]);
-  t.deepEqual(ErrorInfo.decode(status.details[0].value), { reason: "ERROR_CODE_INVALID_PARAMS", domain: "llama-orch.v1", metadata: { retry_after_ms: "2500", field: "/ctx" } });
+  t.deepEqual(
+    status.details.map((d) => d.typeUrl),
+    ["type.googleapis.com/google.rpc.ErrorInfo", "type.googleapis.com/google.rpc.RetryInfo", "type.googleapis.com/google.rpc.BadRequest"],
+  );
+  t.deepEqual(ErrorInfo.decode(status.details[0].value), {
+    reason: "ERROR_CODE_INVALID_PARAMS",
+    domain: "llama-orch.v1",
+    metadata: { retry_after_ms: "2500", field: "/ctx" },
+  });
   t.deepEqual(RetryInfo.decode(status.details[1].value).retryDelay, { seconds: 2, nanos: 500_000_000 });
   t.deepEqual(BadRequest.decode(status.details[2].value).fieldViolations, [{ field: "/ctx", description: "ctx too big" }]);
 });
@@ -68,7 +89,11 @@ test("an error without a retry hint or a field carries only its ErrorInfo, with 
 
 test("a reason this build does not know stays UNRECOGNIZED rather than being dropped", (t) => {
   const info = ErrorInfo.encode({ reason: "ERROR_CODE_FROM_THE_FUTURE", domain: "llama-orch.v1", metadata: {} }).finish();
-  const raw = Status.encode({ code: GrpcStatus.UNKNOWN, message: "new", details: [{ typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Buffer.from(info) }] }).finish();
+  const raw = Status.encode({
+    code: GrpcStatus.UNKNOWN,
+    message: "new",
+    details: [{ typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Buffer.from(info) }],
+  }).finish();
   t.is(errorDetailOf(trailerWith(Buffer.from(raw)))?.code, ErrorCode.UNRECOGNIZED);
 });
 
@@ -78,7 +103,11 @@ test("an absent, garbage or foreign trailer yields undefined, never a throw", (t
   t.is(errorDetailOf(trailerWith(Buffer.from("not a status at all"))), undefined);
   t.is(errorDetailOf(trailerWith(Buffer.from([0x1a, 0x05, 0x0a, 0x03]))), undefined, "truncated");
   const foreignInfo = ErrorInfo.encode({ reason: "RATE_LIMITED", domain: "example.com", metadata: {} }).finish();
-  const foreign = Status.encode({ code: GrpcStatus.RESOURCE_EXHAUSTED, message: "slow down", details: [{ typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Buffer.from(foreignInfo) }] }).finish();
+  const foreign = Status.encode({
+    code: GrpcStatus.RESOURCE_EXHAUSTED,
+    message: "slow down",
+    details: [{ typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Buffer.from(foreignInfo) }],
+  }).finish();
   t.is(errorDetailOf(trailerWith(Buffer.from(foreign))), undefined, "another domain's ErrorInfo is not ours");
   const noInfo = Status.encode({ code: GrpcStatus.INTERNAL, message: "bare", details: [] }).finish();
   t.is(errorDetailOf(trailerWith(Buffer.from(noInfo))), undefined);

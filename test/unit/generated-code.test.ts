@@ -28,8 +28,16 @@ test("generated code in contracts/gen is what `npm run gen` produces from proto/
     rmSync(templatePath);
 
     const committed = join(root, "contracts", "gen");
-    const fresh = filesUnder(out).map((f) => relative(out, f)).sort();
-    t.deepEqual(filesUnder(committed).map((f) => relative(committed, f)).sort(), fresh, "same set of generated files");
+    const fresh = filesUnder(out)
+      .map((f) => relative(out, f))
+      .sort();
+    t.deepEqual(
+      filesUnder(committed)
+        .map((f) => relative(committed, f))
+        .sort(),
+      fresh,
+      "same set of generated files",
+    );
     for (const f of fresh) {
       t.true(readFileSync(join(out, f)).equals(readFileSync(join(committed, f))), `${f} is up to date`);
     }

@@ -35,16 +35,51 @@ const UPSTREAM_OPERATIONS: Array<[method: string, path: string, operationId: str
 ];
 
 const UPSTREAM_SCHEMAS = [
-  "Engine", "Workload", "DeterminismLevel", "Priority", "KVHint", "PlacementMode", "PlacementOverrides",
-  "TaskRequest", "AdmissionResponse", "ErrorKind", "ErrorEnvelope", "SessionInfo", "SSEStarted", "SSEToken",
-  "SSEMetrics", "SSEEnd", "SSEError", "BackpressureErrorEnvelope", "Capabilities", "ArtifactKind", "ArtifactRef",
-  "Artifact", "TrustPolicy", "SignatureMeta", "SBOMRef", "Manifest", "CatalogModel", "DrainRequest",
-  "ReloadRequest", "PoolHealth", "ReplicaSet",
+  "Engine",
+  "Workload",
+  "DeterminismLevel",
+  "Priority",
+  "KVHint",
+  "PlacementMode",
+  "PlacementOverrides",
+  "TaskRequest",
+  "AdmissionResponse",
+  "ErrorKind",
+  "ErrorEnvelope",
+  "SessionInfo",
+  "SSEStarted",
+  "SSEToken",
+  "SSEMetrics",
+  "SSEEnd",
+  "SSEError",
+  "BackpressureErrorEnvelope",
+  "Capabilities",
+  "ArtifactKind",
+  "ArtifactRef",
+  "Artifact",
+  "TrustPolicy",
+  "SignatureMeta",
+  "SBOMRef",
+  "Manifest",
+  "CatalogModel",
+  "DrainRequest",
+  "ReloadRequest",
+  "PoolHealth",
+  "ReplicaSet",
 ];
 
 const UPSTREAM_ERROR_KINDS = [
-  "ADMISSION_REJECT", "QUEUE_FULL_DROP_LRU", "INVALID_PARAMS", "POOL_UNREADY", "POOL_UNAVAILABLE",
-  "REPLICA_EXHAUSTED", "DECODE_TIMEOUT", "WORKER_RESET", "INTERNAL", "DEADLINE_UNMET", "MODEL_DEPRECATED",
+  "ADMISSION_REJECT",
+  "QUEUE_FULL_DROP_LRU",
+  "INVALID_PARAMS",
+  "POOL_UNREADY",
+  "POOL_UNAVAILABLE",
+  "REPLICA_EXHAUSTED",
+  "DECODE_TIMEOUT",
+  "WORKER_RESET",
+  "INTERNAL",
+  "DEADLINE_UNMET",
+  "MODEL_DEPRECATED",
   "UNTRUSTED_ARTIFACT",
 ];
 
@@ -128,12 +163,23 @@ test("upstream schema names, error codes and task fields are kept", (t) => {
   // The upstream engines, in their order; llama-orch adds openai (OpenAI-compatible servers) after them.
   t.deepEqual(schemas.Engine!.enum, ["llamacpp", "vllm", "tgi", "triton", "openai"]);
   t.deepEqual(schemas.TaskRequest!.required, [
-    "task_id", "session_id", "workload", "model_ref", "engine", "ctx", "priority", "max_tokens", "deadline_ms",
+    "task_id",
+    "session_id",
+    "workload",
+    "model_ref",
+    "engine",
+    "ctx",
+    "priority",
+    "max_tokens",
+    "deadline_ms",
   ]);
   t.is(schemas.TaskRequest!.additionalProperties, undefined, "extra request fields are allowed");
   t.deepEqual(schemas.SSEEnd!.required, ["tokens_out", "decode_ms"]);
   const stream = loadApiDocuments().merged.paths["/v1/tasks/{id}/stream"]!.get as Json;
-  t.deepEqual((stream["x-sse-events"] as Json[]).map((e) => e.name), ["started", "token", "metrics", "end", "error"]);
+  t.deepEqual(
+    (stream["x-sse-events"] as Json[]).map((e) => e.name),
+    ["started", "token", "metrics", "end", "error"],
+  );
 });
 
 test("each document stands alone: all its $refs resolve inside it", (t) => {
@@ -181,7 +227,9 @@ test("every operation has a request example and a response example", (t) => {
     const body = deref(merged, op.requestBody) as Json | undefined;
     const bodyMedia = Object.values((body?.content ?? {}) as Json);
     t.true([...params, ...bodyMedia].some(hasExample), `${method.toUpperCase()} ${path}: request example`);
-    const responseMedia = Object.values(op.responses as Json).flatMap((r) => Object.values(((deref(merged, r) as Json).content ?? {}) as Json));
+    const responseMedia = Object.values(op.responses as Json).flatMap((r) =>
+      Object.values(((deref(merged, r) as Json).content ?? {}) as Json),
+    );
     t.true(responseMedia.some(hasExample), `${method.toUpperCase()} ${path}: response example`);
   }
 });
@@ -250,7 +298,10 @@ test("requestBodyValidator(createTask) reports the first problem as a JSON point
   t.deepEqual(validate(noSession), { field: "/session_id", message: "missing required field session_id" });
   t.deepEqual(validate({ ...GOOD_TASK, ctx: "abc" }), { field: "/ctx", message: "ctx must be an integer" });
   t.is(validate({ ...GOOD_TASK, ctx: 0 })?.field, "/ctx");
-  t.deepEqual(validate({ ...GOOD_TASK, priority: "urgent" }), { field: "/priority", message: "priority must be one of interactive, batch" });
+  t.deepEqual(validate({ ...GOOD_TASK, priority: "urgent" }), {
+    field: "/priority",
+    message: "priority must be one of interactive, batch",
+  });
   t.deepEqual(validate({ ...GOOD_TASK, placement: { mode: "anywhere" } }), {
     field: "/placement/mode",
     message: "placement.mode must be one of pin, prefer, auto",
@@ -292,17 +343,40 @@ test("checkResponse accepts a conforming 202 and rejects a missing correlation i
 test("checkResponse rejects undeclared statuses, bad bodies and wrong content types", (t) => {
   t.regex(checkResponse("POST", "/v1/tasks", { status: 418, headers: JSON_HEADERS, body: "{}" })[0]!, /not declared/);
   t.regex(checkResponse("POST", "/v1/tasks", { status: 202, headers: JSON_HEADERS, body: "{}" })[0]!, /missing required field task_id/);
-  t.regex(checkResponse("POST", "/v1/tasks", { status: 202, headers: { ...JSON_HEADERS, "Content-Type": "text/html" }, body: ADMITTED })[0]!, /content-type/);
+  t.regex(
+    checkResponse("POST", "/v1/tasks", { status: 202, headers: { ...JSON_HEADERS, "Content-Type": "text/html" }, body: ADMITTED })[0]!,
+    /content-type/,
+  );
   t.regex(checkResponse("GET", "/v1/nowhere", { status: 200, headers: JSON_HEADERS, body: "{}" })[0]!, /no such operation/);
   t.deepEqual(checkResponse("POST", `/v1/tasks/${TASK_ID}/cancel`, { status: 204, headers: { "X-Correlation-Id": "c" }, body: "" }), []);
-  t.regex(checkResponse("DELETE", `/v1/sessions/${TASK_ID}`, { status: 204, headers: { "X-Correlation-Id": "c" }, body: "x" })[0]!, /empty/);
+  t.regex(
+    checkResponse("DELETE", `/v1/sessions/${TASK_ID}`, { status: 204, headers: { "X-Correlation-Id": "c" }, body: "x" })[0]!,
+    /empty/,
+  );
   const busy = JSON.stringify({ code: "ADMISSION_REJECT", message: "full", policy_label: "reject", retriable: true, retry_after_ms: 1000 });
-  t.deepEqual(checkResponse("POST", "/v1/tasks", { status: 429, headers: { ...JSON_HEADERS, "Retry-After": "1", "X-Backoff-Ms": "1000" }, body: busy }), []);
+  t.deepEqual(
+    checkResponse("POST", "/v1/tasks", {
+      status: 429,
+      headers: { ...JSON_HEADERS, "Retry-After": "1", "X-Backoff-Ms": "1000" },
+      body: busy,
+    }),
+    [],
+  );
   // Retry-After is optional in the contract (an exhausted session has nothing to wait for); X-Correlation-Id never is.
   t.deepEqual(checkResponse("POST", "/v1/tasks", { status: 429, headers: JSON_HEADERS, body: busy }), []);
-  t.regex(checkResponse("POST", "/v1/tasks", { status: 429, headers: { "Content-Type": "application/json" }, body: busy }).join("\n"), /X-Correlation-Id/);
+  t.regex(
+    checkResponse("POST", "/v1/tasks", { status: 429, headers: { "Content-Type": "application/json" }, body: busy }).join("\n"),
+    /X-Correlation-Id/,
+  );
   const unlabeled = JSON.stringify({ code: "ADMISSION_REJECT", message: "full" });
-  t.regex(checkResponse("POST", "/v1/tasks", { status: 429, headers: { ...JSON_HEADERS, "Retry-After": "1", "X-Backoff-Ms": "1000" }, body: unlabeled })[0]!, /policy_label/);
+  t.regex(
+    checkResponse("POST", "/v1/tasks", {
+      status: 429,
+      headers: { ...JSON_HEADERS, "Retry-After": "1", "X-Backoff-Ms": "1000" },
+      body: unlabeled,
+    })[0]!,
+    /policy_label/,
+  );
   const notFound = JSON.stringify({ code: "NOT_FOUND", message: "no such pool" });
   t.deepEqual(checkResponse("GET", "/v1/pools/pool-z/health?x=1", { status: 404, headers: JSON_HEADERS, body: notFound }), []);
 });
@@ -325,13 +399,20 @@ test("checkResponse validates SSE frames against x-sse-events", (t) => {
   t.regex(problems[0]!, /token.*missing required field i/);
 
   t.regex(checkResponse("GET", path, { status: 200, headers: SSE_HEADERS, body: frame(0, "tick", {}) })[0]!, /unknown event/);
-  t.regex(checkResponse("GET", path, { status: 200, headers: SSE_HEADERS, body: frame(3, "token", { t: "a", i: 0 }) + frame(3, "token", { t: "b", i: 1 }) })[0]!, /does not increase/);
+  t.regex(
+    checkResponse("GET", path, {
+      status: 200,
+      headers: SSE_HEADERS,
+      body: frame(3, "token", { t: "a", i: 0 }) + frame(3, "token", { t: "b", i: 1 }),
+    })[0]!,
+    /does not increase/,
+  );
   const { "Cache-Control": _dropped, ...noCache } = SSE_HEADERS;
   t.regex(checkResponse("GET", path, { status: 200, headers: noCache, body: good })[0]!, /Cache-Control/);
 });
 
 test("parseSse handles comments, CRLF, multi-line data and a missing final blank line", (t) => {
-  const frames = parseSse(":hello\r\nid: 1\r\nevent: token\r\ndata: {\"t\":\r\ndata: \"x\",\"i\":0}\r\n\r\nevent: end\ndata:{}");
+  const frames = parseSse(':hello\r\nid: 1\r\nevent: token\r\ndata: {"t":\r\ndata: "x","i":0}\r\n\r\nevent: end\ndata:{}');
   t.deepEqual(frames, [
     { event: "token", data: ['{"t":', '"x","i":0}'], id: "1" },
     { event: "end", data: ["{}"] },

@@ -26,11 +26,12 @@ function tsProto(typeName: string): Fns | undefined {
   return generated.map((m) => m[name]).find((v): v is Fns => typeof v === "object" && v !== null && "fromPartial" in v);
 }
 
-const withNested = (m: DescMessage): DescMessage[] => [m, ...m.nestedMessages.filter((n) => !n.proto.options?.mapEntry).flatMap(withNested)];
+const withNested = (m: DescMessage): DescMessage[] => [
+  m,
+  ...m.nestedMessages.filter((n) => !n.proto.options?.mapEntry).flatMap(withNested),
+];
 const llamaOrchMessages = () =>
-  [...protoRegistry().files]
-    .filter((f) => f.name.startsWith("llama_orch/"))
-    .flatMap((f) => f.messages.flatMap(withNested));
+  [...protoRegistry().files].filter((f) => f.name.startsWith("llama_orch/")).flatMap((f) => f.messages.flatMap(withNested));
 
 function refusal(run: () => unknown): { field: string; message: string } {
   try {
@@ -69,33 +70,65 @@ test("every message round-trips: decode(encode(m)) is m, through JSON text too, 
 });
 
 test("decode({}) is ts-proto's fromPartial({}) for every message: every field present with its default", (t) => {
-  for (const desc of llamaOrchMessages()) t.deepEqual(publicJson<unknown>(desc.typeName).decode({}), tsProto(desc.typeName)?.fromPartial({}), desc.typeName);
+  for (const desc of llamaOrchMessages())
+    t.deepEqual(publicJson<unknown>(desc.typeName).decode({}), tsProto(desc.typeName)?.fromPartial({}), desc.typeName);
 });
 
 // ---------- names, enums, numbers ----------
 
 test("a TaskRequest body decodes to the CreateTaskRequest it stands for", (t) => {
   const body = {
-    task_id: "6f1c2a0e-7d4b-4e58-9b0a-2f3c4d5e6a7b", session_id: "3a9e8d7c-1b2f-4c6d-8e0f-a1b2c3d4e5f6", workload: "completion", model_ref: "hf:o/r",
-    engine: "vllm", ctx: 8192, priority: "batch", seed: 42, determinism: "best_effort", prompt: "p", max_tokens: 512, deadline_ms: 600_000,
-    expected_tokens: 300, kv_hint: "cold", placement: { mode: "pin", pin_pool_id: "pool-a", allow_fallback: false }, unknown_member: 1,
+    task_id: "6f1c2a0e-7d4b-4e58-9b0a-2f3c4d5e6a7b",
+    session_id: "3a9e8d7c-1b2f-4c6d-8e0f-a1b2c3d4e5f6",
+    workload: "completion",
+    model_ref: "hf:o/r",
+    engine: "vllm",
+    ctx: 8192,
+    priority: "batch",
+    seed: 42,
+    determinism: "best_effort",
+    prompt: "p",
+    max_tokens: 512,
+    deadline_ms: 600_000,
+    expected_tokens: 300,
+    kv_hint: "cold",
+    placement: { mode: "pin", pin_pool_id: "pool-a", allow_fallback: false },
+    unknown_member: 1,
   };
   t.deepEqual(
     tasks.decode(body),
     CreateTaskRequest.fromPartial({
-      taskId: body.task_id, sessionId: body.session_id, workload: common.Workload.WORKLOAD_COMPLETION, modelRef: "hf:o/r", engine: common.Engine.ENGINE_VLLM, ctx: 8192,
-      priority: common.Priority.PRIORITY_BATCH, seed: 42, determinism: common.Determinism.DETERMINISM_BEST_EFFORT, prompt: "p", maxTokens: 512, deadlineMs: 600_000,
-      expectedTokens: 300, kvHint: common.KvHint.KV_HINT_COLD, placement: { mode: task.PlacementMode.PLACEMENT_MODE_PIN, pinPoolId: "pool-a", allowFallback: false },
+      taskId: body.task_id,
+      sessionId: body.session_id,
+      workload: common.Workload.WORKLOAD_COMPLETION,
+      modelRef: "hf:o/r",
+      engine: common.Engine.ENGINE_VLLM,
+      ctx: 8192,
+      priority: common.Priority.PRIORITY_BATCH,
+      seed: 42,
+      determinism: common.Determinism.DETERMINISM_BEST_EFFORT,
+      prompt: "p",
+      maxTokens: 512,
+      deadlineMs: 600_000,
+      expectedTokens: 300,
+      kvHint: common.KvHint.KV_HINT_COLD,
+      placement: { mode: task.PlacementMode.PLACEMENT_MODE_PIN, pinPoolId: "pool-a", allowFallback: false },
     }),
   );
 });
 
 test("an unknown enum name is refused naming the field and the names it may be", (t) => {
-  t.deepEqual(refusal(() => tasks.decode({ engine: "llama.cpp" })), { field: "/engine", message: "/engine must be one of llamacpp, vllm, tgi, triton, openai" });
+  t.deepEqual(
+    refusal(() => tasks.decode({ engine: "llama.cpp" })),
+    { field: "/engine", message: "/engine must be one of llamacpp, vllm, tgi, triton, openai" },
+  );
   t.is(refusal(() => tasks.decode({ engine: "LLAMACPP" })).field, "/engine", "names are case-sensitive");
   t.is(refusal(() => tasks.decode({ engine: 1 })).field, "/engine", "numbers are not names");
   t.is(refusal(() => tasks.decode({ placement: { mode: "pinned" } })).field, "/placement/mode");
-  t.is(refusal(() => publicJson<unknown>("llama_orch.v1.EngineCapability").decode({ supported_workloads: ["completion", "chat"] })).field, "/supported_workloads");
+  t.is(
+    refusal(() => publicJson<unknown>("llama_orch.v1.EngineCapability").decode({ supported_workloads: ["completion", "chat"] })).field,
+    "/supported_workloads",
+  );
 });
 
 test("an enum number without a name cannot be encoded", (t) => {
@@ -135,21 +168,38 @@ test("an absent optional field is undefined and stays out of the JSON; an absent
 });
 
 test("lists: not a list, or a scalar item of the wrong kind, names the list; a message item is addressed by index", (t) => {
-  t.deepEqual(refusal(() => tasks.decode({ inputs: "a" })), { field: "/inputs", message: "/inputs must be a list of strings" });
+  t.deepEqual(
+    refusal(() => tasks.decode({ inputs: "a" })),
+    { field: "/inputs", message: "/inputs must be a list of strings" },
+  );
   t.is(refusal(() => tasks.decode({ inputs: ["a", 2] })).field, "/inputs");
   const health = publicJson<pool.GetPoolHealthResponse>("llama_orch.v1.GetPoolHealthResponse");
   t.is(refusal(() => health.decode({ metrics: { replicas: [{}, { slots_free: -1 }] } })).field, "/metrics/replicas/1/slots_free");
   t.is(refusal(() => health.decode({ metrics: { replicas: [1] } })).field, "/metrics/replicas/0");
   t.is(refusal(() => health.decode({ metrics: "full" })).field, "/metrics");
-  t.deepEqual(refusal(() => health.decode([])), { field: "", message: "the value must be an object" });
+  t.deepEqual(
+    refusal(() => health.decode([])),
+    { field: "", message: "the value must be an object" },
+  );
 });
 
 test("(omit_empty) leaves an empty string out and writes it once set", (t) => {
   const health = publicJson<pool.GetPoolHealthResponse>("llama_orch.v1.GetPoolHealthResponse");
   const quiet = health.encode(GetPoolHealthResponse.fromPartial({ metrics: { replicas: [{ replicaId: "r" }] } }));
-  t.deepEqual(Object.keys(quiet.metrics as object).sort(), ["engine", "model_ref", "queue_depth", "reload_state", "replicas", "slots_free", "slots_total", "tasks_running"]);
+  t.deepEqual(Object.keys(quiet.metrics as object).sort(), [
+    "engine",
+    "model_ref",
+    "queue_depth",
+    "reload_state",
+    "replicas",
+    "slots_free",
+    "slots_total",
+    "tasks_running",
+  ]);
   t.false("last_error" in (quiet.metrics as { replicas: object[] }).replicas[0]!);
-  const loud = health.encode(GetPoolHealthResponse.fromPartial({ metrics: { lastReloadError: "boom", replicas: [{ lastError: "gone" }] } }));
+  const loud = health.encode(
+    GetPoolHealthResponse.fromPartial({ metrics: { lastReloadError: "boom", replicas: [{ lastError: "gone" }] } }),
+  );
   t.like(loud, { metrics: { last_reload_error: "boom", replicas: [{ last_error: "gone" }] } });
 });
 
@@ -168,7 +218,10 @@ test("a oneof is the one member that is present; two are refused", (t) => {
   t.deepEqual(started, TaskEvent.fromPartial({ seq: 1, kind: { $case: "started", started: { queuePosition: 2 } } }));
   t.deepEqual(events.encode(started), { seq: 1, started: { queue_position: 2, predicted_start_ms: 0 } });
   t.deepEqual(events.encode(TaskEvent.fromPartial({ seq: 3 })), { seq: 3 });
-  t.is(refusal(() => events.decode({ seq: 1, started: {}, end: {} })).message, "the value may hold only one of started, tokens, metrics, end, error");
+  t.is(
+    refusal(() => events.decode({ seq: 1, started: {}, end: {} })).message,
+    "the value may hold only one of started, tokens, metrics, end, error",
+  );
 });
 
 // ---------- free-form JSON and limits ----------
@@ -197,7 +250,10 @@ test("Struct and ListValue fields are the JSON itself, copied; what JSON cannot 
 test("input nested past the stack is refused, not a crash", (t) => {
   let deep: unknown = 0;
   for (let i = 0; i < 200_000; i++) deep = [deep];
-  t.deepEqual(refusal(() => artifacts.decode({ content: { deep } })), { field: "", message: "the value is nested too deeply" });
+  t.deepEqual(
+    refusal(() => artifacts.decode({ content: { deep } })),
+    { field: "", message: "the value is nested too deeply" },
+  );
 });
 
 test("types the mapping does not know are refused when first used, by name", (t) => {

@@ -2,7 +2,8 @@ import type { WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { ChangeListeners } from "../change-listeners.js";
 
 /** What one probe of an engine found. `busy` (HTTP 429/408) means alive and working, not unhealthy. */
-export type ProbeResult = { outcome: "ready" } | { outcome: "busy" } | { outcome: "loading"; detail: string } | { outcome: "down"; detail: string };
+export type ProbeResult =
+  { outcome: "ready" } | { outcome: "busy" } | { outcome: "loading"; detail: string } | { outcome: "down"; detail: string };
 
 export interface HealthPollerOptions {
   probe: (signal: AbortSignal) => Promise<ProbeResult>;

@@ -16,9 +16,7 @@ export function isSensitiveHeader(name: string): boolean {
  * Set-Cookie, X-Api-Key and api-key (any case) become "[redacted]"; list
  * values (Node's IncomingHttpHeaders) are joined with ", "; absent ones dropped.
  */
-export function redactHeaders(
-  headers: Readonly<Record<string, string | string[] | number | undefined>>,
-): Record<string, string> {
+export function redactHeaders(headers: Readonly<Record<string, string | string[] | number | undefined>>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;

@@ -162,7 +162,8 @@ export class LlamaCppAdapter extends PolledHttpAdapter implements EngineAdapter 
     if (status === 429 || status === 408) return { outcome: "busy" };
     // llama.cpp answers 503 {"error":{"message":"Loading model"}} until the model is loaded.
     if (status === 503) return { outcome: "loading", detail: this.probes.redact(engineErrorMessage(text)) };
-    if (status < 200 || status > 299) return { outcome: "down", detail: failureOf({ path: HEALTH_PATH, status, body: this.probes.redact(text) }).message };
+    if (status < 200 || status > 299)
+      return { outcome: "down", detail: failureOf({ path: HEALTH_PATH, status, body: this.probes.redact(text) }).message };
     const denied = await this.refresh(signal);
     return denied ? { outcome: "down", detail: denied } : { outcome: "ready" };
   }

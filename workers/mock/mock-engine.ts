@@ -196,7 +196,13 @@ export class MockEngine implements EngineAdapter {
     return this.run(prompt, request, { ...this.options, ...overrides }, signal, sink);
   }
 
-  private async run(prompt: string, request: SubmitRequest, behaviour: MockBehaviour, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
+  private async run(
+    prompt: string,
+    request: SubmitRequest,
+    behaviour: MockBehaviour,
+    signal: AbortSignal,
+    sink: GenerationSink,
+  ): Promise<GenerationResult> {
     const { tokensPerSecond: rate, failAfter, hangAfter, slowStartMs } = behaviour;
     const canceled = { stopReason: StopReason.STOP_REASON_CANCELED };
     sink.started(countPromptTokens(prompt));
@@ -221,16 +227,17 @@ export class MockEngine implements EngineAdapter {
       }
       if (produced >= limit) break;
       const continued =
-        rate > 0
-          ? await waitOrAbort(Math.max(1, (produced * 1000) / rate - (performance.now() - t0)), signal)
-          : await yieldOrAbort(signal);
+        rate > 0 ? await waitOrAbort(Math.max(1, (produced * 1000) / rate - (performance.now() - t0)), signal) : await yieldOrAbort(signal);
       if (!continued) return canceled;
     }
 
     // A fault at N tokens only strikes a generation that wanted more than N.
     const wantedMore = produced < request.maxTokens;
     if (wantedMore && failAfter !== undefined && produced >= failAfter) {
-      throw new WorkerFailure(behaviour.failKind, `mock ${workerErrorKinds.name(behaviour.failKind)} after ${produced} tokens (fault injection)`);
+      throw new WorkerFailure(
+        behaviour.failKind,
+        `mock ${workerErrorKinds.name(behaviour.failKind)} after ${produced} tokens (fault injection)`,
+      );
     }
     if (wantedMore && hangAfter !== undefined && produced >= hangAfter) {
       await untilAborted(signal);

@@ -105,4 +105,3 @@ export function missingModel(model: string, served: string[]): string {
   const list = served.length === 0 ? "none" : served.length > 20 ? `${served.slice(0, 20).join(", ")}, ...` : served.join(", ");
   return `the engine does not serve model "${model}" (it lists: ${list}); set the engine model to one of these`;
 }
-

@@ -32,8 +32,18 @@ export function createSidecarMetrics(source: SidecarMetricsSource): SidecarMetri
   const registry = new Registry();
   const registers = [registry];
 
-  const tokensIn = new Counter({ name: "tokens_in_total", help: "Prompt tokens of generations run on this replica.", labelNames: REPLICA_LABELS, registers });
-  const tokensOut = new Counter({ name: "tokens_out_total", help: "Tokens streamed by this replica.", labelNames: REPLICA_LABELS, registers });
+  const tokensIn = new Counter({
+    name: "tokens_in_total",
+    help: "Prompt tokens of generations run on this replica.",
+    labelNames: REPLICA_LABELS,
+    registers,
+  });
+  const tokensOut = new Counter({
+    name: "tokens_out_total",
+    help: "Tokens streamed by this replica.",
+    labelNames: REPLICA_LABELS,
+    registers,
+  });
   const generations = new Counter({
     name: "worker_generations_total",
     help: "Submit calls by how they ended: completed, canceled, failed, rejected (never started).",

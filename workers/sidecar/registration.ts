@@ -1,9 +1,5 @@
 import { credentials, Metadata, type ClientReadableStream, type StatusObject } from "@grpc/grpc-js";
-import {
-  RegistryServiceClient,
-  type RegisterRequest,
-  type RegisterResponse,
-} from "../../contracts/gen/llama_orch/v1/registry.js";
+import { RegistryServiceClient, type RegisterRequest, type RegisterResponse } from "../../contracts/gen/llama_orch/v1/registry.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../../contracts/runtime/grpc-server.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 

@@ -1,12 +1,6 @@
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import type { TokenBatch } from "../../contracts/gen/llama_orch/v1/common.js";
-import type {
-  SubmitRequest,
-  SubmitResponse,
-  WorkerEnd,
-  WorkerError,
-  WorkerMetrics,
-} from "../../contracts/gen/llama_orch/v1/worker.js";
+import type { SubmitRequest, SubmitResponse, WorkerEnd, WorkerError, WorkerMetrics } from "../../contracts/gen/llama_orch/v1/worker.js";
 import type { GenerationSink } from "../engine-adapter.js";
 
 export type SubmitCall = ServerWritableStream<SubmitRequest, SubmitResponse>;

@@ -19,6 +19,10 @@ export const workerCommand: ComponentCommand<WorkerConfig> = {
     "",
   ].join("\n"),
   flags: WORKER_FLAGS,
-  configFromFlags: (flags) => ({ ...workerConfigFromFlags(flags), coreApiKey: apiKeyFrom(flags), engineApiKey: process.env[ENGINE_API_KEY_ENV] || undefined }),
+  configFromFlags: (flags) => ({
+    ...workerConfigFromFlags(flags),
+    coreApiKey: apiKeyFrom(flags),
+    engineApiKey: process.env[ENGINE_API_KEY_ENV] || undefined,
+  }),
   start: (config) => startWorker(config),
 };

@@ -78,10 +78,30 @@ const mock = (config: WorkerConfig): MockConfig => (config.mock ??= {});
 
 /** The one table of worker flags: parsing and `--help` both come from it. */
 export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
-  { name: "host", arg: "<addr>", help: `gRPC bind address (default ${WORKER_DEFAULTS.host})`, apply: (c, v, f) => (c.host = flagText(f, v)) },
-  { name: "port", arg: "<n>", help: "gRPC port; 0 picks a free one (default 0)", apply: (c, v, f) => (c.port = flagInteger(f, v, 0, 65_535)) },
-  { name: "advertise", arg: "<host:port>", help: "address core should dial (default the bound address)", apply: (c, v, f) => (c.advertiseAddress = flagText(f, v)) },
-  { name: "core", arg: "<host:port>", help: "core's gRPC address to register with (default: do not register)", apply: (c, v, f) => (c.coreAddress = flagText(f, v)) },
+  {
+    name: "host",
+    arg: "<addr>",
+    help: `gRPC bind address (default ${WORKER_DEFAULTS.host})`,
+    apply: (c, v, f) => (c.host = flagText(f, v)),
+  },
+  {
+    name: "port",
+    arg: "<n>",
+    help: "gRPC port; 0 picks a free one (default 0)",
+    apply: (c, v, f) => (c.port = flagInteger(f, v, 0, 65_535)),
+  },
+  {
+    name: "advertise",
+    arg: "<host:port>",
+    help: "address core should dial (default the bound address)",
+    apply: (c, v, f) => (c.advertiseAddress = flagText(f, v)),
+  },
+  {
+    name: "core",
+    arg: "<host:port>",
+    help: "core's gRPC address to register with (default: do not register)",
+    apply: (c, v, f) => (c.coreAddress = flagText(f, v)),
+  },
   { name: "pool", arg: "<id>", help: `pool id (default ${WORKER_DEFAULTS.poolId})`, apply: (c, v, f) => (c.poolId = flagText(f, v)) },
   { name: "replica", arg: "<id>", help: "replica id (default <pool>-r<port>)", apply: (c, v, f) => (c.replicaId = flagText(f, v)) },
   {
@@ -90,28 +110,103 @@ export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
     help: `engine family served: llamacpp, vllm, tgi, triton, openai (default ${WORKER_DEFAULTS.engine})`,
     apply: (c, v, f) => (c.engine = engineName(f, flagText(f, v))),
   },
-  { name: "adapter", arg: "<name>", help: "engine adapter: mock, llamacpp, vllm, tgi, triton, openai (default: the engine's when --engine-url is set, else mock)", apply: (c, v, f) => (c.adapter = adapterName(f, flagText(f, v))) },
-  { name: "engine-url", arg: "<url>", help: "the engine's HTTP base URL (real adapters)", apply: (c, v, f) => (c.engineUrl = flagText(f, v)) },
-  { name: "engine-model", arg: "<name>", help: "model name the engine expects in requests (vLLM/OpenAI model, Triton model)", apply: (c, v, f) => (c.engineModel = flagText(f, v)) },
-  { name: "engine-cmd", arg: "<command>", help: "start and supervise the engine with this command (restarts with backoff)", apply: (c, v, f) => (c.engineCmd = flagText(f, v)) },
+  {
+    name: "adapter",
+    arg: "<name>",
+    help: "engine adapter: mock, llamacpp, vllm, tgi, triton, openai (default: the engine's when --engine-url is set, else mock)",
+    apply: (c, v, f) => (c.adapter = adapterName(f, flagText(f, v))),
+  },
+  {
+    name: "engine-url",
+    arg: "<url>",
+    help: "the engine's HTTP base URL (real adapters)",
+    apply: (c, v, f) => (c.engineUrl = flagText(f, v)),
+  },
+  {
+    name: "engine-model",
+    arg: "<name>",
+    help: "model name the engine expects in requests (vLLM/OpenAI model, Triton model)",
+    apply: (c, v, f) => (c.engineModel = flagText(f, v)),
+  },
+  {
+    name: "engine-cmd",
+    arg: "<command>",
+    help: "start and supervise the engine with this command (restarts with backoff)",
+    apply: (c, v, f) => (c.engineCmd = flagText(f, v)),
+  },
   { name: "model", arg: "<ref>", help: `model ref (default ${MOCK_DEFAULTS.modelRef})`, apply: (c, v, f) => (c.modelRef = flagText(f, v)) },
-  { name: "serves-any-model", arg: "<true|false>", help: "accept any model_ref; false serves only --model (default true)", apply: (c, v, f) => (c.servesAnyModel = flagBoolean(f, v)) },
-  { name: "device-mask", arg: "<mask>", help: `devices the engine uses (default ${MOCK_DEFAULTS.deviceMask})`, apply: (c, v, f) => (c.deviceMask = flagText(f, v)) },
-  { name: "metrics-host", arg: "<addr>", help: `metrics bind address (default ${WORKER_DEFAULTS.metricsHost})`, apply: (c, v, f) => (c.metricsHost = flagText(f, v)) },
-  { name: "metrics-port", arg: "<n>", help: "serve GET /metrics on this port; 0 picks a free one (default: off)", apply: (c, v, f) => (c.metricsPort = flagInteger(f, v, 0, 65_535)) },
-  { name: "slots", arg: "<n>", help: `concurrent generations (default ${MOCK_DEFAULTS.slots})`, apply: (c, v, f) => (mock(c).slots = flagInteger(f, v, 1)) },
-  { name: "ctx-max", arg: "<n>", help: `context limit in tokens (default ${MOCK_DEFAULTS.ctxMax})`, apply: (c, v, f) => (mock(c).ctxMax = flagInteger(f, v, 1)) },
-  { name: "tokens-per-second", arg: "<n>", help: "mock token rate; 0 = as fast as possible (default 0)", apply: (c, v, f) => (mock(c).tokensPerSecond = flagNumber(f, v)) },
-  { name: "fail-after", arg: "<n>", help: "mock: fail every task after n tokens", apply: (c, v, f) => (mock(c).failAfter = flagInteger(f, v, 0)) },
+  {
+    name: "serves-any-model",
+    arg: "<true|false>",
+    help: "accept any model_ref; false serves only --model (default true)",
+    apply: (c, v, f) => (c.servesAnyModel = flagBoolean(f, v)),
+  },
+  {
+    name: "device-mask",
+    arg: "<mask>",
+    help: `devices the engine uses (default ${MOCK_DEFAULTS.deviceMask})`,
+    apply: (c, v, f) => (c.deviceMask = flagText(f, v)),
+  },
+  {
+    name: "metrics-host",
+    arg: "<addr>",
+    help: `metrics bind address (default ${WORKER_DEFAULTS.metricsHost})`,
+    apply: (c, v, f) => (c.metricsHost = flagText(f, v)),
+  },
+  {
+    name: "metrics-port",
+    arg: "<n>",
+    help: "serve GET /metrics on this port; 0 picks a free one (default: off)",
+    apply: (c, v, f) => (c.metricsPort = flagInteger(f, v, 0, 65_535)),
+  },
+  {
+    name: "slots",
+    arg: "<n>",
+    help: `concurrent generations (default ${MOCK_DEFAULTS.slots})`,
+    apply: (c, v, f) => (mock(c).slots = flagInteger(f, v, 1)),
+  },
+  {
+    name: "ctx-max",
+    arg: "<n>",
+    help: `context limit in tokens (default ${MOCK_DEFAULTS.ctxMax})`,
+    apply: (c, v, f) => (mock(c).ctxMax = flagInteger(f, v, 1)),
+  },
+  {
+    name: "tokens-per-second",
+    arg: "<n>",
+    help: "mock token rate; 0 = as fast as possible (default 0)",
+    apply: (c, v, f) => (mock(c).tokensPerSecond = flagNumber(f, v)),
+  },
+  {
+    name: "fail-after",
+    arg: "<n>",
+    help: "mock: fail every task after n tokens",
+    apply: (c, v, f) => (mock(c).failAfter = flagInteger(f, v, 0)),
+  },
   {
     name: "fail-kind",
     arg: "<kind>",
     help: `mock: error kind for --fail-after (default engine_error; one of ${workerErrorKinds.names().join(", ")})`,
     apply: (c, v, f) => (mock(c).failKind = errorKindName(f, flagText(f, v))),
   },
-  { name: "hang-after", arg: "<n>", help: "mock: stop producing after n tokens until cancelled", apply: (c, v, f) => (mock(c).hangAfter = flagInteger(f, v, 0)) },
-  { name: "slow-start-ms", arg: "<ms>", help: "mock: delay before the first token (default 0)", apply: (c, v, f) => (mock(c).slowStartMs = flagInteger(f, v, 0)) },
-  { name: "load-ms", arg: "<ms>", help: "mock: simulated model load time before Ready (default 0)", apply: (c, v, f) => (mock(c).loadMs = flagInteger(f, v, 0)) },
+  {
+    name: "hang-after",
+    arg: "<n>",
+    help: "mock: stop producing after n tokens until cancelled",
+    apply: (c, v, f) => (mock(c).hangAfter = flagInteger(f, v, 0)),
+  },
+  {
+    name: "slow-start-ms",
+    arg: "<ms>",
+    help: "mock: delay before the first token (default 0)",
+    apply: (c, v, f) => (mock(c).slowStartMs = flagInteger(f, v, 0)),
+  },
+  {
+    name: "load-ms",
+    arg: "<ms>",
+    help: "mock: simulated model load time before Ready (default 0)",
+    apply: (c, v, f) => (mock(c).loadMs = flagInteger(f, v, 0)),
+  },
   {
     name: "reload-ms",
     arg: "<ms>",
@@ -148,7 +243,8 @@ export function workerConfigFromFlags(flags: FlagValues): WorkerConfig {
 export const ADAPTERS = ["mock", "llamacpp", "vllm", "tgi", "triton", "openai"] as const;
 
 function adapterName(flag: string, name: string): string {
-  if (!(ADAPTERS as readonly string[]).includes(name)) throw new Error(`${flag}: unknown adapter "${name}" (known: ${ADAPTERS.join(", ")})`);
+  if (!(ADAPTERS as readonly string[]).includes(name))
+    throw new Error(`${flag}: unknown adapter "${name}" (known: ${ADAPTERS.join(", ")})`);
   return name;
 }
 
@@ -158,7 +254,8 @@ function engineName(flag: string, name: string): string {
 }
 
 function errorKindName(flag: string, name: string): string {
-  if (workerErrorKinds.parse(name) === undefined) throw new Error(`${flag}: unknown error kind "${name}" (known: ${workerErrorKinds.names().join(", ")})`);
+  if (workerErrorKinds.parse(name) === undefined)
+    throw new Error(`${flag}: unknown error kind "${name}" (known: ${workerErrorKinds.names().join(", ")})`);
   return name.toLowerCase();
 }
 

@@ -62,9 +62,25 @@ export class WorkerService {
     const { adapter, slots } = deps;
     this.handlers = {
       health: (_call, callback) => callback(null, { health: adapter.health() }),
-      watchHealth: (call) => this.watch((onClosed) => serveWatch(call, () => ({ health: adapter.health() }), (onChange) => adapter.onHealthChange(onChange), onClosed)),
+      watchHealth: (call) =>
+        this.watch((onClosed) =>
+          serveWatch(
+            call,
+            () => ({ health: adapter.health() }),
+            (onChange) => adapter.onHealthChange(onChange),
+            onClosed,
+          ),
+        ),
       props: (_call, callback) => callback(null, { props: this.props() }),
-      watchProps: (call) => this.watch((onClosed) => serveWatch(call, () => ({ props: this.props() }), (onChange) => slots.onChange(onChange), onClosed)),
+      watchProps: (call) =>
+        this.watch((onClosed) =>
+          serveWatch(
+            call,
+            () => ({ props: this.props() }),
+            (onChange) => slots.onChange(onChange),
+            onClosed,
+          ),
+        ),
       info: (_call: ServerUnaryCall<InfoRequest, InfoResponse>, callback: sendUnaryData<InfoResponse>) =>
         callback(null, { ...adapter.info(), poolId: deps.identity.poolId, replicaId: deps.identity.replicaId }),
       cancel: (call: ServerUnaryCall<CancelRequest, CancelResponse>, callback: sendUnaryData<CancelResponse>) => {
@@ -197,7 +213,8 @@ export class WorkerService {
     }
     // A stop by the sidecar overrides whatever the adapter settled with: it knows why it aborted.
     if (cause === "cancel_rpc") terminal = { $case: "end", end: cancelledEnd(stream) };
-    else if (cause === "shutdown") terminal = { $case: "error", error: failure(WorkerErrorKind.WORKER_ERROR_KIND_RESET, "the worker is shutting down", true) };
+    else if (cause === "shutdown")
+      terminal = { $case: "error", error: failure(WorkerErrorKind.WORKER_ERROR_KIND_RESET, "the worker is shutting down", true) };
     stream.finish(terminal);
 
     const outcome: GenerationOutcome = cause !== undefined ? "canceled" : terminal.$case === "end" ? "completed" : "failed";
@@ -257,7 +274,13 @@ export class WorkerService {
     const info = adapter.info();
     const durationMs = Math.round(performance.now() - t0);
     log.info(
-      { event: "model_load_end", outcome: "loaded", duration_ms: durationMs, model_digest: info.modelDigest, engine_version: info.engineVersion },
+      {
+        event: "model_load_end",
+        outcome: "loaded",
+        duration_ms: durationMs,
+        model_digest: info.modelDigest,
+        engine_version: info.engineVersion,
+      },
       `now serving model ${info.modelRef} (loaded in ${durationMs} ms)`,
     );
     return { modelRef: info.modelRef, modelDigest: info.modelDigest, engineVersion: info.engineVersion };
@@ -281,7 +304,11 @@ export class WorkerService {
     if (this.closed) return failure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the worker is shutting down", true);
     const health = this.deps.adapter.health();
     if (!health.ready) {
-      return failure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, `engine not ready${health.lastError ? `: ${health.lastError}` : ""}`, true);
+      return failure(
+        WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE,
+        `engine not ready${health.lastError ? `: ${health.lastError}` : ""}`,
+        true,
+      );
     }
     return undefined;
   }
@@ -333,7 +360,8 @@ function logEnd(
     decode_time_ms: terminal.$case === "end" ? terminal.end.decodeTimeMs : decodeTimeSince(stream.startedAt),
   };
   if (cause !== undefined) {
-    const why = cause === "client_cancelled" ? "the client cancelled the call" : cause === "cancel_rpc" ? "a Cancel request" : "worker shutdown";
+    const why =
+      cause === "client_cancelled" ? "the client cancelled the call" : cause === "cancel_rpc" ? "a Cancel request" : "worker shutdown";
     log.info({ ...fields, reason: cause }, `stopped task ${taskId} after ${stream.tokensOut} tokens: ${why}`);
   } else if (terminal.$case === "end") {
     const reason = stopReasonName(terminal.end.stopReason) ?? "unspecified";

@@ -51,7 +51,12 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
   const metrics = createSidecarMetrics({
     labels: () => {
       const info = adapter.info();
-      return { engine: engines.name(info.engine), engine_version: info.engineVersion, pool_id: identity.poolId, replica_id: identity.replicaId };
+      return {
+        engine: engines.name(info.engine),
+        engine_version: info.engineVersion,
+        pool_id: identity.poolId,
+        replica_id: identity.replicaId,
+      };
     },
     slotsTotal: () => slots.total,
     slotsFree: () => slots.free,
@@ -158,7 +163,8 @@ function createAdapter(config: WorkerConfig, logger: Logger): EngineAdapter {
   const adapterName = config.adapter ?? (config.engineUrl ? engineName : "mock");
   if (adapterName === "mock") return createMock(config, engine);
   if (!config.engineUrl) throw new Error(`--engine-url is required for the ${adapterName} adapter`);
-  if (!config.modelRef) throw new Error(`--model is required with a real engine: the model_ref tasks will ask for (e.g. hf:org/repo/file.gguf)`);
+  if (!config.modelRef)
+    throw new Error(`--model is required with a real engine: the model_ref tasks will ask for (e.g. hf:org/repo/file.gguf)`);
   const opts = dropUndefined({
     baseUrl: config.engineUrl,
     modelRef: config.modelRef,

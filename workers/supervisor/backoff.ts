@@ -30,7 +30,8 @@ export function validateBackoff(policy: BackoffPolicy): void {
   const { initialMs, maxMs, factor } = policy;
   const jitter = policy.jitter ?? DEFAULT_BACKOFF.jitter;
   if (!(Number.isFinite(initialMs) && initialMs >= 0)) throw new RangeError(`backoff.initialMs must be a number >= 0, got ${initialMs}`);
-  if (!(Number.isFinite(maxMs) && maxMs >= initialMs)) throw new RangeError(`backoff.maxMs must be >= initialMs (${initialMs}), got ${maxMs}`);
+  if (!(Number.isFinite(maxMs) && maxMs >= initialMs))
+    throw new RangeError(`backoff.maxMs must be >= initialMs (${initialMs}), got ${maxMs}`);
   if (!(Number.isFinite(factor) && factor >= 1)) throw new RangeError(`backoff.factor must be >= 1, got ${factor}`);
   if (!(Number.isFinite(jitter) && jitter >= 0 && jitter < 1)) throw new RangeError(`backoff.jitter must be in [0, 1), got ${jitter}`);
 }

@@ -120,10 +120,16 @@ export class EngineProcess {
     this.terminating ??= (async () => {
       this.signalGroup("SIGTERM");
       if (await settlesWithin(this.gone, graceMs)) return;
-      log.warn({ event: "engine_kill", pid: this.pid, grace_ms: graceMs }, `engine did not exit within ${graceMs} ms of SIGTERM; sending SIGKILL`);
+      log.warn(
+        { event: "engine_kill", pid: this.pid, grace_ms: graceMs },
+        `engine did not exit within ${graceMs} ms of SIGTERM; sending SIGKILL`,
+      );
       this.signalGroup("SIGKILL");
       if (await settlesWithin(this.gone, KILL_WAIT_MS)) return;
-      log.error({ event: "engine_unkillable", pid: this.pid }, `engine (pid ${this.pid}) still there ${KILL_WAIT_MS} ms after SIGKILL; giving up on it`);
+      log.error(
+        { event: "engine_unkillable", pid: this.pid },
+        `engine (pid ${this.pid}) still there ${KILL_WAIT_MS} ms after SIGKILL; giving up on it`,
+      );
     })();
     return this.terminating;
   }

@@ -122,7 +122,10 @@ export class EngineSupervisor {
     this.lastCrash = "";
     const { readyTimeoutMs } = this.settings;
     const ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => void this.failStart(`engine not Ready within ${readyTimeoutMs} ms${this.progressNote()}`), readyTimeoutMs);
+      const timer = setTimeout(
+        () => void this.failStart(`engine not Ready within ${readyTimeoutMs} ms${this.progressNote()}`),
+        readyTimeoutMs,
+      );
       this.startWaiter = { resolve, reject, timer };
     });
     this.spawnEngine();
@@ -145,7 +148,10 @@ export class EngineSupervisor {
     this.setPhase("stopping", "stopping");
     if (inc && !inc.exited) {
       inc.detachPoller();
-      this.log.info({ event: "engine_stopping", pid: inc.pid, grace_ms: this.settings.stopGraceMs }, `stopping the engine (pid ${inc.pid})`);
+      this.log.info(
+        { event: "engine_stopping", pid: inc.pid, grace_ms: this.settings.stopGraceMs },
+        `stopping the engine (pid ${inc.pid})`,
+      );
       await inc.terminate(this.settings.stopGraceMs, this.log);
     }
     this.current = undefined;
@@ -181,7 +187,9 @@ export class EngineSupervisor {
 
     this.log.info(
       { event: "engine_spawned", pid: inc.pid, command: joinCommand(this.argv), restarts: this.restartCount },
-      this.restartCount === 0 ? `engine started (pid ${inc.pid}), waiting for it to load` : `engine restarted (pid ${inc.pid}, restart ${this.restartCount}), waiting for it to load`,
+      this.restartCount === 0
+        ? `engine started (pid ${inc.pid}), waiting for it to load`
+        : `engine restarted (pid ${inc.pid}, restart ${this.restartCount}), waiting for it to load`,
     );
     const poller = new HealthPoller({ probe: this.opts.probe, intervalMs: this.settings.pollIntervalMs, ...this.opts.thresholds });
     inc.watch(poller, () => this.onProbeHealth(inc));
@@ -226,7 +234,8 @@ export class EngineSupervisor {
     if (inc.exited) return;
     inc.markExited();
     if (inc !== this.current || !this.expectsLife()) return;
-    const hint = err.code === "ENOENT" ? ` (is ${this.argv[0]} on PATH${this.opts.cwd ? ` and does cwd ${this.opts.cwd} exist` : ""}?)` : "";
+    const hint =
+      err.code === "ENOENT" ? ` (is ${this.argv[0]} on PATH${this.opts.cwd ? ` and does cwd ${this.opts.cwd} exist` : ""}?)` : "";
     const cause = `cannot start the engine (${joinCommand(this.argv)}): ${err.message}${hint}`;
     if (err.code !== undefined && PERMANENT_SPAWN_ERRORS.has(err.code)) {
       this.giveUp(cause);
@@ -263,7 +272,10 @@ export class EngineSupervisor {
       const crashes = `${verdict.crashesInWindow} crashes in ${seconds(this.settings.breaker.windowMs)} s`;
       const open = `circuit open after ${crashes}; last: ${cause}`;
       this.setPhase("circuit-open", open);
-      this.log.error({ event: "engine_circuit_open", ...fields, restarts: this.restartCount }, `${short}; circuit open after ${crashes}, not restarting`);
+      this.log.error(
+        { event: "engine_circuit_open", ...fields, restarts: this.restartCount },
+        `${short}; circuit open after ${crashes}, not restarting`,
+      );
       const waiter = this.takeStartWaiter();
       waiter?.reject(new Error(open));
       return;
@@ -356,7 +368,8 @@ export class EngineSupervisor {
     if (this.phaseNow === "running" && poller) return { ...poller };
     if (this.phaseNow === "starting") {
       const detail = poller?.lastError || "starting";
-      const prefix = this.restartCount > 0 && this.lastCrash ? `starting (restart ${this.restartCount} after: ${this.lastCrash})` : "starting";
+      const prefix =
+        this.restartCount > 0 && this.lastCrash ? `starting (restart ${this.restartCount} after: ${this.lastCrash})` : "starting";
       return { live: poller?.live ?? false, ready: false, lastError: `${prefix}: ${detail}` };
     }
     return { live: false, ready: false, lastError: this.status };

@@ -10,8 +10,7 @@ export interface BreakerPolicy {
 }
 
 export type CrashVerdict =
-  | { action: "restart"; delayMs: number; crashesInWindow: number }
-  | { action: "circuit-open"; crashesInWindow: number };
+  { action: "restart"; delayMs: number; crashesInWindow: number } | { action: "circuit-open"; crashesInWindow: number };
 
 /** Owns the crash window and the count of restarts since the backoff was last reset. */
 export class RestartPolicy {

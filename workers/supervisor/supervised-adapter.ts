@@ -16,7 +16,12 @@ export const HEALTH_PATH: Record<string, string> = {
 
 /** A probe for the supervisor: 200 ready, 503 loading, 429/408 busy, anything else down. */
 export function httpProbe(baseUrl: string, path: string): (signal: AbortSignal) => Promise<ProbeResult> {
-  const http = new EngineHttp({ baseUrl, retry: { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 }, connectTimeoutMs: 2_000, headersTimeoutMs: 3_000 });
+  const http = new EngineHttp({
+    baseUrl,
+    retry: { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
+    connectTimeoutMs: 2_000,
+    headersTimeoutMs: 3_000,
+  });
   return async (signal) => {
     const res = await http.get(path, { signal });
     if (res.status >= 200 && res.status < 300) return { outcome: "ready" };

@@ -80,15 +80,29 @@ export function parseStreamEvent(data: string): TgiStreamEvent {
   try {
     json = JSON.parse(data);
   } catch {
-    return { type: "error", kind: WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_ERROR, body: `invalid JSON in the engine's stream: ${data.slice(0, 200)}` };
+    return {
+      type: "error",
+      kind: WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_ERROR,
+      body: `invalid JSON in the engine's stream: ${data.slice(0, 200)}`,
+    };
   }
-  const frame = (json && typeof json === "object" ? json : {}) as { token?: unknown; details?: unknown; generated_text?: unknown; error?: unknown; error_type?: unknown };
+  const frame = (json && typeof json === "object" ? json : {}) as {
+    token?: unknown;
+    details?: unknown;
+    generated_text?: unknown;
+    error?: unknown;
+    error_type?: unknown;
+  };
   if (typeof frame.error === "string") {
     return { type: "error", kind: kindOfStatus(statusOfErrorType(frame.error_type)), body: data };
   }
   const token = frame.token && typeof frame.token === "object" ? (frame.token as WireToken) : undefined;
   if (!token || typeof token.text !== "string") {
-    return { type: "error", kind: WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_ERROR, body: `unexpected frame in the engine's stream: ${data.slice(0, 200)}` };
+    return {
+      type: "error",
+      kind: WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_ERROR,
+      body: `unexpected frame in the engine's stream: ${data.slice(0, 200)}`,
+    };
   }
   const text = token.special === true ? undefined : token.text;
   if (frame.generated_text === null || frame.generated_text === undefined) return { type: "token", text };
@@ -115,7 +129,8 @@ export function stopReasonOf(finishReason: unknown): StopReason {
 
 function promptTokensOf(details: WireDetails | undefined): number | undefined {
   if (!details) return undefined;
-  if (typeof details.input_length === "number" && Number.isSafeInteger(details.input_length) && details.input_length >= 0) return details.input_length;
+  if (typeof details.input_length === "number" && Number.isSafeInteger(details.input_length) && details.input_length >= 0)
+    return details.input_length;
   if (Array.isArray(details.prefill) && details.prefill.length > 0) return details.prefill.length;
   return undefined;
 }

@@ -17,7 +17,14 @@
 //   the status and the message is unwrapped from the frame.
 import { Engine, StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerErrorKind, type SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
-import { httpEngineInfo, WorkerFailure, type EngineAdapter, type EngineInfo, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
+import {
+  httpEngineInfo,
+  WorkerFailure,
+  type EngineAdapter,
+  type EngineInfo,
+  type GenerationResult,
+  type GenerationSink,
+} from "../engine-adapter.js";
 import type { HealthPollerOptions, ProbeResult } from "../engine/health-poller.js";
 import { PolledHttpAdapter } from "../engine/polled-http-adapter.js";
 import { engineClients, type HttpTuning } from "../http/engine-clients.js";

@@ -116,7 +116,14 @@ export class VllmAdapter extends PolledHttpAdapter implements EngineAdapter {
     }
     const wanted = this.opts.engineModel;
     const card = wanted === undefined ? cards[0] : cards.find((c) => c.id === wanted);
-    if (!card) return { outcome: "down", detail: missingModel(wanted ?? "(any)", cards.map((c) => c.id)) };
+    if (!card)
+      return {
+        outcome: "down",
+        detail: missingModel(
+          wanted ?? "(any)",
+          cards.map((c) => c.id),
+        ),
+      };
     // An old vLLM without /version still serves; the version then stays unknown.
     const version = await probeGet(this.probes, "/version", signal);
     this.servedModel = card.id;

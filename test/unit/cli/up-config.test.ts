@@ -5,7 +5,17 @@ import { flagNames } from "../../../contracts/runtime/flag-table.js";
 test("llorch up's flags map onto its config; none give the defaults", (t) => {
   t.deepEqual(upConfigFromFlags({}), UP_DEFAULTS);
   t.deepEqual(
-    upConfigFromFlags({ host: "::1", "edge-port": "0", "core-port": "0", workers: "3", slots: "8", "tokens-per-second": "0", engine: "vllm", model: "m", quiet: true }),
+    upConfigFromFlags({
+      host: "::1",
+      "edge-port": "0",
+      "core-port": "0",
+      workers: "3",
+      slots: "8",
+      "tokens-per-second": "0",
+      engine: "vllm",
+      model: "m",
+      quiet: true,
+    }),
     { host: "::1", edgePort: 0, corePort: 0, workers: 3, slots: 8, tokensPerSecond: 0, engine: "vllm", model: "m", quiet: true },
   );
 });

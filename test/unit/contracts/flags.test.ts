@@ -13,7 +13,13 @@ interface Config {
 
 const TABLE: FlagTable<Config> = [
   { name: "name", arg: "S", help: "what to call it", apply: (c, v, f) => ((c.name = flagText(f, v)), c.seen.push("name")) },
-  { name: "count", arg: "N", usage: "--count N, --loud", help: "how many\nand how loud", apply: (c, v, f) => ((c.count = flagInteger(f, v, 1, 9)), c.seen.push("count")) },
+  {
+    name: "count",
+    arg: "N",
+    usage: "--count N, --loud",
+    help: "how many\nand how loud",
+    apply: (c, v, f) => ((c.count = flagInteger(f, v, 1, 9)), c.seen.push("count")),
+  },
   { name: "loud", arg: "", apply: (c, v, f) => ((c.loud = flagBoolean(f, v)), c.seen.push("loud")) },
 ];
 
@@ -47,12 +53,19 @@ test("whole numbers are digits only, within bounds", (t) => {
 test("numbers are non-negative decimals", (t) => {
   t.is(flagNumber("--x", "2.5"), 2.5);
   t.is(flagNumber("--x", "0"), 0);
-  for (const bad of ["-1", ".5", "1e3", "abc", "Infinity"]) t.throws(() => flagNumber("--x", bad), { message: /^--x must be a non-negative number/ }, bad);
+  for (const bad of ["-1", ".5", "1e3", "abc", "Infinity"])
+    t.throws(() => flagNumber("--x", bad), { message: /^--x must be a non-negative number/ }, bad);
 });
 
 test("booleans, choices and lists", (t) => {
-  t.deepEqual([true, "true", "1", "yes"].map((v) => flagBoolean("--b", v)), [true, true, true, true]);
-  t.deepEqual([false, "false", "0", "no"].map((v) => flagBoolean("--b", v)), [false, false, false, false]);
+  t.deepEqual(
+    [true, "true", "1", "yes"].map((v) => flagBoolean("--b", v)),
+    [true, true, true, true],
+  );
+  t.deepEqual(
+    [false, "false", "0", "no"].map((v) => flagBoolean("--b", v)),
+    [false, false, false, false],
+  );
   t.throws(() => flagBoolean("--b", "maybe"), { message: '--b must be true or false, got "maybe"' });
   t.is(flagChoice("--c", "on", ["on", "off"] as const), "on");
   t.throws(() => flagChoice("--c", "maybe", ["on", "off"] as const), { message: '--c must be one of on, off, got "maybe"' });

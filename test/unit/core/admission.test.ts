@@ -36,7 +36,17 @@ function infeasible(code: ErrorCode, field?: string): Infeasible {
   return { outcome: "infeasible", code, message: "no replica fits", ...(field ? { field } : {}), pinned: false, rejections: [] };
 }
 
-const placed: PlacementDecision = { outcome: "placed", replicaId: "r1", poolId: "p", ranked: ["r1"], pinned: false, fallback: false, kvWarm: false, why: "only_candidate", rejections: [] };
+const placed: PlacementDecision = {
+  outcome: "placed",
+  replicaId: "r1",
+  poolId: "p",
+  ranked: ["r1"],
+  pinned: false,
+  fallback: false,
+  kvWarm: false,
+  why: "only_candidate",
+  rejections: [],
+};
 
 test("a known task id is refused as INVALID_PARAMS on /task_id; a new one passes", (t) => {
   t.is(duplicateTaskRefusal("t1", false), undefined);
@@ -74,14 +84,26 @@ test("advice about an unserved model is asked for only when no replica serves it
   t.is(unservedModelRefusal(infeasible(ErrorCode.ERROR_CODE_POOL_UNREADY), false, ask), undefined);
   t.is(unservedModelRefusal(infeasible(ErrorCode.ERROR_CODE_POOL_UNAVAILABLE), true, ask), undefined);
   t.is(asked, 0);
-  t.deepEqual(unservedModelRefusal(infeasible(ErrorCode.ERROR_CODE_POOL_UNAVAILABLE), false, ask), { reason: "model_not_loaded", error: advice });
-  t.is(unservedModelRefusal(infeasible(ErrorCode.ERROR_CODE_POOL_UNAVAILABLE), false, () => undefined), undefined);
+  t.deepEqual(unservedModelRefusal(infeasible(ErrorCode.ERROR_CODE_POOL_UNAVAILABLE), false, ask), {
+    reason: "model_not_loaded",
+    error: advice,
+  });
+  t.is(
+    unservedModelRefusal(infeasible(ErrorCode.ERROR_CODE_POOL_UNAVAILABLE), false, () => undefined),
+    undefined,
+  );
 });
 
 test("an infeasible placement is refused with its code; only POOL_UNREADY is retriable, after a second", (t) => {
   const unready = placementRefusal(infeasible(ErrorCode.ERROR_CODE_POOL_UNREADY), request());
   t.is(unready.reason, "pool_unready");
-  t.like(unready.error.detail, { code: ErrorCode.ERROR_CODE_POOL_UNREADY, retriable: true, retryAfterMs: 1_000, engine: Engine.ENGINE_LLAMACPP, field: "" });
+  t.like(unready.error.detail, {
+    code: ErrorCode.ERROR_CODE_POOL_UNREADY,
+    retriable: true,
+    retryAfterMs: 1_000,
+    engine: Engine.ENGINE_LLAMACPP,
+    field: "",
+  });
   const unavailable = placementRefusal(infeasible(ErrorCode.ERROR_CODE_POOL_UNAVAILABLE), request());
   t.is(unavailable.reason, "pool_unavailable");
   t.like(unavailable.error.detail, { retriable: false });
@@ -94,7 +116,10 @@ test("an infeasible placement is refused with its code; only POOL_UNREADY is ret
 test("a session refusal is labelled by its policy", (t) => {
   const turns = OrchError.of(ErrorCode.ERROR_CODE_ADMISSION_REJECT, "no turns left", { policyLabel: "session-turns" });
   t.is(sessionRefusal(turns).reason, "session_turns");
-  t.is(sessionRefusal(OrchError.of(ErrorCode.ERROR_CODE_ADMISSION_REJECT, "spent", { policyLabel: "session-budget" })).reason, "session_budget");
+  t.is(
+    sessionRefusal(OrchError.of(ErrorCode.ERROR_CODE_ADMISSION_REJECT, "spent", { policyLabel: "session-budget" })).reason,
+    "session_budget",
+  );
 });
 
 test("the deadline check trusts a task until throughput is measured, then refuses a start plus decode beyond deadline_ms", (t) => {
@@ -103,7 +128,10 @@ test("the deadline check trusts a task until throughput is measured, then refuse
   const r = deadlineRefusal(request({ deadlineMs: 1_000 }), 400.4, 600.6)!;
   t.is(r.reason, "deadline_unmet");
   t.like(r.error.detail, { code: ErrorCode.ERROR_CODE_DEADLINE_UNMET, field: "/deadline_ms", retriable: true });
-  t.is(r.error.message, "predicted start in 400 ms plus 601 ms of decode exceeds deadline_ms 1000; allow more time, lower max_tokens, or retry later");
+  t.is(
+    r.error.message,
+    "predicted start in 400 ms plus 601 ms of decode exceeds deadline_ms 1000; allow more time, lower max_tokens, or retry later",
+  );
 });
 
 test("a full queue's refusal names the policy, says why nothing gave way and when to retry", (t) => {

@@ -12,7 +12,15 @@ const CASES: Array<[body: Record<string, unknown>, canonical: string]> = [
   [{ kind: "plan", content: { steps: ["a", "b"] } }, '{"content":{"steps":["a","b"]},"kind":"plan"}'],
   [{ kind: "plan", content: { steps: ["a", "b"] }, tags: [] }, '{"content":{"steps":["a","b"]},"kind":"plan","tags":[]}'],
   [
-    { metadata: { b: 1, a: 2 }, parent: PARENT, tags: ["p", "q"], content: { note: "héllo 🦙", n: -0.5, z: null }, kind: "summary", id: "ignored", created_ms: 5 },
+    {
+      metadata: { b: 1, a: 2 },
+      parent: PARENT,
+      tags: ["p", "q"],
+      content: { note: "héllo 🦙", n: -0.5, z: null },
+      kind: "summary",
+      id: "ignored",
+      created_ms: 5,
+    },
     `{"content":{"n":-0.5,"note":"héllo 🦙","z":null},"kind":"summary","metadata":{"a":2,"b":1},"parent":"${PARENT}","tags":["p","q"]}`,
   ],
   [{ kind: "trace", content: {}, metadata: {} }, '{"content":{},"kind":"trace","metadata":{}}'],

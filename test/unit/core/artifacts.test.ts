@@ -116,8 +116,7 @@ test("canonicalJson parses back deep-equal to a JSON round trip (property)", (t)
       const canonical = canonicalJson(value);
       // And it is a fixed point: canonicalising the parsed form changes nothing.
       return (
-        isDeepStrictEqual(JSON.parse(canonical), JSON.parse(JSON.stringify(value))) &&
-        canonicalJson(JSON.parse(canonical)) === canonical
+        isDeepStrictEqual(JSON.parse(canonical), JSON.parse(JSON.stringify(value))) && canonicalJson(JSON.parse(canonical)) === canonical
       );
     }),
   );
@@ -143,7 +142,13 @@ test("canonicalJson refuses what JSON cannot represent faithfully", (t) => {
     [undefined, /undefined/, ""],
     [{ "a/b": { "~": Number.NaN } }, /NaN/, "/a~1b/~0"],
     [{ [Symbol("k")]: 1 }, /symbol-keyed/, ""],
-    [new (class Point { x = 1 })(), /object/, ""],
+    [
+      new (class Point {
+        x = 1;
+      })(),
+      /object/,
+      "",
+    ],
   ];
   for (const [value, message, pointer] of cases) {
     const err = t.throws(() => canonicalJson(value), { instanceOf: TypeError, message });
@@ -177,7 +182,9 @@ test("the same content gives the same id; the id is the sha256 of the canonical 
   t.regex(artifact.id, /^[0-9a-f]{64}$/);
   t.is(artifact.digest, `sha256:${artifact.id}`);
   const { createHash } = await import("node:crypto");
-  const expected = createHash("sha256").update(canonicalJson({ kind: "summary", content: input.content })).digest("hex");
+  const expected = createHash("sha256")
+    .update(canonicalJson({ kind: "summary", content: input.content }))
+    .digest("hex");
   t.is(artifact.id, expected);
   t.is((await store.put({ kind: "summary", content: { text: "All checks passed." } })).artifact.id, artifact.id);
 });
@@ -352,8 +359,7 @@ test("invalid ids are refused by get before any path is built; unknown ids are u
 test("artifacts survive closing and reopening the store", async (t) => {
   const root = await tempRoot(t);
   const first = await ArtifactStore.open(root, { clock: () => 111 });
-  const parent = (await first.put({ kind: "plan", content: { step: "one" }, tags: ["a", "b"], metadata: { by: "me" } }))
-    .artifact;
+  const parent = (await first.put({ kind: "plan", content: { step: "one" }, tags: ["a", "b"], metadata: { by: "me" } })).artifact;
   const child = (await first.put({ kind: "diff", content: { step: "two" }, parent: parent.id })).artifact;
 
   const second = await ArtifactStore.open(root, { clock: () => 222 });
@@ -362,9 +368,10 @@ test("artifacts survive closing and reopening the store", async (t) => {
   const again = await second.put({ kind: "plan", content: { step: "one" }, tags: ["a", "b"], metadata: { by: "me" } });
   t.false(again.created);
   t.is(again.artifact.created_ms, 111);
-  t.deepEqual(await readdir(path.join(root, parent.id.slice(0, 2))), [`${parent.id}.json`].concat(
-    child.id.slice(0, 2) === parent.id.slice(0, 2) ? [`${child.id}.json`] : [],
-  ).sort());
+  t.deepEqual(
+    await readdir(path.join(root, parent.id.slice(0, 2))),
+    [`${parent.id}.json`].concat(child.id.slice(0, 2) === parent.id.slice(0, 2) ? [`${child.id}.json`] : []).sort(),
+  );
 });
 
 test("a leftover temp file is ignored, and removed on open once its writer is gone", async (t) => {

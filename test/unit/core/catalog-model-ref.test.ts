@@ -95,30 +95,49 @@ const lower = fc.stringMatching(/^[a-z0-9]{1,8}(?:[._-][a-z0-9]{1,8})?$/);
 const pathSeg = fc.stringMatching(/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,10}$/).filter((s) => s !== "." && s !== "..");
 const arbRef: fc.Arbitrary<ModelRef> = fc.oneof(
   fc.record({ scheme: fc.constant("hf" as const), org: name, repo: name }),
-  fc.record({ scheme: fc.constant("hf" as const), org: name, repo: name, file: fc.array(pathSeg, { minLength: 1, maxLength: 3 }).map((p) => p.join("/")) }),
-  fc.record({ scheme: fc.constant("file" as const), path: fc.tuple(fc.boolean(), fc.array(pathSeg, { minLength: 1, maxLength: 4 })).map(([abs, p]) => (abs ? "/" : "") + p.join("/")) }),
-  fc.record({ scheme: fc.constant("s3" as const), bucket: name, key: fc.array(pathSeg, { minLength: 1, maxLength: 3 }).map((p) => p.join("/")) }),
+  fc.record({
+    scheme: fc.constant("hf" as const),
+    org: name,
+    repo: name,
+    file: fc.array(pathSeg, { minLength: 1, maxLength: 3 }).map((p) => p.join("/")),
+  }),
+  fc.record({
+    scheme: fc.constant("file" as const),
+    path: fc.tuple(fc.boolean(), fc.array(pathSeg, { minLength: 1, maxLength: 4 })).map(([abs, p]) => (abs ? "/" : "") + p.join("/")),
+  }),
+  fc.record({
+    scheme: fc.constant("s3" as const),
+    bucket: name,
+    key: fc.array(pathSeg, { minLength: 1, maxLength: 3 }).map((p) => p.join("/")),
+  }),
   fc.record({
     scheme: fc.constant("oci" as const),
     registry: fc.constantFrom("ghcr.io", "localhost:5000", "r.example"),
     repository: fc.array(lower, { minLength: 1, maxLength: 3 }).map((p) => p.join("/")),
-    reference: fc.oneof(fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}$/), fc.stringMatching(/^[0-9a-f]{64}$/).map((h) => `@sha256:${h}`)),
+    reference: fc.oneof(
+      fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}$/),
+      fc.stringMatching(/^[0-9a-f]{64}$/).map((h) => `@sha256:${h}`),
+    ),
   }),
 );
 
 test("formatModelRef and parseModelRef round-trip", (t) => {
-  fc.assert(fc.property(arbRef, (ref) => {
-    t.deepEqual(parseModelRef(formatModelRef(ref)), ref);
-  }));
+  fc.assert(
+    fc.property(arbRef, (ref) => {
+      t.deepEqual(parseModelRef(formatModelRef(ref)), ref);
+    }),
+  );
 });
 
 test("parseModelRef either returns a ref or throws ModelRefError, never anything else", (t) => {
-  fc.assert(fc.property(fc.string({ maxLength: 40 }), (raw) => {
-    try {
-      parseModelRef(raw);
-    } catch (err) {
-      if (!(err instanceof ModelRefError)) throw err;
-    }
-  }));
+  fc.assert(
+    fc.property(fc.string({ maxLength: 40 }), (raw) => {
+      try {
+        parseModelRef(raw);
+      } catch (err) {
+        if (!(err instanceof ModelRefError)) throw err;
+      }
+    }),
+  );
   t.pass();
 });

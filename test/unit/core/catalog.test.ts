@@ -36,7 +36,7 @@ test("writeFileAtomic replaces the file and leaves no temp files behind", async 
 test("removeStaleTempFiles deletes only the target's own temp files", async (t) => {
   const dir = await tempDir(t);
   const target = path.join(dir, "index.json");
-  await writeFile(tempPathFor(target), "{\"torn");
+  await writeFile(tempPathFor(target), '{"torn');
   await writeFile(tempPathFor(target), "");
   await writeFile(path.join(dir, ".other.json.1.tmp"), "keep");
   await writeFile(path.join(dir, "index.json.bak"), "keep");
@@ -83,7 +83,10 @@ test("returned entries are copies: mutating them does not change the catalog", a
 test("list is sorted by id", async (t) => {
   const store = await CatalogStore.open(await tempDir(t));
   for (const id of ["b", "c", "a"]) await store.create({ id, digest: DIGEST });
-  t.deepEqual(store.list().map((e) => e.id), ["a", "b", "c"]);
+  t.deepEqual(
+    store.list().map((e) => e.id),
+    ["a", "b", "c"],
+  );
 });
 
 test("creating an existing id is a conflict", async (t) => {
@@ -110,7 +113,17 @@ test("accepts ids up to 128 characters with dots, colons, underscores and dashes
   }
 });
 
-for (const digest of ["", "deadbeef", "sha256:", "sha256:xyz12345", "sha256:DEADBEEF", "sha256:dead", "SHA256:deadbeef", `sha256:${"a".repeat(129)}`, " sha256:deadbeef"]) {
+for (const digest of [
+  "",
+  "deadbeef",
+  "sha256:",
+  "sha256:xyz12345",
+  "sha256:DEADBEEF",
+  "sha256:dead",
+  "SHA256:deadbeef",
+  `sha256:${"a".repeat(129)}`,
+  " sha256:deadbeef",
+]) {
   test(`rejects digest ${JSON.stringify(digest.slice(0, 24))}`, async (t) => {
     const store = await CatalogStore.open(await tempDir(t));
     const err = await t.throwsAsync(store.create({ id: "m", digest }), { instanceOf: CatalogError });
@@ -192,7 +205,10 @@ test("recordVerification stores the outcome; unknown id is not_found", async (t)
   const v = { status: "passed" as const, checked_ms: 42, warnings: ["no SBOM recorded"], computed_digest: DIGEST };
   t.deepEqual((await store.recordVerification("m", v)).verification, v);
   t.is((await t.throwsAsync(store.recordVerification("x", v), { instanceOf: CatalogError }))!.kind, "not_found");
-  t.is((await t.throwsAsync(store.recordVerification("m", { ...v, status: "ok" as never }), { instanceOf: CatalogError }))!.kind, "invalid");
+  t.is(
+    (await t.throwsAsync(store.recordVerification("m", { ...v, status: "ok" as never }), { instanceOf: CatalogError }))!.kind,
+    "invalid",
+  );
 });
 
 test("delete removes the model's cache directory and nothing else", async (t) => {
@@ -249,9 +265,21 @@ test("a missing schema_version, broken JSON or a malformed entry refuses to open
   const root = await tempDir(t);
   const bad = [
     [JSON.stringify({ models: {} }), /schema_version/],
-    ["{\"schema_version\": 1, \"mod", /not valid JSON/],
-    [JSON.stringify({ schema_version: 1, models: { a: { id: "b", digest: DIGEST, state: "Active", created_ms: 1, state_changed_ms: 1 } } }), /entry "a"/],
-    [JSON.stringify({ schema_version: 1, models: { a: { id: "a", digest: DIGEST, state: "Zombie", created_ms: 1, state_changed_ms: 1 } } }), /state/],
+    ['{"schema_version": 1, "mod', /not valid JSON/],
+    [
+      JSON.stringify({
+        schema_version: 1,
+        models: { a: { id: "b", digest: DIGEST, state: "Active", created_ms: 1, state_changed_ms: 1 } },
+      }),
+      /entry "a"/,
+    ],
+    [
+      JSON.stringify({
+        schema_version: 1,
+        models: { a: { id: "a", digest: DIGEST, state: "Zombie", created_ms: 1, state_changed_ms: 1 } },
+      }),
+      /state/,
+    ],
   ] as const;
   for (const [text, why] of bad) {
     await writeFile(path.join(root, "index.json"), text);
@@ -264,18 +292,24 @@ test("a torn temp file from a crashed write is ignored and removed; the index st
   const first = await CatalogStore.open(root);
   await first.create({ id: "a", digest: DIGEST });
   const torn = tempPathFor(path.join(root, "index.json"));
-  await writeFile(torn, "{\"schema_version\": 1, \"models\": {\"a\": {\"id\"");
+  await writeFile(torn, '{"schema_version": 1, "models": {"a": {"id"');
 
   const second = await CatalogStore.open(root);
-  t.deepEqual(second.list().map((e) => e.id), ["a"]);
+  t.deepEqual(
+    second.list().map((e) => e.id),
+    ["a"],
+  );
   await t.throwsAsync(stat(torn), { code: "ENOENT" });
   await second.create({ id: "b", digest: DIGEST });
-  t.deepEqual((await CatalogStore.open(root)).list().map((e) => e.id), ["a", "b"]);
+  t.deepEqual(
+    (await CatalogStore.open(root)).list().map((e) => e.id),
+    ["a", "b"],
+  );
 });
 
 test("a crash before the first index write leaves an empty, openable catalog", async (t) => {
   const root = await tempDir(t);
-  await writeFile(tempPathFor(path.join(root, "index.json")), "{\"sch");
+  await writeFile(tempPathFor(path.join(root, "index.json")), '{"sch');
   t.deepEqual((await CatalogStore.open(root)).list(), []);
   t.deepEqual(await readdir(root), []);
 });
@@ -295,8 +329,14 @@ test("20 concurrent creates all persist, and a duplicate among them conflicts ex
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
   t.is(failed.length, 1);
   t.is((failed[0]!.reason as CatalogError).kind, "conflict");
-  t.deepEqual(store.list().map((e) => e.id), ids);
-  t.deepEqual((await CatalogStore.open(root)).list().map((e) => e.id), ids);
+  t.deepEqual(
+    store.list().map((e) => e.id),
+    ids,
+  );
+  t.deepEqual(
+    (await CatalogStore.open(root)).list().map((e) => e.id),
+    ids,
+  );
   t.deepEqual(await readdir(root), ["index.json"]);
 });
 
@@ -343,7 +383,10 @@ test("verify: a matching digest passes (relative file ref, uppercase expected he
   });
   t.deepEqual(v, { status: "passed", reason: "ok", checked_ms: 99, computed_digest: `sha256:${sha("weights")}`, warnings: [] });
   // Case-insensitive comparison, should a caller bypass the store's lowercase check.
-  const upper = await verifyEntry(entry({ digest: `sha256:${sha("weights").toUpperCase()}`, source_url: "w.gguf", ...provenance }), { baseDir: dir, modelDir: dir });
+  const upper = await verifyEntry(entry({ digest: `sha256:${sha("weights").toUpperCase()}`, source_url: "w.gguf", ...provenance }), {
+    baseDir: dir,
+    modelDir: dir,
+  });
   t.is(upper.status, "passed");
 });
 
@@ -418,7 +461,10 @@ test("verify: missing signatures and SBOM only warn, mentioning the trust policy
   t.is(bare.status, "passed");
   t.deepEqual(bare.warnings, ["no signatures recorded", "no SBOM recorded"]);
 
-  const unverified = await verifyEntry(entry({ digest, signatures: [{ signer: "x", verified: false }], sbom: { digest: "sha256:77aa88bb" } }), opts);
+  const unverified = await verifyEntry(
+    entry({ digest, signatures: [{ signer: "x", verified: false }], sbom: { digest: "sha256:77aa88bb" } }),
+    opts,
+  );
   t.is(unverified.status, "passed");
   t.deepEqual(unverified.warnings, ["no verified signature"]);
 

@@ -5,7 +5,14 @@ import { DEFAULT_SCHEDULER_OPTIONS } from "../../../core/scheduler/scheduler-opt
 
 test("no flags give the defaults", (t) => {
   const config = coreConfigFromFlags({});
-  t.like(config, { host: DEFAULT_CORE_CONFIG.host, port: DEFAULT_CORE_CONFIG.port, catalogRoot: ".llorch/catalog", autoFetch: false, transcripts: true, metricsPort: undefined });
+  t.like(config, {
+    host: DEFAULT_CORE_CONFIG.host,
+    port: DEFAULT_CORE_CONFIG.port,
+    catalogRoot: ".llorch/catalog",
+    autoFetch: false,
+    transcripts: true,
+    metricsPort: undefined,
+  });
   t.deepEqual(config.scheduler, DEFAULT_SCHEDULER_OPTIONS);
   t.deepEqual(config.sessions.defaultBudgets, {});
 });
@@ -40,7 +47,15 @@ test("every flag maps onto the config", (t) => {
     port: 7000,
     metricsHost: "::",
     metricsPort: 9100,
-    scheduler: { queueCapacity: 3, queuePolicy: "drop-lru", taskRetentionMs: 0, wallTimeoutMs: 5, idleTimeoutMs: 6, metricsIntervalMs: 7, disconnectGraceMs: 8 },
+    scheduler: {
+      queueCapacity: 3,
+      queuePolicy: "drop-lru",
+      taskRetentionMs: 0,
+      wallTimeoutMs: 5,
+      idleTimeoutMs: 6,
+      metricsIntervalMs: 7,
+      disconnectGraceMs: 8,
+    },
     sessions: { ttlMs: 100, maxTurns: 2, defaultBudgets: { tokens: 50, timeMs: 1000, cost: 2.5 }, costPerThousandTokens: 0.25 },
     catalogRoot: "/c",
     artifactsRoot: "/a",
@@ -61,7 +76,9 @@ test("per-session budgets come from the config section, by lower-cased session i
   const config = coreConfigFromFlags({}, { "session-budgets": { ABC: { tokens: 5, "time-ms": 100, cost: 1.5 } } });
   t.deepEqual(config.sessions.perSessionBudgets, { abc: { tokens: 5, timeMs: 100, cost: 1.5 } });
   t.throws(() => coreConfigFromFlags({}, { "session-budgets": [] }), { message: /core.session-budgets must be a mapping/ });
-  t.throws(() => coreConfigFromFlags({}, { "session-budgets": { a: { tokens: -1 } } }), { message: /core.session-budgets.a.tokens must be a non-negative number/ });
+  t.throws(() => coreConfigFromFlags({}, { "session-budgets": { a: { tokens: -1 } } }), {
+    message: /core.session-budgets.a.tokens must be a non-negative number/,
+  });
 });
 
 for (const [flag, value, message] of [
@@ -80,7 +97,10 @@ for (const [flag, value, message] of [
 
 test("the help text lists every flag and where the API key comes from", (t) => {
   for (const name of flagNames(CORE_FLAGS)) t.true(coreHelp.includes(`--${name} `) || coreHelp.includes(`--${name}\n`), name);
-  t.regex(coreHelp, /^ {2}--session-token-budget N, --session-time-budget-ms N, --session-cost-budget X\n {25}default per-session budgets/m);
+  t.regex(
+    coreHelp,
+    /^ {2}--session-token-budget N, --session-time-budget-ms N, --session-cost-budget X\n {25}default per-session budgets/m,
+  );
   t.regex(coreHelp, /LLORCH_API_KEY/);
   t.regex(coreHelp, /^ {2}--config FILE {10}YAML config file\n$/m);
 });

@@ -25,7 +25,17 @@ function replica(replicaId: string, fields: Partial<ReplicaSnapshot> = {}): Repl
 }
 
 function candidate(taskId: string, fields: Partial<PlacementRequest> = {}): DispatchCandidate {
-  return { taskId, placement: { engine: Engine.ENGINE_LLAMACPP, modelRef: "m", ctx: 1024, workload: Workload.WORKLOAD_COMPLETION, needFreeSlot: true, ...fields } };
+  return {
+    taskId,
+    placement: {
+      engine: Engine.ENGINE_LLAMACPP,
+      modelRef: "m",
+      ctx: 1024,
+      workload: Workload.WORKLOAD_COMPLETION,
+      needFreeSlot: true,
+      ...fields,
+    },
+  };
 }
 
 test("queued work goes out in queue order, one task per free slot, each pick taking its slot", (t) => {
@@ -85,7 +95,12 @@ test("a pick on the session's previous replica says its KV cache is warm", (t) =
 });
 
 test("a strict-determinism task asks placement for the seed feature", (t) => {
-  const strict = CreateTaskRequest.fromPartial({ engine: Engine.ENGINE_LLAMACPP, modelRef: "m", ctx: 8, determinism: Determinism.DETERMINISM_STRICT });
+  const strict = CreateTaskRequest.fromPartial({
+    engine: Engine.ENGINE_LLAMACPP,
+    modelRef: "m",
+    ctx: 8,
+    determinism: Determinism.DETERMINISM_STRICT,
+  });
   t.deepEqual(placementRequestOf(strict, "r9", true).requiredFeatures, ["seed"]);
   t.like(placementRequestOf(strict, "r9", false), { sessionReplicaId: "r9", needFreeSlot: false });
   t.deepEqual(placementRequestOf(CreateTaskRequest.fromPartial({}), undefined, true).requiredFeatures, []);

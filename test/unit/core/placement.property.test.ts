@@ -23,7 +23,11 @@ const replicaArb: fc.Arbitrary<ReplicaSnapshot> = fc.record({
   ready: weighted([true, 8], [false, 1]),
   draining: weighted([false, 8], [true, 1]),
   ctxMax: weighted([0, 2], [8192, 3], [2048, 1]),
-  workloads: weighted<Workload[]>([[], 4], [[Workload.WORKLOAD_COMPLETION, Workload.WORKLOAD_EMBEDDING], 2], [[Workload.WORKLOAD_EMBEDDING], 1]),
+  workloads: weighted<Workload[]>(
+    [[], 4],
+    [[Workload.WORKLOAD_COMPLETION, Workload.WORKLOAD_EMBEDDING], 2],
+    [[Workload.WORKLOAD_EMBEDDING], 1],
+  ),
   deviceMask: weighted(["0", 3], ["1", 2], ["0,1", 1], ["1,0", 1], ["cpu", 1]),
   vramFreeBytes: fc.integer({ min: 0, max: 3 }),
   activeSlots: fc.integer({ min: 0, max: 2 }),
@@ -70,7 +74,13 @@ const scenarioArb = fc.uniqueArray(replicaArb, { selector: (r) => r.replicaId, m
 // --- an independent, deliberately naive reading of the rules ---
 
 function sameDevices(a: string, b: string): boolean {
-  const set = (m: string) => new Set(m.split(",").map((d) => d.trim()).filter(Boolean));
+  const set = (m: string) =>
+    new Set(
+      m
+        .split(",")
+        .map((d) => d.trim())
+        .filter(Boolean),
+    );
   const [x, y] = [set(a), set(b)];
   return x.size === y.size && [...x].every((d) => y.has(d));
 }
@@ -153,7 +163,10 @@ test("the chosen replica is feasible, and the ranking is exactly the feasible re
       const chosen = replicas.find((r) => r.replicaId === decision.replicaId)!;
       assert.equal(feasibleByHand(request, chosen), true, `${chosen.replicaId} was chosen but is not feasible`);
       assert.equal(decision.ranked[0], decision.replicaId);
-      assert.deepEqual(decision.ranked, feasible.map((r) => r.replicaId));
+      assert.deepEqual(
+        decision.ranked,
+        feasible.map((r) => r.replicaId),
+      );
       assert.equal(decision.poolId, chosen.poolId);
       assert.equal(decision.kvWarm, chosen.replicaId === request.sessionReplicaId);
       const prefer = preferredPools(request);

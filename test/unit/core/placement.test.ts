@@ -1,7 +1,13 @@
 import test from "ava";
 import { Engine, ErrorCode, Workload } from "../../../contracts/gen/llama_orch/v1/common.js";
 import { PlacementMode, type PlacementOverrides } from "../../../contracts/gen/llama_orch/v1/task.js";
-import { metricLabels, place, type PlacementDecision, type PlacementRequest, type ReplicaSnapshot } from "../../../core/placement/placement.js";
+import {
+  metricLabels,
+  place,
+  type PlacementDecision,
+  type PlacementRequest,
+  type ReplicaSnapshot,
+} from "../../../core/placement/placement.js";
 
 const GiB = 1024 ** 3;
 
@@ -63,30 +69,54 @@ test("a draining replica is never chosen, however much VRAM it has free", (t) =>
 });
 
 test("require_device_mask never spills over to another device", (t) => {
-  const replicas = [replica("gpu0", { deviceMask: "0", activeSlots: 4 }), replica("gpu1", { deviceMask: "1" }), replica("both", { deviceMask: "0,1" })];
+  const replicas = [
+    replica("gpu0", { deviceMask: "0", activeSlots: 4 }),
+    replica("gpu1", { deviceMask: "1" }),
+    replica("both", { deviceMask: "0,1" }),
+  ];
   const d = infeasible(place(request({ overrides: overrides({ requireDeviceMask: "0" }) }), replicas));
   t.is(d.code, ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED, "the only replica on device 0 is busy: wait for it, do not move");
   t.deepEqual(
     d.rejections.map((r) => [r.replicaId, r.reason]),
-    [["both", "device_mask_mismatch"], ["gpu0", "no_free_slot"], ["gpu1", "device_mask_mismatch"]],
+    [
+      ["both", "device_mask_mismatch"],
+      ["gpu0", "no_free_slot"],
+      ["gpu1", "device_mask_mismatch"],
+    ],
   );
 });
 
 test("require_device_mask matches the same device set however it is spelled", (t) => {
-  const d = placed(place(request({ overrides: overrides({ requireDeviceMask: "1, 0" }) }), [replica("r0", { deviceMask: "0" }), replica("r01", { deviceMask: "0,1" })]));
+  const d = placed(
+    place(request({ overrides: overrides({ requireDeviceMask: "1, 0" }) }), [
+      replica("r0", { deviceMask: "0" }),
+      replica("r01", { deviceMask: "0,1" }),
+    ]),
+  );
   t.is(d.replicaId, "r01");
 });
 
 test("pin never falls back, even with allow_fallback=true", (t) => {
   const replicas = [replica("a1", { poolId: "pool-a", ready: false }), replica("b1", { poolId: "pool-b" })];
-  const d = infeasible(place(request({ overrides: overrides({ mode: PlacementMode.PLACEMENT_MODE_PIN, pinPoolId: "pool-a", allowFallback: true }) }), replicas));
+  const d = infeasible(
+    place(
+      request({ overrides: overrides({ mode: PlacementMode.PLACEMENT_MODE_PIN, pinPoolId: "pool-a", allowFallback: true }) }),
+      replicas,
+    ),
+  );
   t.true(d.pinned);
   t.is(d.code, ErrorCode.ERROR_CODE_POOL_UNREADY, "the pinned pool is starting: the client should retry, not go elsewhere");
-  t.deepEqual(d.rejections.map((r) => r.reason), ["not_ready", "pool_not_pinned"]);
+  t.deepEqual(
+    d.rejections.map((r) => r.reason),
+    ["not_ready", "pool_not_pinned"],
+  );
 });
 
 test("pin places only in the pinned pool and says it was pinned", (t) => {
-  const replicas = [replica("a1", { poolId: "pool-a", vramFreeBytes: 1 * GiB }), replica("b1", { poolId: "pool-b", vramFreeBytes: 40 * GiB })];
+  const replicas = [
+    replica("a1", { poolId: "pool-a", vramFreeBytes: 1 * GiB }),
+    replica("b1", { poolId: "pool-b", vramFreeBytes: 40 * GiB }),
+  ];
   const d = placed(place(request({ overrides: overrides({ mode: PlacementMode.PLACEMENT_MODE_PIN, pinPoolId: "pool-a" }) }), replicas));
   t.like(d, { replicaId: "a1", pinned: true, fallback: false, why: "only_candidate" });
   t.deepEqual(metricLabels(d), { outcome: "placed", pinned: "true", fallback: "false" });
@@ -94,7 +124,8 @@ test("pin places only in the pinned pool and says it was pinned", (t) => {
 
 test("prefer falls back only when allowed, and says so", (t) => {
   const replicas = [replica("a1", { poolId: "pool-a", activeSlots: 4 }), replica("b1", { poolId: "pool-b" })];
-  const prefer = (allowFallback?: boolean) => overrides({ mode: PlacementMode.PLACEMENT_MODE_PREFER, preferPools: ["pool-a"], allowFallback });
+  const prefer = (allowFallback?: boolean) =>
+    overrides({ mode: PlacementMode.PLACEMENT_MODE_PREFER, preferPools: ["pool-a"], allowFallback });
 
   const byDefault = placed(place(request({ overrides: prefer() }), replicas));
   t.like(byDefault, { replicaId: "b1", poolId: "pool-b", fallback: true, pinned: false });
@@ -102,11 +133,20 @@ test("prefer falls back only when allowed, and says so", (t) => {
 
   const strict = infeasible(place(request({ overrides: prefer(false) }), replicas));
   t.is(strict.code, ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED, "the preferred pool is only busy: a slot will free up");
-  t.deepEqual(strict.rejections.map((r) => [r.replicaId, r.reason]), [["a1", "no_free_slot"], ["b1", "pool_not_preferred"]]);
+  t.deepEqual(
+    strict.rejections.map((r) => [r.replicaId, r.reason]),
+    [
+      ["a1", "no_free_slot"],
+      ["b1", "pool_not_preferred"],
+    ],
+  );
 });
 
 test("preferred pools rank first, even ahead of session affinity", (t) => {
-  const replicas = [replica("a1", { poolId: "pool-a", vramFreeBytes: 1 * GiB }), replica("b1", { poolId: "pool-b", vramFreeBytes: 40 * GiB })];
+  const replicas = [
+    replica("a1", { poolId: "pool-a", vramFreeBytes: 1 * GiB }),
+    replica("b1", { poolId: "pool-b", vramFreeBytes: 40 * GiB }),
+  ];
   const d = placed(place(request({ sessionReplicaId: "b1", overrides: overrides({ preferPools: ["pool-a"] }) }), replicas));
   t.like(d, { replicaId: "a1", fallback: false, kvWarm: false, why: "preferred_pool" });
   t.deepEqual(d.ranked, ["a1", "b1"]);
@@ -134,11 +174,18 @@ test("a replica that lists no workloads serves completion only", (t) => {
   t.is(placed(place(request({ workload: Workload.WORKLOAD_EMBEDDING }), replicas)).replicaId, "embedder");
 });
 
-test("a required feature must be exactly \"true\"", (t) => {
-  const replicas = [replica("no", { features: { seed: "false" } }), replica("absent"), replica("yes", { features: { seed: "true" }, vramFreeBytes: 1 })];
+test('a required feature must be exactly "true"', (t) => {
+  const replicas = [
+    replica("no", { features: { seed: "false" } }),
+    replica("absent"),
+    replica("yes", { features: { seed: "true" }, vramFreeBytes: 1 }),
+  ];
   const d = placed(place(request({ requiredFeatures: ["seed"] }), replicas));
   t.is(d.replicaId, "yes");
-  t.deepEqual(d.rejections.map((r) => r.reason), ["feature_missing", "feature_missing"]);
+  t.deepEqual(
+    d.rejections.map((r) => r.reason),
+    ["feature_missing", "feature_missing"],
+  );
 });
 
 test("at admission time a full replica still counts; at dispatch time it does not", (t) => {
@@ -176,7 +223,12 @@ test("ties break on replica_id, in plain code-unit order", (t) => {
 });
 
 test("the input order never changes the decision", (t) => {
-  const replicas = [replica("r3", { activeSlots: 1 }), replica("r1", { draining: true }), replica("r2"), replica("r4", { engine: Engine.ENGINE_VLLM })];
+  const replicas = [
+    replica("r3", { activeSlots: 1 }),
+    replica("r1", { draining: true }),
+    replica("r2"),
+    replica("r4", { engine: Engine.ENGINE_VLLM }),
+  ];
   t.deepEqual(place(request(), replicas), place(request(), [...replicas].reverse()));
 });
 
@@ -209,7 +261,9 @@ test("one rejection per replica with its first failing reason", (t) => {
 // --- infeasible: code, message, field ---
 
 test("no replica for the engine and model: POOL_UNAVAILABLE naming what is served", (t) => {
-  const d = infeasible(place(request({ modelRef: "mistral-7b" }), [replica("r1"), replica("r2", { engine: Engine.ENGINE_VLLM, modelRef: "mistral-7b" })]));
+  const d = infeasible(
+    place(request({ modelRef: "mistral-7b" }), [replica("r1"), replica("r2", { engine: Engine.ENGINE_VLLM, modelRef: "mistral-7b" })]),
+  );
   t.is(d.code, ErrorCode.ERROR_CODE_POOL_UNAVAILABLE);
   t.is(d.message, "no pool serves engine llamacpp with model mistral-7b; llamacpp replicas serve llama-3-8b");
   t.is(d.field, undefined);
@@ -230,7 +284,13 @@ test("matching replicas that are all starting or draining: POOL_UNREADY", (t) =>
 });
 
 test("ctx above every ready replica's limit: INVALID_PARAMS at /ctx naming the largest served", (t) => {
-  const d = infeasible(place(request({ ctx: 32_768 }), [replica("r1", { ctxMax: 4096 }), replica("r2", { ctxMax: 16_384 }), replica("r3", { ctxMax: 65_536, ready: false })]));
+  const d = infeasible(
+    place(request({ ctx: 32_768 }), [
+      replica("r1", { ctxMax: 4096 }),
+      replica("r2", { ctxMax: 16_384 }),
+      replica("r3", { ctxMax: 65_536, ready: false }),
+    ]),
+  );
   t.is(d.code, ErrorCode.ERROR_CODE_INVALID_PARAMS);
   t.is(d.field, "/ctx");
   t.is(d.message, "ctx 32768 exceeds the largest context served for llamacpp/llama-3-8b (16384); ask for ctx 16384 or less");
@@ -243,8 +303,24 @@ test("an unsupported workload: POOL_UNAVAILABLE naming what is supported", (t) =
 });
 
 test("overrides that exclude everything: POOL_UNAVAILABLE saying which override did", (t) => {
-  const replicas = [replica("a1", { poolId: "pool-a", deviceMask: "1" }), replica("b1", { poolId: "pool-b" }), replica("c1", { poolId: "pool-c" })];
-  const d = infeasible(place(request({ overrides: overrides({ requireDeviceMask: "0", avoidPools: ["pool-b"], mode: PlacementMode.PLACEMENT_MODE_PIN, pinPoolId: "pool-a" }) }), replicas));
+  const replicas = [
+    replica("a1", { poolId: "pool-a", deviceMask: "1" }),
+    replica("b1", { poolId: "pool-b" }),
+    replica("c1", { poolId: "pool-c" }),
+  ];
+  const d = infeasible(
+    place(
+      request({
+        overrides: overrides({
+          requireDeviceMask: "0",
+          avoidPools: ["pool-b"],
+          mode: PlacementMode.PLACEMENT_MODE_PIN,
+          pinPoolId: "pool-a",
+        }),
+      }),
+      replicas,
+    ),
+  );
   t.is(d.code, ErrorCode.ERROR_CODE_POOL_UNAVAILABLE);
   t.is(
     d.message,
@@ -267,14 +343,25 @@ test("a missing required feature everywhere: POOL_UNAVAILABLE naming the feature
 });
 
 test("only busy replicas left: REPLICA_EXHAUSTED, even if others are unready", (t) => {
-  const d = infeasible(place(request(), [replica("r1", { activeSlots: 4 }), replica("r2", { activeSlots: 2, slotsTotal: 2 }), replica("r3", { ready: false })]));
+  const d = infeasible(
+    place(request(), [
+      replica("r1", { activeSlots: 4 }),
+      replica("r2", { activeSlots: 2, slotsTotal: 2 }),
+      replica("r3", { ready: false }),
+    ]),
+  );
   t.is(d.code, ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED);
   t.is(d.message, "all 2 eligible replicas of llamacpp/llama-3-8b are busy (6 of 6 slots in use); retry when a slot frees up");
 });
 
 test("pin mode without a pool id: INVALID_PARAMS at /placement/pin_pool_id", (t) => {
-  const d = infeasible(place(request({ overrides: overrides({ mode: PlacementMode.PLACEMENT_MODE_PIN }) }), [replica("r1", { poolId: "" })]));
+  const d = infeasible(
+    place(request({ overrides: overrides({ mode: PlacementMode.PLACEMENT_MODE_PIN }) }), [replica("r1", { poolId: "" })]),
+  );
   t.is(d.code, ErrorCode.ERROR_CODE_INVALID_PARAMS);
   t.is(d.field, "/placement/pin_pool_id");
-  t.deepEqual(d.rejections.map((r) => r.reason), ["pool_not_pinned"]);
+  t.deepEqual(
+    d.rejections.map((r) => r.reason),
+    ["pool_not_pinned"],
+  );
 });

@@ -21,7 +21,10 @@ test("a full queue refuses new entries and changes nothing", (t) => {
   t.true(q.enqueue("b", B, 2));
   t.false(q.enqueue("c", I, 3));
   t.is(q.size, 2);
-  t.deepEqual([...q.entries()].map(([k]) => k), ["a", "b"]);
+  t.deepEqual(
+    [...q.entries()].map(([k]) => k),
+    ["a", "b"],
+  );
 });
 
 test("the same id cannot be queued twice", (t) => {
@@ -46,7 +49,10 @@ test("requeueFront puts work back at the head of its class only", (t) => {
   q.enqueue("i1", I, "i1");
   q.enqueue("b1", B, "b1");
   q.requeueFront("b0", B, "b0");
-  t.deepEqual([...q.entries()].map(([k]) => k), ["i1", "b0", "b1"]);
+  t.deepEqual(
+    [...q.entries()].map(([k]) => k),
+    ["i1", "b0", "b1"],
+  );
 });
 
 test("capacity must be a positive integer", (t) => {

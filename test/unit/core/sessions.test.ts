@@ -2,12 +2,7 @@ import test from "ava";
 import fc from "fast-check";
 import { ErrorCode } from "../../../contracts/gen/llama_orch/v1/common.js";
 import { OrchError } from "../../../contracts/runtime/metadata.js";
-import {
-  budgetHeaders,
-  DEFAULT_SESSION_OPTIONS,
-  SessionStore,
-  type SessionOptions,
-} from "../../../core/sessions/session-store.js";
+import { budgetHeaders, DEFAULT_SESSION_OPTIONS, SessionStore, type SessionOptions } from "../../../core/sessions/session-store.js";
 
 const TTL = 10 * 60_000;
 
@@ -87,7 +82,12 @@ test("an idle session expires: get is undefined and the id starts a fresh sessio
   advance(1);
   t.is(store.get("s1"), undefined);
   t.deepEqual(store.admitTurn("s1"), {
-    id: "s1", ttlMsRemaining: TTL, turns: 1, kvBytes: 0, kvWarmth: false, budgets: { tokens: 100 },
+    id: "s1",
+    ttlMsRemaining: TTL,
+    turns: 1,
+    kvBytes: 0,
+    kvWarmth: false,
+    budgets: { tokens: 100 },
   });
 });
 

@@ -7,7 +7,14 @@ import { quietLogger } from "../../support/log-capture.js";
 
 /** A replica that is never started: no watch stream opens, nothing dials the address. */
 function replica(slotsTotal: number): Replica {
-  const registration = RegisterRequest.fromPartial({ address: "127.0.0.1:9", poolId: "p", replicaId: "p-r1", engine: Engine.ENGINE_LLAMACPP, modelRef: "m", slotsTotal });
+  const registration = RegisterRequest.fromPartial({
+    address: "127.0.0.1:9",
+    poolId: "p",
+    replicaId: "p-r1",
+    engine: Engine.ENGINE_LLAMACPP,
+    modelRef: "m",
+    slotsTotal,
+  });
   return new Replica(registration, quietLogger);
 }
 

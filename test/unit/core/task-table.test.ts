@@ -9,7 +9,11 @@ import { TimerSet } from "../../../core/scheduler/timer-set.js";
 import { Task, type TaskAttempt } from "../../../core/tasks/task.js";
 
 function task(id: string, poolId = "p"): Task {
-  return new Task(CreateTaskRequest.fromPartial({ taskId: id, sessionId: "s" }), poolId, "", { predictedDurationMs: undefined, span: undefined, traceContext: ROOT_CONTEXT });
+  return new Task(CreateTaskRequest.fromPartial({ taskId: id, sessionId: "s" }), poolId, "", {
+    predictedDurationMs: undefined,
+    span: undefined,
+    traceContext: ROOT_CONTEXT,
+  });
 }
 
 /** The table only hands the attempt to the task; the replica and call are never used. */

@@ -18,7 +18,17 @@ function task(id = "t1"): Task {
 
 /** A replica that is never started, so nothing dials it. */
 function replica(slotsTotal = 2): Replica {
-  const r = new Replica(RegisterRequest.fromPartial({ address: "127.0.0.1:9", poolId: "p", replicaId: "p-r1", engine: Engine.ENGINE_LLAMACPP, modelRef: "m", slotsTotal }), quietLogger);
+  const r = new Replica(
+    RegisterRequest.fromPartial({
+      address: "127.0.0.1:9",
+      poolId: "p",
+      replicaId: "p-r1",
+      engine: Engine.ENGINE_LLAMACPP,
+      modelRef: "m",
+      slotsTotal,
+    }),
+    quietLogger,
+  );
   return r;
 }
 

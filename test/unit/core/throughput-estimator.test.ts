@@ -1,6 +1,11 @@
 import test from "ava";
 import fc from "fast-check";
-import { onTimeProbability, predictQueueStartsMs, predictStartMs, ThroughputEstimator } from "../../../core/scheduler/throughput-estimator.js";
+import {
+  onTimeProbability,
+  predictQueueStartsMs,
+  predictStartMs,
+  ThroughputEstimator,
+} from "../../../core/scheduler/throughput-estimator.js";
 
 test("nothing is predicted before a replica was measured", (t) => {
   const e = new ThroughputEstimator();
@@ -26,12 +31,17 @@ test("with free slots work starts at once; otherwise when the earliest slot free
 
 test("property: predicted starts never decrease along the queue and never precede the first free slot", (t) => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 8 }), fc.array(fc.nat(10_000), { maxLength: 8 }), fc.array(fc.nat(10_000), { maxLength: 40 }), (slots, busy, durations) => {
-      const sorted = [...busy].sort((a, b) => a - b).slice(0, slots);
-      const starts = predictQueueStartsMs({ slots, busyRemainingMs: sorted, durationsMs: durations });
-      const firstFree = sorted.length < slots ? 0 : sorted[0]!;
-      return starts.every((s, i) => s >= firstFree && (i === 0 || s >= starts[i - 1]!));
-    }),
+    fc.property(
+      fc.integer({ min: 1, max: 8 }),
+      fc.array(fc.nat(10_000), { maxLength: 8 }),
+      fc.array(fc.nat(10_000), { maxLength: 40 }),
+      (slots, busy, durations) => {
+        const sorted = [...busy].sort((a, b) => a - b).slice(0, slots);
+        const starts = predictQueueStartsMs({ slots, busyRemainingMs: sorted, durationsMs: durations });
+        const firstFree = sorted.length < slots ? 0 : sorted[0]!;
+        return starts.every((s, i) => s >= firstFree && (i === 0 || s >= starts[i - 1]!));
+      },
+    ),
   );
   t.pass();
 });

@@ -3,15 +3,27 @@ import { flagNames } from "../../../contracts/runtime/flag-table.js";
 import { DEFAULT_EDGE_CONFIG, EDGE_FLAGS, edgeConfigFromFlags, edgeHelp } from "../../../edge/edge-config.js";
 
 test("every flag maps onto the config", (t) => {
-  t.like(edgeConfigFromFlags({ host: "::", port: "0", core: "core:1", "body-limit-bytes": "5", "sse-heartbeat-ms": "0", "rate-limit-per-second": "4", "rate-limit-burst": "2", "auth-optional": true }), {
-    host: "::",
-    port: 0,
-    coreAddress: "core:1",
-    bodyLimitBytes: 5,
-    sseHeartbeatMs: 0,
-    rateLimit: { perSecond: 4, burst: 2 },
-    authOptionalOnLoopback: true,
-  });
+  t.like(
+    edgeConfigFromFlags({
+      host: "::",
+      port: "0",
+      core: "core:1",
+      "body-limit-bytes": "5",
+      "sse-heartbeat-ms": "0",
+      "rate-limit-per-second": "4",
+      "rate-limit-burst": "2",
+      "auth-optional": true,
+    }),
+    {
+      host: "::",
+      port: 0,
+      coreAddress: "core:1",
+      bodyLimitBytes: 5,
+      sseHeartbeatMs: 0,
+      rateLimit: { perSecond: 4, burst: 2 },
+      authOptionalOnLoopback: true,
+    },
+  );
   t.like(edgeConfigFromFlags({}), { ...DEFAULT_EDGE_CONFIG, rateLimit: { perSecond: 0, burst: 1 } });
 });
 

@@ -21,7 +21,14 @@ test("a validated TaskRequest becomes its CreateTaskRequest, ids lower-cased", (
   const r = toCreateTaskRequest(body);
   t.is(r.taskId, body.task_id.toLowerCase());
   t.is(r.sessionId, body.session_id.toLowerCase());
-  t.like(r, { workload: Workload.WORKLOAD_COMPLETION, engine: Engine.ENGINE_LLAMACPP, priority: Priority.PRIORITY_INTERACTIVE, ctx: 4096, maxTokens: 32, deadlineMs: 30_000 });
+  t.like(r, {
+    workload: Workload.WORKLOAD_COMPLETION,
+    engine: Engine.ENGINE_LLAMACPP,
+    priority: Priority.PRIORITY_INTERACTIVE,
+    ctx: 4096,
+    maxTokens: 32,
+    deadlineMs: 30_000,
+  });
   t.is(r.seed, undefined);
   t.is(r.placement, undefined);
 });

@@ -55,14 +55,27 @@ export interface ConformanceSpec<A extends EngineAdapter, Opts extends { port?: 
     check?(t: ExecutionContext, out: Collected): void;
   };
   maxTokens?: { fake?: Opts; maxTokens: number; tokens: string[] };
-  split: { tokens: string[]; sizes: number[]; fake(tokens: string[], bytes: number): Opts; request?: Partial<SubmitRequest>; tokensIn?: number };
+  split: {
+    tokens: string[];
+    sizes: number[];
+    fake(tokens: string[], bytes: number): Opts;
+    request?: Partial<SubmitRequest>;
+    tokensIn?: number;
+  };
   /** A fake that writes a whole stream in one socket chunk. */
   oneChunk?: { fake: Opts; request: Partial<SubmitRequest>; tokens: string[]; started: number; tokensIn?: number };
   preStreamErrors: { behaviour: Patch; request?: Partial<SubmitRequest>; kind: K; retriable: boolean; message: string | RegExp }[];
   inStreamError: { fake: Opts; request?: Partial<SubmitRequest>; tokens: string[]; started: number; message: string | RegExp };
   /** A fake that goes silent after `tokens`. */
   hang: { fake: Opts; tokens: string[]; idleTimeoutMs: number; withinMs: number };
-  cancel: { fake: Opts; total: number; abortAfter: number; settleWithinMs: number; beforeAbort?(t: ExecutionContext, fake: F): void; check?(t: ExecutionContext, fake: F, out: Collected): void };
+  cancel: {
+    fake: Opts;
+    total: number;
+    abortAfter: number;
+    settleWithinMs: number;
+    beforeAbort?(t: ExecutionContext, fake: F): void;
+    check?(t: ExecutionContext, fake: F, out: Collected): void;
+  };
   /** `hold`: the engine keeps its first token back; `startedWhileHeld`: what started() said meanwhile. */
   cancelEarly: { hold: Patch; startedWhileHeld: number | undefined };
   /** A fake that stops after `tokens`, so that killing it leaves the stream cut there. */
@@ -106,4 +119,3 @@ export function adapterConformance<A extends EngineAdapter, Opts extends { port?
   registerStreamCases(spec);
   registerHealthCases(spec);
 }
-

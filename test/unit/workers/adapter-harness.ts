@@ -32,4 +32,3 @@ export function matches(t: ExecutionContext, actual: string, expected: string | 
   if (typeof expected === "string") t.is(actual, expected, what);
   else t.regex(actual, expected, what);
 }
-

@@ -17,7 +17,15 @@ function transitions(seen: WorkerHealth[]): boolean[] {
   return seen.map((h) => h.ready).filter((ready, i, all) => i === 0 || all[i - 1] !== ready);
 }
 
-const CASES = [followsARestart, waitsWhileLoading, stopsOnce, failsWithNothingListening, mapsInfo, honoursConfiguredSlots, neverLeaksTheKey];
+const CASES = [
+  followsARestart,
+  waitsWhileLoading,
+  stopsOnce,
+  failsWithNothingListening,
+  mapsInfo,
+  honoursConfiguredSlots,
+  neverLeaksTheKey,
+];
 
 export function registerHealthCases(spec: AnySpec): void {
   for (const register of CASES) register(spec);

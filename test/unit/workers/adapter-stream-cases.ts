@@ -53,7 +53,10 @@ function survivesSplitFrames(spec: AnySpec): void {
       const at = `split every ${bytes} bytes`;
       t.is(out.error, undefined, at);
       t.deepEqual(out.texts, c.tokens, at);
-      t.true(out.batches.every((b) => b.length > 0), at);
+      t.true(
+        out.batches.every((b) => b.length > 0),
+        at,
+      );
       t.true(out.batches.length > 1, `${at}: the stream arrived in pieces`);
       t.is(out.result?.stopReason, StopReason.STOP_REASON_EOS, at);
       if (c.tokensIn !== undefined) t.is(out.result?.tokensIn, c.tokensIn, at);
@@ -179,7 +182,18 @@ function failsWhenTheEngineDies(spec: AnySpec): void {
   });
 }
 
-const CASES = [streamsTokens, stopsAtMaxTokens, survivesSplitFrames, batchesOneChunk, mapsErrorsBeforeTheStream, mapsErrorsInsideTheStream, timesOutAHungStream, cancelsMidStream, cancelsBeforeTheFirstToken, failsWhenTheEngineDies];
+const CASES = [
+  streamsTokens,
+  stopsAtMaxTokens,
+  survivesSplitFrames,
+  batchesOneChunk,
+  mapsErrorsBeforeTheStream,
+  mapsErrorsInsideTheStream,
+  timesOutAHungStream,
+  cancelsMidStream,
+  cancelsBeforeTheFirstToken,
+  failsWhenTheEngineDies,
+];
 
 export function registerStreamCases(spec: AnySpec): void {
   for (const register of CASES) register(spec);

@@ -72,9 +72,10 @@ export function workerFailure(t: ExecutionContext, err: unknown): WorkerFailure 
 /** `p`, or a rejection naming `what` once `ms` passed: a test fails instead of hanging. */
 export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)))]).finally(() =>
-    clearTimeout(timer),
-  );
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** A worker on an ephemeral port, stopped when the test ends. */

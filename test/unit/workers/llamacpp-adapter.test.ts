@@ -50,7 +50,12 @@ adapterConformance<LlamaCppAdapter, FakeLlamaCppOptions, Partial<FakeLlamaCppBeh
       retriable: false,
       message: /POST \/completion: HTTP 400: the request exceeds the available context size/,
     },
-    { behaviour: { failBefore: { status: 503, message: "Loading model" } }, kind: K.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, retriable: true, message: /HTTP 503: Loading model/ },
+    {
+      behaviour: { failBefore: { status: 503, message: "Loading model" } },
+      kind: K.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE,
+      retriable: true,
+      message: /HTTP 503: Loading model/,
+    },
   ],
   inStreamError: {
     fake: { failAfter: { tokens: 3, message: "llama_decode failed: out of memory" } },
@@ -192,6 +197,13 @@ test("protocol mapping: seeds stay fixed uint32 seeds, multi-token characters co
     modelPath: "/m.gguf",
     buildInfo: "b1-x",
   });
-  t.is(idleSlotsOf([{ id: 0, is_processing: true }, { id: 1, is_processing: false }, { id: 2, state: 0 }]), 2);
+  t.is(
+    idleSlotsOf([
+      { id: 0, is_processing: true },
+      { id: 1, is_processing: false },
+      { id: 2, state: 0 },
+    ]),
+    2,
+  );
   t.is(idleSlotsOf({ error: {} }), undefined);
 });

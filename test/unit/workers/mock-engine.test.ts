@@ -65,7 +65,10 @@ test("an empty prompt counts as one token in", async (t) => {
 test("at full speed tokens come in batches of up to 64 per tick", async (t) => {
   const engine = await readyMock();
   const { batches } = await collect(engine, submitRequest({ maxTokens: 150 }));
-  t.deepEqual(batches.map((b) => b.length), [64, 64, 22]);
+  t.deepEqual(
+    batches.map((b) => b.length),
+    [64, 64, 22],
+  );
 });
 
 test("a token rate paces the stream", async (t) => {
@@ -80,7 +83,9 @@ test("a token rate paces the stream", async (t) => {
 });
 
 test("the directive parser reads every key and strips the directive from the prompt", (t) => {
-  const parsed = parseMockDirectives("hello [[mock fail_after=3 fail_kind=timeout hang_after=5 slow_start_ms=200 tokens_per_second=2.5]] world");
+  const parsed = parseMockDirectives(
+    "hello [[mock fail_after=3 fail_kind=timeout hang_after=5 slow_start_ms=200 tokens_per_second=2.5]] world",
+  );
   t.is(parsed.prompt, "hello world");
   t.deepEqual(parsed.overrides, {
     failAfter: 3,
@@ -93,7 +98,13 @@ test("the directive parser reads every key and strips the directive from the pro
   t.deepEqual(parseMockDirectives("[[mock]] bare").overrides, {});
 });
 
-for (const bad of ["[[mock fail_after=x]]", "[[mock fail_after=-1]]", "[[mock fail_kind=oops]]", "[[mock speed=3]]", "[[mock slow_start_ms]]"]) {
+for (const bad of [
+  "[[mock fail_after=x]]",
+  "[[mock fail_after=-1]]",
+  "[[mock fail_kind=oops]]",
+  "[[mock speed=3]]",
+  "[[mock slow_start_ms]]",
+]) {
   test(`a malformed directive is an INVALID_REQUEST: ${bad}`, (t) => {
     const err = t.throws(() => parseMockDirectives(bad), { instanceOf: WorkerFailure });
     t.is((err as WorkerFailure).kind, WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST);

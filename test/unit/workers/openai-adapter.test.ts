@@ -48,14 +48,19 @@ adapterConformance<OpenAiAdapter, FakeOptions, Partial<FakeBehaviour>, FakeOpenA
     },
   },
   split: {
-    tokens: ["ä", "日本語", " 🦙🦙", "é\u0301", "\n", "\"quoted\"", "data: not a field"],
+    tokens: ["ä", "日本語", " 🦙🦙", "é\u0301", "\n", '"quoted"', "data: not a field"],
     sizes: [1, 3, 7],
     fake: (tokens, splitBytes) => ({ tokens, splitBytes }),
     request: { maxTokens: 16 },
   },
   oneChunk: { fake: { coalesce: true }, request: { maxTokens: 16 }, tokens: FAKE_DEFAULTS.tokens, started: 0 },
   preStreamErrors: [
-    { status: 400, message: "This model's maximum context length is 4096 tokens", kind: K.WORKER_ERROR_KIND_INVALID_REQUEST, retriable: false },
+    {
+      status: 400,
+      message: "This model's maximum context length is 4096 tokens",
+      kind: K.WORKER_ERROR_KIND_INVALID_REQUEST,
+      retriable: false,
+    },
     { status: 429, message: "Rate limit reached for requests", kind: K.WORKER_ERROR_KIND_CAPACITY, retriable: true },
     { status: 503, message: "The server is overloaded", kind: K.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, retriable: true },
     { status: 500, message: "The server had an error", kind: K.WORKER_ERROR_KIND_ENGINE_ERROR, retriable: false },
@@ -208,14 +213,20 @@ test("protocol: stream frames of both APIs, usage-only chunks, errors, [DONE]", 
     text: "yo",
     finishReason: "length",
   });
-  t.deepEqual(parseStreamData('{"choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":null}],"usage":null}'), { type: "chunk", text: "" });
+  t.deepEqual(parseStreamData('{"choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":null}],"usage":null}'), {
+    type: "chunk",
+    text: "",
+  });
   t.deepEqual(parseStreamData('{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}'), {
     type: "chunk",
     text: "",
     usage: { promptTokens: 7, completionTokens: 3 },
   });
   t.deepEqual(parseStreamData('{"error":{"message":"boom","type":"server_error"}}'), { type: "error", message: "boom" });
-  t.deepEqual(parseStreamData('{"object":"error","message":"old vllm","type":"BadRequestError","code":400}'), { type: "error", message: "old vllm" });
+  t.deepEqual(parseStreamData('{"object":"error","message":"old vllm","type":"BadRequestError","code":400}'), {
+    type: "error",
+    message: "old vllm",
+  });
   t.deepEqual(parseStreamData("[DONE]"), { type: "done" });
   t.throws(() => parseStreamData("not json"));
 });

@@ -55,7 +55,10 @@ class FakeCore {
 test("a worker with a core address registers itself and keeps the stream open", async (t) => {
   const core = await FakeCore.start(0, "core-a");
   t.teardown(() => core.kill());
-  const worker = await startWorker({ port: 0, coreAddress: core.server.address, coreApiKey: "s3cret", poolId: "gpu", engine: "tgi", mock: { slots: 3 } }, quietLogger);
+  const worker = await startWorker(
+    { port: 0, coreAddress: core.server.address, coreApiKey: "s3cret", poolId: "gpu", engine: "tgi", mock: { slots: 3 } },
+    quietLogger,
+  );
   t.true(await eventually(() => core.open.size === 1));
   t.deepEqual(core.registrations[0], {
     address: worker.address,
@@ -135,7 +138,10 @@ test("backoff doubles from 100 ms to a 2 s cap with ±20% jitter", (t) => {
 test("after a LoadModel the worker registers again with the model it now serves", async (t) => {
   const core = await FakeCore.start(0, "core-a");
   t.teardown(() => core.kill());
-  const worker = await startWorker({ port: 0, coreAddress: core.server.address, modelRef: "mock:old", mock: { reloadMs: 10 } }, quietLogger);
+  const worker = await startWorker(
+    { port: 0, coreAddress: core.server.address, modelRef: "mock:old", mock: { reloadMs: 10 } },
+    quietLogger,
+  );
   t.teardown(() => worker.stop());
   t.true(await eventually(() => core.open.size === 1));
   const client = new WorkerServiceClient(worker.address, credentials.createInsecure());

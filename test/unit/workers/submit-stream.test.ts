@@ -31,7 +31,9 @@ function setup(): { call: FakeCall; stream: SubmitStream } {
 const end = { $case: "end" as const, end: { tokensOut: 0, tokensIn: 0, decodeTimeMs: 0, stopReason: StopReason.STOP_REASON_MAX_TOKENS } };
 
 function batches(call: FakeCall): Array<[number, string[]]> {
-  return call.written.flatMap((m) => (m.event?.$case === "tokens" ? [[m.event.tokens.firstIndex, m.event.tokens.texts] as [number, string[]]] : []));
+  return call.written.flatMap((m) =>
+    m.event?.$case === "tokens" ? [[m.event.tokens.firstIndex, m.event.tokens.texts] as [number, string[]]] : [],
+  );
 }
 
 test("while the call is writable every batch is written at once, even a lone token", (t) => {
@@ -39,7 +41,10 @@ test("while the call is writable every batch is written at once, even a lone tok
   stream.started(3);
   stream.tokens(["a"]);
   stream.tokens([" b", " c"]);
-  t.deepEqual(batches(call), [[0, ["a"]], [1, [" b", " c"]]]);
+  t.deepEqual(batches(call), [
+    [0, ["a"]],
+    [1, [" b", " c"]],
+  ]);
   t.is(call.written[0]!.event?.$case, "started");
 });
 
@@ -52,7 +57,10 @@ test("once write() returns false, later batches merge into one message sent on d
   stream.tokens([" c", " d"]);
   t.deepEqual(batches(call), [[0, ["a"]]]);
   call.drain();
-  t.deepEqual(batches(call), [[0, ["a"]], [1, [" b", " c", " d"]]]);
+  t.deepEqual(batches(call), [
+    [0, ["a"]],
+    [1, [" b", " c", " d"]],
+  ]);
   stream.tokens([" e"]);
   t.deepEqual(batches(call).at(-1), [4, [" e"]]);
 });
@@ -64,7 +72,10 @@ test("pending tokens are flushed before the terminal event", (t) => {
   stream.tokens(["a"]);
   stream.tokens([" b"]);
   stream.finish(end);
-  t.deepEqual(batches(call), [[0, ["a"]], [1, [" b"]]]);
+  t.deepEqual(batches(call), [
+    [0, ["a"]],
+    [1, [" b"]],
+  ]);
   t.is(call.written.at(-1)!.event?.$case, "end");
   t.true(call.ended);
   t.is(stream.tokensOut, 2);
@@ -73,7 +84,10 @@ test("pending tokens are flushed before the terminal event", (t) => {
 test("tokens before started still produce a started event first", (t) => {
   const { call, stream } = setup();
   stream.tokens(["a"]);
-  t.deepEqual(call.written.map((m) => m.event?.$case), ["started", "tokens"]);
+  t.deepEqual(
+    call.written.map((m) => m.event?.$case),
+    ["started", "tokens"],
+  );
 });
 
 test("metrics frames are dropped rather than queued behind tokens", (t) => {
@@ -83,7 +97,10 @@ test("metrics frames are dropped rather than queued behind tokens", (t) => {
   call.writable = false;
   stream.tokens(["a"]);
   stream.metrics({ tokensPerSecond: 6 });
-  t.deepEqual(call.written.map((m) => m.event?.$case), ["started", "metrics", "tokens"]);
+  t.deepEqual(
+    call.written.map((m) => m.event?.$case),
+    ["started", "metrics", "tokens"],
+  );
 });
 
 test("after the client left nothing more is written", (t) => {
@@ -92,6 +109,9 @@ test("after the client left nothing more is written", (t) => {
   stream.abandon();
   stream.tokens(["a"]);
   stream.finish(end);
-  t.deepEqual(call.written.map((m) => m.event?.$case), ["started"]);
+  t.deepEqual(
+    call.written.map((m) => m.event?.$case),
+    ["started"],
+  );
   t.false(call.ended);
 });

@@ -129,7 +129,12 @@ export async function harness(
 }
 
 /** Resolves with the supervisor's health once `predicate` holds (now or after a change). */
-export function until(sup: EngineSupervisor, predicate: (h: WorkerHealth) => boolean, what: string, timeoutMs = 10_000): Promise<WorkerHealth> {
+export function until(
+  sup: EngineSupervisor,
+  predicate: (h: WorkerHealth) => boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<WorkerHealth> {
   return new Promise((resolve, reject) => {
     if (predicate(sup.health())) return resolve(sup.health());
     const timer = setTimeout(() => {

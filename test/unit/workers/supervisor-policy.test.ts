@@ -44,9 +44,18 @@ test("backoff grows by its factor up to the cap, with ±jitter", (t) => {
     [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000],
   );
   const jittered = { initialMs: 500, maxMs: 30_000, factor: 2 }; // default jitter ±20 %
-  t.is(backoffDelayMs(jittered, 0, () => 0), 400);
-  t.is(backoffDelayMs(jittered, 0, () => 0.5), 500);
-  t.is(backoffDelayMs(jittered, 10, () => 0.999_999), 36_000);
+  t.is(
+    backoffDelayMs(jittered, 0, () => 0),
+    400,
+  );
+  t.is(
+    backoffDelayMs(jittered, 0, () => 0.5),
+    500,
+  );
+  t.is(
+    backoffDelayMs(jittered, 10, () => 0.999_999),
+    36_000,
+  );
   for (let i = 0; i < 200; i++) {
     const d = backoffDelayMs(jittered, 3);
     t.true(d >= 3_200 && d <= 4_800, `delay ${d}`);
@@ -56,9 +65,13 @@ test("backoff grows by its factor up to the cap, with ±jitter", (t) => {
 test("the constructor refuses a command it cannot run without a shell and nonsense settings", (t) => {
   const base = { probe: async () => ({ outcome: "ready" }) as const, logger: quietLogger };
   t.throws(() => new EngineSupervisor({ ...base, command: "llama-server -m model.gguf 2>&1 | tee log" }), { message: /without a shell/ });
-  t.throws(() => new EngineSupervisor({ ...base, command: "engine", backoff: { initialMs: 1_000, maxMs: 10, factor: 2 } }), { message: /maxMs/ });
+  t.throws(() => new EngineSupervisor({ ...base, command: "engine", backoff: { initialMs: 1_000, maxMs: 10, factor: 2 } }), {
+    message: /maxMs/,
+  });
   t.throws(() => new EngineSupervisor({ ...base, command: "engine", readyTimeoutMs: 0 }), { message: /readyTimeoutMs/ });
-  t.throws(() => new EngineSupervisor({ ...base, command: "engine", breaker: { maxCrashes: 0, windowMs: 1_000 } }), { message: /maxCrashes/ });
+  t.throws(() => new EngineSupervisor({ ...base, command: "engine", breaker: { maxCrashes: 0, windowMs: 1_000 } }), {
+    message: /maxCrashes/,
+  });
 });
 
 test("the restart policy: backoff grows per crash up to its cap, the circuit opens at maxCrashes within the window, old crashes and a long Ready start over", (t) => {

@@ -186,7 +186,12 @@ test("start() rejects when the engine is not Ready within readyTimeoutMs, and le
 
 test("start() rejects at once when the command cannot be run, without restarting", async (t) => {
   const { logger } = logCapture();
-  const sup = new EngineSupervisor({ command: "/nonexistent/llama-server -m model.gguf", probe: async () => ({ outcome: "ready" }), logger, backoff: { initialMs: 10, maxMs: 10, factor: 1 } });
+  const sup = new EngineSupervisor({
+    command: "/nonexistent/llama-server -m model.gguf",
+    probe: async () => ({ outcome: "ready" }),
+    logger,
+    backoff: { initialMs: 10, maxMs: 10, factor: 1 },
+  });
   t.teardown(() => sup.stop());
   const err = await t.throwsAsync(sup.start());
   t.regex(err!.message, /cannot start the engine .*ENOENT/);

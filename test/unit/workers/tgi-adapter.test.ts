@@ -48,7 +48,8 @@ const preStreamErrors: [number, string, string, K][] = [
 
 adapterConformance<TgiAdapter, TgiFakeOptions, Partial<TgiFakeBehaviour>, TgiFake>({
   startFake: startFakeTgi,
-  createAdapter: (url, s = {}) => adapterFor(url, { apiKey: s.apiKey, slots: s.slots }, s.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: s.idleTimeoutMs }),
+  createAdapter: (url, s = {}) =>
+    adapterFor(url, { apiKey: s.apiKey, slots: s.slots }, s.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: s.idleTimeoutMs }),
   streams: {
     request: { prompt: "tell me a story", maxTokens: 50 },
     tokens: DEFAULT_TEXTS,
@@ -62,8 +63,20 @@ adapterConformance<TgiAdapter, TgiFakeOptions, Partial<TgiFakeBehaviour>, TgiFak
     },
   },
   maxTokens: { maxTokens: 4, tokens: DEFAULT_TEXTS.slice(0, 4) },
-  split: { tokens: DEFAULT_TEXTS, sizes: [3, 7, 64], fake: (tokens, chunkBytes) => ({ tokens, chunkBytes }), request: { prompt: "split me", maxTokens: 50 }, tokensIn: 2 },
-  oneChunk: { fake: { burst: true }, request: { prompt: "one two three four", maxTokens: 50 }, tokens: DEFAULT_TEXTS, started: 4, tokensIn: 4 },
+  split: {
+    tokens: DEFAULT_TEXTS,
+    sizes: [3, 7, 64],
+    fake: (tokens, chunkBytes) => ({ tokens, chunkBytes }),
+    request: { prompt: "split me", maxTokens: 50 },
+    tokensIn: 2,
+  },
+  oneChunk: {
+    fake: { burst: true },
+    request: { prompt: "one two three four", maxTokens: 50 },
+    tokens: DEFAULT_TEXTS,
+    started: 4,
+    tokensIn: 4,
+  },
   preStreamErrors: preStreamErrors.map(([status, message, errorType, kind]) => ({
     behaviour: { failBefore: { status, error: message, errorType } },
     kind,
@@ -71,7 +84,9 @@ adapterConformance<TgiAdapter, TgiFakeOptions, Partial<TgiFakeBehaviour>, TgiFak
     message: `POST /generate_stream: HTTP ${status}: ${message}`,
   })),
   inStreamError: {
-    fake: { failAfter: { tokens: 3, error: "Request failed during generation: Server error: CUDA out of memory", errorType: "generation" } },
+    fake: {
+      failAfter: { tokens: 3, error: "Request failed during generation: Server error: CUDA out of memory", errorType: "generation" },
+    },
     request: { maxTokens: 50 },
     tokens: DEFAULT_TEXTS.slice(0, 3),
     started: 0,
@@ -95,7 +110,16 @@ adapterConformance<TgiAdapter, TgiFakeOptions, Partial<TgiFakeBehaviour>, TgiFak
       { info: tgiInfo({}), slots: 128 },
       // Without model_sha (a local model path) the digest stays empty.
       {
-        fake: { info: { model_sha: null, max_concurrent_requests: 16, max_total_tokens: 2048, max_input_tokens: undefined, max_input_length: 1024, version: "1.4.5" } },
+        fake: {
+          info: {
+            model_sha: null,
+            max_concurrent_requests: 16,
+            max_total_tokens: 2048,
+            max_input_tokens: undefined,
+            max_input_length: 1024,
+            version: "1.4.5",
+          },
+        },
         info: tgiInfo({ engineVersion: "1.4.5", modelDigest: "", ctxMax: 2048 }),
         slots: 16,
       },
@@ -110,9 +134,20 @@ adapterConformance<TgiAdapter, TgiFakeOptions, Partial<TgiFakeBehaviour>, TgiFak
     fake: { apiKey: API_KEY },
     request: { maxTokens: 50 },
     echoes: [
-      { behaviour: { failBefore: { status: 422, error: `Input validation error: bad header Authorization: Bearer ${API_KEY} (key ${API_KEY})`, errorType: "validation" } } },
       {
-        behaviour: { failBefore: undefined, failAfter: { tokens: 1, error: `Request failed during generation: token ${API_KEY} rejected`, errorType: "generation" } },
+        behaviour: {
+          failBefore: {
+            status: 422,
+            error: `Input validation error: bad header Authorization: Bearer ${API_KEY} (key ${API_KEY})`,
+            errorType: "validation",
+          },
+        },
+      },
+      {
+        behaviour: {
+          failBefore: undefined,
+          failAfter: { tokens: 1, error: `Request failed during generation: token ${API_KEY} rejected`, errorType: "generation" },
+        },
         request: { maxTokens: 50 },
       },
     ],
@@ -126,7 +161,12 @@ async function fake(t: ExecutionContext, opts: TgiFakeOptions = {}): Promise<Tgi
   return f;
 }
 
-async function adapter(t: ExecutionContext, f: TgiFake, opts: Partial<HttpEngineOptions> = {}, tuning: TgiTuning = {}): Promise<TgiAdapter> {
+async function adapter(
+  t: ExecutionContext,
+  f: TgiFake,
+  opts: Partial<HttpEngineOptions> = {},
+  tuning: TgiTuning = {},
+): Promise<TgiAdapter> {
   const a = adapterFor(f.url, opts, tuning);
   t.teardown(() => a.stop());
   await within(a.start(), 3_000, "adapter ready");
@@ -199,7 +239,7 @@ test("an in-stream error arriving in the same chunk as tokens still delivers tho
   const a = await adapter(t, f);
   const out = await collect(a, submitRequest({ maxTokens: 50 }));
   t.deepEqual(out.batches, [DEFAULT_TEXTS.slice(0, 2)]);
-  t.is((workerFailure(t, out.error)).kind, K.WORKER_ERROR_KIND_ENGINE_ERROR);
+  t.is(workerFailure(t, out.error).kind, K.WORKER_ERROR_KIND_ENGINE_ERROR);
 });
 
 test("TGI's keep-alive comments keep a waiting stream alive past the idle timeout", async (t) => {
@@ -248,12 +288,20 @@ test("protocol mappings: finish reasons, error types, frames", (t) => {
   t.is(statusOfErrorType("incomplete_generation"), 500);
   t.is(statusOfErrorType("something new"), 500);
 
-  t.deepEqual(parseStreamEvent('{"index":1,"token":{"id":5,"text":" hi","logprob":-0.1,"special":false},"generated_text":null,"details":null}'), { type: "token", text: " hi" });
   t.deepEqual(
-    parseStreamEvent('{"index":2,"token":{"id":2,"text":"</s>","logprob":-0.1,"special":true},"generated_text":" hi","details":{"finish_reason":"eos_token","generated_tokens":2,"seed":null,"prefill":[{},{},{}]}}'),
+    parseStreamEvent('{"index":1,"token":{"id":5,"text":" hi","logprob":-0.1,"special":false},"generated_text":null,"details":null}'),
+    { type: "token", text: " hi" },
+  );
+  t.deepEqual(
+    parseStreamEvent(
+      '{"index":2,"token":{"id":2,"text":"</s>","logprob":-0.1,"special":true},"generated_text":" hi","details":{"finish_reason":"eos_token","generated_tokens":2,"seed":null,"prefill":[{},{},{}]}}',
+    ),
     { type: "token", text: undefined, end: { stopReason: StopReason.STOP_REASON_EOS, tokensIn: 3 } },
   );
-  t.like(parseStreamEvent('{"error":"Model is overloaded","error_type":"overloaded"}'), { type: "error", kind: K.WORKER_ERROR_KIND_CAPACITY });
+  t.like(parseStreamEvent('{"error":"Model is overloaded","error_type":"overloaded"}'), {
+    type: "error",
+    kind: K.WORKER_ERROR_KIND_CAPACITY,
+  });
   t.like(parseStreamEvent("not json"), { type: "error", kind: K.WORKER_ERROR_KIND_ENGINE_ERROR });
   t.like(parseStreamEvent('{"unexpected":true}'), { type: "error", kind: K.WORKER_ERROR_KIND_ENGINE_ERROR });
 });

@@ -25,7 +25,12 @@ function adapterFor(url: string, opts: Partial<TritonAdapterOptions> = {}): Trit
 }
 
 const preStreamErrors = [
-  { status: 400, error: "input length 9000 exceeds maximum input length 4096", kind: K.WORKER_ERROR_KIND_INVALID_REQUEST, retriable: false },
+  {
+    status: 400,
+    error: "input length 9000 exceeds maximum input length 4096",
+    kind: K.WORKER_ERROR_KIND_INVALID_REQUEST,
+    retriable: false,
+  },
   { status: 500, error: "Executor failed process requestId 3", kind: K.WORKER_ERROR_KIND_ENGINE_ERROR, retriable: false },
   { status: 503, error: "Server is shutting down", kind: K.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, retriable: true },
 ];
@@ -54,13 +59,26 @@ adapterConformance<TritonAdapter, TritonFakeOptions, Partial<TritonFakeBehaviour
   },
   // A stream that delivers max_tokens responses.
   maxTokens: { fake: { tokens: ["a", "b", "c", "d", "e", "f"] }, maxTokens: 3, tokens: ["a", "b", "c"] },
-  split: { tokens: ["é", "日本", "🦙", " naïve", "\n", "ok \"quoted\"", "Ωmega"], sizes: [1, 3, 7], fake: (tokens, splitBytes) => ({ tokens, splitBytes }), request: { maxTokens: 100 } },
+  split: {
+    tokens: ["é", "日本", "🦙", " naïve", "\n", 'ok "quoted"', "Ωmega"],
+    sizes: [1, 3, 7],
+    fake: (tokens, splitBytes) => ({ tokens, splitBytes }),
+    request: { maxTokens: 100 },
+  },
   // Plain and SSE-framed: Triton frames a first-response error as an event; it is unwrapped.
   preStreamErrors: preStreamErrors.flatMap(({ status, error, kind, retriable }) =>
-    [false, true].map((sse) => ({ behaviour: { failBefore: { status, error, sse } }, kind, retriable, message: `${GENERATE}: HTTP ${status}: ${error}` })),
+    [false, true].map((sse) => ({
+      behaviour: { failBefore: { status, error, sse } },
+      kind,
+      retriable,
+      message: `${GENERATE}: HTTP ${status}: ${error}`,
+    })),
   ),
   inStreamError: {
-    fake: { tokens: ["one", " two", " three", " four"], failAfter: { tokens: 2, error: "Encountered an error in forwardAsync: CUDA out of memory" } },
+    fake: {
+      tokens: ["one", " two", " three", " four"],
+      failAfter: { tokens: 2, error: "Encountered an error in forwardAsync: CUDA out of memory" },
+    },
     request: { maxTokens: 10 },
     tokens: ["one", " two"],
     started: 0,
@@ -90,7 +108,12 @@ adapterConformance<TritonAdapter, TritonFakeOptions, Partial<TritonFakeBehaviour
     tokens: TOKENS,
   },
   // A server that is up while its model loads is live but not ready.
-  loading: { fake: { health: "loading" }, ready: { health: "ready" }, live: true, lastError: "loading: model ensemble is not ready: Model version not ready" },
+  loading: {
+    fake: { health: "loading" },
+    ready: { health: "ready" },
+    live: true,
+    lastError: "loading: model ensemble is not ready: Model version not ready",
+  },
   info: {
     mappings: [
       {
@@ -109,7 +132,14 @@ adapterConformance<TritonAdapter, TritonFakeOptions, Partial<TritonFakeBehaviour
           vramTotalBytes: 0,
           vramFreeBytes: 0,
           servesAnyModel: false,
-          features: { seed: "true", seed_field: "seed", cancel: "abort", triton_model: "ensemble", triton_model_version: "3", triton_platform: "ensemble" },
+          features: {
+            seed: "true",
+            seed_field: "seed",
+            cancel: "abort",
+            triton_model: "ensemble",
+            triton_model_version: "3",
+            triton_platform: "ensemble",
+          },
         },
         slots: 8,
       },
@@ -223,7 +253,10 @@ test("protocol: layouts, bodies, frames and SSE-framed error bodies", (t) => {
   t.deepEqual(bare, { seedRoute: "seed", seedHonoured: false, askInputTokens: false, askFinishReason: false });
   t.deepEqual(generateBody({ prompt: "p", maxTokens: 0, seed: 0 }, bare), { text_input: "p", stream: true, seed: 0 });
 
-  t.deepEqual(parseChunk('{"model_name":"m","model_version":"1","text_output":["a","b"],"num_input_tokens":[5]}'), { text: "a", inputTokens: 5 });
+  t.deepEqual(parseChunk('{"model_name":"m","model_version":"1","text_output":["a","b"],"num_input_tokens":[5]}'), {
+    text: "a",
+    inputTokens: 5,
+  });
   t.deepEqual(parseChunk('{"error":"boom"}'), { error: "boom" });
   t.is(parseChunk("[1]"), undefined);
   t.is(parseChunk("not json"), undefined);

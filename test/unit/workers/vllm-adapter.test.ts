@@ -44,17 +44,29 @@ adapterConformance<VllmAdapter, VllmFakeOptions, Partial<FakeBehaviour>, FakeOpe
   },
   // vLLM puts finish_reason "length" on the last token's chunk.
   maxTokens: { maxTokens: 4, tokens: FAKE_DEFAULTS.tokens.slice(0, 4) },
-  split: { tokens: ["🦙", " naïve", " 中文字", "\u00e9", " ok"], sizes: [1, 2, 5], fake: (tokens, splitBytes) => ({ tokens, splitBytes }), request: { maxTokens: 16 } },
+  split: {
+    tokens: ["🦙", " naïve", " 中文字", "\u00e9", " ok"],
+    sizes: [1, 2, 5],
+    fake: (tokens, splitBytes) => ({ tokens, splitBytes }),
+    request: { maxTokens: 16 },
+  },
   oneChunk: { fake: { coalesce: true }, request: { maxTokens: 16 }, tokens: FAKE_DEFAULTS.tokens, started: 0 },
   preStreamErrors: [
     // vLLM's flat error body.
     {
-      behaviour: { failBefore: { status: 400, message: "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens." } },
+      behaviour: {
+        failBefore: { status: 400, message: "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens." },
+      },
       kind: K.WORKER_ERROR_KIND_INVALID_REQUEST,
       retriable: false,
       message: "POST /v1/completions: HTTP 400: This model's maximum context length is 4096 tokens. However, you requested 5000 tokens.",
     },
-    { behaviour: { failBefore: undefined, health: "down" }, kind: K.WORKER_ERROR_KIND_ENGINE_ERROR, retriable: false, message: /HTTP 500: engine dead/ },
+    {
+      behaviour: { failBefore: undefined, health: "down" },
+      kind: K.WORKER_ERROR_KIND_ENGINE_ERROR,
+      retriable: false,
+      message: /HTTP 500: engine dead/,
+    },
   ],
   // vLLM's data: {error} then [DONE].
   inStreamError: {
@@ -90,7 +102,12 @@ adapterConformance<VllmAdapter, VllmFakeOptions, Partial<FakeBehaviour>, FakeOpe
       t.is(a.kvCacheUsageRatio(), undefined, "no stale KV figure from a dead engine");
     },
   },
-  loading: { fake: { health: "loading" }, ready: { health: "ready" }, live: false, lastError: /GET \/health: HTTP 503: the model is still loading/ },
+  loading: {
+    fake: { health: "loading" },
+    ready: { health: "ready" },
+    live: false,
+    lastError: /GET \/health: HTTP 503: the model is still loading/,
+  },
   info: {
     mappings: [
       {
@@ -128,7 +145,10 @@ adapterConformance<VllmAdapter, VllmFakeOptions, Partial<FakeBehaviour>, FakeOpe
     fake: {},
     echoes: [
       { behaviour: { failAfter: { tokens: 0, message: `bad header "Authorization: Bearer ${API_KEY}" (${API_KEY})` } } },
-      { behaviour: { failAfter: undefined, failBefore: { status: 422, message: `key ${API_KEY} is not allowed` } }, message: /key \[redacted\] is not allowed/ },
+      {
+        behaviour: { failAfter: undefined, failBefore: { status: 422, message: `key ${API_KEY} is not allowed` } },
+        message: /key \[redacted\] is not allowed/,
+      },
     ],
     wrongKey: { fake: { apiKey: "the-right-key" }, message: /HTTP 401: Unauthorized/ },
   },

@@ -39,7 +39,18 @@ test("every flag maps onto the config", (t) => {
     deviceMask: "GPU0,GPU1",
     metricsHost: "0.0.0.0",
     metricsPort: 9100,
-    mock: { slots: 8, ctxMax: 4096, tokensPerSecond: 12.5, failAfter: 3, failKind: "timeout", hangAfter: 0, slowStartMs: 200, loadMs: 1000, reloadMs: 50, rejectModels: ["mock:bad", "org/other"] },
+    mock: {
+      slots: 8,
+      ctxMax: 4096,
+      tokensPerSecond: 12.5,
+      failAfter: 3,
+      failKind: "timeout",
+      hangAfter: 0,
+      slowStartMs: 200,
+      loadMs: 1000,
+      reloadMs: 50,
+      rejectModels: ["mock:bad", "org/other"],
+    },
   });
 });
 

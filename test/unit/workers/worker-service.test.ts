@@ -102,7 +102,9 @@ test("Cancel stops a running task by id: its stream ends with stop reason CANCEL
 
 test("Cancel of an unknown task reports found=false", async (t) => {
   const { client } = await startTestWorker(t);
-  const found = await new Promise<boolean>((resolve, reject) => client.cancel({ taskId: "nope" }, (err, res) => (err ? reject(err) : resolve(res.found))));
+  const found = await new Promise<boolean>((resolve, reject) =>
+    client.cancel({ taskId: "nope" }, (err, res) => (err ? reject(err) : resolve(res.found))),
+  );
   t.false(found);
 });
 
@@ -155,7 +157,9 @@ for (const [what, overrides] of [
 
 test("a replica that serves one model refuses another", async (t) => {
   const { client } = await startTestWorker(t, { modelRef: "mock:one", servesAnyModel: false });
-  t.like(errorOf(await submitAll(client, submitRequest({ modelRef: "mock:two" }))), { kind: WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST });
+  t.like(errorOf(await submitAll(client, submitRequest({ modelRef: "mock:two" }))), {
+    kind: WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST,
+  });
   t.is((await submitAll(client, submitRequest({ modelRef: "mock:one", maxTokens: 1 }))).at(-1)?.event?.$case, "end");
 });
 
@@ -179,10 +183,15 @@ test("an engine failure is an error event after the tokens produced so far, with
 
 test("Info describes engine, model and this replica", async (t) => {
   const { client, worker } = await startTestWorker(t, { poolId: "p9", engine: "vllm", deviceMask: "GPU0" });
-  const info = await new Promise<InfoResponse>((resolve, reject) =>
-    client.info({}, (err, res) => (err ? reject(err) : resolve(res))),
-  );
-  t.like(info, { engine: Engine.ENGINE_VLLM, adapter: "mock", modelRef: "mock:tiny", deviceMask: "GPU0", poolId: "p9", servesAnyModel: true });
+  const info = await new Promise<InfoResponse>((resolve, reject) => client.info({}, (err, res) => (err ? reject(err) : resolve(res))));
+  t.like(info, {
+    engine: Engine.ENGINE_VLLM,
+    adapter: "mock",
+    modelRef: "mock:tiny",
+    deviceMask: "GPU0",
+    poolId: "p9",
+    servesAnyModel: true,
+  });
   t.is(info.replicaId, worker.replicaId);
   t.regex(worker.replicaId, /^p9-r\d+$/);
 });
@@ -207,9 +216,18 @@ test("the ready line, and one start and one end line per generation with the cor
   md.set("x-correlation-id", "corr-123");
   await drain(client.submit(submitRequest({ taskId: "logged", maxTokens: 500 }), md));
   const generation = lines.filter((l) => l.job_id === "logged");
-  t.deepEqual(generation.map((l) => l.event), ["generation_start", "generation_end"]);
+  t.deepEqual(
+    generation.map((l) => l.event),
+    ["generation_start", "generation_end"],
+  );
   for (const l of generation) {
-    t.like(l, { correlation_id: "corr-123", session_id: "session-1", engine: "llamacpp", pool_id: "default", replica_id: worker.replicaId });
+    t.like(l, {
+      correlation_id: "corr-123",
+      session_id: "session-1",
+      engine: "llamacpp",
+      pool_id: "default",
+      replica_id: worker.replicaId,
+    });
     t.is(typeof l.human, "string");
   }
   t.like(generation[1], { tokens_in: 4, tokens_out: 500, outcome: "completed" });
@@ -256,7 +274,9 @@ test("a replica that serves one model serves the loaded one afterwards, and only
   const { client } = await startTestWorker(t, { modelRef: "mock:one", servesAnyModel: false, mock: { reloadMs: 10 } });
   await loadModel(client, "mock:two");
   t.is((await submitAll(client, submitRequest({ modelRef: "mock:two", maxTokens: 1 }))).at(-1)?.event?.$case, "end");
-  t.like(errorOf(await submitAll(client, submitRequest({ modelRef: "mock:one" }))), { kind: WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST });
+  t.like(errorOf(await submitAll(client, submitRequest({ modelRef: "mock:one" }))), {
+    kind: WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST,
+  });
 });
 
 test("a LoadModel that fails is FAILED_PRECONDITION and the previous model keeps serving", async (t) => {

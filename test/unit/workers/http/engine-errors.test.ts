@@ -75,7 +75,10 @@ test("failureOf names the path and status, redacts, and sets retriable by kind",
   t.is(bad.kind, K.WORKER_ERROR_KIND_INVALID_REQUEST);
   t.false(bad.retriable);
 
-  const refused = failureOf({ path: "/health", cause: Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" }) });
+  const refused = failureOf({
+    path: "/health",
+    cause: Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" }),
+  });
   t.is(refused.message, "GET /health: connect ECONNREFUSED 127.0.0.1:1");
   t.true(refused.retriable);
 

@@ -139,7 +139,11 @@ test("a stream yields frames split across chunk boundaries, one batch per chunk"
     req.resume();
     sseHead(res);
     res.write("data: a\n\ndata: b\n\ndata: c\n\n");
-    for (const [from, to] of [[0, llama + 2], [llama + 2, crlf], [crlf, body.length]] as const) {
+    for (const [from, to] of [
+      [0, llama + 2],
+      [llama + 2, crlf],
+      [crlf, body.length],
+    ] as const) {
       await sleep(20);
       res.write(body.subarray(from, to));
     }
@@ -151,7 +155,13 @@ test("a stream yields frames split across chunk boundaries, one batch per chunk"
   t.is(s.headers["content-type"], "text/event-stream");
   const batches = await collect(s.batches);
   t.deepEqual(batches[0], [{ data: "a" }, { data: "b" }, { data: "c" }]);
-  t.deepEqual(batches.flat(), [{ data: "a" }, { data: "b" }, { data: "c" }, { data: '{"content":"🦙"}' }, { event: "end", data: '{"stop":true}' }]);
+  t.deepEqual(batches.flat(), [
+    { data: "a" },
+    { data: "b" },
+    { data: "c" },
+    { data: '{"content":"🦙"}' },
+    { event: "end", data: '{"stop":true}' },
+  ]);
   t.true(batches.every((b) => b.length > 0));
 });
 
@@ -166,7 +176,11 @@ test("a JSON-lines stream yields lines, and the request body arrives as JSON", a
       res.end('{"token":"日本"}\n\n{"done":true}');
     });
   });
-  const s = await client(t, { baseUrl: engine.url }).stream("/api/generate", { prompt: "é" }, { signal: new AbortController().signal, format: "jsonl" });
+  const s = await client(t, { baseUrl: engine.url }).stream(
+    "/api/generate",
+    { prompt: "é" },
+    { signal: new AbortController().signal, format: "jsonl" },
+  );
   t.deepEqual((await collect(s.batches)).flat(), ['{"token":"日本"}', '{"done":true}']);
   t.deepEqual(received, { json: { prompt: "é" }, type: "application/json", accept: "application/x-ndjson" });
 });
@@ -175,7 +189,9 @@ test("a non-2xx stream rejects with the engine's message and the status's kind",
   const engine = await serve(t, (req, res) => {
     req.resume();
     if (req.url === "/completion") {
-      res.writeHead(400).end('{"error":{"code":400,"message":"the request exceeds the available context size","type":"invalid_request_error"}}');
+      res
+        .writeHead(400)
+        .end('{"error":{"code":400,"message":"the request exceeds the available context size","type":"invalid_request_error"}}');
     } else {
       res.writeHead(429).end('{"error":"Model is overloaded","error_type":"overloaded"}');
     }
@@ -197,7 +213,13 @@ test("an error body echoing the API key is redacted in the failure", async (t) =
   const engine = await serve(t, (req, res) => {
     auth = req.headers.authorization;
     req.resume();
-    res.writeHead(401).end(JSON.stringify({ error: { message: `Incorrect API key provided: sk-live-123456 (${req.headers.authorization}); org other-secret-9` } }));
+    res
+      .writeHead(401)
+      .end(
+        JSON.stringify({
+          error: { message: `Incorrect API key provided: sk-live-123456 (${req.headers.authorization}); org other-secret-9` },
+        }),
+      );
   });
   const c = client(t, { baseUrl: engine.url, headers: { Authorization: "Bearer sk-live-123456" }, secrets: ["other-secret-9"] });
   const f = await failure(t, c.stream("/v1/completions", { model: "m" }, { signal: new AbortController().signal, format: "sse" }));
@@ -292,11 +314,15 @@ test("a refused connection is ENGINE_UNAVAILABLE (retriable), and retryConnect r
 
   // The engine comes up while the stream keeps trying to connect.
   const starting = sleep(150).then(() =>
-    serve(t, (req, res) => {
-      req.resume();
-      sseHead(res);
-      res.end("data: up\n\n");
-    }, port),
+    serve(
+      t,
+      (req, res) => {
+        req.resume();
+        sseHead(res);
+        res.end("data: up\n\n");
+      },
+      port,
+    ),
   );
   const s = await c.stream("/completion", {}, { signal, format: "sse", retryConnect: true });
   t.deepEqual((await collect(s.batches)).flat(), [{ data: "up" }]);

@@ -72,7 +72,14 @@ const frameBlock = fc
 
 // Blocks that dispatch nothing: comments, or an event name without data (which must not leak into the next frame).
 const noiseBlock = fc
-  .array(fc.oneof(text.map((c) => `:${c}`), text.map((e) => field("event", e, true)), fc.constant("retry: 10")), { minLength: 1, maxLength: 3 })
+  .array(
+    fc.oneof(
+      text.map((c) => `:${c}`),
+      text.map((e) => field("event", e, true)),
+      fc.constant("retry: 10"),
+    ),
+    { minLength: 1, maxLength: 3 },
+  )
   .map((lines) => ({ lines, frame: undefined as SseFrame | undefined }));
 
 function serialize(blocks: { lines: string[] }[], endings: string[], finalBlank: boolean): string {
@@ -113,7 +120,9 @@ test("SSE: any chunking decodes to the frames of the whole body, which are the f
 });
 
 test("JSON lines: any chunking decodes to the lines of the whole body, which are the lines sent", (t) => {
-  const value = fc.record({ token: text, n: fc.integer(), nested: fc.option(fc.array(text, { maxLength: 3 })) }).map((v) => JSON.stringify(v));
+  const value = fc
+    .record({ token: text, n: fc.integer(), nested: fc.option(fc.array(text, { maxLength: 3 })) })
+    .map((v) => JSON.stringify(v));
   const item = fc.oneof({ arbitrary: value, weight: 4 }, { arbitrary: fc.constantFrom("", "  ", "\t"), weight: 1 });
   fc.assert(
     fc.property(fc.array(fc.tuple(item, ending), { maxLength: 12 }), fc.boolean(), chunking, (items, lastEnds, cuts) => {
