@@ -4,10 +4,11 @@
 import { parseArgs } from "node:util";
 import type { ComponentCommand } from "../contracts/runtime/component-command.js";
 import { mergeFlags, readConfigFile, sectionFlags } from "../contracts/runtime/config-file.js";
-import { parseArgsOptions, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
+import { applyFlags, parseArgsOptions, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
 import { coreCommand } from "../core/core-command.js";
 import { edgeCommand } from "../edge/edge-command.js";
 import { workerCommand } from "../workers/sidecar/worker-command.js";
+import { DEMO_MODEL_FLAGS, demoModelHelp, writeDemoModel } from "./demo-model.js";
 import { runUp } from "./up.js";
 import { UP_FLAGS, upHelp } from "./up-config.js";
 
@@ -17,8 +18,13 @@ interface Command {
   help: string;
   flags: FlagTable<unknown>;
   structuredKeys?: readonly string[];
-  /** Resolves once the command's servers run: they, not this promise, keep the process alive. */
-  run(flags: FlagValues, file: Record<string, unknown>, configPath?: string): Promise<void>;
+  /** The command takes positional arguments (e.g. a path). */
+  positionals?: boolean;
+  /**
+   * Resolves once the command's servers run: they, not this promise, keep the
+   * process alive. A one-shot command resolves "done" when its work is done.
+   */
+  run(flags: FlagValues, file: Record<string, unknown>, configPath?: string, positionals?: string[]): Promise<void | "done">;
 }
 
 /** Runs a long-lived component until SIGINT/SIGTERM, then stops it cleanly. */
@@ -51,7 +57,7 @@ function component(c: ComponentCommand<unknown>): Command {
 const commands: readonly Command[] = [
   {
     name: "up",
-    summary: "start core, edge and mock worker sidecars together (the demo, and what npm start runs)",
+    summary: "start core, edge and worker sidecars together (mock, or --model FILE.gguf for real llama.cpp; what npm start runs)",
     help: upHelp,
     flags: UP_FLAGS,
     run: runUp,
@@ -59,14 +65,28 @@ const commands: readonly Command[] = [
   component(coreCommand),
   component(edgeCommand),
   component(workerCommand),
+  {
+    name: "demo-model",
+    summary: "write a small random-weight GGUF model to try the embedded llama.cpp engine with",
+    help: demoModelHelp,
+    flags: DEMO_MODEL_FLAGS,
+    positionals: true,
+    run: async (flags, _file, _configPath, positionals = []) => {
+      if (positionals.length > 1) throw new Error(`one PATH, got ${positionals.length}`);
+      await writeDemoModel(positionals[0], applyFlags(DEMO_MODEL_FLAGS, flags, {}));
+      return "done";
+    },
+  },
 ];
+
+const NAME_WIDTH = Math.max(...commands.map((c) => c.name.length));
 
 const usage = `llorch — the llama-orch command line
 
 Usage: llorch <command> [flags]
 
 Commands:
-${commands.map((c) => `  ${c.name.padEnd(8)} ${c.summary}`).join("\n")}
+${commands.map((c) => `  ${c.name.padEnd(NAME_WIDTH)} ${c.summary}`).join("\n")}
 
 Run "llorch <command> --help" for its flags. Every command takes --config FILE (YAML).
 `;
@@ -88,8 +108,11 @@ async function main(argv: string[]): Promise<number> {
     ...parseArgsOptions(command.flags),
   };
   let values: FlagValues;
+  let positionals: string[];
   try {
-    values = parseArgs({ args: rest, options, strict: true, allowPositionals: false }).values as FlagValues;
+    const parsed = parseArgs({ args: rest, options, strict: true, allowPositionals: command.positionals === true });
+    values = parsed.values as FlagValues;
+    positionals = parsed.positionals;
   } catch (err) {
     process.stderr.write(`llorch ${name}: ${(err as Error).message}\n\n${command.help}`);
     return 2;
@@ -102,8 +125,8 @@ async function main(argv: string[]): Promise<number> {
   delete values["config"];
   try {
     const file = configPath ? readConfigFile(configPath) : {};
-    await command.run(mergeFlags(sectionFlags(file[name], name, command.structuredKeys), values), file, configPath);
-    return -1; // keep running: the command's servers hold the process open
+    const outcome = await command.run(mergeFlags(sectionFlags(file[name], name, command.structuredKeys), values), file, configPath, positionals);
+    return outcome === "done" ? 0 : -1; // else keep running: the command's servers hold the process open
   } catch (err) {
     process.stderr.write(`llorch ${name}: ${(err as Error).message}\n`);
     return 1;

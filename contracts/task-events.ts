@@ -39,6 +39,10 @@ export function publicEventData(k: NonToken): { event: string; data: Record<stri
         },
       };
     }
+    case "embedding":
+      return { event: "embedding", data: { i: k.embedding.index, embedding: k.embedding.vector } };
+    case "rerank":
+      return { event: "rerank", data: { i: k.rerank.index, relevance_score: k.rerank.relevanceScore } };
     case "end":
       return {
         event: "end",

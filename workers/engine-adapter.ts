@@ -55,6 +55,10 @@ export interface GenerationSink {
   tokens(texts: string[]): void;
   /** Optional progress figures; the sidecar may drop them under backpressure. */
   metrics?(m: WorkerMetrics): void;
+  /** Embedding workload: one input's vector, in input order. The sink takes ownership of `vector`. */
+  embedding(index: number, vector: number[]): void;
+  /** Rerank workload: one document's relevance to the query, in document order. */
+  rerank(index: number, relevanceScore: number): void;
 }
 
 export interface GenerationResult {

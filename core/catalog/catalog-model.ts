@@ -1,7 +1,7 @@
 import { CatalogModel, CatalogModelState, VerificationStatus, type Verification } from "../../contracts/gen/llama_orch/v1/catalog.js";
 import { publicEnumNames } from "../../contracts/public-enum-names.js";
 import { publicJson, PublicJsonError } from "../../contracts/public-json.js";
-import { ModelRefError, parseModelRef } from "./model-ref.js";
+import { ModelRefError, parseModelRef } from "../../contracts/model-ref.js";
 
 /**
  * The rules a CatalogModel (generated from catalog.proto) must pass beyond its

@@ -4,7 +4,7 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { VerificationReason, VerificationStatus, type CatalogModel, type Verification } from "../../contracts/gen/llama_orch/v1/catalog.js";
-import { localPathOf, parseModelRef } from "./model-ref.js";
+import { localPathOf, parseModelRef } from "../../contracts/model-ref.js";
 
 const { VERIFICATION_STATUS_PENDING: PENDING, VERIFICATION_STATUS_PASSED: PASSED, VERIFICATION_STATUS_FAILED: FAILED } = VerificationStatus;
 const {

@@ -2,7 +2,7 @@ import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { CreateTaskRequest } from "../../contracts/gen/llama_orch/v1/task.js";
 import { engines } from "../../contracts/enums.js";
 import { OrchError } from "../../contracts/runtime/metadata.js";
-import { ModelRefError, parseModelRef } from "../catalog/model-ref.js";
+import { ModelRefError, parseModelRef } from "../../contracts/model-ref.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { PoolReloader } from "./pool-reloader.js";

@@ -31,6 +31,13 @@ export class Replica extends EventEmitter {
   private currentHealth: WorkerHealth = { live: false, ready: false, lastError: "connecting" };
   private currentProps: WorkerProps = { slotsTotal: 0, slotsFree: 0, requestsWaiting: 0 };
   private currentInfo: InfoResponse | undefined;
+  /**
+   * False from the moment the engine turns Ready until its Info was read
+   * again: what an engine serves (ctx, workloads, digest) may be known only
+   * once its model is loaded, and placement must not use the guess from before.
+   */
+  private infoCurrent = false;
+  private infoGeneration = 0;
   /** Slots core holds leases on; core's own count, so it never races props. */
   private leasedSlots = 0;
   private closed = false;
@@ -102,7 +109,7 @@ export class Replica extends EventEmitter {
 
   /** Ready, described, and not closed: may receive work when a slot is free. */
   get isReady(): boolean {
-    return !this.closed && this.currentHealth.live && this.currentHealth.ready && this.currentInfo !== undefined;
+    return !this.closed && this.currentHealth.live && this.currentHealth.ready && this.currentInfo !== undefined && this.infoCurrent;
   }
 
   get isClosed(): boolean {
@@ -165,7 +172,13 @@ export class Replica extends EventEmitter {
       "health",
       () => this.client.watchHealth({}),
       (m: WatchHealthResponse) => {
-        if (m.health) this.currentHealth = m.health;
+        if (!m.health) return;
+        const becameReady = m.health.ready && !this.currentHealth.ready;
+        this.currentHealth = m.health;
+        if (becameReady) {
+          this.infoCurrent = false;
+          this.fetchInfo();
+        }
       },
     );
     this.watch(
@@ -195,14 +208,17 @@ export class Replica extends EventEmitter {
     this.timers.add(t);
   }
 
+  /** Reads Info; only the newest read's answer counts (an older one may predate a model load). */
   private fetchInfo(): void {
+    const generation = ++this.infoGeneration;
     this.client.info({}, (err, info) => {
-      if (this.closed) return;
+      if (this.closed || generation !== this.infoGeneration) return;
       if (err) {
         this.later(() => this.fetchInfo(), WATCH_RETRY_MS);
         return;
       }
       this.currentInfo = info;
+      this.infoCurrent = true;
       this.emit("change");
     });
   }

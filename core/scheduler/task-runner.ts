@@ -59,7 +59,7 @@ export class TaskRunner {
     });
     call.on("error", (err: ServiceError) => {
       if (!current()) return;
-      if (task.tokensOut === 0 && err.code === GrpcStatus.UNAVAILABLE) {
+      if (!task.hasOutput && err.code === GrpcStatus.UNAVAILABLE) {
         this.retryOrFail(task, `replica ${replica.id} unreachable: ${err.details}`);
         return;
       }
@@ -85,6 +85,14 @@ export class TaskRunner {
         task.log.append({ $case: "tokens", tokens: ev.tokens });
         return;
       }
+      case "embedding":
+      case "rerank": {
+        const now = Date.now();
+        if (task.recordResult(now)) this.deps.metrics.firstTokenMs.observe(latencyLabels(task, replica), now - task.admittedAt);
+        // The worker's result messages are the task log's own: relayed as they are.
+        task.log.append(ev);
+        return;
+      }
       case "end":
         task.recordPromptTokens(ev.end.tokensIn || task.tokensIn);
         this.deps.finish(task, {
@@ -99,7 +107,7 @@ export class TaskRunner {
         });
         return;
       case "error":
-        if (task.tokensOut === 0 && isRetriableBeforeStart(ev.error.kind)) {
+        if (!task.hasOutput && isRetriableBeforeStart(ev.error.kind)) {
           this.retryOrFail(task, ev.error.message);
           return;
         }

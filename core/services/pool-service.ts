@@ -14,7 +14,7 @@ import type {
 } from "../../contracts/gen/llama_orch/v1/pool.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { OrchError } from "../../contracts/runtime/metadata.js";
-import { ModelRefError, parseModelRef } from "../catalog/model-ref.js";
+import { ModelRefError, parseModelRef } from "../../contracts/model-ref.js";
 import { capabilitiesOf } from "../pools/capabilities.js";
 import type { PoolReloader } from "../pools/pool-reloader.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";

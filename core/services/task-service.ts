@@ -121,6 +121,10 @@ function validate(r: CreateTaskRequest): void {
   if (r.deadlineMs < 1) bad("/deadline_ms", "deadline_ms must be at least 1");
   if (r.workload === Workload.WORKLOAD_COMPLETION && !r.prompt && r.inputs.length === 0)
     bad("/prompt", "a completion needs a prompt or inputs");
+  if (r.workload === Workload.WORKLOAD_EMBEDDING && !r.prompt && r.inputs.length === 0)
+    bad("/inputs", "an embedding task needs inputs (or a prompt) to embed");
+  if (r.workload === Workload.WORKLOAD_RERANK && !r.prompt) bad("/prompt", "a rerank task needs the query in prompt");
+  if (r.workload === Workload.WORKLOAD_RERANK && r.inputs.length === 0) bad("/inputs", "a rerank task needs the documents to rank in inputs");
 }
 
 export function asServiceError(err: unknown, logger: Logger) {

@@ -46,6 +46,8 @@ export class Task {
   private lastReplica: Replica | undefined;
   private attemptCount = 0;
   private tokensOutCount = 0;
+  /** Embedding vectors or rerank scores delivered (those workloads produce no tokens). */
+  private resultsOutCount = 0;
   private tokensInCount = 0;
   private firstDispatchAt = 0;
   private firstTokenTime = 0;
@@ -105,6 +107,11 @@ export class Task {
     return this.tokensOutCount;
   }
 
+  /** Whether a client may already have seen output, after which the task must not run again elsewhere. */
+  get hasOutput(): boolean {
+    return this.tokensOutCount > 0 || this.resultsOutCount > 0;
+  }
+
   get tokensIn(): number {
     return this.tokensInCount;
   }
@@ -158,6 +165,16 @@ export class Task {
     if (first) this.firstTokenTime = now;
     this.lastProgressTime = now;
     this.tokensOutCount += n;
+    return first;
+  }
+
+  /** One embedding vector or rerank score arrived; true when it is the task's first output. */
+  recordResult(now: number): boolean {
+    this.expect("running", "count results");
+    const first = this.firstTokenTime === 0;
+    if (first) this.firstTokenTime = now;
+    this.lastProgressTime = now;
+    this.resultsOutCount++;
     return first;
   }
 

@@ -22,6 +22,8 @@ export class SubmitStream implements GenerationSink {
   /** Tokens handed over so far; also the index the next token gets. */
   tokensOut = 0;
   tokensIn = 0;
+  /** Embedding vectors or rerank scores handed over so far. */
+  resultsOut = 0;
   /** performance.now() at `started`, for decode time when the engine reports none. */
   startedAt: number | undefined;
   private writable = true;
@@ -62,6 +64,14 @@ export class SubmitStream implements GenerationSink {
     this.tokensOut += n;
   }
 
+  embedding(index: number, vector: number[]): void {
+    this.result({ event: { $case: "embedding", embedding: { index, vector } } });
+  }
+
+  rerank(index: number, relevanceScore: number): void {
+    this.result({ event: { $case: "rerank", rerank: { index, relevanceScore } } });
+  }
+
   metrics(metrics: WorkerMetrics): void {
     // Metrics frames may be dropped; sending one while tokens wait would also reorder them.
     if (this.closed || !this.writable || this.startedAt === undefined) return;
@@ -83,6 +93,18 @@ export class SubmitStream implements GenerationSink {
   abandon(): void {
     this.closed = true;
     this.pending = undefined;
+  }
+
+  /**
+   * One result per input: their number is bounded by the task's inputs, so
+   * they go out at once and grpc-js holds any backlog; only tokens, which can
+   * be many, are merged under backpressure.
+   */
+  private result(message: SubmitResponse): void {
+    if (this.closed) return;
+    if (this.startedAt === undefined) this.started(0);
+    this.resultsOut++;
+    this.call.write(message);
   }
 
   private send(message: SubmitResponse): void {

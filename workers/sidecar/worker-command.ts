@@ -10,9 +10,9 @@ const ENGINE_API_KEY_ENV = "LLORCH_ENGINE_API_KEY";
 /** `llorch worker`: what the command line needs to know to run a sidecar. */
 export const workerCommand: ComponentCommand<WorkerConfig> = {
   name: "worker",
-  summary: "run a worker sidecar (mock engine)",
+  summary: "run a worker sidecar (the mock, llama.cpp in-process, or an engine server)",
   help: [
-    "llorch worker — a worker sidecar serving one engine over gRPC (mock engine)",
+    "llorch worker — a worker sidecar serving one engine over gRPC (the mock, llama.cpp in-process for a .gguf --model, or an engine server at --engine-url)",
     "",
     workerFlagHelp,
     helpLine("--config FILE", 'YAML config file (flags under "worker:")', 30),

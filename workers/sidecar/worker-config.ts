@@ -2,8 +2,9 @@ import { engines } from "../../contracts/enums.js";
 import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
 import { workerErrorKinds } from "../engine-adapter.js";
 import { applyFlags, flagHelp, flagNames, type FlagTable, type FlagValues } from "../../contracts/runtime/flag-table.js";
-import { flagBoolean, flagInteger, flagList, flagNumber, flagText } from "../../contracts/runtime/flag-values.js";
+import { flagBoolean, flagChoice, flagInteger, flagList, flagNumber, flagText } from "../../contracts/runtime/flag-values.js";
 import { MOCK_DEFAULTS } from "../mock/mock-engine.js";
+import { GPU_CHOICES, type GpuChoice } from "../llamacpp-embedded/llama-runtime.js";
 
 /** The mock engine's knobs; every one also has a flag. */
 export interface MockConfig {
@@ -24,6 +25,14 @@ export interface MockConfig {
   reloadMs?: number;
   /** Model refs LoadModel fails to load (after reloadMs); the previous model keeps serving. */
   rejectModels?: string[];
+}
+
+/** The embedded llama.cpp engine's knobs (adapter llamacpp-embedded). */
+export interface EmbeddedConfig {
+  /** llama.cpp threads per context; default half the available cores, at least 1. */
+  threads?: number;
+  gpu?: GpuChoice;
+  gpuLayers?: "auto" | "max" | number;
 }
 
 export interface WorkerConfig {
@@ -54,7 +63,12 @@ export interface WorkerConfig {
   /** No metrics server unless set; 0 picks an ephemeral port. */
   metricsPort?: number;
   mock?: MockConfig;
-  /** Which adapter drives the engine: "mock", or a real one (llamacpp, vllm, tgi, triton, openai). Default: the engine's own adapter when engineUrl is set, else mock. */
+  embedded?: EmbeddedConfig;
+  /**
+   * Which adapter drives the engine: "mock", "llamacpp-embedded" (llama.cpp in this process), or the HTTP adapter of
+   * an engine server (llamacpp, vllm, tgi, triton, openai). Default: the engine's own adapter when engineUrl is set,
+   * else llamacpp-embedded when the model is a local .gguf file, else mock.
+   */
   adapter?: string;
   /** The engine's HTTP base URL, e.g. http://127.0.0.1:8081. */
   engineUrl?: string;
@@ -74,7 +88,11 @@ export const WORKER_DEFAULTS = {
   metricsHost: "127.0.0.1",
 } as const;
 
+/** The embedded engine's context per slot when --ctx-max is not given (capped by the model's own). */
+export const EMBEDDED_DEFAULT_CTX = 4096;
+
 const mock = (config: WorkerConfig): MockConfig => (config.mock ??= {});
+const embedded = (config: WorkerConfig): EmbeddedConfig => (config.embedded ??= {});
 
 /** The one table of worker flags: parsing and `--help` both come from it. */
 export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
@@ -113,7 +131,8 @@ export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
   {
     name: "adapter",
     arg: "<name>",
-    help: "engine adapter: mock, llamacpp, vllm, tgi, triton, openai (default: the engine's when --engine-url is set, else mock)",
+    help:
+      "engine adapter: mock, llamacpp-embedded, llamacpp, vllm, tgi, triton, openai (default: the engine's when --engine-url is set, else llamacpp-embedded for a local .gguf model, else mock)",
     apply: (c, v, f) => (c.adapter = adapterName(f, flagText(f, v))),
   },
   {
@@ -162,14 +181,32 @@ export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
   {
     name: "slots",
     arg: "<n>",
-    help: `concurrent generations (default ${MOCK_DEFAULTS.slots})`,
+    help: `concurrent generations (default ${MOCK_DEFAULTS.slots}; an engine server's own count wins)`,
     apply: (c, v, f) => (mock(c).slots = flagInteger(f, v, 1)),
   },
   {
     name: "ctx-max",
     arg: "<n>",
-    help: `context limit in tokens (default ${MOCK_DEFAULTS.ctxMax})`,
+    help: `context limit in tokens, per slot (default ${MOCK_DEFAULTS.ctxMax}; embedded engine ${EMBEDDED_DEFAULT_CTX}, at most the model's own)`,
     apply: (c, v, f) => (mock(c).ctxMax = flagInteger(f, v, 1)),
+  },
+  {
+    name: "threads",
+    arg: "<n>",
+    help: "embedded engine: llama.cpp threads per context (default half the cores, at least 1)",
+    apply: (c, v, f) => (embedded(c).threads = flagInteger(f, v, 1, 1024)),
+  },
+  {
+    name: "gpu",
+    arg: "<backend>",
+    help: `embedded engine: ${GPU_CHOICES.join(", ")} (default auto: the best GPU found, else CPU)`,
+    apply: (c, v, f) => (embedded(c).gpu = flagChoice(f, v, GPU_CHOICES)),
+  },
+  {
+    name: "gpu-layers",
+    arg: "<n|auto|max>",
+    help: "embedded engine: model layers to offload to the GPU (default auto)",
+    apply: (c, v, f) => (embedded(c).gpuLayers = v === "auto" || v === "max" ? v : flagInteger(f, v, 0, 100_000)),
   },
   {
     name: "tokens-per-second",
@@ -240,7 +277,7 @@ export function workerConfigFromFlags(flags: FlagValues): WorkerConfig {
   return applyFlags(WORKER_FLAGS, flags, {});
 }
 
-export const ADAPTERS = ["mock", "llamacpp", "vllm", "tgi", "triton", "openai"] as const;
+export const ADAPTERS = ["mock", "llamacpp-embedded", "llamacpp", "vllm", "tgi", "triton", "openai"] as const;
 
 function adapterName(flag: string, name: string): string {
   if (!(ADAPTERS as readonly string[]).includes(name))

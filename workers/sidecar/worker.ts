@@ -1,12 +1,12 @@
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import { engines } from "../../contracts/enums.js";
-import type { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
+import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerServiceService, type WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { startGrpcServer, type RunningGrpcServer } from "../../contracts/runtime/grpc-server.js";
 import { createLogger, type Logger } from "../../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../../contracts/runtime/metrics-server.js";
 import { workerErrorKinds, type EngineAdapter } from "../engine-adapter.js";
-import { MockEngine } from "../mock/mock-engine.js";
+import { MOCK_DEFAULTS, MockEngine } from "../mock/mock-engine.js";
 import { createLlamaCppAdapter } from "../llamacpp/llamacpp-adapter.js";
 import { createOpenAiAdapter } from "../openai/openai-adapter.js";
 import type { HttpEngineOptions } from "../http/engine-options.js";
@@ -18,7 +18,9 @@ import { HEALTH_PATH, httpProbe, SupervisedAdapter } from "../supervisor/supervi
 import { createSidecarMetrics } from "./metrics.js";
 import { startRegistration, type Registration } from "./registration.js";
 import { SlotPool } from "./slot-pool.js";
-import { knownEngines, WORKER_DEFAULTS, type WorkerConfig } from "./worker-config.js";
+import { EMBEDDED_DEFAULT_CTX, knownEngines, WORKER_DEFAULTS, type WorkerConfig } from "./worker-config.js";
+import { defaultThreads, EmbeddedLlamaAdapter } from "../llamacpp-embedded/embedded-adapter.js";
+import { localPathOf, parseModelRef } from "../../contracts/model-ref.js";
 import { WorkerService, type SidecarIdentity } from "./worker-service.js";
 
 export { workerConfigFromFlags, workerFlagHelp, workerFlagNames, type MockConfig, type WorkerConfig } from "./worker-config.js";
@@ -160,8 +162,9 @@ function createAdapter(config: WorkerConfig, logger: Logger): EngineAdapter {
   const engineName = config.engine ?? WORKER_DEFAULTS.engine;
   const engine = engines.parse(engineName);
   if (engine === undefined) throw new Error(`unknown engine "${engineName}" (known: ${knownEngines().join(", ")})`);
-  const adapterName = config.adapter ?? (config.engineUrl ? engineName : "mock");
+  const adapterName = config.adapter ?? (config.engineUrl ? engineName : isLocalGguf(config.modelRef) ? "llamacpp-embedded" : "mock");
   if (adapterName === "mock") return createMock(config, engine);
+  if (adapterName === "llamacpp-embedded") return createEmbedded(config, engine, logger);
   if (!config.engineUrl) throw new Error(`--engine-url is required for the ${adapterName} adapter`);
   if (!config.modelRef)
     throw new Error(`--model is required with a real engine: the model_ref tasks will ask for (e.g. hf:org/repo/file.gguf)`);
@@ -197,6 +200,35 @@ function realAdapter(name: string, opts: HttpEngineOptions, config: WorkerConfig
     default:
       throw new Error(`unknown adapter "${name}"`);
   }
+}
+
+/** A model_ref naming a GGUF file on this machine: what the embedded engine runs. */
+function isLocalGguf(modelRef: string | undefined): boolean {
+  if (!modelRef) return false;
+  try {
+    const path = localPathOf(parseModelRef(modelRef), process.cwd());
+    return path !== undefined && path.toLowerCase().endsWith(".gguf");
+  } catch {
+    return false;
+  }
+}
+
+function createEmbedded(config: WorkerConfig, engine: Engine, logger: Logger): EngineAdapter {
+  if (engine !== Engine.ENGINE_LLAMACPP) throw new Error(`the llamacpp-embedded adapter serves the llamacpp engine family, not ${engines.name(engine)}`);
+  if (!config.modelRef) throw new Error("--model is required with the embedded engine: a GGUF file, e.g. file:/models/qwen.gguf");
+  return new EmbeddedLlamaAdapter(
+    {
+      modelRef: config.modelRef,
+      slots: config.mock?.slots ?? MOCK_DEFAULTS.slots,
+      ctx: config.mock?.ctxMax ?? EMBEDDED_DEFAULT_CTX,
+      threads: config.embedded?.threads ?? defaultThreads(availableParallelism()),
+      gpu: config.embedded?.gpu ?? "auto",
+      gpuLayers: config.embedded?.gpuLayers ?? "auto",
+      deviceMask: config.deviceMask ?? "",
+      baseDir: process.cwd(),
+    },
+    logger.child({ adapter: "llamacpp-embedded" }),
+  );
 }
 
 function createMock(config: WorkerConfig, engine: Engine): EngineAdapter {

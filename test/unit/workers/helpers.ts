@@ -28,6 +28,9 @@ export interface Collected {
   texts: string[];
   /** The sink's calls in order: "started:<tokensIn>" and "tokens:<how many>". */
   calls: string[];
+  /** Embedding vectors and rerank scores, by index, as the sink received them. */
+  embeddings: { index: number; vector: number[] }[];
+  scores: { index: number; score: number }[];
   result?: GenerationResult;
   error?: unknown;
 }
@@ -43,7 +46,7 @@ export async function collect(
   signal = new AbortController().signal,
   onTokens?: (out: Collected) => void,
 ): Promise<Collected> {
-  const out: Collected = { batches: [], texts: [], calls: [] };
+  const out: Collected = { batches: [], texts: [], calls: [], embeddings: [], scores: [] };
   try {
     out.result = await engine.generate(request, signal, {
       started: (n) => {
@@ -55,6 +58,14 @@ export async function collect(
         out.texts.push(...texts);
         out.calls.push(`tokens:${texts.length}`);
         onTokens?.(out);
+      },
+      embedding: (index, vector) => {
+        out.embeddings.push({ index, vector });
+        out.calls.push(`embedding:${index}`);
+      },
+      rerank: (index, score) => {
+        out.scores.push({ index, score });
+        out.calls.push(`rerank:${index}`);
       },
     });
   } catch (err) {

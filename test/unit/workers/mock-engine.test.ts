@@ -184,6 +184,8 @@ test("slow_start_ms delays the first token but not started", async (t) => {
   await engine.generate(submitRequest({ prompt: "[[mock slow_start_ms=120]]", maxTokens: 1 }), new AbortController().signal, {
     started: () => (startedAt = performance.now() - t0),
     tokens: () => (firstTokenAt ||= performance.now() - t0),
+    embedding: () => undefined,
+    rerank: () => undefined,
   });
   t.true(startedAt < 50, `started after ${startedAt} ms`);
   t.true(firstTokenAt >= 110, `first token after ${firstTokenAt} ms`);

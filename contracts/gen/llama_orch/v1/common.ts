@@ -440,6 +440,26 @@ export interface ErrorDetail {
 }
 
 /**
+ * EmbeddingResult is one input's vector (embedding workload). Results come in
+ * input order, one per input.
+ */
+export interface EmbeddingResult {
+  /** Index of the input in the task's `inputs` (or 0 for a lone `prompt`). */
+  index: number;
+  vector: number[];
+}
+
+/**
+ * RerankResult is one document's relevance to the query (rerank workload),
+ * in document order; higher is more relevant.
+ */
+export interface RerankResult {
+  /** Index of the document in the task's `inputs`. */
+  index: number;
+  relevanceScore: number;
+}
+
+/**
  * TokenBatch carries one or more consecutive tokens. Producers put several
  * tokens in one batch only when they were already backlogged; a lone token is
  * never held back to wait for company.
@@ -623,6 +643,194 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
   },
 };
 
+function createBaseEmbeddingResult(): EmbeddingResult {
+  return { index: 0, vector: [] };
+}
+
+export const EmbeddingResult: MessageFns<EmbeddingResult> = {
+  encode(message: EmbeddingResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.index !== 0) {
+      writer.uint32(8).uint32(message.index);
+    }
+    if (message.vector.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.vector) {
+        writer.float(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EmbeddingResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEmbeddingResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.index = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag === 21) {
+              message.vector.push(reader.float());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.vector.push(reader.float());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): EmbeddingResult {
+    return {
+      index: isSet(object.index) ? globalThis.Number(object.index) : 0,
+      vector: globalThis.Array.isArray(object?.vector) ? object.vector.map((e: any) => globalThis.Number(e)) : [],
+    };
+  },
+
+  toJSON(message: EmbeddingResult): unknown {
+    const obj: any = {};
+    if (message.index !== 0) {
+      obj.index = Math.round(message.index);
+    }
+    if (message.vector?.length) {
+      obj.vector = message.vector.map((e) => floatToJson(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<EmbeddingResult>): EmbeddingResult {
+    return EmbeddingResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<EmbeddingResult>): EmbeddingResult {
+    const message = createBaseEmbeddingResult();
+    message.index = object.index ?? 0;
+    message.vector = object.vector?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseRerankResult(): RerankResult {
+  return { index: 0, relevanceScore: 0 };
+}
+
+export const RerankResult: MessageFns<RerankResult> = {
+  encode(message: RerankResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.index !== 0) {
+      writer.uint32(8).uint32(message.index);
+    }
+    if (message.relevanceScore !== 0) {
+      writer.uint32(17).double(message.relevanceScore);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RerankResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRerankResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.index = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.relevanceScore = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RerankResult {
+    return {
+      index: isSet(object.index) ? globalThis.Number(object.index) : 0,
+      relevanceScore: isSet(object.relevanceScore)
+        ? globalThis.Number(object.relevanceScore)
+        : isSet(object.relevance_score)
+        ? globalThis.Number(object.relevance_score)
+        : 0,
+    };
+  },
+
+  toJSON(message: RerankResult): unknown {
+    const obj: any = {};
+    if (message.index !== 0) {
+      obj.index = Math.round(message.index);
+    }
+    if (message.relevanceScore !== 0) {
+      obj.relevanceScore = floatToJson(message.relevanceScore);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RerankResult>): RerankResult {
+    return RerankResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RerankResult>): RerankResult {
+    const message = createBaseRerankResult();
+    message.index = object.index ?? 0;
+    message.relevanceScore = object.relevanceScore ?? 0;
+    return message;
+  },
+};
+
 function createBaseTokenBatch(): TokenBatch {
   return { firstIndex: 0, texts: [] };
 }
@@ -711,6 +919,10 @@ export const TokenBatch: MessageFns<TokenBatch> = {
     return message;
   },
 };
+
+function floatToJson(value: number | null | undefined): number | string | null | undefined {
+  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -24,6 +24,7 @@ import {
   Determinism,
   determinismFromJSON,
   determinismToJSON,
+  EmbeddingResult,
   Engine,
   engineFromJSON,
   engineToJSON,
@@ -36,6 +37,7 @@ import {
   Priority,
   priorityFromJSON,
   priorityToJSON,
+  RerankResult,
   StopReason,
   stopReasonFromJSON,
   stopReasonToJSON,
@@ -173,6 +175,10 @@ export interface TaskEvent {
     | { $case: "metrics"; metrics: TaskMetrics }
     | { $case: "end"; end: TaskEnd }
     | { $case: "error"; error: TaskError }
+    | //
+    /** Embedding and rerank tasks stream one result per input instead of tokens. */
+    { $case: "embedding"; embedding: EmbeddingResult }
+    | { $case: "rerank"; rerank: RerankResult }
     | undefined;
 }
 
@@ -1263,6 +1269,12 @@ export const TaskEvent: MessageFns<TaskEvent> = {
       case "error":
         TaskError.encode(message.kind.error, writer.uint32(50).fork()).join();
         break;
+      case "embedding":
+        EmbeddingResult.encode(message.kind.embedding, writer.uint32(58).fork()).join();
+        break;
+      case "rerank":
+        RerankResult.encode(message.kind.rerank, writer.uint32(66).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1328,6 +1340,22 @@ export const TaskEvent: MessageFns<TaskEvent> = {
             message.kind = { $case: "error", error: TaskError.decode(reader, reader.uint32()) };
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.kind = { $case: "embedding", embedding: EmbeddingResult.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.kind = { $case: "rerank", rerank: RerankResult.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1353,6 +1381,10 @@ export const TaskEvent: MessageFns<TaskEvent> = {
         ? { $case: "end", end: TaskEnd.fromJSON(object.end) }
         : isSet(object.error)
         ? { $case: "error", error: TaskError.fromJSON(object.error) }
+        : isSet(object.embedding)
+        ? { $case: "embedding", embedding: EmbeddingResult.fromJSON(object.embedding) }
+        : isSet(object.rerank)
+        ? { $case: "rerank", rerank: RerankResult.fromJSON(object.rerank) }
         : undefined,
     };
   },
@@ -1372,6 +1404,10 @@ export const TaskEvent: MessageFns<TaskEvent> = {
       obj.end = TaskEnd.toJSON(message.kind.end);
     } else if (message.kind?.$case === "error") {
       obj.error = TaskError.toJSON(message.kind.error);
+    } else if (message.kind?.$case === "embedding") {
+      obj.embedding = EmbeddingResult.toJSON(message.kind.embedding);
+    } else if (message.kind?.$case === "rerank") {
+      obj.rerank = RerankResult.toJSON(message.kind.rerank);
     }
     return obj;
   },
@@ -1410,6 +1446,18 @@ export const TaskEvent: MessageFns<TaskEvent> = {
       case "error": {
         if (object.kind?.error !== undefined && object.kind?.error !== null) {
           message.kind = { $case: "error", error: TaskError.fromPartial(object.kind.error) };
+        }
+        break;
+      }
+      case "embedding": {
+        if (object.kind?.embedding !== undefined && object.kind?.embedding !== null) {
+          message.kind = { $case: "embedding", embedding: EmbeddingResult.fromPartial(object.kind.embedding) };
+        }
+        break;
+      }
+      case "rerank": {
+        if (object.kind?.rerank !== undefined && object.kind?.rerank !== null) {
+          message.kind = { $case: "rerank", rerank: RerankResult.fromPartial(object.kind.rerank) };
         }
         break;
       }

@@ -24,12 +24,14 @@ import {
   Determinism,
   determinismFromJSON,
   determinismToJSON,
+  EmbeddingResult,
   Engine,
   engineFromJSON,
   engineToJSON,
   KvHint,
   kvHintFromJSON,
   kvHintToJSON,
+  RerankResult,
   StopReason,
   stopReasonFromJSON,
   stopReasonToJSON,
@@ -184,6 +186,10 @@ export interface SubmitResponse {
     | { $case: "metrics"; metrics: WorkerMetrics }
     | { $case: "end"; end: WorkerEnd }
     | { $case: "error"; error: WorkerError }
+    | //
+    /** Embedding and rerank generations send one result per input, in order. */
+    { $case: "embedding"; embedding: EmbeddingResult }
+    | { $case: "rerank"; rerank: RerankResult }
     | undefined;
 }
 
@@ -1295,6 +1301,12 @@ export const SubmitResponse: MessageFns<SubmitResponse> = {
       case "error":
         WorkerError.encode(message.event.error, writer.uint32(42).fork()).join();
         break;
+      case "embedding":
+        EmbeddingResult.encode(message.event.embedding, writer.uint32(50).fork()).join();
+        break;
+      case "rerank":
+        RerankResult.encode(message.event.rerank, writer.uint32(58).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1352,6 +1364,22 @@ export const SubmitResponse: MessageFns<SubmitResponse> = {
             message.event = { $case: "error", error: WorkerError.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.event = { $case: "embedding", embedding: EmbeddingResult.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.event = { $case: "rerank", rerank: RerankResult.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1376,6 +1404,10 @@ export const SubmitResponse: MessageFns<SubmitResponse> = {
         ? { $case: "end", end: WorkerEnd.fromJSON(object.end) }
         : isSet(object.error)
         ? { $case: "error", error: WorkerError.fromJSON(object.error) }
+        : isSet(object.embedding)
+        ? { $case: "embedding", embedding: EmbeddingResult.fromJSON(object.embedding) }
+        : isSet(object.rerank)
+        ? { $case: "rerank", rerank: RerankResult.fromJSON(object.rerank) }
         : undefined,
     };
   },
@@ -1392,6 +1424,10 @@ export const SubmitResponse: MessageFns<SubmitResponse> = {
       obj.end = WorkerEnd.toJSON(message.event.end);
     } else if (message.event?.$case === "error") {
       obj.error = WorkerError.toJSON(message.event.error);
+    } else if (message.event?.$case === "embedding") {
+      obj.embedding = EmbeddingResult.toJSON(message.event.embedding);
+    } else if (message.event?.$case === "rerank") {
+      obj.rerank = RerankResult.toJSON(message.event.rerank);
     }
     return obj;
   },
@@ -1429,6 +1465,18 @@ export const SubmitResponse: MessageFns<SubmitResponse> = {
       case "error": {
         if (object.event?.error !== undefined && object.event?.error !== null) {
           message.event = { $case: "error", error: WorkerError.fromPartial(object.event.error) };
+        }
+        break;
+      }
+      case "embedding": {
+        if (object.event?.embedding !== undefined && object.event?.embedding !== null) {
+          message.event = { $case: "embedding", embedding: EmbeddingResult.fromPartial(object.event.embedding) };
+        }
+        break;
+      }
+      case "rerank": {
+        if (object.event?.rerank !== undefined && object.event?.rerank !== null) {
+          message.event = { $case: "rerank", rerank: RerankResult.fromPartial(object.event.rerank) };
         }
         break;
       }
@@ -2881,7 +2929,8 @@ export const WorkerServiceService = {
     responseDeserialize: (value: Buffer): WatchPropsResponse => WatchPropsResponse.decode(value),
   },
   /**
-   * Runs one generation: started -> (tokens | metrics)* -> end | error.
+   * Runs one generation: started -> (tokens | metrics)* -> end | error; an
+   * embedding or rerank task streams started -> (embedding | rerank)* -> end.
    * Cancelling the call cancels the generation on the engine.
    */
   submit: {
@@ -2950,7 +2999,8 @@ export interface WorkerServiceServer extends UntypedServiceImplementation {
   /** The current props at once, then every change. */
   watchProps: handleServerStreamingCall<WatchPropsRequest, WatchPropsResponse>;
   /**
-   * Runs one generation: started -> (tokens | metrics)* -> end | error.
+   * Runs one generation: started -> (tokens | metrics)* -> end | error; an
+   * embedding or rerank task streams started -> (embedding | rerank)* -> end.
    * Cancelling the call cancels the generation on the engine.
    */
   submit: handleServerStreamingCall<SubmitRequest, SubmitResponse>;
@@ -3016,7 +3066,8 @@ export interface WorkerServiceClient extends Client {
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchPropsResponse>;
   /**
-   * Runs one generation: started -> (tokens | metrics)* -> end | error.
+   * Runs one generation: started -> (tokens | metrics)* -> end | error; an
+   * embedding or rerank task streams started -> (embedding | rerank)* -> end.
    * Cancelling the call cancels the generation on the engine.
    */
   submit(request: SubmitRequest, options?: Partial<CallOptions>): ClientReadableStream<SubmitResponse>;

@@ -1,7 +1,7 @@
 import test from "ava";
 import fc from "fast-check";
 import path from "node:path";
-import { formatModelRef, localPathOf, ModelRefError, parseModelRef, type ModelRef } from "../../../core/catalog/model-ref.js";
+import { formatModelRef, localPathOf, ModelRefError, parseModelRef, type ModelRef } from "../../contracts/model-ref.js";
 
 const accepted: [string, ModelRef][] = [
   ["hf:TinyOrg/tiny-chat-GGUF/tiny-chat.q4_0.gguf", { scheme: "hf", org: "TinyOrg", repo: "tiny-chat-GGUF", file: "tiny-chat.q4_0.gguf" }],

@@ -1,3 +1,4 @@
+// The model_ref grammar of the public API, shared by core (catalog, reloads) and the sidecars (what to load).
 import path from "node:path";
 
 export type ModelRef =
