@@ -185,7 +185,7 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
       );
     }
     const session = request.sessionId;
-    if (slots.kind === "generation") return withSlot(slots.pool, session, (seq) => generateOnSequence(seq, request, signal, sink));
+    if (slots.kind === "generation") return withSlot(slots.pool, session, (seq) => generateOnSequence(seq, model.contextSize, request, signal, sink));
     if (slots.kind === "embedding") return withSlot(slots.pool, session, (c) => embed(c, model.contextSize, request, signal, sink));
     return withSlot(slots.pool, session, (c) => rerank(c, model.contextSize, request, signal, sink));
   }

@@ -53,16 +53,18 @@ class TextBatcher {
 
 export async function generateOnSequence(
   sequence: LlamaContextSequence,
+  /** The slot's context as announced (llama.cpp may allocate a little more; the promise is what counts). */
+  contextSize: number,
   request: SubmitRequest,
   signal: AbortSignal,
   sink: GenerationSink,
 ): Promise<GenerationResult> {
   const model = sequence.model;
   const prompt = promptTokens(model, request.prompt || request.inputs.join("\n"));
-  if (prompt.length + request.maxTokens > sequence.contextSize) {
+  if (prompt.length + request.maxTokens > contextSize) {
     throw new WorkerFailure(
       WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST,
-      `the prompt's ${prompt.length} tokens plus max_tokens ${request.maxTokens} exceed this slot's context of ${sequence.contextSize} tokens`,
+      `the prompt's ${prompt.length} tokens plus max_tokens ${request.maxTokens} exceed this slot's context of ${contextSize} tokens`,
       false,
     );
   }

@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import type { LlamaContextSequence, LlamaEmbeddingContext, LlamaModel, LlamaRankingContext } from "node-llama-cpp";
 import { Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+import { readGgufHeader } from "../gguf/gguf-header.js";
 import { AffinityPool } from "./affinity-pool.js";
 import type { LlamaRuntime } from "./llama-runtime.js";
 
@@ -57,10 +58,12 @@ export function workloadsOf(kind: ModelKind): Workload[] {
 
 /** Loads the file and creates its slots; nothing is left allocated when any step fails. */
 export async function loadEmbeddedModel(runtime: LlamaRuntime, path: string, opts: ModelSlots): Promise<EmbeddedModel> {
+  // node-llama-cpp can spin on a file that is not GGUF at all; the header check makes that an error.
+  await readGgufHeader(path);
   const digest = fileDigest(path);
-  // Observed at once so a missing file fails through loadModel below, not as an unhandled rejection.
+  // Observed at once so a failed load below is the error reported, not an unhandled rejection.
   digest.catch(() => undefined);
-  const model = await runtime.llama.loadModel({ modelPath: path, gpuLayers: opts.gpuLayers });
+  const model = await loadModelFile(runtime, path, opts.gpuLayers);
   try {
     const kind = kindOf(model);
     const contextSize = Math.min(opts.contextSize, model.trainContextSize);
@@ -80,6 +83,16 @@ export async function loadEmbeddedModel(runtime: LlamaRuntime, path: string, opt
   } catch (err) {
     await model.dispose();
     throw err;
+  }
+}
+
+async function loadModelFile(runtime: LlamaRuntime, path: string, gpuLayers: ModelSlots["gpuLayers"]): Promise<LlamaModel> {
+  const before = runtime.lastNativeError();
+  try {
+    return await runtime.llama.loadModel({ modelPath: path, gpuLayers });
+  } catch (err) {
+    const reason = runtime.lastNativeError();
+    throw new Error(reason && reason !== before ? `${(err as Error).message}: ${reason}` : (err as Error).message);
   }
 }
 

@@ -15,6 +15,8 @@ export interface LlamaRuntime {
   /** The backend in use: "cpu", "cuda", "vulkan" or "metal". */
   backend: string;
   module: typeof import("node-llama-cpp");
+  /** llama.cpp's last error line: its reasons never reach the exceptions node-llama-cpp throws ("Failed to load model"). */
+  lastNativeError(): string | undefined;
 }
 
 const runtimes = new Map<GpuChoice, Promise<LlamaRuntime>>();
@@ -33,16 +35,20 @@ export function llamaRuntime(gpu: GpuChoice, logger: Logger): Promise<LlamaRunti
 
 async function loadRuntime(gpu: GpuChoice, logger: Logger): Promise<LlamaRuntime> {
   const module = await import("node-llama-cpp");
+  let lastError: string | undefined;
   const llama = await module.getLlama({
     gpu: gpu === "off" ? false : gpu,
     // Prebuilt binaries only: never compile or download at run time.
     build: "never",
     logLevel: module.LlamaLogLevel.warn,
-    logger: (level: LlamaLogLevel, message: string) => logNative(logger, level, message),
+    logger: (level: LlamaLogLevel, message: string) => {
+      if (level === module.LlamaLogLevel.error || level === module.LlamaLogLevel.fatal) lastError = message.trim();
+      logNative(logger, level, message);
+    },
   });
   const backend = llama.gpu === false ? "cpu" : llama.gpu;
   const { release } = llama.llamaCppRelease;
-  return { llama, backend, module, engineVersion: `llama.cpp ${release} (node-llama-cpp ${await packageVersion()}, ${backend})` };
+  return { llama, backend, module, lastNativeError: () => lastError, engineVersion: `llama.cpp ${release} (node-llama-cpp ${await packageVersion()}, ${backend})` };
 }
 
 /** llama.cpp's own warnings and errors become our log lines; chatter below warn is dropped by the runtime. */

@@ -169,3 +169,8 @@ export function tokenTexts(t: ExecutionContext, events: SubmitResponse[]): strin
   }
   return texts;
 }
+
+/** Whether a string survives UTF-8 encoding unchanged: no lone surrogate, so it is valid UTF-8 on the wire. */
+export function isWellFormedText(s: string): boolean {
+  return Buffer.from(s, "utf8").toString("utf8") === s;
+}
