@@ -3,7 +3,7 @@
 // downloading a model.
 import { resolve } from "node:path";
 import { flagHelp, type FlagTable } from "../contracts/runtime/flag-table.js";
-import { flagChoice, flagInteger } from "../contracts/runtime/flag-values.js";
+import { flagBoolean, flagChoice, flagInteger } from "../contracts/runtime/flag-values.js";
 import { writeFileAtomic } from "../core/storage/atomic-file.js";
 import { demoModelGguf, type DemoModelKind, type DemoModelOptions } from "../workers/gguf/demo-model.js";
 
@@ -17,6 +17,12 @@ export const DEMO_MODEL_FLAGS: FlagTable<DemoModelOptions> = [
     apply: (o, v, f) => (o.kind = flagChoice(f, v, KINDS)),
   },
   { name: "seed", arg: "<n>", help: "weights seed: the same seed writes the same file (default 1)", apply: (o, v, f) => (o.seed = flagInteger(f, v, 0, 0xffffffff)) },
+  {
+    name: "endless",
+    arg: "",
+    help: "a generation model that never ends a generation by itself: streams run to max_tokens (for benchmarks)",
+    apply: (o, v, f) => (o.endsGenerations = !flagBoolean(f, v)),
+  },
   { name: "ctx", arg: "<n>", help: "context length the model declares (default 4096)", apply: (o, v, f) => (o.contextLength = flagInteger(f, v, 16, 1 << 20)) },
 ];
 

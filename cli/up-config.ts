@@ -13,6 +13,8 @@ export interface UpConfig {
   tokensPerSecond: number;
   engine: string;
   model: string;
+  /** The embedded engine's llama.cpp threads per sidecar; unset lets each sidecar choose. */
+  threads?: number;
   /** Do not echo the processes' JSON logs. */
   quiet: boolean;
 }
@@ -48,13 +50,13 @@ export const UP_FLAGS: FlagTable<UpConfig> = [
   {
     name: "workers",
     arg: "N",
-    help: `mock sidecars to start when the config has no workers: list (default ${D.workers})`,
+    help: `sidecars to start when the config has no workers: list (default ${D.workers})`,
     apply: (c, v, f) => (c.workers = flagInteger(f, v, 1, 64)),
   },
   {
     name: "slots",
     arg: "N",
-    help: `slots per mock sidecar (default ${D.slots})`,
+    help: `slots (parallel generations) per sidecar (default ${D.slots})`,
     apply: (c, v, f) => (c.slots = flagInteger(f, v, 1, 1024)),
   },
   {
@@ -66,14 +68,20 @@ export const UP_FLAGS: FlagTable<UpConfig> = [
   {
     name: "engine",
     arg: "NAME",
-    help: `engine the mock sidecars stand in for (default ${D.engine})`,
+    help: `engine family the sidecars serve (default ${D.engine})`,
     apply: (c, v, f) => (c.engine = flagText(f, v)),
   },
   {
     name: "model",
     arg: "REF",
-    help: `model_ref they announce (default ${D.model}; they serve any)`,
+    help: `model the sidecars serve: a local GGUF file (file:/models/qwen.gguf, or one from\n"llorch demo-model PATH") runs real llama.cpp in every sidecar; the default ${D.model} is the mock`,
     apply: (c, v, f) => (c.model = flagText(f, v)),
+  },
+  {
+    name: "threads",
+    arg: "N",
+    help: "llama.cpp threads per sidecar with a GGUF --model (default: each sidecar takes half the cores)",
+    apply: (c, v, f) => (c.threads = flagInteger(f, v, 1, 1024)),
   },
   { name: "quiet", arg: "", help: "do not echo the processes' JSON logs", apply: (c, v, f) => (c.quiet = flagBoolean(f, v)) },
 ];
@@ -81,7 +89,7 @@ export const UP_FLAGS: FlagTable<UpConfig> = [
 const HELP_WIDTH = 24;
 
 export const upHelp = [
-  "llorch up — core, edge and mock worker sidecars on this machine, in one command",
+  "llorch up — core, edge and worker sidecars on this machine, in one command (mock sidecars, or real llama.cpp with --model FILE.gguf)",
   "",
   'Flags (also settable under "up:" in --config; "core:", "edge:" and a "workers:" list',
   "of worker sections are passed to those processes):",

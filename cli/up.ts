@@ -1,6 +1,8 @@
 import { createServer } from "node:net";
 import { credentials, Metadata } from "@grpc/grpc-js";
-import { RegistryServiceClient } from "../contracts/gen/llama_orch/v1/registry.js";
+import { Workload } from "../contracts/gen/llama_orch/v1/common.js";
+import { RegistryServiceClient, type ReplicaStatus } from "../contracts/gen/llama_orch/v1/registry.js";
+import { engines } from "../contracts/enums.js";
 import { API_KEY_ENV } from "../contracts/runtime/api-key.js";
 import { sectionFlags } from "../contracts/runtime/config-file.js";
 import type { FlagValues } from "../contracts/runtime/flag-table.js";
@@ -11,6 +13,9 @@ import { upConfigFromFlags, type UpConfig } from "./up-config.js";
 // it needs none of their code: only their flags, passed on the command line.
 
 type Echo = ((line: string) => void) | undefined;
+
+/** How long `up` waits for every sidecar to be Ready (loading a real model included). */
+const READY_TIMEOUT_MS = 120_000;
 
 interface StartedWorker {
   address: string;
@@ -37,8 +42,9 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, co
     const edgeArgs = argsOf({ host: config.host, port: String(config.edgePort), core: coreAddress });
     const edge = group.launch("edge", ["edge", ...configArgs, ...edgeArgs], { essential: true, onLine: echo });
     const edgeUrl = (await edge.ready).url!;
-    await waitForReplicas(coreAddress, workers.length, 15_000);
-    process.stdout.write(banner(edgeUrl, coreAddress, workers, config.engine));
+    // A real model can take a while to load; the mock is ready at once.
+    const replicas = await waitForReplicas(coreAddress, workers.length, READY_TIMEOUT_MS);
+    process.stdout.write(banner(edgeUrl, coreAddress, workers, replicas));
   } catch (err) {
     process.stderr.write(`llorch up failed: ${(err as Error).message}\n`);
     await group.stopAll(1);
@@ -73,6 +79,7 @@ async function startWorkers(
       model: config.model,
       slots: String(config.slots),
       "tokens-per-second": String(config.tokensPerSecond),
+      threads: config.threads === undefined ? undefined : String(config.threads),
       ...section,
       port,
     });
@@ -100,8 +107,8 @@ async function freePort(host: string, from: number): Promise<number> {
   throw new Error(`no free port in ${from}..${from + 199} on ${host}`);
 }
 
-/** Waits until core lists `count` ready replicas, so the printed curl works at once. */
-async function waitForReplicas(coreAddress: string, count: number, timeoutMs: number): Promise<void> {
+/** Waits until core lists `count` ready replicas, so the printed curl works at once; returns what they serve. */
+async function waitForReplicas(coreAddress: string, count: number, timeoutMs: number): Promise<ReplicaStatus[]> {
   const client = new RegistryServiceClient(coreAddress, credentials.createInsecure());
   const md = new Metadata();
   const key = process.env[API_KEY_ENV];
@@ -109,11 +116,11 @@ async function waitForReplicas(coreAddress: string, count: number, timeoutMs: nu
   const until = Date.now() + timeoutMs;
   try {
     for (;;) {
-      const ready = await new Promise<number>((resolve) =>
-        client.listReplicas({}, md, (err, res) => resolve(err ? 0 : res.replicas.filter((r) => r.ready).length)),
+      const ready = await new Promise<ReplicaStatus[]>((resolve) =>
+        client.listReplicas({}, md, (err, res) => resolve(err ? [] : res.replicas.filter((r) => r.ready))),
       );
-      if (ready >= count) return;
-      if (Date.now() > until) throw new Error(`only ${ready} of ${count} worker sidecars became ready within ${timeoutMs} ms`);
+      if (ready.length >= count) return ready;
+      if (Date.now() > until) throw new Error(`only ${ready.length} of ${count} worker sidecars became ready within ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
@@ -121,18 +128,35 @@ async function waitForReplicas(coreAddress: string, count: number, timeoutMs: nu
   }
 }
 
-function banner(edgeUrl: string, coreAddress: string, workers: StartedWorker[], engine: string): string {
+/** The request the banner's curl sends: one the serving model can run (completion, else embedding, else rerank). */
+function exampleTask(replica: ReplicaStatus | undefined): string {
+  const engine = replica ? engines.name(replica.engine) : "llamacpp";
+  const common = `"task_id":"'$ID'","session_id":"'$SID'","model_ref":${JSON.stringify(replica?.modelRef ?? "mock:tiny")},"engine":"${engine}","ctx":1024,"priority":"interactive","max_tokens":32,"deadline_ms":30000`;
+  const serves = (w: Workload) => replica === undefined || replica.workloads.length === 0 || replica.workloads.includes(w);
+  if (serves(Workload.WORKLOAD_COMPLETION)) return `{${common},"workload":"completion","seed":42,"prompt":"Tell me about llamas"}`;
+  if (serves(Workload.WORKLOAD_EMBEDDING)) return `{${common},"workload":"embedding","inputs":["a llama","an alpaca"]}`;
+  return `{${common},"workload":"rerank","prompt":"llamas","inputs":["a llama grazes","the stock market fell"]}`;
+}
+
+function workerLine(w: StartedWorker, i: number, replicas: ReplicaStatus[]): string {
+  const r = replicas.find((x) => x.address === w.address);
+  const serving = r === undefined ? "" : r.adapter === "mock" ? ", mock engine" : `, ${r.engineVersion || r.adapter} serving ${r.modelRef}`;
+  return `  worker ${i + 1} (gRPC)   ${w.address}   pool ${w.pool}${serving}`;
+}
+
+function banner(edgeUrl: string, coreAddress: string, workers: StartedWorker[], replicas: ReplicaStatus[]): string {
   const auth = process.env[API_KEY_ENV] ? ` -H "Authorization: Bearer $${API_KEY_ENV}"` : "";
-  const body = `{"task_id":"'$ID'","session_id":"'$SID'","workload":"completion","model_ref":"mock:tiny","engine":"${engine}","ctx":4096,"priority":"interactive","seed":42,"prompt":"Tell me about llamas","max_tokens":32,"deadline_ms":30000}`;
+  const body = exampleTask(replicas[0]);
+  const what = body.includes('"workload":"completion"') ? "a completion" : body.includes('"workload":"embedding"') ? "embeddings" : "rerank scores";
   return (
     [
       "",
       "llama-orch is up.",
       `  edge (HTTP API)   ${edgeUrl}        OpenAPI: ${edgeUrl}/openapi.json   metrics: ${edgeUrl}/metrics`,
       `  core (gRPC)       ${coreAddress}`,
-      ...workers.map((w, i) => `  worker ${i + 1} (gRPC)   ${w.address}   pool ${w.pool}, mock engine`),
+      ...workers.map((w, i) => workerLine(w, i, replicas)),
       "",
-      "Stream a completion (paste into a shell):",
+      `Stream ${what} (paste into a shell):`,
       "",
       `  ID=$(node -p 'crypto.randomUUID()'); SID=$(node -p 'crypto.randomUUID()'); curl -s -X POST ${edgeUrl}/v1/tasks${auth} -H 'Content-Type: application/json' -d '${body}' && echo && curl -sN${auth} ${edgeUrl}/v1/tasks/$ID/stream`,
       "",

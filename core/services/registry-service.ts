@@ -68,10 +68,13 @@ export function registryService(registry: ReplicaRegistry, coreInstanceId: strin
           engineVersion: r.engineVersion,
           modelRef: r.modelRef,
           live: r.health.live,
-          ready: r.health.ready,
+          // Ready for placement: the engine says so and core has read what it serves since.
+          ready: r.isReady,
           slotsTotal: r.slotsTotal,
           slotsFree: r.freeSlots,
           lastError: r.health.lastError,
+          workloads: r.info?.workloads ?? [],
+          adapter: r.info?.adapter ?? "",
         })),
       });
     },

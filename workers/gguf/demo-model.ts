@@ -15,6 +15,12 @@ export interface DemoModelOptions {
   heads?: number;
   feedForwardLength?: number;
   contextLength?: number;
+  /**
+   * Whether the model may end a generation by itself. Without, the end token's
+   * output row is zero and the others are scaled up, so its probability is
+   * negligible: streams run to max_tokens (for tests and benchmarks).
+   */
+  endsGenerations?: boolean;
 }
 
 const DEFAULTS: Required<DemoModelOptions> = {
@@ -25,6 +31,7 @@ const DEFAULTS: Required<DemoModelOptions> = {
   heads: 4,
   feedForwardLength: 128,
   contextLength: 4096,
+  endsGenerations: true,
 };
 
 /**
@@ -58,7 +65,7 @@ export function demoModelGguf(options: DemoModelOptions = {}): Buffer[] {
   // The ranking head exists in llama.cpp's qwen3 architecture (its rerankers), not in llama's.
   const arch = o.kind === "ranking" ? "qwen3" : "llama";
   const vocab = demoVocabulary();
-  return encodeGguf({ metadata: metadataOf(o, arch, vocab), tensors: tensorsOf(o, arch, vocab.tokens.length) });
+  return encodeGguf({ metadata: metadataOf(o, arch, vocab), tensors: tensorsOf(o, arch, vocab.tokens.length, vocab.eos) });
 }
 
 function metadataOf(o: Required<DemoModelOptions>, arch: string, vocab: Vocabulary): [string, GgufValue][] {
@@ -103,7 +110,12 @@ function metadataOf(o: Required<DemoModelOptions>, arch: string, vocab: Vocabula
   ];
 }
 
-function tensorsOf(o: Required<DemoModelOptions>, arch: string, vocabSize: number): GgufTensor[] {
+/** Zeroes one token's output row and widens the others' logits, so that token is (practically) never sampled. */
+function silence(output: Float32Array, rowLength: number, token: number): void {
+  for (let i = 0; i < output.length; i++) output[i] = Math.floor(i / rowLength) === token ? 0 : output[i]! * 2;
+}
+
+function tensorsOf(o: Required<DemoModelOptions>, arch: string, vocabSize: number, eos: number): GgufTensor[] {
   const next = random(o.seed);
   const e = o.embeddingLength;
   const headDim = e / o.heads;
@@ -113,7 +125,9 @@ function tensorsOf(o: Required<DemoModelOptions>, arch: string, vocabSize: numbe
     for (let i = 0; i < data.length; i++) data[i] = norm ? 1 : (next() * 2 - 1) * 0.5;
     return { name, dims, data };
   };
-  const tensors = [tensor("token_embd.weight", [e, vocabSize]), tensor("output_norm.weight", [e], true), tensor("output.weight", [e, vocabSize])];
+  const output = tensor("output.weight", [e, vocabSize]);
+  if (!o.endsGenerations) silence(output.data, e, eos);
+  const tensors = [tensor("token_embd.weight", [e, vocabSize]), tensor("output_norm.weight", [e], true), output];
   for (let l = 0; l < o.layers; l++) {
     const b = `blk.${l}`;
     tensors.push(

@@ -20,7 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Engine, engineFromJSON, engineToJSON } from "./common.js";
+import { Engine, engineFromJSON, engineToJSON, Workload, workloadFromJSON, workloadToJSON } from "./common.js";
 
 export const protobufPackage = "llama_orch.v1";
 
@@ -66,6 +66,9 @@ export interface ReplicaStatus {
   slotsTotal: number;
   slotsFree: number;
   lastError: string;
+  /** What the replica's engine serves, and which adapter drives it (from its Info). */
+  workloads: Workload[];
+  adapter: string;
 }
 
 function createBaseRegisterRequest(): RegisterRequest {
@@ -562,6 +565,8 @@ function createBaseReplicaStatus(): ReplicaStatus {
     slotsTotal: 0,
     slotsFree: 0,
     lastError: "",
+    workloads: [],
+    adapter: "",
   };
 }
 
@@ -599,6 +604,16 @@ export const ReplicaStatus: MessageFns<ReplicaStatus> = {
     }
     if (message.lastError !== "") {
       writer.uint32(90).string(message.lastError);
+    }
+    if (message.workloads.length !== 0) {
+      writer.uint32(98).fork();
+      for (const v of message.workloads) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.adapter !== "") {
+      writer.uint32(106).string(message.adapter);
     }
     return writer;
   },
@@ -704,6 +719,32 @@ export const ReplicaStatus: MessageFns<ReplicaStatus> = {
             message.lastError = reader.string();
             continue;
           }
+          case 12: {
+            if (tag === 96) {
+              message.workloads.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 98) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.workloads.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.adapter = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -757,6 +798,10 @@ export const ReplicaStatus: MessageFns<ReplicaStatus> = {
         : isSet(object.last_error)
         ? globalThis.String(object.last_error)
         : "",
+      workloads: globalThis.Array.isArray(object?.workloads)
+        ? object.workloads.map((e: any) => workloadFromJSON(e))
+        : [],
+      adapter: isSet(object.adapter) ? globalThis.String(object.adapter) : "",
     };
   },
 
@@ -795,6 +840,12 @@ export const ReplicaStatus: MessageFns<ReplicaStatus> = {
     if (message.lastError !== "") {
       obj.lastError = message.lastError;
     }
+    if (message.workloads?.length) {
+      obj.workloads = message.workloads.map((e) => workloadToJSON(e));
+    }
+    if (message.adapter !== "") {
+      obj.adapter = message.adapter;
+    }
     return obj;
   },
 
@@ -814,6 +865,8 @@ export const ReplicaStatus: MessageFns<ReplicaStatus> = {
     message.slotsTotal = object.slotsTotal ?? 0;
     message.slotsFree = object.slotsFree ?? 0;
     message.lastError = object.lastError ?? "";
+    message.workloads = object.workloads?.map((e) => e) || [];
+    message.adapter = object.adapter ?? "";
     return message;
   },
 };

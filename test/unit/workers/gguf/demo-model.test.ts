@@ -97,3 +97,4 @@ test("the header check refuses what is not GGUF, an unknown version, and counts 
   header.writeBigUInt64LE(10n ** 12n, 8);
   t.throws(() => checkHeader(header, 1_000), { message: /cannot fit in 1000 bytes/ });
 });
+

@@ -141,3 +141,10 @@ test("a workload the model does not serve is refused, naming the model's kind", 
   t.is(f.kind, WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST);
   t.regex(f.message, /is a generation model; it does not run embedding tasks/);
 });
+
+test("a model that samples its end token stops there with eos, before max_tokens", async (t) => {
+  const a = await adapter(generation, { ctx: 4096, slots: 1 });
+  const out = await collect(a, completion({ maxTokens: 3000, seed: 3 }));
+  t.is(out.result?.stopReason, StopReason.STOP_REASON_EOS);
+  t.true(out.texts.length < 3000);
+});
