@@ -6,7 +6,8 @@
  *   - time to first token through the edge (POST /v1/tasks + SSE) vs straight
  *     from the sidecar's Submit, p50/p99, at 1 and 100 concurrent streams;
  *   - aggregate tokens/s delivered to SSE clients;
- *   - peak RSS of each process.
+ *   - peak RSS of each process;
+ *   - the embedded llama.cpp engine alone and through the stack (embedded-bench.ts).
  * Nothing here asserts: tests do not time things; this prints numbers.
  */
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -18,6 +19,7 @@ import { SubmitRequest, WorkerServiceClient } from "../../contracts/gen/llama_or
 import { launchLlorch, stopProcess, type LaunchedProcess } from "../../cli/process-launcher.js";
 import { projectRoot } from "../../contracts/runtime/project-root.js";
 import { taskBody } from "../support/task-body.js";
+import { benchEmbedded } from "./embedded-bench.js";
 
 const LLORCH = join(projectRoot(), "dist", "cli", "llorch.js");
 const SLOTS = 128;
@@ -189,6 +191,13 @@ async function main(): Promise<void> {
           .padStart(10)} tokens/s`,
       );
     }
+
+    rows.push("");
+    const stop = async (name: string) => {
+      const p = procs.find((x) => x.name === name);
+      if (p) await stopProcess(p);
+    };
+    rows.push(...(await benchEmbedded(launch, stop, logDir)));
 
     rows.push("", "Peak RSS (VmHWM):");
     for (const p of procs) rows.push(`  ${p.name.padEnd(10)} ${peakRssMb(p.child.pid!).toFixed(1)} MB`);

@@ -40,6 +40,8 @@ const DEFAULTS: Required<DemoModelOptions> = {
  */
 const POOLING_MEAN = 1;
 const POOLING_RANK = 4;
+/** llama.cpp's token type of control tokens (llama.h `llama_token_type`). */
+const CONTROL_TOKEN = 3;
 
 /** A ChatML template, so chat formatting has a real template to apply. */
 const CHAT_TEMPLATE =
@@ -58,6 +60,10 @@ function random(seed: number): () => number {
   };
 }
 
+function controlTokensOf(vocab: Vocabulary): Set<number> {
+  return new Set(vocab.types.flatMap((type, id) => (type === CONTROL_TOKEN ? [id] : [])));
+}
+
 /** The GGUF bytes of a demo model, as chunks to write in order. */
 export function demoModelGguf(options: DemoModelOptions = {}): Buffer[] {
   const o = { ...DEFAULTS, ...options };
@@ -65,7 +71,7 @@ export function demoModelGguf(options: DemoModelOptions = {}): Buffer[] {
   // The ranking head exists in llama.cpp's qwen3 architecture (its rerankers), not in llama's.
   const arch = o.kind === "ranking" ? "qwen3" : "llama";
   const vocab = demoVocabulary();
-  return encodeGguf({ metadata: metadataOf(o, arch, vocab), tensors: tensorsOf(o, arch, vocab.tokens.length, vocab.eos) });
+  return encodeGguf({ metadata: metadataOf(o, arch, vocab), tensors: tensorsOf(o, arch, vocab.tokens.length, controlTokensOf(vocab)) });
 }
 
 function metadataOf(o: Required<DemoModelOptions>, arch: string, vocab: Vocabulary): [string, GgufValue][] {
@@ -110,12 +116,15 @@ function metadataOf(o: Required<DemoModelOptions>, arch: string, vocab: Vocabula
   ];
 }
 
-/** Zeroes one token's output row and widens the others' logits, so that token is (practically) never sampled. */
-function silence(output: Float32Array, rowLength: number, token: number): void {
-  for (let i = 0; i < output.length; i++) output[i] = Math.floor(i / rowLength) === token ? 0 : output[i]! * 2;
+/**
+ * Zeroes the output rows of the given tokens and widens the others' logits,
+ * so those tokens are (practically) never sampled.
+ */
+function silence(output: Float32Array, rowLength: number, tokens: ReadonlySet<number>): void {
+  for (let i = 0; i < output.length; i++) output[i] = tokens.has(Math.floor(i / rowLength)) ? 0 : output[i]! * 2;
 }
 
-function tensorsOf(o: Required<DemoModelOptions>, arch: string, vocabSize: number, eos: number): GgufTensor[] {
+function tensorsOf(o: Required<DemoModelOptions>, arch: string, vocabSize: number, controlTokens: ReadonlySet<number>): GgufTensor[] {
   const next = random(o.seed);
   const e = o.embeddingLength;
   const headDim = e / o.heads;
@@ -126,7 +135,8 @@ function tensorsOf(o: Required<DemoModelOptions>, arch: string, vocabSize: numbe
     return { name, dims, data };
   };
   const output = tensor("output.weight", [e, vocabSize]);
-  if (!o.endsGenerations) silence(output.data, e, eos);
+  // Every control token, not only </s>: llama.cpp also ends a generation on the chat template's <|im_end|>.
+  if (!o.endsGenerations) silence(output.data, e, controlTokens);
   const tensors = [tensor("token_embd.weight", [e, vocabSize]), tensor("output_norm.weight", [e], true), output];
   for (let l = 0; l < o.layers; l++) {
     const b = `blk.${l}`;
