@@ -89,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
   };
   let values: FlagValues;
   try {
-    values = parseArgs({ args: rest, options, strict: true, allowPositionals: false }).values as FlagValues;
+    values = parseArgs({ args: rest, options, strict: true, allowPositionals: false }).values;
   } catch (err) {
     process.stderr.write(`llorch ${name}: ${(err as Error).message}\n\n${command.help}`);
     return 2;

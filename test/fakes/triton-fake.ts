@@ -238,7 +238,7 @@ async function generateStream(res: http.ServerResponse, entry: TritonFakeRequest
     b.inputTokens ??
     Math.max(
       1,
-      String(body.text_input ?? "")
+      String((body.text_input as string | undefined) ?? "")
         .split(/\s+/)
         .filter(Boolean).length,
     );

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { BadRequest, ErrorInfo, RetryInfo } from "../../contracts/gen/google/rpc/error_details.js";
 import { Status } from "../../contracts/gen/google/rpc/status.js";
-import { Engine, ErrorCode, ErrorDetail } from "../../contracts/gen/llama_orch/v1/common.js";
+import { Engine, ErrorCode, type ErrorDetail } from "../../contracts/gen/llama_orch/v1/common.js";
 import { errorDetailOf, serviceErrorOf, STATUS_DETAILS_KEY } from "../../contracts/runtime/error-status.js";
 import { OrchError } from "../../contracts/runtime/metadata.js";
 import { toHttpError } from "../../edge/core-client.js";

@@ -267,7 +267,7 @@ test("documented response examples pass checkResponse, SSE examples included", (
       const headers: Record<string, string> = {};
       for (const [name, h] of Object.entries((response.headers ?? {}) as Json)) {
         const header = deref(merged, h) as Json;
-        if (header.required) headers[name] = String(header.example ?? "1");
+        if (header.required) headers[name] = String((header.example as string | number | undefined) ?? "1");
       }
       for (const [type, media] of Object.entries((response.content ?? {}) as Record<string, Json>)) {
         for (const ex of Object.values((media.examples ?? {}) as Record<string, Json>)) {

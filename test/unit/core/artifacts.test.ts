@@ -1,4 +1,4 @@
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import fc from "fast-check";
 import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -15,7 +15,7 @@ import {
 
 // ---------- helpers ----------
 
-async function tempRoot(t: import("ava").ExecutionContext): Promise<string> {
+async function tempRoot(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), "llorch-artifacts-"));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   return dir;
@@ -26,7 +26,7 @@ function fakeClock(start = 1_000) {
   return { clock: () => clock.now, advance: (ms: number) => void (clock.now += ms) };
 }
 
-async function openStore(t: import("ava").ExecutionContext, options: Parameters<typeof ArtifactStore.open>[1] = {}) {
+async function openStore(t: ExecutionContext, options: Parameters<typeof ArtifactStore.open>[1] = {}) {
   const root = await tempRoot(t);
   const time = fakeClock();
   const store = await ArtifactStore.open(root, { clock: time.clock, ...options });
@@ -34,15 +34,15 @@ async function openStore(t: import("ava").ExecutionContext, options: Parameters<
 }
 
 async function refused(
-  t: import("ava").ExecutionContext,
+  t: ExecutionContext,
   promise: Promise<unknown>,
   kind: ArtifactError["kind"],
   field?: string,
 ): Promise<ArtifactError> {
   const err = await t.throwsAsync(promise, { instanceOf: ArtifactError });
-  t.is(err!.kind, kind);
-  if (field !== undefined) t.is(err!.field, field);
-  return err!;
+  t.is(err.kind, kind);
+  if (field !== undefined) t.is(err.field, field);
+  return err;
 }
 
 /** Same own members, inserted in the order given by `order`. */

@@ -93,15 +93,15 @@ test("creating an existing id is a conflict", async (t) => {
   const store = await CatalogStore.open(await tempDir(t));
   await store.create({ id: "m", digest: DIGEST });
   const err = await t.throwsAsync(store.create({ id: "m", digest: DIGEST }), { instanceOf: CatalogError });
-  t.is(err!.kind, "conflict");
+  t.is(err.kind, "conflict");
 });
 
 for (const id of ["../x", "a/b", "", "x".repeat(200), ".hidden", "..", "a..b", "-lead", "sp ace", "nul\0", "back\\slash"]) {
   test(`rejects id ${JSON.stringify(id.length > 20 ? `${id.slice(0, 5)}…(${id.length})` : id)}`, async (t) => {
     const store = await CatalogStore.open(await tempDir(t));
     const err = await t.throwsAsync(store.create({ id, digest: DIGEST }), { instanceOf: CatalogError });
-    t.is(err!.kind, "invalid");
-    t.is(err!.field, "/id");
+    t.is(err.kind, "invalid");
+    t.is(err.field, "/id");
     t.throws(() => store.modelDir(id), { instanceOf: CatalogError });
   });
 }
@@ -127,8 +127,8 @@ for (const digest of [
   test(`rejects digest ${JSON.stringify(digest.slice(0, 24))}`, async (t) => {
     const store = await CatalogStore.open(await tempDir(t));
     const err = await t.throwsAsync(store.create({ id: "m", digest }), { instanceOf: CatalogError });
-    t.is(err!.kind, "invalid");
-    t.is(err!.field, "/digest");
+    t.is(err.kind, "invalid");
+    t.is(err.field, "/digest");
   });
 }
 
@@ -151,15 +151,15 @@ test("validates source_url and nested fields", async (t) => {
     [{ trust_policy: { mode: "lenient" } }, "/trust_policy/mode"],
   ];
   for (const [extra, field] of cases) {
-    const err = await t.throwsAsync(store.create({ id: "m", digest: DIGEST, ...extra } as never), { instanceOf: CatalogError });
-    t.is(err!.field, field, JSON.stringify(extra));
+    const err = await t.throwsAsync(store.create({ id: "m", digest: DIGEST, ...extra }), { instanceOf: CatalogError });
+    t.is(err.field, field, JSON.stringify(extra));
   }
   t.deepEqual(store.list(), []);
 });
 
 test("unknown input fields are not stored; state fields cannot be injected", async (t) => {
   const store = await CatalogStore.open(await tempDir(t), fakeClock(7));
-  const e = await store.create({ id: "m", digest: DIGEST, state: "Retired", created_ms: 1, extra: 1 } as never);
+  const e = await store.create({ id: "m", digest: DIGEST, state: "Retired", created_ms: 1, extra: 1 });
   t.is(e.state, "Active");
   t.is(e.created_ms, 7);
   t.false("extra" in e);
@@ -192,10 +192,10 @@ test("setState Retired with a deadline stores an absolute deadline; Active clear
 test("setState rejects unknown ids, states and bad deadlines", async (t) => {
   const store = await CatalogStore.open(await tempDir(t));
   await store.create({ id: "m", digest: DIGEST });
-  t.is((await t.throwsAsync(store.setState("x", "Retired"), { instanceOf: CatalogError }))!.kind, "not_found");
-  t.is((await t.throwsAsync(store.setState("m", "Gone" as never), { instanceOf: CatalogError }))!.field, "/state");
-  t.is((await t.throwsAsync(store.setState("m", "Retired", -1), { instanceOf: CatalogError }))!.field, "/deadline_ms");
-  t.is((await t.throwsAsync(store.setState("m", "Retired", 1.5), { instanceOf: CatalogError }))!.field, "/deadline_ms");
+  t.is((await t.throwsAsync(store.setState("x", "Retired"), { instanceOf: CatalogError })).kind, "not_found");
+  t.is((await t.throwsAsync(store.setState("m", "Gone"), { instanceOf: CatalogError })).field, "/state");
+  t.is((await t.throwsAsync(store.setState("m", "Retired", -1), { instanceOf: CatalogError })).field, "/deadline_ms");
+  t.is((await t.throwsAsync(store.setState("m", "Retired", 1.5), { instanceOf: CatalogError })).field, "/deadline_ms");
   t.is(store.get("m")!.state, "Active");
 });
 
@@ -204,11 +204,8 @@ test("recordVerification stores the outcome; unknown id is not_found", async (t)
   await store.create({ id: "m", digest: DIGEST });
   const v = { status: "passed" as const, checked_ms: 42, warnings: ["no SBOM recorded"], computed_digest: DIGEST };
   t.deepEqual((await store.recordVerification("m", v)).verification, v);
-  t.is((await t.throwsAsync(store.recordVerification("x", v), { instanceOf: CatalogError }))!.kind, "not_found");
-  t.is(
-    (await t.throwsAsync(store.recordVerification("m", { ...v, status: "ok" as never }), { instanceOf: CatalogError }))!.kind,
-    "invalid",
-  );
+  t.is((await t.throwsAsync(store.recordVerification("x", v), { instanceOf: CatalogError })).kind, "not_found");
+  t.is((await t.throwsAsync(store.recordVerification("m", { ...v, status: "ok" as never }), { instanceOf: CatalogError })).kind, "invalid");
 });
 
 test("delete removes the model's cache directory and nothing else", async (t) => {
@@ -257,7 +254,7 @@ test("an unknown schema_version refuses to open and the file is left untouched",
   const text = JSON.stringify({ schema_version: 2, models: {} });
   await writeFile(path.join(root, "index.json"), text);
   const err = await t.throwsAsync(CatalogStore.open(root));
-  t.regex(err!.message, /schema_version 2/);
+  t.regex(err.message, /schema_version 2/);
   t.is(await readFile(path.join(root, "index.json"), "utf8"), text);
 });
 
@@ -283,7 +280,7 @@ test("a missing schema_version, broken JSON or a malformed entry refuses to open
   ] as const;
   for (const [text, why] of bad) {
     await writeFile(path.join(root, "index.json"), text);
-    t.regex((await t.throwsAsync(CatalogStore.open(root)))!.message, why);
+    t.regex((await t.throwsAsync(CatalogStore.open(root))).message, why);
   }
 });
 
@@ -406,7 +403,7 @@ test("verify: a truncated sha256 cannot match, and the error says why", async (t
   await writeFile(path.join(dir, "w"), "weights");
   const v = await verifyEntry(entry({ digest: `sha256:${sha("weights").slice(0, 12)}`, source_url: "w" }), { baseDir: dir, modelDir: dir });
   t.is(v.reason, "digest_mismatch");
-  t.regex(v.error!, /12 hex digits/);
+  t.regex(v.error, /12 hex digits/);
 });
 
 test("verify: the cached modelDir/model is used when the source is remote", async (t) => {
@@ -421,7 +418,7 @@ test("verify: a local file ref whose file is missing fails with artifact_missing
   const v = await verifyEntry(entry({ source_url: "file:gone.gguf" }), { baseDir: dir, modelDir: dir });
   t.is(v.status, "failed");
   t.is(v.reason, "artifact_missing");
-  t.regex(v.error!, /gone\.gguf/);
+  t.regex(v.error, /gone\.gguf/);
 });
 
 test("verify: a remote, uncached artifact stays pending with not_local", async (t) => {
