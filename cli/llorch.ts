@@ -111,7 +111,7 @@ async function main(argv: string[]): Promise<number> {
   let positionals: string[];
   try {
     const parsed = parseArgs({ args: rest, options, strict: true, allowPositionals: command.positionals === true });
-    values = parsed.values as FlagValues;
+    values = parsed.values;
     positionals = parsed.positionals;
   } catch (err) {
     process.stderr.write(`llorch ${name}: ${(err as Error).message}\n\n${command.help}`);

@@ -2,7 +2,7 @@
 // (the same one the public JSON codec uses), for code that handles one enum
 // value at a time: flags, log lines, metric labels, error envelopes, SSE frames.
 // Whole messages go through public-json.ts instead.
-import type { Engine, ErrorCode, Priority, StopReason, Workload } from "./gen/llama_orch/v1/common.js";
+import { StopReason, type Engine, type ErrorCode, type Priority, type Workload } from "./gen/llama_orch/v1/common.js";
 import { publicEnumNames, type PublicEnumNames } from "./public-enum-names.js";
 
 function publicEnum<E extends number>(typeName: string): { name: (v: E) => string; parse: (s: string) => E | undefined } {
@@ -27,5 +27,5 @@ export const errorCodes = publicEnum<ErrorCode>("llama_orch.v1.ErrorCode");
 const stopReasons = publicEnum<StopReason>("llama_orch.v1.StopReason");
 
 export function stopReasonName(v: StopReason): string | undefined {
-  return v === 0 ? undefined : stopReasons.name(v);
+  return v === StopReason.STOP_REASON_UNSPECIFIED ? undefined : stopReasons.name(v);
 }

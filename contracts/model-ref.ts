@@ -42,6 +42,7 @@ export function parseModelRef(raw: string, field = "/model_ref"): ModelRef {
   if (raw.trim() === "") return fail("empty");
   if (raw !== raw.trim()) return fail("leading or trailing whitespace");
   // Control characters (NUL above all) would be truncated or misread by the OS and by logs.
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   if (/[\u0000-\u001f\u007f]/.test(raw)) return fail("contains control characters");
 
   const scheme = SCHEME.exec(raw)?.[1];

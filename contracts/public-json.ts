@@ -283,6 +283,6 @@ function encodeField(f: DescField, v: unknown, at: string): JsonValue {
 function encodeSingle(f: DescField, v: unknown, at: string): JsonValue {
   if (f.message) return JSON_TYPES.has(f.message.typeName) ? copyWellKnown(f.message.typeName, v, at) : encodeMessage(f.message, v, at);
   if (f.enum) return enumName(f.enum, v, at);
-  if (!scalarOk(f.scalar!, v)) throw fail(at, `must be ${scalarKind(f.scalar!, false)}`);
+  if (!scalarOk(f.scalar, v)) throw fail(at, `must be ${scalarKind(f.scalar, false)}`);
   return v as JsonValue;
 }

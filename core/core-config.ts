@@ -204,9 +204,9 @@ function sessionBudgetsFromConfig(raw: unknown): Record<string, BudgetLimits> {
     const b = v as Record<string, unknown>;
     const num = (k: string): number | undefined => {
       if (b[k] === undefined) return undefined;
-      if (typeof b[k] !== "number" || !Number.isFinite(b[k]) || (b[k] as number) < 0)
+      if (typeof b[k] !== "number" || !Number.isFinite(b[k]) || b[k] < 0)
         throw new Error(`config: core.session-budgets.${id}.${k} must be a non-negative number`);
-      return b[k] as number;
+      return b[k];
     };
     out[id.toLowerCase()] = { tokens: num("tokens"), timeMs: num("time-ms"), cost: num("cost") };
   }

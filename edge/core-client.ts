@@ -1,5 +1,12 @@
 import type { Context } from "@opentelemetry/api";
-import { Metadata, credentials, status as GrpcStatus, type CallOptions, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import {
+  type Metadata,
+  credentials,
+  status as GrpcStatus,
+  type CallOptions,
+  type ClientReadableStream,
+  type ServiceError,
+} from "@grpc/grpc-js";
 import { ErrorCode } from "../contracts/gen/llama_orch/v1/common.js";
 import { ArtifactServiceClient } from "../contracts/gen/llama_orch/v1/artifact.js";
 import { CatalogServiceClient } from "../contracts/gen/llama_orch/v1/catalog.js";

@@ -25,6 +25,8 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
     rateLimit: config.rateLimit,
     auth: { apiKey: config.apiKey, optionalOnLoopback: config.authOptionalOnLoopback },
   });
+  // Koa's handler catches its own errors (its promise never rejects), so Node may ignore the promise.
+  // eslint-disable-next-line @typescript-eslint/no-misused-promises
   const server: Server = createServer({ noDelay: true, keepAliveTimeout: 65_000 }, app.callback());
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

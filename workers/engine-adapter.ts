@@ -118,7 +118,7 @@ export const workerErrorKinds = {
   /** Every public name, for help texts and error messages. */
   names(): string[] {
     return Object.values(WorkerErrorKind)
-      .filter((v): v is WorkerErrorKind => typeof v === "number" && v > 0)
+      .filter((v): v is WorkerErrorKind => typeof v === "number" && v > WorkerErrorKind.WORKER_ERROR_KIND_UNSPECIFIED)
       .map((v) => workerErrorKinds.name(v));
   },
 };

@@ -12,7 +12,7 @@ export function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new Error(`cannot read config file ${path}: ${(err as Error).message}`);
+    throw new Error(`cannot read config file ${path}: ${(err as Error).message}`, { cause: err });
   }
   const doc: unknown = parse(text);
   if (doc === null || doc === undefined) return {};

@@ -1,6 +1,6 @@
 import { Metadata, type ServiceError } from "@grpc/grpc-js";
 import type { Context } from "@opentelemetry/api";
-import { ErrorCode, ErrorDetail } from "../gen/llama_orch/v1/common.js";
+import { type ErrorCode, ErrorDetail } from "../gen/llama_orch/v1/common.js";
 import { serviceErrorOf } from "./error-status.js";
 import { injectTraceContext } from "./trace-context.js";
 

@@ -53,7 +53,8 @@ export function recordJson(artifact: Artifact): JsonObject {
   return record;
 }
 
-const isKind = (kind: ArtifactKind) => kind > 0 && publicEnumNames("llama_orch.v1.ArtifactKind").name(kind) !== undefined;
+const isKind = (kind: ArtifactKind) =>
+  kind > ArtifactKind.ARTIFACT_KIND_UNSPECIFIED && publicEnumNames("llama_orch.v1.ArtifactKind").name(kind) !== undefined;
 
 /** Checks the hashed members and copies only them; anything else the caller set (id, created_ms, …) is not part of the content. */
 export function toDocument(input: Artifact): Artifact {

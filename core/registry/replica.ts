@@ -226,12 +226,12 @@ export class Replica extends EventEmitter {
   /** Keeps one watch stream open for as long as the replica is registered. */
   private watch<T>(what: string, open: () => ClientReadableStream<T>, apply: (m: T) => void): void {
     const call = open();
-    this.watches.push(call as ClientReadableStream<unknown>);
+    this.watches.push(call);
     let failed = false;
     const retry = (reason: string): void => {
       if (failed || this.closed) return;
       failed = true;
-      this.watches.splice(this.watches.indexOf(call as ClientReadableStream<unknown>), 1);
+      this.watches.splice(this.watches.indexOf(call), 1);
       this.currentHealth = { live: false, ready: false, lastError: `${what} watch lost: ${reason}` };
       this.emit("change");
       this.logger.warn({ replica_id: this.id, pool_id: this.poolId, reason }, `${what} watch lost`);

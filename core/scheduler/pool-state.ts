@@ -1,4 +1,4 @@
-import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
+import type { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
 import { PoolQueue } from "../queue/pool-queue.js";
 import type { Task } from "../tasks/task.js";
 

@@ -48,13 +48,13 @@ const notFound = (id: string) => OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `n
  */
 export function catalogService(deps: CatalogDeps): CatalogServiceServer {
   const { store, metrics, logger } = deps;
-  const answer = <T>(callback: sendUnaryData<T>, work: () => Promise<T>) => respond(callback, logger, work, typed);
+  const answer = <T>(callback: sendUnaryData<T>, work: () => T | Promise<T>) => respond(callback, logger, work, typed);
   for (const e of store.list()) publishState(metrics, e);
 
   return {
     createModel: (call, callback) => answer(callback, () => createModel(deps, call.request)),
     getModel: (call, callback) =>
-      answer(callback, async () => {
+      answer(callback, () => {
         const entry = store.get(call.request.id);
         if (!entry) throw notFound(call.request.id);
         return { model: entry };

@@ -23,10 +23,7 @@ export function sessionService(sessions: SessionStore, registry: ReplicaRegistry
       const s = sessions.get(call.request.sessionId);
       if (!s) {
         callback(
-          asServiceError(
-            OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `unknown or expired session ${call.request.sessionId}`),
-            logger,
-          ) as never,
+          asServiceError(OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `unknown or expired session ${call.request.sessionId}`), logger),
           null,
         );
         return;
@@ -48,7 +45,7 @@ export function sessionService(sessions: SessionStore, registry: ReplicaRegistry
       const id = call.request.sessionId;
       const { existed, lastReplicaId } = sessions.delete(id);
       if (!existed) {
-        callback(asServiceError(OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `unknown or expired session ${id}`), logger) as never, null);
+        callback(asServiceError(OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `unknown or expired session ${id}`), logger), null);
         return;
       }
       const replica = lastReplicaId ? registry.get(lastReplicaId) : undefined;

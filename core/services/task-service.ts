@@ -1,13 +1,13 @@
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from "@grpc/grpc-js";
 import { Engine, ErrorCode, Priority, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
-import {
-  type CancelTaskRequest,
-  type CancelTaskResponse,
-  type CreateTaskRequest,
-  type CreateTaskResponse,
-  type StreamTaskRequest,
-  type StreamTaskResponse,
-  type TaskServiceServer,
+import type {
+  CancelTaskRequest,
+  CancelTaskResponse,
+  CreateTaskRequest,
+  CreateTaskResponse,
+  StreamTaskRequest,
+  StreamTaskResponse,
+  TaskServiceServer,
 } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf, OrchError } from "../../contracts/runtime/metadata.js";
@@ -36,7 +36,7 @@ export function taskService(scheduler: Scheduler, logger: Logger): TaskServiceSe
           budgets: scheduler.liveBudgets(task),
         });
       } catch (err) {
-        callback(asServiceError(err, logger) as never, null);
+        callback(asServiceError(err, logger), null);
       }
     },
 
@@ -96,7 +96,7 @@ export function taskService(scheduler: Scheduler, logger: Logger): TaskServiceSe
         const canceled = scheduler.cancel(call.request.taskId, call.request.reason || "client");
         callback(null, { canceled });
       } catch (err) {
-        callback(asServiceError(err, logger) as never, null);
+        callback(asServiceError(err, logger), null);
       }
     },
   };

@@ -61,7 +61,7 @@ export function mountTaskRoutes(
       resumeAfterSeq,
       callContext: callContext(ctx),
       res: ctx.res,
-      headers: { "X-Correlation-Id": ctx.state.correlationId },
+      headers: { "X-Correlation-Id": ctx.state.correlationId as string },
       heartbeatMs: deps.sseHeartbeatMs,
       logger,
       onEnd: (how) => {

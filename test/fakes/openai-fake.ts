@@ -47,6 +47,7 @@
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { closeServer, listen, readBody, sendJson, type FakeRequest } from "./fake-http.js";
+import type { Json } from "../support/json.js";
 
 export type FakeFlavour = "openai" | "vllm";
 export type FakeHealth = "ready" | "loading" | "down";
@@ -96,7 +97,7 @@ export interface FakeOptions extends Partial<FakeBehaviour> {
   apiKey?: string;
 }
 
-export interface RecordedRequest extends FakeRequest<any> {
+export interface RecordedRequest extends FakeRequest<Json> {
   /** A stream was started for this request (status 200, SSE). */
   streamed: boolean;
   /** Resolves once the response is over, however it ended. */
@@ -249,7 +250,7 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
   };
 
   const generate = async (r: RecordedRequest, res: http.ServerResponse, b: FakeBehaviour, chat: boolean): Promise<void> => {
-    const body = (r.body ?? {}) as Record<string, any>;
+    const body = (r.body ?? {}) as Record<string, Json>;
     if (body.stream !== true) return sendError(res, 400, "this fake only streams: set stream=true");
     if (typeof body.model === "string" && !b.models.includes(body.model)) {
       return sendError(res, 404, `The model \`${body.model}\` does not exist.`, "NotFoundError");
@@ -263,7 +264,7 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
     const texts = b.tokens.slice(0, maxTokens);
     const finish = b.tokens.length >= maxTokens ? "length" : b.naturalFinish;
     const promptText = chat
-      ? (body.messages as { content?: unknown }[]).map((m) => String(m.content ?? "")).join(" ")
+      ? (body.messages as { content?: string }[]).map((m) => String(m.content ?? "")).join(" ")
       : (body.prompt as string);
     const promptTokens = Math.max(1, promptText.split(/\s+/).filter(Boolean).length);
     const id = `${chat ? "chatcmpl" : "cmpl"}-fake${++seq}`;

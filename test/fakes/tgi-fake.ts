@@ -267,7 +267,7 @@ async function stream(body: GenerateRequest, b: TgiFakeBehaviour, res: http.Serv
         b.frameDelayMs,
       );
     }
-    await out.end();
+    out.end();
   } finally {
     out.dispose();
   }
@@ -322,20 +322,20 @@ class FrameWriter {
 
   async finalError(error: string, errorType: string): Promise<void> {
     await this.frame({ error, error_type: errorType }, 0);
-    await this.end();
+    this.end();
   }
 
   /** Silence until the client goes away. */
   async hang(): Promise<void> {
-    await this.flush();
+    this.flush();
     await new Promise<void>((resolve) => {
       if (!this.open()) resolve();
       else this.res.once("close", () => resolve());
     });
   }
 
-  async end(): Promise<void> {
-    await this.flush();
+  end(): void {
+    this.flush();
     if (this.open()) this.res.end();
   }
 
@@ -343,7 +343,7 @@ class FrameWriter {
     clearInterval(this.keepAlive);
   }
 
-  private async flush(): Promise<void> {
+  private flush(): void {
     if (this.buffered.length === 0) return;
     const all = Buffer.concat(this.buffered.splice(0));
     if (this.open()) this.res.write(all);

@@ -38,8 +38,9 @@
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { closeServer, listen, readBody, sendJson, type FakeRequest } from "./fake-http.js";
+import { modelMetadata, requestSettings, requiredInputs, type TritonFakeLayout } from "./triton-fake-layouts.js";
 
-export type TritonFakeLayout = "trtllm" | "trtllm-legacy" | "vllm";
+export type { TritonFakeLayout } from "./triton-fake-layouts.js";
 
 /** "loading": live, model not ready. "down": not live (health 400, everything else 503). */
 export type TritonFakeHealth = "ready" | "loading" | "down";
@@ -238,7 +239,7 @@ async function generateStream(res: http.ServerResponse, entry: TritonFakeRequest
     b.inputTokens ??
     Math.max(
       1,
-      String(body.text_input ?? "")
+      String((body.text_input as string | undefined) ?? "")
         .split(/\s+/)
         .filter(Boolean).length,
     );
@@ -289,107 +290,6 @@ async function generateStream(res: http.ServerResponse, entry: TritonFakeRequest
   if (gone()) return;
   sendHeaders();
   res.end();
-}
-
-/** The request's max_tokens and stream flag, wherever this layout takes them. */
-function requestSettings(body: Record<string, unknown>, layout: TritonFakeLayout): { maxTokens: number; stream: boolean } {
-  let maxTokens: unknown = body.max_tokens;
-  if (layout === "vllm") {
-    maxTokens = 16; // vLLM's SamplingParams default
-    if (typeof body.sampling_parameters === "string") {
-      try {
-        const sampling = JSON.parse(body.sampling_parameters) as Record<string, unknown>;
-        if (typeof sampling.max_tokens === "number") maxTokens = sampling.max_tokens;
-      } catch {
-        // the backend would log and fall back; so does the fake
-      }
-    } else if (typeof body.max_tokens === "number") maxTokens = body.max_tokens;
-  }
-  return { maxTokens: typeof maxTokens === "number" ? maxTokens : 0, stream: body.stream === true };
-}
-
-function requiredInputs(layout: TritonFakeLayout): string[] {
-  return layout === "vllm" ? ["text_input"] : ["text_input", "max_tokens"];
-}
-
-function modelMetadata(b: TritonFakeBehaviour): Record<string, unknown> {
-  const batched = (name: string, datatype: string): Record<string, unknown> => ({ name, datatype, shape: [-1, 1] });
-  const single = (name: string, datatype: string): Record<string, unknown> => ({ name, datatype, shape: [1] });
-  switch (b.layout) {
-    case "trtllm":
-      return {
-        name: b.modelName,
-        versions: b.modelVersions,
-        platform: "ensemble",
-        inputs: [
-          batched("text_input", "BYTES"),
-          batched("max_tokens", "INT32"),
-          batched("bad_words", "BYTES"),
-          batched("stop_words", "BYTES"),
-          batched("exclude_input_in_output", "BOOL"),
-          batched("end_id", "INT32"),
-          batched("pad_id", "INT32"),
-          batched("top_k", "INT32"),
-          batched("top_p", "FP32"),
-          batched("temperature", "FP32"),
-          batched("seed", "UINT64"),
-          batched("return_num_input_tokens", "BOOL"),
-          batched("return_num_output_tokens", "BOOL"),
-          batched("beam_width", "INT32"),
-          batched("stream", "BOOL"),
-        ],
-        outputs: [
-          batched("text_output", "BYTES"),
-          batched("cum_log_probs", "FP32"),
-          batched("batch_index", "INT32"),
-          batched("sequence_index", "INT32"),
-          batched("num_input_tokens", "INT32"),
-          batched("num_output_tokens", "INT32"),
-        ],
-      };
-    case "trtllm-legacy":
-      return {
-        name: b.modelName,
-        versions: b.modelVersions,
-        platform: "ensemble",
-        inputs: [
-          batched("text_input", "BYTES"),
-          batched("max_tokens", "INT32"),
-          batched("bad_words", "BYTES"),
-          batched("stop_words", "BYTES"),
-          batched("top_k", "INT32"),
-          batched("top_p", "FP32"),
-          batched("temperature", "FP32"),
-          batched("random_seed", "UINT64"),
-          batched("beam_width", "INT32"),
-          batched("stream", "BOOL"),
-        ],
-        outputs: [batched("text_output", "BYTES"), batched("cum_log_probs", "FP32")],
-      };
-    case "vllm":
-      return {
-        name: b.modelName,
-        versions: b.modelVersions,
-        platform: "",
-        inputs: [
-          single("text_input", "BYTES"),
-          { name: "image", datatype: "BYTES", shape: [-1] },
-          single("stream", "BOOL"),
-          single("sampling_parameters", "BYTES"),
-          single("exclude_input_in_output", "BOOL"),
-          single("return_finish_reason", "BOOL"),
-          single("return_cumulative_logprob", "BOOL"),
-          single("return_logprobs", "BOOL"),
-          single("return_num_input_tokens", "BOOL"),
-          single("return_num_output_tokens", "BOOL"),
-        ],
-        outputs: [
-          { name: "text_output", datatype: "BYTES", shape: [-1] },
-          { name: "finish_reason", datatype: "BYTES", shape: [-1] },
-          single("num_input_tokens", "UINT32"),
-        ],
-      };
-  }
 }
 
 async function writeFrame(res: http.ServerResponse, frame: string, splitBytes: number): Promise<void> {

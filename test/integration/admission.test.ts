@@ -1,6 +1,7 @@
 import test from "ava";
 import { api, stream, taskBody } from "../support/http.js";
 import { TestSystem } from "../support/system.js";
+import type { Json } from "../support/json.js";
 
 type T = Parameters<typeof api>[0];
 const post = (t: T, sys: TestSystem, body: Record<string, unknown>, headers: Record<string, string> = {}) =>
@@ -8,7 +9,7 @@ const post = (t: T, sys: TestSystem, body: Record<string, unknown>, headers: Rec
 const long = (overrides: Record<string, unknown> = {}) =>
   taskBody({ max_tokens: 2000, ctx: 4096, deadline_ms: 3_600_000, prompt: "[[mock tokens_per_second=20]] keep busy", ...overrides });
 
-function assertBackpressure(t: T, res: Awaited<ReturnType<typeof api<any>>>, code: string, policy: string) {
+function assertBackpressure(t: T, res: Awaited<ReturnType<typeof api<Json>>>, code: string, policy: string) {
   t.is(res.status, 429);
   t.is(res.json.code, code);
   t.is(res.json.policy_label, policy);

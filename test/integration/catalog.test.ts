@@ -6,10 +6,11 @@ import { join } from "node:path";
 import { api, stream, taskBody } from "../support/http.js";
 import { parseSse } from "../support/sse-parse.js";
 import { TestSystem } from "../support/system.js";
+import type { Json } from "../support/json.js";
 
 type T = Parameters<typeof api>[0];
 
-async function waitVerified(t: T, sys: TestSystem, id: string): Promise<any> {
+async function waitVerified(t: T, sys: TestSystem, id: string): Promise<Json> {
   for (let i = 0; i < 100; i++) {
     const m = (await api(t, sys.edgeUrl, "GET", `/v1/catalog/models/${id}`)).json;
     if (m.verification && m.verification.status !== "pending") return m;

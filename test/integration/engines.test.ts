@@ -1,4 +1,9 @@
 import test from "ava";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { projectRoot } from "../../contracts/runtime/project-root.js";
 import { api, assertStreamConforms, stream, taskBody } from "../support/http.js";
 import { TestSystem } from "../support/system.js";
 import type { FakeRequest } from "../fakes/fake-http.js";
@@ -74,11 +79,6 @@ for (const spec of ENGINES) {
 }
 
 test("a supervised engine: the sidecar starts it, is Ready only after its preload, and restarts it when it dies", async (t) => {
-  const { createServer } = await import("node:net");
-  const { mkdtempSync, readFileSync } = await import("node:fs");
-  const { tmpdir } = await import("node:os");
-  const { join } = await import("node:path");
-  const { projectRoot } = await import("../../contracts/runtime/project-root.js");
   const port = await new Promise<number>((resolve) => {
     const s = createServer().listen(0, "127.0.0.1", () => {
       const p = (s.address() as { port: number }).port;

@@ -1,4 +1,4 @@
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { credentials, type ServiceError } from "@grpc/grpc-js";
 import {
   CatalogModel,
@@ -45,12 +45,9 @@ function unary<Res>(start: (cb: Callback<Res>) => unknown): Promise<Res> {
   return new Promise((resolve, reject) => start((err, res) => (err ? reject(err) : resolve(res))));
 }
 
-async function refused(
-  t: import("ava").ExecutionContext,
-  promise: Promise<unknown>,
-): Promise<{ code: ErrorCode; field: string; message: string }> {
+async function refused(t: ExecutionContext, promise: Promise<unknown>): Promise<{ code: ErrorCode; field: string; message: string }> {
   const err = await t.throwsAsync<ServiceError>(promise);
-  const detail = errorDetailOf(err!);
+  const detail = errorDetailOf(err);
   return { code: detail?.code ?? ErrorCode.ERROR_CODE_UNSPECIFIED, field: detail?.field ?? "", message: detail?.message ?? "" };
 }
 

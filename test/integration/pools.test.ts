@@ -1,6 +1,7 @@
 import test from "ava";
 import { api, stream, taskBody } from "../support/http.js";
 import { TestSystem } from "../support/system.js";
+import type { Json } from "../support/json.js";
 
 type T = Parameters<typeof api>[0];
 
@@ -8,7 +9,7 @@ async function health(t: T, sys: TestSystem, pool: string) {
   return api(t, sys.edgeUrl, "GET", `/v1/pools/${pool}/health`);
 }
 
-async function waitFor(t: T, sys: TestSystem, pool: string, done: (h: any) => boolean): Promise<any> {
+async function waitFor(t: T, sys: TestSystem, pool: string, done: (h: Json) => boolean): Promise<Json> {
   for (let i = 0; i < 200; i++) {
     const h = (await health(t, sys, pool)).json;
     if (done(h)) return h;
@@ -31,7 +32,7 @@ test("pool health reports live, ready, draining and a metrics snapshot with repl
   t.is(h.json.metrics.slots_total, 6);
   t.is(h.json.metrics.queue_depth, 0);
   t.deepEqual(
-    h.json.metrics.replicas.map((r: any) => [r.replica_id, r.state]),
+    h.json.metrics.replicas.map((r: Json) => [r.replica_id, r.state]),
     [
       ["p1", "ready"],
       ["p2", "ready"],
@@ -55,9 +56,9 @@ test("capabilities aggregate the live sidecars and report the OpenAPI version", 
   const caps = await api(t, sys.edgeUrl, "GET", "/v1/capabilities");
   t.is(caps.status, 200);
   t.is(caps.json.api_version, doc.json.info.version);
-  const llama = caps.json.engines.find((e: any) => e.engine === "llamacpp");
+  const llama = caps.json.engines.find((e: Json) => e.engine === "llamacpp");
   t.like(llama, { ctx_max: 16384, concurrency: 5, supported_workloads: ["completion"] });
-  t.is(caps.json.engines.find((e: any) => e.engine === "vllm").concurrency, 5);
+  t.is(caps.json.engines.find((e: Json) => e.engine === "vllm").concurrency, 5);
   t.true(caps.json.models.includes("hf:org/model"));
 });
 
@@ -106,7 +107,7 @@ test("reload: every replica switches model and the pool is Ready on it; a failur
   const loaded = await waitFor(t, sys, "r", (h) => h.metrics.reload_state === "idle");
   t.true(loaded.ready);
   t.deepEqual(
-    loaded.metrics.replicas.map((r: any) => r.model_ref),
+    loaded.metrics.replicas.map((r: Json) => r.model_ref),
     ["hf:org/model-b", "hf:org/model-b"],
   );
   t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ model_ref: "hf:org/model-b", max_tokens: 1 }) })).status, 202);
@@ -121,7 +122,7 @@ test("reload: every replica switches model and the pool is Ready on it; a failur
   const rolledBack = await waitFor(t, sys, "r", (h) => h.metrics.reload_state === "idle" && h.metrics.last_reload_error);
   t.true(rolledBack.ready, "Ready again on the previous model");
   t.deepEqual(
-    rolledBack.metrics.replicas.map((r: any) => r.model_ref),
+    rolledBack.metrics.replicas.map((r: Json) => r.model_ref),
     ["hf:org/model-b", "hf:org/model-b"],
   );
   t.regex(rolledBack.metrics.last_reload_error, /r2/);

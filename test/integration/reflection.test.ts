@@ -128,7 +128,7 @@ test("buf curl shows a refused CreateTask's google.rpc.ErrorInfo: reason ERROR_C
   const err = await t.throwsAsync<Error & { stderr: string }>(
     bufCurl("-d", JSON.stringify(request), `http://${sys.coreAddress}/llama_orch.v1.TaskService/CreateTask`),
   );
-  const printed = JSON.parse(err!.stderr) as { code: string; message: string; details: { type: string; value: string }[] };
+  const printed = JSON.parse(err.stderr) as { code: string; message: string; details: { type: string; value: string }[] };
   t.is(printed.code, "invalid_argument");
   t.regex(printed.message, /max_tokens 100 does not fit in ctx 64/);
   t.deepEqual(

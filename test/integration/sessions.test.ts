@@ -1,6 +1,7 @@
 import test from "ava";
 import { api, assertStreamConforms, stream, taskBody } from "../support/http.js";
 import { TestSystem } from "../support/system.js";
+import type { Json } from "../support/json.js";
 
 let sys: TestSystem;
 test.before(async () => {
@@ -17,8 +18,8 @@ test.after.always(async () => sys?.stop());
 type T = Parameters<typeof api>[0];
 async function run(t: T, body: Record<string, unknown>) {
   const admitted = await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body });
-  if (admitted.status !== 202) return { admitted, events: [] as { event: string; data: any }[] };
-  const path = `/v1/tasks/${body.task_id}/stream`;
+  if (admitted.status !== 202) return { admitted, events: [] as { event: string; data: Json }[] };
+  const path = `/v1/tasks/${body.task_id as string}/stream`;
   const s = await stream(sys.edgeUrl, path);
   await s.done;
   assertStreamConforms(t, path, s);

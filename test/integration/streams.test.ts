@@ -3,8 +3,6 @@ import { connect } from "node:net";
 import { api, assertStreamConforms, stream, taskBody } from "../support/http.js";
 import { TestSystem } from "../support/system.js";
 
-type T = Parameters<typeof api>[0];
-
 test("watchdog: a task that stops producing ends with DECODE_TIMEOUT and frees its slot", async (t) => {
   const sys = await TestSystem.start({ coreFlags: { "idle-timeout-ms": "400" }, workers: [{ replica: "w", slots: 1 }] });
   t.teardown(() => sys.stop());

@@ -2,6 +2,7 @@ import type { Artifact } from "../../contracts/gen/llama_orch/v1/artifact.js";
 import { publicJson } from "../../contracts/public-json.js";
 import { artifactFromJson } from "../../core/artifacts/artifact-document.js";
 import { ArtifactStore as Store, type ArtifactStoreOptions } from "../../core/artifacts/artifact-store.js";
+import type { Json } from "./json.js";
 
 // The artifact store seen through the public JSON, as clients and the files on
 // disk see it: tests write artifacts the way the HTTP API does.
@@ -9,7 +10,7 @@ import { ArtifactStore as Store, type ArtifactStoreOptions } from "../../core/ar
 export { ARTIFACT_KINDS, ArtifactError, DEFAULT_MAX_ARTIFACT_BYTES } from "../../core/artifacts/artifact-store.js";
 
 /** An artifact (to store, or as stored) in its public JSON form. */
-export type ArtifactInput = { [member: string]: any };
+export type ArtifactInput = { [member: string]: Json };
 
 const artifacts = publicJson<Artifact>("llama_orch.v1.Artifact");
 

@@ -3,6 +3,7 @@ import { publicEnumNames } from "../../contracts/public-enum-names.js";
 import { publicJson, PublicJsonError, type PublicJsonCodec } from "../../contracts/public-json.js";
 import { CatalogError, CatalogStore as Store } from "../../core/catalog/catalog-store.js";
 import { verifyEntry as verify, type VerifyOptions } from "../../core/catalog/verify.js";
+import type { Json } from "./json.js";
 
 // The catalog store and verification seen through the public JSON, as clients
 // and the index file see them: tests write entries the way the HTTP API does.
@@ -11,7 +12,7 @@ export { CATALOG_SCHEMA_VERSION, CatalogError } from "../../core/catalog/catalog
 export { sha256File } from "../../core/catalog/verify.js";
 
 /** A catalog entry (or a verification) in its public JSON form. */
-export type CatalogEntry = { [field: string]: any };
+export type CatalogEntry = { [field: string]: Json };
 
 const models = publicJson<CatalogModel>("llama_orch.v1.CatalogModel");
 const verifications = publicJson<Verification>("llama_orch.v1.Verification");

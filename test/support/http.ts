@@ -1,8 +1,9 @@
 import type { ExecutionContext } from "ava";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { checkResponse } from "./openapi-check.js";
+import type { Json } from "./json.js";
 
-export interface ApiResponse<T = any> {
+export interface ApiResponse<T = Json> {
   status: number;
   headers: Headers;
   text: string;
@@ -13,7 +14,7 @@ export interface ApiResponse<T = any> {
  * fetch + a check of the response against the OpenAPI document: every HTTP
  * response the integration tests see goes through here or through `stream`.
  */
-export async function api<T = any>(
+export async function api<T = Json>(
   t: ExecutionContext,
   baseUrl: string,
   method: string,
@@ -30,7 +31,7 @@ export async function api<T = any>(
   const text = await res.text();
   const problems = checkResponse(method, path, { status: res.status, headers: res.headers, body: text });
   t.deepEqual(problems, [], `${method} ${path} -> ${res.status} conforms to the OpenAPI document (${text.slice(0, 300)})`);
-  let json: any;
+  let json: Json;
   try {
     json = text ? JSON.parse(text) : undefined;
   } catch {
@@ -42,7 +43,7 @@ export async function api<T = any>(
 export interface SseEvent {
   id?: string;
   event: string;
-  data: any;
+  data: Json;
 }
 
 export interface SseStream {

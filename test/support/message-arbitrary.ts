@@ -38,7 +38,7 @@ function scalar(type: ScalarType): fc.Arbitrary<unknown> {
 function single(f: DescField, depth: number): fc.Arbitrary<unknown> {
   if (f.message) return nested(f.message, depth);
   if (f.enum) return fc.constantFrom(...f.enum.values.map((v) => v.number));
-  return scalar(f.scalar!);
+  return scalar(f.scalar);
 }
 
 function nested(desc: DescMessage, depth: number): fc.Arbitrary<unknown> {

@@ -175,7 +175,7 @@ export class TestSystem {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.edge, ...this.workers.map((w) => w.proc), this.core].filter(Boolean).map((p) => stopProcess(p!)));
+    await Promise.all([this.edge, ...this.workers.map((w) => w.proc), this.core].filter(Boolean).map((p) => stopProcess(p)));
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }

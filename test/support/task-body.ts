@@ -1,5 +1,7 @@
+import type { Json } from "./json.js";
+
 /** A valid TaskRequest body for the mock engine; override any field. */
-export function taskBody(overrides: Record<string, unknown> = {}): Record<string, any> {
+export function taskBody(overrides: Record<string, unknown> = {}): Record<string, Json> {
   return {
     task_id: crypto.randomUUID(),
     session_id: crypto.randomUUID(),

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { BadRequest, ErrorInfo, RetryInfo } from "../../contracts/gen/google/rpc/error_details.js";
 import { Status } from "../../contracts/gen/google/rpc/status.js";
-import { Engine, ErrorCode, ErrorDetail } from "../../contracts/gen/llama_orch/v1/common.js";
+import { Engine, ErrorCode, type ErrorDetail } from "../../contracts/gen/llama_orch/v1/common.js";
 import { errorDetailOf, serviceErrorOf, STATUS_DETAILS_KEY } from "../../contracts/runtime/error-status.js";
 import { OrchError } from "../../contracts/runtime/metadata.js";
 import { toHttpError } from "../../edge/core-client.js";
@@ -70,13 +70,13 @@ test("the trailer is the standard Status: gRPC code, message, ErrorInfo, RetryIn
     status.details.map((d) => d.typeUrl),
     ["type.googleapis.com/google.rpc.ErrorInfo", "type.googleapis.com/google.rpc.RetryInfo", "type.googleapis.com/google.rpc.BadRequest"],
   );
-  t.deepEqual(ErrorInfo.decode(status.details[0].value), {
+  t.deepEqual(ErrorInfo.decode(status.details[0]!.value), {
     reason: "ERROR_CODE_INVALID_PARAMS",
     domain: "llama-orch.v1",
     metadata: { retry_after_ms: "2500", field: "/ctx" },
   });
-  t.deepEqual(RetryInfo.decode(status.details[1].value).retryDelay, { seconds: 2, nanos: 500_000_000 });
-  t.deepEqual(BadRequest.decode(status.details[2].value).fieldViolations, [{ field: "/ctx", description: "ctx too big" }]);
+  t.deepEqual(RetryInfo.decode(status.details[1]!.value).retryDelay, { seconds: 2, nanos: 500_000_000 });
+  t.deepEqual(BadRequest.decode(status.details[2]!.value).fieldViolations, [{ field: "/ctx", description: "ctx too big" }]);
 });
 
 test("an error without a retry hint or a field carries only its ErrorInfo, with no metadata", (t) => {
@@ -84,7 +84,7 @@ test("an error without a retry hint or a field carries only its ErrorInfo, with 
   t.is(sent.code, GrpcStatus.NOT_FOUND);
   const status = Status.decode(sent.metadata!.get(STATUS_DETAILS_KEY)[0] as Buffer);
   t.is(status.details.length, 1);
-  t.deepEqual(ErrorInfo.decode(status.details[0].value).metadata, {});
+  t.deepEqual(ErrorInfo.decode(status.details[0]!.value).metadata, {});
 });
 
 test("a reason this build does not know stays UNRECOGNIZED rather than being dropped", (t) => {

@@ -67,16 +67,16 @@ const rejected: [string, string, RegExp][] = [
 for (const [name, raw, why] of rejected) {
   test(`rejects ${name}`, (t) => {
     const err = t.throws(() => parseModelRef(raw), { instanceOf: ModelRefError });
-    t.regex(err!.message, why);
+    t.regex(err.message, why);
     // Every rejection tells the caller what would have worked.
-    t.regex(err!.message, /supported forms: hf:.*file:.*https:\/\/.*s3:\/\/.*oci:\/\//);
-    t.is(err!.field, "/model_ref");
+    t.regex(err.message, /supported forms: hf:.*file:.*https:\/\/.*s3:\/\/.*oci:\/\//);
+    t.is(err.field, "/model_ref");
   });
 }
 
 test("the error field can be chosen by the caller", (t) => {
   const err = t.throws(() => parseModelRef("http://x", "/new_model_ref"), { instanceOf: ModelRefError });
-  t.is(err!.field, "/new_model_ref");
+  t.is(err.field, "/new_model_ref");
 });
 
 test("localPathOf resolves relative file refs against baseDir and ignores remote refs", (t) => {

@@ -93,6 +93,7 @@ export abstract class PolledHttpAdapter {
     }
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- nothing to wait for, but a throwing listener must still reject stop()
   async stop(): Promise<void> {
     if (this.state !== "stopped") {
       this.state = "stopped";

@@ -86,7 +86,7 @@ export async function streamCompletion(
 function parseFrame(http: EngineHttp, frame: SseFrame): CompletionFrame {
   try {
     const parsed: unknown = JSON.parse(frame.data);
-    if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) return parsed as CompletionFrame;
+    if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) return parsed;
   } catch {
     // reported below with the frame's start
   }

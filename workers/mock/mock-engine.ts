@@ -119,8 +119,8 @@ export class MockEngine implements EngineAdapter {
    */
   private readonly sessionsSeen = new Set<string>();
 
-  async evictSession(sessionId: string): Promise<boolean> {
-    return this.sessionsSeen.delete(sessionId);
+  evictSession(sessionId: string): Promise<boolean> {
+    return Promise.resolve(this.sessionsSeen.delete(sessionId));
   }
 
   private rememberSession(sessionId: string): void {
@@ -184,6 +184,7 @@ export class MockEngine implements EngineAdapter {
     });
   }
 
+  // eslint-disable-next-line @typescript-eslint/require-await -- nothing to wait for, but a throwing listener must still reject stop()
   async stop(): Promise<void> {
     this.loading?.finish(false);
     this.setHealth({ live: false, ready: false, lastError: "stopped" });

@@ -72,7 +72,7 @@ export function parseStreamData(data: string): StreamEvent {
   // vLLM 0.6 also sent bare `{"object":"error","message":...}` objects in streams.
   if (json.object === "error") return { type: "error", message: typeof json.message === "string" ? json.message : "engine error" };
   const event: StreamEvent = { type: "chunk", text: "" };
-  const choice = Array.isArray(json.choices) ? json.choices.find((c) => isObject(c) && (c.index ?? 0) === 0) : undefined;
+  const choice: unknown = Array.isArray(json.choices) ? json.choices.find((c) => isObject(c) && (c.index ?? 0) === 0) : undefined;
   if (isObject(choice)) {
     const delta = isObject(choice.delta) ? choice.delta : undefined;
     const text = delta ? delta.content : choice.text;

@@ -298,6 +298,6 @@ function errorKindName(flag: string, name: string): string {
 
 export function knownEngines(): string[] {
   return Object.values(Engine)
-    .filter((v): v is Engine => typeof v === "number" && v > 0)
+    .filter((v): v is Engine => typeof v === "number" && v > Engine.ENGINE_UNSPECIFIED)
     .map((v) => engines.name(v));
 }

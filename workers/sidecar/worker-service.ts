@@ -95,7 +95,7 @@ export class WorkerService {
         }
         adapter.evictSession(call.request.sessionId).then(
           (evicted) => callback(null, { supported: true, evicted }),
-          (err: Error) => callback({ code: 13, details: `evicting session failed: ${err.message}` } as never, null),
+          (err: Error) => callback({ code: GrpcStatus.INTERNAL, details: `evicting session failed: ${err.message}` }, null),
         );
       },
       loadModel: (call: ServerUnaryCall<LoadModelRequest, LoadModelResponse>, callback: sendUnaryData<LoadModelResponse>) => {
@@ -316,8 +316,9 @@ export class WorkerService {
 
 function noop(): void {}
 
-function status(code: GrpcStatus, details: string): Partial<StatusObject> {
-  return { code, details };
+/** An Error, as only Errors are thrown; grpc-js answers with its code and details. */
+function status(code: GrpcStatus, details: string): Error & Partial<StatusObject> {
+  return Object.assign(new Error(details), { code, details });
 }
 
 function failure(kind: WorkerErrorKind, message: string, retriable: boolean): WorkerError {

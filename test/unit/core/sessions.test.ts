@@ -1,4 +1,4 @@
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import fc from "fast-check";
 import { ErrorCode } from "../../../contracts/gen/llama_orch/v1/common.js";
 import { OrchError } from "../../../contracts/runtime/metadata.js";
@@ -12,8 +12,8 @@ function makeStore(options: Partial<SessionOptions> = {}) {
   return { store, clock, advance: (ms: number) => void (clock.now += ms) };
 }
 
-function refusal(t: import("ava").ExecutionContext, fn: () => unknown) {
-  const err = t.throws(fn, { instanceOf: OrchError }) as OrchError;
+function refusal(t: ExecutionContext, fn: () => unknown) {
+  const err = t.throws(fn, { instanceOf: OrchError });
   t.is(err.detail.code, ErrorCode.ERROR_CODE_ADMISSION_REJECT);
   t.false(err.detail.retriable);
   return err.detail;

@@ -4,7 +4,7 @@ import { errorCodes } from "../../../contracts/enums.js";
 import { validateAgainst } from "../../../contracts/openapi.js";
 import { HTTP_STATUS, HttpError } from "../../../edge/http-errors.js";
 
-const codes = Object.values(ErrorCode).filter((v): v is ErrorCode => typeof v === "number" && v > 0);
+const codes = Object.values(ErrorCode).filter((v): v is ErrorCode => typeof v === "number" && v > ErrorCode.ERROR_CODE_UNSPECIFIED);
 
 test("every error code has an HTTP status and a public name the OpenAPI ErrorKind knows", (t) => {
   for (const code of codes) {

@@ -37,7 +37,7 @@ test("what the schema lets through but the message cannot hold is a 400 INVALID_
   const huge = { ...body, seed: 2 ** 64 };
   t.is(requestBodyValidator("createTask")(huge), null, "int64 in the schema, but no int64 holds it");
   const err = t.throws(() => toCreateTaskRequest(huge), { instanceOf: HttpError });
-  t.is(err!.status, 400);
-  t.is(err!.detail.code, ErrorCode.ERROR_CODE_INVALID_PARAMS);
-  t.is(err!.detail.field, "/seed");
+  t.is(err.status, 400);
+  t.is(err.detail.code, ErrorCode.ERROR_CODE_INVALID_PARAMS);
+  t.is(err.detail.field, "/seed");
 });

@@ -63,7 +63,7 @@ test("backoff grows by its factor up to the cap, with ±jitter", (t) => {
 });
 
 test("the constructor refuses a command it cannot run without a shell and nonsense settings", (t) => {
-  const base = { probe: async () => ({ outcome: "ready" }) as const, logger: quietLogger };
+  const base = { probe: () => Promise.resolve({ outcome: "ready" } as const), logger: quietLogger };
   t.throws(() => new EngineSupervisor({ ...base, command: "llama-server -m model.gguf 2>&1 | tee log" }), { message: /without a shell/ });
   t.throws(() => new EngineSupervisor({ ...base, command: "engine", backoff: { initialMs: 1_000, maxMs: 10, factor: 2 } }), {
     message: /maxMs/,

@@ -70,7 +70,7 @@ test("repeated crashes open the circuit: no more restarts, start() rejects and l
     { breaker: { maxCrashes: 3, windowMs: 10_000 }, backoff: { initialMs: 20, maxMs: 1_000, factor: 2, jitter: 0 } },
   );
   const err = await t.throwsAsync(h.sup.start());
-  t.regex(err!.message, /^circuit open after 3 crashes in 10 s; last: engine exited with code 7/);
+  t.regex(err.message, /^circuit open after 3 crashes in 10 s; last: engine exited with code 7/);
   t.is(h.sup.restarts, 2);
   t.is(h.sup.phase, "circuit-open");
   const health = h.sup.health();
@@ -174,7 +174,7 @@ test("start() rejects when the engine is not Ready within readyTimeoutMs, and le
   const started = h.sup.start();
   const pid = h.sup.pid!;
   const err = await t.throwsAsync(started);
-  t.regex(err!.message, /^engine not Ready within 500 ms/);
+  t.regex(err.message, /^engine not Ready within 500 ms/);
   t.false(pidAlive(pid));
   t.false(h.sup.health().ready);
   t.regex(h.sup.health().lastError, /not Ready within 500 ms/);
@@ -188,13 +188,13 @@ test("start() rejects at once when the command cannot be run, without restarting
   const { logger } = logCapture();
   const sup = new EngineSupervisor({
     command: "/nonexistent/llama-server -m model.gguf",
-    probe: async () => ({ outcome: "ready" }),
+    probe: () => Promise.resolve({ outcome: "ready" } as const),
     logger,
     backoff: { initialMs: 10, maxMs: 10, factor: 1 },
   });
   t.teardown(() => sup.stop());
   const err = await t.throwsAsync(sup.start());
-  t.regex(err!.message, /cannot start the engine .*ENOENT/);
+  t.regex(err.message, /cannot start the engine .*ENOENT/);
   t.is(sup.restarts, 0);
   t.is(sup.phase, "failed");
   t.regex(sup.health().lastError, /ENOENT/);

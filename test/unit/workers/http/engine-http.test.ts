@@ -17,12 +17,17 @@ interface Served {
   connections: () => number;
 }
 
-async function serve(t: ExecutionContext, handler: http.RequestListener, port = 0): Promise<Served> {
+/** `handler` may be async: a rejection is left unhandled, so it fails the test run. */
+async function serve(
+  t: ExecutionContext,
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => unknown,
+  port = 0,
+): Promise<Served> {
   let hits = 0;
   let connections = 0;
   const server = http.createServer((req, res) => {
     hits++;
-    handler(req, res);
+    void handler(req, res);
   });
   server.on("connection", () => connections++);
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
@@ -61,7 +66,7 @@ async function collect<T>(batches: AsyncIterable<T[]>): Promise<T[][]> {
 }
 
 async function failure(t: ExecutionContext, promise: Promise<unknown>): Promise<WorkerFailure> {
-  return t.throwsAsync(promise, { instanceOf: WorkerFailure }) as Promise<WorkerFailure>;
+  return t.throwsAsync(promise, { instanceOf: WorkerFailure });
 }
 
 test("GET retries 503 and then succeeds", async (t) => {
@@ -213,13 +218,11 @@ test("an error body echoing the API key is redacted in the failure", async (t) =
   const engine = await serve(t, (req, res) => {
     auth = req.headers.authorization;
     req.resume();
-    res
-      .writeHead(401)
-      .end(
-        JSON.stringify({
-          error: { message: `Incorrect API key provided: sk-live-123456 (${req.headers.authorization}); org other-secret-9` },
-        }),
-      );
+    res.writeHead(401).end(
+      JSON.stringify({
+        error: { message: `Incorrect API key provided: sk-live-123456 (${req.headers.authorization}); org other-secret-9` },
+      }),
+    );
   });
   const c = client(t, { baseUrl: engine.url, headers: { Authorization: "Bearer sk-live-123456" }, secrets: ["other-secret-9"] });
   const f = await failure(t, c.stream("/v1/completions", { model: "m" }, { signal: new AbortController().signal, format: "sse" }));

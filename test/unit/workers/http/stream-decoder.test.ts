@@ -67,7 +67,7 @@ const frameBlock = fc
     const frame: SseFrame = { data: dataLines.map(([value]) => value).join("\n") };
     if (event && event[0] !== "") frame.event = event[0];
     if (id !== undefined) frame.id = id;
-    return { lines, frame: frame as SseFrame | undefined };
+    return { lines, frame };
   });
 
 // Blocks that dispatch nothing: comments, or an event name without data (which must not leak into the next frame).
