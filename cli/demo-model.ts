@@ -16,14 +16,24 @@ export const DEMO_MODEL_FLAGS: FlagTable<DemoModelOptions> = [
     help: `${KINDS.join(", ")}: what the model serves (completion, embedding or rerank tasks; default generation)`,
     apply: (o, v, f) => (o.kind = flagChoice(f, v, KINDS)),
   },
-  { name: "seed", arg: "<n>", help: "weights seed: the same seed writes the same file (default 1)", apply: (o, v, f) => (o.seed = flagInteger(f, v, 0, 0xffffffff)) },
+  {
+    name: "seed",
+    arg: "<n>",
+    help: "weights seed: the same seed writes the same file (default 1)",
+    apply: (o, v, f) => (o.seed = flagInteger(f, v, 0, 0xffffffff)),
+  },
   {
     name: "endless",
     arg: "",
     help: "a generation model that never ends a generation by itself: streams run to max_tokens (for benchmarks)",
     apply: (o, v, f) => (o.endsGenerations = !flagBoolean(f, v)),
   },
-  { name: "ctx", arg: "<n>", help: "context length the model declares (default 4096)", apply: (o, v, f) => (o.contextLength = flagInteger(f, v, 16, 1 << 20)) },
+  {
+    name: "ctx",
+    arg: "<n>",
+    help: "context length the model declares (default 4096)",
+    apply: (o, v, f) => (o.contextLength = flagInteger(f, v, 16, 1 << 20)),
+  },
 ];
 
 export const demoModelHelp = `llorch demo-model PATH — write a random-weight GGUF model (a few hundred KB) for the embedded engine
@@ -39,5 +49,7 @@ export async function writeDemoModel(path: string | undefined, options: DemoMode
   const target = resolve(path);
   const bytes = Buffer.concat(demoModelGguf(options));
   await writeFileAtomic(target, bytes);
-  process.stdout.write(`wrote ${target} (${options.kind ?? "generation"} model, ${bytes.length} bytes); serve it with --model file:${target}\n`);
+  process.stdout.write(
+    `wrote ${target} (${options.kind ?? "generation"} model, ${bytes.length} bytes); serve it with --model file:${target}\n`,
+  );
 }

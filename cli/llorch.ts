@@ -125,7 +125,12 @@ async function main(argv: string[]): Promise<number> {
   delete values["config"];
   try {
     const file = configPath ? readConfigFile(configPath) : {};
-    const outcome = await command.run(mergeFlags(sectionFlags(file[name], name, command.structuredKeys), values), file, configPath, positionals);
+    const outcome = await command.run(
+      mergeFlags(sectionFlags(file[name], name, command.structuredKeys), values),
+      file,
+      configPath,
+      positionals,
+    );
     return outcome === "done" ? 0 : -1; // else keep running: the command's servers hold the process open
   } catch (err) {
     process.stderr.write(`llorch ${name}: ${(err as Error).message}\n`);

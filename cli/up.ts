@@ -147,7 +147,11 @@ function workerLine(w: StartedWorker, i: number, replicas: ReplicaStatus[]): str
 function banner(edgeUrl: string, coreAddress: string, workers: StartedWorker[], replicas: ReplicaStatus[]): string {
   const auth = process.env[API_KEY_ENV] ? ` -H "Authorization: Bearer $${API_KEY_ENV}"` : "";
   const body = exampleTask(replicas[0]);
-  const what = body.includes('"workload":"completion"') ? "a completion" : body.includes('"workload":"embedding"') ? "embeddings" : "rerank scores";
+  const what = body.includes('"workload":"completion"')
+    ? "a completion"
+    : body.includes('"workload":"embedding"')
+      ? "embeddings"
+      : "rerank scores";
   return (
     [
       "",

@@ -124,7 +124,8 @@ function validate(r: CreateTaskRequest): void {
   if (r.workload === Workload.WORKLOAD_EMBEDDING && !r.prompt && r.inputs.length === 0)
     bad("/inputs", "an embedding task needs inputs (or a prompt) to embed");
   if (r.workload === Workload.WORKLOAD_RERANK && !r.prompt) bad("/prompt", "a rerank task needs the query in prompt");
-  if (r.workload === Workload.WORKLOAD_RERANK && r.inputs.length === 0) bad("/inputs", "a rerank task needs the documents to rank in inputs");
+  if (r.workload === Workload.WORKLOAD_RERANK && r.inputs.length === 0)
+    bad("/inputs", "a rerank task needs the documents to rank in inputs");
 }
 
 export function asServiceError(err: unknown, logger: Logger) {

@@ -76,12 +76,35 @@ export async function benchEmbedded(launch: Launch, stop: (name: string) => Prom
   writeFileSync(modelPath, Buffer.concat(demoModelGguf({ seed: 1, endsGenerations: false, contextLength: CTX })));
   const modelRef = `file:${modelPath}`;
   const rows = [`Embedded llama.cpp (demo model, ${TOKENS} tokens per stream, ${availableParallelism()} cores): tokens/s`];
-  const core = await launch("core-embedded", ["core", "--port", "0", "--artifacts-root", join(dir, "e-art"), "--catalog-root", join(dir, "e-cat")]);
+  const core = await launch("core-embedded", [
+    "core",
+    "--port",
+    "0",
+    "--artifacts-root",
+    join(dir, "e-art"),
+    "--catalog-root",
+    join(dir, "e-cat"),
+  ]);
   const edge = await launch("edge-embedded", ["edge", "--port", "0", "--core", core.address!]);
   for (const threads of [1, 2]) {
     const worker = `worker-embedded-t${threads}`;
-    await launch(worker, ["worker", "--port", "0", "--core", core.address!, "--pool", `embedded-t${threads}`, "--model", modelRef,
-      "--slots", "2", "--ctx-max", String(CTX), "--threads", String(threads)]);
+    await launch(worker, [
+      "worker",
+      "--port",
+      "0",
+      "--core",
+      core.address!,
+      "--pool",
+      `embedded-t${threads}`,
+      "--model",
+      modelRef,
+      "--slots",
+      "2",
+      "--ctx-max",
+      String(CTX),
+      "--threads",
+      String(threads),
+    ]);
     await poolReady(edge.url!, `embedded-t${threads}`);
     await throughStack(edge.url!, modelRef, 1); // warm-up
     for (const streams of [1, 2]) {

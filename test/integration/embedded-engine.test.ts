@@ -17,7 +17,11 @@ const broken = models.writeBroken("broken.gguf");
 const emb = models.write("embed.gguf", { kind: "embedding", seed: 25 });
 const rank = models.write("rank.gguf", { kind: "ranking", seed: 26 });
 
-const embedded = (path: string, slots: number, ctx: number) => ({ slots, model: `file:${path}`, flags: { "ctx-max": String(ctx), threads: "1" } });
+const embedded = (path: string, slots: number, ctx: number) => ({
+  slots,
+  model: `file:${path}`,
+  flags: { "ctx-max": String(ctx), threads: "1" },
+});
 
 let sys: TestSystem;
 test.before(async () => {
@@ -46,7 +50,8 @@ async function run(t: ExecutionContext, body: Record<string, unknown>): Promise<
   return s;
 }
 
-const completion = (path: string, over: Record<string, unknown> = {}) => taskBody({ model_ref: `file:${path}`, ctx: 512, max_tokens: 40, ...over });
+const completion = (path: string, over: Record<string, unknown> = {}) =>
+  taskBody({ model_ref: `file:${path}`, ctx: 512, max_tokens: 40, ...over });
 const tokens = (s: SseStream) => s.events.filter((e) => e.event === "token");
 const poolHealth = async (t: ExecutionContext, pool: string) => (await api(t, sys.edgeUrl, "GET", `/v1/pools/${pool}/health`)).json;
 
@@ -62,7 +67,10 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>): Prom
 test.serial("a completion streams real llama.cpp tokens with contiguous indices, then end", async (t) => {
   const s = await run(t, completion(gen));
   const ts = tokens(s);
-  t.deepEqual(ts.map((e) => e.data.i), [...Array(40).keys()]);
+  t.deepEqual(
+    ts.map((e) => e.data.i),
+    [...Array(40).keys()],
+  );
   const end = s.events.at(-1)!;
   t.is(end.event, "end");
   t.like(end.data, { tokens_out: 40, stop_reason: "max_tokens" });
@@ -84,7 +92,10 @@ test.serial("random weights emit lone UTF-8 bytes, yet the client only ever rece
   const frames = [...text.matchAll(/event: token\ndata: (.*)\n/g)].map((m) => JSON.parse(m[1]!) as { t: string });
   t.is(frames.length, 300);
   // The model did produce bytes that are not whole characters: held back (empty texts) or replaced (U+FFFD).
-  t.true(frames.some((f) => f.t === "" || f.t.includes("\uFFFD")), "this seed emits byte tokens mid-character");
+  t.true(
+    frames.some((f) => f.t === "" || f.t.includes("\uFFFD")),
+    "this seed emits byte tokens mid-character",
+  );
 });
 
 test.serial("two tasks run at once on the two slots of one sidecar", async (t) => {
@@ -124,25 +135,54 @@ test.serial("ctx above the per-slot context is refused before it is queued", asy
 });
 
 test.serial("an embedding task streams one vector per input, of the model's dimension, the same each time", async (t) => {
-  const body = () => taskBody({ workload: "embedding", model_ref: `file:${emb}`, ctx: 512, prompt: undefined, inputs: ["a llama", "the sky"], max_tokens: 1 });
+  const body = () =>
+    taskBody({
+      workload: "embedding",
+      model_ref: `file:${emb}`,
+      ctx: 512,
+      prompt: undefined,
+      inputs: ["a llama", "the sky"],
+      max_tokens: 1,
+    });
   const vectors = async () => (await run(t, body())).events.filter((e) => e.event === "embedding");
   const first = await vectors();
-  t.deepEqual(first.map((e) => e.data.i), [0, 1]);
+  t.deepEqual(
+    first.map((e) => e.data.i),
+    [0, 1],
+  );
   t.true(first.every((e) => e.data.embedding.length === 64));
-  t.deepEqual((await vectors()).map((e) => e.data), first.map((e) => e.data));
+  t.deepEqual(
+    (await vectors()).map((e) => e.data),
+    first.map((e) => e.data),
+  );
 });
 
 test.serial("a rerank task streams a relevance score per document, in document order, then end with tokens_in", async (t) => {
-  const s = await run(t, taskBody({ workload: "rerank", model_ref: `file:${rank}`, ctx: 512, prompt: "llamas", inputs: ["a llama", "the stock market", "wool"], max_tokens: 1 }));
+  const s = await run(
+    t,
+    taskBody({
+      workload: "rerank",
+      model_ref: `file:${rank}`,
+      ctx: 512,
+      prompt: "llamas",
+      inputs: ["a llama", "the stock market", "wool"],
+      max_tokens: 1,
+    }),
+  );
   const scores = s.events.filter((e) => e.event === "rerank");
-  t.deepEqual(scores.map((e) => e.data.i), [0, 1, 2]);
+  t.deepEqual(
+    scores.map((e) => e.data.i),
+    [0, 1, 2],
+  );
   t.true(scores.every((e) => typeof e.data.relevance_score === "number"));
   t.like(s.events.at(-1), { event: "end", data: { tokens_out: 0 } });
   t.true(s.events.at(-1)!.data.tokens_in > 0);
 });
 
 test.serial("a workload no replica serves is refused with POOL_UNAVAILABLE saying so", async (t) => {
-  const r = await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ workload: "embedding", model_ref: `file:${gen}`, ctx: 512, inputs: ["x"] }) });
+  const r = await api(t, sys.edgeUrl, "POST", "/v1/tasks", {
+    body: taskBody({ workload: "embedding", model_ref: `file:${gen}`, ctx: 512, inputs: ["x"] }),
+  });
   t.is(r.status, 503);
   t.is(r.json.code, "POOL_UNAVAILABLE");
   t.regex(r.json.message, /workload embedding/);

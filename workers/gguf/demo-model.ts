@@ -147,7 +147,8 @@ function tensorsOf(o: Required<DemoModelOptions>, arch: string, vocabSize: numbe
       tensor(`${b}.attn_v.weight`, [e, e]),
       tensor(`${b}.attn_output.weight`, [e, e]),
     );
-    if (arch === "qwen3") tensors.push(tensor(`${b}.attn_q_norm.weight`, [headDim], true), tensor(`${b}.attn_k_norm.weight`, [headDim], true));
+    if (arch === "qwen3")
+      tensors.push(tensor(`${b}.attn_q_norm.weight`, [headDim], true), tensor(`${b}.attn_k_norm.weight`, [headDim], true));
     tensors.push(
       tensor(`${b}.ffn_norm.weight`, [e], true),
       tensor(`${b}.ffn_gate.weight`, [e, o.feedForwardLength]),

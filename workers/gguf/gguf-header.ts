@@ -34,14 +34,18 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
 }
 
 export function checkHeader(buf: Buffer, fileBytes: number): GgufHeader {
-  if (buf.length < HEADER_BYTES || buf.toString("latin1", 0, 4) !== "GGUF") throw new GgufHeaderError("not a GGUF file (no GGUF magic at its start)");
+  if (buf.length < HEADER_BYTES || buf.toString("latin1", 0, 4) !== "GGUF")
+    throw new GgufHeaderError("not a GGUF file (no GGUF magic at its start)");
   const version = buf.readUInt32LE(4);
-  if (!SUPPORTED_VERSIONS.includes(version)) throw new GgufHeaderError(`unsupported GGUF version ${version} (supported: ${SUPPORTED_VERSIONS.join(", ")})`);
+  if (!SUPPORTED_VERSIONS.includes(version))
+    throw new GgufHeaderError(`unsupported GGUF version ${version} (supported: ${SUPPORTED_VERSIONS.join(", ")})`);
   const tensorCount = Number(buf.readBigUInt64LE(8));
   const metadataCount = Number(buf.readBigUInt64LE(16));
   const room = Math.floor((fileBytes - HEADER_BYTES) / MIN_ENTRY_BYTES);
   if (tensorCount + metadataCount > room) {
-    throw new GgufHeaderError(`corrupt GGUF header: ${tensorCount} tensors and ${metadataCount} metadata entries cannot fit in ${fileBytes} bytes`);
+    throw new GgufHeaderError(
+      `corrupt GGUF header: ${tensorCount} tensors and ${metadataCount} metadata entries cannot fit in ${fileBytes} bytes`,
+    );
   }
   return { version, tensorCount, metadataCount, fileBytes };
 }

@@ -91,7 +91,12 @@ class ChunkWriter {
   }
 }
 
-const ARRAY_ELEMENT_TYPE = { string: ValueType.String, float32: ValueType.Float32, int32: ValueType.Int32, uint32: ValueType.Uint32 } as const;
+const ARRAY_ELEMENT_TYPE = {
+  string: ValueType.String,
+  float32: ValueType.Float32,
+  int32: ValueType.Int32,
+  uint32: ValueType.Uint32,
+} as const;
 
 function writeValue(w: ChunkWriter, v: GgufValue): void {
   switch (v.type) {
@@ -146,7 +151,8 @@ export function encodeGguf(file: GgufFile): Buffer[] {
   let offset = 0;
   for (const t of file.tensors) {
     const elements = t.dims.reduce((a, b) => a * b, 1);
-    if (elements !== t.data.length) throw new Error(`tensor ${t.name}: dims ${t.dims.join("x")} hold ${elements} values, data has ${t.data.length}`);
+    if (elements !== t.data.length)
+      throw new Error(`tensor ${t.name}: dims ${t.dims.join("x")} hold ${elements} values, data has ${t.data.length}`);
     w.string(t.name);
     w.u32(t.dims.length);
     for (const d of t.dims) w.u64(d);

@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerErrorKind, type SubmitRequest, type WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { workloads } from "../../contracts/enums.js";
-import { localPathOf, ModelRefError, parseModelRef } from "../../contracts/model-ref.js";
+import { localPathOf, parseModelRef } from "../../contracts/model-ref.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { ChangeListeners } from "../change-listeners.js";
 import { WorkerFailure, type EngineAdapter, type EngineInfo, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
@@ -49,7 +49,11 @@ interface Serving {
 }
 
 /** Runs `work` on a slot of the pool, giving the slot back in this one place whatever happens. */
-async function withSlot<T>(pool: AffinityPool<T>, session: string, work: (slot: T) => Promise<GenerationResult>): Promise<GenerationResult> {
+async function withSlot<T>(
+  pool: AffinityPool<T>,
+  session: string,
+  work: (slot: T) => Promise<GenerationResult>,
+): Promise<GenerationResult> {
   // The sidecar's own slot pool admits no more generations than there are slots, so this is a bug guard.
   const lease = pool.claim(session);
   if (!lease) throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_CAPACITY, `all ${pool.total} slots are busy`);
@@ -139,7 +143,8 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
   async loadModel(modelRef: string): Promise<void> {
     // Checked before the first await, so two calls in one tick cannot both load.
     if (this.loading) throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "a model load is already in progress");
-    if (!this.runtime || this.stopped) throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the engine is not running");
+    if (!this.runtime || this.stopped)
+      throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the engine is not running");
     this.setHealth({ live: true, ready: false, lastError: `loading ${modelRef}` });
     try {
       await this.switchTo(modelRef);
@@ -164,7 +169,8 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
 
   async generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
     const serving = this.serving;
-    if (!serving || !this.state.ready) throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the model is not loaded");
+    if (!serving || !this.state.ready)
+      throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the model is not loaded");
     serving.running++;
     try {
       return await this.run(serving.model, request, signal, sink);
@@ -185,7 +191,8 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
       );
     }
     const session = request.sessionId;
-    if (slots.kind === "generation") return withSlot(slots.pool, session, (seq) => generateOnSequence(seq, model.contextSize, request, signal, sink));
+    if (slots.kind === "generation")
+      return withSlot(slots.pool, session, (seq) => generateOnSequence(seq, model.contextSize, request, signal, sink));
     if (slots.kind === "embedding") return withSlot(slots.pool, session, (c) => embed(c, model.contextSize, request, signal, sink));
     return withSlot(slots.pool, session, (c) => rerank(c, model.contextSize, request, signal, sink));
   }
@@ -216,13 +223,8 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
 
   /** The file a model_ref names; only local files for now (file: or a plain path). */
   private localPath(modelRef: string): string {
-    let path: string | undefined;
-    try {
-      path = localPathOf(parseModelRef(modelRef), this.options.baseDir);
-    } catch (err) {
-      if (err instanceof ModelRefError) throw new Error(err.message);
-      throw err;
-    }
+    // A malformed ref throws ModelRefError, whose message says which forms are accepted.
+    const path = localPathOf(parseModelRef(modelRef), this.options.baseDir);
     if (!path) throw new Error(`the embedded engine loads local GGUF files (file:/path/model.gguf); ${modelRef} is not one`);
     return resolve(path);
   }

@@ -42,7 +42,7 @@ const POOLING_NONE = 0;
 export function kindOf(model: LlamaModel): ModelKind {
   if (model.fileInsights.supportsRanking) return "ranking";
   const pooling = model.fileInfo.architectureMetadata?.pooling_type;
-  return typeof pooling === "number" && pooling > POOLING_NONE ? "embedding" : "generation";
+  return pooling !== undefined && Number(pooling) > POOLING_NONE ? "embedding" : "generation";
 }
 
 export function workloadsOf(kind: ModelKind): Workload[] {
@@ -92,7 +92,8 @@ async function loadModelFile(runtime: LlamaRuntime, path: string, gpuLayers: Mod
     return await runtime.llama.loadModel({ modelPath: path, gpuLayers });
   } catch (err) {
     const reason = runtime.lastNativeError();
-    throw new Error(reason && reason !== before ? `${(err as Error).message}: ${reason}` : (err as Error).message);
+    const message = (err as Error).message;
+    throw new Error(reason && reason !== before ? `${message}: ${reason}` : message, { cause: err });
   }
 }
 
@@ -103,7 +104,8 @@ async function createSlots(model: LlamaModel, kind: ModelKind, opts: ModelSlots)
     return { kind, pool: new AffinityPool(Array.from({ length: slots }, () => context.getSequence())) };
   }
   const many = <T>(create: () => Promise<T>) => Promise.all(Array.from({ length: slots }, create));
-  if (kind === "embedding") return { kind, pool: new AffinityPool(await many(() => model.createEmbeddingContext({ contextSize, threads }))) };
+  if (kind === "embedding")
+    return { kind, pool: new AffinityPool(await many(() => model.createEmbeddingContext({ contextSize, threads }))) };
   return { kind, pool: new AffinityPool(await many(() => model.createRankingContext({ contextSize, threads }))) };
 }
 

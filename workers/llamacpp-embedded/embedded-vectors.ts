@@ -21,7 +21,10 @@ function countTokens(model: LlamaModel, texts: readonly string[], contextSize: n
 }
 
 function engineFailure(workload: string, err: unknown): WorkerFailure {
-  return new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_ERROR, `llama.cpp failed computing ${workload}: ${(err as Error).message}`);
+  return new WorkerFailure(
+    WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_ERROR,
+    `llama.cpp failed computing ${workload}: ${(err as Error).message}`,
+  );
 }
 
 /** The texts of an embedding task: its inputs, or its prompt alone. */

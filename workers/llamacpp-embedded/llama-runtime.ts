@@ -1,6 +1,7 @@
 // The llama.cpp runtime inside this process, through node-llama-cpp. Loaded
 // on first use only, so sidecars of other engines (and core, and the edge)
 // never pay for its native library.
+import type * as NodeLlamaCpp from "node-llama-cpp";
 import type { Llama, LlamaLogLevel } from "node-llama-cpp";
 import type { Logger } from "../../contracts/runtime/logger.js";
 
@@ -14,7 +15,7 @@ export interface LlamaRuntime {
   engineVersion: string;
   /** The backend in use: "cpu", "cuda", "vulkan" or "metal". */
   backend: string;
-  module: typeof import("node-llama-cpp");
+  module: typeof NodeLlamaCpp;
   /** llama.cpp's last error line: its reasons never reach the exceptions node-llama-cpp throws ("Failed to load model"). */
   lastNativeError(): string | undefined;
 }
@@ -42,20 +43,27 @@ async function loadRuntime(gpu: GpuChoice, logger: Logger): Promise<LlamaRuntime
     build: "never",
     logLevel: module.LlamaLogLevel.warn,
     logger: (level: LlamaLogLevel, message: string) => {
-      if (level === module.LlamaLogLevel.error || level === module.LlamaLogLevel.fatal) lastError = message.trim();
-      logNative(logger, level, message);
+      const severe = level === module.LlamaLogLevel.error || level === module.LlamaLogLevel.fatal;
+      if (severe) lastError = message.trim();
+      logNative(logger, level, severe, message);
     },
   });
   const backend = llama.gpu === false ? "cpu" : llama.gpu;
   const { release } = llama.llamaCppRelease;
-  return { llama, backend, module, lastNativeError: () => lastError, engineVersion: `llama.cpp ${release} (node-llama-cpp ${await packageVersion()}, ${backend})` };
+  return {
+    llama,
+    backend,
+    module,
+    lastNativeError: () => lastError,
+    engineVersion: `llama.cpp ${release} (node-llama-cpp ${await packageVersion()}, ${backend})`,
+  };
 }
 
 /** llama.cpp's own warnings and errors become our log lines; chatter below warn is dropped by the runtime. */
-function logNative(logger: Logger, level: LlamaLogLevel, message: string): void {
+function logNative(logger: Logger, level: LlamaLogLevel, severe: boolean, message: string): void {
   const text = message.trim();
   if (!text) return;
-  if (level === "error" || level === "fatal") logger.error({ event: "llama_cpp_log", level }, text);
+  if (severe) logger.error({ event: "llama_cpp_log", level }, text);
   else logger.warn({ event: "llama_cpp_log", level }, text);
 }
 

@@ -131,8 +131,7 @@ export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
   {
     name: "adapter",
     arg: "<name>",
-    help:
-      "engine adapter: mock, llamacpp-embedded, llamacpp, vllm, tgi, triton, openai (default: the engine's when --engine-url is set, else llamacpp-embedded for a local .gguf model, else mock)",
+    help: "engine adapter: mock, llamacpp-embedded, llamacpp, vllm, tgi, triton, openai (default: the engine's when --engine-url is set, else llamacpp-embedded for a local .gguf model, else mock)",
     apply: (c, v, f) => (c.adapter = adapterName(f, flagText(f, v))),
   },
   {

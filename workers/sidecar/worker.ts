@@ -214,7 +214,8 @@ function isLocalGguf(modelRef: string | undefined): boolean {
 }
 
 function createEmbedded(config: WorkerConfig, engine: Engine, logger: Logger): EngineAdapter {
-  if (engine !== Engine.ENGINE_LLAMACPP) throw new Error(`the llamacpp-embedded adapter serves the llamacpp engine family, not ${engines.name(engine)}`);
+  if (engine !== Engine.ENGINE_LLAMACPP)
+    throw new Error(`the llamacpp-embedded adapter serves the llamacpp engine family, not ${engines.name(engine)}`);
   if (!config.modelRef) throw new Error("--model is required with the embedded engine: a GGUF file, e.g. file:/models/qwen.gguf");
   return new EmbeddedLlamaAdapter(
     {

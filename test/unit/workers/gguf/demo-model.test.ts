@@ -19,33 +19,44 @@ function write(name: string, chunks: Buffer[]): string {
 
 // node-llama-cpp's own GGUF parser is the independent reader these tests check the writer against.
 test("llama.cpp's GGUF reader reads back every metadata type and each tensor at an aligned offset", async (t) => {
-  const path = write("kinds.gguf", encodeGguf({
-    metadata: [
-      ["general.architecture", { type: "string", value: "llama" }],
-      ["general.alignment", { type: "uint32", value: 64 }],
-      ["test.i32", { type: "int32", value: -7 }],
-      ["test.f32", { type: "float32", value: 0.5 }],
-      ["test.u64", { type: "uint64", value: 2 ** 40 }],
-      ["test.flag", { type: "bool", value: true }],
-      ["test.names", { type: "array", of: "string", values: ["a", "ß", "🦙"] }],
-      ["test.ints", { type: "array", of: "int32", values: [1, -2, 3] }],
-    ],
-    tensors: [
-      { name: "a", dims: [3], data: new Float32Array([1, 2, 3]) },
-      { name: "b", dims: [2, 2], data: new Float32Array([4, 5, 6, 7]) },
-    ],
-  }));
+  const path = write(
+    "kinds.gguf",
+    encodeGguf({
+      metadata: [
+        ["general.architecture", { type: "string", value: "llama" }],
+        ["general.alignment", { type: "uint32", value: 64 }],
+        ["test.i32", { type: "int32", value: -7 }],
+        ["test.f32", { type: "float32", value: 0.5 }],
+        ["test.u64", { type: "uint64", value: 2 ** 40 }],
+        ["test.flag", { type: "bool", value: true }],
+        ["test.names", { type: "array", of: "string", values: ["a", "ß", "🦙"] }],
+        ["test.ints", { type: "array", of: "int32", values: [1, -2, 3] }],
+      ],
+      tensors: [
+        { name: "a", dims: [3], data: new Float32Array([1, 2, 3]) },
+        { name: "b", dims: [2, 2], data: new Float32Array([4, 5, 6, 7]) },
+      ],
+    }),
+  );
   const info = await readGgufFileInfo(path, { logWarnings: false });
   t.is(info.version, 3);
   const m = info.metadata as unknown as Record<string, Record<string, unknown>>;
   t.is(m["general"]!["alignment"], 64);
   t.deepEqual(m["test"], { i32: -7, f32: 0.5, u64: BigInt(2 ** 40), flag: true, names: ["a", "ß", "🦙"], ints: [1, -2, 3] });
   const tensors = info.fullTensorInfo ?? [];
-  t.deepEqual(tensors.map((x) => [x.name, x.dimensions.map(Number), Number(x.offset)]), [["a", [3], 0], ["b", [2, 2], 64]]);
+  t.deepEqual(
+    tensors.map((x) => [x.name, x.dimensions.map(Number), Number(x.offset)]),
+    [
+      ["a", [3], 0],
+      ["b", [2, 2], 64],
+    ],
+  );
 });
 
 test("a tensor whose dims do not match its data is refused instead of written", (t) => {
-  t.throws(() => encodeGguf({ metadata: [], tensors: [{ name: "x", dims: [2, 3], data: new Float32Array(5) }] }), { message: /2x3 hold 6 values, data has 5/ });
+  t.throws(() => encodeGguf({ metadata: [], tensors: [{ name: "x", dims: [2, 3], data: new Float32Array(5) }] }), {
+    message: /2x3 hold 6 values, data has 5/,
+  });
 });
 
 test("the same options write the same bytes; another seed writes other weights", (t) => {
@@ -97,4 +108,3 @@ test("the header check refuses what is not GGUF, an unknown version, and counts 
   header.writeBigUInt64LE(10n ** 12n, 8);
   t.throws(() => checkHeader(header, 1_000), { message: /cannot fit in 1000 bytes/ });
 });
-

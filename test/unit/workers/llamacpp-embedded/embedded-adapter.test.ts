@@ -118,7 +118,10 @@ test("an embedding model streams one vector per input, of the model's dimension,
   const request = submitRequest({ workload: Workload.WORKLOAD_EMBEDDING, inputs: ["a llama", "the sky", "a llama"], maxTokens: 1 });
   const out = await collect(a, request);
   t.is(out.error, undefined);
-  t.deepEqual(out.embeddings.map((e) => e.index), [0, 1, 2]);
+  t.deepEqual(
+    out.embeddings.map((e) => e.index),
+    [0, 1, 2],
+  );
   t.true(out.embeddings.every((e) => e.vector.length === 64));
   t.deepEqual(out.embeddings[2]!.vector, out.embeddings[0]!.vector);
   t.notDeepEqual(out.embeddings[1]!.vector, out.embeddings[0]!.vector);
@@ -129,15 +132,24 @@ test("an embedding model streams one vector per input, of the model's dimension,
 test("a ranking model scores each document against the query, in document order", async (t) => {
   const a = await adapter(ranking);
   t.deepEqual(a.info().workloads, [Workload.WORKLOAD_RERANK]);
-  const out = await collect(a, submitRequest({ workload: Workload.WORKLOAD_RERANK, prompt: "llama", inputs: ["a llama", "the sky"], maxTokens: 1 }));
+  const out = await collect(
+    a,
+    submitRequest({ workload: Workload.WORKLOAD_RERANK, prompt: "llama", inputs: ["a llama", "the sky"], maxTokens: 1 }),
+  );
   t.is(out.error, undefined);
-  t.deepEqual(out.scores.map((s) => s.index), [0, 1]);
+  t.deepEqual(
+    out.scores.map((s) => s.index),
+    [0, 1],
+  );
   t.true(out.scores.every((s) => Number.isFinite(s.score)));
 });
 
 test("a workload the model does not serve is refused, naming the model's kind", async (t) => {
   const a = await adapter(generation);
-  const f = workerFailure(t, (await collect(a, submitRequest({ workload: Workload.WORKLOAD_EMBEDDING, inputs: ["x"], maxTokens: 1 }))).error);
+  const f = workerFailure(
+    t,
+    (await collect(a, submitRequest({ workload: Workload.WORKLOAD_EMBEDDING, inputs: ["x"], maxTokens: 1 }))).error,
+  );
   t.is(f.kind, WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST);
   t.regex(f.message, /is a generation model; it does not run embedding tasks/);
 });

@@ -56,7 +56,9 @@ test("property: one text per token, together exactly the whole rendering, always
       return out.length === tokens.length && out.join("") === detokenize(tokens, [256]) && out.every(isWellFormedText);
     }),
   );
-  const validText = fc.array(fc.oneof(fc.constantFrom(...PIECES.map((_, i) => [256 + i])), fc.string({ unit: "grapheme", maxLength: 3 }).map(utf8Tokens)));
+  const validText = fc.array(
+    fc.oneof(fc.constantFrom(...PIECES.map((_, i) => [256 + i])), fc.string({ unit: "grapheme", maxLength: 3 }).map(utf8Tokens)),
+  );
   fc.assert(
     fc.property(validText, (parts) => {
       const out = run(parts.flat());
