@@ -16,7 +16,7 @@ async function serve(t: ExecutionContext, handler: http.RequestListener): Promis
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-function client(t: ExecutionContext, url: string, idleTimeoutMs?: number): EngineHttp {
+function client(t: ExecutionContext, url: string, idleTimeoutMs = 60_000): EngineHttp {
   const c = new EngineHttp({ baseUrl: url, headers: { authorization: "Bearer sk-post-secret" }, idleTimeoutMs });
   t.teardown(() => c.close());
   return c;
@@ -79,7 +79,7 @@ test("postJson: a non-2xx answer rejects with the engine's message, garbage reje
 test("postJson: aborting while the engine computes closes the connection and rejects with the signal's reason", async (t) => {
   let closed!: () => void;
   const sawClose = new Promise<void>((resolve) => (closed = resolve));
-  const url = await serve(t, (req, res) => {
+  const url = await serve(t, (_req, res) => {
     // Headers now, the answer never: an engine still computing.
     res.writeHead(200, { "content-type": "application/json" });
     res.write("{");
@@ -94,7 +94,7 @@ test("postJson: aborting while the engine computes closes the connection and rej
 });
 
 test("postJson: an answer that stops mid-body fails TIMEOUT after the idle timeout", async (t) => {
-  const url = await serve(t, (req, res) => {
+  const url = await serve(t, (_req, res) => {
     res.writeHead(200, { "content-type": "application/json" });
     res.write('{"data": [');
   });
