@@ -75,7 +75,7 @@ function byIndex(list: unknown[], n: number, field: string, what: string): [Reco
     if (!isObject(entry)) throw new AnswerShapeError(`${at} is not an object`);
     const { index } = entry;
     if (typeof index !== "number" || !Number.isInteger(index) || index < 0 || index >= n)
-      throw new AnswerShapeError(`${at}.index ${JSON.stringify(index)} names none of the ${n} ${what}s`);
+      throw new AnswerShapeError(`${at}.index ${String(JSON.stringify(index)).slice(0, 40)} names none of the ${n} ${what}s`);
     if (slots[index]) throw new AnswerShapeError(`${what} ${index} appears twice`);
     slots[index] = [entry, at];
   });
