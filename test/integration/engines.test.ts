@@ -1,4 +1,4 @@
-import test from "ava";
+import test, { type ExecutionContext } from "ava";
 import { api, assertStreamConforms, stream, taskBody } from "../support/http.js";
 import { TestSystem } from "../support/system.js";
 import type { FakeRequest } from "../fakes/fake-http.js";
@@ -85,16 +85,15 @@ const DIMS = 5;
  * model that also reranks. Each replica's --workloads says what its engine
  * was started for.
  */
-const POOLED: {
-  engine: string;
-  replicas: {
-    id: string;
-    model: string;
-    workloads: string;
-    engineModel?: string;
-    start(): Promise<FakeEngine & { poolingRequests(): FakeRequest[] }>;
-  }[];
-}[] = [
+interface PooledReplica {
+  id: string;
+  model: string;
+  workloads: string;
+  engineModel?: string;
+  start(): Promise<FakeEngine & { poolingRequests(): FakeRequest[] }>;
+}
+
+const POOLED: { engine: string; replicas: PooledReplica[] }[] = [
   {
     engine: "llamacpp",
     replicas: [
@@ -121,40 +120,53 @@ const POOLED: {
   },
 ];
 
+/** The replicas of `spec` on their fakes behind one core and edge, all ended with the test. */
+async function pooledSystem(t: ExecutionContext, spec: (typeof POOLED)[number]) {
+  const fakes = await Promise.all(spec.replicas.map((r) => r.start()));
+  t.teardown(() => Promise.all(fakes.map((f) => f.close())));
+  const sys = await TestSystem.start({
+    workers: spec.replicas.map((r, i) => ({
+      replica: r.id,
+      engine: spec.engine,
+      model: r.model,
+      slots: 2,
+      flags: {
+        "engine-url": fakes[i]!.url,
+        "serves-any-model": "false",
+        workloads: r.workloads,
+        ...(r.engineModel ? { "engine-model": r.engineModel } : {}),
+      },
+    })),
+  });
+  t.teardown(() => sys.stop());
+  return { fakes, sys };
+}
+
+/** One task of `workload` on the replica that serves it: its stream, checked against the OpenAPI document, without metrics frames. */
+async function runPooled(
+  t: ExecutionContext,
+  sys: TestSystem,
+  spec: (typeof POOLED)[number],
+  workload: string,
+  fields: Record<string, unknown>,
+) {
+  const replica = spec.replicas.find((r) => r.workloads.split(",").includes(workload))!;
+  const body = taskBody({ engine: spec.engine, model_ref: replica.model, workload, max_tokens: 1, ctx: 1024, ...fields });
+  const admitted = await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body });
+  t.is(admitted.status, 202, admitted.text);
+  const path = `/v1/tasks/${body.task_id}/stream`;
+  const s = await stream(sys.edgeUrl, path);
+  await s.done;
+  assertStreamConforms(t, path, s);
+  t.is(s.events.find((e) => e.event === "metrics" && e.data.replica_id)?.data.replica_id, replica.id);
+  return s.events.filter((e) => e.event !== "metrics");
+}
+
 for (const spec of POOLED) {
   test(`edge -> core -> sidecar -> ${spec.engine}: embedding and rerank results stream in input order, end with tokens_in`, async (t) => {
-    const fakes = await Promise.all(spec.replicas.map((r) => r.start()));
-    t.teardown(() => Promise.all(fakes.map((f) => f.close())));
-    const sys = await TestSystem.start({
-      workers: spec.replicas.map((r, i) => ({
-        replica: r.id,
-        engine: spec.engine,
-        model: r.model,
-        slots: 2,
-        flags: {
-          "engine-url": fakes[i]!.url,
-          "serves-any-model": "false",
-          workloads: r.workloads,
-          ...(r.engineModel ? { "engine-model": r.engineModel } : {}),
-        },
-      })),
-    });
-    t.teardown(() => sys.stop());
-    const served = (workload: string) => spec.replicas.findIndex((r) => r.workloads.split(",").includes(workload));
-    const run = async (workload: string, fields: Record<string, unknown>) => {
-      const replica = spec.replicas[served(workload)]!;
-      const body = taskBody({ engine: spec.engine, model_ref: replica.model, workload, max_tokens: 1, ctx: 1024, ...fields });
-      const admitted = await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body });
-      t.is(admitted.status, 202, admitted.text);
-      const path = `/v1/tasks/${body.task_id}/stream`;
-      const s = await stream(sys.edgeUrl, path);
-      await s.done;
-      assertStreamConforms(t, path, s);
-      t.is(s.events.find((e) => e.event === "metrics" && e.data.replica_id)?.data.replica_id, replica.id);
-      return s.events.filter((e) => e.event !== "metrics");
-    };
+    const { fakes, sys } = await pooledSystem(t, spec);
 
-    const embedded = await run("embedding", { prompt: "", inputs: INPUTS });
+    const embedded = await runPooled(t, sys, spec, "embedding", { prompt: "", inputs: INPUTS });
     t.deepEqual(
       embedded.map((e) => e.event),
       ["started", "embedding", "embedding", "embedding", "end"],
@@ -173,7 +185,7 @@ for (const spec of POOLED) {
     t.is(embedEnd.tokens_out, 0);
     t.is(embedEnd.stop_reason, undefined);
 
-    const ranked = await run("rerank", { prompt: QUERY, inputs: DOCUMENTS });
+    const ranked = await runPooled(t, sys, spec, "rerank", { prompt: QUERY, inputs: DOCUMENTS });
     t.deepEqual(
       ranked.map((e) => e.event),
       ["started", "rerank", "rerank", "rerank", "rerank", "end"],

@@ -53,20 +53,24 @@ const embeddingTask = (overrides: Partial<SubmitRequest> = {}): SubmitRequest =>
 const rerankTask = (overrides: Partial<SubmitRequest> = {}): SubmitRequest =>
   submitRequest({ workload: Workload.WORKLOAD_RERANK, prompt: QUERY, inputs: DOCUMENTS, ...overrides });
 
-export function poolingCases<Patch, F extends PoolingFake<Patch>>(spec: PoolingSpec<Patch, F>): void {
-  const setUp = async (t: ExecutionContext, setup: PoolingFakeSetup, workloads: Workload[] | undefined) => {
-    const fake = await spec.startFake({ dims: DIMS, ...setup });
-    t.teardown(() => fake.close());
-    const adapter = spec.createAdapter(fake.url, workloads);
-    t.teardown(() => adapter.stop());
-    await within(adapter.start(), 3_000, "adapter ready");
-    return { fake, adapter };
-  };
-  const embedding = [Workload.WORKLOAD_EMBEDDING];
-  const rerank = [Workload.WORKLOAD_RERANK];
+type AnySpec = PoolingSpec<any, PoolingFake<any>>;
 
+const EMBEDDING = [Workload.WORKLOAD_EMBEDDING];
+const RERANK = [Workload.WORKLOAD_RERANK];
+
+/** A fake started for `setup` and an adapter on it, Ready, both ended with the test. */
+async function setUp(t: ExecutionContext, spec: AnySpec, setup: PoolingFakeSetup, workloads: Workload[] | undefined) {
+  const fake = await spec.startFake({ dims: DIMS, ...setup });
+  t.teardown(() => fake.close());
+  const adapter = spec.createAdapter(fake.url, workloads);
+  t.teardown(() => adapter.stop());
+  await within(adapter.start(), 3_000, "adapter ready");
+  return { fake, adapter };
+}
+
+function embedsInInputOrder(spec: AnySpec): void {
   test(`${spec.engine}: an embedding task gets one vector per input, in input order, after started with the engine's token count`, async (t) => {
-    const { fake, adapter } = await setUp(t, { serves: "embedding" }, embedding);
+    const { fake, adapter } = await setUp(t, spec, { serves: "embedding" }, EMBEDDING);
     const out = await collect(adapter, embeddingTask());
     t.is(out.error, undefined);
     const tokens = INPUTS.reduce((n, text) => n + wordCount(text), 0);
@@ -83,16 +87,20 @@ export function poolingCases<Patch, F extends PoolingFake<Patch>>(spec: PoolingS
     t.deepEqual(req?.body, spec.embeddingsBody(INPUTS));
     t.is(fake.generations().length, 0);
   });
+}
 
+function embedsAPrompt(spec: AnySpec): void {
   test(`${spec.engine}: an embedding task without inputs embeds its prompt`, async (t) => {
-    const { fake, adapter } = await setUp(t, { serves: "embedding" }, embedding);
+    const { fake, adapter } = await setUp(t, spec, { serves: "embedding" }, EMBEDDING);
     const out = await collect(adapter, embeddingTask({ prompt: "just this", inputs: [] }));
     t.deepEqual(out.embeddings, [{ index: 0, vector: fakeVector("just this", DIMS) }]);
     t.deepEqual(fake.poolingRequests()[0]?.body, spec.embeddingsBody(["just this"]));
   });
+}
 
+function reranksInDocumentOrder(spec: AnySpec): void {
   test(`${spec.engine}: a rerank task gets every document's score back in document order, however the engine ranked them`, async (t) => {
-    const { fake, adapter } = await setUp(t, { serves: "rerank" }, rerank);
+    const { fake, adapter } = await setUp(t, spec, { serves: "rerank" }, RERANK);
     t.notDeepEqual(
       rankedByScore(QUERY, DOCUMENTS).map((r) => r.index),
       [0, 1, 2, 3],
@@ -114,10 +122,12 @@ export function poolingCases<Patch, F extends PoolingFake<Patch>>(spec: PoolingS
     t.is(req?.path, spec.paths.rerank);
     t.deepEqual(req?.body, spec.rerankBody(QUERY, DOCUMENTS));
   });
+}
 
+function mapsRefusals(spec: AnySpec): void {
   test(`${spec.engine}: an engine's refusal before the answer fails with the mapped kind and its message, and starts nothing`, async (t) => {
     for (const row of spec.refusals) {
-      const { fake, adapter } = await setUp(t, { serves: row.workload }, row.workload === "embedding" ? embedding : rerank);
+      const { fake, adapter } = await setUp(t, spec, { serves: row.workload }, row.workload === "embedding" ? EMBEDDING : RERANK);
       fake.setBehaviour(row.behaviour);
       const out = await collect(adapter, row.workload === "embedding" ? embeddingTask() : rerankTask());
       const failure = workerFailure(t, out.error);
@@ -128,10 +138,12 @@ export function poolingCases<Patch, F extends PoolingFake<Patch>>(spec: PoolingS
       t.deepEqual(out.calls, [], at);
     }
   });
+}
 
+function refusesABrokenAnswer(spec: AnySpec): void {
   test(`${spec.engine}: an empty vector in the answer fails ENGINE_ERROR, naming the route, and delivers nothing`, async (t) => {
     // Seen from builds that break embeddings: `"embedding": []` for every input.
-    const { adapter } = await setUp(t, { serves: "embedding", dims: 0 }, embedding);
+    const { adapter } = await setUp(t, spec, { serves: "embedding", dims: 0 }, EMBEDDING);
     const out = await collect(adapter, embeddingTask());
     const failure = workerFailure(t, out.error);
     t.is(failure.kind, K.WORKER_ERROR_KIND_ENGINE_ERROR);
@@ -139,10 +151,12 @@ export function poolingCases<Patch, F extends PoolingFake<Patch>>(spec: PoolingS
     t.is(failure.message, `POST ${spec.paths.embeddings}: data[0].embedding is not a list of numbers`);
     t.deepEqual(out.calls, []);
   });
+}
 
+function cancelsWhileComputing(spec: AnySpec): void {
   for (const workload of ["embedding", "rerank"] as const) {
     test(`${spec.engine}: cancel while the engine computes ${workload} closes its request and resolves CANCELED promptly`, async (t) => {
-      const { fake, adapter } = await setUp(t, { serves: workload, delayMs: 5_000 }, workload === "embedding" ? embedding : rerank);
+      const { fake, adapter } = await setUp(t, spec, { serves: workload, delayMs: 5_000 }, workload === "embedding" ? EMBEDDING : RERANK);
       const controller = new AbortController();
       const pending = collect(adapter, workload === "embedding" ? embeddingTask() : rerankTask(), controller.signal);
       t.true(await eventually(() => fake.poolingRequests().length === 1));
@@ -155,17 +169,19 @@ export function poolingCases<Patch, F extends PoolingFake<Patch>>(spec: PoolingS
       t.true(await eventually(() => fake.poolingRequests()[0]?.closedByClient === true), "the engine sees the connection close");
     });
   }
+}
 
+function refusesUnservedWorkloads(spec: AnySpec): void {
   test(`${spec.engine}: a workload the server was not started for is refused before any request reaches it`, async (t) => {
     const cases: [Workload[] | undefined, SubmitRequest][] = [
       [undefined, embeddingTask()],
       [undefined, rerankTask()],
-      [embedding, rerankTask()],
-      [embedding, submitRequest({ prompt: "a completion" })],
-      [rerank, embeddingTask()],
+      [EMBEDDING, rerankTask()],
+      [EMBEDDING, submitRequest({ prompt: "a completion" })],
+      [RERANK, embeddingTask()],
     ];
     for (const [workloads, request] of cases) {
-      const { fake, adapter } = await setUp(t, { serves: "completion" }, workloads);
+      const { fake, adapter } = await setUp(t, spec, { serves: "completion" }, workloads);
       const sent = fake.requests.length;
       const out = await collect(adapter, request);
       const failure = workerFailure(t, out.error);
@@ -176,10 +192,27 @@ export function poolingCases<Patch, F extends PoolingFake<Patch>>(spec: PoolingS
       t.is(fake.requests.slice(sent).filter((r) => r.method === "POST").length, 0, "nothing was sent to the engine");
     }
   });
+}
 
+function reportsWorkloads(spec: AnySpec): void {
   test(`${spec.engine}: Info lists the workloads the server was started for, completion by default`, async (t) => {
-    const { adapter } = await setUp(t, { serves: "embedding" }, [Workload.WORKLOAD_EMBEDDING, Workload.WORKLOAD_RERANK]);
+    const { adapter } = await setUp(t, spec, { serves: "embedding" }, [Workload.WORKLOAD_EMBEDDING, Workload.WORKLOAD_RERANK]);
     t.deepEqual(adapter.info().workloads, [Workload.WORKLOAD_EMBEDDING, Workload.WORKLOAD_RERANK]);
     t.deepEqual(spec.createAdapter("http://127.0.0.1:9").info().workloads, [Workload.WORKLOAD_COMPLETION]);
   });
+}
+
+const CASES = [
+  embedsInInputOrder,
+  embedsAPrompt,
+  reranksInDocumentOrder,
+  mapsRefusals,
+  refusesABrokenAnswer,
+  cancelsWhileComputing,
+  refusesUnservedWorkloads,
+  reportsWorkloads,
+];
+
+export function poolingCases<Patch, F extends PoolingFake<Patch>>(spec: PoolingSpec<Patch, F>): void {
+  for (const register of CASES) register(spec);
 }
