@@ -21,17 +21,21 @@ export type EngineInfo = Omit<InfoResponse, "poolId" | "replicaId">;
 
 /**
  * Info of an engine the sidecar reaches over HTTP: what the engine itself
- * tells, plus what every such engine has alike here: completions of the one
- * model it was started with, and no device mask or VRAM figures the sidecar
- * could see. `modelDigest` "" when the engine reports none.
+ * tells, plus what every such engine has alike here: the one model it was
+ * started with (completions of it unless `workloads` says otherwise), and no
+ * device mask or VRAM figures the sidecar could see. `modelDigest` "" when
+ * the engine reports none.
  */
 export function httpEngineInfo(
-  told: Pick<EngineInfo, "engine" | "adapter" | "engineVersion" | "modelRef" | "ctxMax" | "features"> & { modelDigest?: string },
+  told: Pick<EngineInfo, "engine" | "adapter" | "engineVersion" | "modelRef" | "ctxMax" | "features"> & {
+    modelDigest?: string;
+    workloads?: readonly Workload[];
+  },
 ): EngineInfo {
   return {
     ...told,
     modelDigest: told.modelDigest ?? "",
-    workloads: [Workload.WORKLOAD_COMPLETION],
+    workloads: told.workloads ? [...told.workloads] : [Workload.WORKLOAD_COMPLETION],
     deviceMask: "",
     vramTotalBytes: 0,
     vramFreeBytes: 0,

@@ -12,6 +12,22 @@
 //     "Loading model"/unavailable_error, 501 "This server does not support
 //     slots endpoint. Start it with `--slots`"/not_supported_error, 401
 //     "Invalid API Key"/authentication_error.
+//   - tools/server/README.md for the workloads that are not generation:
+//     `--embedding, --embeddings` ("restrict to only support embedding use
+//     case"), `--rerank, --reranking`, `--pooling {none,mean,cls,last,rank}`;
+//     POST /v1/embeddings ("requires that the model uses a pooling different
+//     than type none", OpenAI's shape: `data: [{embedding, index, object}]`,
+//     `usage {prompt_tokens, total_tokens}`), POST /reranking and its aliases
+//     /rerank, /v1/rerank, /v1/reranking (`query`, `documents`, `top_n`).
+//     The answers and refusals follow the server's source
+//     (format_embeddings_response_oaicompat, format_response_rerank:
+//     `results: [{index, relevance_score}]` sorted by score and cut to top_n,
+//     usage summing each task's tokens_evaluated; builds before the sort
+//     answered in document order), and its 501s "This server does not support
+//     embeddings. Start it with `--embeddings`", "... reranking. Start it with
+//     `--reranking`", "... completions. Start it without `--embeddings`", and
+//     400 "Pooling type 'none' is not OAI compatible. Please use a different
+//     pooling type".
 //   - The orchestrator issue's capture of a recent build: each streamed frame
 //     is `data: {...}\n\n` with one token, `id_slot` -1 until the final frame,
 //     `tokens_predicted`/`tokens_evaluated` on every frame, no `data: [DONE]`
@@ -29,6 +45,7 @@
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { closeServer, listen, readBody, type FakeRequest } from "./fake-http.js";
+import { answerAfter, fakeVector, rankedByScore, wordCount } from "./fake-pooling.js";
 
 export type { FakeRequest } from "./fake-http.js";
 
@@ -46,7 +63,7 @@ export interface FakeLlamaCppBehaviour {
    */
   chunkBytes: number;
   splitDelayMs: number;
-  /** /completion answers this status and a llama.cpp error body instead of streaming. */
+  /** /completion, /v1/embeddings and /rerank answer this status and a llama.cpp error body instead. */
   failBefore?: { status: number; message: string; type?: string };
   /** After this many token frames, one in-stream error frame, then the body ends (no final frame). */
   failAfter?: { tokens: number; message: string; code?: number; type?: string };
@@ -69,6 +86,18 @@ export interface FakeLlamaCppBehaviour {
   apiKey?: string;
   /** Error messages quote the request's API key (the Authorization header without "Bearer"), as careless servers do: for redaction tests. */
   echoAuthorization: boolean;
+  /** Started with --embeddings: /v1/embeddings serves, /completion answers 501. */
+  embeddings: boolean;
+  /** Started with --reranking (which turns embeddings on with rank pooling): /rerank serves, /completion answers 501. */
+  reranking: boolean;
+  /** --pooling none: /v1/embeddings answers 400, per-token vectors being no OpenAI answer. */
+  poolingNone: boolean;
+  /** Length of the embedding vectors. */
+  embeddingDims: number;
+  /** "document": rerank results in document order, as builds before the sort by score answered. */
+  rerankOrder: "score" | "document";
+  /** Time /v1/embeddings and /rerank take before answering (the engine computing). */
+  poolingDelayMs: number;
 }
 
 export const FAKE_LLAMACPP_DEFAULTS: FakeLlamaCppBehaviour = {
@@ -85,6 +114,12 @@ export const FAKE_LLAMACPP_DEFAULTS: FakeLlamaCppBehaviour = {
   slotsEndpoint: true,
   metrics: true,
   echoAuthorization: false,
+  embeddings: false,
+  reranking: false,
+  poolingNone: false,
+  embeddingDims: 8,
+  rerankOrder: "score",
+  poolingDelayMs: 0,
 };
 
 export interface FakeLlamaCpp {
@@ -94,6 +129,8 @@ export interface FakeLlamaCpp {
   requests: FakeRequest[];
   /** Only the POST /completion requests. */
   generations(): FakeRequest[];
+  /** Only the POSTs to the embeddings and rerank routes. */
+  poolingRequests(): FakeRequest[];
   behaviour(): FakeLlamaCppBehaviour;
   /** Changes behaviour for requests that arrive from now on. */
   setBehaviour(patch: Partial<FakeLlamaCppBehaviour>): void;
@@ -107,6 +144,8 @@ export interface FakeLlamaCppOptions extends Partial<FakeLlamaCppBehaviour> {
 }
 
 const PUBLIC_PATHS = new Set(["/health", "/v1/health", "/models", "/v1/models"]);
+const EMBEDDING_PATHS = new Set(["/v1/embeddings"]);
+const RERANK_PATHS = new Set(["/reranking", "/rerank", "/v1/rerank", "/v1/reranking"]);
 
 export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Promise<FakeLlamaCpp> {
   const { port: wantedPort = 0, ...patch } = options;
@@ -166,9 +205,12 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
       return;
     }
     if (method === "POST" && (path === "/completion" || path === "/completions")) {
+      if (b.embeddings || b.reranking)
+        return sendError(res, 501, "This server does not support completions. Start it without `--embeddings`", "not_supported_error");
       void complete(res, record, b, echo);
       return;
     }
+    if (method === "POST" && (EMBEDDING_PATHS.has(path) || RERANK_PATHS.has(path))) return pooled(res, record, b, echo);
     sendError(res, 404, "File Not Found", "not_found_error");
   }
 
@@ -275,6 +317,41 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     res.end();
   }
 
+  /** POST /v1/embeddings or /rerank: refused as the server refuses, else answered whole after poolingDelayMs. */
+  function pooled(res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour, echo: string): void {
+    const rerank = RERANK_PATHS.has(record.path);
+    const body = (record.body ?? {}) as { input?: unknown; query?: unknown; documents?: unknown; top_n?: unknown };
+    const refuse = (status: number, message: string, type: string): void => {
+      record.finished = true;
+      sendError(res, status, message, type);
+    };
+    if (rerank && !b.reranking)
+      return refuse(501, "This server does not support reranking. Start it with `--reranking`", "not_supported_error");
+    if (!rerank && !(b.embeddings || b.reranking))
+      return refuse(501, "This server does not support embeddings. Start it with `--embeddings`", "not_supported_error");
+    if (!rerank && b.poolingNone)
+      return refuse(400, "Pooling type 'none' is not OAI compatible. Please use a different pooling type", "invalid_request_error");
+    const texts = rerank ? body.documents : typeof body.input === "string" ? [body.input] : body.input;
+    if (rerank && typeof body.query !== "string") return refuse(400, '"query" must be provided', "invalid_request_error");
+    if (!Array.isArray(texts) || texts.length === 0 || !texts.every((x) => typeof x === "string"))
+      return refuse(
+        400,
+        rerank ? '"documents" must be a non-empty string array' : '"input" or "content" must be provided',
+        "invalid_request_error",
+      );
+    if (b.failBefore) return refuse(b.failBefore.status, b.failBefore.message + echo, b.failBefore.type ?? errorType(b.failBefore.status));
+    res.on("close", () => {
+      if (!res.writableEnded) record.closedByClient = true;
+    });
+    answerAfter(res, b.poolingDelayMs, () => {
+      record.finished = true;
+      if (!rerank) return sendJson(res, 200, embeddingsAnswer(texts, b));
+      const query = body.query as string;
+      const topN = typeof body.top_n === "number" ? body.top_n : texts.length;
+      sendJson(res, 200, rerankAnswer(query, texts, topN, b));
+    });
+  }
+
   function props(b: FakeLlamaCppBehaviour): unknown {
     return {
       default_generation_settings: {
@@ -326,11 +403,36 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     ...bound,
     requests,
     generations: () => requests.filter((r) => r.method === "POST" && (r.path === "/completion" || r.path === "/completions")),
+    poolingRequests: () => requests.filter((r) => r.method === "POST" && (EMBEDDING_PATHS.has(r.path) || RERANK_PATHS.has(r.path))),
     behaviour: () => behaviour,
     setBehaviour(p) {
       behaviour = { ...behaviour, ...p };
     },
     close: () => closeServer(server),
+  };
+}
+
+/** format_embeddings_response_oaicompat: one entry per input, usage the sum of each input's tokens. */
+function embeddingsAnswer(inputs: string[], b: FakeLlamaCppBehaviour): unknown {
+  const tokens = inputs.reduce((n, text) => n + wordCount(text), 0);
+  return {
+    model: "gpt-3.5-turbo",
+    object: "list",
+    usage: { prompt_tokens: tokens, total_tokens: tokens },
+    data: inputs.map((text, index) => ({ embedding: fakeVector(text, b.embeddingDims), index, object: "embedding" })),
+  };
+}
+
+/** format_response_rerank: best first, cut to top_n; a document's tokens are the query's and its own. */
+function rerankAnswer(query: string, documents: string[], topN: number, b: FakeLlamaCppBehaviour): unknown {
+  const ranked = rankedByScore(query, documents);
+  if (b.rerankOrder === "document") ranked.sort((x, y) => x.index - y.index);
+  const tokens = documents.reduce((n, d) => n + wordCount(query) + wordCount(d), 0);
+  return {
+    model: "gpt-3.5-turbo",
+    object: "list",
+    usage: { prompt_tokens: tokens, total_tokens: tokens },
+    results: ranked.slice(0, topN).map(({ index, score }) => ({ index, relevance_score: score })),
   };
 }
 

@@ -33,6 +33,19 @@
 //   releases: `vllm:gpu_cache_usage_perc`), labelled `{model_name="..."}`
 //   (https://docs.vllm.ai/en/stable/usage/metrics/,
 //   https://docs.vllm.ai/en/v0.5.5/serving/metrics.html).
+// - vLLM only, pooling models (docs "OpenAI-Compatible Server": Embeddings
+//   API "only applicable to embedding models (--task embed)", Re-rank API on
+//   `/rerank`, `/v1/rerank`, `/v2/rerank` for "--task score" models; the
+//   server registers a task's routes only when the model runs it
+//   (entrypoints register_pooling_api_routers), so others answer 404):
+//   `POST /v1/embeddings` {model, input} -> protocol.py EmbeddingResponse
+//   `{id, object: "list", created, model, data: [{index, object: "embedding",
+//   embedding}], usage: {prompt_tokens, total_tokens, completion_tokens}}`;
+//   `POST /v1/rerank` {model, query, documents, top_n (0: all)} ->
+//   RerankResponse `{id, model, usage: {prompt_tokens, total_tokens},
+//   results: [{index, document: {text}, relevance_score}]}`, "sorted by
+//   relevance, and the index property can be used to determine original
+//   order". An embedding model also reranks (by cosine similarity).
 // - `--api-key`: vLLM checks `Authorization: Bearer <key>` on /v1 paths only
 //   and answers 401 `{"error": "Unauthorized"}`; OpenAI checks every path and
 //   answers 401 invalid_api_key. This fake's openai flavour echoes the whole
@@ -48,6 +61,7 @@ import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { closeServer, listen, readBody, sendJson, type FakeRequest } from "./fake-http.js";
 import type { Json } from "../support/json.js";
+import { answerAfter, fakeVector, rankedByScore, wordCount } from "./fake-pooling.js";
 
 export type FakeFlavour = "openai" | "vllm";
 export type FakeHealth = "ready" | "loading" | "down";
@@ -63,7 +77,7 @@ export interface FakeBehaviour {
   splitDelayMs: number;
   /** Write the whole stream in one piece at its end (frameDelayMs and splitBytes are ignored). */
   coalesce: boolean;
-  /** Answer the generation request with this status and error body instead of a stream. */
+  /** Answer the generation (or embeddings, rerank) request with this status and error body instead. */
   failBefore?: { status: number; message: string; type?: string };
   /** After this many tokens, send the flavour's in-stream error. */
   failAfter?: { tokens: number; message: string };
@@ -86,6 +100,12 @@ export interface FakeBehaviour {
   kvCacheUsage: number;
   /** vLLM /metrics: publish KV usage under the pre-V1 name vllm:gpu_cache_usage_perc. */
   legacyKvMetric: boolean;
+  /** vLLM: what the model runs (--task): generate serves completions, embed embeddings and rerank, score rerank. */
+  task: "generate" | "embed" | "score";
+  /** vLLM: length of the embedding vectors. */
+  embeddingDims: number;
+  /** vLLM: time /v1/embeddings and /v1/rerank take before answering. */
+  poolingDelayMs: number;
 }
 
 export interface FakeOptions extends Partial<FakeBehaviour> {
@@ -112,6 +132,8 @@ export interface FakeOpenAi {
   requests: RecordedRequest[];
   /** The POSTs to a generation endpoint, in arrival order. */
   generations(): RecordedRequest[];
+  /** The POSTs to the embeddings and rerank endpoints, in arrival order. */
+  poolingRequests(): RecordedRequest[];
   /** Changes behaviour from the next request on (health at once). */
   setBehaviour(changes: Partial<FakeBehaviour>): void;
   /** Streams currently open. */
@@ -134,7 +156,12 @@ export const FAKE_DEFAULTS: FakeBehaviour = {
   requestsWaiting: 0,
   kvCacheUsage: 0.25,
   legacyKvMetric: false,
+  task: "generate",
+  embeddingDims: 8,
+  poolingDelayMs: 0,
 };
+
+const RERANK_ROUTES = new Set(["POST /rerank", "POST /v1/rerank", "POST /v2/rerank"]);
 
 export function startFakeVllm(opts: Omit<FakeOptions, "flavour"> = {}): Promise<FakeOpenAi> {
   return startFakeOpenAi({ ...opts, flavour: "vllm" });
@@ -222,10 +249,13 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(metricsText(b));
       return;
     }
-    if (key === "POST /v1/completions" || key === "POST /v1/chat/completions") {
+    const generating = flavour === "openai" || b.task === "generate";
+    if (generating && (key === "POST /v1/completions" || key === "POST /v1/chat/completions")) {
       void generate(r, res, b, key === "POST /v1/chat/completions");
       return;
     }
+    if (flavour === "vllm" && b.task === "embed" && key === "POST /v1/embeddings") return pooled(r, res, b, false);
+    if (flavour === "vllm" && b.task !== "generate" && RERANK_ROUTES.has(key)) return pooled(r, res, b, true);
     sendError(res, 404, `no route ${key}`, "NotFoundError");
   };
 
@@ -247,6 +277,29 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
       `vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="${model}"} 3.0`,
       "",
     ].join("\n");
+  };
+
+  /** vLLM's embeddings or rerank answer, whole, after poolingDelayMs. */
+  const pooled = (r: RecordedRequest, res: http.ServerResponse, b: FakeBehaviour, rerank: boolean): void => {
+    const body = (r.body ?? {}) as { model?: unknown; input?: unknown; query?: unknown; documents?: unknown; top_n?: unknown };
+    if (typeof body.model === "string" && !b.models.includes(body.model)) {
+      return sendError(res, 404, `The model \`${body.model}\` does not exist.`, "NotFoundError");
+    }
+    const texts = rerank ? body.documents : typeof body.input === "string" ? [body.input] : body.input;
+    if ((rerank && typeof body.query !== "string") || !Array.isArray(texts) || !texts.every((x) => typeof x === "string")) {
+      return sendError(
+        res,
+        400,
+        rerank ? "query must be a string and documents a list of strings" : "input must be a string or a list of strings",
+      );
+    }
+    if (b.failBefore) return sendError(res, b.failBefore.status, b.failBefore.message, b.failBefore.type);
+    const model = typeof body.model === "string" ? body.model : b.models[0];
+    answerAfter(res, b.poolingDelayMs, () => {
+      if (!rerank) return sendJson(res, 200, vllmEmbeddings(model, texts, b.embeddingDims, ++seq));
+      const topN = typeof body.top_n === "number" && body.top_n > 0 ? body.top_n : texts.length;
+      sendJson(res, 200, vllmRerank(model, body.query as string, texts, topN, ++seq));
+    });
   };
 
   const generate = async (r: RecordedRequest, res: http.ServerResponse, b: FakeBehaviour, chat: boolean): Promise<void> => {
@@ -362,7 +415,9 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
     ...bound,
     flavour,
     requests,
-    generations: () => requests.filter((r) => r.method === "POST" && r.path.startsWith("/v1/")),
+    generations: () => requests.filter((r) => r.method === "POST" && (r.path === "/v1/completions" || r.path === "/v1/chat/completions")),
+    poolingRequests: () =>
+      requests.filter((r) => r.method === "POST" && (r.path === "/v1/embeddings" || RERANK_ROUTES.has(`POST ${r.path}`))),
     setBehaviour(changes) {
       behaviour = { ...behaviour, ...changes };
     },
@@ -371,6 +426,32 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
       closing = true;
       return closeServer(server);
     },
+  };
+}
+
+/** protocol.py EmbeddingResponse. */
+function vllmEmbeddings(model: string | undefined, inputs: string[], dims: number, seq: number): unknown {
+  const tokens = inputs.reduce((n, text) => n + wordCount(text), 0);
+  return {
+    id: `embd-fake${seq}`,
+    object: "list",
+    created: now(),
+    model,
+    data: inputs.map((text, index) => ({ index, object: "embedding", embedding: fakeVector(text, dims) })),
+    usage: { prompt_tokens: tokens, total_tokens: tokens, completion_tokens: 0, prompt_tokens_details: null },
+  };
+}
+
+/** protocol.py RerankResponse: best first, cut to top_n. */
+function vllmRerank(model: string | undefined, query: string, documents: string[], topN: number, seq: number): unknown {
+  const tokens = documents.reduce((n, d) => n + wordCount(query) + wordCount(d), 0);
+  return {
+    id: `rerank-fake${seq}`,
+    model,
+    usage: { prompt_tokens: tokens, total_tokens: tokens },
+    results: rankedByScore(query, documents)
+      .slice(0, topN)
+      .map(({ index, score }) => ({ index, document: { text: documents[index] }, relevance_score: score })),
   };
 }
 

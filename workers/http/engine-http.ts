@@ -6,6 +6,7 @@ import http from "node:http";
 import https from "node:https";
 import { WorkerErrorKind } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { waitOrAbort } from "../abortable-wait.js";
+import { AttemptError, causeOf, flatHeaders, readBody, sendAttempt, type Call, type CallTarget } from "./engine-call.js";
 import { failureOf } from "./engine-errors.js";
 import { redactText, secretsOfHeaders } from "./redact.js";
 import { JsonLinesDecoder, SseDecoder, type SseFrame } from "./stream-decoder.js";
@@ -77,6 +78,8 @@ const RETRY_STATUSES = new Set([502, 503, 504]);
 /** Bodies read whole (GETs, error bodies): more means something is wrong, not a bigger answer. */
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
+/** Whole answers to a POST: a batch of embeddings is big (a 4096-float vector is some 80 kB of JSON). */
+const MAX_ANSWER_BYTES = 256 * 1024 * 1024;
 
 /**
  * Delay before retrying after failed attempt number `attempt` (1-based):
@@ -89,13 +92,9 @@ export function retryDelayMs(retry: RetryPolicy, attempt: number, random: () => 
 }
 
 export class EngineHttp {
-  private readonly origin: string;
-  private readonly basePath: string;
-  private readonly secure: boolean;
-  private readonly agent: http.Agent;
+  private readonly target: CallTarget;
   private readonly headers: Record<string, string>;
   private readonly secrets: string[];
-  private readonly connectTimeoutMs: number;
   private readonly headersTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly retry: RetryPolicy;
@@ -103,14 +102,17 @@ export class EngineHttp {
   constructor(opts: EngineHttpOptions) {
     const base = new URL(opts.baseUrl);
     if (base.protocol !== "http:" && base.protocol !== "https:") throw new TypeError(`engine URL must be http(s): ${base.protocol}`);
-    this.origin = base.origin;
-    this.basePath = base.pathname.replace(/\/+$/, "");
-    this.secure = base.protocol === "https:";
+    const secure = base.protocol === "https:";
     const agentOptions = { keepAlive: true, maxSockets: 64 };
-    this.agent = this.secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+    this.target = {
+      origin: base.origin,
+      basePath: base.pathname.replace(/\/+$/, ""),
+      secure,
+      agent: secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions),
+      connectTimeoutMs: opts.connectTimeoutMs ?? 5_000,
+    };
     this.headers = { ...opts.headers };
     this.secrets = [...(opts.secrets ?? []), ...secretsOfHeaders(opts.headers)];
-    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
     this.headersTimeoutMs = opts.headersTimeoutMs ?? 30_000;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
     this.retry = { ...(opts.retry ?? DEFAULT_RETRY) };
@@ -134,7 +136,7 @@ export class EngineHttp {
       if (signal.aborted) throw signal.reason;
       const last = attempt >= this.retry.attempts;
       try {
-        const call = await this.send("GET", path, this.headers, undefined, signal, opts.timeoutMs ?? this.headersTimeoutMs);
+        const call = await sendAttempt(this.target, "GET", path, this.headers, undefined, signal, opts.timeoutMs ?? this.headersTimeoutMs);
         const text = await readBody(call, this.idleTimeoutMs, MAX_BODY_BYTES);
         const status = call.res.statusCode ?? 0;
         if (last || !RETRY_STATUSES.has(status)) return { status, headers: flatHeaders(call.res.headers), text };
@@ -175,11 +177,51 @@ export class EngineHttp {
   stream(path: string, body: unknown, opts: StreamOptions): Promise<EngineStream<SseFrame> | EngineStream<string>>;
   async stream(path: string, body: unknown, opts: StreamOptions): Promise<EngineStream<SseFrame> | EngineStream<string>> {
     const { signal } = opts;
+    const { call, secrets } = await this.post(path, body, opts.format === "sse" ? "text/event-stream" : "application/x-ndjson", opts);
+    const common = { status: call.res.statusCode ?? 0, headers: flatHeaders(call.res.headers) };
+    return opts.format === "sse"
+      ? { ...common, batches: this.batches(call, new SseDecoder(), signal, path, secrets) }
+      : { ...common, batches: this.batches(call, new JsonLinesDecoder(), signal, path, secrets) };
+  }
+
+  /**
+   * POST `body` as JSON and read the whole JSON answer (engines that answer
+   * at once: embeddings, rerank). Sent, retried and failed like `stream`; a
+   * 2xx body that is not JSON rejects ENGINE_ERROR. Aborting `signal` at any
+   * point closes the connection (the engine sees it) and rejects with
+   * `signal.reason`.
+   */
+  async postJson(path: string, body: unknown, opts: Omit<StreamOptions, "format">): Promise<{ status: number; body: unknown }> {
+    const { signal } = opts;
+    const { call, secrets } = await this.post(path, body, "application/json", opts);
+    let text: string;
+    try {
+      text = await readBody(call, this.idleTimeoutMs, MAX_ANSWER_BYTES);
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw failureOf({ method: "POST", path, cause: err, secrets });
+    }
+    try {
+      return { status: call.res.statusCode ?? 0, body: JSON.parse(text) as unknown };
+    } catch (err) {
+      const cause = new Error(`invalid JSON from the engine: ${(err as Error).message}`);
+      throw failureOf({ method: "POST", path, kind: WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_ERROR, cause, secrets });
+    }
+  }
+
+  /** One POST up to its 2xx response headers: connect retries when allowed, a non-2xx status as the engine's failure. */
+  private async post(
+    path: string,
+    body: unknown,
+    accept: string,
+    opts: Omit<StreamOptions, "format">,
+  ): Promise<{ call: Call; secrets: string[] }> {
+    const { signal } = opts;
     const payload = Buffer.from(JSON.stringify(body), "utf8");
     const headers = {
       ...this.headers,
       "content-type": "application/json",
-      accept: opts.format === "sse" ? "text/event-stream" : "application/x-ndjson",
+      accept,
       ...opts.headers,
       "content-length": String(payload.length),
     };
@@ -189,7 +231,7 @@ export class EngineHttp {
       if (signal.aborted) throw signal.reason;
       let call: Call;
       try {
-        call = await this.send("POST", path, headers, payload, signal, this.headersTimeoutMs);
+        call = await sendAttempt(this.target, "POST", path, headers, payload, signal, this.headersTimeoutMs);
       } catch (err) {
         if (signal.aborted) throw signal.reason;
         const sent = err instanceof AttemptError && err.connected;
@@ -204,16 +246,13 @@ export class EngineHttp {
         if (signal.aborted) throw signal.reason;
         throw failureOf({ method: "POST", path, status, body: text, secrets });
       }
-      const common = { status, headers: flatHeaders(call.res.headers) };
-      return opts.format === "sse"
-        ? { ...common, batches: this.batches(call, new SseDecoder(), signal, path, secrets) }
-        : { ...common, batches: this.batches(call, new JsonLinesDecoder(), signal, path, secrets) };
+      return { call, secrets };
     }
   }
 
   /** Destroys the keep-alive agent and with it every socket, idle or in use. */
   close(): void {
-    this.agent.destroy();
+    this.target.agent.destroy();
   }
 
   private async *batches<T>(
@@ -248,137 +287,4 @@ export class EngineHttp {
       if (!call.res.complete) call.req.destroy();
     }
   }
-
-  /**
-   * One attempt: resolves at the response headers. Rejects AttemptError,
-   * which says whether a connection was made (so the request may have been
-   * sent). Connect and headers timeouts share the call's one timer.
-   */
-  private send(
-    method: string,
-    path: string,
-    headers: Record<string, string>,
-    payload: Buffer | undefined,
-    signal: AbortSignal,
-    headersTimeoutMs: number,
-  ): Promise<Call> {
-    return new Promise((resolve, reject) => {
-      const url = new URL(this.basePath + (path.startsWith("/") ? path : `/${path}`), this.origin);
-      const req = (this.secure ? https : http).request(url, { method, agent: this.agent, headers });
-      let res: http.IncomingMessage | undefined;
-      let timer: NodeJS.Timeout | undefined;
-      let connected = false;
-      const kill = (err: Error): void => {
-        res?.destroy(err);
-        req.destroy(err);
-      };
-      const onAbort = (): void => kill(new Error("aborted by the caller"));
-      const call: Call = {
-        req,
-        get res() {
-          return res!;
-        },
-        arm(ms, what, when = () => true) {
-          clearTimeout(timer);
-          timer = setTimeout(() => {
-            if (when()) kill(new EngineTimeoutError(`${what} within ${ms} ms`));
-          }, ms);
-        },
-        refresh() {
-          timer?.refresh();
-        },
-        finish() {
-          clearTimeout(timer);
-          signal.removeEventListener("abort", onAbort);
-        },
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      call.arm(this.connectTimeoutMs, "no connection");
-      req.on("socket", (socket) => {
-        const onConnect = (): void => {
-          connected = true;
-          call.arm(headersTimeoutMs, "no response headers");
-        };
-        if (socket.connecting) socket.once(this.secure ? "secureConnect" : "connect", onConnect);
-        else onConnect();
-      });
-      req.on("error", (err) => {
-        call.finish();
-        reject(new AttemptError(err, connected));
-      });
-      req.on("response", (r) => {
-        res = r;
-        clearTimeout(timer);
-        // Errors after this point reach whoever reads the body; this keeps an unread one from crashing the process.
-        r.on("error", () => {});
-        resolve(call);
-      });
-      req.end(payload);
-    });
-  }
-}
-
-/** One request in flight and its single timer, re-armed per phase and refreshed per chunk. */
-interface Call {
-  readonly req: http.ClientRequest;
-  readonly res: http.IncomingMessage;
-  /** (Re)starts the timer: after `ms`, the call fails with a timeout unless `when()` says not now. */
-  arm(ms: number, what: string, when?: () => boolean): void;
-  refresh(): void;
-  /** Stops the timer and the abort listener. */
-  finish(): void;
-}
-
-/** This layer's timeouts; `code` ETIMEDOUT makes kindOfSocketError call them TIMEOUT. */
-class EngineTimeoutError extends Error {
-  override readonly name = "EngineTimeoutError";
-  readonly code = "ETIMEDOUT";
-}
-
-class AttemptError extends Error {
-  constructor(
-    override readonly cause: unknown,
-    readonly connected: boolean,
-  ) {
-    super("engine request failed");
-  }
-}
-
-function causeOf(err: unknown): unknown {
-  return err instanceof AttemptError ? err.cause : err;
-}
-
-function readBody(call: Call, idleTimeoutMs: number, maxBytes: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const { res } = call;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    call.arm(idleTimeoutMs, "no data from the engine");
-    res.on("data", (chunk: Buffer) => {
-      call.refresh();
-      size += chunk.length;
-      if (size > maxBytes) res.destroy(new Error(`response body over ${maxBytes} bytes`));
-      else chunks.push(chunk);
-    });
-    res.on("end", () => {
-      call.finish();
-      resolve(Buffer.concat(chunks).toString("utf8"));
-    });
-    res.on("error", (err) => {
-      call.finish();
-      reject(err);
-    });
-    res.on("close", () => {
-      call.finish();
-      if (!res.complete) reject(Object.assign(new Error("connection closed before the end of the response"), { code: "ECONNRESET" }));
-    });
-  });
-}
-
-function flatHeaders(headers: http.IncomingHttpHeaders): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(", ") : value;
-  }
-  return out;
 }

@@ -1,3 +1,5 @@
+import type { Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+
 /** How a sidecar reaches the engine it adapts; the same shape for every HTTP engine. */
 export interface HttpEngineOptions {
   /** The engine's URL, e.g. http://127.0.0.1:8081. */
@@ -12,6 +14,11 @@ export interface HttpEngineOptions {
   slots?: number;
   /** Health and props polling interval, default 2000 ms. */
   pollIntervalMs?: number;
+  /**
+   * What the engine was started to serve (--workloads), for the adapters
+   * that run more than completions (llamacpp, vllm); default completion.
+   */
+  workloads?: readonly Workload[];
 }
 
 /** A configured slot count when it is a positive integer, else the engine's default. */

@@ -1,7 +1,9 @@
-import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
+import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerErrorKind, type SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
 import type { ProbeResult } from "../engine/health-poller.js";
 import { PolledHttpAdapter } from "../engine/polled-http-adapter.js";
+import { runPooling, type PoolingPaths } from "../engine/pooling-call.js";
+import { GENERATION_ONLY, servedWorkload } from "../engine/served-workloads.js";
 import {
   httpEngineInfo,
   WorkerFailure,
@@ -38,6 +40,13 @@ const HEALTH_PATH = "/health";
 const PROPS_PATH = "/props";
 const SLOTS_PATH = "/slots";
 const METRICS_PATH = "/metrics";
+/**
+ * The OpenAI-compatible embeddings route (a list of inputs in, one pooled
+ * vector each out, with usage) rather than /embedding, whose answer the
+ * README leaves undocumented and which changed shape across builds; and
+ * /rerank, an alias the README lists for /reranking.
+ */
+const POOLING_PATHS: PoolingPaths = { embeddings: "/v1/embeddings", rerank: "/rerank" };
 /** What llama.cpp answers for /slots without --slots and /metrics without --metrics (404 on old builds). */
 const NOT_ENABLED = new Set([404, 501]);
 /** Failures that suggest the engine went away: check its health now rather than at the next poll. */
@@ -45,7 +54,10 @@ const PROBE_AFTER = new Set([WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABL
 
 /**
  * Drives a llama.cpp server (`llama-server`) that runs elsewhere: generations
- * through POST /completion streamed as SSE, health from GET /health, facts
+ * through POST /completion streamed as SSE, embeddings through POST
+ * /v1/embeddings (a server started with --embeddings) and relevance scores
+ * through POST /rerank (--reranking), as `opts.workloads` says the server
+ * was started (it cannot be asked), health from GET /health, facts
  * from GET /props, free slots from GET /slots and the KV-cache fill from
  * GET /metrics (when started with --metrics). Cancel closes the HTTP request,
  * which frees the engine's slot.
@@ -122,8 +134,12 @@ export class LlamaCppAdapter extends PolledHttpAdapter implements EngineAdapter 
   }
 
   async generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
+    const workload = servedWorkload(request, this.currentInfo.workloads, "llama.cpp server");
     this.running++;
     try {
+      if (workload !== Workload.WORKLOAD_COMPLETION) {
+        return await runPooling(workload, { http: this.http, paths: POOLING_PATHS, model: this.opts.engineModel, request, signal, sink });
+      }
       return await streamCompletion(this.http, request, signal, sink);
     } catch (err) {
       if (err instanceof WorkerFailure && PROBE_AFTER.has(err.kind)) this.probeNow();
@@ -141,6 +157,7 @@ export class LlamaCppAdapter extends PolledHttpAdapter implements EngineAdapter 
       engineVersion: props?.buildInfo ?? "",
       modelRef: this.opts.modelRef,
       ctxMax: props?.ctxPerSlot ?? 0,
+      workloads: this.opts.workloads ?? GENERATION_ONLY,
       features: {
         seed: "true",
         cancel: "abort",

@@ -1,5 +1,5 @@
-import { engines } from "../../contracts/enums.js";
-import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
+import { engines, workloads } from "../../contracts/enums.js";
+import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import { workerErrorKinds } from "../engine-adapter.js";
 import { applyFlags, flagHelp, flagNames, type FlagTable, type FlagValues } from "../../contracts/runtime/flag-table.js";
 import { flagBoolean, flagChoice, flagInteger, flagList, flagNumber, flagText } from "../../contracts/runtime/flag-values.js";
@@ -78,6 +78,11 @@ export interface WorkerConfig {
   engineApiKey?: string;
   /** Start and supervise the engine with this command line (spawned without a shell). */
   engineCmd?: string;
+  /**
+   * What the engine server was started to serve (llamacpp, vllm adapters): the servers cannot be asked, so the
+   * operator says it. Default completion.
+   */
+  workloads?: Workload[];
 }
 
 export const WORKER_DEFAULTS = {
@@ -151,6 +156,12 @@ export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
     arg: "<command>",
     help: "start and supervise the engine with this command (restarts with backoff)",
     apply: (c, v, f) => (c.engineCmd = flagText(f, v)),
+  },
+  {
+    name: "workloads",
+    arg: "<w,...>",
+    help: "what the engine server serves: completion, embedding, rerank (llamacpp, vllm; default completion)",
+    apply: (c, v, f) => (c.workloads = workloadList(f, flagList(f, v))),
   },
   { name: "model", arg: "<ref>", help: `model ref (default ${MOCK_DEFAULTS.modelRef})`, apply: (c, v, f) => (c.modelRef = flagText(f, v)) },
   {
@@ -289,10 +300,25 @@ function engineName(flag: string, name: string): string {
   return name.toLowerCase();
 }
 
+function workloadList(flag: string, names: string[]): Workload[] {
+  const parsed = names.map((name) => {
+    const w = workloads.parse(name);
+    if (w === undefined) throw new Error(`${flag}: unknown workload "${name}" (known: ${knownWorkloads().join(", ")})`);
+    return w;
+  });
+  return [...new Set(parsed)];
+}
+
 function errorKindName(flag: string, name: string): string {
   if (workerErrorKinds.parse(name) === undefined)
     throw new Error(`${flag}: unknown error kind "${name}" (known: ${workerErrorKinds.names().join(", ")})`);
   return name.toLowerCase();
+}
+
+function knownWorkloads(): string[] {
+  return Object.values(Workload)
+    .filter((v): v is Workload => typeof v === "number" && v !== Workload.WORKLOAD_UNSPECIFIED && v !== Workload.UNRECOGNIZED)
+    .map((v) => workloads.name(v));
 }
 
 export function knownEngines(): string[] {

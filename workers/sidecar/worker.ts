@@ -1,6 +1,6 @@
 import { availableParallelism, hostname } from "node:os";
 import { engines } from "../../contracts/enums.js";
-import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
+import { Engine, type Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerServiceService, type WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { startGrpcServer, type RunningGrpcServer } from "../../contracts/runtime/grpc-server.js";
 import { createLogger, type Logger } from "../../contracts/runtime/logger.js";
@@ -163,6 +163,7 @@ function createAdapter(config: WorkerConfig, logger: Logger): EngineAdapter {
   const engine = engines.parse(engineName);
   if (engine === undefined) throw new Error(`unknown engine "${engineName}" (known: ${knownEngines().join(", ")})`);
   const adapterName = config.adapter ?? (config.engineUrl ? engineName : isLocalGguf(config.modelRef) ? "llamacpp-embedded" : "mock");
+  checkWorkloads(adapterName, config.workloads);
   if (adapterName === "mock") return createMock(config, engine);
   if (adapterName === "llamacpp-embedded") return createEmbedded(config, engine, logger);
   if (!config.engineUrl) throw new Error(`--engine-url is required for the ${adapterName} adapter`);
@@ -174,6 +175,7 @@ function createAdapter(config: WorkerConfig, logger: Logger): EngineAdapter {
     engineModel: config.engineModel,
     apiKey: config.engineApiKey,
     slots: config.mock?.slots,
+    workloads: config.workloads,
   }) as HttpEngineOptions;
   const adapter = realAdapter(adapterName, opts, config);
   if (!config.engineCmd) return adapter;
@@ -200,6 +202,14 @@ function realAdapter(name: string, opts: HttpEngineOptions, config: WorkerConfig
     default:
       throw new Error(`unknown adapter "${name}"`);
   }
+}
+
+/** Adapters whose engine serves what --workloads says; the others know what they serve (completion, or the model's own). */
+const WORKLOAD_ADAPTERS = ["llamacpp", "vllm"];
+
+function checkWorkloads(adapterName: string, workloads: Workload[] | undefined): void {
+  if (!workloads || WORKLOAD_ADAPTERS.includes(adapterName)) return;
+  throw new Error(`--workloads is for the ${WORKLOAD_ADAPTERS.join(" and ")} adapters; the ${adapterName} adapter knows what it serves`);
 }
 
 /** A model_ref naming a GGUF file on this machine: what the embedded engine runs. */

@@ -1,12 +1,17 @@
 // The vLLM adapter: generation through vLLM's OpenAI-compatible server
-// (workers/openai/), plus what only vLLM exposes: /health, /version, the
-// served model's max_model_len in /v1/models, and load from /metrics.
-import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
+// (workers/openai/), embeddings (POST /v1/embeddings) and rerank (POST
+// /v1/rerank) for the pooling models vLLM serves with --task embed or score,
+// plus what only vLLM exposes: /health, /version, the served model's
+// max_model_len in /v1/models, and load from /metrics. vLLM runs one task
+// per model and tells no client which, so `opts.workloads` says it.
+import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { httpEngineInfo, type EngineAdapter, type EngineInfo, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
 import type { ProbeResult } from "../engine/health-poller.js";
 import { PolledHttpAdapter } from "../engine/polled-http-adapter.js";
+import { runPooling, type PoolingPaths } from "../engine/pooling-call.js";
 import { probeGet } from "../engine/probe-get.js";
+import { GENERATION_ONLY, servedWorkload } from "../engine/served-workloads.js";
 import type { HttpTuning } from "../http/engine-clients.js";
 import { positiveSlots, type HttpEngineOptions } from "../http/engine-options.js";
 import { maxOf, parsePromText, sumOf } from "../http/prometheus-text.js";
@@ -22,6 +27,9 @@ export interface VllmAdapterOptions extends HttpEngineOptions {
 
 /** vLLM batches continuously, so it runs many streams at once; its real limit (max_num_seqs) is not exposed. */
 export const VLLM_DEFAULT_SLOTS = 16;
+
+/** The Embeddings API, and the Jina-compatible one of the Re-rank API's three paths (vLLM docs, "OpenAI-Compatible Server"). */
+const POOLING_PATHS: PoolingPaths = { embeddings: "/v1/embeddings", rerank: "/v1/rerank" };
 
 /** Gauges read from vLLM's /metrics. */
 export const VLLM_METRICS = {
@@ -81,8 +89,11 @@ export class VllmAdapter extends PolledHttpAdapter implements EngineAdapter {
     return { ...this.load };
   }
 
-  generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
+  async generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
+    const workload = servedWorkload(request, this.currentInfo.workloads, "vLLM server");
     const model = this.servedModel ?? this.opts.engineModel ?? this.opts.modelRef;
+    if (workload !== Workload.WORKLOAD_COMPLETION)
+      return runPooling(workload, { http: this.http, paths: POOLING_PATHS, model, request, signal, sink });
     return streamOpenAi({ http: this.http, model, api: this.api, request, signal, sink });
   }
 
@@ -146,6 +157,7 @@ export class VllmAdapter extends PolledHttpAdapter implements EngineAdapter {
       engineVersion,
       modelRef: this.opts.modelRef,
       ctxMax,
+      workloads: this.opts.workloads ?? GENERATION_ONLY,
       features: { seed: "true", cancel: "abort", api: this.api },
     });
   }

@@ -1,5 +1,7 @@
 import test from "ava";
-import { workerConfigFromFlags, workerFlagHelp, workerFlagNames } from "../../../workers/sidecar/worker.js";
+import { Workload } from "../../../contracts/gen/llama_orch/v1/common.js";
+import { startWorker, workerConfigFromFlags, workerFlagHelp, workerFlagNames } from "../../../workers/sidecar/worker.js";
+import { quietLogger } from "./helpers.js";
 
 test("every flag maps onto the config", (t) => {
   const config = workerConfigFromFlags({
@@ -80,5 +82,27 @@ for (const [flag, value, message] of [
 
 test("the help text lists every flag", (t) => {
   for (const name of workerFlagNames) t.true(workerFlagHelp.includes(`--${name}`), name);
-  t.is(workerFlagNames.length, 26);
+  t.is(workerFlagNames.length, 30);
+});
+
+test("--workloads lists what the engine server serves, each once", (t) => {
+  t.deepEqual(workerConfigFromFlags({ workloads: "embedding, rerank,embedding" }), {
+    workloads: [Workload.WORKLOAD_EMBEDDING, Workload.WORKLOAD_RERANK],
+  });
+  t.deepEqual(workerConfigFromFlags({ workloads: "COMPLETION" }), { workloads: [Workload.WORKLOAD_COMPLETION] });
+  t.throws(() => workerConfigFromFlags({ workloads: "embedding,chat" }), {
+    message: '--workloads: unknown workload "chat" (known: completion, embedding, rerank)',
+  });
+  t.throws(() => workerConfigFromFlags({ workloads: " , " }), { message: /--workloads needs at least one value/ });
+});
+
+test("--workloads is refused for adapters that know what they serve themselves", async (t) => {
+  const workloads = [Workload.WORKLOAD_EMBEDDING];
+  for (const adapter of ["tgi", "openai", "triton", "mock", "llamacpp-embedded"]) {
+    await t.throwsAsync(
+      startWorker({ adapter, engineUrl: "http://127.0.0.1:9", modelRef: "hf:org/m", engineModel: "m", workloads }, quietLogger),
+      { message: `--workloads is for the llamacpp and vllm adapters; the ${adapter} adapter knows what it serves` },
+      adapter,
+    );
+  }
 });
