@@ -144,16 +144,25 @@ function copyJson(v: unknown, at: string): JsonValue {
         return items;
       }
       if (!isPlainObject(v)) throw fail(at, `is a ${Object.prototype.toString.call(v).slice(8, -1)} object, which JSON cannot represent`);
-      // fromEntries defines members, so "__proto__" stays an ordinary key.
       return Object.fromEntries(
         Object.entries(v)
           .filter(([, m]) => m !== undefined)
-          .map(([k, m]) => [k, copyJson(m, member(at, k))]),
+          .map(([k, m]) => [carriedKey(k, at), copyJson(m, member(at, k))]),
       );
     }
     default:
       throw fail(at, `is ${v === undefined ? "undefined" : `a ${typeof v}`}, which JSON cannot represent`);
   }
+}
+
+/**
+ * The generated protobuf code stores object keys by assignment, so a key named
+ * "__proto__" would be lost between edge and core (or change an object's
+ * prototype). It is refused where it appears instead of silently dropped.
+ */
+function carriedKey(key: string, at: string): string {
+  if (key === "__proto__") throw fail(member(at, key), "is a key named __proto__, which cannot be carried");
+  return key;
 }
 
 function copyWellKnown(typeName: string, v: unknown, at: string): JsonValue {
@@ -201,7 +210,7 @@ function decodeField(f: DescField, v: unknown, at: string): unknown {
         Object.entries(v)
           .filter(([, x]) => x !== undefined)
           .map(([k, x]) => [
-            checkMapKey(f.mapKey, k, at),
+            checkMapKey(f.mapKey, carriedKey(k, at), at),
             f.mapKind === "message" ? decodeNested(f.message, x, member(at, k)) : decodeSingle(f, x, member(at, k), false),
           ]),
       );

@@ -8,7 +8,11 @@ import fc from "fast-check";
 
 const key = fc.string({ maxLength: 6 }).filter((k) => k !== "__proto__");
 // Through JSON text: plain prototypes, as parsed documents have.
-const json = fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.parse(JSON.stringify(v)) as unknown);
+/** JSON without "__proto__" keys, which the codec refuses (see public-json.ts). */
+const json = fc
+  .jsonValue({ maxDepth: 2 })
+  .map((v) => JSON.parse(JSON.stringify(v)) as unknown)
+  .filter((v) => !JSON.stringify(v).includes('"__proto__":'));
 
 function scalar(type: ScalarType): fc.Arbitrary<unknown> {
   switch (type) {
@@ -17,9 +21,11 @@ function scalar(type: ScalarType): fc.Arbitrary<unknown> {
     case ScalarType.BOOL:
       return fc.boolean();
     case ScalarType.DOUBLE:
-    case ScalarType.FLOAT:
       // -0 is 0 once in JSON text.
       return fc.double({ noNaN: true, noDefaultInfinity: true }).map((v) => (v === 0 ? 0 : v));
+    case ScalarType.FLOAT:
+      // A float field holds 32 bits: only values a float32 represents survive the binary codec.
+      return fc.float({ noNaN: true, noDefaultInfinity: true }).map((v) => (v === 0 ? 0 : v));
     case ScalarType.INT32:
     case ScalarType.SINT32:
     case ScalarType.SFIXED32:

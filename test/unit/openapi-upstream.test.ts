@@ -109,6 +109,7 @@ test("upstream schema names, error codes and task fields are kept", (t) => {
   const stream = loadApiDocuments().merged.paths["/v1/tasks/{id}/stream"]!.get as Json;
   t.deepEqual(
     (stream["x-sse-events"] as Json[]).map((e) => e.name),
-    ["started", "token", "metrics", "end", "error"],
+    // Upstream's five, with the embedding and rerank results llama-orch adds.
+    ["started", "token", "metrics", "embedding", "rerank", "end", "error"],
   );
 });

@@ -7,7 +7,7 @@ import { StopReason, Workload } from "../../contracts/gen/llama_orch/v1/common.j
 import { WorkerErrorKind, type SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { WorkerFailure, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
 import type { EngineHttp } from "../http/engine-http.js";
-import { embeddingInputs } from "../llamacpp-embedded/embedded-vectors.js";
+import { embeddingInputs } from "./workload-inputs.js";
 import { AnswerShapeError, embeddingsBody, rerankBody, scoresOf, vectorsOf } from "./pooling-protocol.js";
 
 /** Where an engine takes each workload. */

@@ -4,6 +4,7 @@ import type { LlamaEmbeddingContext, LlamaModel, LlamaRankingContext } from "nod
 import { StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerErrorKind, type SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { WorkerFailure, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
+import { embeddingInputs } from "../engine/workload-inputs.js";
 
 /** Each text's token count, refusing (before any work) a text that does not fit the context. */
 function countTokens(model: LlamaModel, texts: readonly string[], contextSize: number, what: string): number[] {
@@ -25,11 +26,6 @@ function engineFailure(workload: string, err: unknown): WorkerFailure {
     WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_ERROR,
     `llama.cpp failed computing ${workload}: ${(err as Error).message}`,
   );
-}
-
-/** The texts of an embedding task: its inputs, or its prompt alone. */
-export function embeddingInputs(request: SubmitRequest): string[] {
-  return request.inputs.length > 0 ? request.inputs : [request.prompt];
 }
 
 export async function embed(
