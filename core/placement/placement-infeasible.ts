@@ -1,5 +1,6 @@
 import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import { engines, workloads } from "../../contracts/enums.js";
+import { fieldOfFeature } from "./task-features.js";
 import { missingFeatures, OVERRIDE_REASONS, passes, REJECT_REASONS, supportedWorkloads, type RejectReason } from "./placement-reasons.js";
 import type { PlacementRules } from "./placement-request.js";
 import type { ReplicaSnapshot } from "./replica-snapshot.js";
@@ -70,13 +71,17 @@ export function explainInfeasible(rules: PlacementRules, rejected: readonly Reje
           `no ready replica serving ${what}${scope} supports workload ${workloads.name(rules.workload)}; ` +
           `they support ${list(furthest.flatMap((r) => supportedWorkloads(r).map(workloads.name)))}`,
       };
-    case "feature_missing":
+    case "feature_missing": {
+      const missing = [...new Set(furthest.flatMap((r) => missingFeatures(r, rules)))].sort();
+      const field = missing.map(fieldOfFeature).find((f) => f !== undefined);
+      if (field !== undefined) return unhonouredParameter(what, scope, missing, field, furthest);
       return {
         code: ErrorCode.ERROR_CODE_POOL_UNAVAILABLE,
         message:
           `no ready replica serving ${what}${scope} has the required feature(s) ` +
           `${list(furthest.flatMap((r) => missingFeatures(r, rules)))} set to "true"; drop the requirement or add a worker that supports it`,
       };
+    }
     default: {
       // Only capacity is left (no_free_slot): the task can run once a slot frees up.
       const used = furthest.reduce((n, r) => n + r.activeSlots, 0);
@@ -87,6 +92,23 @@ export function explainInfeasible(rules: PlacementRules, rejected: readonly Reje
       };
     }
   }
+}
+
+/** A request parameter no replica can honour is the client's to change: INVALID_PARAMS, naming it and what is honoured. */
+function unhonouredParameter(
+  what: string,
+  scope: string,
+  missing: string[],
+  field: string,
+  replicas: readonly ReplicaSnapshot[],
+): Infeasibility {
+  const honoured = list(replicas.flatMap((r) => (r.features["sampling"] ?? "").split(",").filter(Boolean))) || "nothing";
+  const wanted = missing.map((k) => (k === "chat" ? "messages (a chat)" : k)).join(", ");
+  return {
+    code: ErrorCode.ERROR_CODE_INVALID_PARAMS,
+    field,
+    message: `no replica serving ${what}${scope} honours ${wanted}; their sampling honours ${honoured}; drop it or use an engine that honours it`,
+  };
 }
 
 function noPoolServes(rules: PlacementRules, rejected: readonly Rejected[]): Infeasibility {

@@ -1,4 +1,5 @@
 import { Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+import { hasFeature } from "./task-features.js";
 import { canonicalDeviceMask, type PlacementRules } from "./placement-request.js";
 import type { ReplicaSnapshot } from "./replica-snapshot.js";
 
@@ -61,7 +62,7 @@ export function supportedWorkloads(replica: ReplicaSnapshot): readonly Workload[
   return replica.workloads.length > 0 ? replica.workloads : [Workload.WORKLOAD_COMPLETION];
 }
 
-/** Features must be explicitly "true": "false", "" or absent all mean the replica cannot promise it. */
+/** Features must be explicitly promised ("true", or listed): "false", "" or absent all mean the replica cannot. */
 export function missingFeatures(replica: ReplicaSnapshot, rules: PlacementRules): string[] {
-  return rules.features.filter((f) => !(Object.hasOwn(replica.features, f) && replica.features[f] === "true"));
+  return rules.features.filter((f) => !hasFeature(replica.features, f));
 }

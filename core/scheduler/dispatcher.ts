@@ -1,4 +1,4 @@
-import { Determinism } from "../../contracts/gen/llama_orch/v1/common.js";
+import { requiredFeaturesOf } from "../placement/task-features.js";
 import type { CreateTaskRequest } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { CoreMetrics } from "../metrics.js";
 import {
@@ -72,7 +72,7 @@ export function placementRequestOf(
     workload: request.workload,
     overrides: request.placement,
     sessionReplicaId,
-    requiredFeatures: request.determinism === Determinism.DETERMINISM_STRICT ? ["seed"] : [],
+    requiredFeatures: requiredFeaturesOf(request),
     needFreeSlot,
   };
 }

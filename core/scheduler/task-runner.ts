@@ -185,5 +185,7 @@ function submitRequestOf(req: CreateTaskRequest): SubmitRequest {
     samplerProfileVersion: req.samplerProfileVersion,
     ctx: req.ctx,
     kvHint: req.kvHint,
+    sampling: req.sampling,
+    messages: req.messages,
   });
 }

@@ -119,14 +119,21 @@ function validate(r: CreateTaskRequest): void {
   if (r.ctx < 1) bad("/ctx", "ctx must be at least 1");
   if (r.maxTokens < 1) bad("/max_tokens", "max_tokens must be at least 1");
   if (r.deadlineMs < 1) bad("/deadline_ms", "deadline_ms must be at least 1");
-  if (r.workload === Workload.WORKLOAD_COMPLETION && !r.prompt && r.inputs.length === 0)
-    bad("/prompt", "a completion needs a prompt or inputs");
+  if (r.workload === Workload.WORKLOAD_COMPLETION && !r.prompt && r.inputs.length === 0 && r.messages.length === 0)
+    bad("/prompt", "a completion needs a prompt, inputs or messages");
+  if (r.messages.length > 0 && r.workload !== Workload.WORKLOAD_COMPLETION)
+    bad("/messages", "messages make a chat, which only completion tasks run");
+  r.messages.forEach((m, i) => {
+    if (!CHAT_ROLES.has(m.role)) bad(`/messages/${i}/role`, `role must be one of ${[...CHAT_ROLES].join(", ")}`);
+  });
   if (r.workload === Workload.WORKLOAD_EMBEDDING && !r.prompt && r.inputs.length === 0)
     bad("/inputs", "an embedding task needs inputs (or a prompt) to embed");
   if (r.workload === Workload.WORKLOAD_RERANK && !r.prompt) bad("/prompt", "a rerank task needs the query in prompt");
   if (r.workload === Workload.WORKLOAD_RERANK && r.inputs.length === 0)
     bad("/inputs", "a rerank task needs the documents to rank in inputs");
 }
+
+const CHAT_ROLES = new Set(["system", "user", "assistant"]);
 
 export function asServiceError(err: unknown, logger: Logger) {
   if (err instanceof OrchError) return err.toServiceError();

@@ -374,6 +374,8 @@ export enum StopReason {
   STOP_REASON_STOP_WORD = 3,
   /** STOP_REASON_CANCELED - The task was cancelled by a client, an operator or a disconnect. */
   STOP_REASON_CANCELED = 4,
+  /** STOP_REASON_STOP - One of the task's sampling.stop sequences matched. */
+  STOP_REASON_STOP = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -394,6 +396,9 @@ export function stopReasonFromJSON(object: any): StopReason {
     case 4:
     case "STOP_REASON_CANCELED":
       return StopReason.STOP_REASON_CANCELED;
+    case 5:
+    case "STOP_REASON_STOP":
+      return StopReason.STOP_REASON_STOP;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -413,6 +418,8 @@ export function stopReasonToJSON(object: StopReason): string {
       return "STOP_REASON_STOP_WORD";
     case StopReason.STOP_REASON_CANCELED:
       return "STOP_REASON_CANCELED";
+    case StopReason.STOP_REASON_STOP:
+      return "STOP_REASON_STOP";
     case StopReason.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -437,6 +444,48 @@ export interface ErrorDetail {
   policyLabel: string;
   /** For INVALID_PARAMS: the request field at fault, as a JSON path (e.g. "ctx"). */
   field: string;
+}
+
+/**
+ * Sampling parameters of a generation. Unset fields take the engine's own
+ * defaults. An engine that cannot honour a field that is set refuses the task
+ * (INVALID_PARAMS) instead of ignoring it; capabilities `features` name what
+ * each engine honours ("sampling": a comma-separated list of these fields).
+ */
+export interface SamplingParams {
+  temperature?: number | undefined;
+  topP?: number | undefined;
+  topK?: number | undefined;
+  minP?: number | undefined;
+  repeatPenalty?: number | undefined;
+  presencePenalty?: number | undefined;
+  frequencyPenalty?:
+    | number
+    | undefined;
+  /** Generation stops before any of these strings (stop_reason STOP). */
+  stop: string[];
+  /** Token id (decimal) to a bias added to its logit, -100..100. */
+  logitBias: { [key: string]: number };
+  /**
+   * A JSON Schema the output must follow, enforced by the engine's grammar
+   * support (empty: free text).
+   */
+  jsonSchema: string;
+}
+
+export interface SamplingParams_LogitBiasEntry {
+  key: string;
+  value: number;
+}
+
+/**
+ * One turn of a chat. The engine renders the conversation with the model's
+ * own chat template.
+ */
+export interface ChatMessage {
+  /** "system", "user" or "assistant". */
+  role: string;
+  content: string;
 }
 
 /**
@@ -639,6 +688,473 @@ export const ErrorDetail: MessageFns<ErrorDetail> = {
     message.retryAfterMs = object.retryAfterMs ?? undefined;
     message.policyLabel = object.policyLabel ?? "";
     message.field = object.field ?? "";
+    return message;
+  },
+};
+
+function createBaseSamplingParams(): SamplingParams {
+  return {
+    temperature: undefined,
+    topP: undefined,
+    topK: undefined,
+    minP: undefined,
+    repeatPenalty: undefined,
+    presencePenalty: undefined,
+    frequencyPenalty: undefined,
+    stop: [],
+    logitBias: {},
+    jsonSchema: "",
+  };
+}
+
+export const SamplingParams: MessageFns<SamplingParams> = {
+  encode(message: SamplingParams, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.temperature !== undefined) {
+      writer.uint32(9).double(message.temperature);
+    }
+    if (message.topP !== undefined) {
+      writer.uint32(17).double(message.topP);
+    }
+    if (message.topK !== undefined) {
+      writer.uint32(24).uint32(message.topK);
+    }
+    if (message.minP !== undefined) {
+      writer.uint32(33).double(message.minP);
+    }
+    if (message.repeatPenalty !== undefined) {
+      writer.uint32(41).double(message.repeatPenalty);
+    }
+    if (message.presencePenalty !== undefined) {
+      writer.uint32(49).double(message.presencePenalty);
+    }
+    if (message.frequencyPenalty !== undefined) {
+      writer.uint32(57).double(message.frequencyPenalty);
+    }
+    for (const v of message.stop) {
+      writer.uint32(66).string(v!);
+    }
+    globalThis.Object.entries(message.logitBias).forEach(([key, value]: [string, number]) => {
+      SamplingParams_LogitBiasEntry.encode({ key: key as any, value }, writer.uint32(74).fork()).join();
+    });
+    if (message.jsonSchema !== "") {
+      writer.uint32(82).string(message.jsonSchema);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SamplingParams {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSamplingParams();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 9) {
+              break;
+            }
+
+            message.temperature = reader.double();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.topP = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.topK = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.minP = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.repeatPenalty = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.presencePenalty = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.frequencyPenalty = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.stop.push(reader.string());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            const entry9 = SamplingParams_LogitBiasEntry.decode(reader, reader.uint32());
+            if (entry9.value !== undefined) {
+              message.logitBias[entry9.key] = entry9.value;
+            }
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.jsonSchema = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SamplingParams {
+    return {
+      temperature: isSet(object.temperature) ? globalThis.Number(object.temperature) : undefined,
+      topP: isSet(object.topP)
+        ? globalThis.Number(object.topP)
+        : isSet(object.top_p)
+        ? globalThis.Number(object.top_p)
+        : undefined,
+      topK: isSet(object.topK)
+        ? globalThis.Number(object.topK)
+        : isSet(object.top_k)
+        ? globalThis.Number(object.top_k)
+        : undefined,
+      minP: isSet(object.minP)
+        ? globalThis.Number(object.minP)
+        : isSet(object.min_p)
+        ? globalThis.Number(object.min_p)
+        : undefined,
+      repeatPenalty: isSet(object.repeatPenalty)
+        ? globalThis.Number(object.repeatPenalty)
+        : isSet(object.repeat_penalty)
+        ? globalThis.Number(object.repeat_penalty)
+        : undefined,
+      presencePenalty: isSet(object.presencePenalty)
+        ? globalThis.Number(object.presencePenalty)
+        : isSet(object.presence_penalty)
+        ? globalThis.Number(object.presence_penalty)
+        : undefined,
+      frequencyPenalty: isSet(object.frequencyPenalty)
+        ? globalThis.Number(object.frequencyPenalty)
+        : isSet(object.frequency_penalty)
+        ? globalThis.Number(object.frequency_penalty)
+        : undefined,
+      stop: globalThis.Array.isArray(object?.stop)
+        ? object.stop.map((e: any) => globalThis.String(e))
+        : [],
+      logitBias: isObject(object.logitBias)
+        ? (globalThis.Object.entries(object.logitBias) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : isObject(object.logit_bias)
+        ? (globalThis.Object.entries(object.logit_bias) as [string, any][]).reduce(
+          (acc: { [key: string]: number }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.Number(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+      jsonSchema: isSet(object.jsonSchema)
+        ? globalThis.String(object.jsonSchema)
+        : isSet(object.json_schema)
+        ? globalThis.String(object.json_schema)
+        : "",
+    };
+  },
+
+  toJSON(message: SamplingParams): unknown {
+    const obj: any = {};
+    if (message.temperature !== undefined) {
+      obj.temperature = floatToJson(message.temperature);
+    }
+    if (message.topP !== undefined) {
+      obj.topP = floatToJson(message.topP);
+    }
+    if (message.topK !== undefined) {
+      obj.topK = Math.round(message.topK);
+    }
+    if (message.minP !== undefined) {
+      obj.minP = floatToJson(message.minP);
+    }
+    if (message.repeatPenalty !== undefined) {
+      obj.repeatPenalty = floatToJson(message.repeatPenalty);
+    }
+    if (message.presencePenalty !== undefined) {
+      obj.presencePenalty = floatToJson(message.presencePenalty);
+    }
+    if (message.frequencyPenalty !== undefined) {
+      obj.frequencyPenalty = floatToJson(message.frequencyPenalty);
+    }
+    if (message.stop?.length) {
+      obj.stop = message.stop;
+    }
+    if (message.logitBias) {
+      const entries = globalThis.Object.entries(message.logitBias) as [string, number][];
+      if (entries.length > 0) {
+        obj.logitBias = {};
+        entries.forEach(([k, v]) => {
+          obj.logitBias[k] = floatToJson(v);
+        });
+      }
+    }
+    if (message.jsonSchema !== "") {
+      obj.jsonSchema = message.jsonSchema;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SamplingParams>): SamplingParams {
+    return SamplingParams.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SamplingParams>): SamplingParams {
+    const message = createBaseSamplingParams();
+    message.temperature = object.temperature ?? undefined;
+    message.topP = object.topP ?? undefined;
+    message.topK = object.topK ?? undefined;
+    message.minP = object.minP ?? undefined;
+    message.repeatPenalty = object.repeatPenalty ?? undefined;
+    message.presencePenalty = object.presencePenalty ?? undefined;
+    message.frequencyPenalty = object.frequencyPenalty ?? undefined;
+    message.stop = object.stop?.map((e) => e) || [];
+    message.logitBias = (globalThis.Object.entries(object.logitBias ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.jsonSchema = object.jsonSchema ?? "";
+    return message;
+  },
+};
+
+function createBaseSamplingParams_LogitBiasEntry(): SamplingParams_LogitBiasEntry {
+  return { key: "", value: 0 };
+}
+
+export const SamplingParams_LogitBiasEntry: MessageFns<SamplingParams_LogitBiasEntry> = {
+  encode(message: SamplingParams_LogitBiasEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(17).double(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SamplingParams_LogitBiasEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSamplingParams_LogitBiasEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SamplingParams_LogitBiasEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.Number(object.value) : 0,
+    };
+  },
+
+  toJSON(message: SamplingParams_LogitBiasEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== 0) {
+      obj.value = floatToJson(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SamplingParams_LogitBiasEntry>): SamplingParams_LogitBiasEntry {
+    return SamplingParams_LogitBiasEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SamplingParams_LogitBiasEntry>): SamplingParams_LogitBiasEntry {
+    const message = createBaseSamplingParams_LogitBiasEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseChatMessage(): ChatMessage {
+  return { role: "", content: "" };
+}
+
+export const ChatMessage: MessageFns<ChatMessage> = {
+  encode(message: ChatMessage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.role !== "") {
+      writer.uint32(10).string(message.role);
+    }
+    if (message.content !== "") {
+      writer.uint32(18).string(message.content);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ChatMessage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChatMessage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.role = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.content = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ChatMessage {
+    return {
+      role: isSet(object.role) ? globalThis.String(object.role) : "",
+      content: isSet(object.content) ? globalThis.String(object.content) : "",
+    };
+  },
+
+  toJSON(message: ChatMessage): unknown {
+    const obj: any = {};
+    if (message.role !== "") {
+      obj.role = message.role;
+    }
+    if (message.content !== "") {
+      obj.content = message.content;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ChatMessage>): ChatMessage {
+    return ChatMessage.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ChatMessage>): ChatMessage {
+    const message = createBaseChatMessage();
+    message.role = object.role ?? "";
+    message.content = object.content ?? "";
     return message;
   },
 };
@@ -942,6 +1458,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {

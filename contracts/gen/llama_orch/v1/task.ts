@@ -21,6 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import {
+  ChatMessage,
   Determinism,
   determinismFromJSON,
   determinismToJSON,
@@ -38,6 +39,7 @@ import {
   priorityFromJSON,
   priorityToJSON,
   RerankResult,
+  SamplingParams,
   StopReason,
   stopReasonFromJSON,
   stopReasonToJSON,
@@ -124,6 +126,11 @@ export interface CreateTaskRequest {
   expectedTokens?: number | undefined;
   kvHint: KvHint;
   placement: PlacementOverrides | undefined;
+  sampling:
+    | SamplingParams
+    | undefined;
+  /** A chat: rendered with the model's chat template instead of `prompt`. */
+  messages: ChatMessage[];
 }
 
 export interface CreateTaskResponse {
@@ -420,6 +427,8 @@ function createBaseCreateTaskRequest(): CreateTaskRequest {
     expectedTokens: undefined,
     kvHint: 0,
     placement: undefined,
+    sampling: undefined,
+    messages: [],
   };
 }
 
@@ -475,6 +484,12 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     }
     if (message.placement !== undefined) {
       PlacementOverrides.encode(message.placement, writer.uint32(138).fork()).join();
+    }
+    if (message.sampling !== undefined) {
+      SamplingParams.encode(message.sampling, writer.uint32(146).fork()).join();
+    }
+    for (const v of message.messages) {
+      ChatMessage.encode(v!, writer.uint32(154).fork()).join();
     }
     return writer;
   },
@@ -628,6 +643,22 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
             message.placement = PlacementOverrides.decode(reader, reader.uint32());
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.sampling = SamplingParams.decode(reader, reader.uint32());
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.messages.push(ChatMessage.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -693,6 +724,10 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
         ? kvHintFromJSON(object.kv_hint)
         : 0,
       placement: isSet(object.placement) ? PlacementOverrides.fromJSON(object.placement) : undefined,
+      sampling: isSet(object.sampling) ? SamplingParams.fromJSON(object.sampling) : undefined,
+      messages: globalThis.Array.isArray(object?.messages)
+        ? object.messages.map((e: any) => ChatMessage.fromJSON(e))
+        : [],
     };
   },
 
@@ -749,6 +784,12 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     if (message.placement !== undefined) {
       obj.placement = PlacementOverrides.toJSON(message.placement);
     }
+    if (message.sampling !== undefined) {
+      obj.sampling = SamplingParams.toJSON(message.sampling);
+    }
+    if (message.messages?.length) {
+      obj.messages = message.messages.map((e) => ChatMessage.toJSON(e));
+    }
     return obj;
   },
 
@@ -776,6 +817,10 @@ export const CreateTaskRequest: MessageFns<CreateTaskRequest> = {
     message.placement = (object.placement !== undefined && object.placement !== null)
       ? PlacementOverrides.fromPartial(object.placement)
       : undefined;
+    message.sampling = (object.sampling !== undefined && object.sampling !== null)
+      ? SamplingParams.fromPartial(object.sampling)
+      : undefined;
+    message.messages = object.messages?.map((e) => ChatMessage.fromPartial(e)) || [];
     return message;
   },
 };

@@ -21,6 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import {
+  ChatMessage,
   Determinism,
   determinismFromJSON,
   determinismToJSON,
@@ -32,6 +33,7 @@ import {
   kvHintFromJSON,
   kvHintToJSON,
   RerankResult,
+  SamplingParams,
   StopReason,
   stopReasonFromJSON,
   stopReasonToJSON,
@@ -177,6 +179,8 @@ export interface SubmitRequest {
   samplerProfileVersion: string;
   ctx: number;
   kvHint: KvHint;
+  sampling: SamplingParams | undefined;
+  messages: ChatMessage[];
 }
 
 export interface SubmitResponse {
@@ -1009,6 +1013,8 @@ function createBaseSubmitRequest(): SubmitRequest {
     samplerProfileVersion: "",
     ctx: 0,
     kvHint: 0,
+    sampling: undefined,
+    messages: [],
   };
 }
 
@@ -1049,6 +1055,12 @@ export const SubmitRequest: MessageFns<SubmitRequest> = {
     }
     if (message.kvHint !== 0) {
       writer.uint32(96).int32(message.kvHint);
+    }
+    if (message.sampling !== undefined) {
+      SamplingParams.encode(message.sampling, writer.uint32(106).fork()).join();
+    }
+    for (const v of message.messages) {
+      ChatMessage.encode(v!, writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -1162,6 +1174,22 @@ export const SubmitRequest: MessageFns<SubmitRequest> = {
             message.kvHint = reader.int32() as any;
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.sampling = SamplingParams.decode(reader, reader.uint32());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.messages.push(ChatMessage.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1214,6 +1242,10 @@ export const SubmitRequest: MessageFns<SubmitRequest> = {
         : isSet(object.kv_hint)
         ? kvHintFromJSON(object.kv_hint)
         : 0,
+      sampling: isSet(object.sampling) ? SamplingParams.fromJSON(object.sampling) : undefined,
+      messages: globalThis.Array.isArray(object?.messages)
+        ? object.messages.map((e: any) => ChatMessage.fromJSON(e))
+        : [],
     };
   },
 
@@ -1255,6 +1287,12 @@ export const SubmitRequest: MessageFns<SubmitRequest> = {
     if (message.kvHint !== 0) {
       obj.kvHint = kvHintToJSON(message.kvHint);
     }
+    if (message.sampling !== undefined) {
+      obj.sampling = SamplingParams.toJSON(message.sampling);
+    }
+    if (message.messages?.length) {
+      obj.messages = message.messages.map((e) => ChatMessage.toJSON(e));
+    }
     return obj;
   },
 
@@ -1275,6 +1313,10 @@ export const SubmitRequest: MessageFns<SubmitRequest> = {
     message.samplerProfileVersion = object.samplerProfileVersion ?? "";
     message.ctx = object.ctx ?? 0;
     message.kvHint = object.kvHint ?? 0;
+    message.sampling = (object.sampling !== undefined && object.sampling !== null)
+      ? SamplingParams.fromPartial(object.sampling)
+      : undefined;
+    message.messages = object.messages?.map((e) => ChatMessage.fromPartial(e)) || [];
     return message;
   },
 };
