@@ -16,6 +16,8 @@ import {
 } from "../engine-adapter.js";
 import { parseMockDirectives, type MockBehaviour } from "./mock-directive.js";
 import { countPromptTokens, MockTokenSource } from "./mock-tokens.js";
+import { MOCK_SAMPLING_FIELDS, renderMockChat, samplingKey } from "./mock-sampling.js";
+import { StopMatcher } from "../engine/stop-matcher.js";
 
 export interface MockEngineOptions extends MockBehaviour {
   /** The public engine family this mock stands in for: core places tasks for that engine here. */
@@ -95,7 +97,13 @@ export class MockEngine implements EngineAdapter {
       vramTotalBytes: 0,
       vramFreeBytes: 0,
       servesAnyModel,
-      features: { seed: "true", cancel: "abort", fault_injection: "prompt-directive" },
+      features: {
+        seed: "true",
+        cancel: "abort",
+        fault_injection: "prompt-directive",
+        sampling: MOCK_SAMPLING_FIELDS.join(","),
+        chat: "template",
+      },
     };
   }
 
@@ -191,7 +199,7 @@ export class MockEngine implements EngineAdapter {
   }
 
   async generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
-    const { prompt, overrides } = parseMockDirectives(request.prompt);
+    const { prompt, overrides } = parseMockDirectives(request.messages.length > 0 ? renderMockChat(request.messages) : request.prompt);
     if (!this.state.ready) throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "mock engine is not ready");
     this.rememberSession(request.sessionId);
     return this.run(prompt, request, { ...this.options, ...overrides }, signal, sink);
@@ -209,7 +217,8 @@ export class MockEngine implements EngineAdapter {
     sink.started(countPromptTokens(prompt));
     if (slowStartMs > 0 && !(await waitOrAbort(slowStartMs, signal))) return canceled;
 
-    const source = new MockTokenSource(prompt, request.seed ?? 0);
+    const source = new MockTokenSource(prompt + samplingKey(request.sampling), request.seed ?? 0);
+    const stops = request.sampling?.stop.length ? new StopMatcher(request.sampling.stop) : undefined;
     const limit = Math.min(request.maxTokens, failAfter ?? Infinity, hangAfter ?? Infinity);
     const t0 = performance.now();
     let produced = 0;
@@ -223,8 +232,10 @@ export class MockEngine implements EngineAdapter {
       if (due > produced) {
         const texts = new Array<string>(due - produced);
         for (let i = 0; i < texts.length; i++) texts[i] = source.next();
-        sink.tokens(texts);
         produced = due;
+        if (!stops) sink.tokens(texts);
+        else if (emitUntilStop(stops, texts, sink))
+          return { stopReason: StopReason.STOP_REASON_STOP, decodeTimeMs: Math.round(performance.now() - t0) };
       }
       if (produced >= limit) break;
       const continued =
@@ -244,6 +255,7 @@ export class MockEngine implements EngineAdapter {
       await untilAborted(signal);
       return canceled;
     }
+    if (stops) emit(sink, stops.flush());
     return { stopReason: StopReason.STOP_REASON_MAX_TOKENS, decodeTimeMs: Math.round(performance.now() - t0) };
   }
 
@@ -251,6 +263,25 @@ export class MockEngine implements EngineAdapter {
     this.state = health;
     this.healthChanges.emit(health);
   }
+}
+
+/** Passes a batch through the stop matcher; true when a stop string ended the generation. */
+function emitUntilStop(stops: StopMatcher, texts: readonly string[], sink: GenerationSink): boolean {
+  const out: string[] = [];
+  for (const text of texts) {
+    const step = stops.push(text);
+    out.push(...step.texts);
+    if (step.stopped) {
+      emit(sink, out);
+      return true;
+    }
+  }
+  emit(sink, out);
+  return false;
+}
+
+function emit(sink: GenerationSink, texts: string[]): void {
+  if (texts.length > 0) sink.tokens(texts);
 }
 
 let cachedVersion: string | undefined;
