@@ -37,24 +37,18 @@ export function explainInfeasible(rules: PlacementRules, rejected: readonly Reje
   if (serving.length === 0) return noPoolServes(rules, rejected);
   const allowed = serving.filter(({ replica }) => OVERRIDE_REASONS.every((o) => passes(o, replica, rules)));
   if (allowed.length === 0) return excludedByOverrides(rules, what, serving);
+  return furthestProblem(rules, what, allowed);
+}
 
+/** The problem of the allowed replicas that got furthest through the checks: the ones closest to working. */
+function furthestProblem(rules: PlacementRules, what: string, allowed: readonly Rejected[]): Infeasibility {
   const stage = Math.max(...allowed.map(({ reason }) => REJECT_REASONS.indexOf(reason)));
   const furthest = allowed.filter(({ reason }) => REJECT_REASONS.indexOf(reason) === stage).map(({ replica }) => replica);
   const scope = narrowed(rules) ? " within the placement overrides" : "";
   switch (REJECT_REASONS[stage]) {
     case "not_ready":
-    case "draining": {
-      const starting = allowed.filter(({ reason }) => reason === "not_ready").length;
-      const draining = allowed.filter(({ reason }) => reason === "draining").length;
-      const state = [
-        starting > 0 ? `${count(starting, "replica")} not ready yet` : "",
-        draining > 0 ? `${count(draining, "replica")} draining` : "",
-      ];
-      return {
-        code: ErrorCode.ERROR_CODE_POOL_UNREADY,
-        message: `no replica serving ${what}${scope} is ready (${state.filter(Boolean).join(", ")}); retry shortly`,
-      };
-    }
+    case "draining":
+      return notReady(`${what}${scope}`, allowed);
     case "ctx_exceeds_limit": {
       const largest = Math.max(...furthest.map((r) => r.ctxMax));
       return {
@@ -77,16 +71,33 @@ export function explainInfeasible(rules: PlacementRules, rejected: readonly Reje
           `no ready replica serving ${what}${scope} has the required feature(s) ` +
           `${list(furthest.flatMap((r) => missingFeatures(r, rules)))} set to "true"; drop the requirement or add a worker that supports it`,
       };
-    default: {
+    default:
       // Only capacity is left (no_free_slot): the task can run once a slot frees up.
-      const used = furthest.reduce((n, r) => n + r.activeSlots, 0);
-      const total = furthest.reduce((n, r) => n + r.slotsTotal, 0);
-      return {
-        code: ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED,
-        message: `all ${count(furthest.length, "eligible replica")} of ${what} are busy (${used} of ${total} slots in use); retry when a slot frees up`,
-      };
-    }
+      return allBusy(what, furthest);
   }
+}
+
+/** Waiting helps: the replicas are starting or draining. */
+function notReady(scoped: string, allowed: readonly Rejected[]): Infeasibility {
+  const starting = allowed.filter(({ reason }) => reason === "not_ready").length;
+  const draining = allowed.filter(({ reason }) => reason === "draining").length;
+  const state = [
+    starting > 0 ? `${count(starting, "replica")} not ready yet` : "",
+    draining > 0 ? `${count(draining, "replica")} draining` : "",
+  ];
+  return {
+    code: ErrorCode.ERROR_CODE_POOL_UNREADY,
+    message: `no replica serving ${scoped} is ready (${state.filter(Boolean).join(", ")}); retry shortly`,
+  };
+}
+
+function allBusy(what: string, furthest: readonly ReplicaSnapshot[]): Infeasibility {
+  const used = furthest.reduce((n, r) => n + r.activeSlots, 0);
+  const total = furthest.reduce((n, r) => n + r.slotsTotal, 0);
+  return {
+    code: ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED,
+    message: `all ${count(furthest.length, "eligible replica")} of ${what} are busy (${used} of ${total} slots in use); retry when a slot frees up`,
+  };
 }
 
 function noPoolServes(rules: PlacementRules, rejected: readonly Rejected[]): Infeasibility {
