@@ -15,7 +15,7 @@ import { requireApiKey } from "../contracts/runtime/require-api-key.js";
 import { ArtifactStore } from "./artifacts/artifact-store.js";
 import { CatalogStore } from "./catalog/catalog-store.js";
 import type { CoreConfig } from "./core-config.js";
-import { createCoreMetrics } from "./metrics.js";
+import { createCoreMetrics, type CoreMetrics } from "./metrics.js";
 import { unservedModelAdvice } from "./pools/auto-fetch.js";
 import { PoolReloader } from "./pools/pool-reloader.js";
 import { ReplicaRegistry } from "./registry/replica-registry.js";
@@ -46,42 +46,12 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
   assertSafeBind(config.host, config.apiKey, "core");
   const instanceId = randomUUID();
   const metrics = createCoreMetrics();
-  const registry = new ReplicaRegistry(logger);
-  const sessions = new SessionStore(config.sessions);
-  const sweep = setInterval(() => sessions.sweep(), 10_000);
-  sweep.unref();
-  const scheduler = new Scheduler(registry, sessions, metrics, logger, config.scheduler);
-  const reloader = new PoolReloader(scheduler, registry, logger);
-  const catalog = await CatalogStore.open(resolve(config.catalogRoot));
-  const artifacts = await ArtifactStore.open(resolve(config.artifactsRoot), { maxBytes: TRANSCRIPT_MAX_BYTES });
-  scheduler.attach({
-    admissionCheck: catalogAdmissionCheck(catalog),
-    unservedModel: unservedModelAdvice({ autoFetch: config.autoFetch, scheduler, registry, reloader }),
-    traceRecorder: config.transcripts ? new TraceRecorder(artifacts, logger) : undefined,
-  });
-  // Every service requires the API key when one is set.
-  const guarded = (name: string, definition: ServiceDefinition, implementation: UntypedServiceImplementation): HostedService => ({
-    name: `llama_orch.v1.${name}`,
-    definition,
-    implementation: requireApiKey(definition, implementation, config.apiKey),
-  });
+  const parts = await assembleCore(config, metrics, logger);
   const grpc = await startGrpcServer({
     host: config.host,
     port: config.port,
     logger,
-    services: [
-      guarded("TaskService", TaskServiceService, taskService(scheduler, logger)),
-      guarded("RegistryService", RegistryServiceService, registryService(registry, instanceId)),
-      guarded("SessionService", SessionServiceService, sessionService(sessions, registry, logger)),
-      guarded("PoolService", PoolServiceService, poolService(scheduler, reloader, logger)),
-      guarded("CapabilitiesService", CapabilitiesServiceService, capabilitiesService(registry, logger)),
-      guarded(
-        "CatalogService",
-        CatalogServiceService,
-        catalogService({ store: catalog, scheduler, metrics, logger, baseDir: process.cwd() }),
-      ),
-      guarded("ArtifactService", ArtifactServiceService, artifactService(artifacts, config.artifactMaxBytes, logger)),
-    ],
+    services: coreServices(config, parts, instanceId, metrics, logger),
   });
   let metricsServer: MetricsServer | undefined;
   if (config.metricsPort !== undefined) {
@@ -97,6 +67,7 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
     },
     `core listening on ${grpc.address} (gRPC, reflection on)`,
   );
+  const { scheduler, registry, sweep } = parts;
   return {
     address: grpc.address,
     metricsAddress: metricsServer?.address,
@@ -111,4 +82,57 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
       await metricsServer?.close();
     },
   };
+}
+
+/** What core's services are built on: the scheduler and the stores it and they share. */
+interface CoreParts {
+  registry: ReplicaRegistry;
+  sessions: SessionStore;
+  /** Expires idle sessions; cleared on stop. */
+  sweep: NodeJS.Timeout;
+  scheduler: Scheduler;
+  reloader: PoolReloader;
+  catalog: CatalogStore;
+  artifacts: ArtifactStore;
+}
+
+/** Opens the durable stores and wires the scheduler to them. */
+async function assembleCore(config: CoreConfig, metrics: CoreMetrics, logger: Logger): Promise<CoreParts> {
+  const registry = new ReplicaRegistry(logger);
+  const sessions = new SessionStore(config.sessions);
+  const sweep = setInterval(() => sessions.sweep(), 10_000);
+  sweep.unref();
+  const scheduler = new Scheduler(registry, sessions, metrics, logger, config.scheduler);
+  const reloader = new PoolReloader(scheduler, registry, logger);
+  const catalog = await CatalogStore.open(resolve(config.catalogRoot));
+  const artifacts = await ArtifactStore.open(resolve(config.artifactsRoot), { maxBytes: TRANSCRIPT_MAX_BYTES });
+  scheduler.attach({
+    admissionCheck: catalogAdmissionCheck(catalog),
+    unservedModel: unservedModelAdvice({ autoFetch: config.autoFetch, scheduler, registry, reloader }),
+    traceRecorder: config.transcripts ? new TraceRecorder(artifacts, logger) : undefined,
+  });
+  return { registry, sessions, sweep, scheduler, reloader, catalog, artifacts };
+}
+
+/** Every core service, each requiring the API key when one is set. */
+function coreServices(config: CoreConfig, parts: CoreParts, instanceId: string, metrics: CoreMetrics, logger: Logger): HostedService[] {
+  const { registry, sessions, scheduler, reloader, catalog, artifacts } = parts;
+  const guarded = (name: string, definition: ServiceDefinition, implementation: UntypedServiceImplementation): HostedService => ({
+    name: `llama_orch.v1.${name}`,
+    definition,
+    implementation: requireApiKey(definition, implementation, config.apiKey),
+  });
+  return [
+    guarded("TaskService", TaskServiceService, taskService(scheduler, logger)),
+    guarded("RegistryService", RegistryServiceService, registryService(registry, instanceId)),
+    guarded("SessionService", SessionServiceService, sessionService(sessions, registry, logger)),
+    guarded("PoolService", PoolServiceService, poolService(scheduler, reloader, logger)),
+    guarded("CapabilitiesService", CapabilitiesServiceService, capabilitiesService(registry, logger)),
+    guarded(
+      "CatalogService",
+      CatalogServiceService,
+      catalogService({ store: catalog, scheduler, metrics, logger, baseDir: process.cwd() }),
+    ),
+    guarded("ArtifactService", ArtifactServiceService, artifactService(artifacts, config.artifactMaxBytes, logger)),
+  ];
 }

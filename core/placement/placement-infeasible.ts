@@ -38,24 +38,18 @@ export function explainInfeasible(rules: PlacementRules, rejected: readonly Reje
   if (serving.length === 0) return noPoolServes(rules, rejected);
   const allowed = serving.filter(({ replica }) => OVERRIDE_REASONS.every((o) => passes(o, replica, rules)));
   if (allowed.length === 0) return excludedByOverrides(rules, what, serving);
+  return furthestProblem(rules, what, allowed);
+}
 
+/** The problem of the allowed replicas that got furthest through the checks: the ones closest to working. */
+function furthestProblem(rules: PlacementRules, what: string, allowed: readonly Rejected[]): Infeasibility {
   const stage = Math.max(...allowed.map(({ reason }) => REJECT_REASONS.indexOf(reason)));
   const furthest = allowed.filter(({ reason }) => REJECT_REASONS.indexOf(reason) === stage).map(({ replica }) => replica);
   const scope = narrowed(rules) ? " within the placement overrides" : "";
   switch (REJECT_REASONS[stage]) {
     case "not_ready":
-    case "draining": {
-      const starting = allowed.filter(({ reason }) => reason === "not_ready").length;
-      const draining = allowed.filter(({ reason }) => reason === "draining").length;
-      const state = [
-        starting > 0 ? `${count(starting, "replica")} not ready yet` : "",
-        draining > 0 ? `${count(draining, "replica")} draining` : "",
-      ];
-      return {
-        code: ErrorCode.ERROR_CODE_POOL_UNREADY,
-        message: `no replica serving ${what}${scope} is ready (${state.filter(Boolean).join(", ")}); retry shortly`,
-      };
-    }
+    case "draining":
+      return notReady(`${what}${scope}`, allowed);
     case "ctx_exceeds_limit": {
       const largest = Math.max(...furthest.map((r) => r.ctxMax));
       return {
@@ -71,43 +65,58 @@ export function explainInfeasible(rules: PlacementRules, rejected: readonly Reje
           `no ready replica serving ${what}${scope} supports workload ${workloads.name(rules.workload)}; ` +
           `they support ${list(furthest.flatMap((r) => supportedWorkloads(r).map(workloads.name)))}`,
       };
-    case "feature_missing": {
-      const missing = [...new Set(furthest.flatMap((r) => missingFeatures(r, rules)))].sort();
-      const field = missing.map(fieldOfFeature).find((f) => f !== undefined);
-      if (field !== undefined) return unhonouredParameter(what, scope, missing, field, furthest);
-      return {
-        code: ErrorCode.ERROR_CODE_POOL_UNAVAILABLE,
-        message:
-          `no ready replica serving ${what}${scope} has the required feature(s) ` +
-          `${list(furthest.flatMap((r) => missingFeatures(r, rules)))} set to "true"; drop the requirement or add a worker that supports it`,
-      };
-    }
-    default: {
+    case "feature_missing":
+      return featureMissing(rules, `${what}${scope}`, furthest);
+    default:
       // Only capacity is left (no_free_slot): the task can run once a slot frees up.
-      const used = furthest.reduce((n, r) => n + r.activeSlots, 0);
-      const total = furthest.reduce((n, r) => n + r.slotsTotal, 0);
-      return {
-        code: ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED,
-        message: `all ${count(furthest.length, "eligible replica")} of ${what} are busy (${used} of ${total} slots in use); retry when a slot frees up`,
-      };
-    }
+      return allBusy(what, furthest);
   }
 }
 
+/** Required features no replica has: a request parameter is the client's to change, an engine feature (seed) the operator's. */
+function featureMissing(rules: PlacementRules, scoped: string, furthest: readonly ReplicaSnapshot[]): Infeasibility {
+  const missing = [...new Set(furthest.flatMap((r) => missingFeatures(r, rules)))].sort();
+  const field = missing.map(fieldOfFeature).find((f) => f !== undefined);
+  if (field !== undefined) return unhonouredParameter(scoped, missing, field, furthest);
+  return {
+    code: ErrorCode.ERROR_CODE_POOL_UNAVAILABLE,
+    message:
+      `no ready replica serving ${scoped} has the required feature(s) ` +
+      `${list(missing)} set to "true"; drop the requirement or add a worker that supports it`,
+  };
+}
+
 /** A request parameter no replica can honour is the client's to change: INVALID_PARAMS, naming it and what is honoured. */
-function unhonouredParameter(
-  what: string,
-  scope: string,
-  missing: string[],
-  field: string,
-  replicas: readonly ReplicaSnapshot[],
-): Infeasibility {
+function unhonouredParameter(scoped: string, missing: string[], field: string, replicas: readonly ReplicaSnapshot[]): Infeasibility {
   const honoured = list(replicas.flatMap((r) => (r.features["sampling"] ?? "").split(",").filter(Boolean))) || "nothing";
   const wanted = missing.map((k) => (k === "chat" ? "messages (a chat)" : k)).join(", ");
   return {
     code: ErrorCode.ERROR_CODE_INVALID_PARAMS,
     field,
-    message: `no replica serving ${what}${scope} honours ${wanted}; their sampling honours ${honoured}; drop it or use an engine that honours it`,
+    message: `no replica serving ${scoped} honours ${wanted}; their sampling honours ${honoured}; drop it or use an engine that honours it`,
+  };
+}
+
+/** Waiting helps: the replicas are starting or draining. */
+function notReady(scoped: string, allowed: readonly Rejected[]): Infeasibility {
+  const starting = allowed.filter(({ reason }) => reason === "not_ready").length;
+  const draining = allowed.filter(({ reason }) => reason === "draining").length;
+  const state = [
+    starting > 0 ? `${count(starting, "replica")} not ready yet` : "",
+    draining > 0 ? `${count(draining, "replica")} draining` : "",
+  ];
+  return {
+    code: ErrorCode.ERROR_CODE_POOL_UNREADY,
+    message: `no replica serving ${scoped} is ready (${state.filter(Boolean).join(", ")}); retry shortly`,
+  };
+}
+
+function allBusy(what: string, furthest: readonly ReplicaSnapshot[]): Infeasibility {
+  const used = furthest.reduce((n, r) => n + r.activeSlots, 0);
+  const total = furthest.reduce((n, r) => n + r.slotsTotal, 0);
+  return {
+    code: ErrorCode.ERROR_CODE_REPLICA_EXHAUSTED,
+    message: `all ${count(furthest.length, "eligible replica")} of ${what} are busy (${used} of ${total} slots in use); retry when a slot frees up`,
   };
 }
 

@@ -6,8 +6,10 @@ import type {
   RegisterRequest,
   RegisterResponse,
   RegistryServiceServer,
+  ReplicaStatus,
 } from "../../contracts/gen/llama_orch/v1/registry.js";
 import { OrchError } from "../../contracts/runtime/metadata.js";
+import type { Replica } from "../registry/replica.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
 
 /**
@@ -17,66 +19,74 @@ import type { ReplicaRegistry } from "../registry/replica-registry.js";
  */
 export function registryService(registry: ReplicaRegistry, coreInstanceId: string): RegistryServiceServer {
   return {
-    register(call: ServerWritableStream<RegisterRequest, RegisterResponse>) {
-      const r = call.request;
-      const missing = !r.address
-        ? "address"
-        : !r.poolId
-          ? "pool_id"
-          : !r.replicaId
-            ? "replica_id"
-            : r.engine === Engine.ENGINE_UNSPECIFIED
-              ? "engine"
-              : "";
-      if (missing) {
-        call.emit(
-          "error",
-          OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `registration needs ${missing}`, { field: `/${missing}` }).toServiceError(),
-        );
-        return;
-      }
-      const replica = registry.add(r);
-      let gone = false;
-      const leave = (reason: string) => {
-        if (gone) return;
-        gone = true;
-        registry.remove(replica, reason);
-        call.end();
-      };
-      call.on("cancelled", () => leave("registration stream closed by the sidecar"));
-      call.on("error", (e: Error) => leave(`registration stream failed: ${e.message}`));
-      call.on("close", () => leave("registration stream closed"));
-      // A replaced or removed replica ends its own stream so the sidecar re-registers.
-      registry.on("removed", function onRemoved(removed) {
-        if (removed !== replica) return;
-        registry.off("removed", onRemoved);
-        if (!gone) {
-          gone = true;
-          call.end();
-        }
-      });
-      call.write({ kind: { $case: "accepted", accepted: { coreInstanceId, acceptedAtMs: Date.now() } } });
-    },
-
+    register: (call) => register(registry, coreInstanceId, call),
     listReplicas(_call: ServerUnaryCall<ListReplicasRequest, ListReplicasResponse>, callback: sendUnaryData<ListReplicasResponse>) {
-      callback(null, {
-        replicas: registry.all().map((r) => ({
-          poolId: r.poolId,
-          replicaId: r.id,
-          address: r.registration.address,
-          engine: r.registration.engine,
-          engineVersion: r.engineVersion,
-          modelRef: r.modelRef,
-          live: r.health.live,
-          // Ready for placement: the engine says so and core has read what it serves since.
-          ready: r.isReady,
-          slotsTotal: r.slotsTotal,
-          slotsFree: r.freeSlots,
-          lastError: r.health.lastError,
-          workloads: r.info?.workloads ?? [],
-          adapter: r.info?.adapter ?? "",
-        })),
-      });
+      callback(null, { replicas: registry.all().map(replicaStatus) });
     },
+  };
+}
+
+/** Adds the replica and holds its lease open until the stream or the replica goes. */
+function register(registry: ReplicaRegistry, coreInstanceId: string, call: ServerWritableStream<RegisterRequest, RegisterResponse>): void {
+  const missing = missingField(call.request);
+  if (missing) {
+    call.emit(
+      "error",
+      OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `registration needs ${missing}`, { field: `/${missing}` }).toServiceError(),
+    );
+    return;
+  }
+  const replica = registry.add(call.request);
+  let gone = false;
+  const leave = (reason: string) => {
+    if (gone) return;
+    gone = true;
+    registry.remove(replica, reason);
+    call.end();
+  };
+  call.on("cancelled", () => leave("registration stream closed by the sidecar"));
+  call.on("error", (e: Error) => leave(`registration stream failed: ${e.message}`));
+  call.on("close", () => leave("registration stream closed"));
+  // A replaced or removed replica ends its own stream so the sidecar re-registers.
+  registry.on("removed", function onRemoved(removed) {
+    if (removed !== replica) return;
+    registry.off("removed", onRemoved);
+    if (!gone) {
+      gone = true;
+      call.end();
+    }
+  });
+  call.write({ kind: { $case: "accepted", accepted: { coreInstanceId, acceptedAtMs: Date.now() } } });
+}
+
+/** The first required registration field that is missing, or "" when none is. */
+function missingField(r: RegisterRequest): string {
+  return !r.address
+    ? "address"
+    : !r.poolId
+      ? "pool_id"
+      : !r.replicaId
+        ? "replica_id"
+        : r.engine === Engine.ENGINE_UNSPECIFIED
+          ? "engine"
+          : "";
+}
+
+function replicaStatus(r: Replica): ReplicaStatus {
+  return {
+    poolId: r.poolId,
+    replicaId: r.id,
+    address: r.registration.address,
+    engine: r.registration.engine,
+    engineVersion: r.engineVersion,
+    modelRef: r.modelRef,
+    live: r.health.live,
+    // Ready for placement: the engine says so and core has read what it serves since.
+    ready: r.isReady,
+    slotsTotal: r.slotsTotal,
+    slotsFree: r.freeSlots,
+    lastError: r.health.lastError,
+    workloads: r.info?.workloads ?? [],
+    adapter: r.info?.adapter ?? "",
   };
 }

@@ -13,93 +13,109 @@ import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf, OrchError } from "../../contracts/runtime/metadata.js";
 import { traceContextFromMetadata } from "../../contracts/runtime/trace-context.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
+import type { Task } from "../tasks/task.js";
 import { withoutLeadingTokens } from "../tasks/task-event-log.js";
 
 /** TaskService: translates gRPC calls into scheduler calls and streams task logs out. */
 export function taskService(scheduler: Scheduler, logger: Logger): TaskServiceServer {
   return {
-    createTask(call: ServerUnaryCall<CreateTaskRequest, CreateTaskResponse>, callback: sendUnaryData<CreateTaskResponse>) {
-      const correlationId = correlationIdOf(call.metadata) ?? "";
-      try {
-        validate(call.request);
-        const { task, queuePosition, predictedStartMs } = scheduler.admit(
-          call.request,
-          correlationId,
-          traceContextFromMetadata(call.metadata),
-        );
-        callback(null, {
-          taskId: task.id,
-          queuePosition,
-          predictedStartMs,
-          backoffMs: 0,
-          poolId: task.poolId,
-          budgets: scheduler.liveBudgets(task),
-        });
-      } catch (err) {
-        callback(asServiceError(err, logger), null);
-      }
-    },
+    createTask: (call, callback) => createTask(scheduler, logger, call, callback),
+    streamTask: (call) => streamTask(scheduler, call),
+    cancelTask: (call, callback) => cancelTask(scheduler, logger, call, callback),
+  };
+}
 
-    streamTask(call: ServerWritableStream<StreamTaskRequest, StreamTaskResponse>) {
-      const task = scheduler.getTask(call.request.taskId);
-      if (!task) {
-        call.emit("error", OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `unknown task ${call.request.taskId}`).toServiceError());
+function createTask(
+  scheduler: Scheduler,
+  logger: Logger,
+  call: ServerUnaryCall<CreateTaskRequest, CreateTaskResponse>,
+  callback: sendUnaryData<CreateTaskResponse>,
+): void {
+  const correlationId = correlationIdOf(call.metadata) ?? "";
+  try {
+    validate(call.request);
+    const { task, queuePosition, predictedStartMs } = scheduler.admit(call.request, correlationId, traceContextFromMetadata(call.metadata));
+    callback(null, {
+      taskId: task.id,
+      queuePosition,
+      predictedStartMs,
+      backoffMs: 0,
+      poolId: task.poolId,
+      budgets: scheduler.liveBudgets(task),
+    });
+  } catch (err) {
+    callback(asServiceError(err, logger), null);
+  }
+}
+
+function streamTask(scheduler: Scheduler, call: ServerWritableStream<StreamTaskRequest, StreamTaskResponse>): void {
+  const task = scheduler.getTask(call.request.taskId);
+  if (!task) {
+    call.emit("error", OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `unknown task ${call.request.taskId}`).toServiceError());
+    return;
+  }
+  relayLog(scheduler, task, call);
+}
+
+/** Streams a task's log from the caller's resume point until the log closes or the caller cancels. */
+function relayLog(scheduler: Scheduler, task: Task, call: ServerWritableStream<StreamTaskRequest, StreamTaskResponse>): void {
+  const log = task.log;
+  const resume = log.resumePoint(call.request.resumeAfterSeq ?? 0);
+  let cursor = resume.index;
+  let skip = resume.skipTokens;
+  let waitingForDrain = false;
+  let finished = false;
+  // The first message tells the edge the session's budgets for the stream's headers.
+  let budgets = scheduler.liveBudgets(task);
+  // Sends everything appended since the last write in one message; pauses
+  // while the transport is saturated so a slow reader costs a cursor only.
+  const pump = (): void => {
+    if (finished || waitingForDrain) return;
+    while (cursor < log.events.length) {
+      const batch = log.events.slice(cursor);
+      if (skip > 0) batch[0] = withoutLeadingTokens(batch[0]!, skip);
+      skip = 0;
+      cursor = log.events.length;
+      const message = { events: batch, budgets };
+      budgets = undefined;
+      if (!call.write(message)) {
+        waitingForDrain = true;
+        call.once("drain", () => {
+          waitingForDrain = false;
+          pump();
+        });
         return;
       }
-      const log = task.log;
-      const resume = log.resumePoint(call.request.resumeAfterSeq ?? 0);
-      let cursor = resume.index;
-      let skip = resume.skipTokens;
-      let waitingForDrain = false;
-      let finished = false;
-      // The first message tells the edge the session's budgets for the stream's headers.
-      let budgets = scheduler.liveBudgets(task);
-      // Sends everything appended since the last write in one message; pauses
-      // while the transport is saturated so a slow reader costs a cursor only.
-      const pump = (): void => {
-        if (finished || waitingForDrain) return;
-        while (cursor < log.events.length) {
-          const batch = log.events.slice(cursor);
-          if (skip > 0) batch[0] = withoutLeadingTokens(batch[0]!, skip);
-          skip = 0;
-          cursor = log.events.length;
-          const message = { events: batch, budgets };
-          budgets = undefined;
-          if (!call.write(message)) {
-            waitingForDrain = true;
-            call.once("drain", () => {
-              waitingForDrain = false;
-              pump();
-            });
-            return;
-          }
-        }
-        if (log.isClosed) {
-          finished = true;
-          unsubscribe();
-          call.end();
-        }
-      };
-      const unsubscribe = log.subscribe(pump);
-      scheduler.streamOpened(task);
-      call.on("cancelled", () => {
-        if (finished) return;
-        finished = true;
-        unsubscribe();
-        scheduler.streamAbandoned(task);
-      });
-      pump();
-    },
-
-    cancelTask(call: ServerUnaryCall<CancelTaskRequest, CancelTaskResponse>, callback: sendUnaryData<CancelTaskResponse>) {
-      try {
-        const canceled = scheduler.cancel(call.request.taskId, call.request.reason || "client");
-        callback(null, { canceled });
-      } catch (err) {
-        callback(asServiceError(err, logger), null);
-      }
-    },
+    }
+    if (log.isClosed) {
+      finished = true;
+      unsubscribe();
+      call.end();
+    }
   };
+  const unsubscribe = log.subscribe(pump);
+  scheduler.streamOpened(task);
+  call.on("cancelled", () => {
+    if (finished) return;
+    finished = true;
+    unsubscribe();
+    scheduler.streamAbandoned(task);
+  });
+  pump();
+}
+
+function cancelTask(
+  scheduler: Scheduler,
+  logger: Logger,
+  call: ServerUnaryCall<CancelTaskRequest, CancelTaskResponse>,
+  callback: sendUnaryData<CancelTaskResponse>,
+): void {
+  try {
+    const canceled = scheduler.cancel(call.request.taskId, call.request.reason || "client");
+    callback(null, { canceled });
+  } catch (err) {
+    callback(asServiceError(err, logger), null);
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import { status as GrpcStatus, type ServiceError, type StatusObject } from "@grpc/grpc-js";
+import { status as GrpcStatus, type ClientReadableStream, type ServiceError, type StatusObject } from "@grpc/grpc-js";
 import type { StreamTaskResponse } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { toHttpError, type CallContext, type CoreClient } from "../core-client.js";
@@ -12,14 +12,9 @@ export interface StreamOutcome {
   refused?: HttpError;
 }
 
-/**
- * Relays a task's events from core to an HTTP response as SSE. Headers go out
- * only once core has answered, so an unknown task still gets a JSON 404. Each
- * gRPC message becomes exactly one socket write; when the socket is saturated
- * the gRPC stream is paused, and HTTP/2 flow control carries the pressure back
- * to core instead of buffering here.
- */
-export function relayTaskStream(opts: {
+type StreamEnd = "completed" | "client_gone" | "core_failed";
+
+interface RelayOptions {
   core: CoreClient;
   taskId: string;
   resumeAfterSeq: number | undefined;
@@ -29,96 +24,137 @@ export function relayTaskStream(opts: {
   /** Send a comment line when nothing was written for this long (0 = never). */
   heartbeatMs: number;
   logger: Logger;
-  onEnd: (how: "completed" | "client_gone" | "core_failed") => void;
-}): Promise<StreamOutcome> {
-  const { res } = opts;
+  onEnd: (how: StreamEnd) => void;
+}
+
+/**
+ * Relays a task's events from core to an HTTP response as SSE. Headers go out
+ * only once core has answered, so an unknown task still gets a JSON 404. Each
+ * gRPC message becomes exactly one socket write; when the socket is saturated
+ * the gRPC stream is paused, and HTTP/2 flow control carries the pressure back
+ * to core instead of buffering here.
+ */
+export function relayTaskStream(opts: RelayOptions): Promise<StreamOutcome> {
   const call = opts.core.streamTask(opts.taskId, opts.resumeAfterSeq, opts.callContext);
-  return new Promise<StreamOutcome>((resolve) => {
-    let started = false;
-    let done = false;
-    const onDrain = () => call.resume();
-    // One timer per stream, never per event: it only looks at when we last wrote.
-    let lastWriteAt = Date.now();
-    const heartbeat =
-      opts.heartbeatMs > 0
+  return new Promise<StreamOutcome>((resolve) => new TaskStreamRelay(opts, call, resolve).listen());
+}
+
+/** One relay's state: whether headers went out, whether it ended, and its heartbeat timer. */
+class TaskStreamRelay {
+  private started = false;
+  private done = false;
+  private ended = false;
+  private okStatus = false;
+  private lastWriteAt = Date.now();
+  private readonly heartbeat: NodeJS.Timeout | undefined;
+  private readonly onDrain = () => this.call.resume();
+
+  constructor(
+    private readonly opts: RelayOptions,
+    private readonly call: ClientReadableStream<StreamTaskResponse>,
+    private readonly resolve: (outcome: StreamOutcome) => void,
+  ) {
+    this.heartbeat = this.startHeartbeat();
+  }
+
+  listen(): void {
+    this.call.on("data", (m: StreamTaskResponse) => this.relay(m));
+    this.call.on("status", (st: StatusObject) => {
+      this.okStatus = st.code === GrpcStatus.OK;
+      this.endIfComplete();
+    });
+    this.call.on("end", () => {
+      this.ended = true;
+      this.endIfComplete();
+    });
+    this.call.on("error", (err: ServiceError) => this.coreFailed(err));
+    this.opts.res.on("close", () => this.clientClosed());
+  }
+
+  /** One timer per stream, never per event: it only looks at when we last wrote. */
+  private startHeartbeat(): NodeJS.Timeout | undefined {
+    const { heartbeatMs, res } = this.opts;
+    const timer =
+      heartbeatMs > 0
         ? setInterval(
             () => {
-              if (started && !done && Date.now() - lastWriteAt >= opts.heartbeatMs && res.writableLength === 0) {
+              if (this.started && !this.done && Date.now() - this.lastWriteAt >= heartbeatMs && res.writableLength === 0) {
                 res.write(": keep-alive\n\n");
-                lastWriteAt = Date.now();
+                this.lastWriteAt = Date.now();
               }
             },
-            Math.max(10, opts.heartbeatMs / 2),
+            Math.max(10, heartbeatMs / 2),
           )
         : undefined;
-    heartbeat?.unref();
-    const finish = (how: "completed" | "client_gone" | "core_failed") => {
-      if (done) return;
-      done = true;
-      if (heartbeat) clearInterval(heartbeat);
-      opts.onEnd(how);
-    };
-    call.on("data", (m: StreamTaskResponse) => {
-      if (!started) {
-        started = true;
-        res.writeHead(200, {
-          "Content-Type": "text/event-stream; charset=utf-8",
-          "Cache-Control": "no-cache",
-          "X-Accel-Buffering": "no",
-          ...budgetHeaders(m.budgets),
-          ...opts.headers,
-        });
-        resolve({});
-      }
-      lastWriteAt = Date.now();
-      if (!res.write(renderSse(m.events))) {
-        call.pause();
-        res.once("drain", onDrain);
-      }
-    });
-    let ended = false;
-    let okStatus = false;
-    // grpc-js may emit "end" before "error" for a call that failed at once;
-    // an empty stream only counts as one once its OK status is in.
-    const endIfComplete = () => {
-      if (!ended || done) return;
-      if (started) {
-        res.end();
-        finish("completed");
-      } else if (okStatus) {
-        res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", ...opts.headers });
-        res.end();
-        resolve({});
-        finish("completed");
-      }
-    };
-    call.on("status", (st: StatusObject) => {
-      okStatus = st.code === GrpcStatus.OK;
-      endIfComplete();
-    });
-    call.on("end", () => {
-      ended = true;
-      endIfComplete();
-    });
-    call.on("error", (err: ServiceError) => {
-      if (done) return;
-      if (!started) {
-        finish("core_failed");
-        resolve({ refused: toHttpError(err) });
-        return;
-      }
-      opts.logger.warn(
-        { correlation_id: opts.callContext.correlationId, job_id: opts.taskId, err: err.message },
-        "task stream from core broke",
-      );
+    timer?.unref();
+    return timer;
+  }
+
+  /** One gRPC message, one socket write; a saturated socket pauses the gRPC stream until it drains. */
+  private relay(m: StreamTaskResponse): void {
+    const { res } = this.opts;
+    if (!this.started) {
+      this.started = true;
+      res.writeHead(200, {
+        "Content-Type": "text/event-stream; charset=utf-8",
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+        ...budgetHeaders(m.budgets),
+        ...this.opts.headers,
+      });
+      this.resolve({});
+    }
+    this.lastWriteAt = Date.now();
+    if (!res.write(renderSse(m.events))) {
+      this.call.pause();
+      res.once("drain", this.onDrain);
+    }
+  }
+
+  /**
+   * grpc-js may emit "end" before "error" for a call that failed at once;
+   * an empty stream only counts as one once its OK status is in.
+   */
+  private endIfComplete(): void {
+    if (!this.ended || this.done) return;
+    const { res } = this.opts;
+    if (this.started) {
       res.end();
-      finish("core_failed");
-    });
-    res.on("close", () => {
-      if (res.writableFinished) return;
-      // The client went away before the stream ended: stop relaying.
-      call.cancel();
-      finish("client_gone");
-    });
-  });
+      this.finish("completed");
+    } else if (this.okStatus) {
+      res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", ...this.opts.headers });
+      res.end();
+      this.resolve({});
+      this.finish("completed");
+    }
+  }
+
+  private coreFailed(err: ServiceError): void {
+    if (this.done) return;
+    if (!this.started) {
+      this.finish("core_failed");
+      this.resolve({ refused: toHttpError(err) });
+      return;
+    }
+    this.opts.logger.warn(
+      { correlation_id: this.opts.callContext.correlationId, job_id: this.opts.taskId, err: err.message },
+      "task stream from core broke",
+    );
+    this.opts.res.end();
+    this.finish("core_failed");
+  }
+
+  private clientClosed(): void {
+    if (this.opts.res.writableFinished) return;
+    // The client went away before the stream ended: stop relaying.
+    this.call.cancel();
+    this.finish("client_gone");
+  }
+
+  private finish(how: StreamEnd): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.opts.onEnd(how);
+  }
 }

@@ -149,12 +149,32 @@ const RERANK_PATHS = new Set(["/reranking", "/rerank", "/v1/rerank", "/v1/rerank
 
 export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Promise<FakeLlamaCpp> {
   const { port: wantedPort = 0, ...patch } = options;
-  let behaviour: FakeLlamaCppBehaviour = { ...FAKE_LLAMACPP_DEFAULTS, ...patch };
-  const requests: FakeRequest[] = [];
-  const busySlots = new Set<number>();
-  const totals = { promptTokens: 0, predicted: 0, maxTokens: 0 };
+  const fake = new FakeLlamaCppServer({ ...FAKE_LLAMACPP_DEFAULTS, ...patch });
+  const { requests } = fake;
+  const bound = await listen(fake.server, wantedPort);
+  return {
+    ...bound,
+    requests,
+    generations: () => requests.filter((r) => r.method === "POST" && (r.path === "/completion" || r.path === "/completions")),
+    poolingRequests: () => requests.filter((r) => r.method === "POST" && (EMBEDDING_PATHS.has(r.path) || RERANK_PATHS.has(r.path))),
+    behaviour: () => fake.behaviour,
+    setBehaviour(p) {
+      fake.behaviour = { ...fake.behaviour, ...p };
+    },
+    close: () => closeServer(fake.server),
+  };
+}
 
-  const server = http.createServer((req, res) => {
+/** The fake's state: what it was told to do, what it was asked, which slots are busy, and the totals /metrics reports. */
+class FakeLlamaCppServer {
+  readonly requests: FakeRequest[] = [];
+  readonly server = http.createServer((req, res) => this.receive(req, res));
+  private readonly busySlots = new Set<number>();
+  private readonly totals = { promptTokens: 0, predicted: 0, maxTokens: 0 };
+
+  constructor(public behaviour: FakeLlamaCppBehaviour) {}
+
+  private receive(req: http.IncomingMessage, res: http.ServerResponse): void {
     res.on("error", () => {});
     void readBody(req).then((raw) => {
       const path = (req.url ?? "/").split("?")[0]!;
@@ -166,8 +186,8 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
         closedByClient: false,
         finished: false,
       };
-      requests.push(record);
-      const b = behaviour;
+      this.requests.push(record);
+      const b = this.behaviour;
       if (raw !== "") {
         try {
           record.body = JSON.parse(raw);
@@ -175,11 +195,11 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
           return sendError(res, 400, "Invalid JSON body", "invalid_request_error");
         }
       }
-      route(req, res, record, b);
+      this.route(req, res, record, b);
     });
-  });
+  }
 
-  function route(req: http.IncomingMessage, res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour): void {
+  private route(req: http.IncomingMessage, res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour): void {
     const { path, method } = record;
     // The bare key, without "Bearer": what a careless server echoes, and what a bearer-token pattern alone would miss.
     const echo = b.echoAuthorization ? ` (key: ${(req.headers.authorization ?? "none").replace(/^Bearer\s+/i, "")})` : "";
@@ -196,25 +216,26 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     if (method === "GET" && path === "/slots") {
       if (!b.slotsEndpoint)
         return sendError(res, 501, "This server does not support slots endpoint. Start it with `--slots`", "not_supported_error");
-      return sendJson(res, 200, slots(b));
+      return sendJson(res, 200, this.slots(b));
     }
     if (method === "GET" && path === "/metrics") {
       if (!b.metrics)
         return sendError(res, 501, "This server does not support metrics endpoint. Start it with `--metrics`", "not_supported_error");
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(metricsText(b));
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(this.metricsText(b));
       return;
     }
     if (method === "POST" && (path === "/completion" || path === "/completions")) {
       if (b.embeddings || b.reranking)
         return sendError(res, 501, "This server does not support completions. Start it without `--embeddings`", "not_supported_error");
-      void complete(res, record, b, echo);
+      void this.complete(res, record, b, echo);
       return;
     }
     if (method === "POST" && (EMBEDDING_PATHS.has(path) || RERANK_PATHS.has(path))) return pooled(res, record, b, echo);
     sendError(res, 404, "File Not Found", "not_found_error");
   }
 
-  async function complete(res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour, echo: string): Promise<void> {
+  /** POST /completion: one frame per token on a free slot, then the final frame, or the fault `b` asks for. */
+  private async complete(res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour, echo: string): Promise<void> {
     const body = (record.body ?? {}) as { prompt?: unknown; n_predict?: unknown };
     if (typeof body.prompt !== "string" && !Array.isArray(body.prompt)) {
       record.finished = true;
@@ -229,51 +250,52 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     const promptTokens =
       typeof body.prompt === "string" ? Math.max(1, body.prompt.split(/\s+/).filter(Boolean).length) : body.prompt.length;
     let slot = 0;
-    while (busySlots.has(slot) && slot < b.totalSlots - 1) slot++;
-    busySlots.add(slot);
-    let open = true;
-    // Ends this stream's pauses when the client leaves, so a closed fake leaves no timers behind.
-    const gone = new AbortController();
-    const pause = (ms: number): Promise<void> => sleep(ms, undefined, { signal: gone.signal }).catch(() => {});
-    res.on("close", () => {
-      open = false;
-      gone.abort();
-      busySlots.delete(slot);
+    while (this.busySlots.has(slot) && slot < b.totalSlots - 1) slot++;
+    this.busySlots.add(slot);
+    const stream = new FrameStream(res, b, () => {
+      this.busySlots.delete(slot);
       if (!res.writableEnded) record.closedByClient = true;
     });
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
     res.flushHeaders();
     res.socket?.setNoDelay(true);
-    totals.promptTokens += promptTokens;
-
-    const send = async (frame: unknown): Promise<void> => {
-      const bytes = Buffer.from(`data: ${JSON.stringify(frame)}\n\n`, "utf8");
-      if (b.chunkBytes <= 0) {
-        res.write(bytes);
-        return;
-      }
-      for (let at = 0; at < bytes.length && open; at += b.chunkBytes) {
-        res.write(bytes.subarray(at, at + b.chunkBytes));
-        await pause(b.splitDelayMs);
-      }
-    };
+    this.totals.promptTokens += promptTokens;
 
     const t0 = performance.now();
+    if (!(await this.tokenFrames(stream, record, b, echo, count, promptTokens))) return;
+    if (!stream.open) return;
+    const predictedMs = performance.now() - t0;
+    this.totals.maxTokens = Math.max(this.totals.maxTokens, promptTokens + count);
+    const prompt = typeof body.prompt === "string" ? body.prompt : "";
+    await stream.send(finalFrame({ b, slot, count, nPredict, promptTokens, prompt, predictedMs }));
+    record.finished = true;
+    res.end();
+  }
+
+  /** The token frames, with the faults due between them; false when the stream ended (or hangs) before the final frame. */
+  private async tokenFrames(
+    stream: FrameStream,
+    record: FakeRequest,
+    b: FakeLlamaCppBehaviour,
+    echo: string,
+    count: number,
+    promptTokens: number,
+  ): Promise<boolean> {
     for (let i = 0; i <= count; i++) {
-      if (!open) return;
+      if (!stream.open) return false;
       if (b.failAfter && i === b.failAfter.tokens) {
         const code = b.failAfter.code ?? 500;
-        await send({ error: { code, message: b.failAfter.message + echo, type: b.failAfter.type ?? errorType(code) } });
+        await stream.send({ error: { code, message: b.failAfter.message + echo, type: b.failAfter.type ?? errorType(code) } });
         record.finished = true;
-        res.end();
-        return;
+        stream.res.end();
+        return false;
       }
-      if (b.hangAfter !== undefined && i === b.hangAfter) return; // left open until the client gives up
+      if (b.hangAfter !== undefined && i === b.hangAfter) return false; // left open until the client gives up
       if (i === count) break;
-      if (i > 0 && b.frameDelayMs > 0) await pause(b.frameDelayMs);
-      if (!open) return;
-      totals.predicted++;
-      await send({
+      if (i > 0 && b.frameDelayMs > 0) await stream.pause(b.frameDelayMs);
+      if (!stream.open) return false;
+      this.totals.predicted++;
+      await stream.send({
         index: 0,
         content: b.tokens[i],
         tokens: [1000 + i],
@@ -283,132 +305,163 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
         tokens_evaluated: promptTokens,
       });
     }
-    if (!open) return;
-    const predictedMs = performance.now() - t0;
-    totals.maxTokens = Math.max(totals.maxTokens, promptTokens + count);
-    await send({
-      index: 0,
-      content: "",
-      tokens: [],
-      id_slot: slot,
-      stop: true,
-      model: b.modelPath,
-      tokens_predicted: count,
-      tokens_evaluated: promptTokens,
-      generation_settings: { n_ctx: b.ctx, n_predict: Number.isFinite(nPredict) ? nPredict : -1 },
-      prompt: typeof body.prompt === "string" ? body.prompt : "",
-      has_new_line: false,
-      truncated: false,
-      stop_type: count >= nPredict ? "limit" : b.stopType,
-      stopping_word: "",
-      tokens_cached: promptTokens + count,
-      timings: {
-        prompt_n: promptTokens,
-        prompt_ms: 1.5,
-        prompt_per_token_ms: 1.5 / promptTokens,
-        prompt_per_second: (promptTokens * 1000) / 1.5,
-        predicted_n: count,
-        predicted_ms: predictedMs,
-        predicted_per_token_ms: count > 0 ? predictedMs / count : 0,
-        predicted_per_second: predictedMs > 0 ? (count * 1000) / predictedMs : 0,
-      },
-    });
-    record.finished = true;
-    res.end();
+    return true;
   }
 
-  /** POST /v1/embeddings or /rerank: refused as the server refuses, else answered whole after poolingDelayMs. */
-  function pooled(res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour, echo: string): void {
-    const rerank = RERANK_PATHS.has(record.path);
-    const body = (record.body ?? {}) as { input?: unknown; query?: unknown; documents?: unknown; top_n?: unknown };
-    const refuse = (status: number, message: string, type: string): void => {
-      record.finished = true;
-      sendError(res, status, message, type);
-    };
-    if (rerank && !b.reranking)
-      return refuse(501, "This server does not support reranking. Start it with `--reranking`", "not_supported_error");
-    if (!rerank && !(b.embeddings || b.reranking))
-      return refuse(501, "This server does not support embeddings. Start it with `--embeddings`", "not_supported_error");
-    if (!rerank && b.poolingNone)
-      return refuse(400, "Pooling type 'none' is not OAI compatible. Please use a different pooling type", "invalid_request_error");
-    const texts = rerank ? body.documents : typeof body.input === "string" ? [body.input] : body.input;
-    if (rerank && typeof body.query !== "string") return refuse(400, '"query" must be provided', "invalid_request_error");
-    if (!Array.isArray(texts) || texts.length === 0 || !texts.every((x) => typeof x === "string"))
-      return refuse(
-        400,
-        rerank ? '"documents" must be a non-empty string array' : '"input" or "content" must be provided',
-        "invalid_request_error",
-      );
-    if (b.failBefore) return refuse(b.failBefore.status, b.failBefore.message + echo, b.failBefore.type ?? errorType(b.failBefore.status));
-    res.on("close", () => {
-      if (!res.writableEnded) record.closedByClient = true;
-    });
-    answerAfter(res, b.poolingDelayMs, () => {
-      record.finished = true;
-      if (!rerank) return sendJson(res, 200, embeddingsAnswer(texts, b));
-      const query = body.query as string;
-      const topN = typeof body.top_n === "number" ? body.top_n : texts.length;
-      sendJson(res, 200, rerankAnswer(query, texts, topN, b));
-    });
-  }
-
-  function props(b: FakeLlamaCppBehaviour): unknown {
-    return {
-      default_generation_settings: {
-        id: 0,
-        id_task: -1,
-        n_ctx: b.ctx,
-        speculative: false,
-        is_processing: false,
-        params: { n_predict: -1, seed: 4294967295 },
-      },
-      total_slots: b.totalSlots,
-      model_path: b.modelPath,
-      chat_template: "",
-      modalities: { vision: false },
-      build_info: b.buildInfo,
-      is_sleeping: false,
-    };
-  }
-
-  function slots(b: FakeLlamaCppBehaviour): unknown[] {
+  private slots(b: FakeLlamaCppBehaviour): unknown[] {
     return Array.from({ length: b.totalSlots }, (_, id) => ({
       id,
-      id_task: busySlots.has(id) ? 1 : -1,
+      id_task: this.busySlots.has(id) ? 1 : -1,
       n_ctx: b.ctx,
       speculative: false,
-      is_processing: busySlots.has(id),
+      is_processing: this.busySlots.has(id),
       params: { n_predict: -1, seed: 4294967295 },
       next_token: { has_next_token: true, has_new_line: false, n_remain: -1, n_decoded: 0 },
     }));
   }
 
-  function metricsText(b: FakeLlamaCppBehaviour): string {
+  private metricsText(b: FakeLlamaCppBehaviour): string {
     const lines: string[] = [];
     const metric = (name: string, type: string, help: string, value: number): void => {
       lines.push(`# HELP llamacpp:${name} ${help}`, `# TYPE llamacpp:${name} ${type}`, `llamacpp:${name} ${value}`);
     };
-    metric("prompt_tokens_total", "counter", "Number of prompt tokens processed.", totals.promptTokens);
-    metric("tokens_predicted_total", "counter", "Number of generation tokens processed.", totals.predicted);
-    metric("requests_processing", "gauge", "Number of requests processing.", busySlots.size);
+    metric("prompt_tokens_total", "counter", "Number of prompt tokens processed.", this.totals.promptTokens);
+    metric("tokens_predicted_total", "counter", "Number of generation tokens processed.", this.totals.predicted);
+    metric("requests_processing", "gauge", "Number of requests processing.", this.busySlots.size);
     metric("requests_deferred", "gauge", "Number of requests deferred.", 0);
-    metric("n_tokens_max", "counter", "High watermark of the context size observed.", totals.maxTokens);
+    metric("n_tokens_max", "counter", "High watermark of the context size observed.", this.totals.maxTokens);
     if (b.kvCacheUsageRatio !== undefined)
       metric("kv_cache_usage_ratio", "gauge", "KV-cache usage. 1 means 100 percent usage.", b.kvCacheUsageRatio);
     return lines.join("\n") + "\n";
   }
+}
 
-  const bound = await listen(server, wantedPort);
+/** One /completion response: its frames written whole or in `chunkBytes` pieces, and pauses that end when the client leaves. */
+class FrameStream {
+  open = true;
+  // Ends this stream's pauses when the client leaves, so a closed fake leaves no timers behind.
+  private readonly gone = new AbortController();
+
+  constructor(
+    readonly res: http.ServerResponse,
+    private readonly b: FakeLlamaCppBehaviour,
+    onClose: () => void,
+  ) {
+    res.on("close", () => {
+      this.open = false;
+      this.gone.abort();
+      onClose();
+    });
+  }
+
+  pause(ms: number): Promise<void> {
+    return sleep(ms, undefined, { signal: this.gone.signal }).catch(() => {});
+  }
+
+  async send(frame: unknown): Promise<void> {
+    const bytes = Buffer.from(`data: ${JSON.stringify(frame)}\n\n`, "utf8");
+    if (this.b.chunkBytes <= 0) {
+      this.res.write(bytes);
+      return;
+    }
+    for (let at = 0; at < bytes.length && this.open; at += this.b.chunkBytes) {
+      this.res.write(bytes.subarray(at, at + this.b.chunkBytes));
+      await this.pause(this.b.splitDelayMs);
+    }
+  }
+}
+
+/** The last frame of a completion: `stop: true`, the slot, stop_type and the timings. */
+function finalFrame(f: {
+  b: FakeLlamaCppBehaviour;
+  slot: number;
+  count: number;
+  nPredict: number;
+  promptTokens: number;
+  prompt: string;
+  predictedMs: number;
+}): unknown {
+  const { b, count, nPredict, promptTokens, predictedMs } = f;
   return {
-    ...bound,
-    requests,
-    generations: () => requests.filter((r) => r.method === "POST" && (r.path === "/completion" || r.path === "/completions")),
-    poolingRequests: () => requests.filter((r) => r.method === "POST" && (EMBEDDING_PATHS.has(r.path) || RERANK_PATHS.has(r.path))),
-    behaviour: () => behaviour,
-    setBehaviour(p) {
-      behaviour = { ...behaviour, ...p };
+    index: 0,
+    content: "",
+    tokens: [],
+    id_slot: f.slot,
+    stop: true,
+    model: b.modelPath,
+    tokens_predicted: count,
+    tokens_evaluated: promptTokens,
+    generation_settings: { n_ctx: b.ctx, n_predict: Number.isFinite(nPredict) ? nPredict : -1 },
+    prompt: f.prompt,
+    has_new_line: false,
+    truncated: false,
+    stop_type: count >= nPredict ? "limit" : b.stopType,
+    stopping_word: "",
+    tokens_cached: promptTokens + count,
+    timings: {
+      prompt_n: promptTokens,
+      prompt_ms: 1.5,
+      prompt_per_token_ms: 1.5 / promptTokens,
+      prompt_per_second: (promptTokens * 1000) / 1.5,
+      predicted_n: count,
+      predicted_ms: predictedMs,
+      predicted_per_token_ms: count > 0 ? predictedMs / count : 0,
+      predicted_per_second: predictedMs > 0 ? (count * 1000) / predictedMs : 0,
     },
-    close: () => closeServer(server),
+  };
+}
+
+/** POST /v1/embeddings or /rerank: refused as the server refuses, else answered whole after poolingDelayMs. */
+function pooled(res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour, echo: string): void {
+  const rerank = RERANK_PATHS.has(record.path);
+  const body = (record.body ?? {}) as { input?: unknown; query?: unknown; documents?: unknown; top_n?: unknown };
+  const refuse = (status: number, message: string, type: string): void => {
+    record.finished = true;
+    sendError(res, status, message, type);
+  };
+  if (rerank && !b.reranking)
+    return refuse(501, "This server does not support reranking. Start it with `--reranking`", "not_supported_error");
+  if (!rerank && !(b.embeddings || b.reranking))
+    return refuse(501, "This server does not support embeddings. Start it with `--embeddings`", "not_supported_error");
+  if (!rerank && b.poolingNone)
+    return refuse(400, "Pooling type 'none' is not OAI compatible. Please use a different pooling type", "invalid_request_error");
+  const texts = rerank ? body.documents : typeof body.input === "string" ? [body.input] : body.input;
+  if (rerank && typeof body.query !== "string") return refuse(400, '"query" must be provided', "invalid_request_error");
+  if (!Array.isArray(texts) || texts.length === 0 || !texts.every((x) => typeof x === "string"))
+    return refuse(
+      400,
+      rerank ? '"documents" must be a non-empty string array' : '"input" or "content" must be provided',
+      "invalid_request_error",
+    );
+  if (b.failBefore) return refuse(b.failBefore.status, b.failBefore.message + echo, b.failBefore.type ?? errorType(b.failBefore.status));
+  res.on("close", () => {
+    if (!res.writableEnded) record.closedByClient = true;
+  });
+  answerAfter(res, b.poolingDelayMs, () => {
+    record.finished = true;
+    if (!rerank) return sendJson(res, 200, embeddingsAnswer(texts, b));
+    const query = body.query as string;
+    const topN = typeof body.top_n === "number" ? body.top_n : texts.length;
+    sendJson(res, 200, rerankAnswer(query, texts, topN, b));
+  });
+}
+
+function props(b: FakeLlamaCppBehaviour): unknown {
+  return {
+    default_generation_settings: {
+      id: 0,
+      id_task: -1,
+      n_ctx: b.ctx,
+      speculative: false,
+      is_processing: false,
+      params: { n_predict: -1, seed: 4294967295 },
+    },
+    total_slots: b.totalSlots,
+    model_path: b.modelPath,
+    chat_template: "",
+    modalities: { vision: false },
+    build_info: b.buildInfo,
+    is_sleeping: false,
   };
 }
 

@@ -169,15 +169,48 @@ export function startFakeVllm(opts: Omit<FakeOptions, "flavour"> = {}): Promise<
 
 export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenAi> {
   const { flavour = "openai", port = 0, apiKey, ...overrides } = opts;
-  let behaviour: FakeBehaviour = { ...FAKE_DEFAULTS, ...overrides };
-  const requests: RecordedRequest[] = [];
-  let open = 0;
-  let closing = false;
-  let seq = 0;
+  const fake = new FakeOpenAiServer(flavour, apiKey, { ...FAKE_DEFAULTS, ...overrides });
+  const { requests } = fake;
+  const bound = await listen(fake.server, port);
+  return {
+    ...bound,
+    flavour,
+    requests,
+    generations: () => requests.filter((r) => r.method === "POST" && (r.path === "/v1/completions" || r.path === "/v1/chat/completions")),
+    poolingRequests: () =>
+      requests.filter((r) => r.method === "POST" && (r.path === "/v1/embeddings" || RERANK_ROUTES.has(`POST ${r.path}`))),
+    setBehaviour(changes) {
+      fake.behaviour = { ...fake.behaviour, ...changes };
+    },
+    openStreams: () => fake.open,
+    close: () => {
+      fake.closing = true;
+      return closeServer(fake.server);
+    },
+  };
+}
 
-  const server = http.createServer((req, res) => {
+/** The fake's state: what it was told to do, what it was asked, and its open streams. */
+class FakeOpenAiServer {
+  readonly requests: RecordedRequest[] = [];
+  readonly server = http.createServer((req, res) => this.receive(req, res));
+  /** Streams open now (vLLM's num_requests_running). */
+  open = 0;
+  /** Set by close(): the connections it drops were not closed by their clients. */
+  closing = false;
+  private seq = 0;
+  /** Responses whose connection the fake destroyed itself (dropAfter): not closed by their clients either. */
+  private readonly dropped = new WeakSet<http.ServerResponse>();
+
+  constructor(
+    private readonly flavour: FakeFlavour,
+    private readonly apiKey: string | undefined,
+    public behaviour: FakeBehaviour,
+  ) {}
+
+  private receive(req: http.IncomingMessage, res: http.ServerResponse): void {
     void readBody(req).then((raw) => {
-      const b = behaviour;
+      const b = this.behaviour;
       let finishEnded!: (r: RecordedRequest) => void;
       const record: RecordedRequest = {
         method: req.method ?? "GET",
@@ -189,35 +222,34 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
         finished: false,
         ended: new Promise((resolve) => (finishEnded = resolve)),
       };
-      requests.push(record);
+      this.requests.push(record);
       res.on("close", () => {
         record.finished = res.writableFinished;
-        if (!res.writableFinished && !closing && !dropped.has(res)) record.closedByClient = true;
-        if (record.streamed) open--;
+        if (!res.writableFinished && !this.closing && !this.dropped.has(res)) record.closedByClient = true;
+        if (record.streamed) this.open--;
         finishEnded(record);
       });
       if (raw !== "") {
         try {
           record.body = JSON.parse(raw);
         } catch {
-          return sendError(res, 400, "invalid JSON body", "BadRequestError");
+          return this.sendError(res, 400, "invalid JSON body", "BadRequestError");
         }
       }
-      route(record, res, b);
+      this.route(record, res, b);
     });
-  });
+  }
 
-  const dropped = new WeakSet<http.ServerResponse>();
-
-  const sendError = (res: http.ServerResponse, status: number, message: string, type?: string): void => {
+  private sendError(res: http.ServerResponse, status: number, message: string, type?: string): void {
     const body =
-      flavour === "vllm"
+      this.flavour === "vllm"
         ? { object: "error", message, type: type ?? "BadRequestError", param: null, code: status }
         : { error: { message, type: type ?? "invalid_request_error", param: null, code: null } };
     sendJson(res, status, body);
-  };
+  }
 
-  const route = (r: RecordedRequest, res: http.ServerResponse, b: FakeBehaviour): void => {
+  private route(r: RecordedRequest, res: http.ServerResponse, b: FakeBehaviour): void {
+    const { flavour, apiKey } = this;
     const authorization = r.headers.authorization ?? "";
     const guarded = flavour === "openai" || r.path.startsWith("/v1");
     if (apiKey !== undefined && guarded && authorization !== `Bearer ${apiKey}`) {
@@ -226,93 +258,59 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
         return;
       }
       const received = authorization.replace(/^Bearer\s+/i, "");
-      return sendError(res, 401, `Incorrect API key provided: ${received}.`, "invalid_request_error");
+      return this.sendError(res, 401, `Incorrect API key provided: ${received}.`, "invalid_request_error");
     }
-    if (b.health === "loading") return sendError(res, 503, "the model is still loading", "ServiceUnavailableError");
-    if (b.health === "down") return sendError(res, 500, "engine dead: the engine loop has stopped", "InternalServerError");
+    if (b.health === "loading") return this.sendError(res, 503, "the model is still loading", "ServiceUnavailableError");
+    if (b.health === "down") return this.sendError(res, 500, "engine dead: the engine loop has stopped", "InternalServerError");
 
     const key = `${r.method} ${r.path}`;
-    if (key === "GET /v1/models") {
-      const data = b.models.map((id) =>
-        flavour === "vllm"
-          ? { id, object: "model", created: now(), owned_by: "vllm", root: id, parent: null, max_model_len: b.maxModelLen, permission: [] }
-          : { id, object: "model", created: now(), owned_by: "system" },
-      );
-      return sendJson(res, 200, { object: "list", data });
-    }
+    if (key === "GET /v1/models") return sendJson(res, 200, { object: "list", data: modelCards(flavour, b) });
     if (flavour === "vllm" && key === "GET /health") {
       res.writeHead(200).end();
       return;
     }
     if (flavour === "vllm" && key === "GET /version") return sendJson(res, 200, { version: b.version });
     if (flavour === "vllm" && key === "GET /metrics") {
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(metricsText(b));
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" }).end(vllmMetricsText(b, this.open));
       return;
     }
     const generating = flavour === "openai" || b.task === "generate";
     if (generating && (key === "POST /v1/completions" || key === "POST /v1/chat/completions")) {
-      void generate(r, res, b, key === "POST /v1/chat/completions");
+      void this.generate(r, res, b, key === "POST /v1/chat/completions");
       return;
     }
-    if (flavour === "vllm" && b.task === "embed" && key === "POST /v1/embeddings") return pooled(r, res, b, false);
-    if (flavour === "vllm" && b.task !== "generate" && RERANK_ROUTES.has(key)) return pooled(r, res, b, true);
-    sendError(res, 404, `no route ${key}`, "NotFoundError");
-  };
-
-  const metricsText = (b: FakeBehaviour): string => {
-    const model = b.models[0] ?? "";
-    const label = `{model_name="${model}"}`;
-    const kv = b.legacyKvMetric ? "vllm:gpu_cache_usage_perc" : "vllm:kv_cache_usage_perc";
-    return [
-      "# HELP vllm:num_requests_running Number of requests in model execution batches.",
-      "# TYPE vllm:num_requests_running gauge",
-      `vllm:num_requests_running${label} ${open.toFixed(1)}`,
-      "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
-      "# TYPE vllm:num_requests_waiting gauge",
-      `vllm:num_requests_waiting${label} ${b.requestsWaiting.toFixed(1)}`,
-      `# HELP ${kv} KV-cache usage. 1 means 100 percent usage.`,
-      `# TYPE ${kv} gauge`,
-      `${kv}${label} ${b.kvCacheUsage}`,
-      "# TYPE vllm:e2e_request_latency_seconds histogram",
-      `vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="${model}"} 3.0`,
-      "",
-    ].join("\n");
-  };
+    if (flavour === "vllm" && b.task === "embed" && key === "POST /v1/embeddings") return this.pooled(r, res, b, false);
+    if (flavour === "vllm" && b.task !== "generate" && RERANK_ROUTES.has(key)) return this.pooled(r, res, b, true);
+    this.sendError(res, 404, `no route ${key}`, "NotFoundError");
+  }
 
   /** vLLM's embeddings or rerank answer, whole, after poolingDelayMs. */
-  const pooled = (r: RecordedRequest, res: http.ServerResponse, b: FakeBehaviour, rerank: boolean): void => {
+  private pooled(r: RecordedRequest, res: http.ServerResponse, b: FakeBehaviour, rerank: boolean): void {
     const body = (r.body ?? {}) as { model?: unknown; input?: unknown; query?: unknown; documents?: unknown; top_n?: unknown };
     if (typeof body.model === "string" && !b.models.includes(body.model)) {
-      return sendError(res, 404, `The model \`${body.model}\` does not exist.`, "NotFoundError");
+      return this.sendError(res, 404, `The model \`${body.model}\` does not exist.`, "NotFoundError");
     }
     const texts = rerank ? body.documents : typeof body.input === "string" ? [body.input] : body.input;
     if ((rerank && typeof body.query !== "string") || !Array.isArray(texts) || !texts.every((x) => typeof x === "string")) {
-      return sendError(
+      return this.sendError(
         res,
         400,
         rerank ? "query must be a string and documents a list of strings" : "input must be a string or a list of strings",
       );
     }
-    if (b.failBefore) return sendError(res, b.failBefore.status, b.failBefore.message, b.failBefore.type);
+    if (b.failBefore) return this.sendError(res, b.failBefore.status, b.failBefore.message, b.failBefore.type);
     const model = typeof body.model === "string" ? body.model : b.models[0];
     answerAfter(res, b.poolingDelayMs, () => {
-      if (!rerank) return sendJson(res, 200, vllmEmbeddings(model, texts, b.embeddingDims, ++seq));
+      if (!rerank) return sendJson(res, 200, vllmEmbeddings(model, texts, b.embeddingDims, ++this.seq));
       const topN = typeof body.top_n === "number" && body.top_n > 0 ? body.top_n : texts.length;
-      sendJson(res, 200, vllmRerank(model, body.query as string, texts, topN, ++seq));
+      sendJson(res, 200, vllmRerank(model, body.query as string, texts, topN, ++this.seq));
     });
-  };
+  }
 
-  const generate = async (r: RecordedRequest, res: http.ServerResponse, b: FakeBehaviour, chat: boolean): Promise<void> => {
+  /** A streamed completion or chat: one chunk per token, the flavour's finish, usage on request, [DONE]; or the fault `b` asks for. */
+  private async generate(r: RecordedRequest, res: http.ServerResponse, b: FakeBehaviour, chat: boolean): Promise<void> {
     const body = (r.body ?? {}) as Record<string, Json>;
-    if (body.stream !== true) return sendError(res, 400, "this fake only streams: set stream=true");
-    if (typeof body.model === "string" && !b.models.includes(body.model)) {
-      return sendError(res, 404, `The model \`${body.model}\` does not exist.`, "NotFoundError");
-    }
-    if (chat ? !Array.isArray(body.messages) || body.messages.length === 0 : typeof body.prompt !== "string") {
-      return sendError(res, 400, chat ? "messages must be a non-empty list" : "prompt must be a string");
-    }
-    if (b.failBefore) return sendError(res, b.failBefore.status, b.failBefore.message, b.failBefore.type);
-
+    if (this.refusedGeneration(res, body, b, chat)) return;
     const maxTokens = Number.isInteger(body.max_tokens) ? (body.max_tokens as number) : 16;
     const texts = b.tokens.slice(0, maxTokens);
     const finish = b.tokens.length >= maxTokens ? "length" : b.naturalFinish;
@@ -320,113 +318,180 @@ export async function startFakeOpenAi(opts: FakeOptions = {}): Promise<FakeOpenA
       ? (body.messages as { content?: string }[]).map((m) => String(m.content ?? "")).join(" ")
       : (body.prompt as string);
     const promptTokens = Math.max(1, promptText.split(/\s+/).filter(Boolean).length);
-    const id = `${chat ? "chatcmpl" : "cmpl"}-fake${++seq}`;
+    const id = `${chat ? "chatcmpl" : "cmpl"}-fake${++this.seq}`;
     const model = typeof body.model === "string" ? body.model : b.models[0];
-    const base = { id, object: chat ? "chat.completion.chunk" : "text_completion", created: now(), model };
-    const choice = (text: string | undefined, finishReason: string | null, role = false): object =>
-      chat
-        ? {
-            index: 0,
-            delta: role ? { role: "assistant", content: "" } : text === undefined ? {} : { content: text },
-            logprobs: null,
-            finish_reason: finishReason,
-          }
-        : { index: 0, text: text ?? "", logprobs: null, finish_reason: finishReason, ...(flavour === "vllm" ? { stop_reason: null } : {}) };
-    const chunk = (c: object): string =>
-      `data: ${JSON.stringify({ ...base, choices: [c], ...(flavour === "vllm" ? { usage: null } : {}) })}\n\n`;
+    const chunks = new ChunkFormat(this.flavour, chat, {
+      id,
+      object: chat ? "chat.completion.chunk" : "text_completion",
+      created: now(),
+      model,
+    });
 
     r.streamed = true;
-    open++;
+    this.open++;
     res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
     res.flushHeaders();
-    let pending = "";
-    const gone = (): boolean => res.destroyed || res.writableEnded;
-    const send = async (frame: string): Promise<void> => {
-      if (gone()) return;
-      if (b.coalesce) {
-        pending += frame;
-        return;
-      }
-      if (b.splitBytes <= 0) {
-        res.write(frame);
-        return;
-      }
-      const bytes = Buffer.from(frame, "utf8");
-      for (let i = 0; i < bytes.length && !gone(); i += b.splitBytes) {
-        res.write(bytes.subarray(i, i + b.splitBytes));
-        // Node sends the writes of one tick together, so every piece needs a turn of the event loop at least.
-        await (b.splitDelayMs > 0 ? sleep(b.splitDelayMs) : new Promise((resolve) => setImmediate(resolve)));
-      }
-    };
-    const flush = (): void => {
-      if (pending !== "" && !gone()) res.write(pending);
-      pending = "";
-    };
-    /** The faults due before token `i` (or after the last one, i = texts.length); true when the stream must stop here. */
-    const interrupt = async (i: number): Promise<boolean> => {
-      if (b.failAfter?.tokens === i) {
-        const error =
-          flavour === "vllm"
-            ? { object: "error", message: b.failAfter.message, type: "InternalServerError", param: null, code: 500 }
-            : { message: b.failAfter.message, type: "server_error", param: null, code: null };
-        await send(`data: ${JSON.stringify({ error })}\n\n`);
-        if (flavour === "vllm") await send("data: [DONE]\n\n");
-        flush();
-        if (!gone()) res.end();
-        return true;
-      }
-      if (b.hangAfter === i) {
-        flush();
-        return true;
-      }
-      if (b.dropAfter === i) {
-        flush();
-        dropped.add(res);
-        // Node sends writes made in one tick together on the next: let them leave before the connection dies.
-        await sleep(20);
-        res.socket?.destroy();
-        return true;
-      }
-      return false;
-    };
-
-    if (chat) await send(chunk(choice(undefined, null, true)));
+    const out = new SseWriter(res, b);
+    if (chat) await out.send(chunks.chunk(chunks.choice(undefined, null, true)));
     for (let i = 0; i < texts.length; i++) {
-      if (await interrupt(i)) return;
+      if (await this.interrupt(out, b, i)) return;
       if (b.frameDelayMs > 0 && !b.coalesce) await sleep(b.frameDelayMs);
-      if (gone()) return;
+      if (out.gone()) return;
       // vLLM reports the finish on the last token's chunk.
-      const last = i === texts.length - 1 && flavour === "vllm";
-      await send(chunk(choice(texts[i], last ? finish : null)));
+      const last = i === texts.length - 1 && this.flavour === "vllm";
+      await out.send(chunks.chunk(chunks.choice(texts[i], last ? finish : null)));
     }
-    if (await interrupt(texts.length)) return;
-    if (flavour === "openai" || texts.length === 0) await send(chunk(choice(chat ? undefined : "", finish)));
+    if (await this.interrupt(out, b, texts.length)) return;
+    if (this.flavour === "openai" || texts.length === 0) await out.send(chunks.chunk(chunks.choice(chat ? undefined : "", finish)));
     if (body.stream_options?.include_usage === true) {
       const usage = { prompt_tokens: promptTokens, completion_tokens: texts.length, total_tokens: promptTokens + texts.length };
-      await send(`data: ${JSON.stringify({ ...base, choices: [], usage })}\n\n`);
+      await out.send(chunks.usage(usage));
     }
-    await send("data: [DONE]\n\n");
-    flush();
-    if (!gone()) res.end();
-  };
+    await out.send("data: [DONE]\n\n");
+    out.flush();
+    if (!out.gone()) res.end();
+  }
 
-  const bound = await listen(server, port);
-  return {
-    ...bound,
-    flavour,
-    requests,
-    generations: () => requests.filter((r) => r.method === "POST" && (r.path === "/v1/completions" || r.path === "/v1/chat/completions")),
-    poolingRequests: () =>
-      requests.filter((r) => r.method === "POST" && (r.path === "/v1/embeddings" || RERANK_ROUTES.has(`POST ${r.path}`))),
-    setBehaviour(changes) {
-      behaviour = { ...behaviour, ...changes };
-    },
-    openStreams: () => open,
-    close: () => {
-      closing = true;
-      return closeServer(server);
-    },
-  };
+  /** Answers the refusals a server gives before a stream starts; true when it refused. */
+  private refusedGeneration(res: http.ServerResponse, body: Record<string, Json>, b: FakeBehaviour, chat: boolean): boolean {
+    if (body.stream !== true) this.sendError(res, 400, "this fake only streams: set stream=true");
+    else if (typeof body.model === "string" && !b.models.includes(body.model)) {
+      this.sendError(res, 404, `The model \`${body.model}\` does not exist.`, "NotFoundError");
+    } else if (chat ? !Array.isArray(body.messages) || body.messages.length === 0 : typeof body.prompt !== "string") {
+      this.sendError(res, 400, chat ? "messages must be a non-empty list" : "prompt must be a string");
+    } else if (b.failBefore) this.sendError(res, b.failBefore.status, b.failBefore.message, b.failBefore.type);
+    else return false;
+    return true;
+  }
+
+  /** The faults due before token `i` (or after the last one, i = texts.length); true when the stream must stop here. */
+  private async interrupt(out: SseWriter, b: FakeBehaviour, i: number): Promise<boolean> {
+    if (b.failAfter?.tokens === i) {
+      const error =
+        this.flavour === "vllm"
+          ? { object: "error", message: b.failAfter.message, type: "InternalServerError", param: null, code: 500 }
+          : { message: b.failAfter.message, type: "server_error", param: null, code: null };
+      await out.send(`data: ${JSON.stringify({ error })}\n\n`);
+      if (this.flavour === "vllm") await out.send("data: [DONE]\n\n");
+      out.flush();
+      if (!out.gone()) out.res.end();
+      return true;
+    }
+    if (b.hangAfter === i) {
+      out.flush();
+      return true;
+    }
+    if (b.dropAfter === i) {
+      out.flush();
+      this.dropped.add(out.res);
+      // Node sends writes made in one tick together on the next: let them leave before the connection dies.
+      await sleep(20);
+      out.res.socket?.destroy();
+      return true;
+    }
+    return false;
+  }
+}
+
+/** The SSE frames of one completion or chat stream, in the flavour's shape. */
+class ChunkFormat {
+  constructor(
+    private readonly flavour: FakeFlavour,
+    private readonly chat: boolean,
+    private readonly base: { id: string; object: string; created: number; model: string | undefined },
+  ) {}
+
+  choice(text: string | undefined, finishReason: string | null, role = false): object {
+    return this.chat
+      ? {
+          index: 0,
+          delta: role ? { role: "assistant", content: "" } : text === undefined ? {} : { content: text },
+          logprobs: null,
+          finish_reason: finishReason,
+        }
+      : {
+          index: 0,
+          text: text ?? "",
+          logprobs: null,
+          finish_reason: finishReason,
+          ...(this.flavour === "vllm" ? { stop_reason: null } : {}),
+        };
+  }
+
+  chunk(c: object): string {
+    return `data: ${JSON.stringify({ ...this.base, choices: [c], ...(this.flavour === "vllm" ? { usage: null } : {}) })}\n\n`;
+  }
+
+  usage(usage: object): string {
+    return `data: ${JSON.stringify({ ...this.base, choices: [], usage })}\n\n`;
+  }
+}
+
+/** Writes one stream's frames as `b` says: at once, in pieces of splitBytes, or all together at the end (coalesce). */
+class SseWriter {
+  private pending = "";
+
+  constructor(
+    readonly res: http.ServerResponse,
+    private readonly b: FakeBehaviour,
+  ) {}
+
+  gone(): boolean {
+    return this.res.destroyed || this.res.writableEnded;
+  }
+
+  async send(frame: string): Promise<void> {
+    if (this.gone()) return;
+    if (this.b.coalesce) {
+      this.pending += frame;
+      return;
+    }
+    if (this.b.splitBytes <= 0) {
+      this.res.write(frame);
+      return;
+    }
+    const bytes = Buffer.from(frame, "utf8");
+    for (let i = 0; i < bytes.length && !this.gone(); i += this.b.splitBytes) {
+      this.res.write(bytes.subarray(i, i + this.b.splitBytes));
+      // Node sends the writes of one tick together, so every piece needs a turn of the event loop at least.
+      await (this.b.splitDelayMs > 0 ? sleep(this.b.splitDelayMs) : new Promise((resolve) => setImmediate(resolve)));
+    }
+  }
+
+  flush(): void {
+    if (this.pending !== "" && !this.gone()) this.res.write(this.pending);
+    this.pending = "";
+  }
+}
+
+/** GET /v1/models: vLLM's cards add max_model_len. */
+function modelCards(flavour: FakeFlavour, b: FakeBehaviour): object[] {
+  return b.models.map((id) =>
+    flavour === "vllm"
+      ? { id, object: "model", created: now(), owned_by: "vllm", root: id, parent: null, max_model_len: b.maxModelLen, permission: [] }
+      : { id, object: "model", created: now(), owned_by: "system" },
+  );
+}
+
+/** vLLM's GET /metrics; requests running are the streams open now. */
+function vllmMetricsText(b: FakeBehaviour, open: number): string {
+  const model = b.models[0] ?? "";
+  const label = `{model_name="${model}"}`;
+  const kv = b.legacyKvMetric ? "vllm:gpu_cache_usage_perc" : "vllm:kv_cache_usage_perc";
+  return [
+    "# HELP vllm:num_requests_running Number of requests in model execution batches.",
+    "# TYPE vllm:num_requests_running gauge",
+    `vllm:num_requests_running${label} ${open.toFixed(1)}`,
+    "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
+    "# TYPE vllm:num_requests_waiting gauge",
+    `vllm:num_requests_waiting${label} ${b.requestsWaiting.toFixed(1)}`,
+    `# HELP ${kv} KV-cache usage. 1 means 100 percent usage.`,
+    `# TYPE ${kv} gauge`,
+    `${kv}${label} ${b.kvCacheUsage}`,
+    "# TYPE vllm:e2e_request_latency_seconds histogram",
+    `vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="${model}"} 3.0`,
+    "",
+  ].join("\n");
 }
 
 /** protocol.py EmbeddingResponse. */

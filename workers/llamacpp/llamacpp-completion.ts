@@ -26,37 +26,20 @@ export async function streamCompletion(
   sink: GenerationSink,
 ): Promise<GenerationResult> {
   const body = completionBody(request.prompt, request.maxTokens, request.seed);
-  let started = false;
-  let produced = 0;
+  const progress: Progress = { started: false, produced: 0 };
   let final: CompletionFrame | undefined;
   try {
     // retryConnect: a refused connection sent nothing, so a restarting engine gets another try.
     const stream = await http.stream(COMPLETION_PATH, body, { signal, format: "sse", retryConnect: true });
     for await (const batch of stream.batches) {
-      const texts: string[] = [];
-      let failure: WorkerFailure | undefined;
-      for (const frame of batch) {
-        const parsed = parseFrame(http, frame);
-        if (parsed.error !== undefined) {
-          failure = inStreamFailure(http, frame.data, parsed);
-          break;
-        }
-        if (!started) {
-          started = true;
-          sink.started(promptTokensOf(parsed) ?? 0);
-        }
-        for (const text of tokenTexts(parsed)) texts.push(text);
-        if (parsed.stop === true) {
-          final = parsed;
-          break;
-        }
-      }
+      const chunk = readChunk(http, batch, sink, progress);
       // Tokens decoded before a failure in the same chunk were generated: they go out first.
-      if (texts.length > 0) {
-        produced += texts.length;
-        sink.tokens(texts);
+      if (chunk.texts.length > 0) {
+        progress.produced += chunk.texts.length;
+        sink.tokens(chunk.texts);
       }
-      if (failure) throw failure;
+      if (chunk.failure) throw chunk.failure;
+      final = chunk.final;
       if (final) break;
     }
   } catch (err) {
@@ -69,14 +52,46 @@ export async function streamCompletion(
       method: "POST",
       path: COMPLETION_PATH,
       kind: WorkerErrorKind.WORKER_ERROR_KIND_RESET,
-      cause: new Error(`the stream ended after ${produced} tokens without its final frame`),
+      cause: new Error(`the stream ended after ${progress.produced} tokens without its final frame`),
     });
   }
+  return resultOf(final, progress, request, sink);
+}
+
+/** Whether `started` went to the sink yet, and how many tokens did. */
+interface Progress {
+  started: boolean;
+  produced: number;
+}
+
+/** One socket chunk's frames: the token texts in it, and the in-stream failure or final frame that ends it. */
+function readChunk(
+  http: EngineHttp,
+  batch: readonly SseFrame[],
+  sink: GenerationSink,
+  progress: Progress,
+): { texts: string[]; failure?: WorkerFailure; final?: CompletionFrame } {
+  const texts: string[] = [];
+  for (const frame of batch) {
+    const parsed = parseFrame(http, frame);
+    if (parsed.error !== undefined) return { texts, failure: inStreamFailure(http, frame.data, parsed) };
+    if (!progress.started) {
+      progress.started = true;
+      sink.started(promptTokensOf(parsed) ?? 0);
+    }
+    for (const text of tokenTexts(parsed)) texts.push(text);
+    if (parsed.stop === true) return { texts, final: parsed };
+  }
+  return { texts };
+}
+
+/** The result the final frame reports: stop reason, the engine's own token count and decode time, and its speed to the sink. */
+function resultOf(final: CompletionFrame, progress: Progress, request: SubmitRequest, sink: GenerationSink): GenerationResult {
   const tokensIn = promptTokensOf(final);
-  if (!started) sink.started(tokensIn ?? 0);
+  if (!progress.started) sink.started(tokensIn ?? 0);
   const tps = final.timings?.predicted_per_second;
   if (typeof tps === "number" && Number.isFinite(tps)) sink.metrics?.({ tokensPerSecond: tps });
-  const result: GenerationResult = { stopReason: stopReasonOf(final, produced, request.maxTokens) };
+  const result: GenerationResult = { stopReason: stopReasonOf(final, progress.produced, request.maxTokens) };
   if (tokensIn !== undefined) result.tokensIn = tokensIn;
   const decodeTimeMs = decodeTimeMsOf(final);
   if (decodeTimeMs !== undefined) result.decodeTimeMs = decodeTimeMs;

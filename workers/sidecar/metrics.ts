@@ -31,58 +31,8 @@ const REPLICA_LABELS = ["engine", "engine_version", "pool_id", "replica_id"] as 
 export function createSidecarMetrics(source: SidecarMetricsSource): SidecarMetrics {
   const registry = new Registry();
   const registers = [registry];
-
-  const tokensIn = new Counter({
-    name: "tokens_in_total",
-    help: "Prompt tokens of generations run on this replica.",
-    labelNames: REPLICA_LABELS,
-    registers,
-  });
-  const tokensOut = new Counter({
-    name: "tokens_out_total",
-    help: "Tokens streamed by this replica.",
-    labelNames: REPLICA_LABELS,
-    registers,
-  });
-  const generations = new Counter({
-    name: "worker_generations_total",
-    help: "Submit calls by how they ended: completed, canceled, failed, rejected (never started).",
-    labelNames: [...REPLICA_LABELS, "outcome"],
-    registers,
-  });
-
-  // Labels are read at collection time because engine_version and the replica id may only be known after start.
-  new Gauge({
-    name: "worker_slots_total",
-    help: "Generation slots of this replica's engine.",
-    labelNames: REPLICA_LABELS,
-    registers,
-    collect() {
-      this.reset();
-      this.set(source.labels(), source.slotsTotal());
-    },
-  });
-  new Gauge({
-    name: "worker_slots_free",
-    help: "Generation slots not running anything now.",
-    labelNames: REPLICA_LABELS,
-    registers,
-    collect() {
-      this.reset();
-      this.set(source.labels(), source.slotsFree());
-    },
-  });
-  new Gauge({
-    name: "kv_cache_usage_ratio",
-    help: "Fill of the engine's KV cache, 0..1, when the engine reports it.",
-    labelNames: REPLICA_LABELS,
-    registers,
-    collect() {
-      this.reset();
-      const ratio = source.kvCacheUsageRatio();
-      if (ratio !== undefined) this.set(source.labels(), ratio);
-    },
-  });
+  const { tokensIn, tokensOut, generations } = generationCounters(registers);
+  for (const gauge of SCRAPED_GAUGES) scrapedGauge(registers, source, gauge);
 
   return {
     registry,
@@ -93,4 +43,65 @@ export function createSidecarMetrics(source: SidecarMetricsSource): SidecarMetri
       if (nOut > 0) tokensOut.inc(labels, nOut);
     },
   };
+}
+
+/** The series generationFinished counts into, once per Submit. */
+function generationCounters(registers: Registry[]) {
+  return {
+    tokensIn: new Counter({
+      name: "tokens_in_total",
+      help: "Prompt tokens of generations run on this replica.",
+      labelNames: REPLICA_LABELS,
+      registers,
+    }),
+    tokensOut: new Counter({
+      name: "tokens_out_total",
+      help: "Tokens streamed by this replica.",
+      labelNames: REPLICA_LABELS,
+      registers,
+    }),
+    generations: new Counter({
+      name: "worker_generations_total",
+      help: "Submit calls by how they ended: completed, canceled, failed, rejected (never started).",
+      labelNames: [...REPLICA_LABELS, "outcome"],
+      registers,
+    }),
+  };
+}
+
+interface ScrapedGauge {
+  name: string;
+  help: string;
+  /** The value now; undefined leaves the gauge without a sample. */
+  read: (source: SidecarMetricsSource) => number | undefined;
+}
+
+/** The sidecar's gauges, in the order /metrics lists them. */
+const SCRAPED_GAUGES: readonly ScrapedGauge[] = [
+  { name: "worker_slots_total", help: "Generation slots of this replica's engine.", read: (s) => s.slotsTotal() },
+  { name: "worker_slots_free", help: "Generation slots not running anything now.", read: (s) => s.slotsFree() },
+  {
+    name: "kv_cache_usage_ratio",
+    help: "Fill of the engine's KV cache, 0..1, when the engine reports it.",
+    read: (s) => s.kvCacheUsageRatio(),
+  },
+];
+
+/**
+ * Registers one gauge that reads its value at scrape time. Labels are read at
+ * collection time too, because engine_version and the replica id may only be
+ * known after start.
+ */
+function scrapedGauge(registers: Registry[], source: SidecarMetricsSource, { name, help, read }: ScrapedGauge): void {
+  new Gauge({
+    name,
+    help,
+    labelNames: REPLICA_LABELS,
+    registers,
+    collect() {
+      this.reset();
+      const value = read(source);
+      if (value !== undefined) this.set(source.labels(), value);
+    },
+  });
 }

@@ -39,77 +39,93 @@ export interface Registration {
  * loss of an accepted registration; never one line per retry.
  */
 export function startRegistration(options: RegistrationOptions): Registration {
-  const backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
-  const log = options.logger.child({ core_address: options.coreAddress });
-  const client = new RegistryServiceClient(options.coreAddress, credentials.createInsecure(), {
-    ...CLIENT_CHANNEL_OPTIONS,
-    // The channel's own reconnect backoff (up to 120 s by default) would otherwise
-    // outlast ours and keep a restarted core waiting for this sidecar.
-    "grpc.initial_reconnect_backoff_ms": backoff.initialMs,
-    "grpc.max_reconnect_backoff_ms": backoff.maxMs,
-  });
-  const metadata = new Metadata();
-  if (options.apiKey) metadata.set("authorization", `Bearer ${options.apiKey}`);
+  const lease = new RegistrationLease(options);
+  lease.register();
+  return { stop: () => lease.stop() };
+}
 
-  let stopped = false;
-  let call: ClientReadableStream<RegisterResponse> | undefined;
-  let retryTimer: NodeJS.Timeout | undefined;
+/** The one owner of the Register call in flight, the retry timer and what was last logged. */
+class RegistrationLease {
+  private readonly backoff: Backoff;
+  private readonly log: Logger;
+  private readonly client: RegistryServiceClient;
+  private readonly metadata: Metadata;
+  private stopped = false;
+  private call: ClientReadableStream<RegisterResponse> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
   /** Consecutive attempts that failed or were accepted only briefly; drives the backoff. */
-  let failures = 0;
+  private failures = 0;
   /** What was last logged, so a flapping core costs one line per change, not per attempt. */
-  let logged: "registered" | "retrying" | undefined;
-  let coreInstanceId = "";
+  private logged: "registered" | "retrying" | undefined;
+  private coreInstanceId = "";
 
-  const register = (): void => {
-    retryTimer = undefined;
-    if (stopped) return;
-    const request = typeof options.request === "function" ? options.request() : options.request;
-    const current = client.register(request, metadata);
-    call = current;
+  constructor(private readonly options: RegistrationOptions) {
+    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.log = options.logger.child({ core_address: options.coreAddress });
+    this.client = new RegistryServiceClient(options.coreAddress, credentials.createInsecure(), {
+      ...CLIENT_CHANNEL_OPTIONS,
+      // The channel's own reconnect backoff (up to 120 s by default) would otherwise
+      // outlast ours and keep a restarted core waiting for this sidecar.
+      "grpc.initial_reconnect_backoff_ms": this.backoff.initialMs,
+      "grpc.max_reconnect_backoff_ms": this.backoff.maxMs,
+    });
+    this.metadata = new Metadata();
+    if (options.apiKey) this.metadata.set("authorization", `Bearer ${options.apiKey}`);
+  }
+
+  register(): void {
+    this.retryTimer = undefined;
+    if (this.stopped) return;
+    const request = typeof this.options.request === "function" ? this.options.request() : this.options.request;
+    const current = this.client.register(request, this.metadata);
+    this.call = current;
     let acceptedAt: number | undefined;
     current.on("data", (message: RegisterResponse) => {
       if (message.kind?.$case !== "accepted") return;
       acceptedAt = Date.now();
-      const id = message.kind.accepted.coreInstanceId;
-      if (logged !== "registered" || id !== coreInstanceId) {
-        log.info({ event: "registered", core_instance_id: id }, `registered with core ${id} at ${options.coreAddress}`);
-      }
-      logged = "registered";
-      coreInstanceId = id;
+      this.accepted(message.kind.accepted.coreInstanceId);
     });
     // 'status' comes exactly once per call, after 'end' or 'error'; listening to 'error' keeps it from throwing.
     current.on("error", () => {});
-    current.on("status", (status: StatusObject) => {
-      if (stopped || call !== current) return;
-      call = undefined;
-      // A lease that held for a while earns a quick return; one that core keeps
-      // ending at once (e.g. a duplicate replica id) backs off like a failure.
-      const held = acceptedAt !== undefined && Date.now() - acceptedAt >= backoff.maxMs;
-      failures = held ? 0 : failures + 1;
-      const reason = status.details || `status ${status.code}`;
-      if (logged !== "retrying") {
-        const human =
-          logged === "registered"
-            ? `lost registration with core ${coreInstanceId} (${reason}); registering again`
-            : `cannot register with core at ${options.coreAddress} (${reason}); retrying with backoff`;
-        log.warn({ event: "registration_lost", reason }, human);
-        logged = "retrying";
-      }
-      retryTimer = setTimeout(register, delayFor(failures, backoff));
-      retryTimer.unref();
-    });
-  };
+    current.on("status", (status: StatusObject) => this.ended(current, status, acceptedAt));
+  }
 
-  register();
-  return {
-    stop() {
-      if (stopped) return;
-      stopped = true;
-      clearTimeout(retryTimer);
-      call?.cancel();
-      client.close();
-    },
-  };
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.call?.cancel();
+    this.client.close();
+  }
+
+  private accepted(id: string): void {
+    if (this.logged !== "registered" || id !== this.coreInstanceId) {
+      this.log.info({ event: "registered", core_instance_id: id }, `registered with core ${id} at ${this.options.coreAddress}`);
+    }
+    this.logged = "registered";
+    this.coreInstanceId = id;
+  }
+
+  /** The call ended (core ended the lease, or it never got one): register again after the backoff. */
+  private ended(current: ClientReadableStream<RegisterResponse>, status: StatusObject, acceptedAt: number | undefined): void {
+    if (this.stopped || this.call !== current) return;
+    this.call = undefined;
+    // A lease that held for a while earns a quick return; one that core keeps
+    // ending at once (e.g. a duplicate replica id) backs off like a failure.
+    const held = acceptedAt !== undefined && Date.now() - acceptedAt >= this.backoff.maxMs;
+    this.failures = held ? 0 : this.failures + 1;
+    const reason = status.details || `status ${status.code}`;
+    if (this.logged !== "retrying") {
+      const human =
+        this.logged === "registered"
+          ? `lost registration with core ${this.coreInstanceId} (${reason}); registering again`
+          : `cannot register with core at ${this.options.coreAddress} (${reason}); retrying with backoff`;
+      this.log.warn({ event: "registration_lost", reason }, human);
+      this.logged = "retrying";
+    }
+    this.retryTimer = setTimeout(() => this.register(), delayFor(this.failures, this.backoff));
+    this.retryTimer.unref();
+  }
 }
 
 /** Capped exponential backoff with jitter: initial·2^(n-1) up to max, ±jitter. */

@@ -1,5 +1,5 @@
 import { status as GrpcStatus, type sendUnaryData, type ServerUnaryCall, type StatusObject } from "@grpc/grpc-js";
-import { StopReason, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
+import { Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import {
   WorkerErrorKind,
   type CancelRequest,
@@ -11,18 +11,18 @@ import {
   type LoadModelRequest,
   type LoadModelResponse,
   type SubmitRequest,
-  type WorkerEnd,
   type WorkerError,
   type WorkerProps,
   type WorkerServiceServer,
 } from "../../contracts/gen/llama_orch/v1/worker.js";
-import { engines, stopReasonName, workloads } from "../../contracts/enums.js";
+import { engines, workloads } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf } from "../../contracts/runtime/metadata.js";
 import { traceContextFromMetadata, traceIdOf } from "../../contracts/runtime/trace-context.js";
 import { WorkerFailure, workerErrorKinds, type EngineAdapter } from "../engine-adapter.js";
 import type { GenerationOutcome, SidecarMetrics } from "./metrics.js";
-import type { SlotPool } from "./slot-pool.js";
+import { endOf, errorOf, failure, logEnd, stoppedTerminal, type StopCause } from "./generation-end.js";
+import type { SlotLease, SlotPool } from "./slot-pool.js";
 import { SubmitStream, type SubmitCall, type Terminal } from "./submit-stream.js";
 import { serveWatch } from "./watch-stream.js";
 
@@ -43,9 +43,6 @@ export interface WorkerServiceDeps {
   metrics: SidecarMetrics;
   logger: Logger;
 }
-
-/** Why the sidecar stopped a running generation. */
-type StopCause = "client_cancelled" | "cancel_rpc" | "shutdown";
 
 /**
  * llama_orch.v1.WorkerService over one EngineAdapter. Owns the map of running
@@ -139,19 +136,9 @@ export class WorkerService {
 
   private async submit(call: SubmitCall): Promise<void> {
     if (call.cancelled) return;
-    const { adapter, slots, identity, metrics } = this.deps;
+    const { slots, metrics } = this.deps;
     const request = call.request;
-    const info = adapter.info();
-    const log = this.deps.logger.child({
-      job_id: request.taskId,
-      session_id: request.sessionId,
-      engine: engines.name(info.engine),
-      engine_version: info.engineVersion,
-      pool_id: identity.poolId,
-      replica_id: identity.replicaId,
-      correlation_id: correlationIdOf(call.metadata),
-      trace_id: traceIdOf(traceContextFromMetadata(call.metadata)),
-    });
+    const log = this.generationLogger(call);
 
     const refusal = this.refusalOf(request);
     // Claimed only after every other check, so a refused request never touches the pool.
@@ -166,7 +153,29 @@ export class WorkerService {
       new SubmitStream(call, noop).finish({ $case: "error", error });
       return;
     }
+    await this.run(call, lease, log);
+  }
 
+  /** The fields every log line of one generation carries. */
+  private generationLogger(call: SubmitCall): Logger {
+    const { adapter, identity } = this.deps;
+    const info = adapter.info();
+    return this.deps.logger.child({
+      job_id: call.request.taskId,
+      session_id: call.request.sessionId,
+      engine: engines.name(info.engine),
+      engine_version: info.engineVersion,
+      pool_id: identity.poolId,
+      replica_id: identity.replicaId,
+      correlation_id: correlationIdOf(call.metadata),
+      trace_id: traceIdOf(traceContextFromMetadata(call.metadata)),
+    });
+  }
+
+  /** Runs one accepted generation on its claimed slot, stoppable through `running` until it settles. */
+  private async run(call: SubmitCall, lease: SlotLease, log: Logger): Promise<void> {
+    const { adapter, metrics } = this.deps;
+    const request = call.request;
     const controller = new AbortController();
     let cause: StopCause | undefined;
     const stop = (why: StopCause): void => {
@@ -190,18 +199,7 @@ export class WorkerService {
     let terminal: Terminal;
     let failed: unknown;
     try {
-      const result = await adapter.generate(request, controller.signal, stream);
-      // The engine's final count wins over the one it gave at start, for the end event, log and metrics alike.
-      if (result.tokensIn !== undefined) stream.tokensIn = result.tokensIn;
-      terminal = {
-        $case: "end",
-        end: {
-          tokensOut: stream.tokensOut,
-          tokensIn: stream.tokensIn,
-          decodeTimeMs: result.decodeTimeMs ?? decodeTimeSince(stream.startedAt),
-          stopReason: result.stopReason,
-        },
-      };
+      terminal = endOf(await adapter.generate(request, controller.signal, stream), stream);
     } catch (err) {
       failed = err;
       terminal = { $case: "error", error: errorOf(err) };
@@ -211,10 +209,7 @@ export class WorkerService {
       lease.release();
       call.off("cancelled", onCancelled);
     }
-    // A stop by the sidecar overrides whatever the adapter settled with: it knows why it aborted.
-    if (cause === "cancel_rpc") terminal = { $case: "end", end: cancelledEnd(stream) };
-    else if (cause === "shutdown")
-      terminal = { $case: "error", error: failure(WorkerErrorKind.WORKER_ERROR_KIND_RESET, "the worker is shutting down", true) };
+    terminal = stoppedTerminal(cause, stream) ?? terminal;
     stream.finish(terminal);
 
     const outcome: GenerationOutcome = cause !== undefined ? "canceled" : terminal.$case === "end" ? "completed" : "failed";
@@ -319,64 +314,4 @@ function noop(): void {}
 /** An Error, as only Errors are thrown; grpc-js answers with its code and details. */
 function status(code: GrpcStatus, details: string): Error & Partial<StatusObject> {
   return Object.assign(new Error(details), { code, details });
-}
-
-function failure(kind: WorkerErrorKind, message: string, retriable: boolean): WorkerError {
-  return { kind, message, retriable };
-}
-
-function errorOf(err: unknown): WorkerError {
-  if (err instanceof WorkerFailure) return failure(err.kind, err.message, err.retriable);
-  const message = err instanceof Error ? err.message : String(err);
-  return failure(WorkerErrorKind.WORKER_ERROR_KIND_INTERNAL, `unexpected adapter failure: ${message}`, false);
-}
-
-function decodeTimeSince(startedAt: number | undefined): number {
-  return startedAt === undefined ? 0 : Math.round(performance.now() - startedAt);
-}
-
-function cancelledEnd(stream: SubmitStream): WorkerEnd {
-  return {
-    tokensOut: stream.tokensOut,
-    tokensIn: stream.tokensIn,
-    decodeTimeMs: decodeTimeSince(stream.startedAt),
-    stopReason: StopReason.STOP_REASON_CANCELED,
-  };
-}
-
-function logEnd(
-  log: Logger,
-  taskId: string,
-  outcome: GenerationOutcome,
-  cause: StopCause | undefined,
-  stream: SubmitStream,
-  terminal: Terminal,
-  failed: unknown,
-): void {
-  const fields = {
-    event: "generation_end",
-    outcome,
-    tokens_in: stream.tokensIn,
-    tokens_out: stream.tokensOut,
-    decode_time_ms: terminal.$case === "end" ? terminal.end.decodeTimeMs : decodeTimeSince(stream.startedAt),
-  };
-  if (cause !== undefined) {
-    const why =
-      cause === "client_cancelled" ? "the client cancelled the call" : cause === "cancel_rpc" ? "a Cancel request" : "worker shutdown";
-    log.info({ ...fields, reason: cause }, `stopped task ${taskId} after ${stream.tokensOut} tokens: ${why}`);
-  } else if (terminal.$case === "end") {
-    const reason = stopReasonName(terminal.end.stopReason) ?? "unspecified";
-    log.info(
-      { ...fields, stop_reason: reason },
-      `finished task ${taskId}: ${stream.tokensOut} tokens in ${fields.decode_time_ms} ms (${reason})`,
-    );
-  } else {
-    const kind = workerErrorKinds.name(terminal.error.kind);
-    // Stack traces only for failures the adapter did not classify: those are bugs.
-    const err = failed instanceof WorkerFailure ? undefined : failed;
-    log.warn(
-      { ...fields, error_kind: kind, error_message: terminal.error.message, err },
-      `task ${taskId} failed after ${stream.tokensOut} tokens: ${terminal.error.message}`,
-    );
-  }
 }

@@ -5,7 +5,7 @@ import { WorkerServiceService, type WorkerHealth } from "../../contracts/gen/lla
 import { startGrpcServer, type RunningGrpcServer } from "../../contracts/runtime/grpc-server.js";
 import { createLogger, type Logger } from "../../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../../contracts/runtime/metrics-server.js";
-import { workerErrorKinds, type EngineAdapter } from "../engine-adapter.js";
+import { workerErrorKinds, type EngineAdapter, type EngineInfo } from "../engine-adapter.js";
 import { MOCK_DEFAULTS, MockEngine } from "../mock/mock-engine.js";
 import { createLlamaCppAdapter } from "../llamacpp/llamacpp-adapter.js";
 import { createOpenAiAdapter } from "../openai/openai-adapter.js";
@@ -15,7 +15,7 @@ import { createTritonAdapter } from "../triton/triton-adapter.js";
 import { createVllmAdapter } from "../vllm/vllm-adapter.js";
 import { EngineSupervisor } from "../supervisor/engine-supervisor.js";
 import { HEALTH_PATH, httpProbe, SupervisedAdapter } from "../supervisor/supervised-adapter.js";
-import { createSidecarMetrics } from "./metrics.js";
+import { createSidecarMetrics, type SidecarMetrics } from "./metrics.js";
 import { startRegistration, type Registration } from "./registration.js";
 import { SlotPool } from "./slot-pool.js";
 import { EMBEDDED_DEFAULT_CTX, knownEngines, WORKER_DEFAULTS, type WorkerConfig } from "./worker-config.js";
@@ -46,6 +46,55 @@ const SERVICE_NAME = "llama_orch.v1.WorkerService";
  */
 export async function startWorker(config: WorkerConfig, logger: Logger = createLogger("worker")): Promise<RunningWorker> {
   const host = config.host ?? WORKER_DEFAULTS.host;
+  const sidecar = assembleSidecar(config, logger);
+  const { adapter, identity, metrics } = sidecar;
+
+  const grpc = await startGrpcServer({
+    host,
+    port: config.port ?? WORKER_DEFAULTS.port,
+    services: [{ name: SERVICE_NAME, definition: WorkerServiceService, implementation: sidecar.service.handlers }],
+    logger,
+  });
+  identity.replicaId ||= `${identity.poolId}-r${grpc.port}`;
+  const log = logger.child({ pool_id: identity.poolId, replica_id: identity.replicaId });
+  const stopMirroring = startEngine(sidecar, grpc, log);
+
+  let metricsServer: MetricsServer | undefined;
+  try {
+    if (config.metricsPort !== undefined) {
+      metricsServer = await startMetricsServer(metrics.registry, config.metricsHost ?? WORKER_DEFAULTS.metricsHost, config.metricsPort);
+    }
+  } catch (err) {
+    stopMirroring();
+    await Promise.all([grpc.shutdown(), adapter.stop()]);
+    throw err;
+  }
+
+  const info = adapter.info();
+  const advertised = config.advertiseAddress ?? advertisable(host, grpc);
+  const registration = config.coreAddress
+    ? registerWithCore(config.coreAddress, config.coreApiKey, sidecar, info, advertised, log)
+    : undefined;
+  logReady(log, sidecar, info, { grpc: grpc.address, advertised, metrics: metricsServer?.address, core: config.coreAddress });
+
+  return {
+    address: grpc.address,
+    metricsAddress: metricsServer?.address,
+    replicaId: identity.replicaId,
+    stop: stopOnce(sidecar, { registration, stopMirroring, grpc, metricsServer }, log),
+  };
+}
+
+/** The sidecar's in-process parts, wired together before anything listens. */
+interface Sidecar {
+  adapter: EngineAdapter;
+  slots: SlotPool;
+  identity: SidecarIdentity;
+  metrics: SidecarMetrics;
+  service: WorkerService;
+}
+
+function assembleSidecar(config: WorkerConfig, logger: Logger): Sidecar {
   const poolId = config.poolId ?? WORKER_DEFAULTS.poolId;
   const adapter = createAdapter(config, logger);
   const slots = new SlotPool(adapter.slotsTotal());
@@ -65,17 +114,14 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
     kvCacheUsageRatio: () => adapter.kvCacheUsageRatio?.(),
   });
   const service = new WorkerService({ adapter, slots, identity, metrics, logger });
+  return { adapter, slots, identity, metrics, service };
+}
 
-  const grpc = await startGrpcServer({
-    host,
-    port: config.port ?? WORKER_DEFAULTS.port,
-    services: [{ name: SERVICE_NAME, definition: WorkerServiceService, implementation: service.handlers }],
-    logger,
-  });
-  identity.replicaId ||= `${poolId}-r${grpc.port}`;
-  const log = logger.child({ pool_id: identity.poolId, replica_id: identity.replicaId });
-
-  // grpc.health.v1 follows engine readiness, so plain health probes see what core sees.
+/**
+ * Starts the engine with grpc.health.v1 following its readiness, so plain
+ * health probes see what core sees. Returns the unsubscribe of that mirror.
+ */
+function startEngine({ adapter, slots }: Sidecar, grpc: RunningGrpcServer, log: Logger): () => void {
   const mirrorHealth = (health: WorkerHealth): void => grpc.health.setStatus(SERVICE_NAME, health.ready ? "SERVING" : "NOT_SERVING");
   const stopMirroring = adapter.onHealthChange((health) => {
     // The engine's capacity is known once it answers.
@@ -84,46 +130,48 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
   });
   adapter.start().catch((err: unknown) => log.error({ err, event: "engine_start_failed" }, "the engine failed to start"));
   mirrorHealth(adapter.health());
+  return stopMirroring;
+}
 
-  let metricsServer: MetricsServer | undefined;
-  try {
-    if (config.metricsPort !== undefined) {
-      metricsServer = await startMetricsServer(metrics.registry, config.metricsHost ?? WORKER_DEFAULTS.metricsHost, config.metricsPort);
-    }
-  } catch (err) {
-    stopMirroring();
-    await Promise.all([grpc.shutdown(), adapter.stop()]);
-    throw err;
-  }
+function registerWithCore(
+  coreAddress: string,
+  apiKey: string | undefined,
+  { adapter, slots, identity }: Sidecar,
+  info: EngineInfo,
+  advertised: string,
+  log: Logger,
+): Registration {
+  return startRegistration({
+    coreAddress,
+    apiKey,
+    logger: log,
+    // Read on every (re)registration: after a LoadModel, core must learn the model now served.
+    request: () => ({
+      address: advertised,
+      poolId: identity.poolId,
+      replicaId: identity.replicaId,
+      engine: info.engine,
+      modelRef: adapter.info().modelRef,
+      slotsTotal: slots.total,
+      servesAnyModel: info.servesAnyModel,
+    }),
+  });
+}
 
-  const info = adapter.info();
-  const advertised = config.advertiseAddress ?? advertisable(host, grpc);
-  const registration: Registration | undefined = config.coreAddress
-    ? startRegistration({
-        coreAddress: config.coreAddress,
-        apiKey: config.coreApiKey,
-        logger: log,
-        // Read on every (re)registration: after a LoadModel, core must learn the model now served.
-        request: () => ({
-          address: advertised,
-          poolId: identity.poolId,
-          replicaId: identity.replicaId,
-          engine: info.engine,
-          modelRef: adapter.info().modelRef,
-          slotsTotal: slots.total,
-          servesAnyModel: info.servesAnyModel,
-        }),
-      })
-    : undefined;
-
+function logReady(
+  log: Logger,
+  { adapter, slots, identity }: Sidecar,
+  info: EngineInfo,
+  addresses: { grpc: string; advertised: string; metrics: string | undefined; core: string | undefined },
+): void {
   const engine = engines.name(info.engine);
   log.info(
     {
       event: "ready",
-      address: grpc.address,
-      advertise_address: advertised,
-      metrics_address: metricsServer?.address ?? null,
-      core_address: config.coreAddress ?? null,
+      address: addresses.grpc,
+      advertise_address: addresses.advertised,
+      metrics_address: addresses.metrics ?? null,
+      core_address: addresses.core ?? null,
       engine,
       engine_version: info.engineVersion,
       adapter: info.adapter,
@@ -131,26 +179,32 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
       slots_total: slots.total,
       engine_ready: adapter.health().ready,
     },
-    `worker ${identity.replicaId} (${info.adapter} adapter for ${engine}, ${info.modelRef}) serving on ${grpc.address}`,
+    `worker ${identity.replicaId} (${info.adapter} adapter for ${engine}, ${info.modelRef}) serving on ${addresses.grpc}`,
   );
+}
 
+/** What startWorker brought up around the sidecar, for stop() to take down. */
+interface Serving {
+  registration: Registration | undefined;
+  stopMirroring: () => void;
+  grpc: RunningGrpcServer;
+  metricsServer: MetricsServer | undefined;
+}
+
+/** The stop sequence, run once however often stop() is called. */
+function stopOnce({ adapter, service, identity }: Sidecar, serving: Serving, log: Logger): () => Promise<void> {
   let stopping: Promise<void> | undefined;
-  return {
-    address: grpc.address,
-    metricsAddress: metricsServer?.address,
-    replicaId: identity.replicaId,
-    stop: () =>
-      (stopping ??= (async () => {
-        // Leave core's placement first, then end the work, then the servers.
-        registration?.stop();
-        service.close();
-        stopMirroring();
-        await grpc.shutdown();
-        await adapter.stop();
-        await metricsServer?.close();
-        log.info({ event: "stopped" }, `worker ${identity.replicaId} stopped`);
-      })()),
+  const stop = async (): Promise<void> => {
+    // Leave core's placement first, then end the work, then the servers.
+    serving.registration?.stop();
+    service.close();
+    serving.stopMirroring();
+    await serving.grpc.shutdown();
+    await adapter.stop();
+    await serving.metricsServer?.close();
+    log.info({ event: "stopped" }, `worker ${identity.replicaId} stopped`);
   };
+  return () => (stopping ??= stop());
 }
 
 /**

@@ -1,0 +1,97 @@
+// How a generation ends: the terminal message its client gets and the one
+// generation_end log line that records it, whoever ended it (the engine, the
+// client, a Cancel request or the worker's shutdown).
+import { StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
+import { WorkerErrorKind, type WorkerEnd, type WorkerError } from "../../contracts/gen/llama_orch/v1/worker.js";
+import { stopReasonName } from "../../contracts/enums.js";
+import type { Logger } from "../../contracts/runtime/logger.js";
+import { WorkerFailure, workerErrorKinds, type GenerationResult } from "../engine-adapter.js";
+import type { GenerationOutcome } from "./metrics.js";
+import type { SubmitStream, Terminal } from "./submit-stream.js";
+
+/** Why the sidecar stopped a running generation. */
+export type StopCause = "client_cancelled" | "cancel_rpc" | "shutdown";
+
+export function failure(kind: WorkerErrorKind, message: string, retriable: boolean): WorkerError {
+  return { kind, message, retriable };
+}
+
+/** The WorkerError a failed generation ends with; only WorkerFailures carry their own kind. */
+export function errorOf(err: unknown): WorkerError {
+  if (err instanceof WorkerFailure) return failure(err.kind, err.message, err.retriable);
+  const message = err instanceof Error ? err.message : String(err);
+  return failure(WorkerErrorKind.WORKER_ERROR_KIND_INTERNAL, `unexpected adapter failure: ${message}`, false);
+}
+
+function decodeTimeSince(startedAt: number | undefined): number {
+  return startedAt === undefined ? 0 : Math.round(performance.now() - startedAt);
+}
+
+/** The end of a generation the adapter finished. */
+export function endOf(result: GenerationResult, stream: SubmitStream): Terminal {
+  // The engine's final count wins over the one it gave at start, for the end event, log and metrics alike.
+  if (result.tokensIn !== undefined) stream.tokensIn = result.tokensIn;
+  return {
+    $case: "end",
+    end: {
+      tokensOut: stream.tokensOut,
+      tokensIn: stream.tokensIn,
+      decodeTimeMs: result.decodeTimeMs ?? decodeTimeSince(stream.startedAt),
+      stopReason: result.stopReason,
+    },
+  };
+}
+
+/** A stop by the sidecar overrides whatever the adapter settled with: it knows why it aborted. */
+export function stoppedTerminal(cause: StopCause | undefined, stream: SubmitStream): Terminal | undefined {
+  if (cause === "cancel_rpc") return { $case: "end", end: cancelledEnd(stream) };
+  if (cause === "shutdown")
+    return { $case: "error", error: failure(WorkerErrorKind.WORKER_ERROR_KIND_RESET, "the worker is shutting down", true) };
+  return undefined;
+}
+
+function cancelledEnd(stream: SubmitStream): WorkerEnd {
+  return {
+    tokensOut: stream.tokensOut,
+    tokensIn: stream.tokensIn,
+    decodeTimeMs: decodeTimeSince(stream.startedAt),
+    stopReason: StopReason.STOP_REASON_CANCELED,
+  };
+}
+
+export function logEnd(
+  log: Logger,
+  taskId: string,
+  outcome: GenerationOutcome,
+  cause: StopCause | undefined,
+  stream: SubmitStream,
+  terminal: Terminal,
+  failed: unknown,
+): void {
+  const fields = {
+    event: "generation_end",
+    outcome,
+    tokens_in: stream.tokensIn,
+    tokens_out: stream.tokensOut,
+    decode_time_ms: terminal.$case === "end" ? terminal.end.decodeTimeMs : decodeTimeSince(stream.startedAt),
+  };
+  if (cause !== undefined) {
+    const why =
+      cause === "client_cancelled" ? "the client cancelled the call" : cause === "cancel_rpc" ? "a Cancel request" : "worker shutdown";
+    log.info({ ...fields, reason: cause }, `stopped task ${taskId} after ${stream.tokensOut} tokens: ${why}`);
+  } else if (terminal.$case === "end") {
+    const reason = stopReasonName(terminal.end.stopReason) ?? "unspecified";
+    log.info(
+      { ...fields, stop_reason: reason },
+      `finished task ${taskId}: ${stream.tokensOut} tokens in ${fields.decode_time_ms} ms (${reason})`,
+    );
+  } else {
+    const kind = workerErrorKinds.name(terminal.error.kind);
+    // Stack traces only for failures the adapter did not classify: those are bugs.
+    const err = failed instanceof WorkerFailure ? undefined : failed;
+    log.warn(
+      { ...fields, error_kind: kind, error_message: terminal.error.message, err },
+      `task ${taskId} failed after ${stream.tokensOut} tokens: ${terminal.error.message}`,
+    );
+  }
+}
