@@ -28,6 +28,9 @@
 //     `--reranking`", "... completions. Start it without `--embeddings`", and
 //     400 "Pooling type 'none' is not OAI compatible. Please use a different
 //     pooling type".
+//   - tools/server/README.md for the slots: `id_slot` in POST /completion and
+//     POST /slots/{id_slot}?action=erase (needs --slot-save-path), in
+//     llamacpp-fake-slots.ts.
 //   - The orchestrator issue's capture of a recent build: each streamed frame
 //     is `data: {...}\n\n` with one token, `id_slot` -1 until the final frame,
 //     `tokens_predicted`/`tokens_evaluated` on every frame, no `data: [DONE]`
@@ -46,6 +49,7 @@ import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { closeServer, listen, readBody, type FakeRequest } from "./fake-http.js";
 import { answerAfter, fakeVector, rankedByScore, wordCount } from "./fake-pooling.js";
+import { FakeSlots } from "./llamacpp-fake-slots.js";
 
 export type { FakeRequest } from "./fake-http.js";
 
@@ -98,6 +102,8 @@ export interface FakeLlamaCppBehaviour {
   rerankOrder: "score" | "document";
   /** Time /v1/embeddings and /rerank take before answering (the engine computing). */
   poolingDelayMs: number;
+  /** Started with --slot-save-path: POST /slots/{id}?action=erase works (else 501, like every slot action). */
+  slotSavePath: boolean;
 }
 
 export const FAKE_LLAMACPP_DEFAULTS: FakeLlamaCppBehaviour = {
@@ -120,6 +126,7 @@ export const FAKE_LLAMACPP_DEFAULTS: FakeLlamaCppBehaviour = {
   embeddingDims: 8,
   rerankOrder: "score",
   poolingDelayMs: 0,
+  slotSavePath: false,
 };
 
 export interface FakeLlamaCpp {
@@ -131,6 +138,8 @@ export interface FakeLlamaCpp {
   generations(): FakeRequest[];
   /** Only the POSTs to the embeddings and rerank routes. */
   poolingRequests(): FakeRequest[];
+  /** Only the POST /slots/{id}?action=... requests (`path` is "/slots/{id}"). */
+  slotActions(): FakeRequest[];
   behaviour(): FakeLlamaCppBehaviour;
   /** Changes behaviour for requests that arrive from now on. */
   setBehaviour(patch: Partial<FakeLlamaCppBehaviour>): void;
@@ -151,7 +160,7 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
   const { port: wantedPort = 0, ...patch } = options;
   let behaviour: FakeLlamaCppBehaviour = { ...FAKE_LLAMACPP_DEFAULTS, ...patch };
   const requests: FakeRequest[] = [];
-  const busySlots = new Set<number>();
+  const slotTable = new FakeSlots(() => behaviour.totalSlots);
   const totals = { promptTokens: 0, predicted: 0, maxTokens: 0 };
 
   const server = http.createServer((req, res) => {
@@ -211,11 +220,12 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
       return;
     }
     if (method === "POST" && (EMBEDDING_PATHS.has(path) || RERANK_PATHS.has(path))) return pooled(res, record, b, echo);
+    if (method === "POST" && path.startsWith("/slots/")) return void slotAction(req, res, record, b);
     sendError(res, 404, "File Not Found", "not_found_error");
   }
 
   async function complete(res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour, echo: string): Promise<void> {
-    const body = (record.body ?? {}) as { prompt?: unknown; n_predict?: unknown };
+    const body = (record.body ?? {}) as { prompt?: unknown; n_predict?: unknown; id_slot?: unknown };
     if (typeof body.prompt !== "string" && !Array.isArray(body.prompt)) {
       record.finished = true;
       return sendError(res, 400, '"prompt" must be provided', "invalid_request_error");
@@ -228,19 +238,21 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     const count = Math.min(b.tokens.length, nPredict);
     const promptTokens =
       typeof body.prompt === "string" ? Math.max(1, body.prompt.split(/\s+/).filter(Boolean).length) : body.prompt.length;
-    let slot = 0;
-    while (busySlots.has(slot) && slot < b.totalSlots - 1) slot++;
-    busySlots.add(slot);
     let open = true;
-    // Ends this stream's pauses when the client leaves, so a closed fake leaves no timers behind.
+    // Ends this stream's pauses (and a wait for its slot) when the client leaves, so a closed fake leaves no timers behind.
     const gone = new AbortController();
     const pause = (ms: number): Promise<void> => sleep(ms, undefined, { signal: gone.signal }).catch(() => {});
+    let sent = 0;
     res.on("close", () => {
       open = false;
       gone.abort();
-      busySlots.delete(slot);
       if (!res.writableEnded) record.closedByClient = true;
     });
+    // A pinned slot that is busy (or does not exist) defers the task: no answer until it is free.
+    const slot = await slotTable.acquire(typeof body.id_slot === "number" ? body.id_slot : -1, gone.signal);
+    if (slot === undefined) return;
+    // What the slot holds once the stream ends: the prompt and every token generated into it.
+    res.on("close", () => slotTable.release(slot, promptTokens + sent));
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
     res.flushHeaders();
     res.socket?.setNoDelay(true);
@@ -273,6 +285,7 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
       if (i > 0 && b.frameDelayMs > 0) await pause(b.frameDelayMs);
       if (!open) return;
       totals.predicted++;
+      sent++;
       await send({
         index: 0,
         content: b.tokens[i],
@@ -352,6 +365,36 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     });
   }
 
+  /** POST /slots/{id}?action=erase, refused as the server refuses; answered once the slot is idle. */
+  async function slotAction(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    record: FakeRequest,
+    b: FakeLlamaCppBehaviour,
+  ): Promise<void> {
+    const refuse = (status: number, message: string): void => {
+      record.finished = true;
+      sendError(res, status, message, errorType(status));
+    };
+    if (!b.slotSavePath) return refuse(501, "This server does not support slots action. Start it with `--slot-save-path`");
+    const idText = record.path.slice("/slots/".length);
+    if (!/^-?\d+$/.test(idText)) return refuse(400, "Invalid slot ID");
+    const action = new URL(req.url ?? "/", "http://fake").searchParams.get("action");
+    if (action === "save" || action === "restore") return refuse(404, "File Not Found");
+    if (action !== "erase") return refuse(400, "Invalid action");
+    const id = Number(idText);
+    if (id < 0 || id >= b.totalSlots) return refuse(400, "Invalid slot ID");
+    const gone = new AbortController();
+    res.on("close", () => {
+      gone.abort();
+      if (!res.writableEnded) record.closedByClient = true;
+    });
+    const erased = await slotTable.erase(id, gone.signal);
+    if (erased === undefined) return;
+    record.finished = true;
+    sendJson(res, 200, { id_slot: id, n_erased: erased });
+  }
+
   function props(b: FakeLlamaCppBehaviour): unknown {
     return {
       default_generation_settings: {
@@ -374,10 +417,10 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
   function slots(b: FakeLlamaCppBehaviour): unknown[] {
     return Array.from({ length: b.totalSlots }, (_, id) => ({
       id,
-      id_task: busySlots.has(id) ? 1 : -1,
+      id_task: slotTable.isBusy(id) ? 1 : -1,
       n_ctx: b.ctx,
       speculative: false,
-      is_processing: busySlots.has(id),
+      is_processing: slotTable.isBusy(id),
       params: { n_predict: -1, seed: 4294967295 },
       next_token: { has_next_token: true, has_new_line: false, n_remain: -1, n_decoded: 0 },
     }));
@@ -390,7 +433,7 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     };
     metric("prompt_tokens_total", "counter", "Number of prompt tokens processed.", totals.promptTokens);
     metric("tokens_predicted_total", "counter", "Number of generation tokens processed.", totals.predicted);
-    metric("requests_processing", "gauge", "Number of requests processing.", busySlots.size);
+    metric("requests_processing", "gauge", "Number of requests processing.", slotTable.busyCount());
     metric("requests_deferred", "gauge", "Number of requests deferred.", 0);
     metric("n_tokens_max", "counter", "High watermark of the context size observed.", totals.maxTokens);
     if (b.kvCacheUsageRatio !== undefined)
@@ -404,6 +447,7 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     requests,
     generations: () => requests.filter((r) => r.method === "POST" && (r.path === "/completion" || r.path === "/completions")),
     poolingRequests: () => requests.filter((r) => r.method === "POST" && (EMBEDDING_PATHS.has(r.path) || RERANK_PATHS.has(r.path))),
+    slotActions: () => requests.filter((r) => r.method === "POST" && r.path.startsWith("/slots/")),
     behaviour: () => behaviour,
     setBehaviour(p) {
       behaviour = { ...behaviour, ...p };
