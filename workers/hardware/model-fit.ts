@@ -45,7 +45,7 @@ export interface FitRequest {
   ctxPerSlot: number;
   slots: number;
   freeBytes: number;
-  /** What `freeBytes` is the free memory of, for the reason: "GPU 0,1", "RAM". */
+  /** Where `freeBytes` is free, for the reason: "on GPU 0,1", "in RAM". */
   memory: string;
   /** Devices the model spreads over: the margin is per device. Default 1. */
   devices?: number;
@@ -84,8 +84,8 @@ export function checkModelFit(req: FitRequest): FitVerdict {
     : "no KV cache estimate (the model has no attention metadata)";
   const sum = `weights ${bytes(req.weightsBytes)} + ${kvPart} + margin ${bytes(marginBytes)}`;
   const reason = fits
-    ? `needs ${bytes(neededBytes)} (${sum}) of ${bytes(req.freeBytes)} free on ${req.memory}`
-    : `needs ${bytes(neededBytes)} (${sum}) but only ${bytes(req.freeBytes)} is free on ${req.memory}: ${bytes(neededBytes - req.freeBytes)} short`;
+    ? `needs ${bytes(neededBytes)} (${sum}) of ${bytes(req.freeBytes)} free ${req.memory}`
+    : `needs ${bytes(neededBytes)} (${sum}) but only ${bytes(req.freeBytes)} is free ${req.memory}: ${bytes(neededBytes - req.freeBytes)} short`;
   return { fits, neededBytes, freeBytes: req.freeBytes, weightsBytes: req.weightsBytes, kvCacheBytes, marginBytes, reason };
 }
 

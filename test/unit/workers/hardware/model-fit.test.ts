@@ -5,6 +5,10 @@ import { GgufHeaderError } from "../../../../workers/gguf/gguf-header.js";
 import { encodeGguf } from "../../../../workers/gguf/gguf-writer.js";
 import { kvShapeOf, readModelMemory } from "../../../../workers/hardware/gguf-model-memory.js";
 import { checkModelFit, kvBytesPerToken, MARGIN_PER_DEVICE_BYTES, type KvCacheShape } from "../../../../workers/hardware/model-fit.js";
+import { parseDeviceMask, resolveDeviceMask } from "../../../../workers/hardware/device-mask.js";
+import { HardwarePoller } from "../../../../workers/hardware/hardware-poller.js";
+import { checkFitOnReplica } from "../../../../workers/hardware/replica-fit.js";
+import { FAKE_A10, FAKE_L4, installFakeNvidiaSmi } from "../../../fakes/nvidia-smi-fake.js";
 import { DemoModels } from "../../../support/demo-models.js";
 
 const MIB = 1024 * 1024;
@@ -37,21 +41,21 @@ test("a model fits when weights + KV cache for every slot + margin are free, and
   const weightsBytes = 398 * MIB;
   const kvCacheBytes = kvBytesPerToken(QWEN_05B) * 4096 * 4;
   const needed = weightsBytes + kvCacheBytes + MARGIN_PER_DEVICE_BYTES;
-  const ok = checkModelFit({ weightsBytes, kv: QWEN_05B, ctxPerSlot: 4096, slots: 4, freeBytes: needed, memory: "GPU 0" });
+  const ok = checkModelFit({ weightsBytes, kv: QWEN_05B, ctxPerSlot: 4096, slots: 4, freeBytes: needed, memory: "on GPU 0" });
   t.true(ok.fits);
   t.deepEqual([ok.neededBytes, ok.kvCacheBytes, ok.marginBytes], [needed, 192 * MIB, 1024 * MIB]);
   t.is(
     ok.reason,
     "needs 1.6 GiB (weights 398.0 MiB + KV cache 192.0 MiB for 4 slots × 4096 tokens at 2 bytes per element + margin 1.0 GiB) of 1.6 GiB free on GPU 0",
   );
-  const short = checkModelFit({ weightsBytes, kv: QWEN_05B, ctxPerSlot: 4096, slots: 4, freeBytes: needed - 1, memory: "GPU 0" });
+  const short = checkModelFit({ weightsBytes, kv: QWEN_05B, ctxPerSlot: 4096, slots: 4, freeBytes: needed - 1, memory: "on GPU 0" });
   t.false(short.fits);
   t.regex(short.reason, /but only 1\.6 GiB is free on GPU 0: 1 B short$/);
 });
 
 test("the margin is per device; a model without attention metadata is weighed without a KV cache", (t) => {
   // 40 GiB of weights and 768 MiB of KV cache: 1 GiB of margin fits in 42 GiB, a margin on each of two GPUs does not.
-  const request = { weightsBytes: 40 * GIB, kv: QWEN_05B, ctxPerSlot: 8192, slots: 8, freeBytes: 42 * GIB, memory: "GPU 0,1" };
+  const request = { weightsBytes: 40 * GIB, kv: QWEN_05B, ctxPerSlot: 8192, slots: 8, freeBytes: 42 * GIB, memory: "on GPU 0,1" };
   t.true(checkModelFit({ ...request, devices: 1 }).fits);
   const two = checkModelFit({ ...request, devices: 2 });
   t.is(two.marginBytes, 2 * GIB);
@@ -60,11 +64,11 @@ test("the margin is per device; a model without attention metadata is weighed wi
     two.reason,
     /^needs 42\.8 GiB \(weights 40\.0 GiB \+ KV cache 768\.0 MiB .* \+ margin 2\.0 GiB\) but only 42\.0 GiB is free on GPU 0,1: 768\.0 MiB short$/,
   );
-  const mamba = checkModelFit({ weightsBytes: 2 * GIB, kv: undefined, ctxPerSlot: 4096, slots: 1, freeBytes: 4 * GIB, memory: "RAM" });
+  const mamba = checkModelFit({ weightsBytes: 2 * GIB, kv: undefined, ctxPerSlot: 4096, slots: 1, freeBytes: 4 * GIB, memory: "in RAM" });
   t.true(mamba.fits);
   t.is(mamba.kvCacheBytes, 0);
   t.regex(mamba.reason, /no KV cache estimate \(the model has no attention metadata\)/);
-  t.throws(() => checkModelFit({ weightsBytes: 1, kv: QWEN_05B, ctxPerSlot: 0, slots: 1, freeBytes: 1, memory: "RAM" }), {
+  t.throws(() => checkModelFit({ weightsBytes: 1, kv: QWEN_05B, ctxPerSlot: 0, slots: 1, freeBytes: 1, memory: "in RAM" }), {
     instanceOf: RangeError,
     message: "ctxPerSlot must be a positive integer, got 0",
   });
@@ -87,7 +91,7 @@ test("a generated GGUF's memory facts: its file size as weights and the KV shape
     ctxPerSlot: 2048,
     slots: 2,
     freeBytes: 2 * GIB,
-    memory: "RAM",
+    memory: "in RAM",
   });
   t.is(verdict.kvCacheBytes, perToken * 2048 * 2);
   t.is(verdict.neededBytes, memory.weightsBytes + perToken * 4096 + MARGIN_PER_DEVICE_BYTES);
@@ -112,4 +116,35 @@ test("a split GGUF weighs all its parts; a file that is not GGUF is refused befo
   t.is(memory.files.length, 2);
   t.is(memory.weightsBytes, statSync(first).size + 4096);
   await t.throwsAsync(readModelMemory(models.writeBroken("broken.gguf")), { instanceOf: GgufHeaderError });
+});
+
+test.serial("on a replica: a generated model against its masked GPUs' free memory from nvidia-smi, refused with the reason", async (t) => {
+  const smi = installFakeNvidiaSmi({ gpus: [FAKE_A10, FAKE_L4] });
+  const path = process.env.PATH;
+  process.env.PATH = smi.path;
+  const poller = await HardwarePoller.start({ intervalMs: 60_000 });
+  t.teardown(() => {
+    poller.stop();
+    process.env.PATH = path;
+    smi.remove();
+  });
+  const model = await readModelMemory(models.write("replica-fit.gguf"));
+  const l4 = resolveDeviceMask(parseDeviceMask("1"), poller.snapshot());
+  const fits = checkFitOnReplica(model, l4, poller.snapshot(), { ctxPerSlot: 4096, slots: 4 });
+  t.true(fits.fits);
+  t.is(fits.freeBytes, 3000 * MIB);
+  t.regex(fits.reason, /of 2\.9 GiB free on GPU 1$/);
+  smi.set({ gpus: [FAKE_A10, { ...FAKE_L4, memoryUsedMiB: 22534 }] });
+  const full = checkFitOnReplica(model, l4, await poller.refresh(), { ctxPerSlot: 4096, slots: 4 });
+  t.false(full.fits);
+  t.regex(full.reason, /but only 500\.0 MiB is free on GPU 1: .* short$/);
+  smi.set({ gpus: [FAKE_A10] });
+  const gone = checkFitOnReplica(model, l4, await poller.refresh(), { ctxPerSlot: 4096, slots: 4 });
+  t.false(gone.fits);
+  t.regex(gone.reason, /but only 0 B is free on GPU 1 \(GPU 1 not listed\)/);
+  const cpu = checkFitOnReplica(model, { kind: "cpu", indices: [], uuids: [], text: "cpu", explicit: false }, poller.snapshot(), {
+    ctxPerSlot: 512,
+    slots: 1,
+  });
+  t.regex(cpu.reason, / free in RAM$/);
 });
