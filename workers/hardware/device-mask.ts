@@ -102,7 +102,11 @@ export function engineEnvironment(mask: ResolvedMask): Record<string, string | u
 
 /** `base` with `changes` applied: a value sets, undefined removes. */
 export function withEngineEnvironment(base: NodeJS.ProcessEnv, changes: Record<string, string | undefined>): NodeJS.ProcessEnv {
-  const env = { ...base };
+  return applyEngineEnvironment({ ...base }, changes);
+}
+
+/** Applies `changes` to `env` in place (this process's own, for an engine that runs inside it); returns it. */
+export function applyEngineEnvironment(env: NodeJS.ProcessEnv, changes: Record<string, string | undefined>): NodeJS.ProcessEnv {
   for (const [name, value] of Object.entries(changes)) {
     if (value === undefined) delete env[name];
     else env[name] = value;
