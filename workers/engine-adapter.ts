@@ -90,6 +90,14 @@ export class WorkerFailure extends Error {
 }
 
 /**
+ * An adapter that can evict only through an engine feature found disabled:
+ * the engine offers no way, as if the adapter had no evictSession.
+ */
+export class EvictionUnsupportedError extends Error {
+  override readonly name = "EvictionUnsupportedError";
+}
+
+/**
  * Kinds where trying again (later, or on a sibling replica) can succeed
  * without changing the request.
  */
@@ -139,7 +147,9 @@ export interface EngineAdapter {
   kvCacheUsageRatio?(): number | undefined;
   /**
    * Drops what the engine keeps for a session (its KV cache); resolves true
-   * when there was something to drop. Absent when the engine offers no way.
+   * when there was something to drop. Absent when the engine offers no way;
+   * rejects with EvictionUnsupportedError when the engine turns out to offer
+   * none (a llama.cpp server started without --slot-save-path).
    */
   evictSession?(sessionId: string): Promise<boolean>;
   /**

@@ -131,7 +131,8 @@ export class Replica extends EventEmitter {
       ctxMax: info?.ctxMax ?? 0,
       workloads: info?.workloads ?? [],
       deviceMask: info?.deviceMask ?? "",
-      vramFreeBytes: info?.vramFreeBytes ?? 0,
+      // Props carry the measured figure as it moves; Info only what it was when last read.
+      vramFreeBytes: this.currentProps.vramFreeBytes ?? info?.vramFreeBytes ?? 0,
       activeSlots: this.leasedSlots,
       slotsTotal: this.slotsTotal,
       features: info?.features ?? {},

@@ -36,6 +36,9 @@ function replicaHealth(r: Replica): ReplicaHealth {
     slotsFree: r.freeSlots,
     modelRef: r.modelRef,
     engineVersion: r.engineVersion,
+    deviceMask: r.info?.deviceMask ?? "",
+    vramTotalBytes: r.props.vramTotalBytes,
+    vramFreeBytes: r.props.vramFreeBytes,
   };
 }
 

@@ -28,6 +28,9 @@
 //     `--reranking`", "... completions. Start it without `--embeddings`", and
 //     400 "Pooling type 'none' is not OAI compatible. Please use a different
 //     pooling type".
+//   - tools/server/README.md for the slots: `id_slot` in POST /completion and
+//     POST /slots/{id_slot}?action=erase (needs --slot-save-path), in
+//     llamacpp-fake-slots.ts.
 //   - The orchestrator issue's capture of a recent build: each streamed frame
 //     is `data: {...}\n\n` with one token, `id_slot` -1 until the final frame,
 //     `tokens_predicted`/`tokens_evaluated` on every frame, no `data: [DONE]`
@@ -46,6 +49,7 @@ import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { closeServer, listen, readBody, type FakeRequest } from "./fake-http.js";
 import { answerAfter, fakeVector, rankedByScore, wordCount } from "./fake-pooling.js";
+import { FakeSlots } from "./llamacpp-fake-slots.js";
 
 export type { FakeRequest } from "./fake-http.js";
 
@@ -98,6 +102,8 @@ export interface FakeLlamaCppBehaviour {
   rerankOrder: "score" | "document";
   /** Time /v1/embeddings and /rerank take before answering (the engine computing). */
   poolingDelayMs: number;
+  /** Started with --slot-save-path: POST /slots/{id}?action=erase works (else 501, like every slot action). */
+  slotSavePath: boolean;
 }
 
 export const FAKE_LLAMACPP_DEFAULTS: FakeLlamaCppBehaviour = {
@@ -120,6 +126,7 @@ export const FAKE_LLAMACPP_DEFAULTS: FakeLlamaCppBehaviour = {
   embeddingDims: 8,
   rerankOrder: "score",
   poolingDelayMs: 0,
+  slotSavePath: false,
 };
 
 export interface FakeLlamaCpp {
@@ -131,6 +138,8 @@ export interface FakeLlamaCpp {
   generations(): FakeRequest[];
   /** Only the POSTs to the embeddings and rerank routes. */
   poolingRequests(): FakeRequest[];
+  /** Only the POST /slots/{id}?action=... requests (`path` is "/slots/{id}"). */
+  slotActions(): FakeRequest[];
   behaviour(): FakeLlamaCppBehaviour;
   /** Changes behaviour for requests that arrive from now on. */
   setBehaviour(patch: Partial<FakeLlamaCppBehaviour>): void;
@@ -149,32 +158,12 @@ const RERANK_PATHS = new Set(["/reranking", "/rerank", "/v1/rerank", "/v1/rerank
 
 export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Promise<FakeLlamaCpp> {
   const { port: wantedPort = 0, ...patch } = options;
-  const fake = new FakeLlamaCppServer({ ...FAKE_LLAMACPP_DEFAULTS, ...patch });
-  const { requests } = fake;
-  const bound = await listen(fake.server, wantedPort);
-  return {
-    ...bound,
-    requests,
-    generations: () => requests.filter((r) => r.method === "POST" && (r.path === "/completion" || r.path === "/completions")),
-    poolingRequests: () => requests.filter((r) => r.method === "POST" && (EMBEDDING_PATHS.has(r.path) || RERANK_PATHS.has(r.path))),
-    behaviour: () => fake.behaviour,
-    setBehaviour(p) {
-      fake.behaviour = { ...fake.behaviour, ...p };
-    },
-    close: () => closeServer(fake.server),
-  };
-}
+  let behaviour: FakeLlamaCppBehaviour = { ...FAKE_LLAMACPP_DEFAULTS, ...patch };
+  const requests: FakeRequest[] = [];
+  const slotTable = new FakeSlots(() => behaviour.totalSlots);
+  const totals = { promptTokens: 0, predicted: 0, maxTokens: 0 };
 
-/** The fake's state: what it was told to do, what it was asked, which slots are busy, and the totals /metrics reports. */
-class FakeLlamaCppServer {
-  readonly requests: FakeRequest[] = [];
-  readonly server = http.createServer((req, res) => this.receive(req, res));
-  private readonly busySlots = new Set<number>();
-  private readonly totals = { promptTokens: 0, predicted: 0, maxTokens: 0 };
-
-  constructor(public behaviour: FakeLlamaCppBehaviour) {}
-
-  private receive(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const server = http.createServer((req, res) => {
     res.on("error", () => {});
     void readBody(req).then((raw) => {
       const path = (req.url ?? "/").split("?")[0]!;
@@ -186,8 +175,8 @@ class FakeLlamaCppServer {
         closedByClient: false,
         finished: false,
       };
-      this.requests.push(record);
-      const b = this.behaviour;
+      requests.push(record);
+      const b = behaviour;
       if (raw !== "") {
         try {
           record.body = JSON.parse(raw);
@@ -195,11 +184,11 @@ class FakeLlamaCppServer {
           return sendError(res, 400, "Invalid JSON body", "invalid_request_error");
         }
       }
-      this.route(req, res, record, b);
+      route(req, res, record, b);
     });
-  }
+  });
 
-  private route(req: http.IncomingMessage, res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour): void {
+  function route(req: http.IncomingMessage, res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour): void {
     const { path, method } = record;
     // The bare key, without "Bearer": what a careless server echoes, and what a bearer-token pattern alone would miss.
     const echo = b.echoAuthorization ? ` (key: ${(req.headers.authorization ?? "none").replace(/^Bearer\s+/i, "")})` : "";
@@ -216,27 +205,27 @@ class FakeLlamaCppServer {
     if (method === "GET" && path === "/slots") {
       if (!b.slotsEndpoint)
         return sendError(res, 501, "This server does not support slots endpoint. Start it with `--slots`", "not_supported_error");
-      return sendJson(res, 200, this.slots(b));
+      return sendJson(res, 200, slots(b));
     }
     if (method === "GET" && path === "/metrics") {
       if (!b.metrics)
         return sendError(res, 501, "This server does not support metrics endpoint. Start it with `--metrics`", "not_supported_error");
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(this.metricsText(b));
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(metricsText(b));
       return;
     }
     if (method === "POST" && (path === "/completion" || path === "/completions")) {
       if (b.embeddings || b.reranking)
         return sendError(res, 501, "This server does not support completions. Start it without `--embeddings`", "not_supported_error");
-      void this.complete(res, record, b, echo);
+      void complete(res, record, b, echo);
       return;
     }
     if (method === "POST" && (EMBEDDING_PATHS.has(path) || RERANK_PATHS.has(path))) return pooled(res, record, b, echo);
+    if (method === "POST" && path.startsWith("/slots/")) return void slotAction(req, res, record, b);
     sendError(res, 404, "File Not Found", "not_found_error");
   }
 
-  /** POST /completion: one frame per token on a free slot, then the final frame, or the fault `b` asks for. */
-  private async complete(res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour, echo: string): Promise<void> {
-    const body = (record.body ?? {}) as { prompt?: unknown; n_predict?: unknown };
+  async function complete(res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour, echo: string): Promise<void> {
+    const body = (record.body ?? {}) as { prompt?: unknown; n_predict?: unknown; id_slot?: unknown };
     if (typeof body.prompt !== "string" && !Array.isArray(body.prompt)) {
       record.finished = true;
       return sendError(res, 400, '"prompt" must be provided', "invalid_request_error");
@@ -249,139 +238,223 @@ class FakeLlamaCppServer {
     const count = Math.min(b.tokens.length, nPredict);
     const promptTokens =
       typeof body.prompt === "string" ? Math.max(1, body.prompt.split(/\s+/).filter(Boolean).length) : body.prompt.length;
-    let slot = 0;
-    while (this.busySlots.has(slot) && slot < b.totalSlots - 1) slot++;
-    this.busySlots.add(slot);
-    const stream = new FrameStream(res, b, () => {
-      this.busySlots.delete(slot);
+    let open = true;
+    // Ends this stream's pauses (and a wait for its slot) when the client leaves, so a closed fake leaves no timers behind.
+    const gone = new AbortController();
+    const pause = (ms: number): Promise<void> => sleep(ms, undefined, { signal: gone.signal }).catch(() => {});
+    let sent = 0;
+    res.on("close", () => {
+      open = false;
+      gone.abort();
       if (!res.writableEnded) record.closedByClient = true;
     });
+    // A pinned slot that is busy (or does not exist) defers the task: no answer until it is free.
+    const slot = await slotTable.acquire(typeof body.id_slot === "number" ? body.id_slot : -1, gone.signal);
+    if (slot === undefined) return;
+    // What the slot holds once the stream ends: the prompt and every token generated into it.
+    res.on("close", () => slotTable.release(slot, promptTokens + sent));
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
     res.flushHeaders();
     res.socket?.setNoDelay(true);
-    this.totals.promptTokens += promptTokens;
-
+    totals.promptTokens += promptTokens;
+    const send = frameWriter(res, b, () => open, pause);
     const t0 = performance.now();
-    if (!(await this.tokenFrames(stream, record, b, echo, count, promptTokens))) return;
-    if (!stream.open) return;
+    for (let i = 0; i <= count; i++) {
+      if (!open) return;
+      if (b.failAfter && i === b.failAfter.tokens) {
+        const code = b.failAfter.code ?? 500;
+        await send({ error: { code, message: b.failAfter.message + echo, type: b.failAfter.type ?? errorType(code) } });
+        record.finished = true;
+        res.end();
+        return;
+      }
+      if (b.hangAfter !== undefined && i === b.hangAfter) return; // left open until the client gives up
+      if (i === count) break;
+      if (i > 0 && b.frameDelayMs > 0) await pause(b.frameDelayMs);
+      if (!open) return;
+      totals.predicted++;
+      sent++;
+      await send(tokenFrame(b, i, promptTokens));
+    }
+    if (!open) return;
     const predictedMs = performance.now() - t0;
-    this.totals.maxTokens = Math.max(this.totals.maxTokens, promptTokens + count);
-    const prompt = typeof body.prompt === "string" ? body.prompt : "";
-    await stream.send(finalFrame({ b, slot, count, nPredict, promptTokens, prompt, predictedMs }));
+    totals.maxTokens = Math.max(totals.maxTokens, promptTokens + count);
+    await send(finalFrame(b, { prompt: body.prompt, slot, promptTokens, count, nPredict, predictedMs }));
     record.finished = true;
     res.end();
   }
 
-  /** The token frames, with the faults due between them; false when the stream ended (or hangs) before the final frame. */
-  private async tokenFrames(
-    stream: FrameStream,
-    record: FakeRequest,
-    b: FakeLlamaCppBehaviour,
-    echo: string,
-    count: number,
-    promptTokens: number,
-  ): Promise<boolean> {
-    for (let i = 0; i <= count; i++) {
-      if (!stream.open) return false;
-      if (b.failAfter && i === b.failAfter.tokens) {
-        const code = b.failAfter.code ?? 500;
-        await stream.send({ error: { code, message: b.failAfter.message + echo, type: b.failAfter.type ?? errorType(code) } });
-        record.finished = true;
-        stream.res.end();
-        return false;
-      }
-      if (b.hangAfter !== undefined && i === b.hangAfter) return false; // left open until the client gives up
-      if (i === count) break;
-      if (i > 0 && b.frameDelayMs > 0) await stream.pause(b.frameDelayMs);
-      if (!stream.open) return false;
-      this.totals.predicted++;
-      await stream.send({
-        index: 0,
-        content: b.tokens[i],
-        tokens: [1000 + i],
-        stop: false,
-        id_slot: -1,
-        tokens_predicted: i + 1,
-        tokens_evaluated: promptTokens,
-      });
-    }
-    return true;
+  /** POST /v1/embeddings or /rerank: refused as the server refuses, else answered whole after poolingDelayMs. */
+  function pooled(res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour, echo: string): void {
+    const rerank = RERANK_PATHS.has(record.path);
+    const body = (record.body ?? {}) as { input?: unknown; query?: unknown; documents?: unknown; top_n?: unknown };
+    const refuse = (status: number, message: string, type: string): void => {
+      record.finished = true;
+      sendError(res, status, message, type);
+    };
+    if (rerank && !b.reranking)
+      return refuse(501, "This server does not support reranking. Start it with `--reranking`", "not_supported_error");
+    if (!rerank && !(b.embeddings || b.reranking))
+      return refuse(501, "This server does not support embeddings. Start it with `--embeddings`", "not_supported_error");
+    if (!rerank && b.poolingNone)
+      return refuse(400, "Pooling type 'none' is not OAI compatible. Please use a different pooling type", "invalid_request_error");
+    const texts = rerank ? body.documents : typeof body.input === "string" ? [body.input] : body.input;
+    if (rerank && typeof body.query !== "string") return refuse(400, '"query" must be provided', "invalid_request_error");
+    if (!Array.isArray(texts) || texts.length === 0 || !texts.every((x) => typeof x === "string"))
+      return refuse(
+        400,
+        rerank ? '"documents" must be a non-empty string array' : '"input" or "content" must be provided',
+        "invalid_request_error",
+      );
+    if (b.failBefore) return refuse(b.failBefore.status, b.failBefore.message + echo, b.failBefore.type ?? errorType(b.failBefore.status));
+    res.on("close", () => {
+      if (!res.writableEnded) record.closedByClient = true;
+    });
+    answerAfter(res, b.poolingDelayMs, () => {
+      record.finished = true;
+      if (!rerank) return sendJson(res, 200, embeddingsAnswer(texts, b));
+      const query = body.query as string;
+      const topN = typeof body.top_n === "number" ? body.top_n : texts.length;
+      sendJson(res, 200, rerankAnswer(query, texts, topN, b));
+    });
   }
 
-  private slots(b: FakeLlamaCppBehaviour): unknown[] {
+  /** POST /slots/{id}?action=erase, refused as the server refuses; answered once the slot is idle. */
+  async function slotAction(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    record: FakeRequest,
+    b: FakeLlamaCppBehaviour,
+  ): Promise<void> {
+    const refuse = (status: number, message: string): void => {
+      record.finished = true;
+      sendError(res, status, message, errorType(status));
+    };
+    if (!b.slotSavePath) return refuse(501, "This server does not support slots action. Start it with `--slot-save-path`");
+    const idText = record.path.slice("/slots/".length);
+    if (!/^-?\d+$/.test(idText)) return refuse(400, "Invalid slot ID");
+    const action = new URL(req.url ?? "/", "http://fake").searchParams.get("action");
+    if (action === "save" || action === "restore") return refuse(404, "File Not Found");
+    if (action !== "erase") return refuse(400, "Invalid action");
+    const id = Number(idText);
+    if (id < 0 || id >= b.totalSlots) return refuse(400, "Invalid slot ID");
+    const gone = new AbortController();
+    res.on("close", () => {
+      gone.abort();
+      if (!res.writableEnded) record.closedByClient = true;
+    });
+    const erased = await slotTable.erase(id, gone.signal);
+    if (erased === undefined) return;
+    record.finished = true;
+    sendJson(res, 200, { id_slot: id, n_erased: erased });
+  }
+
+  function props(b: FakeLlamaCppBehaviour): unknown {
+    return {
+      default_generation_settings: {
+        id: 0,
+        id_task: -1,
+        n_ctx: b.ctx,
+        speculative: false,
+        is_processing: false,
+        params: { n_predict: -1, seed: 4294967295 },
+      },
+      total_slots: b.totalSlots,
+      model_path: b.modelPath,
+      chat_template: "",
+      modalities: { vision: false },
+      build_info: b.buildInfo,
+      is_sleeping: false,
+    };
+  }
+
+  function slots(b: FakeLlamaCppBehaviour): unknown[] {
     return Array.from({ length: b.totalSlots }, (_, id) => ({
       id,
-      id_task: this.busySlots.has(id) ? 1 : -1,
+      id_task: slotTable.isBusy(id) ? 1 : -1,
       n_ctx: b.ctx,
       speculative: false,
-      is_processing: this.busySlots.has(id),
+      is_processing: slotTable.isBusy(id),
       params: { n_predict: -1, seed: 4294967295 },
       next_token: { has_next_token: true, has_new_line: false, n_remain: -1, n_decoded: 0 },
     }));
   }
 
-  private metricsText(b: FakeLlamaCppBehaviour): string {
+  function metricsText(b: FakeLlamaCppBehaviour): string {
     const lines: string[] = [];
     const metric = (name: string, type: string, help: string, value: number): void => {
       lines.push(`# HELP llamacpp:${name} ${help}`, `# TYPE llamacpp:${name} ${type}`, `llamacpp:${name} ${value}`);
     };
-    metric("prompt_tokens_total", "counter", "Number of prompt tokens processed.", this.totals.promptTokens);
-    metric("tokens_predicted_total", "counter", "Number of generation tokens processed.", this.totals.predicted);
-    metric("requests_processing", "gauge", "Number of requests processing.", this.busySlots.size);
+    metric("prompt_tokens_total", "counter", "Number of prompt tokens processed.", totals.promptTokens);
+    metric("tokens_predicted_total", "counter", "Number of generation tokens processed.", totals.predicted);
+    metric("requests_processing", "gauge", "Number of requests processing.", slotTable.busyCount());
     metric("requests_deferred", "gauge", "Number of requests deferred.", 0);
-    metric("n_tokens_max", "counter", "High watermark of the context size observed.", this.totals.maxTokens);
+    metric("n_tokens_max", "counter", "High watermark of the context size observed.", totals.maxTokens);
     if (b.kvCacheUsageRatio !== undefined)
       metric("kv_cache_usage_ratio", "gauge", "KV-cache usage. 1 means 100 percent usage.", b.kvCacheUsageRatio);
     return lines.join("\n") + "\n";
   }
+
+  const bound = await listen(server, wantedPort);
+  return {
+    ...bound,
+    requests,
+    generations: () => requests.filter((r) => r.method === "POST" && (r.path === "/completion" || r.path === "/completions")),
+    poolingRequests: () => requests.filter((r) => r.method === "POST" && (EMBEDDING_PATHS.has(r.path) || RERANK_PATHS.has(r.path))),
+    slotActions: () => requests.filter((r) => r.method === "POST" && r.path.startsWith("/slots/")),
+    behaviour: () => behaviour,
+    setBehaviour(p) {
+      behaviour = { ...behaviour, ...p };
+    },
+    close: () => closeServer(server),
+  };
 }
 
-/** One /completion response: its frames written whole or in `chunkBytes` pieces, and pauses that end when the client leaves. */
-class FrameStream {
-  open = true;
-  // Ends this stream's pauses when the client leaves, so a closed fake leaves no timers behind.
-  private readonly gone = new AbortController();
-
-  constructor(
-    readonly res: http.ServerResponse,
-    private readonly b: FakeLlamaCppBehaviour,
-    onClose: () => void,
-  ) {
-    res.on("close", () => {
-      this.open = false;
-      this.gone.abort();
-      onClose();
-    });
-  }
-
-  pause(ms: number): Promise<void> {
-    return sleep(ms, undefined, { signal: this.gone.signal }).catch(() => {});
-  }
-
-  async send(frame: unknown): Promise<void> {
+/** Writes one SSE frame, in pieces of `chunkBytes` (while the client is there) when set. */
+function frameWriter(
+  res: http.ServerResponse,
+  b: FakeLlamaCppBehaviour,
+  open: () => boolean,
+  pause: (ms: number) => Promise<void>,
+): (frame: unknown) => Promise<void> {
+  return async (frame) => {
     const bytes = Buffer.from(`data: ${JSON.stringify(frame)}\n\n`, "utf8");
-    if (this.b.chunkBytes <= 0) {
-      this.res.write(bytes);
+    if (b.chunkBytes <= 0) {
+      res.write(bytes);
       return;
     }
-    for (let at = 0; at < bytes.length && this.open; at += this.b.chunkBytes) {
-      this.res.write(bytes.subarray(at, at + this.b.chunkBytes));
-      await this.pause(this.b.splitDelayMs);
+    for (let at = 0; at < bytes.length && open(); at += b.chunkBytes) {
+      res.write(bytes.subarray(at, at + b.chunkBytes));
+      await pause(b.splitDelayMs);
     }
-  }
+  };
 }
 
-/** The last frame of a completion: `stop: true`, the slot, stop_type and the timings. */
-function finalFrame(f: {
-  b: FakeLlamaCppBehaviour;
+/** Token `i` of a completion: its text and id, id_slot -1 as builds send it before the final frame. */
+function tokenFrame(b: FakeLlamaCppBehaviour, i: number, promptTokens: number): unknown {
+  return {
+    index: 0,
+    content: b.tokens[i],
+    tokens: [1000 + i],
+    stop: false,
+    id_slot: -1,
+    tokens_predicted: i + 1,
+    tokens_evaluated: promptTokens,
+  };
+}
+
+interface FinalFrameFacts {
+  prompt: unknown;
   slot: number;
+  promptTokens: number;
   count: number;
   nPredict: number;
-  promptTokens: number;
-  prompt: string;
   predictedMs: number;
-}): unknown {
-  const { b, count, nPredict, promptTokens, predictedMs } = f;
+}
+
+/** The last frame of a completion: stop, the slot, the counts and timings. */
+function finalFrame(b: FakeLlamaCppBehaviour, f: FinalFrameFacts): unknown {
+  const { promptTokens, count, nPredict, predictedMs } = f;
   return {
     index: 0,
     content: "",
@@ -392,7 +465,7 @@ function finalFrame(f: {
     tokens_predicted: count,
     tokens_evaluated: promptTokens,
     generation_settings: { n_ctx: b.ctx, n_predict: Number.isFinite(nPredict) ? nPredict : -1 },
-    prompt: f.prompt,
+    prompt: typeof f.prompt === "string" ? f.prompt : "",
     has_new_line: false,
     truncated: false,
     stop_type: count >= nPredict ? "limit" : b.stopType,
@@ -408,60 +481,6 @@ function finalFrame(f: {
       predicted_per_token_ms: count > 0 ? predictedMs / count : 0,
       predicted_per_second: predictedMs > 0 ? (count * 1000) / predictedMs : 0,
     },
-  };
-}
-
-/** POST /v1/embeddings or /rerank: refused as the server refuses, else answered whole after poolingDelayMs. */
-function pooled(res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour, echo: string): void {
-  const rerank = RERANK_PATHS.has(record.path);
-  const body = (record.body ?? {}) as { input?: unknown; query?: unknown; documents?: unknown; top_n?: unknown };
-  const refuse = (status: number, message: string, type: string): void => {
-    record.finished = true;
-    sendError(res, status, message, type);
-  };
-  if (rerank && !b.reranking)
-    return refuse(501, "This server does not support reranking. Start it with `--reranking`", "not_supported_error");
-  if (!rerank && !(b.embeddings || b.reranking))
-    return refuse(501, "This server does not support embeddings. Start it with `--embeddings`", "not_supported_error");
-  if (!rerank && b.poolingNone)
-    return refuse(400, "Pooling type 'none' is not OAI compatible. Please use a different pooling type", "invalid_request_error");
-  const texts = rerank ? body.documents : typeof body.input === "string" ? [body.input] : body.input;
-  if (rerank && typeof body.query !== "string") return refuse(400, '"query" must be provided', "invalid_request_error");
-  if (!Array.isArray(texts) || texts.length === 0 || !texts.every((x) => typeof x === "string"))
-    return refuse(
-      400,
-      rerank ? '"documents" must be a non-empty string array' : '"input" or "content" must be provided',
-      "invalid_request_error",
-    );
-  if (b.failBefore) return refuse(b.failBefore.status, b.failBefore.message + echo, b.failBefore.type ?? errorType(b.failBefore.status));
-  res.on("close", () => {
-    if (!res.writableEnded) record.closedByClient = true;
-  });
-  answerAfter(res, b.poolingDelayMs, () => {
-    record.finished = true;
-    if (!rerank) return sendJson(res, 200, embeddingsAnswer(texts, b));
-    const query = body.query as string;
-    const topN = typeof body.top_n === "number" ? body.top_n : texts.length;
-    sendJson(res, 200, rerankAnswer(query, texts, topN, b));
-  });
-}
-
-function props(b: FakeLlamaCppBehaviour): unknown {
-  return {
-    default_generation_settings: {
-      id: 0,
-      id_task: -1,
-      n_ctx: b.ctx,
-      speculative: false,
-      is_processing: false,
-      params: { n_predict: -1, seed: 4294967295 },
-    },
-    total_slots: b.totalSlots,
-    model_path: b.modelPath,
-    chat_template: "",
-    modalities: { vision: false },
-    build_info: b.buildInfo,
-    is_sleeping: false,
   };
 }
 

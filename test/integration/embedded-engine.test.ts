@@ -201,9 +201,9 @@ test.serial("a reload onto another model serves it; a reload onto a broken file 
   t.is((await reload(`file:${broken}`)).status, 202);
   const failed = await until("the rollback", async () => {
     const x = await poolHealth(t, "reload");
-    return x.metrics.reload_state === "idle" && x.metrics.last_reload_error ? x : undefined;
+    // Ready again once core has re-read the replica's Info after the engine came back.
+    return x.metrics.reload_state === "idle" && x.metrics.last_reload_error && x.ready ? x : undefined;
   });
-  t.true(failed.ready);
   t.is(failed.metrics.model_ref, `file:${reloadB}`);
   t.regex(failed.metrics.last_reload_error, /broken\.gguf/);
   t.is(tokens(await run(t, completion(reloadB, { max_tokens: 3 }))).length, 3, "the old model still serves");

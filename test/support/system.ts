@@ -16,6 +16,8 @@ export interface WorkerSpec {
   model?: string;
   /** Extra flags, e.g. { "fail-after": "3" }. */
   flags?: Record<string, string>;
+  /** Extra environment for this sidecar's process (e.g. a PATH with a fake nvidia-smi). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface SystemOptions {
@@ -114,7 +116,7 @@ export class TestSystem {
           ...spec.flags,
         }),
       ],
-      { script: LLORCH, nodeArgs: [], env: this.env() },
+      { script: LLORCH, nodeArgs: [], env: { ...this.env(), ...spec.env } },
     );
     const address = (await proc.ready).address!;
     const handle = { spec, replica, proc, address };

@@ -7,7 +7,7 @@ import { WorkerErrorKind, type SubmitRequest, type WorkerHealth } from "../../co
 import { workloads } from "../../contracts/enums.js";
 import { localPathOf, parseModelRef } from "../../contracts/model-ref.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
-import { ChangeListeners } from "../change-listeners.js";
+import { EngineHealth } from "../engine/engine-health.js";
 import { WorkerFailure, type EngineAdapter, type EngineInfo, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
 import type { AffinityPool } from "./affinity-pool.js";
 import { generateOnSequence } from "./embedded-generation.js";
@@ -65,8 +65,7 @@ async function withSlot<T>(
 }
 
 export class EmbeddedLlamaAdapter implements EngineAdapter {
-  private state: WorkerHealth = { live: false, ready: false, lastError: "not started" };
-  private readonly healthChanges = new ChangeListeners<WorkerHealth>();
+  private readonly engineHealth = new EngineHealth();
   private runtime: LlamaRuntime | undefined;
   private serving: Serving | undefined;
   /** The model_ref of the model serving now (what a reload changes). */
@@ -99,11 +98,11 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
   }
 
   health(): WorkerHealth {
-    return this.state;
+    return this.engineHealth.current;
   }
 
   onHealthChange(listener: (health: WorkerHealth) => void): () => void {
-    return this.healthChanges.add(listener);
+    return this.engineHealth.onChange(listener);
   }
 
   slotsTotal(): number {
@@ -128,13 +127,13 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
   }
 
   async start(): Promise<void> {
-    this.setHealth({ live: true, ready: false, lastError: `loading ${this.options.modelRef}` });
+    this.engineHealth.set({ live: true, ready: false, lastError: `loading ${this.options.modelRef}` });
     try {
       this.runtime = await llamaRuntime(this.options.gpu, this.logger);
       await this.switchTo(this.options.modelRef);
-      this.setHealth({ live: true, ready: true, lastError: "" });
+      this.engineHealth.set({ live: true, ready: true, lastError: "" });
     } catch (err) {
-      this.setHealth({ live: true, ready: false, lastError: `failed to load ${this.options.modelRef}: ${(err as Error).message}` });
+      this.engineHealth.set({ live: true, ready: false, lastError: `failed to load ${this.options.modelRef}: ${(err as Error).message}` });
       throw err;
     }
   }
@@ -145,7 +144,7 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
     if (this.loading) throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "a model load is already in progress");
     if (!this.runtime || this.stopped)
       throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the engine is not running");
-    this.setHealth({ live: true, ready: false, lastError: `loading ${modelRef}` });
+    this.engineHealth.set({ live: true, ready: false, lastError: `loading ${modelRef}` });
     try {
       await this.switchTo(modelRef);
     } catch (err) {
@@ -153,23 +152,23 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
         WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST,
         `failed to load ${modelRef}: ${(err as Error).message}; still serving ${this.servedRef}`,
       );
-      this.setHealth({ live: true, ready: this.serving !== undefined, lastError: failure.message });
+      this.engineHealth.set({ live: true, ready: this.serving !== undefined, lastError: failure.message });
       throw failure;
     }
-    this.setHealth({ live: true, ready: true, lastError: "" });
+    this.engineHealth.set({ live: true, ready: true, lastError: "" });
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     const serving = this.serving;
     this.serving = undefined;
-    this.setHealth({ live: false, ready: false, lastError: "stopped" });
+    this.engineHealth.set({ live: false, ready: false, lastError: "stopped" });
     if (serving) await this.retire(serving);
   }
 
   async generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
     const serving = this.serving;
-    if (!serving || !this.state.ready)
+    if (!serving || !this.engineHealth.current.ready)
       throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the model is not loaded");
     serving.running++;
     try {
@@ -241,10 +240,5 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
     } catch (err) {
       this.logger.warn({ err, event: "model_dispose_failed" }, `freeing ${serving.model.path} failed`);
     }
-  }
-
-  private setHealth(health: WorkerHealth): void {
-    this.state = health;
-    this.healthChanges.emit(health);
   }
 }

@@ -5,6 +5,7 @@ import { PolledHttpAdapter } from "../engine/polled-http-adapter.js";
 import { runPooling, type PoolingPaths } from "../engine/pooling-call.js";
 import { GENERATION_ONLY, servedWorkload } from "../engine/served-workloads.js";
 import {
+  EvictionUnsupportedError,
   httpEngineInfo,
   WorkerFailure,
   type EngineAdapter,
@@ -15,8 +16,9 @@ import {
 import { engineClients, probeBounds, type HttpTuning } from "../http/engine-clients.js";
 import type { RetryPolicy } from "../http/engine-http.js";
 import { engineErrorMessage, failureOf } from "../http/engine-errors.js";
-import { idleSlotsOf, propsOf, type LlamaCppProps } from "./llamacpp-api.js";
+import { erasedTokensOf, idleSlotsOf, propsOf, servedSlotOf, type LlamaCppProps } from "./llamacpp-api.js";
 import { streamCompletion } from "./llamacpp-completion.js";
+import { SessionSlots } from "./session-slots.js";
 import { parsePromText as parsePrometheusText, sampleValue } from "../http/prometheus-text.js";
 import type { HttpEngineOptions } from "../http/engine-options.js";
 
@@ -34,6 +36,8 @@ export interface LlamaCppTuning {
   probeTimeoutMs?: number;
   /** Failed polls in a row before a ready engine is reported down; default 3. */
   failureThreshold?: number;
+  /** A slot erase (session eviction) slower than this fails; default 1_500, inside core's 2 s deadline for EvictSession. */
+  evictTimeoutMs?: number;
 }
 
 const HEALTH_PATH = "/health";
@@ -60,7 +64,11 @@ const PROBE_AFTER = new Set([WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABL
  * was started (it cannot be asked), health from GET /health, facts
  * from GET /props, free slots from GET /slots and the KV-cache fill from
  * GET /metrics (when started with --metrics). Cancel closes the HTTP request,
- * which frees the engine's slot.
+ * which frees the engine's slot. A session's completions are pinned to the
+ * slot holding its KV cache when that slot is free (`id_slot`, see
+ * session-slots.ts), and evicting the session erases the slots that hold it
+ * (POST /slots/{id}?action=erase, which needs --slot-save-path: without it
+ * the server answers 501 and eviction is unsupported).
  *
  * Determinism: the same prompt, seed and max_tokens give the same tokens only
  * when the server runs one request at a time (`--parallel 1`): with several
@@ -83,6 +91,10 @@ export class LlamaCppAdapter extends PolledHttpAdapter implements EngineAdapter 
   private metricsDisabled = false;
   /** Our own generations in flight: free slots when /slots is disabled. */
   private running = 0;
+  private readonly sessions = new SessionSlots();
+  /** The engine's 501 to a slot action, until it is seen down (it may restart with --slot-save-path). */
+  private slotActionsRefused: string | undefined;
+  private readonly evictTimeoutMs: number;
 
   constructor(
     private readonly opts: HttpEngineOptions,
@@ -102,6 +114,7 @@ export class LlamaCppAdapter extends PolledHttpAdapter implements EngineAdapter 
       restartRefusal: () => new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the llama.cpp adapter was stopped"),
     });
     this.probeTimeoutMs = probeTimeoutMs;
+    this.evictTimeoutMs = tuning.evictTimeoutMs ?? 1_500;
     this.currentInfo = this.infoFor(undefined);
   }
 
@@ -140,13 +153,91 @@ export class LlamaCppAdapter extends PolledHttpAdapter implements EngineAdapter 
       if (workload !== Workload.WORKLOAD_COMPLETION) {
         return await runPooling(workload, { http: this.http, paths: POOLING_PATHS, model: this.opts.engineModel, request, signal, sink });
       }
-      return await streamCompletion(this.http, request, signal, sink);
+      return await this.completion(request, signal, sink);
     } catch (err) {
       if (err instanceof WorkerFailure && PROBE_AFTER.has(err.kind)) this.probeNow();
       throw err;
     } finally {
       this.running--;
     }
+  }
+
+  /** One completion on the session's slot when it is free; what its final frame says of the slot is remembered. */
+  private async completion(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
+    // Only a slot id the engine has: llama.cpp defers a task pinned to a slot it does not have for ever.
+    const claim = this.sessions.claim(request.sessionId, this.props?.totalSlots ?? 0);
+    let served: ReturnType<typeof servedSlotOf>;
+    try {
+      return await streamCompletion(this.http, request, signal, sink, {
+        idSlot: claim.idSlot,
+        ended: (final) => (served = servedSlotOf(final)),
+      });
+    } finally {
+      claim.finish(served);
+    }
+  }
+
+  /**
+   * Erases every slot that holds the session's KV cache; true when there was
+   * one. Rejects EvictionUnsupportedError once the server refused slot
+   * actions (501: started without --slot-save-path), WorkerFailure when an
+   * erase failed or took longer than evictTimeoutMs (llama.cpp erases a
+   * busy slot only when its completion is done).
+   */
+  async evictSession(sessionId: string): Promise<boolean> {
+    if (this.slotActionsRefused !== undefined) throw new EvictionUnsupportedError(this.slotActionsRefused);
+    const slots = sessionId === "" ? [] : this.sessions.slotsOf(sessionId);
+    for (const slot of slots) await this.eraseSlot(slot, sessionId);
+    return slots.length > 0;
+  }
+
+  private async eraseSlot(slot: number, sessionId: string): Promise<void> {
+    const path = `/slots/${slot}?action=erase`;
+    const timeout = AbortSignal.timeout(this.evictTimeoutMs);
+    let answer: { body: unknown };
+    try {
+      answer = await this.http.postJson(path, {}, { signal: timeout });
+    } catch (err) {
+      if (err instanceof WorkerFailure && statusOf(err) === 501) {
+        this.slotActionsRefused = `llama.cpp refuses slot actions, so sessions cannot be evicted: ${err.message}`;
+        throw new EvictionUnsupportedError(this.slotActionsRefused, { cause: err });
+      }
+      if (!timeout.aborted) throw err;
+      throw failureOf({
+        method: "POST",
+        path,
+        kind: WorkerErrorKind.WORKER_ERROR_KIND_TIMEOUT,
+        cause: new Error(`no answer within ${this.evictTimeoutMs} ms`),
+      });
+    }
+    if (erasedTokensOf(answer.body) === undefined)
+      throw failureOf({
+        method: "POST",
+        path,
+        kind: WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_ERROR,
+        cause: new Error("the answer has no n_erased"),
+      });
+    this.sessions.erased(slot, sessionId);
+  }
+
+  /**
+   * Tokens the engine holds in its KV cache for the session: the
+   * `tokens_cached` of the last completion on each slot that holds it;
+   * undefined when none is known. llama.cpp reports no per-slot KV bytes
+   * (its /metrics KV gauges are server-wide, and dropped by current builds).
+   */
+  kvTokensOf(sessionId: string): number | undefined {
+    return this.sessions.tokensOf(sessionId);
+  }
+
+  /**
+   * kvTokensOf in bytes, given what one token's K and V take for the served
+   * model (workers/hardware/model-fit.ts kvBytesPerToken of its GGUF at the
+   * server's cache type, f16 by default): the engine cannot tell this one.
+   */
+  kvBytesOf(sessionId: string, bytesPerToken: number): number | undefined {
+    const tokens = this.kvTokensOf(sessionId);
+    return tokens === undefined ? undefined : tokens * bytesPerToken;
   }
 
   private infoFor(props: LlamaCppProps | undefined): EngineInfo {
@@ -221,12 +312,16 @@ export class LlamaCppAdapter extends PolledHttpAdapter implements EngineAdapter 
     if (!props) return;
     const old = this.props;
     this.props = props;
+    // Another slot count is another server (restarted with another --parallel): its slots hold nothing of ours.
+    if (old && old.totalSlots !== props.totalSlots) this.sessions.clear();
     if (old && old.buildInfo === props.buildInfo && old.ctxPerSlot === props.ctxPerSlot && old.totalSlots === props.totalSlots) return;
     this.currentInfo = this.infoFor(props);
   }
 
   /** A restarted engine may come back with other flags; what it said about them no longer holds. */
   protected override engineUnready(): void {
+    this.sessions.clear();
+    this.slotActionsRefused = undefined;
     this.slotsDisabled = false;
     this.metricsDisabled = false;
     this.idleSlots = undefined;
@@ -238,6 +333,15 @@ export class LlamaCppAdapter extends PolledHttpAdapter implements EngineAdapter 
 /** The llama.cpp adapter for a server at `opts.baseUrl`; `tuning` only for tests and unusual deployments. */
 export function createLlamaCppAdapter(opts: HttpEngineOptions, tuning?: LlamaCppTuning): LlamaCppAdapter {
   return new LlamaCppAdapter(opts, tuning);
+}
+
+/**
+ * The engine's HTTP status in a failure from EngineHttp, whose message
+ * failureOf (http/engine-errors.ts) writes as "POST <path>: HTTP <status>: ...".
+ */
+function statusOf(err: WorkerFailure): number | undefined {
+  const match = /^[A-Z]+ \S+: HTTP (\d{3})(?::|$)/.exec(err.message);
+  return match ? Number(match[1]) : undefined;
 }
 
 function parseJson(text: string): unknown {

@@ -1,6 +1,6 @@
 // What the llama.cpp server says, as this adapter reads it: the JSON shapes of
-// POST /completion stream frames, GET /props and GET /slots, and the pure
-// functions that turn them into our terms. Field names follow
+// POST /completion stream frames, GET /props, GET /slots and POST
+// /slots/{id}?action=erase, and the pure functions that turn them into our terms. Field names follow
 // tools/server/README.md of ggml-org/llama.cpp; every field is optional here
 // because builds differ and a missing figure must not fail a generation.
 import { StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
@@ -58,7 +58,19 @@ export interface CompletionBody {
   /** Reuse the KV cache of a slot's previous prompt; the engine's default too, stated so it cannot change under us. */
   cache_prompt: true;
   seed?: number;
+  /** "Assign the completion task to an specific slot. If is -1 the task will be assigned to a Idle slot. Default: -1": sent only to pin. */
+  id_slot?: number;
 }
+
+/** Which slot a completion asks for, and who hears how it ended on which slot. */
+export interface CompletionSlot {
+  /** id_slot; -1 for any idle slot. */
+  idSlot: number;
+  /** The final frame (its id_slot and tokens_cached); not called when the stream fails or is cancelled. */
+  ended(final: CompletionFrame): void;
+}
+
+export const ANY_SLOT: CompletionSlot = { idSlot: -1, ended: () => {} };
 
 /** llama.cpp seeds are uint32 and 0xFFFFFFFF (LLAMA_DEFAULT_SEED) means "random". */
 const SEED_RANGE = 0xffffffff;
@@ -72,10 +84,27 @@ export function engineSeed(seed: number): number {
   return folded < 0 ? folded + SEED_RANGE : folded;
 }
 
-export function completionBody(prompt: string, maxTokens: number, seed: number | undefined): CompletionBody {
+export function completionBody(prompt: string, maxTokens: number, seed: number | undefined, idSlot = -1): CompletionBody {
   const body: CompletionBody = { prompt, n_predict: maxTokens, stream: true, cache_prompt: true };
   if (seed !== undefined) body.seed = engineSeed(seed);
+  if (idSlot >= 0) body.id_slot = idSlot;
   return body;
+}
+
+/**
+ * The slot a completion ran on and the tokens it holds after it, from the
+ * final frame: `id_slot` (-1 on the frames before it) and `tokens_cached`
+ * ("Number of tokens from the prompt which could be re-used from previous
+ * completion (n_past)").
+ */
+export function servedSlotOf(final: CompletionFrame): { slot: number; tokens: number | undefined } | undefined {
+  const slot = count(final.id_slot);
+  return slot === undefined ? undefined : { slot, tokens: count(final.tokens_cached) };
+}
+
+/** `n_erased` of POST /slots/{id}?action=erase ({"id_slot": 0, "n_erased": 1745}); undefined when missing. */
+export function erasedTokensOf(body: unknown): number | undefined {
+  return isObject(body) ? count(body.n_erased) : undefined;
 }
 
 /**

@@ -8,7 +8,16 @@ import type { GenerationResult, GenerationSink, WorkerFailure } from "../engine-
 import type { EngineHttp } from "../http/engine-http.js";
 import { failureOf, kindOfStatus } from "../http/engine-errors.js";
 import type { SseFrame } from "../http/stream-decoder.js";
-import { completionBody, decodeTimeMsOf, promptTokensOf, stopReasonOf, tokenTexts, type CompletionFrame } from "./llamacpp-api.js";
+import {
+  ANY_SLOT,
+  completionBody,
+  decodeTimeMsOf,
+  promptTokensOf,
+  stopReasonOf,
+  tokenTexts,
+  type CompletionFrame,
+  type CompletionSlot,
+} from "./llamacpp-api.js";
 
 export const COMPLETION_PATH = "/completion";
 
@@ -18,14 +27,16 @@ const CANCELED: GenerationResult = { stopReason: StopReason.STOP_REASON_CANCELED
  * Streams one completion into `sink`: `started` with the prompt token count
  * of the first frame, then one `tokens` call per socket chunk. Resolves
  * CANCELED once `signal` aborts (the HTTP request is closed by then).
+ * `slot` pins the slot and hears the final frame.
  */
 export async function streamCompletion(
   http: EngineHttp,
   request: SubmitRequest,
   signal: AbortSignal,
   sink: GenerationSink,
+  slot: CompletionSlot = ANY_SLOT,
 ): Promise<GenerationResult> {
-  const body = completionBody(request.prompt, request.maxTokens, request.seed);
+  const body = completionBody(request.prompt, request.maxTokens, request.seed, slot.idSlot);
   const progress: Progress = { started: false, produced: 0 };
   let final: CompletionFrame | undefined;
   try {
@@ -55,6 +66,7 @@ export async function streamCompletion(
       cause: new Error(`the stream ended after ${progress.produced} tokens without its final frame`),
     });
   }
+  slot.ended(final);
   return resultOf(final, progress, request, sink);
 }
 

@@ -5,7 +5,7 @@ import { Engine, StopReason, Workload } from "../../contracts/gen/llama_orch/v1/
 import { WorkerErrorKind, type SubmitRequest, type WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { projectRoot } from "../../contracts/runtime/project-root.js";
 import { untilAborted, waitOrAbort, yieldOrAbort } from "../abortable-wait.js";
-import { ChangeListeners } from "../change-listeners.js";
+import { EngineHealth } from "../engine/engine-health.js";
 import {
   WorkerFailure,
   workerErrorKinds,
@@ -68,15 +68,13 @@ export class MockEngine implements EngineAdapter {
   private readonly options: MockEngineOptions;
   /** Replaced (never mutated) by a successful loadModel, so a caller's copy stays consistent. */
   private currentInfo: EngineInfo;
-  private state: WorkerHealth;
-  private readonly healthChanges = new ChangeListeners<WorkerHealth>();
+  private readonly engineHealth = new EngineHealth();
   /** The model load under way (the initial one from start() or a loadModel), if any. */
   private loading: { finish(completed: boolean): void } | undefined;
 
   constructor(options: Partial<MockEngineOptions> = {}) {
     this.options = { ...MOCK_DEFAULTS, ...options };
     this.currentInfo = this.infoFor(this.options.modelRef);
-    this.state = { live: false, ready: false, lastError: "not started" };
   }
 
   info(): EngineInfo {
@@ -108,11 +106,11 @@ export class MockEngine implements EngineAdapter {
   }
 
   health(): WorkerHealth {
-    return this.state;
+    return this.engineHealth.current;
   }
 
   onHealthChange(listener: (health: WorkerHealth) => void): () => void {
-    return this.healthChanges.add(listener);
+    return this.engineHealth.onChange(listener);
   }
 
   slotsTotal(): number {
@@ -146,11 +144,11 @@ export class MockEngine implements EngineAdapter {
   async start(): Promise<void> {
     const { loadMs, modelRef } = this.options;
     if (loadMs <= 0) {
-      this.setHealth({ live: true, ready: true, lastError: "" });
+      this.engineHealth.set({ live: true, ready: true, lastError: "" });
       return;
     }
-    this.setHealth({ live: true, ready: false, lastError: `loading ${modelRef}` });
-    if (await this.simulateLoad(loadMs)) this.setHealth({ live: true, ready: true, lastError: "" });
+    this.engineHealth.set({ live: true, ready: false, lastError: `loading ${modelRef}` });
+    if (await this.simulateLoad(loadMs)) this.engineHealth.set({ live: true, ready: true, lastError: "" });
   }
 
   /**
@@ -162,8 +160,9 @@ export class MockEngine implements EngineAdapter {
   async loadModel(modelRef: string): Promise<void> {
     // Both checks run before the first await, so two calls in the same tick cannot both start a load.
     if (this.loading) throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "a model load is already in progress");
-    if (!this.state.live) throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "mock engine is not running");
-    this.setHealth({ live: true, ready: false, lastError: `loading ${modelRef}` });
+    if (!this.engineHealth.current.live)
+      throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "mock engine is not running");
+    this.engineHealth.set({ live: true, ready: false, lastError: `loading ${modelRef}` });
     if (!(await this.simulateLoad(this.options.reloadMs))) {
       throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, `the engine stopped while loading ${modelRef}`);
     }
@@ -172,11 +171,11 @@ export class MockEngine implements EngineAdapter {
         WorkerErrorKind.WORKER_ERROR_KIND_INVALID_REQUEST,
         `failed to load ${modelRef}: the mock is configured to reject it (--reject-models); still serving ${this.currentInfo.modelRef}`,
       );
-      this.setHealth({ live: true, ready: true, lastError: failure.message });
+      this.engineHealth.set({ live: true, ready: true, lastError: failure.message });
       throw failure;
     }
     this.currentInfo = this.infoFor(modelRef);
-    this.setHealth({ live: true, ready: true, lastError: "" });
+    this.engineHealth.set({ live: true, ready: true, lastError: "" });
   }
 
   /** Waits `ms` as the one load in progress; resolves false when stop() cut it short. */
@@ -195,12 +194,13 @@ export class MockEngine implements EngineAdapter {
   // eslint-disable-next-line @typescript-eslint/require-await -- nothing to wait for, but a throwing listener must still reject stop()
   async stop(): Promise<void> {
     this.loading?.finish(false);
-    this.setHealth({ live: false, ready: false, lastError: "stopped" });
+    this.engineHealth.set({ live: false, ready: false, lastError: "stopped" });
   }
 
   async generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
     const { prompt, overrides } = parseMockDirectives(request.messages.length > 0 ? renderMockChat(request.messages) : request.prompt);
-    if (!this.state.ready) throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "mock engine is not ready");
+    if (!this.engineHealth.current.ready)
+      throw new WorkerFailure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "mock engine is not ready");
     this.rememberSession(request.sessionId);
     return this.run(prompt, request, { ...this.options, ...overrides }, signal, sink);
   }
@@ -257,11 +257,6 @@ export class MockEngine implements EngineAdapter {
     }
     if (stops) emit(sink, stops.flush());
     return { stopReason: StopReason.STOP_REASON_MAX_TOKENS, decodeTimeMs: Math.round(performance.now() - t0) };
-  }
-
-  private setHealth(health: WorkerHealth): void {
-    this.state = health;
-    this.healthChanges.emit(health);
   }
 }
 

@@ -58,6 +58,8 @@ export interface WorkerConfig {
   servesAnyModel?: boolean;
   /** Default "cpu". */
   deviceMask?: string;
+  /** How often the GPUs (nvidia-smi, rocm-smi) are read; default 5000. */
+  gpuPollMs?: number;
   /** Default 127.0.0.1. */
   metricsHost?: string;
   /** No metrics server unless set; 0 picks an ephemeral port. */
@@ -173,8 +175,14 @@ export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
   {
     name: "device-mask",
     arg: "<mask>",
-    help: `devices the engine uses (default ${MOCK_DEFAULTS.deviceMask})`,
+    help: "GPUs the engine uses, by nvidia-smi index or UUID, e.g. 0,1 (default: every GPU found, or the CPU;\nthe mock reports it as given, default cpu)",
     apply: (c, v, f) => (c.deviceMask = flagText(f, v)),
+  },
+  {
+    name: "gpu-poll-ms",
+    arg: "<ms>",
+    help: "how often GPU memory and utilization are read (nvidia-smi, rocm-smi) (default 5000)",
+    apply: (c, v, f) => (c.gpuPollMs = flagInteger(f, v, 100, 3_600_000)),
   },
   {
     name: "metrics-host",

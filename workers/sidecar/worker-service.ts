@@ -19,7 +19,9 @@ import { engines, workloads } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf } from "../../contracts/runtime/metadata.js";
 import { traceContextFromMetadata, traceIdOf } from "../../contracts/runtime/trace-context.js";
-import { WorkerFailure, workerErrorKinds, type EngineAdapter } from "../engine-adapter.js";
+import { EvictionUnsupportedError, WorkerFailure, workerErrorKinds, type EngineAdapter } from "../engine-adapter.js";
+import type { MaskedMemory } from "../hardware/device-mask.js";
+import type { ReplicaHardware } from "./replica-hardware.js";
 import type { GenerationOutcome, SidecarMetrics } from "./metrics.js";
 import { endOf, errorOf, failure, logEnd, stoppedTerminal, type StopCause } from "./generation-end.js";
 import type { SlotLease, SlotPool } from "./slot-pool.js";
@@ -42,12 +44,18 @@ export interface WorkerServiceDeps {
   identity: SidecarIdentity;
   metrics: SidecarMetrics;
   logger: Logger;
+  /** The replica's measured memory, when the sidecar measures it (props carry it, and change with it). */
+  hardware?: Pick<ReplicaHardware, "memory" | "onChange">;
 }
 
 /**
  * llama_orch.v1.WorkerService over one EngineAdapter. Owns the map of running
  * generations (for Cancel and shutdown) and the open watch streams.
  */
+function memoryProps(m: MaskedMemory): Pick<WorkerProps, "vramTotalBytes" | "vramFreeBytes"> {
+  return { vramTotalBytes: m.totalBytes, vramFreeBytes: m.freeBytes };
+}
+
 export class WorkerService {
   readonly handlers: WorkerServiceServer;
   private readonly running = new Map<string, (cause: StopCause) => void>();
@@ -74,7 +82,14 @@ export class WorkerService {
           serveWatch(
             call,
             () => ({ props: this.props() }),
-            (onChange) => slots.onChange(onChange),
+            (onChange) => {
+              const offSlots = slots.onChange(onChange);
+              const offMemory = deps.hardware?.onChange(onChange);
+              return () => {
+                offSlots();
+                offMemory?.();
+              };
+            },
             onClosed,
           ),
         ),
@@ -92,7 +107,11 @@ export class WorkerService {
         }
         adapter.evictSession(call.request.sessionId).then(
           (evicted) => callback(null, { supported: true, evicted }),
-          (err: Error) => callback({ code: GrpcStatus.INTERNAL, details: `evicting session failed: ${err.message}` }, null),
+          (err: Error) =>
+            // An engine that turned out to offer no eviction (llama.cpp without --slot-save-path) is "not supported", not a failure.
+            err instanceof EvictionUnsupportedError
+              ? callback(null, { supported: false, evicted: false })
+              : callback({ code: GrpcStatus.INTERNAL, details: `evicting session failed: ${err.message}` }, null),
         );
       },
       loadModel: (call: ServerUnaryCall<LoadModelRequest, LoadModelResponse>, callback: sendUnaryData<LoadModelResponse>) => {
@@ -118,6 +137,7 @@ export class WorkerService {
       kvCacheUsageRatio: this.deps.adapter.kvCacheUsageRatio?.(),
       // The sidecar never queues: a full engine refuses with CAPACITY and core keeps the queue.
       requestsWaiting: 0,
+      ...(this.deps.hardware ? memoryProps(this.deps.hardware.memory()) : {}),
     };
   }
 

@@ -1,26 +1,17 @@
-import { availableParallelism, hostname } from "node:os";
+import { hostname } from "node:os";
 import { engines } from "../../contracts/enums.js";
-import { Engine, type Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerServiceService, type WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { startGrpcServer, type RunningGrpcServer } from "../../contracts/runtime/grpc-server.js";
 import { createLogger, type Logger } from "../../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../../contracts/runtime/metrics-server.js";
-import { workerErrorKinds, type EngineAdapter, type EngineInfo } from "../engine-adapter.js";
-import { MOCK_DEFAULTS, MockEngine } from "../mock/mock-engine.js";
-import { createLlamaCppAdapter } from "../llamacpp/llamacpp-adapter.js";
-import { createOpenAiAdapter } from "../openai/openai-adapter.js";
-import type { HttpEngineOptions } from "../http/engine-options.js";
-import { createTgiAdapter } from "../tgi/tgi-adapter.js";
-import { createTritonAdapter } from "../triton/triton-adapter.js";
-import { createVllmAdapter } from "../vllm/vllm-adapter.js";
-import { EngineSupervisor } from "../supervisor/engine-supervisor.js";
-import { HEALTH_PATH, httpProbe, SupervisedAdapter } from "../supervisor/supervised-adapter.js";
+import type { EngineAdapter, EngineInfo } from "../engine-adapter.js";
+import { registerHardwareMetrics } from "../hardware/hardware-metrics.js";
+import { adapterNameOf, createAdapter } from "./adapter-factory.js";
 import { createSidecarMetrics, type SidecarMetrics } from "./metrics.js";
 import { startRegistration, type Registration } from "./registration.js";
+import { ReplicaHardware } from "./replica-hardware.js";
 import { SlotPool } from "./slot-pool.js";
-import { EMBEDDED_DEFAULT_CTX, knownEngines, WORKER_DEFAULTS, type WorkerConfig } from "./worker-config.js";
-import { defaultThreads, EmbeddedLlamaAdapter } from "../llamacpp-embedded/embedded-adapter.js";
-import { localPathOf, parseModelRef } from "../../contracts/model-ref.js";
+import { WORKER_DEFAULTS, type WorkerConfig } from "./worker-config.js";
 import { WorkerService, type SidecarIdentity } from "./worker-service.js";
 
 export { workerConfigFromFlags, workerFlagHelp, workerFlagNames, type MockConfig, type WorkerConfig } from "./worker-config.js";
@@ -46,7 +37,12 @@ const SERVICE_NAME = "llama_orch.v1.WorkerService";
  */
 export async function startWorker(config: WorkerConfig, logger: Logger = createLogger("worker")): Promise<RunningWorker> {
   const host = config.host ?? WORKER_DEFAULTS.host;
-  const sidecar = assembleSidecar(config, logger);
+  // The mock's devices and memory are simulated; every real engine's are measured.
+  const hardware =
+    adapterNameOf(config) === "mock"
+      ? undefined
+      : await ReplicaHardware.start({ deviceMask: config.deviceMask, pollIntervalMs: config.gpuPollMs }, logger);
+  const sidecar = assembleSidecar(config, logger, hardware);
   const { adapter, identity, metrics } = sidecar;
 
   const grpc = await startGrpcServer({
@@ -94,26 +90,34 @@ interface Sidecar {
   service: WorkerService;
 }
 
-function assembleSidecar(config: WorkerConfig, logger: Logger): Sidecar {
+function assembleSidecar(config: WorkerConfig, logger: Logger, hardware: ReplicaHardware | undefined): Sidecar {
   const poolId = config.poolId ?? WORKER_DEFAULTS.poolId;
-  const adapter = createAdapter(config, logger);
+  let adapter: EngineAdapter;
+  try {
+    adapter = createAdapter(config, logger, hardware);
+  } catch (err) {
+    hardware?.stop();
+    throw err;
+  }
   const slots = new SlotPool(adapter.slotsTotal());
   const identity: SidecarIdentity = { poolId, replicaId: config.replicaId ?? "" };
+  const labels = () => {
+    const info = adapter.info();
+    return {
+      engine: engines.name(info.engine),
+      engine_version: info.engineVersion,
+      pool_id: identity.poolId,
+      replica_id: identity.replicaId,
+    };
+  };
   const metrics = createSidecarMetrics({
-    labels: () => {
-      const info = adapter.info();
-      return {
-        engine: engines.name(info.engine),
-        engine_version: info.engineVersion,
-        pool_id: identity.poolId,
-        replica_id: identity.replicaId,
-      };
-    },
+    labels,
     slotsTotal: () => slots.total,
     slotsFree: () => slots.free,
     kvCacheUsageRatio: () => adapter.kvCacheUsageRatio?.(),
   });
-  const service = new WorkerService({ adapter, slots, identity, metrics, logger });
+  if (hardware) registerHardwareMetrics(metrics.registry, { labels, devices: () => hardware.devices() });
+  const service = new WorkerService({ adapter, slots, identity, metrics, logger, hardware });
   return { adapter, slots, identity, metrics, service };
 }
 
@@ -205,118 +209,6 @@ function stopOnce({ adapter, service, identity }: Sidecar, serving: Serving, log
     log.info({ event: "stopped" }, `worker ${identity.replicaId} stopped`);
   };
   return () => (stopping ??= stop());
-}
-
-/**
- * The engine adapter for this sidecar: the mock, or the real adapter for the
- * engine at --engine-url, optionally with the engine process started and
- * supervised (--engine-cmd).
- */
-function createAdapter(config: WorkerConfig, logger: Logger): EngineAdapter {
-  const engineName = config.engine ?? WORKER_DEFAULTS.engine;
-  const engine = engines.parse(engineName);
-  if (engine === undefined) throw new Error(`unknown engine "${engineName}" (known: ${knownEngines().join(", ")})`);
-  const adapterName = config.adapter ?? (config.engineUrl ? engineName : isLocalGguf(config.modelRef) ? "llamacpp-embedded" : "mock");
-  checkWorkloads(adapterName, config.workloads);
-  if (adapterName === "mock") return createMock(config, engine);
-  if (adapterName === "llamacpp-embedded") return createEmbedded(config, engine, logger);
-  if (!config.engineUrl) throw new Error(`--engine-url is required for the ${adapterName} adapter`);
-  if (!config.modelRef)
-    throw new Error(`--model is required with a real engine: the model_ref tasks will ask for (e.g. hf:org/repo/file.gguf)`);
-  const opts = dropUndefined({
-    baseUrl: config.engineUrl,
-    modelRef: config.modelRef,
-    engineModel: config.engineModel,
-    apiKey: config.engineApiKey,
-    slots: config.mock?.slots,
-    workloads: config.workloads,
-  }) as HttpEngineOptions;
-  const adapter = realAdapter(adapterName, opts, config);
-  if (!config.engineCmd) return adapter;
-  const supervisor = new EngineSupervisor({
-    command: config.engineCmd,
-    probe: httpProbe(config.engineUrl, HEALTH_PATH[adapterName] ?? "/health"),
-    logger: logger.child({ engine_process: adapterName }),
-  });
-  return new SupervisedAdapter(adapter, supervisor);
-}
-
-function realAdapter(name: string, opts: HttpEngineOptions, config: WorkerConfig): EngineAdapter {
-  switch (name) {
-    case "llamacpp":
-      return createLlamaCppAdapter(opts);
-    case "vllm":
-      return createVllmAdapter(opts);
-    case "tgi":
-      return createTgiAdapter(opts);
-    case "triton":
-      return createTritonAdapter({ ...opts, ...(config.mock?.ctxMax ? { ctxMax: config.mock.ctxMax } : {}) });
-    case "openai":
-      return createOpenAiAdapter(opts);
-    default:
-      throw new Error(`unknown adapter "${name}"`);
-  }
-}
-
-/** Adapters whose engine serves what --workloads says; the others know what they serve (completion, or the model's own). */
-const WORKLOAD_ADAPTERS = ["llamacpp", "vllm"];
-
-function checkWorkloads(adapterName: string, workloads: Workload[] | undefined): void {
-  if (!workloads || WORKLOAD_ADAPTERS.includes(adapterName)) return;
-  throw new Error(`--workloads is for the ${WORKLOAD_ADAPTERS.join(" and ")} adapters; the ${adapterName} adapter knows what it serves`);
-}
-
-/** A model_ref naming a GGUF file on this machine: what the embedded engine runs. */
-function isLocalGguf(modelRef: string | undefined): boolean {
-  if (!modelRef) return false;
-  try {
-    const path = localPathOf(parseModelRef(modelRef), process.cwd());
-    return path !== undefined && path.toLowerCase().endsWith(".gguf");
-  } catch {
-    return false;
-  }
-}
-
-function createEmbedded(config: WorkerConfig, engine: Engine, logger: Logger): EngineAdapter {
-  if (engine !== Engine.ENGINE_LLAMACPP)
-    throw new Error(`the llamacpp-embedded adapter serves the llamacpp engine family, not ${engines.name(engine)}`);
-  if (!config.modelRef) throw new Error("--model is required with the embedded engine: a GGUF file, e.g. file:/models/qwen.gguf");
-  return new EmbeddedLlamaAdapter(
-    {
-      modelRef: config.modelRef,
-      slots: config.mock?.slots ?? MOCK_DEFAULTS.slots,
-      ctx: config.mock?.ctxMax ?? EMBEDDED_DEFAULT_CTX,
-      threads: config.embedded?.threads ?? defaultThreads(availableParallelism()),
-      gpu: config.embedded?.gpu ?? "auto",
-      gpuLayers: config.embedded?.gpuLayers ?? "auto",
-      deviceMask: config.deviceMask ?? "",
-      baseDir: process.cwd(),
-    },
-    logger.child({ adapter: "llamacpp-embedded" }),
-  );
-}
-
-function createMock(config: WorkerConfig, engine: Engine): EngineAdapter {
-  const { failKind, ...mock } = config.mock ?? {};
-  const kind = failKind === undefined ? undefined : workerErrorKinds.parse(failKind);
-  if (failKind !== undefined && kind === undefined) {
-    throw new Error(`unknown mock fail kind "${failKind}" (known: ${workerErrorKinds.names().join(", ")})`);
-  }
-  return new MockEngine(
-    dropUndefined({
-      ...mock,
-      failKind: kind,
-      engine,
-      modelRef: config.modelRef,
-      servesAnyModel: config.servesAnyModel,
-      deviceMask: config.deviceMask,
-    }),
-  );
-}
-
-/** Keeps explicit `undefined`s from overriding defaults in an object spread. */
-function dropUndefined<T extends object>(o: T): Partial<{ [K in keyof T]: Exclude<T[K], undefined> }> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<{ [K in keyof T]: Exclude<T[K], undefined> }>;
 }
 
 /** A wildcard bind is not an address core can dial; the machine's name is the best default. */

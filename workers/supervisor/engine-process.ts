@@ -1,6 +1,7 @@
 // One spawned engine process and what belongs to it: its output tails, the
 // health poller probing it, its deadlines, and the way it is ended (its whole
 // process group: SIGTERM, then SIGKILL).
+import { withEngineEnvironment } from "../hardware/device-mask.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import type { HealthPoller } from "../engine/health-poller.js";
@@ -10,8 +11,8 @@ export interface SpawnOptions {
   /** The command's words; argv[0] is run without a shell. */
   argv: string[];
   cwd?: string;
-  /** On top of this process's environment. */
-  env?: Record<string, string>;
+  /** Changes to this process's environment: a value sets, undefined removes. */
+  env?: Record<string, string | undefined>;
   stderrTailLines: number;
   log: Logger;
   onExit(proc: EngineProcess, code: number | null, signal: NodeJS.Signals | null): void;
@@ -51,7 +52,7 @@ export class EngineProcess {
     const [file, ...args] = opts.argv as [string, ...string[]];
     const child = spawn(file, args, {
       cwd: opts.cwd,
-      env: { ...process.env, ...opts.env },
+      env: withEngineEnvironment(process.env, opts.env ?? {}),
       stdio: ["ignore", "pipe", "pipe"],
       detached: process.platform !== "win32",
     });

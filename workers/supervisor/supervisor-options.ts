@@ -12,8 +12,8 @@ export interface SupervisorOptions {
    * a shell, in its own process group.
    */
   command: string;
-  /** Extra environment variables, on top of this process's environment. */
-  env?: Record<string, string>;
+  /** Changes to this process's environment for the engine: a value sets a variable, undefined removes it. */
+  env?: Record<string, string | undefined>;
   cwd?: string;
   /** The adapter's health probe (e.g. GET /health). */
   probe: (signal: AbortSignal) => Promise<ProbeResult>;

@@ -61,6 +61,13 @@ export interface ReplicaHealth {
   modelRef: string;
   engineVersion: string;
   address: string;
+  /**
+   * The replica's devices ("0,1", or "cpu") and their memory as last measured
+   * (VRAM, or RAM on a CPU replica); unset where the sidecar does not measure it.
+   */
+  deviceMask: string;
+  vramTotalBytes?: number | undefined;
+  vramFreeBytes?: number | undefined;
 }
 
 export interface DrainPoolRequest {
@@ -568,6 +575,9 @@ function createBaseReplicaHealth(): ReplicaHealth {
     modelRef: "",
     engineVersion: "",
     address: "",
+    deviceMask: "",
+    vramTotalBytes: undefined,
+    vramFreeBytes: undefined,
   };
 }
 
@@ -602,6 +612,15 @@ export const ReplicaHealth: MessageFns<ReplicaHealth> = {
     }
     if (message.address !== "") {
       writer.uint32(82).string(message.address);
+    }
+    if (message.deviceMask !== "") {
+      writer.uint32(90).string(message.deviceMask);
+    }
+    if (message.vramTotalBytes !== undefined) {
+      writer.uint32(96).uint64(message.vramTotalBytes);
+    }
+    if (message.vramFreeBytes !== undefined) {
+      writer.uint32(104).uint64(message.vramFreeBytes);
     }
     return writer;
   },
@@ -699,6 +718,30 @@ export const ReplicaHealth: MessageFns<ReplicaHealth> = {
             message.address = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.deviceMask = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.vramTotalBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.vramFreeBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -747,6 +790,21 @@ export const ReplicaHealth: MessageFns<ReplicaHealth> = {
         ? globalThis.String(object.engine_version)
         : "",
       address: isSet(object.address) ? globalThis.String(object.address) : "",
+      deviceMask: isSet(object.deviceMask)
+        ? globalThis.String(object.deviceMask)
+        : isSet(object.device_mask)
+        ? globalThis.String(object.device_mask)
+        : "",
+      vramTotalBytes: isSet(object.vramTotalBytes)
+        ? globalThis.Number(object.vramTotalBytes)
+        : isSet(object.vram_total_bytes)
+        ? globalThis.Number(object.vram_total_bytes)
+        : undefined,
+      vramFreeBytes: isSet(object.vramFreeBytes)
+        ? globalThis.Number(object.vramFreeBytes)
+        : isSet(object.vram_free_bytes)
+        ? globalThis.Number(object.vram_free_bytes)
+        : undefined,
     };
   },
 
@@ -782,6 +840,15 @@ export const ReplicaHealth: MessageFns<ReplicaHealth> = {
     if (message.address !== "") {
       obj.address = message.address;
     }
+    if (message.deviceMask !== "") {
+      obj.deviceMask = message.deviceMask;
+    }
+    if (message.vramTotalBytes !== undefined) {
+      obj.vramTotalBytes = Math.round(message.vramTotalBytes);
+    }
+    if (message.vramFreeBytes !== undefined) {
+      obj.vramFreeBytes = Math.round(message.vramFreeBytes);
+    }
     return obj;
   },
 
@@ -800,6 +867,9 @@ export const ReplicaHealth: MessageFns<ReplicaHealth> = {
     message.modelRef = object.modelRef ?? "";
     message.engineVersion = object.engineVersion ?? "";
     message.address = object.address ?? "";
+    message.deviceMask = object.deviceMask ?? "";
+    message.vramTotalBytes = object.vramTotalBytes ?? undefined;
+    message.vramFreeBytes = object.vramFreeBytes ?? undefined;
     return message;
   },
 };

@@ -136,6 +136,13 @@ export interface WorkerProps {
   slotsFree: number;
   kvCacheUsageRatio?: number | undefined;
   requestsWaiting: number;
+  /**
+   * The replica's memory as of now: its devices' VRAM (the host's RAM on a
+   * CPU replica), so placement ranks by what is free, not by what was free at
+   * registration. Unset where the sidecar does not measure it (the mock).
+   */
+  vramTotalBytes?: number | undefined;
+  vramFreeBytes?: number | undefined;
 }
 
 export interface HealthRequest {
@@ -383,7 +390,14 @@ export const WorkerHealth: MessageFns<WorkerHealth> = {
 };
 
 function createBaseWorkerProps(): WorkerProps {
-  return { slotsTotal: 0, slotsFree: 0, kvCacheUsageRatio: undefined, requestsWaiting: 0 };
+  return {
+    slotsTotal: 0,
+    slotsFree: 0,
+    kvCacheUsageRatio: undefined,
+    requestsWaiting: 0,
+    vramTotalBytes: undefined,
+    vramFreeBytes: undefined,
+  };
 }
 
 export const WorkerProps: MessageFns<WorkerProps> = {
@@ -399,6 +413,12 @@ export const WorkerProps: MessageFns<WorkerProps> = {
     }
     if (message.requestsWaiting !== 0) {
       writer.uint32(32).uint32(message.requestsWaiting);
+    }
+    if (message.vramTotalBytes !== undefined) {
+      writer.uint32(40).uint64(message.vramTotalBytes);
+    }
+    if (message.vramFreeBytes !== undefined) {
+      writer.uint32(48).uint64(message.vramFreeBytes);
     }
     return writer;
   },
@@ -448,6 +468,22 @@ export const WorkerProps: MessageFns<WorkerProps> = {
             message.requestsWaiting = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.vramTotalBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.vramFreeBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -482,6 +518,16 @@ export const WorkerProps: MessageFns<WorkerProps> = {
         : isSet(object.requests_waiting)
         ? globalThis.Number(object.requests_waiting)
         : 0,
+      vramTotalBytes: isSet(object.vramTotalBytes)
+        ? globalThis.Number(object.vramTotalBytes)
+        : isSet(object.vram_total_bytes)
+        ? globalThis.Number(object.vram_total_bytes)
+        : undefined,
+      vramFreeBytes: isSet(object.vramFreeBytes)
+        ? globalThis.Number(object.vramFreeBytes)
+        : isSet(object.vram_free_bytes)
+        ? globalThis.Number(object.vram_free_bytes)
+        : undefined,
     };
   },
 
@@ -499,6 +545,12 @@ export const WorkerProps: MessageFns<WorkerProps> = {
     if (message.requestsWaiting !== 0) {
       obj.requestsWaiting = Math.round(message.requestsWaiting);
     }
+    if (message.vramTotalBytes !== undefined) {
+      obj.vramTotalBytes = Math.round(message.vramTotalBytes);
+    }
+    if (message.vramFreeBytes !== undefined) {
+      obj.vramFreeBytes = Math.round(message.vramFreeBytes);
+    }
     return obj;
   },
 
@@ -511,6 +563,8 @@ export const WorkerProps: MessageFns<WorkerProps> = {
     message.slotsFree = object.slotsFree ?? 0;
     message.kvCacheUsageRatio = object.kvCacheUsageRatio ?? undefined;
     message.requestsWaiting = object.requestsWaiting ?? 0;
+    message.vramTotalBytes = object.vramTotalBytes ?? undefined;
+    message.vramFreeBytes = object.vramFreeBytes ?? undefined;
     return message;
   },
 };
