@@ -233,6 +233,18 @@ export function operationFor(method: string, concretePath: string): OperationRef
   return operations().find((o) => o.method === method.toLowerCase() && o.pattern.test(concretePath));
 }
 
+/**
+ * The methods (upper case) the contract declares for the path a concrete path
+ * stands for; empty when it has no such path. Every other method on it is a
+ * 405 whose Allow lists these (and HEAD with GET).
+ */
+export function methodsAt(concretePath: string): string[] {
+  const path = operations().find((o) => o.pattern.test(concretePath))?.path;
+  return operations()
+    .filter((o) => o.path === path)
+    .map((o) => o.method.toUpperCase());
+}
+
 export function requestBodyValidator(operationId: string): (body: unknown) => FieldProblem | null {
   const op = operation(operationId);
   const requestBody = resolveRef(op.node.requestBody, `${op.pointer}/requestBody`);
