@@ -11,6 +11,7 @@ import { mountSessionRoutes } from "./routes/sessions.js";
 import { mountControlRoutes } from "./routes/control.js";
 import { rateLimit, type RateLimit } from "./middleware/rate-limit.js";
 import { apiKeyAuth, type AuthOptions } from "./middleware/api-key-auth.js";
+import { cors } from "./middleware/cors.js";
 
 export interface EdgeAppOptions {
   core: CoreClient;
@@ -20,6 +21,8 @@ export interface EdgeAppOptions {
   sseHeartbeatMs: number;
   rateLimit: RateLimit;
   auth: AuthOptions;
+  /** Web page origins allowed to call the API (CORS); empty: none. */
+  corsOrigins: readonly string[];
 }
 
 /** The public HTTP API: cross-cutting middleware once, in order, then routes. */
@@ -31,6 +34,8 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
   app.use(correlationId());
   app.use(requestAccounting(opts));
   app.use(errorEnvelope(opts.logger));
+  // Before the router: a preflight is answered here, without the API key it never carries.
+  if (opts.corsOrigins.length > 0) app.use(cors(opts.corsOrigins));
 
   router.get("/openapi.json", (ctx) => {
     ctx.body = loadApiDocuments().merged;
