@@ -261,19 +261,40 @@ export function requestBodyValidator(operationId: string): (body: unknown) => Fi
 }
 
 export function pathParamValidator(operationId: string, name: string): (value: string) => FieldProblem | null {
+  const pointer = parameterSchema(operationId, "path", name);
+  return (value) => {
+    const problem = validateAgainst(pointer, value, name);
+    return problem && { field: name, message: problem.message };
+  };
+}
+
+/**
+ * A query parameter as its schema types it: an integer parameter's digits
+ * become a number before the check, anything else stays the string it came as.
+ */
+export function queryParamValidator(operationId: string, name: string): (raw: string) => { value: unknown; problem: FieldProblem | null } {
+  const pointer = parameterSchema(operationId, "query", name);
+  const schema = resolveRef({ $ref: `#${pointer}` }, pointer).node;
+  const numeric = isObject(schema) && (schema.type === "integer" || schema.type === "number");
+  return (raw) => {
+    const value = numeric && /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
+    const problem = validateAgainst(pointer, value, name);
+    return { value, problem: problem && { field: name, message: problem.message } };
+  };
+}
+
+/** Where the schema of an operation's parameter is (compiled now, not on the first request). */
+function parameterSchema(operationId: string, location: "path" | "query", name: string): string {
   const op = operation(operationId);
   const candidates = [
     ...asArray(op.pathItem.parameters).map((p, i) => resolveRef(p, `${pointerOf("paths", op.path)}/parameters/${i}`)),
     ...asArray(op.node.parameters).map((p, i) => resolveRef(p, `${op.pointer}/parameters/${i}`)),
   ];
-  const param = candidates.find(({ node }) => isObject(node) && node.in === "path" && node.name === name);
-  if (!param) throw new Error(`openapi: ${operationId} has no path parameter ${name}`);
+  const param = candidates.find(({ node }) => isObject(node) && node.in === location && node.name === name);
+  if (!param) throw new Error(`openapi: ${operationId} has no ${location} parameter ${name}`);
   const pointer = `${param.pointer}/schema`;
   validatorAt(pointer);
-  return (value) => {
-    const problem = validateAgainst(pointer, value, name);
-    return problem && { field: name, message: problem.message };
-  };
+  return pointer;
 }
 
 // ---------------------------------------------------------------------------------------

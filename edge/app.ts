@@ -9,6 +9,7 @@ import { errorEnvelope } from "./middleware/error-envelope.js";
 import { mountTaskRoutes } from "./routes/tasks.js";
 import { mountSessionRoutes } from "./routes/sessions.js";
 import { mountControlRoutes } from "./routes/control.js";
+import { mountListingRoutes } from "./routes/listings.js";
 import { rateLimit, type RateLimit } from "./middleware/rate-limit.js";
 import { apiKeyAuth, type AuthOptions } from "./middleware/api-key-auth.js";
 import { cors } from "./middleware/cors.js";
@@ -51,6 +52,7 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
   mountTaskRoutes(router, opts);
   mountSessionRoutes(router, opts);
   mountControlRoutes(router, opts);
+  mountListingRoutes(router, opts);
 
   app.use(router.routes());
   app.use(router.allowedMethods());
