@@ -233,6 +233,18 @@ export function operationFor(method: string, concretePath: string): OperationRef
   return operations().find((o) => o.method === method.toLowerCase() && o.pattern.test(concretePath));
 }
 
+/**
+ * The methods (upper case) the contract declares for the path a concrete path
+ * stands for; empty when it has no such path. Every other method on it is a
+ * 405 whose Allow lists these (and HEAD with GET).
+ */
+export function methodsAt(concretePath: string): string[] {
+  const path = operations().find((o) => o.pattern.test(concretePath))?.path;
+  return operations()
+    .filter((o) => o.path === path)
+    .map((o) => o.method.toUpperCase());
+}
+
 export function requestBodyValidator(operationId: string): (body: unknown) => FieldProblem | null {
   const op = operation(operationId);
   const requestBody = resolveRef(op.node.requestBody, `${op.pointer}/requestBody`);
@@ -249,19 +261,40 @@ export function requestBodyValidator(operationId: string): (body: unknown) => Fi
 }
 
 export function pathParamValidator(operationId: string, name: string): (value: string) => FieldProblem | null {
+  const pointer = parameterSchema(operationId, "path", name);
+  return (value) => {
+    const problem = validateAgainst(pointer, value, name);
+    return problem && { field: name, message: problem.message };
+  };
+}
+
+/**
+ * A query parameter as its schema types it: an integer parameter's digits
+ * become a number before the check, anything else stays the string it came as.
+ */
+export function queryParamValidator(operationId: string, name: string): (raw: string) => { value: unknown; problem: FieldProblem | null } {
+  const pointer = parameterSchema(operationId, "query", name);
+  const schema = resolveRef({ $ref: `#${pointer}` }, pointer).node;
+  const numeric = isObject(schema) && (schema.type === "integer" || schema.type === "number");
+  return (raw) => {
+    const value = numeric && /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw;
+    const problem = validateAgainst(pointer, value, name);
+    return { value, problem: problem && { field: name, message: problem.message } };
+  };
+}
+
+/** Where the schema of an operation's parameter is (compiled now, not on the first request). */
+function parameterSchema(operationId: string, location: "path" | "query", name: string): string {
   const op = operation(operationId);
   const candidates = [
     ...asArray(op.pathItem.parameters).map((p, i) => resolveRef(p, `${pointerOf("paths", op.path)}/parameters/${i}`)),
     ...asArray(op.node.parameters).map((p, i) => resolveRef(p, `${op.pointer}/parameters/${i}`)),
   ];
-  const param = candidates.find(({ node }) => isObject(node) && node.in === "path" && node.name === name);
-  if (!param) throw new Error(`openapi: ${operationId} has no path parameter ${name}`);
+  const param = candidates.find(({ node }) => isObject(node) && node.in === location && node.name === name);
+  if (!param) throw new Error(`openapi: ${operationId} has no ${location} parameter ${name}`);
   const pointer = `${param.pointer}/schema`;
   validatorAt(pointer);
-  return (value) => {
-    const problem = validateAgainst(pointer, value, name);
-    return problem && { field: name, message: problem.message };
-  };
+  return pointer;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,8 +9,11 @@ import { errorEnvelope } from "./middleware/error-envelope.js";
 import { mountTaskRoutes } from "./routes/tasks.js";
 import { mountSessionRoutes } from "./routes/sessions.js";
 import { mountControlRoutes } from "./routes/control.js";
+import { mountHealthRoutes } from "./routes/health.js";
+import { mountListingRoutes } from "./routes/listings.js";
 import { rateLimit, type RateLimit } from "./middleware/rate-limit.js";
 import { apiKeyAuth, type AuthOptions } from "./middleware/api-key-auth.js";
+import { cors } from "./middleware/cors.js";
 
 export interface EdgeAppOptions {
   core: CoreClient;
@@ -20,6 +23,8 @@ export interface EdgeAppOptions {
   sseHeartbeatMs: number;
   rateLimit: RateLimit;
   auth: AuthOptions;
+  /** Web page origins allowed to call the API (CORS); empty: none. */
+  corsOrigins: readonly string[];
 }
 
 /** The public HTTP API: cross-cutting middleware once, in order, then routes. */
@@ -31,6 +36,8 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
   app.use(correlationId());
   app.use(requestAccounting(opts));
   app.use(errorEnvelope(opts.logger));
+  // Before the router: a preflight is answered here, without the API key it never carries.
+  if (opts.corsOrigins.length > 0) app.use(cors(opts.corsOrigins));
 
   router.get("/openapi.json", (ctx) => {
     ctx.body = loadApiDocuments().merged;
@@ -39,6 +46,7 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
     ctx.type = opts.metrics.registry.contentType;
     ctx.body = await opts.metrics.registry.metrics();
   });
+  mountHealthRoutes(router, opts);
   // Everything under /v1 needs the API key; the OpenAPI document and metrics stay readable.
   router.use("/v1", apiKeyAuth(opts.auth));
   // Per caller (API key, else address), after auth so a key's bucket is its own.
@@ -46,6 +54,7 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
   mountTaskRoutes(router, opts);
   mountSessionRoutes(router, opts);
   mountControlRoutes(router, opts);
+  mountListingRoutes(router, opts);
 
   app.use(router.routes());
   app.use(router.allowedMethods());

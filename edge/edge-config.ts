@@ -1,6 +1,7 @@
 import { apiKeyFrom } from "../contracts/runtime/api-key.js";
 import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
-import { flagBoolean, flagInteger, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import { flagBoolean, flagInteger, flagList, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import { corsOrigin } from "./middleware/cors.js";
 import type { RateLimit } from "./middleware/rate-limit.js";
 
 export interface EdgeConfig {
@@ -18,6 +19,8 @@ export interface EdgeConfig {
   apiKey?: string;
   /** Loopback clients may omit the key. */
   authOptionalOnLoopback: boolean;
+  /** Origins of the web pages that may call the API ("*": any, only without an API key); empty: no CORS headers. */
+  corsOrigins: string[];
 }
 
 export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
@@ -28,6 +31,7 @@ export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
   sseHeartbeatMs: 15_000,
   rateLimit: { perSecond: 0, burst: 1 },
   authOptionalOnLoopback: false,
+  corsOrigins: [],
 };
 
 const D = DEFAULT_EDGE_CONFIG;
@@ -72,6 +76,12 @@ export const EDGE_FLAGS: FlagTable<EdgeConfig> = [
     apply: (c, v, f) => (c.rateLimit.burst = flagInteger(f, v, 1)),
   },
   {
+    name: "cors-origin",
+    arg: "LIST",
+    help: 'origins of web pages that may call the API, comma-separated\n(e.g. https://app.example.com); "*" for any, only without an API key (default none)',
+    apply: (c, v, f) => (c.corsOrigins = flagList(f, v).map((o) => corsOrigin(f, o))),
+  },
+  {
     name: "auth-optional",
     arg: "",
     help: "loopback clients may omit the API key (identity=localhost)",
@@ -95,7 +105,7 @@ export const edgeHelp = [
 ].join("\n");
 
 export function edgeConfigFromFlags(flags: FlagValues): EdgeConfig {
-  const config: EdgeConfig = { ...DEFAULT_EDGE_CONFIG, rateLimit: { ...DEFAULT_EDGE_CONFIG.rateLimit } };
+  const config: EdgeConfig = { ...DEFAULT_EDGE_CONFIG, rateLimit: { ...DEFAULT_EDGE_CONFIG.rateLimit }, corsOrigins: [] };
   applyFlags(EDGE_FLAGS, flags, config);
   // A burst below the sustained rate would cap it: by default a caller may spend one second's worth at once.
   if (flags["rate-limit-burst"] === undefined) config.rateLimit.burst = Math.max(1, Math.ceil(config.rateLimit.perSecond));

@@ -6,6 +6,7 @@ import { createEdgeApp } from "./app.js";
 import { CoreClient } from "./core-client.js";
 import type { EdgeConfig } from "./edge-config.js";
 import { createEdgeMetrics } from "./metrics.js";
+import { assertCorsOrigins } from "./middleware/cors.js";
 
 export interface RunningEdge {
   url: string;
@@ -14,6 +15,7 @@ export interface RunningEdge {
 
 export async function startEdge(config: EdgeConfig, logger: Logger = createLogger("edge")): Promise<RunningEdge> {
   assertSafeBind(config.host, config.apiKey, "the edge");
+  assertCorsOrigins(config.corsOrigins, config.apiKey);
   const core = new CoreClient(config.coreAddress, config.apiKey);
   const metrics = createEdgeMetrics();
   const app = createEdgeApp({
@@ -24,6 +26,7 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
     sseHeartbeatMs: config.sseHeartbeatMs,
     rateLimit: config.rateLimit,
     auth: { apiKey: config.apiKey, optionalOnLoopback: config.authOptionalOnLoopback },
+    corsOrigins: config.corsOrigins,
   });
   // Koa's handler catches its own errors (its promise never rejects), so Node may ignore the promise.
   // eslint-disable-next-line @typescript-eslint/no-misused-promises

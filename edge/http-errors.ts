@@ -21,6 +21,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.ERROR_CODE_PAYLOAD_TOO_LARGE]: 413,
   [ErrorCode.ERROR_CODE_UNAUTHORIZED]: 401,
   [ErrorCode.ERROR_CODE_FORBIDDEN]: 403,
+  [ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED]: 405,
   [ErrorCode.UNRECOGNIZED]: 500,
 };
 

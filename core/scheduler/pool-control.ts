@@ -1,11 +1,12 @@
 import type { CreateTaskRequest } from "../../contracts/gen/llama_orch/v1/task.js";
 import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
-import type { GetPoolHealthResponse } from "../../contracts/gen/llama_orch/v1/pool.js";
+import type { GetPoolHealthResponse, PoolSummary } from "../../contracts/gen/llama_orch/v1/pool.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import type { PlacementDecision } from "../placement/placement.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
 import type { PoolGauges } from "./pool-gauges.js";
 import { poolHealthView } from "./pool-health.js";
+import { poolSummaryView } from "./pool-summary.js";
 import type { PoolState, ReloadState } from "./pool-state.js";
 import type { PoolTable } from "./pool-table.js";
 import type { TaskLifecycle } from "./task-lifecycle.js";
@@ -14,7 +15,7 @@ import type { TaskTable } from "./task-table.js";
 
 /**
  * What operators and the registry do to pools: drain (also of every pool
- * serving a retired model), reload bookkeeping, the health view, the idle
+ * serving a retired model), reload bookkeeping, the health and summary views, the idle
  * check auto-fetch uses, and moving a pool's queue elsewhere when it lost its
  * last replica.
  */
@@ -79,6 +80,14 @@ export class PoolControl {
   poolHealth(poolId: string): GetPoolHealthResponse {
     const pool = this.deps.pools.require(poolId);
     return poolHealthView(pool, this.deps.registry.inPool(poolId), this.deps.tasks.runningIn(poolId), Date.now());
+  }
+
+  /** Every pool, sorted by id, at a glance. */
+  poolSummaries(): PoolSummary[] {
+    const now = Date.now();
+    return [...this.deps.pools.all()]
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+      .map((pool) => poolSummaryView(pool, this.deps.registry.inPool(pool.id), this.deps.tasks.runningIn(pool.id), now));
   }
 
   /** When a pool lost its last replica, its queued work moves to another pool that can serve it, if any. */

@@ -1,7 +1,7 @@
 import { ROOT_CONTEXT, type Context } from "@opentelemetry/api";
 import { Priority } from "../../contracts/gen/llama_orch/v1/common.js";
-import type { Budgets, CreateTaskRequest } from "../../contracts/gen/llama_orch/v1/task.js";
-import type { GetPoolHealthResponse } from "../../contracts/gen/llama_orch/v1/pool.js";
+import type { Budgets, CreateTaskRequest, TaskState, TaskSummary } from "../../contracts/gen/llama_orch/v1/task.js";
+import type { GetPoolHealthResponse, PoolSummary } from "../../contracts/gen/llama_orch/v1/pool.js";
 import { engines, priorities } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import type { OrchError } from "../../contracts/runtime/metadata.js";
@@ -36,6 +36,7 @@ import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./scheduler-op
 import { poolLabels, replicaLabels, taskLogFields } from "./task-labels.js";
 import { TaskLifecycle } from "./task-lifecycle.js";
 import { TaskRunner } from "./task-runner.js";
+import { taskSummaryView } from "./task-summaries.js";
 import { TaskTable } from "./task-table.js";
 import { TimerSet } from "./timer-set.js";
 
@@ -240,6 +241,16 @@ export class Scheduler {
 
   poolHealth(poolId: string): GetPoolHealthResponse {
     return this.poolControl.poolHealth(poolId);
+  }
+
+  /** Read-only: every pool at a glance, for ListPools. */
+  poolSummaries(): PoolSummary[] {
+    return this.poolControl.poolSummaries();
+  }
+
+  /** Read-only: copies of the unfinished tasks (of `state`, unless unspecified) in admission order, for ListTasks. */
+  taskSummaries(state: TaskState): TaskSummary[] {
+    return taskSummaryView(this.tasks.unfinished(), this.pools.all(), state);
   }
 
   /** The deadline check and the full-queue policy, then the task joins its pool's queue and hears its position. */

@@ -19,6 +19,7 @@ import { isModelState, registration, stateName } from "../catalog/catalog-model.
 import { verifyEntry } from "../catalog/verify.js";
 import type { CoreMetrics } from "../metrics.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
+import { pageOf } from "./paging.js";
 import { respond } from "./respond.js";
 
 const { CATALOG_MODEL_STATE_ACTIVE: ACTIVE, CATALOG_MODEL_STATE_RETIRED: RETIRED } = CatalogModelState;
@@ -42,7 +43,7 @@ interface CatalogDeps {
 const notFound = (id: string) => OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no model ${id} in the catalog`);
 
 /**
- * CatalogService over the durable store: CRUD, verification (digest checked
+ * CatalogService over the durable store: CRUD, a paged listing, verification (digest checked
  * by streaming sha256 when the artifact is local; missing signatures or SBOM
  * only warn) and lifecycle state (retiring drains the pools serving the model).
  */
@@ -75,6 +76,11 @@ export function catalogService(deps: CatalogDeps): CatalogServiceServer {
         return { status: "started" };
       }),
     setModelState: (call, callback) => answer(callback, () => setModelState(deps, call.request)),
+    listModels: (call, callback) =>
+      answer(callback, () => {
+        const page = pageOf(store.list(), (m) => m.id, "catalog-models", call.request);
+        return { models: page.items, nextPageToken: page.nextPageToken };
+      }),
   };
 }
 

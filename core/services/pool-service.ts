@@ -8,6 +8,8 @@ import type {
   GetCapabilitiesResponse,
   GetPoolHealthRequest,
   GetPoolHealthResponse,
+  ListPoolsRequest,
+  ListPoolsResponse,
   PoolServiceServer,
   ReloadPoolRequest,
   ReloadPoolResponse,
@@ -45,6 +47,9 @@ export function poolService(scheduler: Scheduler, reloader: PoolReloader, logger
         }
         return reloader.start(call.request.poolId, call.request.newModelRef);
       });
+    },
+    listPools(_call: ServerUnaryCall<ListPoolsRequest, ListPoolsResponse>, callback: sendUnaryData<ListPoolsResponse>) {
+      answer(callback, logger, () => ({ pools: scheduler.poolSummaries() }));
     },
   };
 }

@@ -5,16 +5,21 @@ import type {
   CancelTaskResponse,
   CreateTaskRequest,
   CreateTaskResponse,
+  ListTasksRequest,
+  ListTasksResponse,
   StreamTaskRequest,
   StreamTaskResponse,
   TaskServiceServer,
 } from "../../contracts/gen/llama_orch/v1/task.js";
+import { TaskState } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf, OrchError } from "../../contracts/runtime/metadata.js";
 import { traceContextFromMetadata } from "../../contracts/runtime/trace-context.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { Task } from "../tasks/task.js";
+import { taskListingKey } from "../scheduler/task-summaries.js";
 import { withoutLeadingTokens } from "../tasks/task-event-log.js";
+import { pageOf } from "./paging.js";
 
 /** TaskService: translates gRPC calls into scheduler calls and streams task logs out. */
 export function taskService(scheduler: Scheduler, logger: Logger): TaskServiceServer {
@@ -22,6 +27,7 @@ export function taskService(scheduler: Scheduler, logger: Logger): TaskServiceSe
     createTask: (call, callback) => createTask(scheduler, logger, call, callback),
     streamTask: (call) => streamTask(scheduler, call),
     cancelTask: (call, callback) => cancelTask(scheduler, logger, call, callback),
+    listTasks: (call, callback) => listTasks(scheduler, logger, call, callback),
   };
 }
 
@@ -113,6 +119,24 @@ function cancelTask(
   try {
     const canceled = scheduler.cancel(call.request.taskId, call.request.reason || "client");
     callback(null, { canceled });
+  } catch (err) {
+    callback(asServiceError(err, logger), null);
+  }
+}
+
+function listTasks(
+  scheduler: Scheduler,
+  logger: Logger,
+  call: ServerUnaryCall<ListTasksRequest, ListTasksResponse>,
+  callback: sendUnaryData<ListTasksResponse>,
+): void {
+  try {
+    const { state } = call.request;
+    if (state === TaskState.UNRECOGNIZED || !(state in TaskState))
+      throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, "state must be queued, running or unspecified", { field: "state" });
+    // A token is good only for the state it was handed out with.
+    const page = pageOf(scheduler.taskSummaries(state), taskListingKey, `tasks:${state}`, call.request);
+    callback(null, { tasks: page.items, nextPageToken: page.nextPageToken });
   } catch (err) {
     callback(asServiceError(err, logger), null);
   }

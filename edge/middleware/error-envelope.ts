@@ -1,23 +1,19 @@
-import type { Middleware } from "koa";
+import type { Context, Middleware } from "koa";
 import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { HttpError } from "../http-errors.js";
 
 /**
  * Turns every failure into the JSON error envelope with its status, including
- * the router's own 404/405. Only unexpected errors are logged at error level,
+ * the router's own 404, 405 and 501. Only unexpected errors are logged at error level,
  * and their details never reach the client.
  */
 export function errorEnvelope(logger: Logger): Middleware {
   return async (ctx, next) => {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined && ctx.respond !== false) {
-        throw HttpError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no route for ${ctx.method} ${ctx.path}`);
-      }
-      if (ctx.status === 405 && ctx.respond !== false) {
-        throw HttpError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, `method ${ctx.method} is not allowed on ${ctx.path}`);
-      }
+      const miss = ctx.respond === false ? undefined : routerMiss(ctx);
+      if (miss) throw miss;
     } catch (err) {
       if (ctx.headerSent || ctx.respond === false) {
         logger.warn({ err, correlation_id: ctx.state.correlationId }, "error after the response started");
@@ -39,4 +35,23 @@ export function errorEnvelope(logger: Logger): Middleware {
       ctx.body = envelope;
     }
   };
+}
+
+/**
+ * What the router left unanswered: no route (404), or a path served only with
+ * other methods. koa-router says 405 for a method it knows and 501 for one it
+ * does not (TRACE, PROPFIND); both are 405 here, keeping the router's Allow.
+ */
+function routerMiss(ctx: Context): HttpError | undefined {
+  const wrongMethod = (ctx.status === 405 || ctx.status === 501) && ctx.response.get("Allow") !== "";
+  if (wrongMethod) {
+    return HttpError.of(
+      ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED,
+      `method ${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get("Allow")}`,
+    );
+  }
+  if ((ctx.status === 404 && ctx.body === undefined) || ctx.status === 501) {
+    return HttpError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no route for ${ctx.method} ${ctx.path}`);
+  }
+  return undefined;
 }

@@ -29,10 +29,11 @@ interface RelayOptions {
 
 /**
  * Relays a task's events from core to an HTTP response as SSE. Headers go out
- * only once core has answered, so an unknown task still gets a JSON 404. Each
- * gRPC message becomes exactly one socket write; when the socket is saturated
- * the gRPC stream is paused, and HTTP/2 flow control carries the pressure back
- * to core instead of buffering here.
+ * only once core has answered, so an unknown task still gets a JSON 404, and a
+ * finished task with nothing after Last-Event-ID a 204. Each gRPC message
+ * becomes exactly one socket write; when the socket is saturated the gRPC
+ * stream is paused, and HTTP/2 flow control carries the pressure back to core
+ * instead of buffering here.
  */
 export function relayTaskStream(opts: RelayOptions): Promise<StreamOutcome> {
   const call = opts.core.streamTask(opts.taskId, opts.resumeAfterSeq, opts.callContext);
@@ -122,7 +123,9 @@ class TaskStreamRelay {
       res.end();
       this.finish("completed");
     } else if (this.okStatus) {
-      res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", ...this.opts.headers });
+      // Core ended the stream without an event: the task is over and the client has all of it
+      // (Last-Event-ID at or past the end). 204 is what makes an EventSource stop reconnecting.
+      res.writeHead(204, this.opts.headers);
       res.end();
       this.resolve({});
       this.finish("completed");

@@ -293,3 +293,21 @@ test("a caller's W3C traceparent travels edge -> core -> sidecar and tags their 
   const workerLines = sys.workers.flatMap((w) => sys.logsOf(w.proc, body.task_id));
   t.is(workerLines.find((l) => l.event === "generation_start")?.trace_id, traceId);
 });
+
+test("a stream reopened after its task ended with Last-Event-ID at or past the last event is 204, so EventSource stops", async (t) => {
+  const { body } = await admit(t, taskBody({ max_tokens: 4 }));
+  const path = `/v1/tasks/${body.task_id}/stream`;
+  const full = await stream(sys.edgeUrl, path);
+  await full.done;
+  const lastId = full.events.at(-1)!.id!;
+  for (const lastEventId of [lastId, String(Number(lastId) + 1000)]) {
+    const res = await api(t, sys.edgeUrl, "GET", path, { headers: { "Last-Event-ID": lastEventId } });
+    t.is(res.status, 204, `Last-Event-ID ${lastEventId}`);
+    t.is(res.text, "");
+    t.truthy(res.headers.get("x-correlation-id"));
+  }
+  const before = await stream(sys.edgeUrl, path, { "Last-Event-ID": String(Number(lastId) - 1) });
+  await before.done;
+  t.is(before.status, 200, "one event short of the end still streams that event");
+  t.deepEqual(before.events, full.events.slice(-1));
+});

@@ -1,7 +1,7 @@
 // Response conformance against the OpenAPI document: every HTTP response the
 // integration tests see is checked here, so the contract cannot drift from
 // what the edge actually sends.
-import { escapeToken, operationFor, resolveRef, validateAgainst, type OperationRef } from "../../contracts/openapi.js";
+import { escapeToken, methodsAt, operationFor, resolveRef, validateAgainst, type OperationRef } from "../../contracts/openapi.js";
 import { parseSse } from "./sse-parse.js";
 
 type Json = Record<string, unknown>;
@@ -17,7 +17,11 @@ export function checkResponse(method: string, path: string, res: ResponseLike): 
   const concretePath = path.split(/[?#]/)[0]!;
   const where = `${method.toUpperCase()} ${concretePath} -> ${res.status}`;
   const op = operationFor(method, concretePath);
-  if (!op) return [`${method.toUpperCase()} ${concretePath}: no such operation in the contract`];
+  if (!op) {
+    const declared = methodsAt(concretePath);
+    if (declared.length > 0 && res.status === 405) return checkMethodNotAllowed(declared, res).map((p) => `${where}: ${p}`);
+    return [`${method.toUpperCase()} ${concretePath}: no such operation in the contract`];
+  }
 
   const responses = isObject(op.node.responses) ? op.node.responses : {};
   const key = [String(res.status), `${String(res.status)[0]}XX`, "default"].find((k) => k in responses);
@@ -27,6 +31,31 @@ export function checkResponse(method: string, path: string, res: ResponseLike): 
   const headers = lowerCaseHeaders(res.headers);
   const problems = checkHeaders(declared, headers).map((p) => `${where}: ${p}`);
   return [...problems, ...checkBody(op, response.pointer, declared, headers, res).map((p) => `${where}: ${p}`)];
+}
+
+/** A method the path does not declare: 405, Allow naming exactly the declared methods (HEAD with GET), the error envelope. */
+function checkMethodNotAllowed(declared: string[], res: ResponseLike): string[] {
+  const headers = lowerCaseHeaders(res.headers);
+  const problems: string[] = [];
+  if (!headers.has("x-correlation-id")) problems.push("missing header X-Correlation-Id");
+  const expected = [...declared, ...(declared.includes("GET") ? ["HEAD"] : [])].sort();
+  const allow = (headers.get("allow") ?? "")
+    .split(",")
+    .map((m) => m.trim().toUpperCase())
+    .filter(Boolean)
+    .sort();
+  if (allow.join(", ") !== expected.join(", "))
+    problems.push(`Allow is "${allow.join(", ")}", the contract declares ${expected.join(", ")}`);
+  let body: unknown;
+  try {
+    body = JSON.parse(res.body);
+  } catch {
+    return [...problems, "body is not valid JSON"];
+  }
+  const problem = validateAgainst("/components/schemas/ErrorEnvelope", body, "body");
+  if (problem) problems.push(problem.message);
+  else if ((body as Json).code !== "METHOD_NOT_ALLOWED") problems.push(`code is ${String((body as Json).code)}, not METHOD_NOT_ALLOWED`);
+  return problems;
 }
 
 function checkHeaders(declared: Json, headers: Map<string, string>): string[] {

@@ -93,3 +93,17 @@ test("parseSse handles comments, CRLF, multi-line data and a missing final blank
     { event: "end", data: ["{}"] },
   ]);
 });
+
+test("a method the path does not declare must be 405 with Allow naming the declared methods and the METHOD_NOT_ALLOWED envelope", (t) => {
+  const body = JSON.stringify({ code: "METHOD_NOT_ALLOWED", message: "method PUT is not allowed" });
+  const path = `/v1/tasks/${TASK_ID}/stream`;
+  t.deepEqual(checkResponse("PUT", path, { status: 405, headers: { ...JSON_HEADERS, Allow: "HEAD, GET" }, body }), []);
+  t.regex(checkResponse("PUT", path, { status: 405, headers: { ...JSON_HEADERS, Allow: "GET" }, body })[0]!, /Allow is "GET"/);
+  const wrongCode = JSON.stringify({ code: "INVALID_PARAMS", message: "no" });
+  t.regex(
+    checkResponse("PUT", path, { status: 405, headers: { ...JSON_HEADERS, Allow: "GET, HEAD" }, body: wrongCode })[0]!,
+    /not METHOD_NOT_ALLOWED/,
+  );
+  t.regex(checkResponse("PUT", path, { status: 400, headers: JSON_HEADERS, body: wrongCode })[0]!, /no such operation/);
+  t.regex(checkResponse("PUT", "/v1/nowhere", { status: 405, headers: JSON_HEADERS, body })[0]!, /no such operation/);
+});

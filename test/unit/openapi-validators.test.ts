@@ -1,5 +1,5 @@
 import test from "ava";
-import { pathParamValidator, requestBodyValidator } from "../../contracts/openapi.js";
+import { pathParamValidator, queryParamValidator, requestBodyValidator } from "../../contracts/openapi.js";
 
 const GOOD_TASK = {
   task_id: "6f1c2a0e-7d4b-4e58-9b0a-2f3c4d5e6a7b",
@@ -52,4 +52,17 @@ test("pathParamValidator checks uuid ids", (t) => {
   }
   t.is(pathParamValidator("getPoolHealth", "id")("pool-a"), null);
   t.throws(() => pathParamValidator("streamTask", "nope"));
+});
+
+test("queryParamValidator types a query string as its schema does: integer digits become numbers, enums stay names", (t) => {
+  const limit = queryParamValidator("listTasks", "limit");
+  t.deepEqual(limit("20"), { value: 20, problem: null });
+  t.deepEqual(limit("0"), { value: 0, problem: { field: "limit", message: "limit must be >= 1" } });
+  t.deepEqual(limit("1.5").problem, { field: "limit", message: "limit must be an integer" });
+  t.deepEqual(limit("ten").problem, { field: "limit", message: "limit must be an integer" });
+  const state = queryParamValidator("listTasks", "state");
+  t.deepEqual(state("queued"), { value: "queued", problem: null });
+  t.deepEqual(state("done").problem, { field: "state", message: "state must be one of queued, running" });
+  t.is(queryParamValidator("listCatalogModels", "page_token")("abc").problem, null);
+  t.throws(() => queryParamValidator("listTasks", "nope"), { message: /has no query parameter nope/ });
 });

@@ -1,6 +1,7 @@
 import test from "ava";
 import { flagNames } from "../../../contracts/runtime/flag-table.js";
 import { DEFAULT_EDGE_CONFIG, EDGE_FLAGS, edgeConfigFromFlags, edgeHelp } from "../../../edge/edge-config.js";
+import { assertCorsOrigins } from "../../../edge/middleware/cors.js";
 
 test("every flag maps onto the config", (t) => {
   t.like(
@@ -41,4 +42,25 @@ test("bad values are refused with a message naming the flag", (t) => {
 test("the help text lists every flag", (t) => {
   for (const name of flagNames(EDGE_FLAGS)) t.true(edgeHelp.includes(`--${name} `), name);
   t.regex(edgeHelp, /^ {2}--rate-limit-per-second X {2}\/v1 requests/m);
+});
+
+test("--cors-origin is a list of origins spelled as browsers send them; anything else is refused naming the flag", (t) => {
+  t.deepEqual(edgeConfigFromFlags({ "cors-origin": "https://App.Example.com/, http://127.0.0.1:3000,http://localhost:80" }).corsOrigins, [
+    "https://app.example.com",
+    "http://127.0.0.1:3000",
+    "http://localhost",
+  ]);
+  t.deepEqual(edgeConfigFromFlags({ "cors-origin": "*" }).corsOrigins, ["*"]);
+  t.deepEqual(edgeConfigFromFlags({}).corsOrigins, [], "no CORS unless asked for");
+  t.throws(() => edgeConfigFromFlags({ "cors-origin": "https://app.example.com/path" }), { message: /--cors-origin: .* is not an origin/ });
+  t.throws(() => edgeConfigFromFlags({ "cors-origin": "app.example.com" }), { message: /--cors-origin: .* is not an origin/ });
+  t.throws(() => edgeConfigFromFlags({ "cors-origin": "ftp://files.example.com" }), { message: /--cors-origin: .* is not an origin/ });
+  t.throws(() => edgeConfigFromFlags({ "cors-origin": "" }), { message: /--cors-origin needs a value/ });
+});
+
+test('--cors-origin "*" stands alone and never with an API key', (t) => {
+  t.throws(() => assertCorsOrigins(["*", "https://a.example"], undefined), { message: /give it alone/ });
+  t.throws(() => assertCorsOrigins(["*"], "secret"), { message: /refusing to start the edge with --cors-origin "\*" and an API key/ });
+  t.notThrows(() => assertCorsOrigins(["*"], undefined));
+  t.notThrows(() => assertCorsOrigins(["https://a.example"], "secret"));
 });

@@ -38,6 +38,8 @@ export enum ErrorCode {
   ERROR_CODE_UNAUTHORIZED = 15,
   /** ERROR_CODE_FORBIDDEN - The presented API key is not valid. */
   ERROR_CODE_FORBIDDEN = 16,
+  /** ERROR_CODE_METHOD_NOT_ALLOWED - The path exists but not with this HTTP method (the edge's 405, with Allow). */
+  ERROR_CODE_METHOD_NOT_ALLOWED = 17,
   UNRECOGNIZED = -1,
 }
 
@@ -94,6 +96,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 16:
     case "ERROR_CODE_FORBIDDEN":
       return ErrorCode.ERROR_CODE_FORBIDDEN;
+    case 17:
+    case "ERROR_CODE_METHOD_NOT_ALLOWED":
+      return ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -137,6 +142,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_UNAUTHORIZED";
     case ErrorCode.ERROR_CODE_FORBIDDEN:
       return "ERROR_CODE_FORBIDDEN";
+    case ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED:
+      return "ERROR_CODE_METHOD_NOT_ALLOWED";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -89,6 +89,35 @@ export interface ReloadPoolResponse {
   previousModelRef: string;
 }
 
+export interface ListPoolsRequest {
+}
+
+export interface ListPoolsResponse {
+  pools: PoolSummary[];
+}
+
+/**
+ * One pool at a glance: what it serves, whether it takes work, how busy it
+ * is. The same figures as its GetPoolHealth, without the per-replica detail.
+ */
+export interface PoolSummary {
+  id: string;
+  engine: Engine;
+  /** What its replicas serve; empty until one has described itself. */
+  modelRef: string;
+  /** At least one replica process is up. */
+  live: boolean;
+  /** Not reloading, and at least one replica is ready. */
+  ready: boolean;
+  draining: boolean;
+  queueDepth: number;
+  slotsTotal: number;
+  slotsFree: number;
+  tasksRunning: number;
+  replicasTotal: number;
+  replicasReady: number;
+}
+
 export interface GetCapabilitiesRequest {
 }
 
@@ -1226,6 +1255,413 @@ export const ReloadPoolResponse: MessageFns<ReloadPoolResponse> = {
   },
 };
 
+function createBaseListPoolsRequest(): ListPoolsRequest {
+  return {};
+}
+
+export const ListPoolsRequest: MessageFns<ListPoolsRequest> = {
+  encode(_: ListPoolsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPoolsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPoolsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListPoolsRequest {
+    return {};
+  },
+
+  toJSON(_: ListPoolsRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListPoolsRequest>): ListPoolsRequest {
+    return ListPoolsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<ListPoolsRequest>): ListPoolsRequest {
+    const message = createBaseListPoolsRequest();
+    return message;
+  },
+};
+
+function createBaseListPoolsResponse(): ListPoolsResponse {
+  return { pools: [] };
+}
+
+export const ListPoolsResponse: MessageFns<ListPoolsResponse> = {
+  encode(message: ListPoolsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.pools) {
+      PoolSummary.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListPoolsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListPoolsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.pools.push(PoolSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListPoolsResponse {
+    return {
+      pools: globalThis.Array.isArray(object?.pools) ? object.pools.map((e: any) => PoolSummary.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: ListPoolsResponse): unknown {
+    const obj: any = {};
+    if (message.pools?.length) {
+      obj.pools = message.pools.map((e) => PoolSummary.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListPoolsResponse>): ListPoolsResponse {
+    return ListPoolsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListPoolsResponse>): ListPoolsResponse {
+    const message = createBaseListPoolsResponse();
+    message.pools = object.pools?.map((e) => PoolSummary.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePoolSummary(): PoolSummary {
+  return {
+    id: "",
+    engine: 0,
+    modelRef: "",
+    live: false,
+    ready: false,
+    draining: false,
+    queueDepth: 0,
+    slotsTotal: 0,
+    slotsFree: 0,
+    tasksRunning: 0,
+    replicasTotal: 0,
+    replicasReady: 0,
+  };
+}
+
+export const PoolSummary: MessageFns<PoolSummary> = {
+  encode(message: PoolSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.engine !== 0) {
+      writer.uint32(16).int32(message.engine);
+    }
+    if (message.modelRef !== "") {
+      writer.uint32(26).string(message.modelRef);
+    }
+    if (message.live !== false) {
+      writer.uint32(32).bool(message.live);
+    }
+    if (message.ready !== false) {
+      writer.uint32(40).bool(message.ready);
+    }
+    if (message.draining !== false) {
+      writer.uint32(48).bool(message.draining);
+    }
+    if (message.queueDepth !== 0) {
+      writer.uint32(56).uint32(message.queueDepth);
+    }
+    if (message.slotsTotal !== 0) {
+      writer.uint32(64).uint32(message.slotsTotal);
+    }
+    if (message.slotsFree !== 0) {
+      writer.uint32(72).uint32(message.slotsFree);
+    }
+    if (message.tasksRunning !== 0) {
+      writer.uint32(80).uint32(message.tasksRunning);
+    }
+    if (message.replicasTotal !== 0) {
+      writer.uint32(88).uint32(message.replicasTotal);
+    }
+    if (message.replicasReady !== 0) {
+      writer.uint32(96).uint32(message.replicasReady);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PoolSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePoolSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.engine = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.modelRef = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.live = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ready = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.queueDepth = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.slotsTotal = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.slotsFree = reader.uint32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.tasksRunning = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.replicasTotal = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.replicasReady = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PoolSummary {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      engine: isSet(object.engine) ? engineFromJSON(object.engine) : 0,
+      modelRef: isSet(object.modelRef)
+        ? globalThis.String(object.modelRef)
+        : isSet(object.model_ref)
+        ? globalThis.String(object.model_ref)
+        : "",
+      live: isSet(object.live) ? globalThis.Boolean(object.live) : false,
+      ready: isSet(object.ready) ? globalThis.Boolean(object.ready) : false,
+      draining: isSet(object.draining) ? globalThis.Boolean(object.draining) : false,
+      queueDepth: isSet(object.queueDepth)
+        ? globalThis.Number(object.queueDepth)
+        : isSet(object.queue_depth)
+        ? globalThis.Number(object.queue_depth)
+        : 0,
+      slotsTotal: isSet(object.slotsTotal)
+        ? globalThis.Number(object.slotsTotal)
+        : isSet(object.slots_total)
+        ? globalThis.Number(object.slots_total)
+        : 0,
+      slotsFree: isSet(object.slotsFree)
+        ? globalThis.Number(object.slotsFree)
+        : isSet(object.slots_free)
+        ? globalThis.Number(object.slots_free)
+        : 0,
+      tasksRunning: isSet(object.tasksRunning)
+        ? globalThis.Number(object.tasksRunning)
+        : isSet(object.tasks_running)
+        ? globalThis.Number(object.tasks_running)
+        : 0,
+      replicasTotal: isSet(object.replicasTotal)
+        ? globalThis.Number(object.replicasTotal)
+        : isSet(object.replicas_total)
+        ? globalThis.Number(object.replicas_total)
+        : 0,
+      replicasReady: isSet(object.replicasReady)
+        ? globalThis.Number(object.replicasReady)
+        : isSet(object.replicas_ready)
+        ? globalThis.Number(object.replicas_ready)
+        : 0,
+    };
+  },
+
+  toJSON(message: PoolSummary): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.engine !== 0) {
+      obj.engine = engineToJSON(message.engine);
+    }
+    if (message.modelRef !== "") {
+      obj.modelRef = message.modelRef;
+    }
+    if (message.live !== false) {
+      obj.live = message.live;
+    }
+    if (message.ready !== false) {
+      obj.ready = message.ready;
+    }
+    if (message.draining !== false) {
+      obj.draining = message.draining;
+    }
+    if (message.queueDepth !== 0) {
+      obj.queueDepth = Math.round(message.queueDepth);
+    }
+    if (message.slotsTotal !== 0) {
+      obj.slotsTotal = Math.round(message.slotsTotal);
+    }
+    if (message.slotsFree !== 0) {
+      obj.slotsFree = Math.round(message.slotsFree);
+    }
+    if (message.tasksRunning !== 0) {
+      obj.tasksRunning = Math.round(message.tasksRunning);
+    }
+    if (message.replicasTotal !== 0) {
+      obj.replicasTotal = Math.round(message.replicasTotal);
+    }
+    if (message.replicasReady !== 0) {
+      obj.replicasReady = Math.round(message.replicasReady);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<PoolSummary>): PoolSummary {
+    return PoolSummary.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<PoolSummary>): PoolSummary {
+    const message = createBasePoolSummary();
+    message.id = object.id ?? "";
+    message.engine = object.engine ?? 0;
+    message.modelRef = object.modelRef ?? "";
+    message.live = object.live ?? false;
+    message.ready = object.ready ?? false;
+    message.draining = object.draining ?? false;
+    message.queueDepth = object.queueDepth ?? 0;
+    message.slotsTotal = object.slotsTotal ?? 0;
+    message.slotsFree = object.slotsFree ?? 0;
+    message.tasksRunning = object.tasksRunning ?? 0;
+    message.replicasTotal = object.replicasTotal ?? 0;
+    message.replicasReady = object.replicasReady ?? 0;
+    return message;
+  },
+};
+
 function createBaseGetCapabilitiesRequest(): GetCapabilitiesRequest {
   return {};
 }
@@ -1693,6 +2129,19 @@ export const PoolServiceService = {
     responseSerialize: (value: ReloadPoolResponse): Buffer => Buffer.from(ReloadPoolResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReloadPoolResponse => ReloadPoolResponse.decode(value),
   },
+  /**
+   * Every pool core knows, sorted by id, each with a summary. Pools number in
+   * the tens, so the answer is one page.
+   */
+  listPools: {
+    path: "/llama_orch.v1.PoolService/ListPools" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListPoolsRequest): Buffer => Buffer.from(ListPoolsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListPoolsRequest => ListPoolsRequest.decode(value),
+    responseSerialize: (value: ListPoolsResponse): Buffer => Buffer.from(ListPoolsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListPoolsResponse => ListPoolsResponse.decode(value),
+  },
 } as const;
 
 export interface PoolServiceServer extends UntypedServiceImplementation {
@@ -1707,6 +2156,11 @@ export interface PoolServiceServer extends UntypedServiceImplementation {
    * to load it, every replica goes back to the previous model.
    */
   reloadPool: handleUnaryCall<ReloadPoolRequest, ReloadPoolResponse>;
+  /**
+   * Every pool core knows, sorted by id, each with a summary. Pools number in
+   * the tens, so the answer is one page.
+   */
+  listPools: handleUnaryCall<ListPoolsRequest, ListPoolsResponse>;
 }
 
 export interface PoolServiceClient extends Client {
@@ -1762,6 +2216,25 @@ export interface PoolServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReloadPoolResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Every pool core knows, sorted by id, each with a summary. Pools number in
+   * the tens, so the answer is one page.
+   */
+  listPools(
+    request: ListPoolsRequest,
+    callback: (error: ServiceError | null, response: ListPoolsResponse) => void,
+  ): ClientUnaryCall;
+  listPools(
+    request: ListPoolsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPoolsResponse) => void,
+  ): ClientUnaryCall;
+  listPools(
+    request: ListPoolsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPoolsResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -98,6 +98,48 @@ export function placementModeToJSON(object: PlacementMode): string {
   }
 }
 
+/** Where an unfinished task is. */
+export enum TaskState {
+  TASK_STATE_UNSPECIFIED = 0,
+  /** TASK_STATE_QUEUED - In its pool's queue. */
+  TASK_STATE_QUEUED = 1,
+  /** TASK_STATE_RUNNING - On a replica's slot. */
+  TASK_STATE_RUNNING = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function taskStateFromJSON(object: any): TaskState {
+  switch (object) {
+    case 0:
+    case "TASK_STATE_UNSPECIFIED":
+      return TaskState.TASK_STATE_UNSPECIFIED;
+    case 1:
+    case "TASK_STATE_QUEUED":
+      return TaskState.TASK_STATE_QUEUED;
+    case 2:
+    case "TASK_STATE_RUNNING":
+      return TaskState.TASK_STATE_RUNNING;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return TaskState.UNRECOGNIZED;
+  }
+}
+
+export function taskStateToJSON(object: TaskState): string {
+  switch (object) {
+    case TaskState.TASK_STATE_UNSPECIFIED:
+      return "TASK_STATE_UNSPECIFIED";
+    case TaskState.TASK_STATE_QUEUED:
+      return "TASK_STATE_QUEUED";
+    case TaskState.TASK_STATE_RUNNING:
+      return "TASK_STATE_RUNNING";
+    case TaskState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface PlacementOverrides {
   mode: PlacementMode;
   pinPoolId: string;
@@ -237,6 +279,45 @@ export interface CancelTaskRequest {
 export interface CancelTaskResponse {
   /** False when the task had already finished: cancel was a no-op. */
   canceled: boolean;
+}
+
+export interface ListTasksRequest {
+  /** Only tasks in this state; unspecified means queued and running. */
+  state: TaskState;
+  /**
+   * At most this many tasks: 0 means 50, more than 1000 means 1000,
+   * negative is INVALID_PARAMS.
+   */
+  pageSize: number;
+  /**
+   * The previous page's next_page_token (of a listing with the same state);
+   * empty for the first page.
+   */
+  pageToken: string;
+}
+
+export interface ListTasksResponse {
+  tasks: TaskSummary[];
+  /** The page_token of the next page; empty on the last page. */
+  nextPageToken: string;
+}
+
+/** One unfinished task as an operator sees it. */
+export interface TaskSummary {
+  taskId: string;
+  state: TaskState;
+  poolId: string;
+  priority: Priority;
+  /** Queued: how many tasks leave the queue before it (0: it is next). */
+  queuePosition?:
+    | number
+    | undefined;
+  /** Running: the replica whose slot it holds. */
+  replicaId: string;
+  /** Tokens generated so far. */
+  tokensOut: number;
+  /** When it was admitted, epoch ms. */
+  admittedMs: number;
 }
 
 function createBasePlacementOverrides(): PlacementOverrides {
@@ -2335,6 +2416,418 @@ export const CancelTaskResponse: MessageFns<CancelTaskResponse> = {
   },
 };
 
+function createBaseListTasksRequest(): ListTasksRequest {
+  return { state: 0, pageSize: 0, pageToken: "" };
+}
+
+export const ListTasksRequest: MessageFns<ListTasksRequest> = {
+  encode(message: ListTasksRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== 0) {
+      writer.uint32(8).int32(message.state);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTasksRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTasksRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListTasksRequest {
+    return {
+      state: isSet(object.state) ? taskStateFromJSON(object.state) : 0,
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListTasksRequest): unknown {
+    const obj: any = {};
+    if (message.state !== 0) {
+      obj.state = taskStateToJSON(message.state);
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListTasksRequest>): ListTasksRequest {
+    return ListTasksRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListTasksRequest>): ListTasksRequest {
+    const message = createBaseListTasksRequest();
+    message.state = object.state ?? 0;
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListTasksResponse(): ListTasksResponse {
+  return { tasks: [], nextPageToken: "" };
+}
+
+export const ListTasksResponse: MessageFns<ListTasksResponse> = {
+  encode(message: ListTasksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.tasks) {
+      TaskSummary.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListTasksResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListTasksResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tasks.push(TaskSummary.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListTasksResponse {
+    return {
+      tasks: globalThis.Array.isArray(object?.tasks) ? object.tasks.map((e: any) => TaskSummary.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListTasksResponse): unknown {
+    const obj: any = {};
+    if (message.tasks?.length) {
+      obj.tasks = message.tasks.map((e) => TaskSummary.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListTasksResponse>): ListTasksResponse {
+    return ListTasksResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListTasksResponse>): ListTasksResponse {
+    const message = createBaseListTasksResponse();
+    message.tasks = object.tasks?.map((e) => TaskSummary.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseTaskSummary(): TaskSummary {
+  return {
+    taskId: "",
+    state: 0,
+    poolId: "",
+    priority: 0,
+    queuePosition: undefined,
+    replicaId: "",
+    tokensOut: 0,
+    admittedMs: 0,
+  };
+}
+
+export const TaskSummary: MessageFns<TaskSummary> = {
+  encode(message: TaskSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.state !== 0) {
+      writer.uint32(16).int32(message.state);
+    }
+    if (message.poolId !== "") {
+      writer.uint32(26).string(message.poolId);
+    }
+    if (message.priority !== 0) {
+      writer.uint32(32).int32(message.priority);
+    }
+    if (message.queuePosition !== undefined) {
+      writer.uint32(40).uint32(message.queuePosition);
+    }
+    if (message.replicaId !== "") {
+      writer.uint32(50).string(message.replicaId);
+    }
+    if (message.tokensOut !== 0) {
+      writer.uint32(56).uint32(message.tokensOut);
+    }
+    if (message.admittedMs !== 0) {
+      writer.uint32(64).uint64(message.admittedMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.poolId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.priority = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.queuePosition = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.replicaId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.tokensOut = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.admittedMs = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskSummary {
+    return {
+      taskId: isSet(object.taskId)
+        ? globalThis.String(object.taskId)
+        : isSet(object.task_id)
+        ? globalThis.String(object.task_id)
+        : "",
+      state: isSet(object.state) ? taskStateFromJSON(object.state) : 0,
+      poolId: isSet(object.poolId)
+        ? globalThis.String(object.poolId)
+        : isSet(object.pool_id)
+        ? globalThis.String(object.pool_id)
+        : "",
+      priority: isSet(object.priority) ? priorityFromJSON(object.priority) : 0,
+      queuePosition: isSet(object.queuePosition)
+        ? globalThis.Number(object.queuePosition)
+        : isSet(object.queue_position)
+        ? globalThis.Number(object.queue_position)
+        : undefined,
+      replicaId: isSet(object.replicaId)
+        ? globalThis.String(object.replicaId)
+        : isSet(object.replica_id)
+        ? globalThis.String(object.replica_id)
+        : "",
+      tokensOut: isSet(object.tokensOut)
+        ? globalThis.Number(object.tokensOut)
+        : isSet(object.tokens_out)
+        ? globalThis.Number(object.tokens_out)
+        : 0,
+      admittedMs: isSet(object.admittedMs)
+        ? globalThis.Number(object.admittedMs)
+        : isSet(object.admitted_ms)
+        ? globalThis.Number(object.admitted_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: TaskSummary): unknown {
+    const obj: any = {};
+    if (message.taskId !== "") {
+      obj.taskId = message.taskId;
+    }
+    if (message.state !== 0) {
+      obj.state = taskStateToJSON(message.state);
+    }
+    if (message.poolId !== "") {
+      obj.poolId = message.poolId;
+    }
+    if (message.priority !== 0) {
+      obj.priority = priorityToJSON(message.priority);
+    }
+    if (message.queuePosition !== undefined) {
+      obj.queuePosition = Math.round(message.queuePosition);
+    }
+    if (message.replicaId !== "") {
+      obj.replicaId = message.replicaId;
+    }
+    if (message.tokensOut !== 0) {
+      obj.tokensOut = Math.round(message.tokensOut);
+    }
+    if (message.admittedMs !== 0) {
+      obj.admittedMs = Math.round(message.admittedMs);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TaskSummary>): TaskSummary {
+    return TaskSummary.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TaskSummary>): TaskSummary {
+    const message = createBaseTaskSummary();
+    message.taskId = object.taskId ?? "";
+    message.state = object.state ?? 0;
+    message.poolId = object.poolId ?? "";
+    message.priority = object.priority ?? 0;
+    message.queuePosition = object.queuePosition ?? undefined;
+    message.replicaId = object.replicaId ?? "";
+    message.tokensOut = object.tokensOut ?? 0;
+    message.admittedMs = object.admittedMs ?? 0;
+    return message;
+  },
+};
+
 /**
  * TaskService is the edge -> core data plane: admit a task, stream its events,
  * cancel it. Sessions (SessionService), pools (PoolService), the model catalog
@@ -2380,6 +2873,19 @@ export const TaskServiceService = {
     responseSerialize: (value: CancelTaskResponse): Buffer => Buffer.from(CancelTaskResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CancelTaskResponse => CancelTaskResponse.decode(value),
   },
+  /**
+   * Queued and running tasks in admission order, one page at a time
+   * (AIP-158); finished tasks are left out.
+   */
+  listTasks: {
+    path: "/llama_orch.v1.TaskService/ListTasks" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListTasksRequest): Buffer => Buffer.from(ListTasksRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListTasksRequest => ListTasksRequest.decode(value),
+    responseSerialize: (value: ListTasksResponse): Buffer => Buffer.from(ListTasksResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListTasksResponse => ListTasksResponse.decode(value),
+  },
 } as const;
 
 export interface TaskServiceServer extends UntypedServiceImplementation {
@@ -2396,6 +2902,11 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
   streamTask: handleServerStreamingCall<StreamTaskRequest, StreamTaskResponse>;
   /** Cancels a queued or running task; a finished task is left as it is. */
   cancelTask: handleUnaryCall<CancelTaskRequest, CancelTaskResponse>;
+  /**
+   * Queued and running tasks in admission order, one page at a time
+   * (AIP-158); finished tasks are left out.
+   */
+  listTasks: handleUnaryCall<ListTasksRequest, ListTasksResponse>;
 }
 
 export interface TaskServiceClient extends Client {
@@ -2444,6 +2955,25 @@ export interface TaskServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CancelTaskResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Queued and running tasks in admission order, one page at a time
+   * (AIP-158); finished tasks are left out.
+   */
+  listTasks(
+    request: ListTasksRequest,
+    callback: (error: ServiceError | null, response: ListTasksResponse) => void,
+  ): ClientUnaryCall;
+  listTasks(
+    request: ListTasksRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListTasksResponse) => void,
+  ): ClientUnaryCall;
+  listTasks(
+    request: ListTasksRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListTasksResponse) => void,
   ): ClientUnaryCall;
 }
 
