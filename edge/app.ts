@@ -11,6 +11,9 @@ import { mountSessionRoutes } from "./routes/sessions.js";
 import { mountControlRoutes } from "./routes/control.js";
 import { rateLimit, type RateLimit } from "./middleware/rate-limit.js";
 import { apiKeyAuth, type AuthOptions } from "./middleware/api-key-auth.js";
+import { compatErrors } from "./compat/compat-errors.js";
+import { mountCompatRoutes } from "./compat/compat-routes.js";
+import type { ModelDirectory } from "./compat/model-directory.js";
 
 export interface EdgeAppOptions {
   core: CoreClient;
@@ -20,6 +23,8 @@ export interface EdgeAppOptions {
   sseHeartbeatMs: number;
   rateLimit: RateLimit;
   auth: AuthOptions;
+  /** The OpenAI- and Anthropic-compatible APIs' model names and defaults. */
+  compat: { models: ModelDirectory; defaultDeadlineMs: number; defaultMaxTokens: number };
 }
 
 /** The public HTTP API: cross-cutting middleware once, in order, then routes. */
@@ -31,6 +36,7 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
   app.use(correlationId());
   app.use(requestAccounting(opts));
   app.use(errorEnvelope(opts.logger));
+  app.use(compatErrors(opts.logger));
 
   router.get("/openapi.json", (ctx) => {
     ctx.body = loadApiDocuments().merged;
@@ -46,6 +52,7 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
   mountTaskRoutes(router, opts);
   mountSessionRoutes(router, opts);
   mountControlRoutes(router, opts);
+  mountCompatRoutes(router, { ...opts, ...opts.compat });
 
   app.use(router.routes());
   app.use(router.allowedMethods());

@@ -6,6 +6,7 @@ import { createEdgeApp } from "./app.js";
 import { CoreClient } from "./core-client.js";
 import type { EdgeConfig } from "./edge-config.js";
 import { createEdgeMetrics } from "./metrics.js";
+import { ModelDirectory } from "./compat/model-directory.js";
 
 export interface RunningEdge {
   url: string;
@@ -24,6 +25,11 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
     sseHeartbeatMs: config.sseHeartbeatMs,
     rateLimit: config.rateLimit,
     auth: { apiKey: config.apiKey, optionalOnLoopback: config.authOptionalOnLoopback },
+    compat: {
+      models: new ModelDirectory(core, config.models),
+      defaultDeadlineMs: config.defaultDeadlineMs,
+      defaultMaxTokens: config.defaultMaxTokens,
+    },
   });
   // Koa's handler catches its own errors (its promise never rejects), so Node may ignore the promise.
   // eslint-disable-next-line @typescript-eslint/no-misused-promises
