@@ -26,6 +26,8 @@ export class RecordingFetch {
     const url = new URL(request.url);
     this.exchanges.push({ method: request.method, path: url.pathname, status: res.status, headers: res.headers, at: Date.now() });
     const copy = res.clone();
+    // A copy being read would keep the connection open after the client aborts; the abort must reach the edge.
+    request.signal.addEventListener("abort", () => void copy.body?.cancel().catch(() => undefined), { once: true });
     this.checks.push(
       copy.text().then(
         (body) => checkResponse(request.method, url.pathname, { status: res.status, headers: res.headers, body }),
