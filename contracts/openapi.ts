@@ -31,7 +31,17 @@ export interface FieldProblem {
 const HTTP_METHODS = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
 const DOC_ID = "llama-orch-openapi";
 
-let documents: { data: OpenApiDoc; control: OpenApiDoc; merged: OpenApiDoc } | undefined;
+/** The contract's documents: the native data plane, the control plane, and the OpenAI/Anthropic-compatible APIs. */
+export interface ApiDocuments {
+  data: OpenApiDoc;
+  control: OpenApiDoc;
+  compat: OpenApiDoc;
+  merged: OpenApiDoc;
+}
+
+const DOCUMENT_FILES = { data: "data.yaml", control: "control.yaml", compat: "compat.yaml" } as const;
+
+let documents: ApiDocuments | undefined;
 
 // tsc does not copy YAML into dist/, so the same lookup must work from contracts/ and
 // from dist/contracts/: walk up to the project root and read the sources there.
@@ -62,50 +72,60 @@ function readDoc(file: string): OpenApiDoc {
   return doc;
 }
 
-export function loadApiDocuments(): { data: OpenApiDoc; control: OpenApiDoc; merged: OpenApiDoc } {
+export function loadApiDocuments(): ApiDocuments {
   if (!documents) {
-    const data = readDoc("data.yaml");
-    const control = readDoc("control.yaml");
-    documents = { data, control, merged: mergeDocs(data, control) };
+    const data = readDoc(DOCUMENT_FILES.data);
+    const control = readDoc(DOCUMENT_FILES.control);
+    const compat = readDoc(DOCUMENT_FILES.compat);
+    documents = { data, control, compat, merged: mergeDocs([data, control, compat], Object.values(DOCUMENT_FILES)) };
   }
   return documents;
 }
 
-function mergeDocs(data: OpenApiDoc, control: OpenApiDoc): OpenApiDoc {
+function mergeDocs(docs: OpenApiDoc[], files: readonly string[]): OpenApiDoc {
+  const [first] = docs as [OpenApiDoc, ...OpenApiDoc[]];
+  const all = files.join(", ");
   for (const key of ["openapi", "servers", "security"]) {
-    if (!deepEqual(data[key], control[key])) throw new Error(`openapi: data.yaml and control.yaml disagree on ${key}`);
+    if (!docs.every((d) => deepEqual(d[key], first[key]))) throw new Error(`openapi: ${all} disagree on ${key}`);
   }
-  if (data.info.version !== control.info.version) throw new Error("openapi: data.yaml and control.yaml have different info.version");
+  if (!docs.every((d) => d.info.version === first.info.version)) throw new Error(`openapi: ${all} have different info.version`);
 
-  const paths: Record<string, Json> = { ...data.paths };
-  for (const [path, item] of Object.entries(control.paths)) {
-    if (path in paths) throw new Error(`openapi: path ${path} is defined in both documents`);
-    paths[path] = item;
+  const paths: Record<string, Json> = {};
+  for (const doc of docs) {
+    for (const [path, item] of Object.entries(doc.paths)) {
+      if (path in paths) throw new Error(`openapi: path ${path} is defined in more than one document`);
+      paths[path] = item;
+    }
   }
 
-  // Shared names (Engine, ErrorEnvelope, ...) are written out in both files so each file
-  // stands alone; merging is only sound if both copies say the same thing.
+  // Shared names (Engine, ErrorEnvelope, ...) are written out in each file that uses them so
+  // each file stands alone; merging is only sound if every copy says the same thing.
   const components: Record<string, Json> = {};
-  for (const doc of [data, control]) {
+  for (const doc of docs) {
     for (const [section, entries] of Object.entries(doc.components ?? {})) {
       const target = (components[section] ??= {});
       for (const [name, definition] of Object.entries(entries)) {
         if (name in target && !deepEqual(target[name], definition)) {
-          throw new Error(`openapi: components.${section}.${name} is defined differently in data.yaml and control.yaml`);
+          throw new Error(`openapi: components.${section}.${name} is defined differently in ${all}`);
         }
         target[name] = definition;
       }
     }
   }
 
-  const tags = [...asArray(data.tags), ...asArray(control.tags)];
-  const description = [data.info.description, control.info.description].filter(Boolean).join("\n");
-  return { ...data, info: { ...data.info, title: "llama-orch API", description }, tags, paths, components };
+  const tags = docs.flatMap((d) => asArray(d.tags));
+  const description = docs
+    .map((d) => d.info.description)
+    .filter(Boolean)
+    .join("\n");
+  return { ...first, info: { ...first.info, title: "llama-orch API", description }, tags, paths, components };
 }
 
 export function apiVersion(): string {
-  const { data, control } = loadApiDocuments();
-  if (data.info.version !== control.info.version) throw new Error("openapi: data.yaml and control.yaml have different info.version");
+  const { data, control, compat } = loadApiDocuments();
+  if (data.info.version !== control.info.version || data.info.version !== compat.info.version) {
+    throw new Error("openapi: data.yaml, control.yaml and compat.yaml have different info.version");
+  }
   return data.info.version;
 }
 

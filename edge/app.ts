@@ -14,6 +14,9 @@ import { mountListingRoutes } from "./routes/listings.js";
 import { rateLimit, type RateLimit } from "./middleware/rate-limit.js";
 import { apiKeyAuth, type AuthOptions } from "./middleware/api-key-auth.js";
 import { cors } from "./middleware/cors.js";
+import { compatErrors } from "./compat/compat-errors.js";
+import { mountCompatRoutes } from "./compat/compat-routes.js";
+import type { ModelDirectory } from "./compat/model-directory.js";
 
 export interface EdgeAppOptions {
   core: CoreClient;
@@ -25,6 +28,8 @@ export interface EdgeAppOptions {
   auth: AuthOptions;
   /** Web page origins allowed to call the API (CORS); empty: none. */
   corsOrigins: readonly string[];
+  /** The OpenAI- and Anthropic-compatible APIs' model names and defaults. */
+  compat: { models: ModelDirectory; defaultDeadlineMs: number; defaultMaxTokens: number };
 }
 
 /** The public HTTP API: cross-cutting middleware once, in order, then routes. */
@@ -38,6 +43,7 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
   app.use(errorEnvelope(opts.logger));
   // Before the router: a preflight is answered here, without the API key it never carries.
   if (opts.corsOrigins.length > 0) app.use(cors(opts.corsOrigins));
+  app.use(compatErrors(opts.logger));
 
   router.get("/openapi.json", (ctx) => {
     ctx.body = loadApiDocuments().merged;
@@ -55,6 +61,7 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
   mountSessionRoutes(router, opts);
   mountControlRoutes(router, opts);
   mountListingRoutes(router, opts);
+  mountCompatRoutes(router, { ...opts, ...opts.compat });
 
   app.use(router.routes());
   app.use(router.allowedMethods());

@@ -8,6 +8,7 @@ export const edgeCommand: ComponentCommand<EdgeConfig> = {
   summary: "run the public HTTP API",
   help: edgeHelp,
   flags: EDGE_FLAGS,
-  configFromFlags: (flags) => edgeConfigFromFlags(flags),
+  structuredKeys: ["models"],
+  configFromFlags: (flags, section) => edgeConfigFromFlags(flags, section),
   start: (config) => startEdge(config),
 };

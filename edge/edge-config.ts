@@ -3,6 +3,7 @@ import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from 
 import { flagBoolean, flagInteger, flagList, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
 import { corsOrigin } from "./middleware/cors.js";
 import type { RateLimit } from "./middleware/rate-limit.js";
+import { modelNamesFromConfig, type ModelName } from "./compat/model-names.js";
 
 export interface EdgeConfig {
   host: string;
@@ -21,6 +22,12 @@ export interface EdgeConfig {
   authOptionalOnLoopback: boolean;
   /** Origins of the web pages that may call the API ("*": any, only without an API key); empty: no CORS headers. */
   corsOrigins: string[];
+  /** The compatible APIs' deadline when a request sends no X-Deadline-Ms. */
+  defaultDeadlineMs: number;
+  /** The compatible APIs' max_tokens when a request sets none (at most the model's ctx). */
+  defaultMaxTokens: number;
+  /** Friendly model names for the compatible APIs (the config file's `models:`). */
+  models: Record<string, ModelName>;
 }
 
 export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
@@ -32,6 +39,10 @@ export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
   rateLimit: { perSecond: 0, burst: 1 },
   authOptionalOnLoopback: false,
   corsOrigins: [],
+  // The official SDKs wait up to 10 minutes for a response by default; a deadline shorter than that would refuse work they wait for.
+  defaultDeadlineMs: 600_000,
+  defaultMaxTokens: 1024,
+  models: {},
 };
 
 const D = DEFAULT_EDGE_CONFIG;
@@ -87,6 +98,18 @@ export const EDGE_FLAGS: FlagTable<EdgeConfig> = [
     help: "loopback clients may omit the API key (identity=localhost)",
     apply: (c, v, f) => (c.authOptionalOnLoopback = flagBoolean(f, v)),
   },
+  {
+    name: "default-deadline-ms",
+    arg: "N",
+    help: `OpenAI/Anthropic-compatible requests without X-Deadline-Ms get this deadline (default ${D.defaultDeadlineMs})`,
+    apply: (c, v, f) => (c.defaultDeadlineMs = flagInteger(f, v, 1)),
+  },
+  {
+    name: "default-max-tokens",
+    arg: "N",
+    help: `OpenAI-compatible requests without max_tokens generate at most this many, capped at ctx (default ${D.defaultMaxTokens})`,
+    apply: (c, v, f) => (c.defaultMaxTokens = flagInteger(f, v, 1)),
+  },
 ];
 
 const HELP_WIDTH = 22;
@@ -102,10 +125,20 @@ export const edgeHelp = [
   "Without a key the edge refuses to listen beyond loopback.",
   helpLine("--config FILE", "YAML config file", HELP_WIDTH),
   "",
+  'Model names for the OpenAI/Anthropic-compatible APIs go under "edge: models:" in --config:',
+  "  qwen2.5-0.5b: {engine: llamacpp, model_ref: hf:Qwen/..., ctx: 4096, pool: gpu}",
+  "(a model_ref a ready replica serves is a name as well).",
+  "",
 ].join("\n");
 
-export function edgeConfigFromFlags(flags: FlagValues): EdgeConfig {
-  const config: EdgeConfig = { ...DEFAULT_EDGE_CONFIG, rateLimit: { ...DEFAULT_EDGE_CONFIG.rateLimit }, corsOrigins: [] };
+/** The edge's config from its flags and, for what is no flag (models), its config file section. */
+export function edgeConfigFromFlags(flags: FlagValues, section: Record<string, unknown> = {}): EdgeConfig {
+  const config: EdgeConfig = {
+    ...DEFAULT_EDGE_CONFIG,
+    rateLimit: { ...DEFAULT_EDGE_CONFIG.rateLimit },
+    corsOrigins: [],
+    models: modelNamesFromConfig(section["models"]),
+  };
   applyFlags(EDGE_FLAGS, flags, config);
   // A burst below the sustained rate would cap it: by default a caller may spend one second's worth at once.
   if (flags["rate-limit-burst"] === undefined) config.rateLimit.burst = Math.max(1, Math.ceil(config.rateLimit.perSecond));

@@ -7,6 +7,7 @@ import { CoreClient } from "./core-client.js";
 import type { EdgeConfig } from "./edge-config.js";
 import { createEdgeMetrics } from "./metrics.js";
 import { assertCorsOrigins } from "./middleware/cors.js";
+import { ModelDirectory } from "./compat/model-directory.js";
 
 export interface RunningEdge {
   url: string;
@@ -27,6 +28,11 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
     rateLimit: config.rateLimit,
     auth: { apiKey: config.apiKey, optionalOnLoopback: config.authOptionalOnLoopback },
     corsOrigins: config.corsOrigins,
+    compat: {
+      models: new ModelDirectory(core, config.models),
+      defaultDeadlineMs: config.defaultDeadlineMs,
+      defaultMaxTokens: config.defaultMaxTokens,
+    },
   });
   // Koa's handler catches its own errors (its promise never rejects), so Node may ignore the promise.
   // eslint-disable-next-line @typescript-eslint/no-misused-promises

@@ -1,5 +1,5 @@
 import type { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
-import type { GetCapabilitiesResponse } from "../../contracts/gen/llama_orch/v1/pool.js";
+import type { GetCapabilitiesResponse, ServedModel } from "../../contracts/gen/llama_orch/v1/pool.js";
 import type { Replica } from "../registry/replica.js";
 
 /**
@@ -32,5 +32,22 @@ export function capabilitiesOf(replicas: readonly Replica[]): GetCapabilitiesRes
       };
     });
   const models = [...new Set(replicas.filter((r) => r.isReady).map((r) => r.modelRef))].sort();
-  return { engines, models };
+  return { engines, models, servedModels: servedModelsOf(replicas) };
+}
+
+/** One entry per (model, engine) that ready replicas serve, sorted by model then engine. */
+export function servedModelsOf(replicas: readonly Replica[]): ServedModel[] {
+  const byKey = new Map<string, ServedModel>();
+  for (const r of replicas) {
+    if (!r.isReady) continue;
+    const engine = r.registration.engine;
+    const key = `${engine}\u0000${r.modelRef}`;
+    const served = byKey.get(key) ?? { modelRef: r.modelRef, engine, ctxMax: 0, workloads: [], poolIds: [], replicas: 0 };
+    served.ctxMax = Math.max(served.ctxMax, r.info!.ctxMax);
+    served.workloads = [...new Set([...served.workloads, ...r.info!.workloads])].sort((a, b) => a - b);
+    if (!served.poolIds.includes(r.poolId)) served.poolIds = [...served.poolIds, r.poolId].sort();
+    served.replicas++;
+    byKey.set(key, served);
+  }
+  return [...byKey.values()].sort((a, b) => (a.modelRef < b.modelRef ? -1 : a.modelRef > b.modelRef ? 1 : a.engine - b.engine));
 }

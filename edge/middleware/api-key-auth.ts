@@ -11,13 +11,15 @@ export interface AuthOptions {
 }
 
 /**
- * `Authorization: Bearer <key>`, compared in constant time: missing 401,
+ * `Authorization: Bearer <key>` (or `X-Api-Key: <key>`, as Anthropic's SDKs
+ * send it), compared in constant time: missing 401,
  * wrong 403. Sets ctx.state.identity to `localhost` or `token:<fp6>` for
  * logs and rate limits; the key itself goes nowhere.
  */
 export function apiKeyAuth(opts: AuthOptions): Middleware {
   return async (ctx, next) => {
-    const presented = bearerOf(ctx.get("Authorization") || undefined);
+    // Anthropic's SDKs send the key as X-Api-Key; every other client as a bearer token.
+    const presented = bearerOf(ctx.get("Authorization") || undefined) ?? (ctx.get("X-Api-Key") || undefined);
     const local = isLoopback(ctx.request.ip);
     if (!opts.apiKey) {
       ctx.state.identity = presented ? identityOf(presented) : "localhost";

@@ -1,6 +1,6 @@
 import type { ServerResponse } from "node:http";
 import { status as GrpcStatus, type ClientReadableStream, type ServiceError, type StatusObject } from "@grpc/grpc-js";
-import type { StreamTaskResponse } from "../../contracts/gen/llama_orch/v1/task.js";
+import type { StreamTaskResponse, TaskEvent } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { toHttpError, type CallContext, type CoreClient } from "../core-client.js";
 import type { HttpError } from "../http-errors.js";
@@ -25,6 +25,8 @@ interface RelayOptions {
   heartbeatMs: number;
   logger: Logger;
   onEnd: (how: StreamEnd) => void;
+  /** How a batch of events is written: the native SSE frames unless a compatible API renders its own. */
+  render?: (events: readonly TaskEvent[]) => string;
 }
 
 /**
@@ -106,7 +108,7 @@ class TaskStreamRelay {
       this.resolve({});
     }
     this.lastWriteAt = Date.now();
-    if (!res.write(renderSse(m.events))) {
+    if (!res.write((this.opts.render ?? renderSse)(m.events))) {
       this.call.pause();
       res.once("drain", this.onDrain);
     }

@@ -97,37 +97,64 @@ function checkBody(op: OperationRef, responsePointer: string, declared: Json, he
   return contentType === "text/event-stream" ? checkSseBody(op, res.body) : [];
 }
 
-/** Each frame: an increasing decimal id, an event name from x-sse-events, and data valid against its schema. */
+/**
+ * Each frame: an event name from x-sse-events, and data valid against its
+ * schema; an increasing decimal id, unless the operation says `x-sse-ids:
+ * false` (the OpenAI and Anthropic dialects send none, and then none may
+ * appear). With `x-sse-done`, the last frame is exactly that data (OpenAI's
+ * `[DONE]`) unless the stream ended on an error frame, and nothing follows it.
+ */
 function checkSseBody(op: OperationRef, body: string): string[] {
   const events = Array.isArray(op.node["x-sse-events"]) ? (op.node["x-sse-events"] as unknown[]) : [];
+  const withIds = op.node["x-sse-ids"] !== false;
+  const done = typeof op.node["x-sse-done"] === "string" ? op.node["x-sse-done"] : undefined;
   const problems: string[] = [];
   let lastId = -1;
-  parseSse(body).forEach((frame, index) => {
+  const frames = parseSse(body);
+  frames.forEach((frame, index) => {
     const at = `frame #${index} (${frame.event})`;
-    if (frame.id === undefined || !/^\d+$/.test(frame.id)) {
+    if (!withIds) {
+      if (frame.id !== undefined) problems.push(`${at}: this dialect sends no ids, got ${JSON.stringify(frame.id)}`);
+    } else if (frame.id === undefined || !/^\d+$/.test(frame.id)) {
       problems.push(`${at}: id must be a decimal sequence number, got ${JSON.stringify(frame.id ?? null)}`);
     } else if (Number(frame.id) <= lastId) {
       problems.push(`${at}: id ${frame.id} does not increase (previous ${lastId})`);
     } else {
       lastId = Number(frame.id);
     }
-    const eventIndex = events.findIndex((e) => isObject(e) && e.name === frame.event);
-    if (eventIndex < 0) {
-      problems.push(`${at}: unknown event name`);
+    if (done !== undefined && frame.data.join("\n") === done) {
+      if (index !== frames.length - 1) problems.push(`${at}: ${done} must be the last frame`);
       return;
     }
-    let data: unknown;
-    try {
-      data = JSON.parse(frame.data.join("\n"));
-    } catch {
-      problems.push(`${at}: data is not valid JSON`);
-      return;
-    }
-    const schema = resolveRef((events[eventIndex] as Json).schema, `${op.pointer}/x-sse-events/${eventIndex}/schema`);
-    const problem = validateAgainst(schema.pointer, data, "data");
-    if (problem) problems.push(`${at}: ${problem.message}`);
+    problems.push(...checkFrameData(op, events, frame.event, frame.data.join("\n")).map((p) => `${at}: ${p}`));
   });
+  if (done !== undefined && frames.length > 0 && !endsWithDoneOrError(frames, done))
+    problems.push(`the stream must end with ${done} or an error frame`);
   return problems;
+}
+
+function checkFrameData(op: OperationRef, events: unknown[], name: string, text: string): string[] {
+  const eventIndex = events.findIndex((e) => isObject(e) && e.name === name);
+  if (eventIndex < 0) return ["unknown event name"];
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return ["data is not valid JSON"];
+  }
+  const schema = resolveRef((events[eventIndex] as Json).schema, `${op.pointer}/x-sse-events/${eventIndex}/schema`);
+  const problem = validateAgainst(schema.pointer, data, "data");
+  return problem ? [problem.message] : [];
+}
+
+function endsWithDoneOrError(frames: ReturnType<typeof parseSse>, done: string): boolean {
+  const last = frames.at(-1)!.data.join("\n");
+  if (last === done) return true;
+  try {
+    return isObject(JSON.parse(last)) && "error" in (JSON.parse(last) as Json);
+  } catch {
+    return false;
+  }
 }
 
 function lowerCaseHeaders(headers: Headers | Record<string, string>): Map<string, string> {

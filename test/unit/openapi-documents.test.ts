@@ -3,26 +3,32 @@ import { apiVersion, loadApiDocuments, validateAgainst } from "../../contracts/o
 import { checkResponse } from "../support/openapi-check.js";
 import { deref, isObject, operationsOf, walk, type Json } from "./openapi-walk.js";
 
-test("both documents parse as OpenAPI 3.0 with one shared version", (t) => {
-  const { data, control, merged } = loadApiDocuments();
-  for (const doc of [data, control, merged]) t.regex(doc.openapi, /^3\.0\.\d+$/);
+test("every document parses as OpenAPI 3.0 with one shared version", (t) => {
+  const { data, control, compat, merged } = loadApiDocuments();
+  for (const doc of [data, control, compat, merged]) t.regex(doc.openapi, /^3\.0\.\d+$/);
   t.is(data.info.version, "1.0.0");
   t.is(control.info.version, data.info.version);
+  t.is(compat.info.version, data.info.version);
   t.is(apiVersion(), "1.0.0");
   t.is(merged.info.title, "llama-orch API");
-  t.is(Object.keys(merged.paths).length, Object.keys(data.paths).length + Object.keys(control.paths).length);
+  t.is(
+    Object.keys(merged.paths).length,
+    Object.keys(data.paths).length + Object.keys(control.paths).length + Object.keys(compat.paths).length,
+  );
   t.is(loadApiDocuments(), loadApiDocuments(), "documents are cached");
 });
 
 test("each document stands alone: all its $refs resolve inside it", (t) => {
-  const { data, control } = loadApiDocuments();
-  for (const doc of [data, control]) {
+  const { data, control, compat } = loadApiDocuments();
+  for (const doc of [data, control, compat]) {
     walk(doc, "", (node, pointer) => {
       if (typeof node.$ref === "string") t.truthy(deref(doc, node), `${pointer}: ${node.$ref}`);
     });
   }
 });
 
+// The native operations answer errors with the ErrorEnvelope; the compatible APIs' operations
+// name their own API's error body in x-error-schema, and their 429s carry what the official SDKs read.
 test("every response declares X-Correlation-Id; error responses carry an envelope", (t) => {
   const { merged } = loadApiDocuments();
   for (const { method, path, op } of operationsOf(merged)) {
@@ -42,12 +48,14 @@ test("every response declares X-Correlation-Id; error responses carry an envelop
       t.truthy(headers["X-Correlation-Id"], `${where} ${status}: X-Correlation-Id`);
       if (Number(status) >= 400) {
         const media = (response.content as Record<string, Json> | undefined)?.["application/json"];
-        const expected = status === "429" ? "#/components/schemas/BackpressureErrorEnvelope" : "#/components/schemas/ErrorEnvelope";
+        const native = status === "429" ? "#/components/schemas/BackpressureErrorEnvelope" : "#/components/schemas/ErrorEnvelope";
+        const expected = typeof op["x-error-schema"] === "string" ? op["x-error-schema"] : native;
         t.is((media?.schema as Json | undefined)?.$ref, expected, `${where} ${status}: envelope`);
       }
     }
     const tooMany = deref(merged, responses["429"]) as Json | undefined;
-    if (tooMany) for (const h of ["Retry-After", "X-Backoff-Ms"]) t.truthy((tooMany.headers as Json)[h], `${where} 429: ${h}`);
+    const retryHeaders = op["x-error-schema"] ? ["Retry-After", "retry-after-ms", "x-should-retry"] : ["Retry-After", "X-Backoff-Ms"];
+    if (tooMany) for (const h of retryHeaders) t.truthy((tooMany.headers as Json)[h], `${where} 429: ${h}`);
   }
 });
 

@@ -125,6 +125,23 @@ export interface GetCapabilitiesResponse {
   engines: EngineCapability[];
   /** Model refs being served by ready replicas. */
   models: string[];
+  /**
+   * The same models with where and how they are served: one entry per
+   * (model_ref, engine), so a client that names only a model (the
+   * OpenAI-compatible APIs) can be given an engine and a context size.
+   */
+  servedModels: ServedModel[];
+}
+
+/** One model as the ready replicas of one engine serve it. */
+export interface ServedModel {
+  modelRef: string;
+  engine: Engine;
+  /** Largest context a ready replica serving it accepts. */
+  ctxMax: number;
+  workloads: Workload[];
+  poolIds: string[];
+  replicas: number;
 }
 
 export interface EngineCapability {
@@ -1715,7 +1732,7 @@ export const GetCapabilitiesRequest: MessageFns<GetCapabilitiesRequest> = {
 };
 
 function createBaseGetCapabilitiesResponse(): GetCapabilitiesResponse {
-  return { engines: [], models: [] };
+  return { engines: [], models: [], servedModels: [] };
 }
 
 export const GetCapabilitiesResponse: MessageFns<GetCapabilitiesResponse> = {
@@ -1725,6 +1742,9 @@ export const GetCapabilitiesResponse: MessageFns<GetCapabilitiesResponse> = {
     }
     for (const v of message.models) {
       writer.uint32(18).string(v!);
+    }
+    for (const v of message.servedModels) {
+      ServedModel.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -1758,6 +1778,14 @@ export const GetCapabilitiesResponse: MessageFns<GetCapabilitiesResponse> = {
             message.models.push(reader.string());
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.servedModels.push(ServedModel.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1776,6 +1804,11 @@ export const GetCapabilitiesResponse: MessageFns<GetCapabilitiesResponse> = {
         ? object.engines.map((e: any) => EngineCapability.fromJSON(e))
         : [],
       models: globalThis.Array.isArray(object?.models) ? object.models.map((e: any) => globalThis.String(e)) : [],
+      servedModels: globalThis.Array.isArray(object?.servedModels)
+        ? object.servedModels.map((e: any) => ServedModel.fromJSON(e))
+        : globalThis.Array.isArray(object?.served_models)
+        ? object.served_models.map((e: any) => ServedModel.fromJSON(e))
+        : [],
     };
   },
 
@@ -1787,6 +1820,9 @@ export const GetCapabilitiesResponse: MessageFns<GetCapabilitiesResponse> = {
     if (message.models?.length) {
       obj.models = message.models;
     }
+    if (message.servedModels?.length) {
+      obj.servedModels = message.servedModels.map((e) => ServedModel.toJSON(e));
+    }
     return obj;
   },
 
@@ -1797,6 +1833,184 @@ export const GetCapabilitiesResponse: MessageFns<GetCapabilitiesResponse> = {
     const message = createBaseGetCapabilitiesResponse();
     message.engines = object.engines?.map((e) => EngineCapability.fromPartial(e)) || [];
     message.models = object.models?.map((e) => e) || [];
+    message.servedModels = object.servedModels?.map((e) => ServedModel.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseServedModel(): ServedModel {
+  return { modelRef: "", engine: 0, ctxMax: 0, workloads: [], poolIds: [], replicas: 0 };
+}
+
+export const ServedModel: MessageFns<ServedModel> = {
+  encode(message: ServedModel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.modelRef !== "") {
+      writer.uint32(10).string(message.modelRef);
+    }
+    if (message.engine !== 0) {
+      writer.uint32(16).int32(message.engine);
+    }
+    if (message.ctxMax !== 0) {
+      writer.uint32(24).uint32(message.ctxMax);
+    }
+    if (message.workloads.length !== 0) {
+      writer.uint32(34).fork();
+      for (const v of message.workloads) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    for (const v of message.poolIds) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.replicas !== 0) {
+      writer.uint32(48).uint32(message.replicas);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServedModel {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServedModel();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.modelRef = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.engine = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.ctxMax = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag === 32) {
+              message.workloads.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 34) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.workloads.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.poolIds.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.replicas = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ServedModel {
+    return {
+      modelRef: isSet(object.modelRef)
+        ? globalThis.String(object.modelRef)
+        : isSet(object.model_ref)
+        ? globalThis.String(object.model_ref)
+        : "",
+      engine: isSet(object.engine) ? engineFromJSON(object.engine) : 0,
+      ctxMax: isSet(object.ctxMax)
+        ? globalThis.Number(object.ctxMax)
+        : isSet(object.ctx_max)
+        ? globalThis.Number(object.ctx_max)
+        : 0,
+      workloads: globalThis.Array.isArray(object?.workloads)
+        ? object.workloads.map((e: any) => workloadFromJSON(e))
+        : [],
+      poolIds: globalThis.Array.isArray(object?.poolIds)
+        ? object.poolIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.pool_ids)
+        ? object.pool_ids.map((e: any) => globalThis.String(e))
+        : [],
+      replicas: isSet(object.replicas) ? globalThis.Number(object.replicas) : 0,
+    };
+  },
+
+  toJSON(message: ServedModel): unknown {
+    const obj: any = {};
+    if (message.modelRef !== "") {
+      obj.modelRef = message.modelRef;
+    }
+    if (message.engine !== 0) {
+      obj.engine = engineToJSON(message.engine);
+    }
+    if (message.ctxMax !== 0) {
+      obj.ctxMax = Math.round(message.ctxMax);
+    }
+    if (message.workloads?.length) {
+      obj.workloads = message.workloads.map((e) => workloadToJSON(e));
+    }
+    if (message.poolIds?.length) {
+      obj.poolIds = message.poolIds;
+    }
+    if (message.replicas !== 0) {
+      obj.replicas = Math.round(message.replicas);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ServedModel>): ServedModel {
+    return ServedModel.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ServedModel>): ServedModel {
+    const message = createBaseServedModel();
+    message.modelRef = object.modelRef ?? "";
+    message.engine = object.engine ?? 0;
+    message.ctxMax = object.ctxMax ?? 0;
+    message.workloads = object.workloads?.map((e) => e) || [];
+    message.poolIds = object.poolIds?.map((e) => e) || [];
+    message.replicas = object.replicas ?? 0;
     return message;
   },
 };
