@@ -100,7 +100,13 @@ test.serial("placement ranks by the free VRAM nvidia-smi reports now, and follow
       { ...L4, memoryUsedMiB: 1034 },
     ],
   } satisfies FakeNvidiaSmiState);
-  await until("the new figures", async () => (replicaOf(await health(t), "gpu-l4").vram_free_bytes === 22000 * MIB ? true : undefined));
+  // Each sidecar reads the GPUs on its own schedule: wait until core has both new figures.
+  await until("the new figures", async () => {
+    const h = await health(t);
+    return replicaOf(h, "gpu-l4").vram_free_bytes === 22000 * MIB && replicaOf(h, "gpu-a10").vram_free_bytes === 500 * MIB
+      ? true
+      : undefined;
+  });
   t.is(await placedOn(t), "gpu-l4");
   const placed = sys.logsOf(sys.core, '"event":"placed"').at(-1)!;
   t.like(placed, { replica_id: "gpu-l4", placement_why: "most_free_vram" });

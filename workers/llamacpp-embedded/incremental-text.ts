@@ -46,31 +46,38 @@ export class IncrementalText {
   /** Adds one token; returns the texts of the tokens now released (empty while it is held). */
   push(token: number): string[] {
     this.tokens.push(token);
-    const text = this.pendingText();
-    if (text.endsWith(REPLACEMENT) && this.held < MAX_HELD_TOKENS) return [];
-    return this.release(text);
+    const text = this.pendingText(this.tokens.length);
+    if (!text.endsWith(REPLACEMENT)) return this.release(text, this.tokens.length);
+    if (this.held < MAX_HELD_TOKENS) return [];
+    // Still no whole character after four tokens: the bytes before the newest token never will be one.
+    // Their rendering is final, and decoding starts afresh at the newest token, which may begin a character.
+    const end = this.tokens.length - 1;
+    const out = this.release(this.pendingText(end), end);
+    this.prefix = this.read;
+    return out;
   }
 
   /** At the end of a generation: whatever is still held, as it stands. */
   flush(): string[] {
-    return this.held === 0 ? [] : this.release(this.pendingText());
+    return this.held === 0 ? [] : this.release(this.pendingText(this.tokens.length), this.tokens.length);
   }
 
-  /** The text the unreleased tokens add after what was already emitted. */
-  private pendingText(): string {
+  /** The text the unreleased tokens up to `end` add after what was already emitted. */
+  private pendingText(end: number): string {
     const before = this.tokens.slice(Math.max(0, this.prefix - CONTEXT_TOKENS), this.prefix);
     const base = this.detokenize(this.tokens.slice(this.prefix, this.read), before);
-    const all = this.detokenize(this.tokens.slice(this.prefix), before);
+    const all = this.detokenize(this.tokens.slice(this.prefix, end), before);
     // The base is a prefix of the longer rendering; should a detokenizer ever disagree, nothing is lost by emitting the longer one.
     return all.startsWith(base) ? all.slice(base.length) : all;
   }
 
-  private release(text: string): string[] {
-    const n = this.held;
+  /** Releases the held tokens up to `end`: one text per token, the text on the last (the others empty). */
+  private release(text: string, end: number): string[] {
+    const n = end - this.read;
     const out = new Array<string>(n).fill("");
     out[n - 1] = text;
     this.prefix = this.read;
-    this.read = this.tokens.length;
+    this.read = end;
     // Only the window and its context are ever read again.
     const drop = Math.max(0, this.prefix - CONTEXT_TOKENS);
     if (drop > 256) {
