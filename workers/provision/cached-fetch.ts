@@ -4,7 +4,7 @@
 import { stat } from "node:fs/promises";
 import { acquireLock } from "./download-lock.js";
 import { download, type DownloadSpec } from "./download.js";
-import type { Run } from "./provision-types.js";
+import type { ProvisionedModel, Run } from "./provision-types.js";
 
 export interface FileFetch extends DownloadSpec {
   /** The ref as shown to people, for the index. */
@@ -122,4 +122,10 @@ async function reportOthersDownload(run: Run, f: FileFetch): Promise<void> {
   if (size === undefined) return;
   run.reporter.phase("downloading", { file: f.file });
   run.reporter.bytes((f.progressBase ?? 0) + size, 0, f.progressTotal ?? f.expectedSizeBytes);
+}
+
+/** A fetched file as provisionModel reports it. */
+export function resultOf(got: FetchedFile): ProvisionedModel {
+  const { path, sha256, sizeBytes, verified, commit } = got;
+  return { path, sha256, sizeBytes, source: got.fromCache ? "cache" : "download", verified, ...(commit === undefined ? {} : { commit }) };
 }

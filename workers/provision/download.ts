@@ -5,7 +5,7 @@
 import { createHash, type Hash } from "node:crypto";
 import type http from "node:http";
 import { open, readFile, rm, stat } from "node:fs/promises";
-import { writeFileAtomic } from "../../contracts/runtime/atomic-file.js";
+import { errorCode, writeFileAtomic } from "../../contracts/runtime/atomic-file.js";
 import { waitOrAbort } from "../abortable-wait.js";
 import { BodyQueue, type BodyOutcome } from "./body-to-file.js";
 import { ensureSpace, type StatFs } from "./disk-space.js";
@@ -77,7 +77,7 @@ export async function download(spec: DownloadSpec, ctx: DownloadContext): Promis
       if (!(await waitOrAbort(delay, ctx.signal))) throw abortError();
     }
     try {
-      return await attempt_(spec, ctx, true);
+      return await downloadOnce(spec, ctx, true);
     } catch (err) {
       if (!(err instanceof ProvisionError) || !err.retriable) throw err;
       last = err;
@@ -103,7 +103,7 @@ interface Resumable {
   prefix: Hash;
 }
 
-async function attempt_(spec: DownloadSpec, ctx: DownloadContext, mayRestart: boolean): Promise<Downloaded> {
+async function downloadOnce(spec: DownloadSpec, ctx: DownloadContext, mayRestart: boolean): Promise<Downloaded> {
   const r = await resumable(spec, ctx);
   const headers: Record<string, string> = {};
   if (r.offset > 0) {
@@ -129,7 +129,7 @@ async function attempt_(spec: DownloadSpec, ctx: DownloadContext, mayRestart: bo
       res.destroy();
       await discard(r.part, r.metaPath);
       if (!mayRestart) throw new ProvisionError("http_error", `${spec.label}: the server's answers to a resumed download do not add up`);
-      return attempt_(spec, ctx, false);
+      return downloadOnce(spec, ctx, false);
     };
     // The partial file is of another version (the branch moved on): start over.
     if (r.offset > 0 && !sameFile(r.meta!, expected)) return await restart();
@@ -245,6 +245,16 @@ async function appendBody(
       ctx.onBytes(start + seen, chunk.length, total);
     });
     await handle.sync();
+  } catch (err) {
+    // statfs said it would fit, but something else filled the disk meanwhile.
+    if (errorCode(err) === "ENOSPC" || errorCode(err) === "EDQUOT") {
+      throw new ProvisionError(
+        "no_space",
+        `${spec.label}: the disk under ${ctx.cache.root} filled up during the download; the bytes so far are kept`,
+        { cause: err },
+      );
+    }
+    throw new ProvisionError("io", `${spec.label}: cannot write ${part}: ${messageOf(err)}`, { cause: err });
   } finally {
     await handle.close();
   }

@@ -4,9 +4,9 @@
 // snapshot directory, laid out as in the repository.
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import { cachedFile, fetchFile, type FetchedFile, type FileFetch } from "./cached-fetch.js";
+import { cachedFile, fetchFile, resultOf, type FetchedFile, type FileFetch } from "./cached-fetch.js";
 import { ensureSpace } from "./disk-space.js";
-import { manifestDigest } from "./file-hash.js";
+import { gitBlobOidOfFile, manifestDigest } from "./file-hash.js";
 import { listRepo, resolveUrl, type HubAuth, type RepoFile } from "./hub-protocol.js";
 import type { HubSettings } from "./hub-settings.js";
 import { findInHubCache, hashedFile } from "./local-files.js";
@@ -20,6 +20,7 @@ export interface HubRef {
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
+const GIT_OID = /^[0-9a-f]{40}$/;
 
 export async function provisionHubFile(run: Run, ref: HubRef & { file: string }): Promise<ProvisionedModel> {
   const settings = run.settings!;
@@ -34,19 +35,10 @@ export async function provisionHubFile(run: Run, ref: HubRef & { file: string })
     linkPath: (commit) => path.join(run.cache.hubSnapshotDir(repoId, commit ?? revision), ...ref.file.split("/")),
   };
   // Ours first (no hashing), then the hub's cache (hashed once), then the network.
-  const got =
-    (await cachedFile(run, spec)) ??
-    (await hubCacheFile(run, repoId, revision, ref.file, run.expectedSha256)) ??
-    (await fetchFile(run, spec));
-  if ("source" in got) return got;
-  return {
-    path: got.path,
-    sha256: got.sha256,
-    sizeBytes: got.sizeBytes,
-    source: got.fromCache ? "cache" : "download",
-    verified: got.verified,
-    ...(got.commit === undefined ? {} : { commit: got.commit }),
-  };
+  const ours = await cachedFile(run, spec);
+  if (ours !== undefined) return resultOf(ours);
+  const theirs = await hubCacheFile(run, repoId, revision, ref.file, { sha256: run.expectedSha256 });
+  return theirs ?? resultOf(await fetchFile(run, spec));
 }
 
 export async function provisionHubRepo(run: Run, ref: HubRef): Promise<ProvisionedModel> {
@@ -127,7 +119,7 @@ async function repoFile(
 ): Promise<FetchedFile> {
   const linkPath = path.join(dir, ...file.path.split("/"));
   run.reporter.phase("downloading", { file: file.path });
-  const inHubCache = await hubCacheFile(run, repoId, commit, file.path, file.sha256);
+  const inHubCache = await hubCacheFile(run, repoId, commit, file.path, file);
   if (inHubCache !== undefined && inHubCache.sizeBytes === file.sizeBytes) {
     await run.cache.link(linkPath, inHubCache.path);
     run.reporter.bytes(base + file.sizeBytes, 0, total);
@@ -162,16 +154,17 @@ async function missingBytes(run: Run, files: RepoFile[]): Promise<number> {
 }
 
 /**
- * The file from the hub's own cache, when it is there and its bytes are
- * what the hub's clients named them (the LFS sha256) and what is expected;
- * hashed once, then recalled while the file does not change.
+ * The file from the hub's own cache, when it is there and its bytes are what
+ * the hub's clients named them (the LFS sha256, or the git blob id of a file
+ * kept in git) and what is expected; hashed once, then recalled while the
+ * file does not change.
  */
 async function hubCacheFile(
   run: Run,
   repoId: string,
   revision: string,
   file: string,
-  expected: string | undefined,
+  expected: { sha256?: string; gitOid?: string },
 ): Promise<ProvisionedModel | undefined> {
   const hit = await findInHubCache(run.settings!.hubCacheDir, repoId, revision, file);
   if (hit === undefined) return undefined;
@@ -180,8 +173,11 @@ async function hubCacheFile(
   const { sha256, sizeBytes } = await hashedFile(run.cache, hit.path, (done) => run.reporter.bytes(done, 0, size));
   const claimed = hit.blobName !== undefined && SHA256.test(hit.blobName) ? hit.blobName : undefined;
   // A copy that is not what it claims to be, or not the expected model: fetch our own.
-  if ((claimed !== undefined && claimed !== sha256) || (expected !== undefined && expected !== sha256)) return undefined;
-  return { path: hit.path, sha256, sizeBytes, source: "hf-cache", verified: claimed !== undefined || expected !== undefined };
+  if ((claimed !== undefined && claimed !== sha256) || (expected.sha256 !== undefined && expected.sha256 !== sha256)) return undefined;
+  const gitOid = expected.gitOid ?? (hit.blobName !== undefined && GIT_OID.test(hit.blobName) ? hit.blobName : undefined);
+  if (gitOid !== undefined && (await gitBlobOidOfFile(hit.path, sizeBytes)) !== gitOid) return undefined;
+  const verified = claimed !== undefined || expected.sha256 !== undefined || gitOid !== undefined;
+  return { path: hit.path, sha256, sizeBytes, source: "hf-cache", verified };
 }
 
 function hubFileSpec(

@@ -5,7 +5,7 @@
 // at once. Every error is a ProvisionError, and none carries the token.
 import path from "node:path";
 import { formatModelRef, ModelRefError, parseModelRef, type ModelRef } from "../../contracts/model-ref.js";
-import { fetchFile } from "./cached-fetch.js";
+import { fetchFile, resultOf } from "./cached-fetch.js";
 import { hashedFiles, hashedFile, localModel } from "./local-files.js";
 import { manifestDigest } from "./file-hash.js";
 import { authOf, provisionHubFile, provisionHubRepo } from "./hub-provision.js";
@@ -139,14 +139,7 @@ async function provisionUrl(run: Run, url: string): Promise<ProvisionedModel> {
     expectedSha256: run.expectedSha256,
     linkPath: () => path.join(run.cache.urlSnapshotDir(key), fileNameOf(url)),
   });
-  return {
-    path: got.path,
-    sha256: got.sha256,
-    sizeBytes: got.sizeBytes,
-    source: got.fromCache ? "cache" : "download",
-    verified: got.verified,
-    ...(got.commit === undefined ? {} : { commit: got.commit }),
-  };
+  return resultOf(got);
 }
 
 /** The last path segment of a URL, as a safe file name ("model.gguf"); engines (and people) look at the extension. */

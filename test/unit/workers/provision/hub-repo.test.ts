@@ -3,6 +3,7 @@ import { mkdir, readFile, realpath, symlink, writeFile } from "node:fs/promises"
 import path from "node:path";
 import { manifestDigest } from "../../../../workers/provision/file-hash.js";
 import { ProvisionError } from "../../../../workers/provision/provision-error.js";
+import { gitBlobOid } from "../../../fakes/hf-hub-fake.js";
 import { bytesOf, GGUF_BYTES, GGUF_FILE, GGUF_REPO, HF_REPO, hubWorld, listFiles, sha256Hex } from "./provision-harness.js";
 
 test("a whole repository is listed at one commit and fetched into one snapshot directory laid out as the repository", async (t) => {
@@ -130,4 +131,19 @@ test("repository files found in the hub cache are linked from the snapshot inste
     "not fetched",
   );
   t.is(w.fake.cdnGets().length, 1, "only the other LFS file came from the CDN");
+});
+
+test("a git-kept file in the hub cache is used only when its git blob id is the listing's", async (t) => {
+  const w = await hubWorld(t);
+  const commit = w.fake.commitOf(HF_REPO);
+  const hubCache = path.join(w.env.HF_HOME!, "hub");
+  const good = Buffer.from('{"version":"1.0"}\n');
+  await seedHubCache(hubCache, HF_REPO, commit, "tokenizer.json", good, gitBlobOid(good));
+  const edited = Buffer.from('{"model_type":"edited by hand"}\n');
+  await seedHubCache(hubCache, HF_REPO, commit, "config.json", edited, gitBlobOid(Buffer.from('{"model_type":"llama"}\n')));
+  const got = await w.provision(`hf:${HF_REPO}`);
+  t.false(w.fake.requests.some((r) => r.path.endsWith("/tokenizer.json")));
+  t.true(w.fake.requests.some((r) => r.path.endsWith("/config.json")));
+  t.is(await readFile(path.join(got.path, "config.json"), "utf8"), '{"model_type":"llama"}\n');
+  t.true(got.verified);
 });
