@@ -63,6 +63,7 @@ export async function provisionHubRepo(run: Run, ref: HubRef): Promise<Provision
     verified &&= got.verified;
     downloaded ||= !got.fromCache;
     base += file.sizeBytes;
+    run.reporter.bytes(base, 0, total);
   }
   const fetchedAt = new Date().toISOString();
   await run.cache.writeEntry({
@@ -118,11 +119,10 @@ async function repoFile(
   total: number,
 ): Promise<FetchedFile> {
   const linkPath = path.join(dir, ...file.path.split("/"));
-  run.reporter.phase("downloading", { file: file.path });
-  const inHubCache = await hubCacheFile(run, repoId, commit, file.path, file);
+  run.reporter.phase("downloading", { file: file.path, bytesDone: base, bytesTotal: total });
+  const inHubCache = await hubCacheFile(run, repoId, commit, file.path, file, { base, total });
   if (inHubCache !== undefined && inHubCache.sizeBytes === file.sizeBytes) {
     await run.cache.link(linkPath, inHubCache.path);
-    run.reporter.bytes(base + file.sizeBytes, 0, total);
     return {
       path: linkPath,
       sha256: inHubCache.sha256,
@@ -165,12 +165,14 @@ async function hubCacheFile(
   revision: string,
   file: string,
   expected: { sha256?: string; gitOid?: string },
+  progress: { base: number; total?: number } = { base: 0 },
 ): Promise<ProvisionedModel | undefined> {
   const hit = await findInHubCache(run.settings!.hubCacheDir, repoId, revision, file);
   if (hit === undefined) return undefined;
   const size = (await stat(hit.path)).size;
-  run.reporter.phase("verifying", { file, bytesDone: 0, bytesTotal: size });
-  const { sha256, sizeBytes } = await hashedFile(run.cache, hit.path, (done) => run.reporter.bytes(done, 0, size));
+  const total = progress.total ?? size;
+  run.reporter.phase("verifying", { file, bytesDone: progress.base, bytesTotal: total });
+  const { sha256, sizeBytes } = await hashedFile(run.cache, hit.path, (done) => run.reporter.bytes(progress.base + done, 0, total));
   const claimed = hit.blobName !== undefined && SHA256.test(hit.blobName) ? hit.blobName : undefined;
   // A copy that is not what it claims to be, or not the expected model: fetch our own.
   if ((claimed !== undefined && claimed !== sha256) || (expected.sha256 !== undefined && expected.sha256 !== sha256)) return undefined;

@@ -1,7 +1,9 @@
 import test from "ava";
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { fanOut, ProgressReporter, type ProvisionProgress } from "../../../../workers/provision/progress.js";
 import { formatBytes, progressLine, progressLogger, terminalProgress } from "../../../../workers/provision/progress-display.js";
-import { GATED_REPO, GGUF_BYTES, GGUF_FILE, GGUF_REPO, hubWorld } from "./provision-harness.js";
+import { bytesOf, GATED_REPO, GGUF_BYTES, GGUF_FILE, GGUF_REPO, HF_REPO, hubWorld } from "./provision-harness.js";
 
 test("the reporter passes phase changes on at once and byte counts at most once per interval", (t) => {
   let now = 0;
@@ -129,4 +131,17 @@ test("fanOut calls every listener even when one throws", (t) => {
   ]);
   listener({ phase: "done", bytesDone: 1, bytesTotal: 1, bytesPerSecond: 0, file: undefined });
   t.deepEqual(heard, ["done"]);
+});
+
+test("a repository's progress counts all its files, never going back, those found in the hub cache included", async (t) => {
+  const w = await hubWorld(t);
+  const commit = w.fake.commitOf(HF_REPO);
+  const snapshot = path.join(w.env.HF_HOME!, "hub", "models--TinyOrg--tiny-chat-hf", "snapshots", commit);
+  await mkdir(snapshot, { recursive: true });
+  await writeFile(path.join(snapshot, "model.safetensors"), bytesOf(64_000, "safetensors"));
+  const heard: ProvisionProgress[] = [];
+  const got = await w.provision(`hf:${HF_REPO}`, { progressIntervalMs: 0, onProgress: (p) => heard.push(p) });
+  for (let i = 1; i < heard.length; i++) t.true(heard[i]!.bytesDone >= heard[i - 1]!.bytesDone, `report ${i} goes back`);
+  t.true(heard.filter((p) => p.phase !== "resolving").every((p) => p.bytesTotal === got.sizeBytes));
+  t.like(heard.at(-1), { phase: "done", bytesDone: got.sizeBytes });
 });
