@@ -25,6 +25,8 @@ export class SingleFlight<T> {
   /** Joins the flight for `key`, starting it with `work` when there is none. */
   join(key: string, work: (signal: AbortSignal, progress: ProgressListener) => Promise<T>, caller: FlightCaller): Promise<T> {
     let flight = this.flights.get(key);
+    // A caller that has already given up neither starts work nor counts as waiting for it.
+    if (caller.signal?.aborted) return Promise.reject(abortError());
     if (flight === undefined) {
       const controller = new AbortController();
       const listeners = new Set<ProgressListener>();
@@ -67,7 +69,6 @@ function attach<T>(flight: Flight<T>, caller: FlightCaller): Promise<T> {
       if (flight.waiting === 0 && !flight.pinned) flight.abandon();
       reject(abortError());
     };
-    if (signal.aborted) return leave();
     signal.addEventListener("abort", leave, { once: true });
     flight.promise.then(
       (value) => {

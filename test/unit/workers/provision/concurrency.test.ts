@@ -42,8 +42,14 @@ test("a caller that gives up leaves the shared download running for the other", 
   slow(w);
   const controller = new AbortController();
   const quitter = w.provision(REF, { signal: controller.signal });
-  const stayer = w.provision(REF, { signal: new AbortController().signal });
-  setTimeout(() => controller.abort(), 60);
+  // Give up once the download both callers share is under way.
+  const stayer = w.provision(REF, {
+    signal: new AbortController().signal,
+    progressIntervalMs: 0,
+    onProgress: (p) => {
+      if (p.phase === "downloading" && p.bytesDone > 0) controller.abort();
+    },
+  });
   const err = await t.throwsAsync(quitter, { instanceOf: ProvisionError });
   t.is(err.kind, "aborted");
   const got = await stayer;
@@ -70,10 +76,12 @@ function startChild(w: HubWorld): Promise<{ result?: { path: string; sha256: str
 
 test("two processes sharing the cache download a file once: the second waits for the first's lock, then finds the blob", async (t) => {
   const w = await hubWorld(t);
-  slow(w);
+  // Slow enough (about 2 s) that this process comes to the lock while the child still holds it.
+  w.fake.faults.chunkBytes = 10_000;
+  w.fake.faults.chunkDelayMs = 100;
   const child = startChild(w);
   // Until the child's download is under way, there is nothing to share.
-  for (let i = 0; i < 300 && w.fake.cdnGets().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 1_500 && w.fake.cdnGets().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
   t.is(w.fake.cdnGets().length, 1, "the child is downloading");
   const heard: ProvisionProgress[] = [];
   const here = await w.provision(REF, { lockPollMs: 50, progressIntervalMs: 0, onProgress: (p) => heard.push(p) });

@@ -58,3 +58,11 @@ test("a caller without a signal keeps the work going for everyone", async (t) =>
   t.is(await b, "done");
   t.is(g.starts, 1);
 });
+
+test("a caller whose signal has already aborted is refused at once and starts nothing", async (t) => {
+  const flights = new SingleFlight<string>();
+  const g = gatedWork();
+  await t.throwsAsync(flights.join("k", g.work, { signal: AbortSignal.abort() }), { instanceOf: ProvisionError });
+  t.is(g.starts, 0);
+  t.is(flights.size, 0);
+});
