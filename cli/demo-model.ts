@@ -4,7 +4,7 @@
 import { resolve } from "node:path";
 import { flagHelp, type FlagTable } from "../contracts/runtime/flag-table.js";
 import { flagBoolean, flagChoice, flagInteger } from "../contracts/runtime/flag-values.js";
-import { writeFileAtomic } from "../core/storage/atomic-file.js";
+import { writeFileAtomic } from "../contracts/runtime/atomic-file.js";
 import { demoModelGguf, type DemoModelKind, type DemoModelOptions } from "../workers/gguf/demo-model.js";
 
 const KINDS: readonly DemoModelKind[] = ["generation", "embedding", "ranking"];

@@ -2,7 +2,8 @@
 import path from "node:path";
 
 export type ModelRef =
-  | { scheme: "hf"; org: string; repo: string; file?: string }
+  /** `revision` (a branch, tag or commit of the hub repository) is absent when the ref names none: the hub's default, `main`. */
+  | { scheme: "hf"; org: string; repo: string; revision?: string; file?: string }
   | { scheme: "file"; path: string }
   | { scheme: "https"; url: string }
   | { scheme: "s3"; bucket: string; key: string }
@@ -10,7 +11,7 @@ export type ModelRef =
   | { scheme: "oci"; registry: string; repository: string; reference: string };
 
 const SUPPORTED_FORMS =
-  "supported forms: hf:<org>/<repo>[/<file>], file:/abs/path, file:relative/path, a bare path " +
+  "supported forms: hf:<org>/<repo>[@<revision>][/<file>], file:/abs/path, file:relative/path, a bare path " +
   "(models/x.gguf, ./x, /abs/x), https://<host>/<path>, s3://<bucket>/<key>, " +
   "oci://<registry>/<repository>:<tag> or oci://<registry>/<repository>@sha256:<hex>";
 
@@ -26,6 +27,8 @@ export class ModelRefError extends Error {
 
 // Hugging Face org and repo names: letters, digits, '-', '_', '.', not starting with a dot.
 const HF_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+// A branch, tag or commit id. Git allows "/" in branch names ("refs/pr/1"), but here "/" starts the file path.
+const HF_REVISION = /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/;
 const S3_BUCKET = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const OCI_REGISTRY = /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?$/;
 // From the OCI distribution spec: lowercase path components, tags, and digests.
@@ -69,12 +72,19 @@ type Fail = (why: string) => never;
 function parseHf(rest: string, fail: Fail): ModelRef {
   const parts = rest.split("/");
   if (parts.length < 2) return fail("hf: needs <org>/<repo>");
-  const [org, repo, ...fileParts] = parts as [string, string, ...string[]];
+  const [org, repoAndRevision, ...fileParts] = parts as [string, string, ...string[]];
+  const at = repoAndRevision.indexOf("@");
+  const repo = at < 0 ? repoAndRevision : repoAndRevision.slice(0, at);
+  const revision = at < 0 ? undefined : repoAndRevision.slice(at + 1);
   if (!HF_NAME.test(org)) return fail(`bad hf org "${org}"`);
   if (!HF_NAME.test(repo)) return fail(`bad hf repo "${repo}"`);
-  if (fileParts.length === 0) return { scheme: "hf", org, repo };
+  if (revision !== undefined && !HF_REVISION.test(revision)) {
+    return fail(`bad hf revision "${revision}" (a branch, tag or commit: letters, digits, '.', '_', '-')`);
+  }
+  const base = revision === undefined ? { scheme: "hf" as const, org, repo } : { scheme: "hf" as const, org, repo, revision };
+  if (fileParts.length === 0) return base;
   if (fileParts.some((p) => p === "" || p === "." || p === "..")) return fail("bad hf file path");
-  return { scheme: "hf", org, repo, file: fileParts.join("/") };
+  return { ...base, file: fileParts.join("/") };
 }
 
 function parseFile(rest: string, fail: Fail): ModelRef {
@@ -153,7 +163,7 @@ function parseOci(rest: string, fail: Fail): ModelRef {
 export function formatModelRef(ref: ModelRef): string {
   switch (ref.scheme) {
     case "hf":
-      return `hf:${ref.org}/${ref.repo}${ref.file === undefined ? "" : `/${ref.file}`}`;
+      return `hf:${ref.org}/${ref.repo}${ref.revision === undefined ? "" : `@${ref.revision}`}${ref.file === undefined ? "" : `/${ref.file}`}`;
     case "file":
       // A path starting with "//" would read back as a file URL host.
       return ref.path.startsWith("//") ? `file://${ref.path}` : `file:${ref.path}`;

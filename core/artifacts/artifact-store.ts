@@ -1,6 +1,6 @@
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { ensureDir, errorCode, publishFile, sweepTempFiles } from "../storage/atomic-file.js";
+import { ensureDir, errorCode, publishFile, sweepTempFiles } from "../../contracts/runtime/atomic-file.js";
 import type { Artifact } from "../../contracts/gen/llama_orch/v1/artifact.js";
 import {
   ArtifactError,

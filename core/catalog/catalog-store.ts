@@ -1,6 +1,6 @@
 import { mkdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
-import { removeStaleTempFiles, writeFileAtomic } from "../storage/atomic-file.js";
+import { removeStaleTempFiles, writeFileAtomic } from "../../contracts/runtime/atomic-file.js";
 import { CatalogModelState, type CatalogModel, type Verification } from "../../contracts/gen/llama_orch/v1/catalog.js";
 import {
   CatalogError,

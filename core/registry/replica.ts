@@ -151,7 +151,7 @@ export class Replica extends EventEmitter {
   /** Asks the sidecar to switch models; resolves once it serves the new one, with its Info refreshed. */
   loadModel(modelRef: string, timeoutMs: number): Promise<LoadModelResponse> {
     return new Promise((resolve, reject) => {
-      this.client.loadModel({ modelRef }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+      this.client.loadModel({ modelRef, expectedDigest: "" }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err) {
           reject(new Error(err.details || err.message));
           return;

@@ -20,6 +20,7 @@ export function poolHealthView(pool: PoolState, replicas: readonly Replica[], ta
       tasksRunning,
       drainDeadlineMs: pool.drainDeadlineAt === undefined ? undefined : Math.max(0, pool.drainDeadlineAt - now),
       replicas: [...replicas].sort((a, b) => (a.id < b.id ? -1 : 1)).map(replicaHealth),
+      reloadProgress: undefined,
     },
   };
 }
@@ -39,6 +40,7 @@ function replicaHealth(r: Replica): ReplicaHealth {
     deviceMask: r.info?.deviceMask ?? "",
     vramTotalBytes: r.props.vramTotalBytes,
     vramFreeBytes: r.props.vramFreeBytes,
+    progress: undefined,
   };
 }
 

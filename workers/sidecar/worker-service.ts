@@ -66,12 +66,12 @@ export class WorkerService {
   constructor(private readonly deps: WorkerServiceDeps) {
     const { adapter, slots } = deps;
     this.handlers = {
-      health: (_call, callback) => callback(null, { health: adapter.health() }),
+      health: (_call, callback) => callback(null, { health: adapter.health(), load: undefined }),
       watchHealth: (call) =>
         this.watch((onClosed) =>
           serveWatch(
             call,
-            () => ({ health: adapter.health() }),
+            () => ({ health: adapter.health(), load: undefined }),
             (onChange) => adapter.onHealthChange(onChange),
             onClosed,
           ),

@@ -1,7 +1,7 @@
 import test from "ava";
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { tempPathFor } from "../../../core/storage/atomic-file.js";
+import { tempPathFor } from "../../../contracts/runtime/atomic-file.js";
 import { CATALOG_SCHEMA_VERSION, CatalogStore, type CatalogError } from "../../support/catalog-json.js";
 import { DIGEST, fakeClock, tempDir } from "./catalog-harness.js";
 

@@ -142,7 +142,9 @@ export function health(client: WorkerServiceClient): Promise<WorkerHealth> {
 
 /** LoadModel; rejects with the grpc-js ServiceError (code, details) when the call fails. */
 export function loadModel(client: WorkerServiceClient, modelRef: string): Promise<LoadModelResponse> {
-  return new Promise((resolve, reject) => client.loadModel({ modelRef }, (err, res) => (err ? reject(err) : resolve(res))));
+  return new Promise((resolve, reject) =>
+    client.loadModel({ modelRef, expectedDigest: "" }, (err, res) => (err ? reject(err) : resolve(res))),
+  );
 }
 
 export function props(client: WorkerServiceClient): Promise<WorkerProps> {

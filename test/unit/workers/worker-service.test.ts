@@ -373,7 +373,9 @@ test("each LoadModel logs one start and one end line with a human sentence", asy
   const { client, worker } = await startTestWorker(t, { modelRef: "mock:old", mock: { reloadMs: 10, rejectModels: ["mock:bad"] } }, logger);
   const md = new Metadata();
   md.set("x-correlation-id", "corr-load");
-  await new Promise<void>((resolve, reject) => client.loadModel({ modelRef: "mock:new" }, md, (err) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    client.loadModel({ modelRef: "mock:new", expectedDigest: "" }, md, (err) => (err ? reject(err) : resolve())),
+  );
   await grpcErrorOf(loadModel(client, "mock:bad"));
   const loads = lines.filter((l) => typeof l.event === "string" && l.event.startsWith("model_load"));
   t.deepEqual(

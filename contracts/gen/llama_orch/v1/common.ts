@@ -496,6 +496,23 @@ export interface ChatMessage {
 }
 
 /**
+ * LoadProgress is how far a long operation has got: a model download, its
+ * verification, an engine loading it, a catalog verify. Totals are unset while
+ * unknown.
+ */
+export interface LoadProgress {
+  /** "resolving", "downloading", "verifying", "loading". */
+  phase: string;
+  bytesDone: number;
+  bytesTotal?: number | undefined;
+  bytesPerSecond?:
+    | number
+    | undefined;
+  /** What is being worked on (a file, a model_ref). */
+  subject: string;
+}
+
+/**
  * EmbeddingResult is one input's vector (embedding workload). Results come in
  * input order, one per input.
  */
@@ -1162,6 +1179,151 @@ export const ChatMessage: MessageFns<ChatMessage> = {
     const message = createBaseChatMessage();
     message.role = object.role ?? "";
     message.content = object.content ?? "";
+    return message;
+  },
+};
+
+function createBaseLoadProgress(): LoadProgress {
+  return { phase: "", bytesDone: 0, bytesTotal: undefined, bytesPerSecond: undefined, subject: "" };
+}
+
+export const LoadProgress: MessageFns<LoadProgress> = {
+  encode(message: LoadProgress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.phase !== "") {
+      writer.uint32(10).string(message.phase);
+    }
+    if (message.bytesDone !== 0) {
+      writer.uint32(16).uint64(message.bytesDone);
+    }
+    if (message.bytesTotal !== undefined) {
+      writer.uint32(24).uint64(message.bytesTotal);
+    }
+    if (message.bytesPerSecond !== undefined) {
+      writer.uint32(33).double(message.bytesPerSecond);
+    }
+    if (message.subject !== "") {
+      writer.uint32(42).string(message.subject);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoadProgress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoadProgress();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.phase = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.bytesDone = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.bytesTotal = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.bytesPerSecond = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.subject = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LoadProgress {
+    return {
+      phase: isSet(object.phase) ? globalThis.String(object.phase) : "",
+      bytesDone: isSet(object.bytesDone)
+        ? globalThis.Number(object.bytesDone)
+        : isSet(object.bytes_done)
+        ? globalThis.Number(object.bytes_done)
+        : 0,
+      bytesTotal: isSet(object.bytesTotal)
+        ? globalThis.Number(object.bytesTotal)
+        : isSet(object.bytes_total)
+        ? globalThis.Number(object.bytes_total)
+        : undefined,
+      bytesPerSecond: isSet(object.bytesPerSecond)
+        ? globalThis.Number(object.bytesPerSecond)
+        : isSet(object.bytes_per_second)
+        ? globalThis.Number(object.bytes_per_second)
+        : undefined,
+      subject: isSet(object.subject) ? globalThis.String(object.subject) : "",
+    };
+  },
+
+  toJSON(message: LoadProgress): unknown {
+    const obj: any = {};
+    if (message.phase !== "") {
+      obj.phase = message.phase;
+    }
+    if (message.bytesDone !== 0) {
+      obj.bytesDone = Math.round(message.bytesDone);
+    }
+    if (message.bytesTotal !== undefined) {
+      obj.bytesTotal = Math.round(message.bytesTotal);
+    }
+    if (message.bytesPerSecond !== undefined) {
+      obj.bytesPerSecond = floatToJson(message.bytesPerSecond);
+    }
+    if (message.subject !== "") {
+      obj.subject = message.subject;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LoadProgress>): LoadProgress {
+    return LoadProgress.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LoadProgress>): LoadProgress {
+    const message = createBaseLoadProgress();
+    message.phase = object.phase ?? "";
+    message.bytesDone = object.bytesDone ?? 0;
+    message.bytesTotal = object.bytesTotal ?? undefined;
+    message.bytesPerSecond = object.bytesPerSecond ?? undefined;
+    message.subject = object.subject ?? "";
     return message;
   },
 };

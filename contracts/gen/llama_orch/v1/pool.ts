@@ -18,7 +18,15 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Engine, engineFromJSON, engineToJSON, Workload, workloadFromJSON, workloadToJSON } from "./common.js";
+import {
+  Engine,
+  engineFromJSON,
+  engineToJSON,
+  LoadProgress,
+  Workload,
+  workloadFromJSON,
+  workloadToJSON,
+} from "./common.js";
 
 export const protobufPackage = "llama_orch.v1";
 
@@ -46,7 +54,11 @@ export interface PoolSnapshot {
   lastReloadError: string;
   replicas: ReplicaHealth[];
   tasksRunning: number;
-  drainDeadlineMs?: number | undefined;
+  drainDeadlineMs?:
+    | number
+    | undefined;
+  /** While reloading: the slowest replica's progress (download, verify, load). */
+  reloadProgress: LoadProgress | undefined;
 }
 
 export interface ReplicaHealth {
@@ -67,7 +79,11 @@ export interface ReplicaHealth {
    */
   deviceMask: string;
   vramTotalBytes?: number | undefined;
-  vramFreeBytes?: number | undefined;
+  vramFreeBytes?:
+    | number
+    | undefined;
+  /** While the replica provisions or loads a model. */
+  progress: LoadProgress | undefined;
 }
 
 export interface DrainPoolRequest {
@@ -363,6 +379,7 @@ function createBasePoolSnapshot(): PoolSnapshot {
     replicas: [],
     tasksRunning: 0,
     drainDeadlineMs: undefined,
+    reloadProgress: undefined,
   };
 }
 
@@ -397,6 +414,9 @@ export const PoolSnapshot: MessageFns<PoolSnapshot> = {
     }
     if (message.drainDeadlineMs !== undefined) {
       writer.uint32(80).uint64(message.drainDeadlineMs);
+    }
+    if (message.reloadProgress !== undefined) {
+      LoadProgress.encode(message.reloadProgress, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -494,6 +514,14 @@ export const PoolSnapshot: MessageFns<PoolSnapshot> = {
             message.drainDeadlineMs = longToNumber(reader.uint64());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.reloadProgress = LoadProgress.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -552,6 +580,11 @@ export const PoolSnapshot: MessageFns<PoolSnapshot> = {
         : isSet(object.drain_deadline_ms)
         ? globalThis.Number(object.drain_deadline_ms)
         : undefined,
+      reloadProgress: isSet(object.reloadProgress)
+        ? LoadProgress.fromJSON(object.reloadProgress)
+        : isSet(object.reload_progress)
+        ? LoadProgress.fromJSON(object.reload_progress)
+        : undefined,
     };
   },
 
@@ -587,6 +620,9 @@ export const PoolSnapshot: MessageFns<PoolSnapshot> = {
     if (message.drainDeadlineMs !== undefined) {
       obj.drainDeadlineMs = Math.round(message.drainDeadlineMs);
     }
+    if (message.reloadProgress !== undefined) {
+      obj.reloadProgress = LoadProgress.toJSON(message.reloadProgress);
+    }
     return obj;
   },
 
@@ -605,6 +641,9 @@ export const PoolSnapshot: MessageFns<PoolSnapshot> = {
     message.replicas = object.replicas?.map((e) => ReplicaHealth.fromPartial(e)) || [];
     message.tasksRunning = object.tasksRunning ?? 0;
     message.drainDeadlineMs = object.drainDeadlineMs ?? undefined;
+    message.reloadProgress = (object.reloadProgress !== undefined && object.reloadProgress !== null)
+      ? LoadProgress.fromPartial(object.reloadProgress)
+      : undefined;
     return message;
   },
 };
@@ -624,6 +663,7 @@ function createBaseReplicaHealth(): ReplicaHealth {
     deviceMask: "",
     vramTotalBytes: undefined,
     vramFreeBytes: undefined,
+    progress: undefined,
   };
 }
 
@@ -667,6 +707,9 @@ export const ReplicaHealth: MessageFns<ReplicaHealth> = {
     }
     if (message.vramFreeBytes !== undefined) {
       writer.uint32(104).uint64(message.vramFreeBytes);
+    }
+    if (message.progress !== undefined) {
+      LoadProgress.encode(message.progress, writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -788,6 +831,14 @@ export const ReplicaHealth: MessageFns<ReplicaHealth> = {
             message.vramFreeBytes = longToNumber(reader.uint64());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.progress = LoadProgress.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -851,6 +902,7 @@ export const ReplicaHealth: MessageFns<ReplicaHealth> = {
         : isSet(object.vram_free_bytes)
         ? globalThis.Number(object.vram_free_bytes)
         : undefined,
+      progress: isSet(object.progress) ? LoadProgress.fromJSON(object.progress) : undefined,
     };
   },
 
@@ -895,6 +947,9 @@ export const ReplicaHealth: MessageFns<ReplicaHealth> = {
     if (message.vramFreeBytes !== undefined) {
       obj.vramFreeBytes = Math.round(message.vramFreeBytes);
     }
+    if (message.progress !== undefined) {
+      obj.progress = LoadProgress.toJSON(message.progress);
+    }
     return obj;
   },
 
@@ -916,6 +971,9 @@ export const ReplicaHealth: MessageFns<ReplicaHealth> = {
     message.deviceMask = object.deviceMask ?? "";
     message.vramTotalBytes = object.vramTotalBytes ?? undefined;
     message.vramFreeBytes = object.vramFreeBytes ?? undefined;
+    message.progress = (object.progress !== undefined && object.progress !== null)
+      ? LoadProgress.fromPartial(object.progress)
+      : undefined;
     return message;
   },
 };

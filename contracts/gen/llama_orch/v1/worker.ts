@@ -32,6 +32,7 @@ import {
   KvHint,
   kvHintFromJSON,
   kvHintToJSON,
+  LoadProgress,
   RerankResult,
   SamplingParams,
   StopReason,
@@ -131,6 +132,22 @@ export interface WorkerHealth {
   lastError: string;
 }
 
+/**
+ * What the sidecar reports beside its health: how far a model load has got,
+ * and whether an unloaded model comes back on the next Submit.
+ */
+export interface WorkerLoadState {
+  /** While a model is provisioned or loaded: how far it has got. */
+  progress:
+    | LoadProgress
+    | undefined;
+  /**
+   * Not ready because the model was unloaded after --model-ttl of idleness:
+   * the next Submit loads it again (its first token waits for the load).
+   */
+  wakesOnSubmit: boolean;
+}
+
 export interface WorkerProps {
   slotsTotal: number;
   slotsFree: number;
@@ -150,6 +167,7 @@ export interface HealthRequest {
 
 export interface HealthResponse {
   health: WorkerHealth | undefined;
+  load: WorkerLoadState | undefined;
 }
 
 export interface WatchHealthRequest {
@@ -157,6 +175,7 @@ export interface WatchHealthRequest {
 
 export interface WatchHealthResponse {
   health: WorkerHealth | undefined;
+  load: WorkerLoadState | undefined;
 }
 
 export interface PropsRequest {
@@ -276,6 +295,11 @@ export interface EvictSessionResponse {
 
 export interface LoadModelRequest {
   modelRef: string;
+  /**
+   * The digest the model's bytes must have ("sha256:<64 hex>"), e.g. from the
+   * catalog; empty: the source's own (the hub's LFS sha256) or none.
+   */
+  expectedDigest: string;
 }
 
 export interface LoadModelResponse {
@@ -385,6 +409,97 @@ export const WorkerHealth: MessageFns<WorkerHealth> = {
     message.live = object.live ?? false;
     message.ready = object.ready ?? false;
     message.lastError = object.lastError ?? "";
+    return message;
+  },
+};
+
+function createBaseWorkerLoadState(): WorkerLoadState {
+  return { progress: undefined, wakesOnSubmit: false };
+}
+
+export const WorkerLoadState: MessageFns<WorkerLoadState> = {
+  encode(message: WorkerLoadState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.progress !== undefined) {
+      LoadProgress.encode(message.progress, writer.uint32(10).fork()).join();
+    }
+    if (message.wakesOnSubmit !== false) {
+      writer.uint32(16).bool(message.wakesOnSubmit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WorkerLoadState {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWorkerLoadState();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.progress = LoadProgress.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.wakesOnSubmit = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WorkerLoadState {
+    return {
+      progress: isSet(object.progress) ? LoadProgress.fromJSON(object.progress) : undefined,
+      wakesOnSubmit: isSet(object.wakesOnSubmit)
+        ? globalThis.Boolean(object.wakesOnSubmit)
+        : isSet(object.wakes_on_submit)
+        ? globalThis.Boolean(object.wakes_on_submit)
+        : false,
+    };
+  },
+
+  toJSON(message: WorkerLoadState): unknown {
+    const obj: any = {};
+    if (message.progress !== undefined) {
+      obj.progress = LoadProgress.toJSON(message.progress);
+    }
+    if (message.wakesOnSubmit !== false) {
+      obj.wakesOnSubmit = message.wakesOnSubmit;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WorkerLoadState>): WorkerLoadState {
+    return WorkerLoadState.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WorkerLoadState>): WorkerLoadState {
+    const message = createBaseWorkerLoadState();
+    message.progress = (object.progress !== undefined && object.progress !== null)
+      ? LoadProgress.fromPartial(object.progress)
+      : undefined;
+    message.wakesOnSubmit = object.wakesOnSubmit ?? false;
     return message;
   },
 };
@@ -622,13 +737,16 @@ export const HealthRequest: MessageFns<HealthRequest> = {
 };
 
 function createBaseHealthResponse(): HealthResponse {
-  return { health: undefined };
+  return { health: undefined, load: undefined };
 }
 
 export const HealthResponse: MessageFns<HealthResponse> = {
   encode(message: HealthResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.health !== undefined) {
       WorkerHealth.encode(message.health, writer.uint32(10).fork()).join();
+    }
+    if (message.load !== undefined) {
+      WorkerLoadState.encode(message.load, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -654,6 +772,14 @@ export const HealthResponse: MessageFns<HealthResponse> = {
             message.health = WorkerHealth.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.load = WorkerLoadState.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -667,13 +793,19 @@ export const HealthResponse: MessageFns<HealthResponse> = {
   },
 
   fromJSON(object: any): HealthResponse {
-    return { health: isSet(object.health) ? WorkerHealth.fromJSON(object.health) : undefined };
+    return {
+      health: isSet(object.health) ? WorkerHealth.fromJSON(object.health) : undefined,
+      load: isSet(object.load) ? WorkerLoadState.fromJSON(object.load) : undefined,
+    };
   },
 
   toJSON(message: HealthResponse): unknown {
     const obj: any = {};
     if (message.health !== undefined) {
       obj.health = WorkerHealth.toJSON(message.health);
+    }
+    if (message.load !== undefined) {
+      obj.load = WorkerLoadState.toJSON(message.load);
     }
     return obj;
   },
@@ -685,6 +817,9 @@ export const HealthResponse: MessageFns<HealthResponse> = {
     const message = createBaseHealthResponse();
     message.health = (object.health !== undefined && object.health !== null)
       ? WorkerHealth.fromPartial(object.health)
+      : undefined;
+    message.load = (object.load !== undefined && object.load !== null)
+      ? WorkerLoadState.fromPartial(object.load)
       : undefined;
     return message;
   },
@@ -743,13 +878,16 @@ export const WatchHealthRequest: MessageFns<WatchHealthRequest> = {
 };
 
 function createBaseWatchHealthResponse(): WatchHealthResponse {
-  return { health: undefined };
+  return { health: undefined, load: undefined };
 }
 
 export const WatchHealthResponse: MessageFns<WatchHealthResponse> = {
   encode(message: WatchHealthResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.health !== undefined) {
       WorkerHealth.encode(message.health, writer.uint32(10).fork()).join();
+    }
+    if (message.load !== undefined) {
+      WorkerLoadState.encode(message.load, writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -775,6 +913,14 @@ export const WatchHealthResponse: MessageFns<WatchHealthResponse> = {
             message.health = WorkerHealth.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.load = WorkerLoadState.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -788,13 +934,19 @@ export const WatchHealthResponse: MessageFns<WatchHealthResponse> = {
   },
 
   fromJSON(object: any): WatchHealthResponse {
-    return { health: isSet(object.health) ? WorkerHealth.fromJSON(object.health) : undefined };
+    return {
+      health: isSet(object.health) ? WorkerHealth.fromJSON(object.health) : undefined,
+      load: isSet(object.load) ? WorkerLoadState.fromJSON(object.load) : undefined,
+    };
   },
 
   toJSON(message: WatchHealthResponse): unknown {
     const obj: any = {};
     if (message.health !== undefined) {
       obj.health = WorkerHealth.toJSON(message.health);
+    }
+    if (message.load !== undefined) {
+      obj.load = WorkerLoadState.toJSON(message.load);
     }
     return obj;
   },
@@ -806,6 +958,9 @@ export const WatchHealthResponse: MessageFns<WatchHealthResponse> = {
     const message = createBaseWatchHealthResponse();
     message.health = (object.health !== undefined && object.health !== null)
       ? WorkerHealth.fromPartial(object.health)
+      : undefined;
+    message.load = (object.load !== undefined && object.load !== null)
+      ? WorkerLoadState.fromPartial(object.load)
       : undefined;
     return message;
   },
@@ -2795,13 +2950,16 @@ export const EvictSessionResponse: MessageFns<EvictSessionResponse> = {
 };
 
 function createBaseLoadModelRequest(): LoadModelRequest {
-  return { modelRef: "" };
+  return { modelRef: "", expectedDigest: "" };
 }
 
 export const LoadModelRequest: MessageFns<LoadModelRequest> = {
   encode(message: LoadModelRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.modelRef !== "") {
       writer.uint32(10).string(message.modelRef);
+    }
+    if (message.expectedDigest !== "") {
+      writer.uint32(18).string(message.expectedDigest);
     }
     return writer;
   },
@@ -2827,6 +2985,14 @@ export const LoadModelRequest: MessageFns<LoadModelRequest> = {
             message.modelRef = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.expectedDigest = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2846,6 +3012,11 @@ export const LoadModelRequest: MessageFns<LoadModelRequest> = {
         : isSet(object.model_ref)
         ? globalThis.String(object.model_ref)
         : "",
+      expectedDigest: isSet(object.expectedDigest)
+        ? globalThis.String(object.expectedDigest)
+        : isSet(object.expected_digest)
+        ? globalThis.String(object.expected_digest)
+        : "",
     };
   },
 
@@ -2853,6 +3024,9 @@ export const LoadModelRequest: MessageFns<LoadModelRequest> = {
     const obj: any = {};
     if (message.modelRef !== "") {
       obj.modelRef = message.modelRef;
+    }
+    if (message.expectedDigest !== "") {
+      obj.expectedDigest = message.expectedDigest;
     }
     return obj;
   },
@@ -2863,6 +3037,7 @@ export const LoadModelRequest: MessageFns<LoadModelRequest> = {
   fromPartial(object: DeepPartial<LoadModelRequest>): LoadModelRequest {
     const message = createBaseLoadModelRequest();
     message.modelRef = object.modelRef ?? "";
+    message.expectedDigest = object.expectedDigest ?? "";
     return message;
   },
 };

@@ -3,7 +3,7 @@ import { link, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 
 /**
- * Crash-safe file writes for every durable store (catalog, artifacts): a
+ * Crash-safe file writes for every durable store (catalog, artifacts, model cache): a
  * reader sees either no file (or the old one) or the whole new file, never a
  * torn one, and once a call returns the file survives power loss.
  */
@@ -129,7 +129,8 @@ function writerMayBeAlive(tempName: string): boolean {
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
+/** Makes a directory's entries (a rename, a new file) durable. */
+export async function fsyncDir(dir: string): Promise<void> {
   let handle;
   try {
     handle = await open(dir, "r");

@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from "ava";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { removeStaleTempFiles, tempPathFor, writeFileAtomic } from "../../../core/storage/atomic-file.js";
+import { removeStaleTempFiles, tempPathFor, writeFileAtomic } from "../../../contracts/runtime/atomic-file.js";
 
 async function tempDir(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "llorch-atomic-"));
