@@ -48,7 +48,19 @@
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { closeServer, listen, readBody, type FakeRequest } from "./fake-http.js";
-import { answerAfter, fakeVector, rankedByScore, wordCount } from "./fake-pooling.js";
+import { answerAfter } from "./fake-pooling.js";
+import {
+  embeddingsAnswer,
+  errorType,
+  metricsText,
+  props,
+  rerankAnswer,
+  sendError,
+  sendJson,
+  slots,
+  type FakeTotals,
+} from "./llamacpp-fake-bodies.js";
+import { finalFrame, frameWriter, tokenFrame } from "./llamacpp-fake-frames.js";
 import { FakeSlots } from "./llamacpp-fake-slots.js";
 
 export type { FakeRequest } from "./fake-http.js";
@@ -161,7 +173,7 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
   let behaviour: FakeLlamaCppBehaviour = { ...FAKE_LLAMACPP_DEFAULTS, ...patch };
   const requests: FakeRequest[] = [];
   const slotTable = new FakeSlots(() => behaviour.totalSlots);
-  const totals = { promptTokens: 0, predicted: 0, maxTokens: 0 };
+  const totals: FakeTotals = { promptTokens: 0, predicted: 0, maxTokens: 0 };
 
   const server = http.createServer((req, res) => {
     res.on("error", () => {});
@@ -205,12 +217,12 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     if (method === "GET" && path === "/slots") {
       if (!b.slotsEndpoint)
         return sendError(res, 501, "This server does not support slots endpoint. Start it with `--slots`", "not_supported_error");
-      return sendJson(res, 200, slots(b));
+      return sendJson(res, 200, slots(b, slotTable));
     }
     if (method === "GET" && path === "/metrics") {
       if (!b.metrics)
         return sendError(res, 501, "This server does not support metrics endpoint. Start it with `--metrics`", "not_supported_error");
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(metricsText(b));
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(metricsText(b, slotTable, totals));
       return;
     }
     if (method === "POST" && (path === "/completion" || path === "/completions")) {
@@ -349,52 +361,6 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     sendJson(res, 200, { id_slot: id, n_erased: erased });
   }
 
-  function props(b: FakeLlamaCppBehaviour): unknown {
-    return {
-      default_generation_settings: {
-        id: 0,
-        id_task: -1,
-        n_ctx: b.ctx,
-        speculative: false,
-        is_processing: false,
-        params: { n_predict: -1, seed: 4294967295 },
-      },
-      total_slots: b.totalSlots,
-      model_path: b.modelPath,
-      chat_template: "",
-      modalities: { vision: false },
-      build_info: b.buildInfo,
-      is_sleeping: false,
-    };
-  }
-
-  function slots(b: FakeLlamaCppBehaviour): unknown[] {
-    return Array.from({ length: b.totalSlots }, (_, id) => ({
-      id,
-      id_task: slotTable.isBusy(id) ? 1 : -1,
-      n_ctx: b.ctx,
-      speculative: false,
-      is_processing: slotTable.isBusy(id),
-      params: { n_predict: -1, seed: 4294967295 },
-      next_token: { has_next_token: true, has_new_line: false, n_remain: -1, n_decoded: 0 },
-    }));
-  }
-
-  function metricsText(b: FakeLlamaCppBehaviour): string {
-    const lines: string[] = [];
-    const metric = (name: string, type: string, help: string, value: number): void => {
-      lines.push(`# HELP llamacpp:${name} ${help}`, `# TYPE llamacpp:${name} ${type}`, `llamacpp:${name} ${value}`);
-    };
-    metric("prompt_tokens_total", "counter", "Number of prompt tokens processed.", totals.promptTokens);
-    metric("tokens_predicted_total", "counter", "Number of generation tokens processed.", totals.predicted);
-    metric("requests_processing", "gauge", "Number of requests processing.", slotTable.busyCount());
-    metric("requests_deferred", "gauge", "Number of requests deferred.", 0);
-    metric("n_tokens_max", "counter", "High watermark of the context size observed.", totals.maxTokens);
-    if (b.kvCacheUsageRatio !== undefined)
-      metric("kv_cache_usage_ratio", "gauge", "KV-cache usage. 1 means 100 percent usage.", b.kvCacheUsageRatio);
-    return lines.join("\n") + "\n";
-  }
-
   const bound = await listen(server, wantedPort);
   return {
     ...bound,
@@ -408,128 +374,4 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     },
     close: () => closeServer(server),
   };
-}
-
-/** Writes one SSE frame, in pieces of `chunkBytes` (while the client is there) when set. */
-function frameWriter(
-  res: http.ServerResponse,
-  b: FakeLlamaCppBehaviour,
-  open: () => boolean,
-  pause: (ms: number) => Promise<void>,
-): (frame: unknown) => Promise<void> {
-  return async (frame) => {
-    const bytes = Buffer.from(`data: ${JSON.stringify(frame)}\n\n`, "utf8");
-    if (b.chunkBytes <= 0) {
-      res.write(bytes);
-      return;
-    }
-    for (let at = 0; at < bytes.length && open(); at += b.chunkBytes) {
-      res.write(bytes.subarray(at, at + b.chunkBytes));
-      await pause(b.splitDelayMs);
-    }
-  };
-}
-
-/** Token `i` of a completion: its text and id, id_slot -1 as builds send it before the final frame. */
-function tokenFrame(b: FakeLlamaCppBehaviour, i: number, promptTokens: number): unknown {
-  return {
-    index: 0,
-    content: b.tokens[i],
-    tokens: [1000 + i],
-    stop: false,
-    id_slot: -1,
-    tokens_predicted: i + 1,
-    tokens_evaluated: promptTokens,
-  };
-}
-
-interface FinalFrameFacts {
-  prompt: unknown;
-  slot: number;
-  promptTokens: number;
-  count: number;
-  nPredict: number;
-  predictedMs: number;
-}
-
-/** The last frame of a completion: stop, the slot, the counts and timings. */
-function finalFrame(b: FakeLlamaCppBehaviour, f: FinalFrameFacts): unknown {
-  const { promptTokens, count, nPredict, predictedMs } = f;
-  return {
-    index: 0,
-    content: "",
-    tokens: [],
-    id_slot: f.slot,
-    stop: true,
-    model: b.modelPath,
-    tokens_predicted: count,
-    tokens_evaluated: promptTokens,
-    generation_settings: { n_ctx: b.ctx, n_predict: Number.isFinite(nPredict) ? nPredict : -1 },
-    prompt: typeof f.prompt === "string" ? f.prompt : "",
-    has_new_line: false,
-    truncated: false,
-    stop_type: count >= nPredict ? "limit" : b.stopType,
-    stopping_word: "",
-    tokens_cached: promptTokens + count,
-    timings: {
-      prompt_n: promptTokens,
-      prompt_ms: 1.5,
-      prompt_per_token_ms: 1.5 / promptTokens,
-      prompt_per_second: (promptTokens * 1000) / 1.5,
-      predicted_n: count,
-      predicted_ms: predictedMs,
-      predicted_per_token_ms: count > 0 ? predictedMs / count : 0,
-      predicted_per_second: predictedMs > 0 ? (count * 1000) / predictedMs : 0,
-    },
-  };
-}
-
-/** format_embeddings_response_oaicompat: one entry per input, usage the sum of each input's tokens. */
-function embeddingsAnswer(inputs: string[], b: FakeLlamaCppBehaviour): unknown {
-  const tokens = inputs.reduce((n, text) => n + wordCount(text), 0);
-  return {
-    model: "gpt-3.5-turbo",
-    object: "list",
-    usage: { prompt_tokens: tokens, total_tokens: tokens },
-    data: inputs.map((text, index) => ({ embedding: fakeVector(text, b.embeddingDims), index, object: "embedding" })),
-  };
-}
-
-/** format_response_rerank: best first, cut to top_n; a document's tokens are the query's and its own. */
-function rerankAnswer(query: string, documents: string[], topN: number, b: FakeLlamaCppBehaviour): unknown {
-  const ranked = rankedByScore(query, documents);
-  if (b.rerankOrder === "document") ranked.sort((x, y) => x.index - y.index);
-  const tokens = documents.reduce((n, d) => n + wordCount(query) + wordCount(d), 0);
-  return {
-    model: "gpt-3.5-turbo",
-    object: "list",
-    usage: { prompt_tokens: tokens, total_tokens: tokens },
-    results: ranked.slice(0, topN).map(({ index, score }) => ({ index, relevance_score: score })),
-  };
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(body));
-}
-
-function sendError(res: http.ServerResponse, status: number, message: string, type: string): void {
-  sendJson(res, status, { error: { code: status, message, type } });
-}
-
-/** llama.cpp's error `type` for a status (server-common's format_error_response). */
-function errorType(status: number): string {
-  switch (status) {
-    case 400:
-      return "invalid_request_error";
-    case 401:
-      return "authentication_error";
-    case 404:
-      return "not_found_error";
-    case 501:
-      return "not_supported_error";
-    case 503:
-      return "unavailable_error";
-    default:
-      return "server_error";
-  }
 }
