@@ -59,6 +59,16 @@ export function metricsText(b: FakeLlamaCppBehaviour, slotTable: FakeSlots, tota
   return lines.join("\n") + "\n";
 }
 
+/** POST /apply-template: the messages in ChatML with the assistant's turn opened; undefined when there are none to render. */
+export function chatMlPrompt(body: unknown): { prompt: string } | undefined {
+  const messages = (body as { messages?: unknown } | undefined)?.messages;
+  if (!Array.isArray(messages) || messages.length === 0) return undefined;
+  const turns = messages.map(
+    (m: { role?: unknown; content?: unknown }) => `<|im_start|>${String(m.role)}\n${String(m.content)}<|im_end|>\n`,
+  );
+  return { prompt: turns.join("") + "<|im_start|>assistant\n" };
+}
+
 /** format_embeddings_response_oaicompat: one entry per input, usage the sum of each input's tokens. */
 export function embeddingsAnswer(inputs: string[], b: FakeLlamaCppBehaviour): unknown {
   const tokens = inputs.reduce((n, text) => n + wordCount(text), 0);

@@ -25,10 +25,10 @@ export function frameWriter(
 }
 
 /** Token `i` of a completion: its text and id, id_slot -1 as builds send it before the final frame. */
-export function tokenFrame(b: FakeLlamaCppBehaviour, i: number, promptTokens: number): unknown {
+export function tokenFrame(content: string, i: number, promptTokens: number): unknown {
   return {
     index: 0,
-    content: b.tokens[i],
+    content,
     tokens: [1000 + i],
     stop: false,
     id_slot: -1,
@@ -44,6 +44,8 @@ export interface FinalFrameFacts {
   count: number;
   nPredict: number;
   predictedMs: number;
+  /** The stop string that ended the stream before n_predict, if one did. */
+  stoppingWord?: string | undefined;
 }
 
 /** The last frame of a completion: stop, the slot, the counts and timings. */
@@ -62,8 +64,8 @@ export function finalFrame(b: FakeLlamaCppBehaviour, f: FinalFrameFacts): unknow
     prompt: typeof f.prompt === "string" ? f.prompt : "",
     has_new_line: false,
     truncated: false,
-    stop_type: count >= nPredict ? "limit" : b.stopType,
-    stopping_word: "",
+    stop_type: count >= nPredict ? "limit" : f.stoppingWord !== undefined ? "word" : b.stopType,
+    stopping_word: f.stoppingWord ?? "",
     tokens_cached: promptTokens + count,
     timings: {
       prompt_n: promptTokens,

@@ -31,6 +31,15 @@
 //   - tools/server/README.md for the slots: `id_slot` in POST /completion and
 //     POST /slots/{id_slot}?action=erase (needs --slot-save-path), in
 //     llamacpp-fake-slots.ts.
+//   - tools/server/README.md for sampling and chat: POST /completion takes
+//     `temperature`, `top_k`, `top_p`, `min_p`, `repeat_penalty`,
+//     `presence_penalty`, `frequency_penalty`, `logit_bias` ([[id, bias]]),
+//     `json_schema` (recorded with the request, not applied: the fake has no
+//     model) and `stop` ("These words will not be included in the
+//     completion"): the stream ends before the first stop string, with
+//     `stop_type` "word" and `stopping_word`. POST /apply-template
+//     {messages} answers {prompt}, here a ChatML rendering (the template
+//     llama.cpp falls back to when a model has none).
 //   - The orchestrator issue's capture of a recent build: each streamed frame
 //     is `data: {...}\n\n` with one token, `id_slot` -1 until the final frame,
 //     `tokens_predicted`/`tokens_evaluated` on every frame, no `data: [DONE]`
@@ -50,6 +59,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { closeServer, listen, readBody, type FakeRequest } from "./fake-http.js";
 import { answerAfter } from "./fake-pooling.js";
 import {
+  chatMlPrompt,
   embeddingsAnswer,
   errorType,
   metricsText,
@@ -61,7 +71,8 @@ import {
   type FakeTotals,
 } from "./llamacpp-fake-bodies.js";
 import { finalFrame, frameWriter, tokenFrame } from "./llamacpp-fake-frames.js";
-import { FakeSlots } from "./llamacpp-fake-slots.js";
+import { FakeSlots, slotAction } from "./llamacpp-fake-slots.js";
+import { cutAtStop, stopsOf } from "./fake-stops.js";
 
 export type { FakeRequest } from "./fake-http.js";
 
@@ -116,6 +127,8 @@ export interface FakeLlamaCppBehaviour {
   poolingDelayMs: number;
   /** Started with --slot-save-path: POST /slots/{id}?action=erase works (else 501, like every slot action). */
   slotSavePath: boolean;
+  /** POST /apply-template renders chats (a ChatML template); false: 404, like builds before the endpoint. */
+  applyTemplate: boolean;
 }
 
 export const FAKE_LLAMACPP_DEFAULTS: FakeLlamaCppBehaviour = {
@@ -139,6 +152,7 @@ export const FAKE_LLAMACPP_DEFAULTS: FakeLlamaCppBehaviour = {
   rerankOrder: "score",
   poolingDelayMs: 0,
   slotSavePath: false,
+  applyTemplate: true,
 };
 
 export interface FakeLlamaCpp {
@@ -231,13 +245,18 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
       void complete(res, record, b, echo);
       return;
     }
+    if (method === "POST" && path === "/apply-template") {
+      if (!b.applyTemplate) return sendError(res, 404, "File Not Found", "not_found_error");
+      const rendered = chatMlPrompt(record.body);
+      return rendered === undefined ? sendError(res, 400, "'messages' is required", "invalid_request_error") : sendJson(res, 200, rendered);
+    }
     if (method === "POST" && (EMBEDDING_PATHS.has(path) || RERANK_PATHS.has(path))) return pooled(res, record, b, echo);
-    if (method === "POST" && path.startsWith("/slots/")) return void slotAction(req, res, record, b);
+    if (method === "POST" && path.startsWith("/slots/")) return void slotAction(req, res, record, b, slotTable);
     sendError(res, 404, "File Not Found", "not_found_error");
   }
 
   async function complete(res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour, echo: string): Promise<void> {
-    const body = (record.body ?? {}) as { prompt?: unknown; n_predict?: unknown; id_slot?: unknown };
+    const body = (record.body ?? {}) as { prompt?: unknown; n_predict?: unknown; id_slot?: unknown; stop?: unknown };
     if (typeof body.prompt !== "string" && !Array.isArray(body.prompt)) {
       record.finished = true;
       return sendError(res, 400, '"prompt" must be provided', "invalid_request_error");
@@ -247,7 +266,9 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
       return sendError(res, b.failBefore.status, b.failBefore.message + echo, b.failBefore.type ?? errorType(b.failBefore.status));
     }
     const nPredict = typeof body.n_predict === "number" && body.n_predict >= 0 ? body.n_predict : Infinity;
-    const count = Math.min(b.tokens.length, nPredict);
+    // The server holds back text that may start a stop string and never sends the stop string itself.
+    const plan = cutAtStop(b.tokens, stopsOf(body.stop), false);
+    const count = Math.min(plan.tokens.length, nPredict);
     const promptTokens =
       typeof body.prompt === "string" ? Math.max(1, body.prompt.split(/\s+/).filter(Boolean).length) : body.prompt.length;
     let open = true;
@@ -286,12 +307,13 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
       if (!open) return;
       totals.predicted++;
       sent++;
-      await send(tokenFrame(b, i, promptTokens));
+      await send(tokenFrame(plan.tokens[i]!, i, promptTokens));
     }
     if (!open) return;
     const predictedMs = performance.now() - t0;
     totals.maxTokens = Math.max(totals.maxTokens, promptTokens + count);
-    await send(finalFrame(b, { prompt: body.prompt, slot, promptTokens, count, nPredict, predictedMs }));
+    const stoppingWord = count < nPredict ? plan.matched : undefined;
+    await send(finalFrame(b, { prompt: body.prompt, slot, promptTokens, count, nPredict, predictedMs, stoppingWord }));
     record.finished = true;
     res.end();
   }
@@ -329,36 +351,6 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
       const topN = typeof body.top_n === "number" ? body.top_n : texts.length;
       sendJson(res, 200, rerankAnswer(query, texts, topN, b));
     });
-  }
-
-  /** POST /slots/{id}?action=erase, refused as the server refuses; answered once the slot is idle. */
-  async function slotAction(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    record: FakeRequest,
-    b: FakeLlamaCppBehaviour,
-  ): Promise<void> {
-    const refuse = (status: number, message: string): void => {
-      record.finished = true;
-      sendError(res, status, message, errorType(status));
-    };
-    if (!b.slotSavePath) return refuse(501, "This server does not support slots action. Start it with `--slot-save-path`");
-    const idText = record.path.slice("/slots/".length);
-    if (!/^-?\d+$/.test(idText)) return refuse(400, "Invalid slot ID");
-    const action = new URL(req.url ?? "/", "http://fake").searchParams.get("action");
-    if (action === "save" || action === "restore") return refuse(404, "File Not Found");
-    if (action !== "erase") return refuse(400, "Invalid action");
-    const id = Number(idText);
-    if (id < 0 || id >= b.totalSlots) return refuse(400, "Invalid slot ID");
-    const gone = new AbortController();
-    res.on("close", () => {
-      gone.abort();
-      if (!res.writableEnded) record.closedByClient = true;
-    });
-    const erased = await slotTable.erase(id, gone.signal);
-    if (erased === undefined) return;
-    record.finished = true;
-    sendJson(res, 200, { id_slot: id, n_erased: erased });
   }
 
   const bound = await listen(server, wantedPort);
