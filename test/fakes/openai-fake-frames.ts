@@ -13,21 +13,18 @@ export class ChunkFormat {
     private readonly base: { id: string; object: string; created: number; model: string | undefined },
   ) {}
 
-  choice(text: string | undefined, finishReason: string | null, role = false): object {
+  /** One choice; `stopReason` is vLLM's stop_reason, the stop string that matched (null otherwise, and absent for OpenAI). */
+  choice(text: string | undefined, finishReason: string | null, role = false, stopReason: string | null = null): object {
+    const vllm = this.flavour === "vllm" ? { stop_reason: stopReason } : {};
     return this.chat
       ? {
           index: 0,
           delta: role ? { role: "assistant", content: "" } : text === undefined ? {} : { content: text },
           logprobs: null,
           finish_reason: finishReason,
+          ...(this.flavour === "vllm" && finishReason !== null ? vllm : {}),
         }
-      : {
-          index: 0,
-          text: text ?? "",
-          logprobs: null,
-          finish_reason: finishReason,
-          ...(this.flavour === "vllm" ? { stop_reason: null } : {}),
-        };
+      : { index: 0, text: text ?? "", logprobs: null, finish_reason: finishReason, ...vllm };
   }
 
   chunk(c: object): string {

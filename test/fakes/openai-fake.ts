@@ -17,6 +17,12 @@
 //   vllm/entrypoints/openai/protocol.py (StreamOptions, UsageInfo, ModelCard).
 //   vLLM puts finish_reason on the chunk of the last token; OpenAI sends a
 //   separate empty chunk for it. Each flavour does what its server does.
+// - Sampling (OpenAI's temperature, top_p, presence/frequency_penalty, stop,
+//   logit_bias, response_format; vLLM's extra top_k, min_p,
+//   repetition_penalty, protocol.py): recorded with the request, not applied
+//   (no model), except `stop`: the stream ends before the first stop string,
+//   which is not sent, with finish_reason "stop"; vLLM adds `stop_reason`,
+//   the string that matched (null when the model ended by itself).
 // - Errors before the stream: OpenAI `{"error":{"message","type","param","code"}}`;
 //   vLLM 0.6 `{"object":"error","message","type","param","code"}` (its
 //   ErrorResponse; newer vLLM nests it under "error" like OpenAI).
@@ -72,6 +78,7 @@ import {
   type RecordedRequest,
 } from "./openai-fake-behaviour.js";
 import { ChunkFormat, SseWriter } from "./openai-fake-frames.js";
+import { cutAtStop, stopsOf } from "./fake-stops.js";
 
 export { FAKE_DEFAULTS } from "./openai-fake-behaviour.js";
 export type { FakeBehaviour, FakeFlavour, FakeHealth, FakeOpenAi, FakeOptions, RecordedRequest } from "./openai-fake-behaviour.js";
@@ -227,8 +234,11 @@ class FakeOpenAiServer {
     const body = (r.body ?? {}) as Record<string, Json>;
     if (this.refusedGeneration(res, body, b, chat)) return;
     const maxTokens = Number.isInteger(body.max_tokens) ? (body.max_tokens as number) : 16;
-    const texts = b.tokens.slice(0, maxTokens);
-    const finish = b.tokens.length >= maxTokens ? "length" : b.naturalFinish;
+    // Both servers end before the first stop string and leave it out; only vLLM says which one matched.
+    const plan = cutAtStop(b.tokens, stopsOf(body.stop), false);
+    const texts = plan.tokens.slice(0, maxTokens);
+    const finish = plan.tokens.length >= maxTokens ? "length" : plan.matched !== undefined ? "stop" : b.naturalFinish;
+    const stopReason = finish === "stop" ? (plan.matched ?? null) : null;
     const promptText = chat
       ? (body.messages as { content?: string }[]).map((m) => String(m.content ?? "")).join(" ")
       : (body.prompt as string);
@@ -254,10 +264,11 @@ class FakeOpenAiServer {
       if (out.gone()) return;
       // vLLM reports the finish on the last token's chunk.
       const last = i === texts.length - 1 && this.flavour === "vllm";
-      await out.send(chunks.chunk(chunks.choice(texts[i], last ? finish : null)));
+      await out.send(chunks.chunk(chunks.choice(texts[i], last ? finish : null, false, last ? stopReason : null)));
     }
     if (await this.interrupt(out, b, texts.length)) return;
-    if (this.flavour === "openai" || texts.length === 0) await out.send(chunks.chunk(chunks.choice(chat ? undefined : "", finish)));
+    if (this.flavour === "openai" || texts.length === 0)
+      await out.send(chunks.chunk(chunks.choice(chat ? undefined : "", finish, false, stopReason)));
     if (body.stream_options?.include_usage === true) {
       const usage = { prompt_tokens: promptTokens, completion_tokens: texts.length, total_tokens: promptTokens + texts.length };
       await out.send(chunks.usage(usage));
