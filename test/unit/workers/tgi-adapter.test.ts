@@ -14,6 +14,12 @@ const DEFAULT_TEXTS = TGI_FAKE_DEFAULTS.tokens;
 // Generous probe timeout: under a loaded CI a probe that times out would read as "down", not as what the fake said.
 const FAST: TgiTuning = { idleTimeoutMs: 5_000, probeTimeoutMs: 3_000, failureThreshold: 2 };
 const API_KEY = "hf_SECRETsecret0123456789";
+/** /generate_stream's parameters: no min_p, presence penalty or logit bias. */
+const TGI_SAMPLING = "temperature,top_p,top_k,repeat_penalty,frequency_penalty,stop,json_schema";
+const MESSAGES = [
+  { role: "system", content: "be brief" },
+  { role: "user", content: "hi" },
+];
 
 function adapterFor(url: string, opts: Partial<HttpEngineOptions> = {}, tuning: TgiTuning = {}): TgiAdapter {
   return new TgiAdapter({ baseUrl: url, modelRef: "hf:fake-org/tiny-llama", pollIntervalMs: 20, ...opts }, { ...FAST, ...tuning });
@@ -34,7 +40,7 @@ function tgiInfo(changes: Partial<EngineInfo>): EngineInfo {
     vramTotalBytes: 0,
     vramFreeBytes: 0,
     servesAnyModel: false,
-    features: { seed: "true", cancel: "abort" },
+    features: { seed: "true", cancel: "abort", sampling: TGI_SAMPLING, chat: "chat-endpoint" },
     ...changes,
   };
 }
@@ -129,6 +135,73 @@ adapterConformance<TgiAdapter, TgiFakeOptions, Partial<TgiFakeBehaviour>, TgiFak
     // --slots overrides max_concurrent_requests.
     configuredSlots: [{ slots: 4, expect: 4 }],
   },
+  sampling: {
+    features: { sampling: TGI_SAMPLING, chat: "chat-endpoint" },
+    passes: {
+      request: {
+        maxTokens: 8,
+        sampling: {
+          temperature: 0.7,
+          topP: 0.9,
+          topK: 20,
+          repeatPenalty: 1.1,
+          frequencyPenalty: 0.25,
+          stop: ["\n\n"],
+          jsonSchema: '{"type":"object"}',
+        },
+      },
+      // GenerateParameters' names; a temperature asks for sampling; the schema as a json grammar.
+      engineRequest: {
+        path: "/generate_stream",
+        body: {
+          parameters: {
+            details: true,
+            max_new_tokens: 8,
+            temperature: 0.7,
+            do_sample: true,
+            top_p: 0.9,
+            top_k: 20,
+            repetition_penalty: 1.1,
+            frequency_penalty: 0.25,
+            stop: ["\n\n"],
+            grammar: { type: "json", value: { type: "object" } },
+          },
+        },
+      },
+    },
+    refused: [
+      { request: { sampling: { minP: 0.1 } }, message: /TGI server cannot honour sampling\.min_p \(\/sampling\/min_p\)/ },
+      {
+        request: { sampling: { presencePenalty: 0.5, logitBias: { "1": 2 } } },
+        message: /sampling\.presence_penalty, sampling\.logit_bias/,
+      },
+      // The Messages API has no top_k.
+      {
+        request: { prompt: "", messages: MESSAGES, sampling: { topK: 5 } },
+        message: /TGI chat endpoint \(\/v1\/chat\/completions\) cannot honour sampling\.top_k/,
+      },
+      { request: { sampling: { jsonSchema: "[]" } }, message: /JSON Schema object/ },
+    ],
+    // TGI sends the stop sequence along; the adapter cuts it.
+    stop: { request: { maxTokens: 50, sampling: { stop: [" — "] } }, text: "Hello, world" },
+    chat: {
+      request: { prompt: "", maxTokens: 50, seed: 3, messages: MESSAGES, sampling: { temperature: 0.5, stop: ["never"] } },
+      tokens: DEFAULT_TEXTS,
+      check: (t, f) => {
+        const [req] = f.generations();
+        t.is(req!.path, "/v1/chat/completions", "TGI renders the model's chat template on its Messages API");
+        // model "tgi": any other name is taken for a LoRA adapter id.
+        t.like(req!.body, {
+          model: "tgi",
+          messages: MESSAGES,
+          max_tokens: 50,
+          seed: 3,
+          temperature: 0.5,
+          stop: ["never"],
+        });
+      },
+    },
+  },
   apiKey: {
     key: API_KEY,
     fake: { apiKey: API_KEY },
@@ -174,6 +247,29 @@ async function adapter(
 }
 
 // Reaching max_tokens is the table's max_tokens case.
+test("a chat's stop sequence ends STOP without it; the end of sequence is EOS, and usage gives tokens_in", async (t) => {
+  const f = await fake(t);
+  const a = await adapter(t, f);
+  const chat = (stop: string[]) => collect(a, submitRequest({ prompt: "", maxTokens: 50, messages: MESSAGES, sampling: { stop } }));
+  const stopped = await chat(["naïve"]);
+  t.is(stopped.result?.stopReason, StopReason.STOP_REASON_STOP);
+  t.is(stopped.texts.join(""), "Hello, world — ");
+  const ended = await chat(["never"]);
+  t.is(ended.result?.stopReason, StopReason.STOP_REASON_EOS, "finish_reason stop is TGI's end of sequence");
+  t.deepEqual(ended.texts, DEFAULT_TEXTS);
+  t.true((ended.result?.tokensIn ?? 0) > 0);
+});
+
+test("temperature 0 is greedy: no sampling filters, do_sample false; top_p 1 and top_k 0 filter nothing, so they are left out", async (t) => {
+  const f = await fake(t);
+  const a = await adapter(t, f);
+  await collect(a, submitRequest({ maxTokens: 3, sampling: { temperature: 0, topK: 5, topP: 0.5 } }));
+  await collect(a, submitRequest({ maxTokens: 3, sampling: { topP: 1, topK: 0 } }));
+  const [greedy, unfiltered] = f.generations();
+  t.deepEqual(greedy!.body, { inputs: "tell me a story", parameters: { details: true, max_new_tokens: 3, do_sample: false } });
+  t.deepEqual(unfiltered!.body, { inputs: "tell me a story", parameters: { details: true, max_new_tokens: 3 } });
+});
+
 test("a stop sequence ends STOP_WORD", async (t) => {
   const f = await fake(t, { finish: "stop_sequence" });
   const a = await adapter(t, f);
