@@ -118,7 +118,7 @@ export interface ConformanceSpec<A extends EngineAdapter, Opts extends { port?: 
     configuredSlots: { fake?: Opts; slots: number; expect: number }[];
     check?: Check<A, F>;
   };
-  sampling?: SamplingSpec<Opts, F>;
+  sampling: SamplingSpec<Opts, F>;
   apiKey: {
     key: string;
     /** A part of the key that must not show either. */

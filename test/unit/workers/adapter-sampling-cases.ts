@@ -82,7 +82,5 @@ function chats(spec: AnySpec, sampling: AnySampling): void {
 const CASES = [announcesWhatItHonours, passesParameters, refusesTheRest, endsAtAStopString, chats];
 
 export function registerSamplingCases(spec: AnySpec): void {
-  const sampling = spec.sampling;
-  if (!sampling) return;
-  for (const register of CASES) register(spec, sampling);
+  for (const register of CASES) register(spec, spec.sampling);
 }
