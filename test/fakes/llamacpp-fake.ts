@@ -57,7 +57,7 @@
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { closeServer, listen, readBody, type FakeRequest } from "./fake-http.js";
-import { answerAfter } from "./fake-pooling.js";
+import { answerAfter, wordCount } from "./fake-pooling.js";
 import {
   chatMlPrompt,
   embeddingsAnswer,
@@ -257,20 +257,13 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
 
   async function complete(res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour, echo: string): Promise<void> {
     const body = (record.body ?? {}) as { prompt?: unknown; n_predict?: unknown; id_slot?: unknown; stop?: unknown };
-    if (typeof body.prompt !== "string" && !Array.isArray(body.prompt)) {
-      record.finished = true;
-      return sendError(res, 400, '"prompt" must be provided', "invalid_request_error");
-    }
-    if (b.failBefore) {
-      record.finished = true;
-      return sendError(res, b.failBefore.status, b.failBefore.message + echo, b.failBefore.type ?? errorType(b.failBefore.status));
-    }
+    if (typeof body.prompt !== "string" && !Array.isArray(body.prompt)) return refuse(res, record, 400, '"prompt" must be provided');
+    if (b.failBefore) return refuse(res, record, b.failBefore.status, b.failBefore.message + echo, b.failBefore.type);
     const nPredict = typeof body.n_predict === "number" && body.n_predict >= 0 ? body.n_predict : Infinity;
     // The server holds back text that may start a stop string and never sends the stop string itself.
     const plan = cutAtStop(b.tokens, stopsOf(body.stop), false);
     const count = Math.min(plan.tokens.length, nPredict);
-    const promptTokens =
-      typeof body.prompt === "string" ? Math.max(1, body.prompt.split(/\s+/).filter(Boolean).length) : body.prompt.length;
+    const promptTokens = typeof body.prompt === "string" ? wordCount(body.prompt) : body.prompt.length;
     let open = true;
     // Ends this stream's pauses (and a wait for its slot) when the client leaves, so a closed fake leaves no timers behind.
     const gone = new AbortController();
@@ -316,6 +309,12 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     await send(finalFrame(b, { prompt: body.prompt, slot, promptTokens, count, nPredict, predictedMs, stoppingWord }));
     record.finished = true;
     res.end();
+  }
+
+  /** An error answer that ends the request. */
+  function refuse(res: http.ServerResponse, record: FakeRequest, status: number, message: string, type?: string): void {
+    record.finished = true;
+    sendError(res, status, message, type ?? errorType(status));
   }
 
   /** POST /v1/embeddings or /rerank: refused as the server refuses, else answered whole after poolingDelayMs. */

@@ -247,29 +247,6 @@ async function adapter(
 }
 
 // Reaching max_tokens is the table's max_tokens case.
-test("a chat's stop sequence ends STOP without it; the end of sequence is EOS, and usage gives tokens_in", async (t) => {
-  const f = await fake(t);
-  const a = await adapter(t, f);
-  const chat = (stop: string[]) => collect(a, submitRequest({ prompt: "", maxTokens: 50, messages: MESSAGES, sampling: { stop } }));
-  const stopped = await chat(["naïve"]);
-  t.is(stopped.result?.stopReason, StopReason.STOP_REASON_STOP);
-  t.is(stopped.texts.join(""), "Hello, world — ");
-  const ended = await chat(["never"]);
-  t.is(ended.result?.stopReason, StopReason.STOP_REASON_EOS, "finish_reason stop is TGI's end of sequence");
-  t.deepEqual(ended.texts, DEFAULT_TEXTS);
-  t.true((ended.result?.tokensIn ?? 0) > 0);
-});
-
-test("temperature 0 is greedy: no sampling filters, do_sample false; top_p 1 and top_k 0 filter nothing, so they are left out", async (t) => {
-  const f = await fake(t);
-  const a = await adapter(t, f);
-  await collect(a, submitRequest({ maxTokens: 3, sampling: { temperature: 0, topK: 5, topP: 0.5 } }));
-  await collect(a, submitRequest({ maxTokens: 3, sampling: { topP: 1, topK: 0 } }));
-  const [greedy, unfiltered] = f.generations();
-  t.deepEqual(greedy!.body, { inputs: "tell me a story", parameters: { details: true, max_new_tokens: 3, do_sample: false } });
-  t.deepEqual(unfiltered!.body, { inputs: "tell me a story", parameters: { details: true, max_new_tokens: 3 } });
-});
-
 test("a stop sequence ends STOP_WORD", async (t) => {
   const f = await fake(t, { finish: "stop_sequence" });
   const a = await adapter(t, f);
