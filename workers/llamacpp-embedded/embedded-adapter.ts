@@ -10,7 +10,9 @@ import type { Logger } from "../../contracts/runtime/logger.js";
 import { EngineHealth } from "../engine/engine-health.js";
 import { WorkerFailure, type EngineAdapter, type EngineInfo, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
 import type { AffinityPool } from "./affinity-pool.js";
+import { refuseUnhonoured, samplingFeatures } from "../engine/sampling-support.js";
 import { generateOnSequence } from "./embedded-generation.js";
+import { EMBEDDED_HONOURED } from "./embedded-sampling.js";
 import { loadEmbeddedModel, workloadsOf, type EmbeddedModel } from "./embedded-model.js";
 import { embed, rerank } from "./embedded-vectors.js";
 import { llamaRuntime, type GpuChoice, type LlamaRuntime } from "./llama-runtime.js";
@@ -93,7 +95,14 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
       vramFreeBytes: 0,
       servesAnyModel: false,
       // The same seed gives the same tokens on every slot: sampling is seeded per generation, and a slot's cache never changes logits.
-      features: { seed: "true", cancel: "abort", determinism: "all-slots", kv_reuse: "session", evict: "sequence" },
+      features: {
+        seed: "true",
+        cancel: "abort",
+        determinism: "all-slots",
+        kv_reuse: "session",
+        evict: "sequence",
+        ...(m && m.kind !== "generation" ? {} : samplingFeatures(EMBEDDED_HONOURED)),
+      },
     };
   }
 
@@ -190,8 +199,12 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
       );
     }
     const session = request.sessionId;
-    if (slots.kind === "generation")
-      return withSlot(slots.pool, session, (seq) => generateOnSequence(seq, model.contextSize, request, signal, sink));
+    // A model is served only once the runtime loaded it.
+    const runtime = this.runtime!;
+    if (slots.kind === "generation") {
+      refuseUnhonoured(request, EMBEDDED_HONOURED);
+      return withSlot(slots.pool, session, (seq) => generateOnSequence(runtime, seq, model.contextSize, request, signal, sink));
+    }
     if (slots.kind === "embedding") return withSlot(slots.pool, session, (c) => embed(c, model.contextSize, request, signal, sink));
     return withSlot(slots.pool, session, (c) => rerank(c, model.contextSize, request, signal, sink));
   }
