@@ -1,6 +1,6 @@
 import { ROOT_CONTEXT, type Context } from "@opentelemetry/api";
 import { Priority } from "../../contracts/gen/llama_orch/v1/common.js";
-import type { Budgets, CreateTaskRequest, TaskState, TaskSummary } from "../../contracts/gen/llama_orch/v1/task.js";
+import { TaskState, type Budgets, type CreateTaskRequest, type TaskSummary } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { GetPoolHealthResponse, PoolSummary } from "../../contracts/gen/llama_orch/v1/pool.js";
 import { engines, priorities } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
@@ -248,9 +248,10 @@ export class Scheduler {
     return this.poolControl.poolSummaries();
   }
 
-  /** Read-only: copies of the unfinished tasks (of `state`, unless unspecified) in admission order, for ListTasks. */
+  /** Read-only: copies of the tasks of `state` (unspecified: queued and running) in listing order, for ListTasks. */
   taskSummaries(state: TaskState): TaskSummary[] {
-    return taskSummaryView(this.tasks.unfinished(), this.pools.all(), state);
+    const tasks = state === TaskState.TASK_STATE_FINISHED ? this.tasks.retained() : this.tasks.unfinished();
+    return taskSummaryView(tasks, this.pools.all(), state);
   }
 
   /** The deadline check and the full-queue policy, then the task joins its pool's queue and hears its position. */
