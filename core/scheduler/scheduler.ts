@@ -243,9 +243,23 @@ export class Scheduler {
     return this.poolControl.poolHealth(poolId);
   }
 
-  /** Read-only: every pool at a glance, for ListPools. */
+  /** Read-only: every pool at a glance, for ListPools, with the predicted wait at the back of its queue. */
   poolSummaries(): PoolSummary[] {
-    return this.poolControl.poolSummaries();
+    return this.poolControl.poolSummaries().map((summary) => {
+      const pool = this.pools.get(summary.id);
+      if (!pool) return summary;
+      return { ...summary, predictedWaitMs: this.predictedWaitMs(pool) };
+    });
+  }
+
+  /** When a task joining the back of the pool's queue would start; undefined while any duration in the way is unmeasured. */
+  private predictedWaitMs(pool: PoolState): number | undefined {
+    const queued = pool.queuedTasks();
+    const durations = queued.map((t) => t.predictedDurationMs);
+    const running = this.tasks.unfinished(pool.id).filter((t) => t.state === "running");
+    if (durations.some((d) => d === undefined) || running.some((t) => t.predictedDurationMs === undefined)) return undefined;
+    if (queued.length === 0 && running.length === 0) return 0;
+    return Math.round(this.predictions.startsMs(pool.id, [...durations, 0]).at(-1) ?? 0);
   }
 
   /** Read-only: copies of the tasks of `state` (unspecified: queued and running) in listing order, for ListTasks. */
