@@ -40,7 +40,7 @@ test.serial("status shows the pools, replicas and running task; tasks lists them
   t.regex(status.stdout, /^POOL +ENGINE +MODEL/m);
   t.regex(status.stdout, /^slow +llamacpp +mock:tiny +yes +1\/1 +1\/0/m, "one running, one queued interactive");
   t.regex(status.stdout, /^slow-1 +slow +busy/m);
-  const asJson = JSON.parse((await llorch("status", "--json")).stdout) as Json;
+  const asJson = JSON.parse((await llorch("status", "--json")).stdout);
   t.deepEqual((asJson.tasks as Json[]).map((x) => x.task_id).sort(), bodies.map((b) => b.task_id).sort());
 
   const tasks = await llorch("tasks");
