@@ -1,8 +1,10 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type Router from "@koa/router";
-import type { Context } from "koa";
+import type { RouterContext } from "@koa/router";
+import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import { projectRoot } from "../../contracts/runtime/project-root.js";
+import { HttpError } from "../http-errors.js";
 
 /**
  * The operator console's files, read once at startup from edge/ui/: plain
@@ -28,8 +30,10 @@ function loadFiles(): Map<string, { type: string; body: Buffer }> {
  */
 export function mountConsoleRoutes(router: Router): void {
   const files = loadFiles();
-  const serve = (name: string) => (ctx: Context) => {
-    const file = files.get(name)!;
+  const serve = (name: string | undefined) => (ctx: RouterContext) => {
+    const file = files.get(name ?? String(ctx.params.file));
+    // One route for /ui/:file, so other methods on it are 405 like any path of the contract.
+    if (!file) throw HttpError.of(ErrorCode.ERROR_CODE_NOT_FOUND, "no such console file");
     ctx.type = file.type;
     // Same version as the edge: no stale console after an upgrade.
     ctx.set("Cache-Control", "no-cache");
@@ -40,5 +44,5 @@ export function mountConsoleRoutes(router: Router): void {
     ctx.redirect("/ui");
   });
   router.get("/ui", serve("index.html"));
-  for (const name of Object.keys(FILES)) router.get(`/ui/${name}`, serve(name));
+  router.get("/ui/:file", serve(undefined));
 }
