@@ -30,6 +30,8 @@ export interface EmbeddedOptions {
   deviceMask: string;
   /** Where relative file: refs resolve from. */
   baseDir: string;
+  /** The file start() loads for `modelRef` when the sidecar fetched it (an hf: or https: ref in the model cache); default the local file the ref names. */
+  modelPath?: string;
 }
 
 /**
@@ -139,7 +141,7 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
     this.engineHealth.set({ live: true, ready: false, lastError: `loading ${this.options.modelRef}` });
     try {
       this.runtime = await llamaRuntime(this.options.gpu, this.logger);
-      await this.switchTo(this.options.modelRef);
+      await this.switchTo(this.options.modelRef, this.options.modelPath);
       this.engineHealth.set({ live: true, ready: true, lastError: "" });
     } catch (err) {
       this.engineHealth.set({ live: true, ready: false, lastError: `failed to load ${this.options.modelRef}: ${(err as Error).message}` });
@@ -209,11 +211,11 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
     return withSlot(slots.pool, session, (c) => rerank(c, model.contextSize, request, signal, sink));
   }
 
-  private async switchTo(modelRef: string): Promise<void> {
+  private async switchTo(modelRef: string, file?: string): Promise<void> {
     if (!this.runtime) throw new Error("the llama.cpp runtime is not loaded");
     this.loading = true;
     try {
-      const path = this.localPath(modelRef);
+      const path = file ?? this.localPath(modelRef);
       const { slots, ctx: contextSize, threads, gpuLayers } = this.options;
       const model = await loadEmbeddedModel(this.runtime, path, { slots, contextSize, threads, gpuLayers });
       if (this.stopped) {
