@@ -8,6 +8,7 @@ import {
   type WatchHealthResponse,
   type WatchPropsResponse,
   type WorkerHealth,
+  type WorkerLoadState,
   type WorkerProps,
 } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../../contracts/runtime/grpc-server.js";
@@ -31,6 +32,8 @@ export class Replica extends EventEmitter {
   private currentHealth: WorkerHealth = { live: false, ready: false, lastError: "connecting" };
   private currentProps: WorkerProps = { slotsTotal: 0, slotsFree: 0, requestsWaiting: 0 };
   private currentInfo: InfoResponse | undefined;
+  /** What the sidecar last reported beside its health: load progress, and whether a Submit wakes its model. */
+  private currentLoad: WorkerLoadState | undefined;
   /**
    * False from the moment the engine turns Ready until its Info was read
    * again: what an engine serves (ctx, workloads, digest) may be known only
@@ -60,6 +63,11 @@ export class Replica extends EventEmitter {
   /** What the sidecar last reported on WatchHealth (or why core lost track of it). */
   get health(): Readonly<WorkerHealth> {
     return this.currentHealth;
+  }
+
+  /** The sidecar's load state as last reported with its health; undefined when it reported none (or core lost track of it). */
+  get load(): Readonly<WorkerLoadState> | undefined {
+    return this.currentLoad;
   }
 
   /** What the sidecar last reported on WatchProps. */
@@ -110,6 +118,21 @@ export class Replica extends EventEmitter {
   /** Ready, described, and not closed: may receive work when a slot is free. */
   get isReady(): boolean {
     return !this.closed && this.currentHealth.live && this.currentHealth.ready && this.currentInfo !== undefined && this.infoCurrent;
+  }
+
+  /**
+   * Not ready because its model was unloaded after idling (--model-ttl), and
+   * a Submit loads it again: placement may send work here, after the ready
+   * replicas, and that work waits for the load.
+   */
+  get wakesOnSubmit(): boolean {
+    return (
+      !this.closed &&
+      this.currentHealth.live &&
+      !this.currentHealth.ready &&
+      this.currentLoad?.wakesOnSubmit === true &&
+      this.currentInfo !== undefined
+    );
   }
 
   get isClosed(): boolean {
@@ -176,6 +199,7 @@ export class Replica extends EventEmitter {
         if (!m.health) return;
         const becameReady = m.health.ready && !this.currentHealth.ready;
         this.currentHealth = m.health;
+        this.currentLoad = m.load;
         if (becameReady) {
           this.infoCurrent = false;
           this.fetchInfo();
@@ -195,6 +219,7 @@ export class Replica extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     this.currentHealth = { live: false, ready: false, lastError: "deregistered" };
+    this.currentLoad = undefined;
     for (const t of this.timers) clearTimeout(t);
     for (const w of this.watches) w.cancel();
     this.client.close();
@@ -234,6 +259,7 @@ export class Replica extends EventEmitter {
       failed = true;
       this.watches.splice(this.watches.indexOf(call), 1);
       this.currentHealth = { live: false, ready: false, lastError: `${what} watch lost: ${reason}` };
+      this.currentLoad = undefined;
       this.emit("change");
       this.logger.warn({ replica_id: this.id, pool_id: this.poolId, reason }, `${what} watch lost`);
       this.later(() => this.watch(what, open, apply), WATCH_RETRY_MS);
