@@ -14,6 +14,7 @@ import { startMetricsServer, type MetricsServer } from "../contracts/runtime/met
 import { requireApiKey } from "../contracts/runtime/require-api-key.js";
 import { ArtifactStore } from "./artifacts/artifact-store.js";
 import { CatalogStore } from "./catalog/catalog-store.js";
+import { LoadDigests } from "./catalog/load-digests.js";
 import type { CoreConfig } from "./core-config.js";
 import { createCoreMetrics, type CoreMetrics } from "./metrics.js";
 import { unservedModelAdvice } from "./pools/auto-fetch.js";
@@ -103,8 +104,8 @@ async function assembleCore(config: CoreConfig, metrics: CoreMetrics, logger: Lo
   const sweep = setInterval(() => sessions.sweep(), 10_000);
   sweep.unref();
   const scheduler = new Scheduler(registry, sessions, metrics, logger, config.scheduler);
-  const reloader = new PoolReloader(scheduler, registry, logger);
   const catalog = await CatalogStore.open(resolve(config.catalogRoot));
+  const reloader = new PoolReloader({ scheduler, registry, digests: new LoadDigests(catalog), metrics, logger });
   const artifacts = await ArtifactStore.open(resolve(config.artifactsRoot), { maxBytes: TRANSCRIPT_MAX_BYTES });
   scheduler.attach({
     admissionCheck: catalogAdmissionCheck(catalog),

@@ -171,10 +171,14 @@ export class Replica extends EventEmitter {
     return this.registration.servesAnyModel || this.modelRef === modelRef;
   }
 
-  /** Asks the sidecar to switch models; resolves once it serves the new one, with its Info refreshed. */
-  loadModel(modelRef: string, timeoutMs: number): Promise<LoadModelResponse> {
+  /**
+   * Asks the sidecar to switch models, its bytes to match `expectedDigest`
+   * ("sha256:<hex>", or "" for the source's own); resolves once it serves the
+   * new one, with its Info refreshed.
+   */
+  loadModel(modelRef: string, timeoutMs: number, expectedDigest = ""): Promise<LoadModelResponse> {
     return new Promise((resolve, reject) => {
-      this.client.loadModel({ modelRef, expectedDigest: "" }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+      this.client.loadModel({ modelRef, expectedDigest }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err) {
           reject(new Error(err.details || err.message));
           return;
