@@ -1,4 +1,5 @@
 import { Verification, VerificationReason, VerificationStatus, type CatalogModel } from "../../contracts/gen/llama_orch/v1/catalog.js";
+import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { CatalogStore } from "./catalog-store.js";
 
 /** The only digest a replica can check a model's bytes against (LoadModelRequest.expected_digest). */
@@ -15,29 +16,35 @@ export function expectedDigestOf(entry: CatalogModel | undefined): string {
   return entry !== undefined && FULL_SHA256.test(entry.digest) ? entry.digest : "";
 }
 
-// The words a load failure uses for bytes that are not the expected ones: the
-// convention ("digest mismatch", or the provisioner's kind "digest_mismatch"),
-// and the provisioner's own sentence ("sha256 <hex> is not the expected <hex>").
+/** A replica's refusal of a LoadModel: its sentence, and the typed reason it attached, if any. */
+export interface LoadFailure {
+  message: string;
+  code?: ErrorCode;
+}
+
+// Sidecars attach UNTRUSTED_ARTIFACT to a load whose bytes are not the
+// expected ones; the sentence is the fallback ("digest mismatch", or the
+// provisioner's "sha256 <hex> is not the expected <hex>").
 const MISMATCH = /digest[ _]mismatch/i;
 const HASHED = /(?:computed|sha256)[: ]\s*(?:sha256:)?([0-9a-f]{64})\b/gi;
 
 /**
  * Whether a replica's load failure says the model's bytes are not the
  * `expected` digest, and, when the bytes were hashed, their digest: the
- * sha256 named as computed (`computed sha256:<hex>`, `sha256 <hex>`) that is
- * not the expected one. Undefined for any other failure, and when nothing was
- * expected (then the catalog was not what the bytes failed).
+ * sha256 the sentence names as computed (`computed sha256:<hex>`,
+ * `sha256 <hex>`) that is not the expected one. Undefined for any other
+ * failure, and when nothing was expected (the catalog was not what failed).
  */
-export function digestMismatchIn(message: string, expected: string): { computedDigest?: string } | undefined {
+export function digestMismatchIn(failure: LoadFailure, expected: string): { computedDigest?: string } | undefined {
   if (expected === "") return undefined;
-  const expectedHex = expected.slice("sha256:".length);
+  const { message } = failure;
   const lower = message.toLowerCase();
-  if (
-    !MISMATCH.test(message) &&
-    !lower.includes(`is not the expected ${expectedHex}`) &&
-    !lower.includes(`is not the expected ${expected}`)
-  )
-    return undefined;
+  const said =
+    failure.code === ErrorCode.ERROR_CODE_UNTRUSTED_ARTIFACT ||
+    MISMATCH.test(message) ||
+    lower.includes(`is not the expected ${expected.slice("sha256:".length)}`) ||
+    lower.includes(`is not the expected ${expected}`);
+  if (!said) return undefined;
   for (const [, hex] of message.matchAll(HASHED)) {
     const digest = `sha256:${hex!.toLowerCase()}`;
     if (digest !== expected) return { computedDigest: digest };
@@ -65,8 +72,8 @@ export class LoadDigests {
    * Records the failure when it is a mismatch with the digest the load was
    * given; the entry as recorded, or undefined when there was nothing to record.
    */
-  async loadFailed(modelRef: string, expected: string, replicaId: string, message: string): Promise<CatalogModel | undefined> {
-    const mismatch = digestMismatchIn(message, expected);
+  async loadFailed(modelRef: string, expected: string, replicaId: string, failure: LoadFailure): Promise<CatalogModel | undefined> {
+    const mismatch = digestMismatchIn(failure, expected);
     const entry = mismatch && this.store.lookup(modelRef);
     if (!mismatch || !entry || entry.digest !== expected) return undefined;
     const verification = Verification.fromPartial({
@@ -74,7 +81,7 @@ export class LoadDigests {
       reason: VerificationReason.VERIFICATION_REASON_DIGEST_MISMATCH,
       checkedMs: this.clock(),
       computedDigest: mismatch.computedDigest,
-      error: `digest mismatch: replica ${replicaId} loading ${modelRef} found bytes that are not ${expected}: ${message}`,
+      error: `digest mismatch: replica ${replicaId} loading ${modelRef} found bytes that are not ${expected}: ${failure.message}`,
     });
     return this.store.recordVerification(entry.id, verification);
   }

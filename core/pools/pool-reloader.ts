@@ -2,9 +2,9 @@ import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import { engines } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { OrchError } from "../../contracts/runtime/metadata.js";
-import type { LoadDigests } from "../catalog/load-digests.js";
+import type { LoadDigests, LoadFailure } from "../catalog/load-digests.js";
 import type { CoreMetrics } from "../metrics.js";
-import type { Replica } from "../registry/replica.js";
+import { ModelLoadError, type Replica } from "../registry/replica.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 
@@ -57,9 +57,7 @@ export class PoolReloader {
   private async run(poolId: string, replicas: Replica[], previous: string, next: string): Promise<void> {
     const expected = this.deps.digests.expectedFor(next);
     const results = await Promise.allSettled(replicas.map((r) => r.loadModel(next, LOAD_TIMEOUT_MS, expected)));
-    const failures = results.flatMap((r, i) =>
-      r.status === "rejected" ? [{ replica: replicas[i]!, message: (r.reason as Error).message }] : [],
-    );
+    const failures = results.flatMap((r, i) => (r.status === "rejected" ? [{ replica: replicas[i]!, failure: failureOf(r.reason) }] : []));
     if (failures.length === 0) {
       this.deps.scheduler.setReloadState(poolId, "idle", { succeeded: true });
       this.deps.logger.info(
@@ -69,7 +67,7 @@ export class PoolReloader {
       return;
     }
     const untrusted = await this.recordMismatch(next, expected, failures);
-    const error = `reload to ${next} failed (${failures.map((f) => `${f.replica.id}: ${f.message}`).join("; ")})${untrusted}; rolled back to ${previous}`;
+    const error = `reload to ${next} failed (${failures.map((f) => `${f.replica.id}: ${f.failure.message}`).join("; ")})${untrusted}; rolled back to ${previous}`;
     this.deps.scheduler.setReloadState(poolId, "rolling_back", { error });
     const loaded = replicas.filter((_, i) => results[i]!.status === "fulfilled");
     const previousDigest = this.deps.digests.expectedFor(previous);
@@ -88,11 +86,15 @@ export class PoolReloader {
    * the catalog entry's verification (the first such replica's finding is
    * recorded); what to add to last_reload_error about it.
    */
-  private async recordMismatch(modelRef: string, expected: string, failures: { replica: Replica; message: string }[]): Promise<string> {
-    for (const { replica, message } of failures) {
+  private async recordMismatch(
+    modelRef: string,
+    expected: string,
+    failures: { replica: Replica; failure: LoadFailure }[],
+  ): Promise<string> {
+    for (const { replica, failure } of failures) {
       let entry;
       try {
-        entry = await this.deps.digests.loadFailed(modelRef, expected, replica.id, message);
+        entry = await this.deps.digests.loadFailed(modelRef, expected, replica.id, failure);
       } catch (err) {
         this.deps.logger.error({ err, model_ref: modelRef }, `recording the digest mismatch of ${modelRef} in the catalog failed`);
         return "";
@@ -108,4 +110,9 @@ export class PoolReloader {
     }
     return "";
   }
+}
+
+function failureOf(reason: unknown): LoadFailure {
+  if (reason instanceof ModelLoadError) return { message: reason.message, code: reason.code };
+  return { message: reason instanceof Error ? reason.message : String(reason) };
 }

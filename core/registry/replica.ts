@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import { credentials, Metadata, type ClientReadableStream } from "@grpc/grpc-js";
+import type { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { RegisterRequest } from "../../contracts/gen/llama_orch/v1/registry.js";
 import {
   WorkerServiceClient,
@@ -11,6 +12,7 @@ import {
   type WorkerLoadState,
   type WorkerProps,
 } from "../../contracts/gen/llama_orch/v1/worker.js";
+import { errorDetailOf } from "../../contracts/runtime/error-status.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../../contracts/runtime/grpc-server.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import type { ReplicaSnapshot } from "../placement/placement.js";
@@ -20,6 +22,21 @@ import { SlotLease } from "./slot-lease.js";
 export type ReplicaRegistration = RegisterRequest;
 
 const WATCH_RETRY_MS = 250;
+
+/**
+ * A LoadModel the sidecar refused: its sentence, and the typed reason it
+ * attached in the standard trailer, if any (UNTRUSTED_ARTIFACT: the model's
+ * bytes are not the expected digest).
+ */
+export class ModelLoadError extends Error {
+  constructor(
+    message: string,
+    readonly code: ErrorCode | undefined,
+  ) {
+    super(message);
+    this.name = "ModelLoadError";
+  }
+}
 
 /**
  * Core's view of one registered sidecar: a gRPC client to it, plus health,
@@ -174,13 +191,13 @@ export class Replica extends EventEmitter {
   /**
    * Asks the sidecar to switch models, its bytes to match `expectedDigest`
    * ("sha256:<hex>", or "" for the source's own); resolves once it serves the
-   * new one, with its Info refreshed.
+   * new one, with its Info refreshed; rejects with a ModelLoadError.
    */
   loadModel(modelRef: string, timeoutMs: number, expectedDigest = ""): Promise<LoadModelResponse> {
     return new Promise((resolve, reject) => {
       this.client.loadModel({ modelRef, expectedDigest }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err) {
-          reject(new Error(err.details || err.message));
+          reject(new ModelLoadError(err.details || err.message, errorDetailOf(err)?.code));
           return;
         }
         this.client.info({}, (infoErr, info) => {
