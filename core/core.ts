@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import type { ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
+import { defaultModelCacheDir, hubEndpointOf } from "../contracts/model-cache.js";
 import { ArtifactServiceService } from "../contracts/gen/llama_orch/v1/artifact.js";
 import { CatalogServiceService } from "../contracts/gen/llama_orch/v1/catalog.js";
 import { CapabilitiesServiceService, PoolServiceService } from "../contracts/gen/llama_orch/v1/pool.js";
@@ -132,7 +133,14 @@ function coreServices(config: CoreConfig, parts: CoreParts, instanceId: string, 
     guarded(
       "CatalogService",
       CatalogServiceService,
-      catalogService({ store: catalog, scheduler, metrics, logger, baseDir: process.cwd() }),
+      catalogService({
+        store: catalog,
+        scheduler,
+        metrics,
+        logger,
+        baseDir: process.cwd(),
+        modelCache: { root: resolve(config.modelCacheDir ?? defaultModelCacheDir()), hubEndpoint: hubEndpointOf() },
+      }),
     ),
     guarded("ArtifactService", ArtifactServiceService, artifactService(artifacts, config.artifactMaxBytes, logger)),
   ];
