@@ -152,6 +152,11 @@ export class Replica extends EventEmitter {
     );
   }
 
+  /** Live and not ready while it reports load progress: provisioning or loading a model (for a reload, or woken by a task). */
+  get isLoadingModel(): boolean {
+    return !this.closed && this.currentHealth.live && !this.currentHealth.ready && this.currentLoad?.progress !== undefined;
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }
@@ -167,6 +172,7 @@ export class Replica extends EventEmitter {
       servesAnyModel: this.registration.servesAnyModel,
       // A pool mid-reload is not Ready until every replica has the new model (or all rolled back).
       ready: this.isReady && !reloading,
+      wakesOnSubmit: this.wakesOnSubmit && !reloading,
       draining,
       ctxMax: info?.ctxMax ?? 0,
       workloads: info?.workloads ?? [],
