@@ -10,6 +10,8 @@ import type { Scheduler } from "../scheduler/scheduler.js";
 
 /** How long one replica may take to load a model. */
 const LOAD_TIMEOUT_MS = 10 * 60_000;
+/** Failed reloads remembered (the latest per model), so a stream of refs cannot grow the memory without bound. */
+const REMEMBERED_FAILURES = 256;
 
 export interface PoolReloaderDeps {
   scheduler: Scheduler;
@@ -29,7 +31,24 @@ export interface PoolReloaderDeps {
  * tasks get UNTRUSTED_ARTIFACT.
  */
 export class PoolReloader {
+  /** Pools reloading now, and the model each is loading. */
+  private readonly loading = new Map<string, string>();
+  /** The latest failed reload onto each model: when, and what failed (auto-fetch does not start it again at once). */
+  private readonly failures = new Map<string, { at: number; error: string }>();
+
   constructor(private readonly deps: PoolReloaderDeps) {}
+
+  /** The pool loading `modelRef` now, if any. */
+  poolLoading(modelRef: string): string | undefined {
+    for (const [poolId, target] of this.loading) if (target === modelRef) return poolId;
+    return undefined;
+  }
+
+  /** Why the latest reload onto `modelRef` failed, when that was less than `withinMs` before `now`. */
+  recentFailure(modelRef: string, withinMs: number, now: number): { at: number; error: string } | undefined {
+    const failure = this.failures.get(modelRef);
+    return failure !== undefined && now - failure.at < withinMs ? failure : undefined;
+  }
 
   /** Validates and starts a reload; the outcome shows in pool health (reload_state, model_ref, last_reload_error). */
   start(poolId: string, newModelRef: string): { previousModelRef: string } {
@@ -50,7 +69,8 @@ export class PoolReloader {
       { event: "pool_reload", pool_id: poolId, model_ref: newModelRef, previous_model_ref: previousModelRef },
       `pool ${poolId} reloading ${previousModelRef} -> ${newModelRef}`,
     );
-    void this.run(poolId, replicas, previousModelRef, newModelRef);
+    this.loading.set(poolId, newModelRef);
+    void this.run(poolId, replicas, previousModelRef, newModelRef).finally(() => this.loading.delete(poolId));
     return { previousModelRef };
   }
 
@@ -59,6 +79,7 @@ export class PoolReloader {
     const results = await Promise.allSettled(replicas.map((r) => r.loadModel(next, LOAD_TIMEOUT_MS, expected)));
     const failures = results.flatMap((r, i) => (r.status === "rejected" ? [{ replica: replicas[i]!, failure: failureOf(r.reason) }] : []));
     if (failures.length === 0) {
+      this.failures.delete(next);
       this.deps.scheduler.setReloadState(poolId, "idle", { succeeded: true });
       this.deps.logger.info(
         { event: "pool_reloaded", pool_id: poolId, model_ref: next },
@@ -74,11 +95,18 @@ export class PoolReloader {
     const rollbacks = await Promise.allSettled(loaded.map((r) => r.loadModel(previous, LOAD_TIMEOUT_MS, previousDigest)));
     const stuck = rollbacks.flatMap((r, i) => (r.status === "rejected" ? [`${loaded[i]!.id}: ${(r.reason as Error).message}`] : []));
     const finalError = stuck.length === 0 ? error : `${error}; rollback failed on ${stuck.join("; ")}`;
+    this.noteFailure(next, finalError);
     this.deps.scheduler.setReloadState(poolId, "idle", { error: finalError });
     this.deps.logger.warn(
       { event: "pool_reload_failed", pool_id: poolId, model_ref: next, error: finalError },
       `pool ${poolId}: ${finalError}`,
     );
+  }
+
+  private noteFailure(modelRef: string, error: string): void {
+    this.failures.delete(modelRef);
+    this.failures.set(modelRef, { at: Date.now(), error });
+    if (this.failures.size > REMEMBERED_FAILURES) this.failures.delete(this.failures.keys().next().value!);
   }
 
   /**
