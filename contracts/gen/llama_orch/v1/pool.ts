@@ -65,7 +65,10 @@ export interface ReplicaHealth {
   replicaId: string;
   live: boolean;
   ready: boolean;
-  /** "ready", "loading", "unready", "busy". */
+  /**
+   * "ready", "loading", "unloaded" (its model was unloaded after idling; the
+   * next task loads it again), "unready", "busy".
+   */
   state: string;
   lastError: string;
   slotsTotal: number;

@@ -255,7 +255,15 @@ export interface TaskMetrics {
   poolId: string;
   replicaId: string;
   engineVersion: string;
-  predictedStartMs?: number | undefined;
+  predictedStartMs?:
+    | number
+    | undefined;
+  /**
+   * Set (true) on the frame that says where a task was placed when its
+   * replica had unloaded its model after idling: the task waits while the
+   * replica loads it again, so its first token comes later than usual.
+   */
+  waitsForModelLoad?: boolean | undefined;
 }
 
 export interface TaskEnd {
@@ -1725,6 +1733,7 @@ function createBaseTaskMetrics(): TaskMetrics {
     replicaId: "",
     engineVersion: "",
     predictedStartMs: undefined,
+    waitsForModelLoad: undefined,
   };
 }
 
@@ -1762,6 +1771,9 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
     }
     if (message.predictedStartMs !== undefined) {
       writer.uint32(88).uint64(message.predictedStartMs);
+    }
+    if (message.waitsForModelLoad !== undefined) {
+      writer.uint32(96).bool(message.waitsForModelLoad);
     }
     return writer;
   },
@@ -1867,6 +1879,14 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
             message.predictedStartMs = longToNumber(reader.uint64());
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.waitsForModelLoad = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1936,6 +1956,11 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
         : isSet(object.predicted_start_ms)
         ? globalThis.Number(object.predicted_start_ms)
         : undefined,
+      waitsForModelLoad: isSet(object.waitsForModelLoad)
+        ? globalThis.Boolean(object.waitsForModelLoad)
+        : isSet(object.waits_for_model_load)
+        ? globalThis.Boolean(object.waits_for_model_load)
+        : undefined,
     };
   },
 
@@ -1974,6 +1999,9 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
     if (message.predictedStartMs !== undefined) {
       obj.predictedStartMs = Math.round(message.predictedStartMs);
     }
+    if (message.waitsForModelLoad !== undefined) {
+      obj.waitsForModelLoad = message.waitsForModelLoad;
+    }
     return obj;
   },
 
@@ -1993,6 +2021,7 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
     message.replicaId = object.replicaId ?? "";
     message.engineVersion = object.engineVersion ?? "";
     message.predictedStartMs = object.predictedStartMs ?? undefined;
+    message.waitsForModelLoad = object.waitsForModelLoad ?? undefined;
     return message;
   },
 };
