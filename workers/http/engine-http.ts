@@ -103,7 +103,9 @@ export class EngineHttp {
     const base = new URL(opts.baseUrl);
     if (base.protocol !== "http:" && base.protocol !== "https:") throw new TypeError(`engine URL must be http(s): ${base.protocol}`);
     const secure = base.protocol === "https:";
-    const agentOptions = { keepAlive: true, maxSockets: 64 };
+    // No socket cap here: the sidecar admits at most its slots, and a cap below them
+    // (64 was) left slots core counted as free waiting for a socket.
+    const agentOptions = { keepAlive: true, maxSockets: Infinity };
     this.target = {
       origin: base.origin,
       basePath: base.pathname.replace(/\/+$/, ""),
