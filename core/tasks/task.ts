@@ -56,6 +56,7 @@ export class Task {
   private lastProgressTime = 0;
   /** The queue position the client was last told, so movement frames go out only on change. */
   private toldPosition: number | undefined;
+  private toldProgress = "";
   private readerCount = 0;
   /** Cancels the task when its last reader has been gone for the grace period. */
   private graceTimer: NodeJS.Timeout | undefined;
@@ -200,6 +201,13 @@ export class Task {
   moveToPool(poolId: string): void {
     this.expect("queued", "move to another pool");
     this.pool = poolId;
+  }
+
+  /** Notes what the last periodic metrics frame said; false when the next would say the same. */
+  noteProgress(signature: string): boolean {
+    if (this.toldProgress === signature) return false;
+    this.toldProgress = signature;
+    return true;
   }
 
   /** Notes the queue position the client is told; false when it was told that one already. */
