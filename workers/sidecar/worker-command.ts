@@ -1,4 +1,4 @@
-import { apiKeyFrom } from "../../contracts/runtime/api-key.js";
+import { apiKeyFrom, ownKeyFrom } from "../../contracts/runtime/api-key.js";
 import type { ComponentCommand } from "../../contracts/runtime/component-command.js";
 import { helpLine } from "../../contracts/runtime/flag-table.js";
 import { startWorker } from "./worker.js";
@@ -21,7 +21,8 @@ export const workerCommand: ComponentCommand<WorkerConfig> = {
   flags: WORKER_FLAGS,
   configFromFlags: (flags) => ({
     ...workerConfigFromFlags(flags),
-    coreApiKey: apiKeyFrom(flags),
+    coreApiKey: ownKeyFrom(flags),
+    apiKey: apiKeyFrom(flags),
     engineApiKey: process.env[ENGINE_API_KEY_ENV] || undefined,
   }),
   start: (config) => startWorker(config),
