@@ -17,6 +17,10 @@ export const workerCommand: ComponentCommand<WorkerConfig> = {
     workerFlagHelp,
     helpLine("--config FILE", 'YAML config file (flags under "worker:")', 30),
     "",
+    "WorkerService takes only worker keys (core's): one of --keys-file, or LLORCH_API_KEY, which holds every role.",
+    "The sidecar registers with core presenting LLORCH_KEY (a worker key; default LLORCH_API_KEY). Without a key",
+    "it refuses to listen beyond loopback.",
+    "",
   ].join("\n"),
   flags: WORKER_FLAGS,
   configFromFlags: (flags) => ({

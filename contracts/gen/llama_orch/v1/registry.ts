@@ -913,6 +913,8 @@ export const ReplicaStatus: MessageFns<ReplicaStatus> = {
  * the Register stream open for as long as it serves: core treats the end of
  * that stream as the replica leaving, and a sidecar whose stream breaks (core
  * restarted) registers again with backoff. No one restarts anything by hand.
+ * A registration owns its replica id while its sidecar answers (see
+ * RegisterRequest.instance_id); another registrant is refused ALREADY_EXISTS.
  */
 export type RegistryServiceService = typeof RegistryServiceService;
 export const RegistryServiceService = {
