@@ -65,6 +65,9 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
     services: coreServices(config, parts, { instanceId, keys, metrics, logger }),
   });
   const stopReloading = keys.reloadOnSighup(logger);
+  if (keys.required && !config.ownKey) {
+    logger.warn({ event: "no_own_key" }, "core has keys but no key of its own (LLORCH_KEY) to present to sidecars that require one");
+  }
   let metricsServer: MetricsServer | undefined;
   if (config.metricsPort !== undefined) {
     metricsServer = await startMetricsServer(metrics.registry, config.metricsHost ?? config.host, config.metricsPort);

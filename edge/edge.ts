@@ -7,7 +7,7 @@ import { KeyRing } from "../contracts/runtime/auth/key-ring.js";
 import type { Principal } from "../contracts/runtime/auth/roles.js";
 import { dialWith } from "../contracts/runtime/dial.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../contracts/runtime/grpc-server.js";
-import { readTls, tlsSummary } from "../contracts/runtime/tls.js";
+import { readTls, tlsSummary, type TlsMaterial } from "../contracts/runtime/tls.js";
 import { createEdgeApp } from "./app.js";
 import { CoreClient } from "./core-client.js";
 import type { EdgeConfig } from "./edge-config.js";
@@ -32,7 +32,6 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
     channel: { ...CLIENT_CHANNEL_OPTIONS, "grpc.max_concurrent_streams": 10_000 },
   });
   const core = new CoreClient(config.coreAddress, dial);
-  const metrics = createEdgeMetrics();
   // A loopback caller without a key (--auth-optional) acts with the edge's own key at core, so here it may do what that key may.
   const localhost = (): Principal => ({
     identity: "localhost",
@@ -41,7 +40,7 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
   const app = createEdgeApp({
     core,
     logger,
-    metrics,
+    metrics: createEdgeMetrics(),
     bodyLimitBytes: config.bodyLimitBytes,
     sseHeartbeatMs: config.sseHeartbeatMs,
     rateLimit: config.rateLimit,
@@ -55,26 +54,9 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
     },
   });
   // Koa's handler catches its own errors (its promise never rejects), so Node may ignore the promise.
-  const handler = app.callback() as (req: IncomingMessage, res: ServerResponse) => void;
-  const serverOptions = { noDelay: true, keepAliveTimeout: 65_000 };
-  const server: Server = https?.cert
-    ? createHttpsServer({ ...serverOptions, cert: https.cert, key: https.key }, handler)
-    : createServer(serverOptions, handler);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
-  const url = `${https?.cert ? "https" : "http"}://${host}:${port}`;
-  const auth = keys.required
-    ? `keys (${keys.size})${config.authOptionalOnLoopback ? ", optional on loopback" : ""}`
-    : "none (loopback only)";
-  const toCore = tlsSummary(coreTls);
-  logger.info(
-    { event: "ready", url, core_address: config.coreAddress, auth, core_transport: toCore, trust_proxy: config.trustProxy },
-    `edge listening on ${url}, core at ${config.coreAddress} (${toCore}), auth: ${auth}`,
-  );
+  // eslint-disable-next-line @typescript-eslint/no-misused-promises
+  const { server, url } = await listen(config, app.callback(), https);
+  logReady(logger, config, { url, keys, coreTls });
   const stopReloading = keys.reloadOnSighup(logger);
   return {
     url,
@@ -90,4 +72,42 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
       core.close();
     },
   };
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** HTTP, or HTTPS with the edge's certificate; resolves once listening. */
+async function listen(config: EdgeConfig, handler: Handler, https: TlsMaterial | undefined): Promise<{ server: Server; url: string }> {
+  const serverOptions = { noDelay: true, keepAliveTimeout: 65_000 };
+  const server: Server = https?.cert
+    ? createHttpsServer({ ...serverOptions, cert: https.cert, key: https.key }, handler)
+    : createServer(serverOptions, handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+  return { server, url: `${https?.cert ? "https" : "http"}://${host}:${port}` };
+}
+
+function logReady(
+  logger: Logger,
+  config: EdgeConfig,
+  { url, keys, coreTls }: { url: string; keys: KeyRing; coreTls: TlsMaterial | undefined },
+): void {
+  const auth = keys.required
+    ? `keys (${keys.size})${config.authOptionalOnLoopback ? ", optional on loopback" : ""}`
+    : "none (loopback only)";
+  const toCore = tlsSummary(coreTls);
+  logger.info(
+    { event: "ready", url, core_address: config.coreAddress, auth, core_transport: toCore, trust_proxy: config.trustProxy },
+    `edge listening on ${url}, core at ${config.coreAddress} (${toCore}), auth: ${auth}`,
+  );
+  if (keys.required && !config.ownKey) {
+    logger.warn(
+      { event: "no_own_key" },
+      "the edge has keys but no key of its own (LLORCH_KEY): /readyz and loopback callers without a key will be refused by core",
+    );
+  }
 }

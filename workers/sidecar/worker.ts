@@ -55,20 +55,7 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
   const sidecar = assembleSidecar(config, logger, hardware);
   const { adapter, identity, metrics } = sidecar;
 
-  const grpc = await startGrpcServer({
-    host,
-    port: config.port ?? WORKER_DEFAULTS.port,
-    services: [
-      {
-        name: SERVICE_NAME,
-        definition: WorkerServiceService,
-        implementation: requireKey(WorkerServiceService, sidecar.service.handlers, { ring: keys, roleOf: () => "worker", logger }),
-      },
-    ],
-    logger,
-    tls,
-    what: "sidecar",
-  });
+  const grpc = await serveWorkerService(sidecar, { host, port: config.port ?? WORKER_DEFAULTS.port, keys, tls, logger });
   const stopReloading = keys.reloadOnSighup(logger);
   identity.replicaId ||= `${identity.poolId}-r${grpc.port}`;
   const log = logger.child({ pool_id: identity.poolId, replica_id: identity.replicaId });
@@ -105,6 +92,23 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
     replicaId: identity.replicaId,
     stop: stopOnce(sidecar, { registration, stopMirroring: () => (stopReloading(), stopMirroring()), grpc, metricsServer }, log),
   };
+}
+
+/** WorkerService over gRPC (TLS with a certificate), every method behind the worker-key check when keys are set. */
+function serveWorkerService(
+  sidecar: Sidecar,
+  opts: { host: string; port: number; keys: KeyRing; tls: TlsMaterial | undefined; logger: Logger },
+): Promise<RunningGrpcServer> {
+  const { keys, logger } = opts;
+  const implementation = requireKey(WorkerServiceService, sidecar.service.handlers, { ring: keys, roleOf: () => "worker", logger });
+  return startGrpcServer({
+    host: opts.host,
+    port: opts.port,
+    services: [{ name: SERVICE_NAME, definition: WorkerServiceService, implementation }],
+    logger,
+    tls: opts.tls,
+    what: "sidecar",
+  });
 }
 
 /** The sidecar's in-process parts, wired together before anything listens. */
