@@ -17,7 +17,10 @@ function keysFile(t: { teardown(fn: () => void): void }, text: string): string {
 }
 
 test("a presented key is known by its hash: its name, its role; the shared key holds every role", (t) => {
-  const file = keysFile(t, `keys:\n  alice: { role: client, hash: "${hashOfKey("alice-key")}" }\n  w1: { role: worker, hash: "${hashOfKey("w-key")}" }\n`);
+  const file = keysFile(
+    t,
+    `keys:\n  alice: { role: client, hash: "${hashOfKey("alice-key")}" }\n  w1: { role: worker, hash: "${hashOfKey("w-key")}" }\n`,
+  );
   const ring = KeyRing.load({ file, sharedKey: "shared" });
   t.true(ring.required);
   const alice = ring.authenticate("alice-key")!;

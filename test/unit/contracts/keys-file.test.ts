@@ -28,11 +28,27 @@ keys:
 for (const [what, text, message] of [
   ["no keys mapping", "keys: [a, b]", /`keys:` mapping/],
   ["an unknown role", `keys: { a: { role: root, hash: "${H1}" } }`, /keys\.a\.role must be one of client, admin, worker/],
-  ["a key in clear instead of its hash", "keys: { a: { role: client, hash: llorch_s3cr3t-value } }", /keys\.a\.hash must be "sha256:<64 hex digits>"/],
+  [
+    "a key in clear instead of its hash",
+    "keys: { a: { role: client, hash: llorch_s3cr3t-value } }",
+    /keys\.a\.hash must be "sha256:<64 hex digits>"/,
+  ],
   ["a setting it does not know", `keys: { a: { role: client, hash: "${H1}", key: x } }`, /keys\.a: unknown setting "key"/],
-  ["a burst below one", `keys: { a: { role: client, hash: "${H1}", rate-limit: { per-second: 1, burst: 0 } } }`, /burst must be an integer of at least 1/],
-  ["a fractional token budget", `keys: { a: { role: client, hash: "${H1}", session-budgets: { tokens: 1.5 } } }`, /tokens must be an integer/],
-  ["one hash under two names", `keys: { a: { role: client, hash: "${H1}" }, b: { role: admin, hash: "${H1}" } }`, /keys a and b have the same hash/],
+  [
+    "a burst below one",
+    `keys: { a: { role: client, hash: "${H1}", rate-limit: { per-second: 1, burst: 0 } } }`,
+    /burst must be an integer of at least 1/,
+  ],
+  [
+    "a fractional token budget",
+    `keys: { a: { role: client, hash: "${H1}", session-budgets: { tokens: 1.5 } } }`,
+    /tokens must be an integer/,
+  ],
+  [
+    "one hash under two names",
+    `keys: { a: { role: client, hash: "${H1}" }, b: { role: admin, hash: "${H1}" } }`,
+    /keys a and b have the same hash/,
+  ],
   ["a name with a space", `keys: { "a b": { role: client, hash: "${H1}" } }`, /key name "a b" must be letters/],
   ["broken YAML", "keys:\n  a: llorch_s3cr3t-value\n   b: [\n", /not valid YAML: .* at line 2/],
 ] as const) {
