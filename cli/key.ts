@@ -37,8 +37,9 @@ export const keyHelp = [
   "process that must accept it, then send those processes SIGHUP. Example keys file:",
   "  keys:",
   '    alice: { role: client, hash: "sha256:…", rate-limit: { per-second: 5, burst: 10 } }',
+  '    bob:   { role: client, hash: "sha256:…", session-budgets: { tokens: 100000, time-ms: 600000, cost: 2.5 } }',
   '    ops:   { role: admin,  hash: "sha256:…" }',
-  '    gpu-1: { role: worker, hash: "sha256:…", session-budgets: { tokens: 100000, time-ms: 600000, cost: 2.5 } }',
+  '    gpu-1: { role: worker, hash: "sha256:…" }',
   "",
 ].join("\n");
 
