@@ -9,10 +9,14 @@ import { RegistryServiceService } from "../contracts/gen/llama_orch/v1/registry.
 import { SessionServiceService } from "../contracts/gen/llama_orch/v1/session.js";
 import { TaskServiceService } from "../contracts/gen/llama_orch/v1/task.js";
 import { assertSafeBind } from "../contracts/runtime/api-key.js";
-import { startGrpcServer, type HostedService } from "../contracts/runtime/grpc-server.js";
+import { KeyRing } from "../contracts/runtime/auth/key-ring.js";
+import { requireKey } from "../contracts/runtime/auth/grpc-key-check.js";
+import { dialWith } from "../contracts/runtime/dial.js";
+import { CLIENT_CHANNEL_OPTIONS, startGrpcServer, type HostedService } from "../contracts/runtime/grpc-server.js";
+import { TLS_FLAG_NAMES } from "../contracts/runtime/security-flags.js";
+import { readTls, tlsSummary, type TlsMaterial } from "../contracts/runtime/tls.js";
 import { createLogger, type Logger } from "../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../contracts/runtime/metrics-server.js";
-import { requireApiKey } from "../contracts/runtime/require-api-key.js";
 import { ArtifactStore } from "./artifacts/artifact-store.js";
 import { CatalogStore } from "./catalog/catalog-store.js";
 import { LoadDigests } from "./catalog/load-digests.js";
@@ -24,6 +28,7 @@ import { ReplicaRegistry } from "./registry/replica-registry.js";
 import { Scheduler } from "./scheduler/scheduler.js";
 import { artifactService } from "./services/artifact-service.js";
 import { catalogAdmissionCheck, catalogService } from "./services/catalog-service.js";
+import { coreMethodRole } from "./services/method-roles.js";
 import { capabilitiesService, poolService } from "./services/pool-service.js";
 import { registryService } from "./services/registry-service.js";
 import { sessionService } from "./services/session-service.js";
@@ -45,29 +50,39 @@ export interface RunningCore {
 
 /** Starts core: every llama_orch core service over gRPC, with reflection and health, and its durable stores. */
 export async function startCore(config: CoreConfig, logger: Logger = createLogger("core")): Promise<RunningCore> {
-  assertSafeBind(config.host, config.apiKey, "core");
+  const keys = KeyRing.load({ file: config.security.keysFile, sharedKey: config.apiKey });
+  assertSafeBind(config.host, keys.required, "core");
+  const tls = readTls(config.security.tls, TLS_FLAG_NAMES);
   const instanceId = randomUUID();
   const metrics = createCoreMetrics();
-  const parts = await assembleCore(config, metrics, logger);
+  const parts = await assembleCore(config, tls, metrics, logger);
   const grpc = await startGrpcServer({
     host: config.host,
     port: config.port,
     logger,
-    services: coreServices(config, parts, instanceId, metrics, logger),
+    tls,
+    what: "core",
+    services: coreServices(config, parts, { instanceId, keys, metrics, logger }),
   });
+  const stopReloading = keys.reloadOnSighup(logger);
+  if (keys.required && !config.ownKey) {
+    logger.warn({ event: "no_own_key" }, "core has keys but no key of its own (LLORCH_KEY) to present to sidecars that require one");
+  }
   let metricsServer: MetricsServer | undefined;
   if (config.metricsPort !== undefined) {
     metricsServer = await startMetricsServer(metrics.registry, config.metricsHost ?? config.host, config.metricsPort);
   }
+  const auth = keys.required ? `keys (${keys.size})` : "none (loopback only)";
   logger.info(
     {
       event: "ready",
       address: grpc.address,
       metrics_address: metricsServer?.address,
       instance_id: instanceId,
-      auth: config.apiKey ? "api-key" : "none (loopback only)",
+      auth,
+      transport: tlsSummary(tls),
     },
-    `core listening on ${grpc.address} (gRPC, reflection on)`,
+    `core listening on ${grpc.address} (gRPC, reflection on, ${tlsSummary(tls)}, auth: ${auth})`,
   );
   const { scheduler, registry, sweep } = parts;
   return {
@@ -77,6 +92,7 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
     scheduler,
     registry,
     async stop() {
+      stopReloading();
       clearInterval(sweep);
       scheduler.close();
       registry.closeAll();
@@ -99,8 +115,10 @@ interface CoreParts {
 }
 
 /** Opens the durable stores and wires the scheduler to them. */
-async function assembleCore(config: CoreConfig, metrics: CoreMetrics, logger: Logger): Promise<CoreParts> {
-  const registry = new ReplicaRegistry(logger);
+async function assembleCore(config: CoreConfig, tls: TlsMaterial | undefined, metrics: CoreMetrics, logger: Logger): Promise<CoreParts> {
+  // Core dials every sidecar with its own key (a worker key) and, with a CA, over TLS.
+  const dial = dialWith({ tls, key: config.ownKey, channel: { ...CLIENT_CHANNEL_OPTIONS, "grpc.max_concurrent_streams": 10_000 } });
+  const registry = new ReplicaRegistry(logger, dial);
   const sessions = new SessionStore(config.sessions);
   const sweep = setInterval(() => sessions.sweep(), 10_000);
   sweep.unref();
@@ -116,13 +134,17 @@ async function assembleCore(config: CoreConfig, metrics: CoreMetrics, logger: Lo
   return { registry, sessions, sweep, scheduler, reloader, catalog, artifacts };
 }
 
-/** Every core service, each requiring the API key when one is set. */
-function coreServices(config: CoreConfig, parts: CoreParts, instanceId: string, metrics: CoreMetrics, logger: Logger): HostedService[] {
+/** Every core service, each requiring a key of the role its methods need when keys are set. */
+function coreServices(
+  config: CoreConfig,
+  parts: CoreParts,
+  { instanceId, keys, metrics, logger }: { instanceId: string; keys: KeyRing; metrics: CoreMetrics; logger: Logger },
+): HostedService[] {
   const { registry, sessions, scheduler, reloader, catalog, artifacts } = parts;
   const guarded = (name: string, definition: ServiceDefinition, implementation: UntypedServiceImplementation): HostedService => ({
     name: `llama_orch.v1.${name}`,
     definition,
-    implementation: requireApiKey(definition, implementation, config.apiKey),
+    implementation: requireKey(definition, implementation, { ring: keys, roleOf: coreMethodRole(name), logger }),
   });
   return [
     guarded("TaskService", TaskServiceService, taskService(scheduler, logger)),

@@ -9,7 +9,7 @@ import { startSpan } from "../../contracts/runtime/trace-context.js";
 import type { CoreMetrics } from "../metrics.js";
 import type { Replica } from "../registry/replica.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
-import type { BudgetsRemaining, SessionStore } from "../sessions/session-store.js";
+import type { BudgetLimits, BudgetsRemaining, SessionStore } from "../sessions/session-store.js";
 import { Task } from "../tasks/task.js";
 import type { TraceRecorder } from "../tasks/trace-recorder.js";
 import {
@@ -156,8 +156,11 @@ export class Scheduler {
     return this.tasks.get(id);
   }
 
-  /** Runs admission and enqueues; throws OrchError with a typed code when refused. */
-  admit(request: CreateTaskRequest, correlationId: string, traceParent: Context = ROOT_CONTEXT): Admission {
+  /**
+   * Runs admission and enqueues; throws OrchError with a typed code when
+   * refused. `keyBudgets`: the session budgets of the key that sent the task.
+   */
+  admit(request: CreateTaskRequest, correlationId: string, traceParent: Context = ROOT_CONTEXT, keyBudgets?: BudgetLimits): Admission {
     const engineName = engines.name(request.engine);
     const refuse = (refusal: Refusal | undefined): void => {
       if (refusal) throw this.reject(engineName, refusal);
@@ -179,7 +182,7 @@ export class Scheduler {
     const pool = this.pools.get(decision.poolId) ?? this.pools.ensure(this.registry.get(decision.replicaId)!);
     let session;
     try {
-      session = this.sessions.admitTurn(request.sessionId);
+      session = this.sessions.admitTurn(request.sessionId, keyBudgets);
     } catch (err) {
       throw this.reject(engineName, sessionRefusal(err as OrchError));
     }

@@ -1,4 +1,4 @@
-import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from "@grpc/grpc-js";
+import { status as GrpcStatus, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { Engine, ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import type {
   ListReplicasRequest,
@@ -10,7 +10,7 @@ import type {
 } from "../../contracts/gen/llama_orch/v1/registry.js";
 import { OrchError } from "../../contracts/runtime/metadata.js";
 import type { Replica } from "../registry/replica.js";
-import type { ReplicaRegistry } from "../registry/replica-registry.js";
+import { ReplicaIdTaken, type ReplicaRegistry } from "../registry/replica-registry.js";
 
 /**
  * RegistryService: a sidecar's Register stream is its lease. Core answers once
@@ -26,7 +26,7 @@ export function registryService(registry: ReplicaRegistry, coreInstanceId: strin
   };
 }
 
-/** Adds the replica and holds its lease open until the stream or the replica goes. */
+/** Adds the replica (unless a live sidecar holds its id) and holds its lease open until the stream or the replica goes. */
 function register(registry: ReplicaRegistry, coreInstanceId: string, call: ServerWritableStream<RegisterRequest, RegisterResponse>): void {
   const missing = missingField(call.request);
   if (missing) {
@@ -36,14 +36,42 @@ function register(registry: ReplicaRegistry, coreInstanceId: string, call: Serve
     );
     return;
   }
-  const replica = registry.add(call.request);
+  let gone = false;
+  registry
+    .claim(call.request, () => !gone && !call.cancelled)
+    .then(
+      (replica) => {
+        if (replica) holdLease(registry, coreInstanceId, call, replica, () => (gone = true));
+      },
+      (err: Error) => {
+        const code = err instanceof ReplicaIdTaken ? GrpcStatus.ALREADY_EXISTS : GrpcStatus.INTERNAL;
+        call.emit("error", { code, details: err.message });
+      },
+    );
+  // Until the claim is decided, a registrant that leaves must not be registered afterwards.
+  call.once("cancelled", () => (gone = true));
+}
+
+function holdLease(
+  registry: ReplicaRegistry,
+  coreInstanceId: string,
+  call: ServerWritableStream<RegisterRequest, RegisterResponse>,
+  replica: Replica,
+  markGone: () => void,
+): void {
   let gone = false;
   const leave = (reason: string) => {
     if (gone) return;
     gone = true;
+    markGone();
     registry.remove(replica, reason);
     call.end();
   };
+  // The claim may have been decided after the registrant left (its 'cancelled' already fired).
+  if (call.cancelled) {
+    leave("registration stream closed by the sidecar");
+    return;
+  }
   call.on("cancelled", () => leave("registration stream closed by the sidecar"));
   call.on("error", (e: Error) => leave(`registration stream failed: ${e.message}`));
   call.on("close", () => leave("registration stream closed"));
@@ -53,6 +81,7 @@ function register(registry: ReplicaRegistry, coreInstanceId: string, call: Serve
     registry.off("removed", onRemoved);
     if (!gone) {
       gone = true;
+      markGone();
       call.end();
     }
   });

@@ -12,6 +12,7 @@ import type {
   TaskServiceServer,
 } from "../../contracts/gen/llama_orch/v1/task.js";
 import { TaskState } from "../../contracts/gen/llama_orch/v1/task.js";
+import { principalOf } from "../../contracts/runtime/auth/grpc-key-check.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf, OrchError } from "../../contracts/runtime/metadata.js";
 import { traceContextFromMetadata } from "../../contracts/runtime/trace-context.js";
@@ -40,7 +41,13 @@ function createTask(
   const correlationId = correlationIdOf(call.metadata) ?? "";
   try {
     validate(call.request);
-    const { task, queuePosition, predictedStartMs } = scheduler.admit(call.request, correlationId, traceContextFromMetadata(call.metadata));
+    const keyBudgets = principalOf(call)?.sessionBudgets;
+    const { task, queuePosition, predictedStartMs } = scheduler.admit(
+      call.request,
+      correlationId,
+      traceContextFromMetadata(call.metadata),
+      keyBudgets,
+    );
     callback(null, {
       taskId: task.id,
       queuePosition,

@@ -3,6 +3,7 @@ import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import { workerErrorKinds } from "../engine-adapter.js";
 import { applyFlags, flagHelp, flagNames, type FlagTable, type FlagValues } from "../../contracts/runtime/flag-table.js";
 import { flagBoolean, flagChoice, flagInteger, flagList, flagNumber, flagText } from "../../contracts/runtime/flag-values.js";
+import { securityFlags, type SecuritySettings } from "../../contracts/runtime/security-flags.js";
 import { MOCK_DEFAULTS } from "../mock/mock-engine.js";
 import { GPU_CHOICES, type GpuChoice } from "../llamacpp-embedded/llama-runtime.js";
 
@@ -44,8 +45,12 @@ export interface WorkerConfig {
   advertiseAddress?: string;
   /** Core's gRPC address; without it the sidecar serves but does not register. */
   coreAddress?: string;
-  /** Core's API key for registration; sent as `authorization: Bearer`, never logged. */
+  /** The key presented to core on registration (a worker key: LLORCH_KEY, else LLORCH_API_KEY); never logged. */
   coreApiKey?: string;
+  /** LLORCH_API_KEY: accepted on WorkerService (it holds every role). */
+  apiKey?: string;
+  /** --keys-file (the worker keys WorkerService accepts: core's) and the TLS files. */
+  security?: SecuritySettings;
   /** Default "default". */
   poolId?: string;
   /** Default `${poolId}-r${port}` with the bound port. */
@@ -290,6 +295,7 @@ export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
     help: "mock: model refs LoadModel fails to load, comma-separated; the previous model keeps serving",
     apply: (c, v, f) => (mock(c).rejectModels = flagList(f, v)),
   },
+  ...securityFlags<WorkerConfig>((c) => (c.security ??= { tls: {} }), "core"),
 ];
 
 /** Every flag workerConfigFromFlags understands, so a CLI can reject the rest. */

@@ -42,6 +42,10 @@ test("every flag maps onto the config", (t) => {
     "artifact-max-bytes": "10",
     transcripts: "off",
     "auto-fetch": true,
+    "keys-file": "/k.yaml",
+    "tls-cert": "/c.pem",
+    "tls-key": "/c.key",
+    "tls-ca": "/ca.pem",
   });
   t.like(config, {
     host: "0.0.0.0",
@@ -64,8 +68,9 @@ test("every flag maps onto the config", (t) => {
     artifactMaxBytes: 10,
     transcripts: false,
     autoFetch: true,
+    security: { keysFile: "/k.yaml", tls: { cert: "/c.pem", key: "/c.key", ca: "/ca.pem" } },
   });
-  t.is(flagNames(CORE_FLAGS).length, 23);
+  t.is(flagNames(CORE_FLAGS).length, 27);
 });
 
 test("flags do not change the shared defaults", (t) => {

@@ -40,6 +40,11 @@ export enum ErrorCode {
   ERROR_CODE_FORBIDDEN = 16,
   /** ERROR_CODE_METHOD_NOT_ALLOWED - The path exists but not with this HTTP method (the edge's 405, with Allow). */
   ERROR_CODE_METHOD_NOT_ALLOWED = 17,
+  /**
+   * ERROR_CODE_INSUFFICIENT_ROLE - The presented key is valid, but its role may not make this call (a client
+   * key on a control-plane write, a worker key on anything but registration).
+   */
+  ERROR_CODE_INSUFFICIENT_ROLE = 18,
   UNRECOGNIZED = -1,
 }
 
@@ -99,6 +104,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 17:
     case "ERROR_CODE_METHOD_NOT_ALLOWED":
       return ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED;
+    case 18:
+    case "ERROR_CODE_INSUFFICIENT_ROLE":
+      return ErrorCode.ERROR_CODE_INSUFFICIENT_ROLE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -144,6 +152,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_FORBIDDEN";
     case ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED:
       return "ERROR_CODE_METHOD_NOT_ALLOWED";
+    case ErrorCode.ERROR_CODE_INSUFFICIENT_ROLE:
+      return "ERROR_CODE_INSUFFICIENT_ROLE";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
