@@ -12,6 +12,7 @@ import { assertSafeBind } from "../contracts/runtime/api-key.js";
 import { startGrpcServer, type HostedService } from "../contracts/runtime/grpc-server.js";
 import { createLogger, type Logger } from "../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../contracts/runtime/metrics-server.js";
+import { processMetrics } from "../contracts/runtime/process-metrics.js";
 import { requireApiKey } from "../contracts/runtime/require-api-key.js";
 import { ArtifactStore } from "./artifacts/artifact-store.js";
 import { CatalogStore } from "./catalog/catalog-store.js";
@@ -57,7 +58,7 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
   });
   let metricsServer: MetricsServer | undefined;
   if (config.metricsPort !== undefined) {
-    metricsServer = await startMetricsServer(metrics.registry, config.metricsHost ?? config.host, config.metricsPort);
+    metricsServer = await startMetricsServer([metrics.registry, processMetrics()], config.metricsHost ?? config.host, config.metricsPort);
   }
   logger.info(
     {

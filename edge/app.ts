@@ -4,6 +4,8 @@ import { loadApiDocuments } from "../contracts/openapi.js";
 import type { Logger } from "../contracts/runtime/logger.js";
 import type { CoreClient } from "./core-client.js";
 import type { EdgeMetrics } from "./metrics.js";
+import { prometheusContentType } from "prom-client";
+import { exposition, processMetrics } from "../contracts/runtime/process-metrics.js";
 import { correlationId } from "./middleware/correlation-id.js";
 import { errorEnvelope } from "./middleware/error-envelope.js";
 import { mountTaskRoutes } from "./routes/tasks.js";
@@ -50,8 +52,8 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
     ctx.body = loadApiDocuments().merged;
   });
   router.get("/metrics", async (ctx) => {
-    ctx.type = opts.metrics.registry.contentType;
-    ctx.body = await opts.metrics.registry.metrics();
+    ctx.type = prometheusContentType;
+    ctx.body = await exposition([opts.metrics.registry, processMetrics()]);
   });
   mountHealthRoutes(router, opts);
   mountConsoleRoutes(router);

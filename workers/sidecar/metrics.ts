@@ -91,9 +91,9 @@ interface ScrapedGauge {
   read: (source: SidecarMetricsSource) => number | undefined;
 }
 
-/** The sidecar's gauges, in the order /metrics lists them. */
+/** The sidecar's gauges, in the order /metrics lists them (worker_slots, not _total: Prometheus keeps that suffix for counters). */
 const SCRAPED_GAUGES: readonly ScrapedGauge[] = [
-  { name: "worker_slots_total", help: "Generation slots of this replica's engine.", read: (s) => s.slotsTotal() },
+  { name: "worker_slots", help: "Generation slots of this replica's engine.", read: (s) => s.slotsTotal() },
   { name: "worker_slots_free", help: "Generation slots not running anything now.", read: (s) => s.slotsFree() },
   {
     name: "kv_cache_usage_ratio",

@@ -17,7 +17,7 @@ test("gauges are read at scrape time with the labels current then", async (t) =>
   setReplica("p-r7001");
   const text = await metrics.registry.metrics();
   const labels = 'engine="vllm",engine_version="0.6.0",pool_id="p",replica_id="p-r7001"';
-  t.true(text.includes(`worker_slots_total{${labels}} 4`));
+  t.true(text.includes(`worker_slots{${labels}} 4`));
   t.true(text.includes(`worker_slots_free{${labels}} 3`));
   t.true(text.includes(`kv_cache_usage_ratio{${labels}} 0.25`));
 });

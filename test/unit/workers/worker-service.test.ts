@@ -244,7 +244,7 @@ test("GET /metrics reports tokens and generations with replica labels", async (t
   t.true(text.includes(`worker_tokens_in_total{${labels}} 4`));
   t.true(text.includes(`worker_generations_total{${labels},outcome="completed"} 1`));
   t.true(text.includes(`worker_generations_total{${labels},outcome="rejected"} 1`));
-  t.true(text.includes(`worker_slots_total{${labels}} 4`));
+  t.true(text.includes(`worker_slots{${labels}} 4`));
   t.true(text.includes(`worker_slots_free{${labels}} 4`));
   t.false(text.includes("kv_cache_usage_ratio{"), "the mock has no KV cache to report");
 });
