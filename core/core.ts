@@ -4,6 +4,7 @@ import type { ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc
 import { defaultModelCacheDir, hubEndpointOf } from "../contracts/model-cache.js";
 import { ArtifactServiceService } from "../contracts/gen/llama_orch/v1/artifact.js";
 import { CatalogServiceService } from "../contracts/gen/llama_orch/v1/catalog.js";
+import { MetricsServiceService } from "../contracts/gen/llama_orch/v1/metrics.js";
 import { CapabilitiesServiceService, PoolServiceService } from "../contracts/gen/llama_orch/v1/pool.js";
 import { RegistryServiceService } from "../contracts/gen/llama_orch/v1/registry.js";
 import { SessionServiceService } from "../contracts/gen/llama_orch/v1/session.js";
@@ -25,6 +26,7 @@ import { ReplicaRegistry } from "./registry/replica-registry.js";
 import { Scheduler } from "./scheduler/scheduler.js";
 import { artifactService } from "./services/artifact-service.js";
 import { catalogAdmissionCheck, catalogService } from "./services/catalog-service.js";
+import { metricsService } from "./services/metrics-service.js";
 import { capabilitiesService, poolService } from "./services/pool-service.js";
 import { registryService } from "./services/registry-service.js";
 import { sessionService } from "./services/session-service.js";
@@ -144,5 +146,6 @@ function coreServices(config: CoreConfig, parts: CoreParts, instanceId: string, 
       }),
     ),
     guarded("ArtifactService", ArtifactServiceService, artifactService(artifacts, config.artifactMaxBytes, logger)),
+    guarded("MetricsService", MetricsServiceService, metricsService(metrics, logger)),
   ];
 }

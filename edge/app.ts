@@ -4,8 +4,8 @@ import { loadApiDocuments } from "../contracts/openapi.js";
 import type { Logger } from "../contracts/runtime/logger.js";
 import type { CoreClient } from "./core-client.js";
 import type { EdgeMetrics } from "./metrics.js";
+import { MetricsPage } from "./metrics-page.js";
 import { prometheusContentType } from "prom-client";
-import { exposition, processMetrics } from "../contracts/runtime/process-metrics.js";
 import { correlationId } from "./middleware/correlation-id.js";
 import { errorEnvelope } from "./middleware/error-envelope.js";
 import { mountTaskRoutes } from "./routes/tasks.js";
@@ -51,9 +51,10 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
   router.get("/openapi.json", (ctx) => {
     ctx.body = loadApiDocuments().merged;
   });
+  const metricsPage = new MetricsPage(opts.metrics, (timeoutMs) => opts.core.metricsText(timeoutMs));
   router.get("/metrics", async (ctx) => {
     ctx.type = prometheusContentType;
-    ctx.body = await exposition([opts.metrics.registry, processMetrics()]);
+    ctx.body = await metricsPage.text();
   });
   mountHealthRoutes(router, opts);
   mountConsoleRoutes(router);
