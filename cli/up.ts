@@ -20,6 +20,8 @@ const READY_TIMEOUT_MS = 120_000;
 interface StartedWorker {
   address: string;
   pool: string;
+  /** host:port of its GET /metrics. */
+  metrics?: string;
 }
 
 /** Starts core, the sidecars and the edge, waits until the sidecars are ready and prints how to use them. */
@@ -33,18 +35,17 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, co
     const echo: Echo = config.quiet ? undefined : (line) => process.stdout.write(line + "\n");
     // Core and edge read their own sections of the same file (some settings there are structured).
     const configArgs = configPath ? ["--config", configPath] : [];
-    const core = group.launch("core", ["core", ...configArgs, ...argsOf({ host: config.host, port: String(config.corePort) })], {
-      essential: true,
-      onLine: echo,
-    });
-    const coreAddress = (await core.ready).address!;
-    const workers = await startWorkers(group, config, sections, coreAddress, echo);
+    const coreFlags = { host: config.host, port: String(config.corePort), "metrics-port": String(config.metricsPort) };
+    const core = group.launch("core", ["core", ...configArgs, ...argsOf(coreFlags)], { essential: true, onLine: echo });
+    const coreReady = await core.ready;
+    const coreAddress = coreReady.address!;
+    const workers = await startWorkers(group, config, sections, { grpc: coreAddress, metrics: coreReady.metrics_address }, echo);
     const edgeArgs = argsOf({ host: config.host, port: String(config.edgePort), core: coreAddress });
     const edge = group.launch("edge", ["edge", ...configArgs, ...edgeArgs], { essential: true, onLine: echo });
     const edgeUrl = (await edge.ready).url!;
     // A real model can take a while to load; the mock is ready at once.
     const replicas = await waitForReplicas(coreAddress, workers.length, READY_TIMEOUT_MS);
-    process.stdout.write(banner(edgeUrl, coreAddress, workers, replicas));
+    process.stdout.write(banner(edgeUrl, { grpc: coreAddress, metrics: coreReady.metrics_address }, workers, replicas));
   } catch (err) {
     process.stderr.write(`llorch up failed: ${(err as Error).message}\n`);
     await group.stopAll(1);
@@ -61,15 +62,17 @@ async function startWorkers(
   group: ProcessGroup,
   config: UpConfig,
   sections: FlagValues[],
-  coreAddress: string,
+  core: CoreAddresses,
   echo: Echo,
 ): Promise<StartedWorker[]> {
-  // Sidecars take the next free ports after core's actual port.
-  let nextPort = Number(coreAddress.slice(coreAddress.lastIndexOf(":") + 1)) + 1;
+  const coreAddress = core.grpc;
+  // Sidecars take the next free ports after core's actual ports (metrics: ephemeral ones when core's is).
+  const grpcPorts = portSequence(config.host, portOf(coreAddress) + 1);
+  const metricsPorts = portSequence(config.host, core.metrics === undefined || config.metricsPort === 0 ? 0 : portOf(core.metrics) + 1);
   const workers: StartedWorker[] = [];
   for (const [i, section] of sections.entries()) {
-    const port = section["port"] ?? String((nextPort = await freePort(config.host, nextPort)));
-    nextPort++;
+    const port = section["port"] ?? (await grpcPorts());
+    const metricsPort = section["metrics-port"] ?? (await metricsPorts());
     const args = argsOf({
       host: config.host,
       core: coreAddress,
@@ -80,18 +83,42 @@ async function startWorkers(
       slots: String(config.slots),
       "tokens-per-second": String(config.tokensPerSecond),
       threads: config.threads === undefined ? undefined : String(config.threads),
+      "metrics-host": config.host,
       ...section,
       port,
+      "metrics-port": metricsPort,
     });
     const worker = group.launch(`worker ${i + 1}`, ["worker", ...args], { essential: false, onLine: echo });
-    workers.push({ address: (await worker.ready).address!, pool: String(section["pool"] ?? "default") });
+    const ready = await worker.ready;
+    workers.push({ address: ready.address!, pool: String(section["pool"] ?? "default"), metrics: ready.metrics_address });
   }
   return workers;
+}
+
+interface CoreAddresses {
+  grpc: string;
+  /** host:port of core's GET /metrics. */
+  metrics?: string;
+}
+
+function portOf(address: string): number {
+  return Number(address.slice(address.lastIndexOf(":") + 1));
 }
 
 /** Flag values as arguments; a switch that is off is left out. */
 function argsOf(flags: FlagValues): string[] {
   return Object.entries(flags).flatMap(([k, v]) => (v === undefined || v === false ? [] : v === true ? [`--${k}`] : [`--${k}`, v]));
+}
+
+/** Free ports one after another from `from` on `host`; from 0, ephemeral ports throughout. */
+function portSequence(host: string, from: number): () => Promise<string> {
+  let next = from;
+  return async () => {
+    if (next === 0) return "0";
+    const port = await freePort(host, next);
+    next = port + 1;
+    return String(port);
+  };
 }
 
 /** Finds a free TCP port at or after `from` on `host`. */
@@ -141,10 +168,13 @@ function exampleTask(replica: ReplicaStatus | undefined): string {
 function workerLine(w: StartedWorker, i: number, replicas: ReplicaStatus[]): string {
   const r = replicas.find((x) => x.address === w.address);
   const serving = r === undefined ? "" : r.adapter === "mock" ? ", mock engine" : `, ${r.engineVersion || r.adapter} serving ${r.modelRef}`;
-  return `  worker ${i + 1} (gRPC)   ${w.address}   pool ${w.pool}${serving}`;
+  return `  worker ${i + 1} (gRPC)   ${w.address}   pool ${w.pool}${serving}${metricsOf(w.metrics)}`;
 }
 
-function banner(edgeUrl: string, coreAddress: string, workers: StartedWorker[], replicas: ReplicaStatus[]): string {
+const metricsOf = (address: string | undefined) => (address ? `   metrics: http://${address}/metrics` : "");
+
+function banner(edgeUrl: string, core: CoreAddresses, workers: StartedWorker[], replicas: ReplicaStatus[]): string {
+  const coreAddress = core.grpc;
   const auth = process.env[API_KEY_ENV] ? ` -H "Authorization: Bearer $${API_KEY_ENV}"` : "";
   const body = exampleTask(replicas[0]);
   const what = body.includes('"workload":"completion"')
@@ -156,8 +186,8 @@ function banner(edgeUrl: string, coreAddress: string, workers: StartedWorker[], 
     [
       "",
       "llama-orch is up.",
-      `  edge (HTTP API)   ${edgeUrl}        OpenAPI: ${edgeUrl}/openapi.json   metrics: ${edgeUrl}/metrics`,
-      `  core (gRPC)       ${coreAddress}`,
+      `  edge (HTTP API)   ${edgeUrl}        OpenAPI: ${edgeUrl}/openapi.json   metrics: ${edgeUrl}/metrics (the edge's and core's)`,
+      `  core (gRPC)       ${coreAddress}${metricsOf(core.metrics)}`,
       ...workers.map((w, i) => workerLine(w, i, replicas)),
       "",
       `Stream ${what} (paste into a shell):`,
