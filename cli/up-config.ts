@@ -7,7 +7,7 @@ export interface UpConfig {
   host: string;
   edgePort: number;
   corePort: number;
-  /** Core's metrics port; each sidecar takes the next free one after it; 0: every metrics port ephemeral. */
+  /** Core's metrics take the first free port from here, each sidecar's the next free one; 0: every metrics port ephemeral. */
   metricsPort: number;
   /** Mock sidecars to start when the config file has no `workers:` list. */
   workers: number;
@@ -54,7 +54,7 @@ export const UP_FLAGS: FlagTable<UpConfig> = [
   {
     name: "metrics-port",
     arg: "N",
-    help: `core's metrics port; the sidecars take the next free ones, 0 = ephemeral (default ${D.metricsPort})`,
+    help: `core's metrics on the first free port from N, the sidecars' on the next ones, 0 = ephemeral (default ${D.metricsPort})`,
     apply: (c, v, f) => (c.metricsPort = flagInteger(f, v, 0, 65_535)),
   },
   {

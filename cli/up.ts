@@ -35,11 +35,14 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, co
     const echo: Echo = config.quiet ? undefined : (line) => process.stdout.write(line + "\n");
     // Core and edge read their own sections of the same file (some settings there are structured).
     const configArgs = configPath ? ["--config", configPath] : [];
-    const coreFlags = { host: config.host, port: String(config.corePort), "metrics-port": String(config.metricsPort) };
+    // Core's metrics take the first free port at or after --metrics-port, the sidecars' the next ones (unless the file sets them).
+    const metricsPorts = portSequence(config.host, config.metricsPort);
+    const coreMetricsPort = setsFlag(file["core"], "metrics-port") ? undefined : await metricsPorts();
+    const coreFlags = { host: config.host, port: String(config.corePort), "metrics-port": coreMetricsPort };
     const core = group.launch("core", ["core", ...configArgs, ...argsOf(coreFlags)], { essential: true, onLine: echo });
     const coreReady = await core.ready;
     const coreAddress = coreReady.address!;
-    const workers = await startWorkers(group, config, sections, { grpc: coreAddress, metrics: coreReady.metrics_address }, echo);
+    const workers = await startWorkers(group, config, sections, { coreAddress, metricsPorts }, echo);
     const edgeArgs = argsOf({ host: config.host, port: String(config.edgePort), core: coreAddress });
     const edge = group.launch("edge", ["edge", ...configArgs, ...edgeArgs], { essential: true, onLine: echo });
     const edgeUrl = (await edge.ready).url!;
@@ -62,13 +65,11 @@ async function startWorkers(
   group: ProcessGroup,
   config: UpConfig,
   sections: FlagValues[],
-  core: CoreAddresses,
+  { coreAddress, metricsPorts }: { coreAddress: string; metricsPorts: () => Promise<string> },
   echo: Echo,
 ): Promise<StartedWorker[]> {
-  const coreAddress = core.grpc;
-  // Sidecars take the next free ports after core's actual ports (metrics: ephemeral ones when core's is).
+  // Sidecars take the next free ports after core's actual port.
   const grpcPorts = portSequence(config.host, portOf(coreAddress) + 1);
-  const metricsPorts = portSequence(config.host, core.metrics === undefined || config.metricsPort === 0 ? 0 : portOf(core.metrics) + 1);
   const workers: StartedWorker[] = [];
   for (const [i, section] of sections.entries()) {
     const port = section["port"] ?? (await grpcPorts());
@@ -99,6 +100,11 @@ interface CoreAddresses {
   grpc: string;
   /** host:port of core's GET /metrics. */
   metrics?: string;
+}
+
+/** Whether a section of the config file sets a flag itself. */
+function setsFlag(section: unknown, flag: string): boolean {
+  return typeof section === "object" && section !== null && flag in section;
 }
 
 function portOf(address: string): number {
