@@ -7,6 +7,8 @@ export interface UpConfig {
   host: string;
   edgePort: number;
   corePort: number;
+  /** Core's metrics take the first free port from here, each sidecar's the next free one; 0: every metrics port ephemeral. */
+  metricsPort: number;
   /** Mock sidecars to start when the config file has no `workers:` list. */
   workers: number;
   slots: number;
@@ -23,6 +25,8 @@ export const UP_DEFAULTS: UpConfig = {
   host: "127.0.0.1",
   edgePort: 8080,
   corePort: 50051,
+  // The ports deploy/prometheus/prometheus.yml scrapes.
+  metricsPort: 9464,
   workers: 2,
   slots: 4,
   tokensPerSecond: 25,
@@ -46,6 +50,12 @@ export const UP_FLAGS: FlagTable<UpConfig> = [
     arg: "N",
     help: `core gRPC port (default ${D.corePort})`,
     apply: (c, v, f) => (c.corePort = flagInteger(f, v, 0, 65_535)),
+  },
+  {
+    name: "metrics-port",
+    arg: "N",
+    help: `core's metrics on the first free port from N, the sidecars' on the next ones, 0 = ephemeral (default ${D.metricsPort})`,
+    apply: (c, v, f) => (c.metricsPort = flagInteger(f, v, 0, 65_535)),
   },
   {
     name: "workers",

@@ -4,6 +4,7 @@ import type { ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc
 import { defaultModelCacheDir, hubEndpointOf } from "../contracts/model-cache.js";
 import { ArtifactServiceService } from "../contracts/gen/llama_orch/v1/artifact.js";
 import { CatalogServiceService } from "../contracts/gen/llama_orch/v1/catalog.js";
+import { MetricsServiceService } from "../contracts/gen/llama_orch/v1/metrics.js";
 import { CapabilitiesServiceService, PoolServiceService } from "../contracts/gen/llama_orch/v1/pool.js";
 import { RegistryServiceService } from "../contracts/gen/llama_orch/v1/registry.js";
 import { SessionServiceService } from "../contracts/gen/llama_orch/v1/session.js";
@@ -17,6 +18,7 @@ import { TLS_FLAG_NAMES } from "../contracts/runtime/security-flags.js";
 import { readTls, tlsSummary, type TlsMaterial } from "../contracts/runtime/tls.js";
 import { createLogger, type Logger } from "../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../contracts/runtime/metrics-server.js";
+import { processMetrics } from "../contracts/runtime/process-metrics.js";
 import { ArtifactStore } from "./artifacts/artifact-store.js";
 import { CatalogStore } from "./catalog/catalog-store.js";
 import { LoadDigests } from "./catalog/load-digests.js";
@@ -29,6 +31,7 @@ import { Scheduler } from "./scheduler/scheduler.js";
 import { artifactService } from "./services/artifact-service.js";
 import { catalogAdmissionCheck, catalogService } from "./services/catalog-service.js";
 import { coreMethodRole } from "./services/method-roles.js";
+import { metricsService } from "./services/metrics-service.js";
 import { capabilitiesService, poolService } from "./services/pool-service.js";
 import { registryService } from "./services/registry-service.js";
 import { sessionService } from "./services/session-service.js";
@@ -70,7 +73,7 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
   }
   let metricsServer: MetricsServer | undefined;
   if (config.metricsPort !== undefined) {
-    metricsServer = await startMetricsServer(metrics.registry, config.metricsHost ?? config.host, config.metricsPort);
+    metricsServer = await startMetricsServer([metrics.registry, processMetrics()], config.metricsHost ?? config.host, config.metricsPort);
   }
   const auth = keys.required ? `keys (${keys.size})` : "none (loopback only)";
   logger.info(
@@ -165,5 +168,6 @@ function coreServices(
       }),
     ),
     guarded("ArtifactService", ArtifactServiceService, artifactService(artifacts, config.artifactMaxBytes, logger)),
+    guarded("MetricsService", MetricsServiceService, metricsService(metrics, logger)),
   ];
 }

@@ -4,6 +4,8 @@ import { loadApiDocuments } from "../contracts/openapi.js";
 import type { Logger } from "../contracts/runtime/logger.js";
 import type { CoreClient } from "./core-client.js";
 import type { EdgeMetrics } from "./metrics.js";
+import { MetricsPage } from "./metrics-page.js";
+import { prometheusContentType } from "prom-client";
 import { correlationId } from "./middleware/correlation-id.js";
 import { errorEnvelope } from "./middleware/error-envelope.js";
 import { mountTaskRoutes } from "./routes/tasks.js";
@@ -54,9 +56,10 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
   router.get("/openapi.json", (ctx) => {
     ctx.body = loadApiDocuments().merged;
   });
+  const metricsPage = new MetricsPage(opts.metrics, (timeoutMs) => opts.core.metricsText(timeoutMs));
   router.get("/metrics", async (ctx) => {
-    ctx.type = opts.metrics.registry.contentType;
-    ctx.body = await opts.metrics.registry.metrics();
+    ctx.type = prometheusContentType;
+    ctx.body = await metricsPage.text();
   });
   mountHealthRoutes(router, opts);
   mountConsoleRoutes(router);

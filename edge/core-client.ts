@@ -1,8 +1,10 @@
+import { randomUUID } from "node:crypto";
 import type { Context } from "@opentelemetry/api";
 import { type Metadata, status as GrpcStatus, type CallOptions, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import { ErrorCode } from "../contracts/gen/llama_orch/v1/common.js";
 import { ArtifactServiceClient } from "../contracts/gen/llama_orch/v1/artifact.js";
 import { CatalogServiceClient } from "../contracts/gen/llama_orch/v1/catalog.js";
+import { MetricsServiceClient, type GetMetricsResponse } from "../contracts/gen/llama_orch/v1/metrics.js";
 import { CapabilitiesServiceClient, PoolServiceClient } from "../contracts/gen/llama_orch/v1/pool.js";
 import { SessionServiceClient } from "../contracts/gen/llama_orch/v1/session.js";
 import { TaskServiceClient, type StreamTaskResponse } from "../contracts/gen/llama_orch/v1/task.js";
@@ -37,6 +39,7 @@ export class CoreClient {
   readonly capabilities: CapabilitiesServiceClient;
   readonly catalog: CatalogServiceClient;
   readonly artifacts: ArtifactServiceClient;
+  readonly metrics: MetricsServiceClient;
 
   constructor(
     readonly address: string,
@@ -50,15 +53,25 @@ export class CoreClient {
     this.capabilities = new CapabilitiesServiceClient(address, creds, options);
     this.catalog = new CatalogServiceClient(address, creds, options);
     this.artifacts = new ArtifactServiceClient(address, creds, options);
+    this.metrics = new MetricsServiceClient(address, creds, options);
   }
 
   /** A unary call with deadline; a failure becomes the HttpError to answer with. */
-  call<T>(cc: CallContext, invoke: (md: Metadata, options: CallOptions, callback: Callback<T>) => unknown): Promise<T> {
+  call<T>(
+    cc: CallContext,
+    invoke: (md: Metadata, options: CallOptions, callback: Callback<T>) => unknown,
+    deadlineMs = UNARY_DEADLINE_MS,
+  ): Promise<T> {
     return new Promise((resolve, reject) => {
-      invoke(this.metadata(cc), { deadline: Date.now() + UNARY_DEADLINE_MS }, (err, res) =>
-        err ? reject(toHttpError(err)) : resolve(res),
-      );
+      invoke(this.metadata(cc), { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(toHttpError(err)) : resolve(res)));
     });
+  }
+
+  /** Core's metrics exposition, for the edge's /metrics (which many requests share, so it carries a correlation id of its own). */
+  async metricsText(timeoutMs: number): Promise<string> {
+    const cc = { correlationId: randomUUID() };
+    const res = await this.call<GetMetricsResponse>(cc, (md, options, cb) => this.metrics.getMetrics({}, md, options, cb), timeoutMs);
+    return res.text;
   }
 
   streamTask(taskId: string, resumeAfterSeq: number | undefined, cc: CallContext): ClientReadableStream<StreamTaskResponse> {
@@ -66,7 +79,7 @@ export class CoreClient {
   }
 
   close(): void {
-    for (const c of [this.tasks, this.sessions, this.pools, this.capabilities, this.catalog, this.artifacts]) c.close();
+    for (const c of [this.tasks, this.sessions, this.pools, this.capabilities, this.catalog, this.artifacts, this.metrics]) c.close();
   }
 
   private metadata(cc: CallContext): Metadata {

@@ -33,7 +33,7 @@ import { Predictions } from "./predictions.js";
 import { ProgressFrames } from "./progress-frames.js";
 import { onQueueFull } from "./queue-policy.js";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./scheduler-options.js";
-import { poolLabels, replicaLabels, taskLogFields } from "./task-labels.js";
+import { NO_LABEL_VALUE, poolLabels, replicaLabels, taskLogFields } from "./task-labels.js";
 import { TaskLifecycle } from "./task-lifecycle.js";
 import { TaskRunner } from "./task-runner.js";
 import { taskSummaryView } from "./task-summaries.js";
@@ -137,8 +137,10 @@ export class Scheduler {
   /** A replica that changed may take work; a pool that lost its last replica hands its queue on. */
   private follow(registry: ReplicaRegistry): void {
     registry.on("change", (replica: Replica) => {
-      this.pools.ensure(replica);
+      const pool = this.pools.ensure(replica);
       this.gauges.replicasReady(replica.poolId);
+      this.gauges.replicaSeries(replica);
+      this.gauges.queueDepth(pool);
       this.dispatcher.dispatch(replica.poolId);
     });
     registry.on("removed", (replica: Replica) => this.poolControl.replaceOrphans(replica.poolId));
@@ -308,7 +310,8 @@ export class Scheduler {
     task.log.append({ $case: "started", started: { queuePosition, predictedStartMs } });
     this.metrics.tasksEnqueued.inc({
       ...poolLabels(pool, this.registry.inPool(pool.id)),
-      replica_id: "",
+      // Counted at admission, before placement chose a replica.
+      replica_id: NO_LABEL_VALUE,
       priority: priorities.name(request.priority),
     });
     this.logger.info(

@@ -75,7 +75,7 @@ test("a config file sets flags, and flags on the command line win", async (t) =>
 test("llorch up brings the whole system up, prints a working curl, and stops everything on SIGTERM", async (t) => {
   const child = spawn(
     process.execPath,
-    [LLORCH, "up", "--quiet", "--core-port", "0", "--edge-port", "0", "--workers", "1", "--tokens-per-second", "0"],
+    [LLORCH, "up", "--quiet", "--core-port", "0", "--edge-port", "0", "--metrics-port", "0", "--workers", "1", "--tokens-per-second", "0"],
     {
       stdio: ["ignore", "pipe", "pipe"],
     },
@@ -108,6 +108,14 @@ test("llorch up brings the whole system up, prints a working curl, and stops eve
   // The edge answers like any other: a task through fetch and an SSE client.
   const health = await api(t, edgeUrl, "GET", "/openapi.json");
   t.is(health.status, 200);
+
+  // Every process's metrics are on, and the banner says where; the edge's address shows core's contract series.
+  const metricsUrls = [...out.matchAll(/metrics: (http:\/\/\S+\/metrics)/g)].map((m) => m[1]!);
+  t.is(metricsUrls.length, 3, "edge, core and the sidecar");
+  t.is(metricsUrls[0], `${edgeUrl}/metrics`);
+  await new Promise((r) => setTimeout(r, 1_100)); // past the edge's one-second cache of core's answer
+  t.regex((await api(t, edgeUrl, "GET", "/metrics")).text, /^tokens_out_total\{[^}]*\} 32$/m);
+  for (const url of metricsUrls.slice(1)) t.regex(await (await fetch(url)).text(), /^process_resident_memory_bytes \d/m, url);
 
   child.kill("SIGTERM");
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));

@@ -281,6 +281,13 @@ test("core's /metrics exposes the required metrics with their labels", async (t)
     for (const label of labels) t.true(sample?.includes(`${label}="`), `${name} has label ${label}`);
   }
   t.regex(text, /tokens_out_total\{[^}]*pool_id="default"[^}]*\} \d+/);
+  // Prometheus reads an empty label as no label; a task counted at admission has no replica yet and says so.
+  t.regex(text, /^tasks_enqueued_total\{[^}]*replica_id="none"[^}]*\} \d+/m);
+  t.deepEqual(
+    text.split("\n").filter((l) => !l.startsWith("#") && l.includes('=""')),
+    [],
+    "no series with an empty label value",
+  );
 });
 
 test("a caller's W3C traceparent travels edge -> core -> sidecar and tags their log lines", async (t) => {

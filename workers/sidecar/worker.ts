@@ -10,6 +10,7 @@ import { TLS_FLAG_NAMES } from "../../contracts/runtime/security-flags.js";
 import { readTls, tlsSummary, type TlsMaterial } from "../../contracts/runtime/tls.js";
 import { createLogger, type Logger } from "../../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../../contracts/runtime/metrics-server.js";
+import { processMetrics } from "../../contracts/runtime/process-metrics.js";
 import type { EngineAdapter, EngineInfo } from "../engine-adapter.js";
 import { registerHardwareMetrics } from "../hardware/hardware-metrics.js";
 import { adapterNameOf, createAdapter } from "./adapter-factory.js";
@@ -64,7 +65,8 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
   let metricsServer: MetricsServer | undefined;
   try {
     if (config.metricsPort !== undefined) {
-      metricsServer = await startMetricsServer(metrics.registry, config.metricsHost ?? WORKER_DEFAULTS.metricsHost, config.metricsPort);
+      const registries = [metrics.registry, processMetrics()];
+      metricsServer = await startMetricsServer(registries, config.metricsHost ?? WORKER_DEFAULTS.metricsHost, config.metricsPort);
     }
   } catch (err) {
     stopReloading();

@@ -240,11 +240,11 @@ test("GET /metrics reports tokens and generations with replica labels", async (t
   await submitAll(client, submitRequest({ maxTokens: 0 }));
   const text = await (await fetch(`http://${worker.metricsAddress}/metrics`)).text();
   const labels = `engine="llamacpp",engine_version="${new MockEngine().info().engineVersion}",pool_id="pm",replica_id="${worker.replicaId}"`;
-  t.true(text.includes(`tokens_out_total{${labels}} 12`), text);
-  t.true(text.includes(`tokens_in_total{${labels}} 4`));
+  t.true(text.includes(`worker_tokens_out_total{${labels}} 12`), text);
+  t.true(text.includes(`worker_tokens_in_total{${labels}} 4`));
   t.true(text.includes(`worker_generations_total{${labels},outcome="completed"} 1`));
   t.true(text.includes(`worker_generations_total{${labels},outcome="rejected"} 1`));
-  t.true(text.includes(`worker_slots_total{${labels}} 4`));
+  t.true(text.includes(`worker_slots{${labels}} 4`));
   t.true(text.includes(`worker_slots_free{${labels}} 4`));
   t.false(text.includes("kv_cache_usage_ratio{"), "the mock has no KV cache to report");
 });
