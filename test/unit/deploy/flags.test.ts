@@ -1,4 +1,7 @@
 import test from "ava";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { projectRoot } from "../../../contracts/runtime/project-root.js";
 import { commandLineProblems, flagNamesOf, NOT_YET_MERGED_FLAGS, ROLES } from "../../support/deploy/component-flags.js";
 
 test("the flags the deployment files take from unmerged branches are still missing here: empty NOT_YET_MERGED_FLAGS as they land", (t) => {
@@ -16,4 +19,17 @@ test("a command line check finds an unknown flag, a missing value, a value the f
   t.regex(commandLineProblems("core", ["--port", "fifty"]).join("\n"), /--port/);
   t.deepEqual(commandLineProblems("edge", ["8080"]), ['edge: "8080" is no flag (llorch edge takes no positional argument)']);
   t.deepEqual(commandLineProblems("edge", ["--auth-optional", "--port", "8080"]), [], "a switch takes no value");
+});
+
+test("the README's `llorch worker` command for a new GPU node has only real flags of llorch worker", (t) => {
+  const readme = readFileSync(join(projectRoot(), "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("### Add a GPU node"));
+  const command = /^\s*llorch worker ((?:.*\\\n)*.*)$/m.exec(section);
+  t.truthy(command, "the section shows the command");
+  const words = command![1]!
+    .replace(/\\\n/g, " ")
+    .split(/\s+/)
+    .filter((w) => w !== "");
+  t.true(words.length > 10);
+  t.deepEqual(commandLineProblems("worker", words), []);
 });
