@@ -63,6 +63,7 @@ export function publicEventData(k: NonToken): { event: string; data: Record<stri
           code: errorCodes.name(k.error.code),
           message: k.error.message,
           engine: publicEngineName(k.error.engine),
+          retriable: k.error.retriable,
           trace_artifact_id: k.error.traceArtifactId || undefined,
         },
       };

@@ -155,6 +155,7 @@ export class FakeSidecar {
       modelRef: this.options.modelRef,
       slotsTotal: this.options.slots ?? 2,
       servesAnyModel: false,
+      heldTaskIds: [],
     });
     this.registration.on("error", () => {});
   }

@@ -158,6 +158,7 @@ function registerWithCore(
       modelRef: adapter.info().modelRef,
       slotsTotal: slots.total,
       servesAnyModel: info.servesAnyModel,
+      heldTaskIds: [],
     }),
   });
 }

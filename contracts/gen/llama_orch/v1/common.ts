@@ -40,6 +40,13 @@ export enum ErrorCode {
   ERROR_CODE_FORBIDDEN = 16,
   /** ERROR_CODE_METHOD_NOT_ALLOWED - The path exists but not with this HTTP method (the edge's 405, with Allow). */
   ERROR_CODE_METHOD_NOT_ALLOWED = 17,
+  /**
+   * ERROR_CODE_CORE_UNAVAILABLE - Core could not be reached for longer than the edge waits for it (its
+   * --core-loss-grace-ms), or came back without the task: the stream cannot
+   * go on. Retriable: the task may still finish, so resume the stream (or
+   * submit again).
+   */
+  ERROR_CODE_CORE_UNAVAILABLE = 18,
   UNRECOGNIZED = -1,
 }
 
@@ -99,6 +106,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 17:
     case "ERROR_CODE_METHOD_NOT_ALLOWED":
       return ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED;
+    case 18:
+    case "ERROR_CODE_CORE_UNAVAILABLE":
+      return ErrorCode.ERROR_CODE_CORE_UNAVAILABLE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -144,6 +154,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_FORBIDDEN";
     case ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED:
       return "ERROR_CODE_METHOD_NOT_ALLOWED";
+    case ErrorCode.ERROR_CODE_CORE_UNAVAILABLE:
+      return "ERROR_CODE_CORE_UNAVAILABLE";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

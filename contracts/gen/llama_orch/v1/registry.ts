@@ -35,6 +35,12 @@ export interface RegisterRequest {
   modelRef: string;
   slotsTotal: number;
   servesAnyModel: boolean;
+  /**
+   * Detachable generations this sidecar kept (running or ended) after their
+   * call broke: core resumes those it knows (WorkerService.Resume) and
+   * cancels the rest.
+   */
+  heldTaskIds: string[];
 }
 
 export interface RegisterResponse {
@@ -72,7 +78,16 @@ export interface ReplicaStatus {
 }
 
 function createBaseRegisterRequest(): RegisterRequest {
-  return { address: "", poolId: "", replicaId: "", engine: 0, modelRef: "", slotsTotal: 0, servesAnyModel: false };
+  return {
+    address: "",
+    poolId: "",
+    replicaId: "",
+    engine: 0,
+    modelRef: "",
+    slotsTotal: 0,
+    servesAnyModel: false,
+    heldTaskIds: [],
+  };
 }
 
 export const RegisterRequest: MessageFns<RegisterRequest> = {
@@ -97,6 +112,9 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     }
     if (message.servesAnyModel !== false) {
       writer.uint32(56).bool(message.servesAnyModel);
+    }
+    for (const v of message.heldTaskIds) {
+      writer.uint32(66).string(v!);
     }
     return writer;
   },
@@ -170,6 +188,14 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
             message.servesAnyModel = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.heldTaskIds.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -211,6 +237,11 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
         : isSet(object.serves_any_model)
         ? globalThis.Boolean(object.serves_any_model)
         : false,
+      heldTaskIds: globalThis.Array.isArray(object?.heldTaskIds)
+        ? object.heldTaskIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.held_task_ids)
+        ? object.held_task_ids.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -237,6 +268,9 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     if (message.servesAnyModel !== false) {
       obj.servesAnyModel = message.servesAnyModel;
     }
+    if (message.heldTaskIds?.length) {
+      obj.heldTaskIds = message.heldTaskIds;
+    }
     return obj;
   },
 
@@ -252,6 +286,7 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     message.modelRef = object.modelRef ?? "";
     message.slotsTotal = object.slotsTotal ?? 0;
     message.servesAnyModel = object.servesAnyModel ?? false;
+    message.heldTaskIds = object.heldTaskIds?.map((e) => e) || [];
     return message;
   },
 };
