@@ -30,6 +30,7 @@ import { sessionService } from "./services/session-service.js";
 import { taskService } from "./services/task-service.js";
 import { SessionStore } from "./sessions/session-store.js";
 import { TraceRecorder } from "./tasks/trace-recorder.js";
+import { TaskJournal } from "./journal/task-journal.js";
 
 /** Transcripts of long streams exceed what a client may upload; this bounds them. */
 const TRANSCRIPT_MAX_BYTES = 256 * 1024 * 1024;
@@ -69,7 +70,7 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
     },
     `core listening on ${grpc.address} (gRPC, reflection on)`,
   );
-  const { scheduler, registry, sweep } = parts;
+  const { scheduler, registry, sweep, journal } = parts;
   return {
     address: grpc.address,
     metricsAddress: metricsServer?.address,
@@ -81,6 +82,7 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
       scheduler.close();
       registry.closeAll();
       await grpc.shutdown(1_000);
+      await journal.close();
       await metricsServer?.close();
     },
   };
@@ -96,6 +98,7 @@ interface CoreParts {
   reloader: PoolReloader;
   catalog: CatalogStore;
   artifacts: ArtifactStore;
+  journal: TaskJournal;
 }
 
 /** Opens the durable stores and wires the scheduler to them. */
@@ -108,12 +111,15 @@ async function assembleCore(config: CoreConfig, metrics: CoreMetrics, logger: Lo
   const catalog = await CatalogStore.open(resolve(config.catalogRoot));
   const reloader = new PoolReloader({ scheduler, registry, digests: new LoadDigests(catalog), metrics, logger });
   const artifacts = await ArtifactStore.open(resolve(config.artifactsRoot), { maxBytes: TRANSCRIPT_MAX_BYTES });
+  const { journal, recovery } = await TaskJournal.open(resolve(config.journalRoot), logger);
   scheduler.attach({
     admissionCheck: catalogAdmissionCheck(catalog),
     unservedModel: unservedModelAdvice({ autoFetch: config.autoFetch, scheduler, registry, reloader }),
     traceRecorder: config.transcripts ? new TraceRecorder(artifacts, logger) : undefined,
+    journal,
   });
-  return { registry, sessions, sweep, scheduler, reloader, catalog, artifacts };
+  scheduler.restore(recovery);
+  return { registry, sessions, sweep, scheduler, reloader, catalog, artifacts, journal };
 }
 
 /** Every core service, each requiring the API key when one is set. */

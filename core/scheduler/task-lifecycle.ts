@@ -7,6 +7,7 @@ import type { Replica } from "../registry/replica.js";
 import type { SessionStore } from "../sessions/session-store.js";
 import type { Task, TerminalEvent } from "../tasks/task.js";
 import type { TraceRecorder } from "../tasks/trace-recorder.js";
+import type { TaskJournalSink } from "../journal/task-journal.js";
 import type { PoolState } from "./pool-state.js";
 import type { PoolTable } from "./pool-table.js";
 import type { Predictions } from "./predictions.js";
@@ -35,6 +36,7 @@ export class TaskLifecycle {
       metrics: CoreMetrics;
       logger: Logger;
       traceRecorder: () => TraceRecorder | undefined;
+      journal: () => TaskJournalSink | undefined;
       /** A finished task left its queue: gauges and movement frames. */
       queueChanged: (pool: PoolState) => void;
       /** A slot came back: the pool may start more work. */
@@ -51,6 +53,7 @@ export class TaskLifecycle {
     if (task.state === "queued" && pool?.queue.remove(task.id)) this.deps.queueChanged(pool);
     const now = Date.now();
     this.deps.tasks.finish(task, now);
+    this.deps.journal()?.finished(task.id);
     this.closeLog(task, terminal);
     const decodeTimeMs = task.dispatchedAt ? now - task.dispatchedAt : 0;
     if (replica && wasRunning) this.recordRun(task, replica, terminal, decodeTimeMs);

@@ -15,6 +15,7 @@ import type { ProgressFrames } from "./progress-frames.js";
 import { latencyLabels, replicaLabels, taskLogFields } from "./task-labels.js";
 import type { FinishTask } from "./task-lifecycle.js";
 import type { TaskTable } from "./task-table.js";
+import type { TaskJournalSink } from "../journal/task-journal.js";
 import { ERROR_CODE_OF_WORKER_ERROR, isRetriableBeforeStart } from "./worker-errors.js";
 
 /**
@@ -32,6 +33,7 @@ export class TaskRunner {
       metrics: CoreMetrics;
       logger: Logger;
       finish: FinishTask;
+      journal: () => TaskJournalSink | undefined;
       /** Dispatch of the pool again a little later, so a refused slot can come back. */
       redispatchSoon: (poolId: string) => void;
       maxDispatchAttempts: number;
@@ -42,6 +44,7 @@ export class TaskRunner {
     const { tasks, pools, frames, metrics, logger } = this.deps;
     const call = replica.client.submit(submitRequestOf(task.request), correlationMetadata(task.correlationId, task.traceContext));
     tasks.start(task, { lease, replica, call, kvWarm: placed.kvWarm }, Date.now());
+    this.deps.journal()?.dispatched(task.id, replica.id);
     frames.dispatched(task, replica, pools.get(task.poolId)?.queue.size ?? 0, placed.wakes);
     metrics.tasksStarted.inc({ ...replicaLabels(task, replica), priority: priorities.name(task.request.priority) });
     logger.info(
@@ -160,6 +163,7 @@ export class TaskRunner {
     }
     const pool = this.deps.pools.get(task.poolId)!;
     pool.queue.requeueFront(task.id, task.request.priority, task);
+    this.deps.journal()?.requeued(task.id);
     this.deps.logger.warn({ ...taskLogFields(task), event: "requeued", reason: why }, `task ${task.id} requeued: ${why}`);
     this.deps.redispatchSoon(pool.id);
   }

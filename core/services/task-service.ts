@@ -40,15 +40,28 @@ function createTask(
   const correlationId = correlationIdOf(call.metadata) ?? "";
   try {
     validate(call.request);
-    const { task, queuePosition, predictedStartMs } = scheduler.admit(call.request, correlationId, traceContextFromMetadata(call.metadata));
-    callback(null, {
-      taskId: task.id,
-      queuePosition,
-      predictedStartMs,
-      backoffMs: 0,
-      poolId: task.poolId,
-      budgets: scheduler.liveBudgets(task),
-    });
+    const admission = scheduler.admit(call.request, correlationId, traceContextFromMetadata(call.metadata));
+    const { task, queuePosition, predictedStartMs } = admission;
+    // Acknowledged only once journaled: a task the client was told about survives a crash of core.
+    admission.durable.then(
+      () =>
+        callback(null, {
+          taskId: task.id,
+          queuePosition,
+          predictedStartMs,
+          backoffMs: 0,
+          poolId: task.poolId,
+          budgets: scheduler.liveBudgets(task),
+        }),
+      () => {
+        // The journal logged why; the task must not run unacknowledged and undurable.
+        scheduler.cancel(task.id, "journal");
+        const error = OrchError.of(ErrorCode.ERROR_CODE_INTERNAL, "core could not write the task to its journal; submit it again", {
+          retriable: true,
+        });
+        callback(error.toServiceError(), null);
+      },
+    );
   } catch (err) {
     callback(asServiceError(err, logger), null);
   }

@@ -76,11 +76,15 @@ export class TestSystem {
     return this.opts.apiKey ? { LLORCH_API_KEY: this.opts.apiKey } : {};
   }
 
-  /** Each system keeps its catalog and artifacts in a directory of its own (kept across a core restart). */
+  /** Each system keeps its catalog, artifacts and task journal in a directory of its own (kept across a core restart). */
   readonly dataDir = mkdtempSync(join(tmpdir(), "llorch-test-"));
 
   async startCore(): Promise<void> {
-    const data = { "catalog-root": join(this.dataDir, "catalog"), "artifacts-root": join(this.dataDir, "artifacts") };
+    const data = {
+      "catalog-root": join(this.dataDir, "catalog"),
+      "artifacts-root": join(this.dataDir, "artifacts"),
+      "journal-root": join(this.dataDir, "journal"),
+    };
     this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...data, ...this.opts.coreFlags })], {
       script: LLORCH,
       nodeArgs: [],
