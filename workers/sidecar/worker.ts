@@ -13,6 +13,7 @@ import { ReplicaHardware } from "./replica-hardware.js";
 import { SlotPool } from "./slot-pool.js";
 import { WORKER_DEFAULTS, type WorkerConfig } from "./worker-config.js";
 import { WorkerService, type SidecarIdentity } from "./worker-service.js";
+import { DEFAULT_HOLD } from "./generation-table.js";
 
 export { workerConfigFromFlags, workerFlagHelp, workerFlagNames, type MockConfig, type WorkerConfig } from "./worker-config.js";
 
@@ -117,7 +118,8 @@ function assembleSidecar(config: WorkerConfig, logger: Logger, hardware: Replica
     kvCacheUsageRatio: () => adapter.kvCacheUsageRatio?.(),
   });
   if (hardware) registerHardwareMetrics(metrics.registry, { labels, devices: () => hardware.devices() });
-  const service = new WorkerService({ adapter, slots, identity, metrics, logger, hardware });
+  const hold = { ...DEFAULT_HOLD, maxEvents: config.holdMaxEvents ?? DEFAULT_HOLD.maxEvents, holdMs: config.holdMs ?? DEFAULT_HOLD.holdMs };
+  const service = new WorkerService({ adapter, slots, identity, metrics, logger, hardware, hold });
   return { adapter, slots, identity, metrics, service };
 }
 
@@ -140,7 +142,7 @@ function startEngine({ adapter, slots }: Sidecar, grpc: RunningGrpcServer, log: 
 function registerWithCore(
   coreAddress: string,
   apiKey: string | undefined,
-  { adapter, slots, identity }: Sidecar,
+  { adapter, slots, identity, service }: Sidecar,
   info: EngineInfo,
   advertised: string,
   log: Logger,
@@ -158,7 +160,8 @@ function registerWithCore(
       modelRef: adapter.info().modelRef,
       slotsTotal: slots.total,
       servesAnyModel: info.servesAnyModel,
-      heldTaskIds: [],
+      // What core's lost calls left running here, for it to resume or cancel.
+      heldTaskIds: service.heldTaskIds(),
     }),
   });
 }

@@ -68,6 +68,7 @@ test("a worker with a core address registers itself and keeps the stream open", 
     modelRef: "mock:tiny",
     slotsTotal: 3,
     servesAnyModel: true,
+    heldTaskIds: [],
   });
   t.is(core.authorization[0], "Bearer s3cret");
   await worker.stop();
