@@ -132,7 +132,11 @@ function coreServices(config: CoreConfig, parts: CoreParts, instanceId: string, 
   });
   return [
     guarded("TaskService", TaskServiceService, taskService(scheduler, logger)),
-    guarded("RegistryService", RegistryServiceService, registryService(registry, instanceId)),
+    guarded(
+      "RegistryService",
+      RegistryServiceService,
+      registryService(registry, instanceId, (replica, request) => scheduler.reclaim(replica, request.heldTaskIds)),
+    ),
     guarded("SessionService", SessionServiceService, sessionService(sessions, registry, logger)),
     guarded("PoolService", PoolServiceService, poolService(scheduler, reloader, logger)),
     guarded("CapabilitiesService", CapabilitiesServiceService, capabilitiesService(registry, logger)),

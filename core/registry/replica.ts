@@ -22,6 +22,7 @@ import { SlotLease } from "./slot-lease.js";
 export type ReplicaRegistration = RegisterRequest;
 
 const WATCH_RETRY_MS = 250;
+const CANCEL_DEADLINE_MS = 5_000;
 
 /**
  * A LoadModel the sidecar refused: its sentence, and the typed reason it
@@ -215,6 +216,16 @@ export class Replica extends EventEmitter {
         });
       });
     });
+  }
+
+  /**
+   * Best-effort Cancel RPC: core's Submits are detachable (a call that
+   * breaks leaves its generation running on the sidecar, held for a
+   * Resume), so a generation core gives up on is stopped by name as well.
+   */
+  cancelGeneration(taskId: string): void {
+    if (this.closed) return;
+    this.client.cancel({ taskId }, new Metadata(), { deadline: Date.now() + CANCEL_DEADLINE_MS }, () => {});
   }
 
   start(): void {

@@ -148,6 +148,7 @@ export class Scheduler {
       finish: this.lifecycle.finish,
       queueChanged,
       dispatch,
+      resume: (...taken) => runner.resume(...taken),
       reclaimGraceMs: options.reclaimGraceMs,
     });
     this.follow(registry);
@@ -178,6 +179,11 @@ export class Scheduler {
   /** Puts back what the journal found unfinished at start, before any replica registers. */
   restore(recovery: Recovery): void {
     this.recovery.restore(recovery);
+  }
+
+  /** A replica registered with generations it kept while core was away: core takes back those it waits for. */
+  reclaim(replica: Replica, heldTaskIds: readonly string[]): void {
+    this.recovery.reclaim(replica, heldTaskIds);
   }
 
   getTask(id: string): Task | undefined {

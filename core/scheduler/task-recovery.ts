@@ -2,6 +2,8 @@ import { ROOT_CONTEXT } from "@opentelemetry/api";
 import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import type { Recovery, RecoveredTask } from "../journal/task-journal.js";
+import type { Replica } from "../registry/replica.js";
+import type { SlotLease } from "../registry/slot-lease.js";
 import type { SessionStore } from "../sessions/session-store.js";
 import { Task, type TerminalEvent } from "../tasks/task.js";
 import type { PoolState } from "./pool-state.js";
@@ -20,11 +22,12 @@ import type { TimerSet } from "./timer-set.js";
 export const SEQ_SPAN_PER_RUN = 1_000_000_000;
 
 /**
- * The tasks a restarted core found unfinished in its journal. Those that
- * were queued join their pool's queue again, in admission order, under
- * their own ids. Those that were on a replica wait for that replica to
- * register again and hand its generation back; one that is not handed back
- * within the grace ends with a retriable CORE_UNAVAILABLE. Every recovered
+ * The tasks a restarted core found unfinished in its journal, and the
+ * generations sidecars kept while core was away. Queued tasks join their
+ * pool's queue again, in admission order, under their own ids. Those that
+ * were on a replica wait for that replica to register again and hand its
+ * generation back; one that is not handed back within the grace ends with
+ * a retriable CORE_UNAVAILABLE. Every recovered
  * log starts with `started` and numbers what follows after this run's span,
  * so a reader resuming with an earlier run's seq is told apart.
  */
@@ -43,6 +46,8 @@ export class TaskRecovery {
       finish: FinishTask;
       queueChanged: (pool: PoolState) => void;
       dispatch: (poolId: string) => void;
+      /** Takes a generation back from the replica that kept it, on a slot of it. */
+      resume: (task: Task, replica: Replica, lease: SlotLease) => void;
       /** How long a recovered running task waits for its replica to hand it back. */
       reclaimGraceMs: number;
     },
@@ -65,23 +70,34 @@ export class TaskRecovery {
     );
   }
 
-  /** The replica a recovered task ran on, while it waits for that replica to hand it back. */
-  awaitedReplica(taskId: string): string | undefined {
-    return this.awaiting.get(taskId);
-  }
-
-  /** The task no longer waits for its replica (handed back, or lost). */
-  stopAwaiting(taskId: string): void {
-    this.awaiting.delete(taskId);
-  }
-
-  /** Recovered tasks still waiting for `replicaId`. */
-  awaitingOn(replicaId: string): string[] {
-    return [...this.awaiting].filter(([, r]) => r === replicaId).map(([id]) => id);
+  /**
+   * A replica registered with the generations it kept while core was away.
+   * Each one core still waits for (recovered from the journal, or queued
+   * again after its call broke) is taken back on a slot of that replica;
+   * the others are cancelled there. A recovered task that ran on this
+   * replica and is not among them is lost, at once.
+   */
+  reclaim(replica: Replica, heldTaskIds: readonly string[]): void {
+    const held = new Set(heldTaskIds);
+    for (const taskId of held) {
+      const task = this.deps.tasks.get(taskId);
+      const lease = task?.state === "queued" ? replica.claimSlot() : undefined;
+      if (!task || !lease) {
+        replica.cancelGeneration(taskId);
+        continue;
+      }
+      this.awaiting.delete(taskId);
+      const pool = this.deps.pools.get(task.poolId);
+      if (pool?.queue.remove(taskId)) this.deps.queueChanged(pool);
+      this.deps.resume(task, replica, lease);
+    }
+    for (const [taskId, replicaId] of [...this.awaiting]) {
+      if (replicaId === replica.id && !held.has(taskId)) this.lose(taskId, `replica ${replica.id} registered again without it`);
+    }
   }
 
   /** Ends a recovered task whose generation is gone: a client may have seen part of it, so it does not run again. */
-  lose(taskId: string, why: string): void {
+  private lose(taskId: string, why: string): void {
     this.awaiting.delete(taskId);
     const task = this.deps.tasks.get(taskId);
     if (!task || task.state !== "queued") return;

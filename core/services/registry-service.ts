@@ -17,9 +17,14 @@ import type { ReplicaRegistry } from "../registry/replica-registry.js";
  * with `accepted` and keeps the stream open; when it ends (the sidecar died,
  * stopped, or lost the network) the replica leaves placement.
  */
-export function registryService(registry: ReplicaRegistry, coreInstanceId: string): RegistryServiceServer {
+export function registryService(
+  registry: ReplicaRegistry,
+  coreInstanceId: string,
+  /** Called once a registration is in, with what the sidecar says it kept while core was away. */
+  onRegistered: (replica: Replica, request: RegisterRequest) => void = () => {},
+): RegistryServiceServer {
   return {
-    register: (call) => register(registry, coreInstanceId, call),
+    register: (call) => register(registry, coreInstanceId, call, onRegistered),
     listReplicas(_call: ServerUnaryCall<ListReplicasRequest, ListReplicasResponse>, callback: sendUnaryData<ListReplicasResponse>) {
       callback(null, { replicas: registry.all().map(replicaStatus) });
     },
@@ -27,7 +32,12 @@ export function registryService(registry: ReplicaRegistry, coreInstanceId: strin
 }
 
 /** Adds the replica and holds its lease open until the stream or the replica goes. */
-function register(registry: ReplicaRegistry, coreInstanceId: string, call: ServerWritableStream<RegisterRequest, RegisterResponse>): void {
+function register(
+  registry: ReplicaRegistry,
+  coreInstanceId: string,
+  call: ServerWritableStream<RegisterRequest, RegisterResponse>,
+  onRegistered: (replica: Replica, request: RegisterRequest) => void,
+): void {
   const missing = missingField(call.request);
   if (missing) {
     call.emit(
@@ -37,6 +47,8 @@ function register(registry: ReplicaRegistry, coreInstanceId: string, call: Serve
     return;
   }
   const replica = registry.add(call.request);
+  // Before the replica is ready for placement, so what it kept gets its slots first.
+  onRegistered(replica, call.request);
   let gone = false;
   const leave = (reason: string) => {
     if (gone) return;

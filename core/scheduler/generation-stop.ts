@@ -1,0 +1,14 @@
+import type { ClientReadableStream } from "@grpc/grpc-js";
+import type { Replica } from "../registry/replica.js";
+
+/**
+ * Stops a task's generation on its replica. Cancelling the Submit call is
+ * not enough: core's Submits are detachable, so a call that ends leaves the
+ * generation running, held for a core that lost it, and the Cancel RPC is
+ * what says core wants it stopped.
+ */
+export function stopGeneration(taskId: string, call: ClientReadableStream<unknown> | undefined, replica: Replica | undefined): void {
+  if (!call) return;
+  call.cancel();
+  replica?.cancelGeneration(taskId);
+}
