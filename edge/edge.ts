@@ -25,6 +25,7 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
     metrics,
     bodyLimitBytes: config.bodyLimitBytes,
     sseHeartbeatMs: config.sseHeartbeatMs,
+    coreLossGraceMs: config.coreLossGraceMs,
     rateLimit: config.rateLimit,
     auth: { apiKey: config.apiKey, optionalOnLoopback: config.authOptionalOnLoopback },
     corsOrigins: config.corsOrigins,
