@@ -156,9 +156,18 @@ export class TestSystem {
     await this.core.exited;
   }
 
-  /** Restarts core on the same port, so sidecars and edge find it again on their own. */
+  /** Restarts core on the same port and data directory (catalog, artifacts, task journal), so sidecars and edge find it again on their own. */
   async restartCore(): Promise<void> {
     await this.startCore();
+  }
+
+  /** SIGSTOP: core hangs with its sockets open, as a machine that stalls does. */
+  pauseCore(): void {
+    this.core.child.kill("SIGSTOP");
+  }
+
+  resumeCore(): void {
+    this.core.child.kill("SIGCONT");
   }
 
   async waitForReadyReplicas(count: number, timeoutMs = 15_000): Promise<void> {
