@@ -78,6 +78,8 @@ test("llorch up brings the whole system up, prints a working curl, and stops eve
     [LLORCH, "up", "--quiet", "--core-port", "0", "--edge-port", "0", "--workers", "1", "--tokens-per-second", "0"],
     {
       stdio: ["ignore", "pipe", "pipe"],
+      // Its own working directory, so its stores (.llorch/: the task journal is one core's) are its own too.
+      cwd: mkdtempSync(join(tmpdir(), "llorch-up-")),
     },
   );
   t.teardown(() => child.kill("SIGKILL"));
