@@ -44,7 +44,7 @@ export interface JournalOptions {
   minGarbageBytes: number;
 }
 
-const DEFAULT_OPTIONS: JournalOptions = { minGarbageBytes: 64 * 1024 };
+const DEFAULT_OPTIONS: JournalOptions = { minGarbageBytes: 1024 * 1024 };
 
 /**
  * The append-only journal of admitted tasks, so a core that was killed

@@ -69,6 +69,8 @@ class TaskStreamRelay {
   private readonly heartbeat: NodeJS.Timeout | undefined;
   /** While core is away: when it went, and the timer that gives up on it. */
   private lostAt: number | undefined;
+  /** The call to core was given up and no new one is open yet: what the old one still says does not count. */
+  private between = false;
   private graceTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly onDrain = () => this.call.resume();
@@ -91,7 +93,7 @@ class TaskStreamRelay {
   private follow(call: ClientReadableStream<StreamTaskResponse>): void {
     let ended = false;
     let ok = false;
-    const current = () => call === this.call && !this.done;
+    const current = () => call === this.call && !this.done && !this.between;
     const settle = () => {
       if (ended && ok && current()) this.coreEnded();
     };
@@ -189,6 +191,7 @@ class TaskStreamRelay {
 
   /** Holds the client's stream while core is away, and tries to open it again from where the client is. */
   private coreLost(why: string): void {
+    this.between = true;
     this.call.cancel();
     if (this.lostAt === undefined) {
       this.lostAt = Date.now();
@@ -214,6 +217,7 @@ class TaskStreamRelay {
       }
       const { lastSeq, tokens, results } = this.position;
       this.call = this.opts.core.streamTask(this.opts.taskId, lastSeq, this.opts.callContext, { tokens, results });
+      this.between = false;
       this.follow(this.call);
     });
   }
