@@ -222,10 +222,14 @@ export class Replica extends EventEmitter {
    * Best-effort Cancel RPC: core's Submits are detachable (a call that
    * breaks leaves its generation running on the sidecar, held for a
    * Resume), so a generation core gives up on is stopped by name as well.
+   * `done` runs once the sidecar answered (or could not be asked).
    */
-  cancelGeneration(taskId: string): void {
-    if (this.closed) return;
-    this.client.cancel({ taskId }, new Metadata(), { deadline: Date.now() + CANCEL_DEADLINE_MS }, () => {});
+  cancelGeneration(taskId: string, done: () => void = () => {}): void {
+    if (this.closed) {
+      done();
+      return;
+    }
+    this.client.cancel({ taskId }, new Metadata(), { deadline: Date.now() + CANCEL_DEADLINE_MS }, () => done());
   }
 
   start(): void {

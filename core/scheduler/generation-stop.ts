@@ -4,11 +4,15 @@ import type { Replica } from "../registry/replica.js";
 /**
  * Stops a task's generation on its replica. Cancelling the Submit call is
  * not enough: core's Submits are detachable, so a call that ends leaves the
- * generation running, held for a core that lost it, and the Cancel RPC is
- * what says core wants it stopped.
+ * generation running, held for a core that lost it. The Cancel RPC says core
+ * wants it stopped, and goes first: a sidecar told to stop does not hold the
+ * generation when the call then ends.
  */
 export function stopGeneration(taskId: string, call: ClientReadableStream<unknown> | undefined, replica: Replica | undefined): void {
   if (!call) return;
-  call.cancel();
-  replica?.cancelGeneration(taskId);
+  if (!replica) {
+    call.cancel();
+    return;
+  }
+  replica.cancelGeneration(taskId, () => call.cancel());
 }

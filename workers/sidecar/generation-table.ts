@@ -20,6 +20,8 @@ interface Entry {
   settled: boolean;
   /** The call it streams to now; undefined while held. */
   current: SubmitCall | undefined;
+  /** Asked to stop (Cancel, shutdown, the hold ran out): a call that ends now does not make it held. */
+  stopping: boolean;
   holdTimer: NodeJS.Timeout | undefined;
   log: Logger;
 }
@@ -64,6 +66,7 @@ export class GenerationTable {
       detachable: call.request.detachable,
       settled: false,
       current: undefined,
+      stopping: false,
       holdTimer: undefined,
       log,
     };
@@ -90,7 +93,7 @@ export class GenerationTable {
     const entry = this.entries.get(taskId);
     if (!entry) return false;
     if (entry.settled) this.drop(taskId);
-    else entry.stop("cancel_rpc");
+    else this.stop(entry, "cancel_rpc");
     return true;
   }
 
@@ -98,7 +101,7 @@ export class GenerationTable {
   closeAll(): void {
     for (const entry of [...this.entries.values()]) {
       if (entry.settled) this.drop(entry.taskId);
-      else entry.stop("shutdown");
+      else this.stop(entry, "shutdown");
     }
   }
 
@@ -114,7 +117,7 @@ export class GenerationTable {
     }
     call.on("cancelled", () => {
       if (entry.current !== call) return;
-      if (entry.detachable) {
+      if (entry.detachable && !entry.stopping) {
         this.detach(entry);
       } else {
         entry.record.detach();
@@ -146,7 +149,12 @@ export class GenerationTable {
     entry.holdTimer = undefined;
     if (this.entries.get(entry.taskId) !== entry || entry.current !== undefined) return;
     if (entry.settled) this.drop(entry.taskId);
-    else entry.stop("hold_expired");
+    else this.stop(entry, "hold_expired");
+  }
+
+  private stop(entry: Entry, cause: StopCause): void {
+    entry.stopping = true;
+    entry.stop(cause);
   }
 
   private drop(taskId: string): void {

@@ -2,7 +2,7 @@ import test from "ava";
 import type { WorkerServiceClient, SubmitResponse } from "../../../contracts/gen/llama_orch/v1/worker.js";
 import { SubmitRequest, WorkerErrorKind } from "../../../contracts/gen/llama_orch/v1/worker.js";
 import { MockEngine } from "../../../workers/mock/mock-engine.js";
-import { collect, drain, eventually, props, startTestWorker, submitRequest } from "./helpers.js";
+import { collect, drain, eventually, logCapture, props, startTestWorker, submitRequest } from "./helpers.js";
 
 // A detachable Submit (core's) whose call breaks leaves its generation
 // running, held for a resumed Submit, the way a restarted core picks up
@@ -37,7 +37,8 @@ const slotFree = (client: WorkerServiceClient) => eventually(async () => (await 
 
 test("a detachable generation whose call broke runs on, and a resumed Submit carries on after the caller's last token to the end", async (t) => {
   const { client } = await startTestWorker(t, { mock: { slots: 1, tokensPerSecond: 200 } });
-  const request = submitRequest({ prompt: "carry on please", seed: 3, maxTokens: 80, detachable: true });
+  // Two seconds of tokens: the call breaks long before the end, even on a loaded machine.
+  const request = submitRequest({ prompt: "carry on please", seed: 3, maxTokens: 400, detachable: true });
   const before = await breakAfter(client, request, 3);
   const after = await resume(client, request.taskId, before.length);
   t.is(after[0]!.event?.$case, "started", "a resumed stream starts with started, as Submit's does");
@@ -47,10 +48,10 @@ test("a detachable generation whose call broke runs on, and a resumed Submit car
     t.is(first, next, "token indices carry on without a gap or a repeat");
     next += texts.length;
   }
-  t.is(next, 80);
+  t.is(next, 400);
   const end = after.at(-1)!.event;
   t.is(end?.$case, "end");
-  if (end?.$case === "end") t.is(end.end.tokensOut, 80);
+  if (end?.$case === "end") t.is(end.end.tokensOut, 400);
   // The same generation, not a new one: its text is exactly what one unbroken run gives.
   const direct = new MockEngine();
   await direct.start();
@@ -122,4 +123,20 @@ test("without detachable, a broken call still stops its generation at once", asy
   t.true(await slotFree(client));
   const last = (await resume(client, request.taskId, 0)).at(-1)!.event;
   t.is(last?.$case === "error" && last.error.kind, WorkerErrorKind.WORKER_ERROR_KIND_RESET, "nothing was held");
+});
+
+test("a generation core cancels by name first is not held when its call then ends", async (t) => {
+  const { logger, lines } = logCapture();
+  const { client } = await startTestWorker(t, { mock: { slots: 1, tokensPerSecond: 100 } }, logger);
+  const request = submitRequest({ maxTokens: 5_000, detachable: true });
+  const call = client.submit(request);
+  call.on("error", () => {});
+  await new Promise<void>((resolve) => call.once("data", () => resolve()));
+  await new Promise<void>((resolve, reject) => client.cancel({ taskId: request.taskId }, (err) => (err ? reject(err) : resolve())));
+  call.cancel();
+  t.true(await slotFree(client));
+  t.false(
+    lines.some((l) => l.event === "generation_held"),
+    "what core stopped is not kept for it",
+  );
 });
