@@ -44,17 +44,18 @@ function createTask(
     validate(call.request);
     const admission = scheduler.admit(call.request, correlationId, traceContextFromMetadata(call.metadata));
     const { task, queuePosition, predictedStartMs } = admission;
+    // What admission decided, as of admission: by the time the journal is on disk the task may be running.
+    const response = {
+      taskId: task.id,
+      queuePosition,
+      predictedStartMs,
+      backoffMs: 0,
+      poolId: task.poolId,
+      budgets: scheduler.liveBudgets(task),
+    };
     // Acknowledged only once journaled: a task the client was told about survives a crash of core.
     admission.durable.then(
-      () =>
-        callback(null, {
-          taskId: task.id,
-          queuePosition,
-          predictedStartMs,
-          backoffMs: 0,
-          poolId: task.poolId,
-          budgets: scheduler.liveBudgets(task),
-        }),
+      () => callback(null, response),
       () => {
         // The journal logged why; the task must not run unacknowledged and undurable.
         scheduler.cancel(task.id, "journal");
