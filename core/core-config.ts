@@ -23,6 +23,8 @@ export interface CoreConfig {
   /** Where the model catalog and the artifacts live (created if missing). */
   catalogRoot: string;
   artifactsRoot: string;
+  /** Where admitted tasks are journaled, so a core that was killed queues them again when it restarts. One core per directory. */
+  journalRoot: string;
   /**
    * The model cache this host's sidecars download into (their --model-cache),
    * which catalog verify reads; default the sidecars' own default.
@@ -43,6 +45,7 @@ export const DEFAULT_CORE_CONFIG: CoreConfig = {
   sessions: DEFAULT_SESSION_OPTIONS,
   catalogRoot: ".llorch/catalog",
   artifactsRoot: ".llorch/artifacts",
+  journalRoot: ".llorch/journal",
   artifactMaxBytes: 1024 * 1024,
   autoFetch: false,
   transcripts: true,
@@ -152,6 +155,18 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     arg: "DIR",
     help: `durable artifacts, stream transcripts included (default ${DEFAULT_CORE_CONFIG.artifactsRoot})`,
     apply: (c, v, f) => (c.artifactsRoot = flagText(f, v)),
+  },
+  {
+    name: "journal-root",
+    arg: "DIR",
+    help: `journal of admitted tasks: a restarted core queues the unfinished ones again, one core\nper directory (default ${DEFAULT_CORE_CONFIG.journalRoot})`,
+    apply: (c, v, f) => (c.journalRoot = flagText(f, v)),
+  },
+  {
+    name: "reclaim-grace-ms",
+    arg: "N",
+    help: `after a restart, how long a task that was running waits for its sidecar to hand it back\n(default ${S.reclaimGraceMs})`,
+    apply: (c, v, f) => (c.scheduler.reclaimGraceMs = flagInteger(f, v, 0)),
   },
   {
     name: "model-cache",

@@ -38,6 +38,7 @@ import { sessionService } from "./services/session-service.js";
 import { taskService } from "./services/task-service.js";
 import { SessionStore } from "./sessions/session-store.js";
 import { TraceRecorder } from "./tasks/trace-recorder.js";
+import { TaskJournal } from "./journal/task-journal.js";
 
 /** Transcripts of long streams exceed what a client may upload; this bounds them. */
 const TRANSCRIPT_MAX_BYTES = 256 * 1024 * 1024;
@@ -87,7 +88,7 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
     },
     `core listening on ${grpc.address} (gRPC, reflection on, ${tlsSummary(tls)}, auth: ${auth})`,
   );
-  const { scheduler, registry, sweep } = parts;
+  const { scheduler, registry, sweep, journal } = parts;
   return {
     address: grpc.address,
     metricsAddress: metricsServer?.address,
@@ -100,6 +101,7 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
       scheduler.close();
       registry.closeAll();
       await grpc.shutdown(1_000);
+      await journal.close();
       await metricsServer?.close();
     },
   };
@@ -115,6 +117,7 @@ interface CoreParts {
   reloader: PoolReloader;
   catalog: CatalogStore;
   artifacts: ArtifactStore;
+  journal: TaskJournal;
 }
 
 /** Opens the durable stores and wires the scheduler to them. */
@@ -129,12 +132,15 @@ async function assembleCore(config: CoreConfig, tls: TlsMaterial | undefined, me
   const catalog = await CatalogStore.open(resolve(config.catalogRoot));
   const reloader = new PoolReloader({ scheduler, registry, digests: new LoadDigests(catalog), metrics, logger });
   const artifacts = await ArtifactStore.open(resolve(config.artifactsRoot), { maxBytes: TRANSCRIPT_MAX_BYTES });
+  const { journal, recovery } = await TaskJournal.open(resolve(config.journalRoot), logger);
   scheduler.attach({
     admissionCheck: catalogAdmissionCheck(catalog),
     unservedModel: unservedModelAdvice({ autoFetch: config.autoFetch, scheduler, registry, reloader }),
     traceRecorder: config.transcripts ? new TraceRecorder(artifacts, logger) : undefined,
+    journal,
   });
-  return { registry, sessions, sweep, scheduler, reloader, catalog, artifacts };
+  scheduler.restore(recovery);
+  return { registry, sessions, sweep, scheduler, reloader, catalog, artifacts, journal };
 }
 
 /** Every core service, each requiring a key of the role its methods need when keys are set. */
@@ -151,7 +157,11 @@ function coreServices(
   });
   return [
     guarded("TaskService", TaskServiceService, taskService(scheduler, logger)),
-    guarded("RegistryService", RegistryServiceService, registryService(registry, instanceId)),
+    guarded(
+      "RegistryService",
+      RegistryServiceService,
+      registryService(registry, instanceId, (replica, request) => scheduler.reclaim(replica, request.heldTaskIds)),
+    ),
     guarded("SessionService", SessionServiceService, sessionService(sessions, registry, logger)),
     guarded("PoolService", PoolServiceService, poolService(scheduler, reloader, logger)),
     guarded("CapabilitiesService", CapabilitiesServiceService, capabilitiesService(registry, logger)),

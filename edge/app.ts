@@ -27,6 +27,7 @@ export interface EdgeAppOptions {
   metrics: EdgeMetrics;
   bodyLimitBytes: number;
   sseHeartbeatMs: number;
+  coreLossGraceMs: number;
   rateLimit: RateLimit;
   auth: AuthOptions;
   /** Web page origins allowed to call the API (CORS); empty: none. */

@@ -74,8 +74,14 @@ export class CoreClient {
     return res.text;
   }
 
-  streamTask(taskId: string, resumeAfterSeq: number | undefined, cc: CallContext): ClientReadableStream<StreamTaskResponse> {
-    return this.tasks.streamTask({ taskId, resumeAfterSeq }, this.metadata(cc));
+  /** `has`: the tokens and results the client already has, for a resume that may reach a core that restarted since. */
+  streamTask(
+    taskId: string,
+    resumeAfterSeq: number | undefined,
+    cc: CallContext,
+    has?: { tokens: number; results: number },
+  ): ClientReadableStream<StreamTaskResponse> {
+    return this.tasks.streamTask({ taskId, resumeAfterSeq, tokensReceived: has?.tokens, resultsReceived: has?.results }, this.metadata(cc));
   }
 
   close(): void {

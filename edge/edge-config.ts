@@ -15,6 +15,8 @@ export interface EdgeConfig {
   bodyLimitBytes: number;
   /** A comment line on an SSE stream idle this long keeps proxies from closing it (0 = never). */
   sseHeartbeatMs: number;
+  /** How long an open stream is held while core is unreachable before it ends with CORE_UNAVAILABLE. */
+  coreLossGraceMs: number;
   /** Per-caller limit on task submissions. */
   rateLimit: RateLimit;
   /** LLORCH_API_KEY: a key holding every role, accepted from clients. */
@@ -47,6 +49,7 @@ export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
   coreAddress: "127.0.0.1:50051",
   bodyLimitBytes: 1024 * 1024,
   sseHeartbeatMs: 15_000,
+  coreLossGraceMs: 15_000,
   rateLimit: { perSecond: 0, burst: 1 },
   authOptionalOnLoopback: false,
   trustProxy: false,
@@ -87,6 +90,12 @@ export const EDGE_FLAGS: FlagTable<EdgeConfig> = [
     arg: "N",
     help: `comment line on idle SSE streams, 0 = off (default ${D.sseHeartbeatMs})`,
     apply: (c, v, f) => (c.sseHeartbeatMs = flagInteger(f, v, 0)),
+  },
+  {
+    name: "core-loss-grace-ms",
+    arg: "N",
+    help: `how long an open stream waits for an unreachable core (then it resumes where it was) before\nit ends with a retriable CORE_UNAVAILABLE error frame (default ${D.coreLossGraceMs})`,
+    apply: (c, v, f) => (c.coreLossGraceMs = flagInteger(f, v, 0)),
   },
   {
     name: "rate-limit-per-second",

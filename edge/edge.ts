@@ -43,6 +43,7 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
     metrics: createEdgeMetrics(),
     bodyLimitBytes: config.bodyLimitBytes,
     sseHeartbeatMs: config.sseHeartbeatMs,
+    coreLossGraceMs: config.coreLossGraceMs,
     rateLimit: config.rateLimit,
     auth: { keys, optionalOnLoopback: config.authOptionalOnLoopback, localhost },
     trustProxy: config.trustProxy,

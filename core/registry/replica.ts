@@ -23,6 +23,7 @@ import { SlotLease } from "./slot-lease.js";
 export type ReplicaRegistration = RegisterRequest;
 
 const WATCH_RETRY_MS = 250;
+const CANCEL_DEADLINE_MS = 5_000;
 
 /** Plaintext, no key: how core dials sidecars when nothing is configured (and how tests build replicas). */
 const PLAIN_DIAL = dialWith({ channel: { ...CLIENT_CHANNEL_OPTIONS, "grpc.max_concurrent_streams": 10_000 } });
@@ -231,6 +232,20 @@ export class Replica extends EventEmitter {
         resolve(!err || (err.code !== GrpcStatus.UNAVAILABLE && err.code !== GrpcStatus.DEADLINE_EXCEEDED));
       });
     });
+  }
+
+  /**
+   * Best-effort Cancel RPC: core's Submits are detachable (a call that
+   * breaks leaves its generation running on the sidecar, held for a
+   * Resume), so a generation core gives up on is stopped by name as well.
+   * `done` runs once the sidecar answered (or could not be asked).
+   */
+  cancelGeneration(taskId: string, done: () => void = () => {}): void {
+    if (this.closed) {
+      done();
+      return;
+    }
+    this.client.cancel({ taskId }, new Metadata(), { deadline: Date.now() + CANCEL_DEADLINE_MS }, () => done());
   }
 
   start(): void {

@@ -17,9 +17,14 @@ import { ReplicaIdTaken, type ReplicaRegistry } from "../registry/replica-regist
  * with `accepted` and keeps the stream open; when it ends (the sidecar died,
  * stopped, or lost the network) the replica leaves placement.
  */
-export function registryService(registry: ReplicaRegistry, coreInstanceId: string): RegistryServiceServer {
+export function registryService(
+  registry: ReplicaRegistry,
+  coreInstanceId: string,
+  /** Called once a registration is in, with what the sidecar says it kept while core was away. */
+  onRegistered: (replica: Replica, request: RegisterRequest) => void = () => {},
+): RegistryServiceServer {
   return {
-    register: (call) => register(registry, coreInstanceId, call),
+    register: (call) => register(registry, coreInstanceId, call, onRegistered),
     listReplicas(_call: ServerUnaryCall<ListReplicasRequest, ListReplicasResponse>, callback: sendUnaryData<ListReplicasResponse>) {
       callback(null, { replicas: registry.all().map(replicaStatus) });
     },
@@ -27,7 +32,12 @@ export function registryService(registry: ReplicaRegistry, coreInstanceId: strin
 }
 
 /** Adds the replica (unless a live sidecar holds its id) and holds its lease open until the stream or the replica goes. */
-function register(registry: ReplicaRegistry, coreInstanceId: string, call: ServerWritableStream<RegisterRequest, RegisterResponse>): void {
+function register(
+  registry: ReplicaRegistry,
+  coreInstanceId: string,
+  call: ServerWritableStream<RegisterRequest, RegisterResponse>,
+  onRegistered: (replica: Replica, request: RegisterRequest) => void,
+): void {
   const missing = missingField(call.request);
   if (missing) {
     call.emit(
@@ -41,7 +51,10 @@ function register(registry: ReplicaRegistry, coreInstanceId: string, call: Serve
     .claim(call.request, () => !gone && !call.cancelled)
     .then(
       (replica) => {
-        if (replica) holdLease(registry, coreInstanceId, call, replica, () => (gone = true));
+        if (!replica) return;
+        // Before the replica is ready for placement, so what it kept gets its slots first.
+        onRegistered(replica, call.request);
+        holdLease(registry, coreInstanceId, call, replica, () => (gone = true));
       },
       (err: Error) => {
         const code = err instanceof ReplicaIdTaken ? GrpcStatus.ALREADY_EXISTS : GrpcStatus.INTERNAL;

@@ -26,6 +26,10 @@ export interface TaskAdmission {
   /** The task's span, and the context that carries it to the sidecar. */
   span: Span | undefined;
   traceContext: Context;
+  /** When it was admitted, epoch ms; a task recovered from the journal keeps its first admission's. */
+  admittedAt?: number;
+  /** Recovered after a restart from a replica it was dispatched to: a client may have seen output of that run. */
+  mayHaveOutput?: boolean;
 }
 
 /**
@@ -35,7 +39,7 @@ export interface TaskAdmission {
  */
 export class Task {
   readonly log = new TaskEventLog();
-  readonly admittedAt = Date.now();
+  readonly admittedAt: number;
   readonly predictedDurationMs: number | undefined;
   readonly span: Span | undefined;
   readonly traceContext: Context;
@@ -60,6 +64,7 @@ export class Task {
   private readerCount = 0;
   /** Cancels the task when its last reader has been gone for the grace period. */
   private graceTimer: NodeJS.Timeout | undefined;
+  private readonly ranBeforeRestart: boolean;
 
   constructor(
     readonly request: CreateTaskRequest,
@@ -72,6 +77,8 @@ export class Task {
     this.predictedDurationMs = admission.predictedDurationMs;
     this.span = admission.span;
     this.traceContext = admission.traceContext;
+    this.admittedAt = admission.admittedAt ?? Date.now();
+    this.ranBeforeRestart = admission.mayHaveOutput ?? false;
   }
 
   get id(): string {
@@ -110,7 +117,12 @@ export class Task {
 
   /** Whether a client may already have seen output, after which the task must not run again elsewhere. */
   get hasOutput(): boolean {
-    return this.tokensOutCount > 0 || this.resultsOutCount > 0;
+    return this.tokensOutCount > 0 || this.resultsOutCount > 0 || this.ranBeforeRestart;
+  }
+
+  /** Embedding vectors or rerank scores delivered so far. */
+  get resultsOut(): number {
+    return this.resultsOutCount;
   }
 
   get tokensIn(): number {

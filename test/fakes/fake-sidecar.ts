@@ -157,6 +157,7 @@ export class FakeSidecar {
       slotsTotal: this.options.slots ?? 2,
       servesAnyModel: false,
       instanceId: this.instanceId,
+      heldTaskIds: [],
     });
     this.registration.on("error", () => {});
   }

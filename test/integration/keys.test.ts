@@ -104,6 +104,7 @@ test("a worker key is refused by the public API and by core's control plane; a c
     slotsTotal: 1,
     servesAnyModel: true,
     instanceId: "i",
+    heldTaskIds: [],
   };
   const err = await new Promise<{ code?: number; details?: string }>((resolve) => {
     const call = registry.register(request, keyMetadata(keys.alice));

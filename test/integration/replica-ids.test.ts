@@ -38,6 +38,7 @@ function register(request: Partial<RegisterRequest>): Promise<ServiceError | "ac
     slotsTotal: 8,
     servesAnyModel: true,
     instanceId: crypto.randomUUID(),
+    heldTaskIds: [],
     ...request,
   };
   return new Promise<ServiceError | "accepted">((resolve) => {

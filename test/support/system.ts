@@ -83,11 +83,15 @@ export class TestSystem {
     return this.opts.apiKey ? { LLORCH_API_KEY: this.opts.apiKey } : {};
   }
 
-  /** Each system keeps its catalog and artifacts in a directory of its own (kept across a core restart). */
+  /** Each system keeps its catalog, artifacts and task journal in a directory of its own (kept across a core restart). */
   readonly dataDir = mkdtempSync(join(tmpdir(), "llorch-test-"));
 
   async startCore(): Promise<void> {
-    const data = { "catalog-root": join(this.dataDir, "catalog"), "artifacts-root": join(this.dataDir, "artifacts") };
+    const data = {
+      "catalog-root": join(this.dataDir, "catalog"),
+      "artifacts-root": join(this.dataDir, "artifacts"),
+      "journal-root": join(this.dataDir, "journal"),
+    };
     this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...data, ...this.opts.coreFlags })], {
       script: LLORCH,
       nodeArgs: [],
@@ -159,9 +163,18 @@ export class TestSystem {
     await this.core.exited;
   }
 
-  /** Restarts core on the same port, so sidecars and edge find it again on their own. */
+  /** Restarts core on the same port and data directory (catalog, artifacts, task journal), so sidecars and edge find it again on their own. */
   async restartCore(): Promise<void> {
     await this.startCore();
+  }
+
+  /** SIGSTOP: core hangs with its sockets open, as a machine that stalls does. */
+  pauseCore(): void {
+    this.core.child.kill("SIGSTOP");
+  }
+
+  resumeCore(): void {
+    this.core.child.kill("SIGCONT");
   }
 
   async waitForReadyReplicas(count: number, timeoutMs = 15_000): Promise<void> {

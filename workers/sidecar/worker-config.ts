@@ -94,6 +94,10 @@ export interface WorkerConfig {
   modelCacheDir?: string;
   /** Unload the model after this long without a generation (the engine stopped, the embedded model freed); the next one loads it. Default off. */
   modelTtlMs?: number;
+  /** A generation core's call lost (core restarted) runs on, held for core to resume: up to this many tokens and results (default 10000)... */
+  holdMaxEvents?: number;
+  /** ...and for this long (default 60000). */
+  holdMs?: number;
 }
 
 export const WORKER_DEFAULTS = {
@@ -186,6 +190,18 @@ export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
     arg: "<ms>",
     help: "unload the model after this long without a task (engine stopped, memory freed); the next task loads it\nagain (embedded engine, --engine-cmd; default off)",
     apply: (c, v, f) => (c.modelTtlMs = flagInteger(f, v, 1)),
+  },
+  {
+    name: "hold-max-events",
+    arg: "<n>",
+    help: "when core's call breaks (core restarted), a generation runs on and is held for core to resume;\npast this many tokens and results held it is stopped (default 10000)",
+    apply: (c, v, f) => (c.holdMaxEvents = flagInteger(f, v, 0)),
+  },
+  {
+    name: "hold-ms",
+    arg: "<ms>",
+    help: "how long such a generation (running or ended) is held before it is given up (default 60000)",
+    apply: (c, v, f) => (c.holdMs = flagInteger(f, v, 1)),
   },
   {
     name: "serves-any-model",

@@ -20,6 +20,7 @@ import { ReplicaHardware } from "./replica-hardware.js";
 import { SlotPool } from "./slot-pool.js";
 import { WORKER_DEFAULTS, type WorkerConfig } from "./worker-config.js";
 import { WorkerService, type SidecarIdentity } from "./worker-service.js";
+import { DEFAULT_HOLD } from "./generation-table.js";
 
 export { workerConfigFromFlags, workerFlagHelp, workerFlagNames, type MockConfig, type WorkerConfig } from "./worker-config.js";
 
@@ -149,7 +150,8 @@ function assembleSidecar(config: WorkerConfig, logger: Logger, hardware: Replica
     kvCacheUsageRatio: () => adapter.kvCacheUsageRatio?.(),
   });
   if (hardware) registerHardwareMetrics(metrics.registry, { labels, devices: () => hardware.devices() });
-  const service = new WorkerService({ adapter, slots, identity, metrics, logger, hardware });
+  const hold = { ...DEFAULT_HOLD, maxEvents: config.holdMaxEvents ?? DEFAULT_HOLD.maxEvents, holdMs: config.holdMs ?? DEFAULT_HOLD.holdMs };
+  const service = new WorkerService({ adapter, slots, identity, metrics, logger, hardware, hold });
   return { adapter, slots, identity, metrics, service };
 }
 
@@ -171,7 +173,7 @@ function startEngine({ adapter, slots }: Sidecar, grpc: RunningGrpcServer, log: 
 
 function registerWithCore(
   core: { coreAddress: string; key: string | undefined; tls: TlsMaterial | undefined },
-  { adapter, slots, identity }: Sidecar,
+  { adapter, slots, identity, service }: Sidecar,
   info: EngineInfo,
   advertised: string,
   log: Logger,
@@ -193,6 +195,8 @@ function registerWithCore(
       slotsTotal: slots.total,
       servesAnyModel: info.servesAnyModel,
       instanceId,
+      // What core's lost calls left running here, for it to resume or cancel.
+      heldTaskIds: service.heldTaskIds(),
     }),
   });
 }

@@ -36,7 +36,7 @@ test("every flag maps onto the config", (t) => {
       coreTls: { ca: "/ca.pem", cert: "/c.pem", key: "/c.key" },
     },
   );
-  t.is(flagNames(EDGE_FLAGS).length, 18);
+  t.is(flagNames(EDGE_FLAGS).length, 19);
   t.like(edgeConfigFromFlags({}), { ...DEFAULT_EDGE_CONFIG, rateLimit: { perSecond: 0, burst: 1 } });
 });
 

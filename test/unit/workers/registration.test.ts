@@ -69,6 +69,7 @@ test("a worker with a core address registers itself and keeps the stream open", 
     modelRef: "mock:tiny",
     slotsTotal: 3,
     servesAnyModel: true,
+    heldTaskIds: [],
   });
   t.regex(instanceId, /^[0-9a-f-]{36}$/, "a random instance id, which proves on re-registration that this is the same sidecar");
   t.is(core.authorization[0], "Bearer s3cret");

@@ -45,6 +45,13 @@ export enum ErrorCode {
    * key on a control-plane write, a worker key on anything but registration).
    */
   ERROR_CODE_INSUFFICIENT_ROLE = 18,
+  /**
+   * ERROR_CODE_CORE_UNAVAILABLE - Core could not be reached for longer than the edge waits for it (its
+   * --core-loss-grace-ms), or came back without the task: the stream cannot
+   * go on. Retriable: the task may still finish, so resume the stream (or
+   * submit again).
+   */
+  ERROR_CODE_CORE_UNAVAILABLE = 19,
   UNRECOGNIZED = -1,
 }
 
@@ -107,6 +114,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 18:
     case "ERROR_CODE_INSUFFICIENT_ROLE":
       return ErrorCode.ERROR_CODE_INSUFFICIENT_ROLE;
+    case 19:
+    case "ERROR_CODE_CORE_UNAVAILABLE":
+      return ErrorCode.ERROR_CODE_CORE_UNAVAILABLE;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -154,6 +164,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_METHOD_NOT_ALLOWED";
     case ErrorCode.ERROR_CODE_INSUFFICIENT_ROLE:
       return "ERROR_CODE_INSUFFICIENT_ROLE";
+    case ErrorCode.ERROR_CODE_CORE_UNAVAILABLE:
+      return "ERROR_CODE_CORE_UNAVAILABLE";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

@@ -43,6 +43,12 @@ export interface RegisterRequest {
    * else is refused ALREADY_EXISTS until the old lease ends.
    */
   instanceId: string;
+  /**
+   * Detachable generations this sidecar kept (running or ended) after their
+   * call broke: core resumes those it knows (WorkerService.Resume) and
+   * cancels the rest.
+   */
+  heldTaskIds: string[];
 }
 
 export interface RegisterResponse {
@@ -89,6 +95,7 @@ function createBaseRegisterRequest(): RegisterRequest {
     slotsTotal: 0,
     servesAnyModel: false,
     instanceId: "",
+    heldTaskIds: [],
   };
 }
 
@@ -117,6 +124,9 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     }
     if (message.instanceId !== "") {
       writer.uint32(66).string(message.instanceId);
+    }
+    for (const v of message.heldTaskIds) {
+      writer.uint32(74).string(v!);
     }
     return writer;
   },
@@ -198,6 +208,14 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
             message.instanceId = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.heldTaskIds.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -244,6 +262,11 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
         : isSet(object.instance_id)
         ? globalThis.String(object.instance_id)
         : "",
+      heldTaskIds: globalThis.Array.isArray(object?.heldTaskIds)
+        ? object.heldTaskIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.held_task_ids)
+        ? object.held_task_ids.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -273,6 +296,9 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     if (message.instanceId !== "") {
       obj.instanceId = message.instanceId;
     }
+    if (message.heldTaskIds?.length) {
+      obj.heldTaskIds = message.heldTaskIds;
+    }
     return obj;
   },
 
@@ -289,6 +315,7 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     message.slotsTotal = object.slotsTotal ?? 0;
     message.servesAnyModel = object.servesAnyModel ?? false;
     message.instanceId = object.instanceId ?? "";
+    message.heldTaskIds = object.heldTaskIds?.map((e) => e) || [];
     return message;
   },
 };
