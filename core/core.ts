@@ -13,6 +13,7 @@ import { startGrpcServer, type HostedService } from "../contracts/runtime/grpc-s
 import { createLogger, type Logger } from "../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../contracts/runtime/metrics-server.js";
 import { requireApiKey } from "../contracts/runtime/require-api-key.js";
+import { announceReady } from "../contracts/runtime/ready-signal.js";
 import { ArtifactStore } from "./artifacts/artifact-store.js";
 import { CatalogStore } from "./catalog/catalog-store.js";
 import { LoadDigests } from "./catalog/load-digests.js";
@@ -59,9 +60,9 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
   if (config.metricsPort !== undefined) {
     metricsServer = await startMetricsServer(metrics.registry, config.metricsHost ?? config.host, config.metricsPort);
   }
-  logger.info(
+  announceReady(
+    logger,
     {
-      event: "ready",
       address: grpc.address,
       metrics_address: metricsServer?.address,
       instance_id: instanceId,

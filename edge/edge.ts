@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../contracts/runtime/logger.js";
 import { assertSafeBind } from "../contracts/runtime/api-key.js";
+import { announceReady } from "../contracts/runtime/ready-signal.js";
 import { createEdgeApp } from "./app.js";
 import { CoreClient } from "./core-client.js";
 import type { EdgeConfig } from "./edge-config.js";
@@ -45,8 +46,9 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
   const auth = config.apiKey ? (config.authOptionalOnLoopback ? "api-key (optional on loopback)" : "api-key") : "none (loopback only)";
-  logger.info(
-    { event: "ready", url, core_address: config.coreAddress, auth },
+  announceReady(
+    logger,
+    { url, core_address: config.coreAddress, auth },
     `edge listening on ${url}, core at ${config.coreAddress}, auth: ${auth}`,
   );
   return {

@@ -4,6 +4,7 @@ import { WorkerServiceService, type WorkerHealth } from "../../contracts/gen/lla
 import { startGrpcServer, type RunningGrpcServer } from "../../contracts/runtime/grpc-server.js";
 import { createLogger, type Logger } from "../../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../../contracts/runtime/metrics-server.js";
+import { announceReady } from "../../contracts/runtime/ready-signal.js";
 import type { EngineAdapter, EngineInfo } from "../engine-adapter.js";
 import { registerHardwareMetrics } from "../hardware/hardware-metrics.js";
 import { adapterNameOf, createAdapter } from "./adapter-factory.js";
@@ -169,9 +170,9 @@ function logReady(
   addresses: { grpc: string; advertised: string; metrics: string | undefined; core: string | undefined },
 ): void {
   const engine = engines.name(info.engine);
-  log.info(
+  announceReady(
+    log,
     {
-      event: "ready",
       address: addresses.grpc,
       advertise_address: addresses.advertised,
       metrics_address: addresses.metrics ?? null,
