@@ -6,6 +6,7 @@ import { engines } from "../contracts/enums.js";
 import { API_KEY_ENV } from "../contracts/runtime/api-key.js";
 import { sectionFlags } from "../contracts/runtime/config-file.js";
 import type { FlagValues } from "../contracts/runtime/flag-table.js";
+import { resolveLogFormat } from "../contracts/runtime/log-format.js";
 import { ProcessGroup } from "./process-group.js";
 import { upConfigFromFlags, type UpConfig } from "./up-config.js";
 
@@ -29,10 +30,12 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, co
   process.on("SIGTERM", () => void group.stopAll(0));
   try {
     const config = upConfigFromFlags(flags);
+    // The children write to pipes, so on their own they would pick JSON: they write what this terminal (or pipe) wants.
+    config.logFormat = resolveLogFormat(config.logFormat);
     const sections = workerSections(file, config);
     const echo: Echo = config.quiet ? undefined : (line) => process.stdout.write(line + "\n");
     // Core and edge read their own sections of the same file (some settings there are structured).
-    const configArgs = configPath ? ["--config", configPath] : [];
+    const configArgs = [...(configPath ? ["--config", configPath] : []), "--log-format", config.logFormat];
     const core = group.launch("core", ["core", ...configArgs, ...argsOf({ host: config.host, port: String(config.corePort) })], {
       essential: true,
       onLine: echo,
@@ -80,6 +83,7 @@ async function startWorkers(
       slots: String(config.slots),
       "tokens-per-second": String(config.tokensPerSecond),
       threads: config.threads === undefined ? undefined : String(config.threads),
+      "log-format": config.logFormat,
       ...section,
       port,
     });

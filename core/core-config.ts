@@ -1,6 +1,7 @@
 import { apiKeyFrom } from "../contracts/runtime/api-key.js";
 import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
 import { flagBoolean, flagChoice, flagInteger, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import { logFormatFlag, type LogFormat } from "../contracts/runtime/log-format.js";
 import { QUEUE_FULL_POLICIES } from "./scheduler/queue-policy.js";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./scheduler/scheduler-options.js";
 import { DEFAULT_SESSION_OPTIONS, type BudgetLimits, type SessionOptions } from "./sessions/session-store.js";
@@ -29,6 +30,8 @@ export interface CoreConfig {
   autoFetch: boolean;
   /** Store every finished stream's SSE transcript as a trace artifact (costs core CPU and disk per task). */
   transcripts: boolean;
+  /** Undefined: LLORCH_LOG_FORMAT, else by whether stdout is a terminal. */
+  logFormat?: LogFormat;
 }
 
 export const DEFAULT_CORE_CONFIG: CoreConfig = {
@@ -171,6 +174,7 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     help: "load a model no pool serves into an idle pool of its engine on demand (default off:\nsuch tasks get an advisory POOL_UNAVAILABLE)",
     apply: (c, v, f) => (c.autoFetch = flagBoolean(f, v)),
   },
+  logFormatFlag(),
 ];
 
 const HELP_WIDTH = 22;

@@ -45,7 +45,10 @@ export interface RunningCore {
 }
 
 /** Starts core: every llama_orch core service over gRPC, with reflection and health, and its durable stores. */
-export async function startCore(config: CoreConfig, logger: Logger = createLogger("core")): Promise<RunningCore> {
+export async function startCore(
+  config: CoreConfig,
+  logger: Logger = createLogger("core", {}, undefined, config.logFormat),
+): Promise<RunningCore> {
   assertSafeBind(config.host, config.apiKey, "core");
   const instanceId = randomUUID();
   const metrics = createCoreMetrics();

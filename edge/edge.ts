@@ -15,7 +15,10 @@ export interface RunningEdge {
   stop(): Promise<void>;
 }
 
-export async function startEdge(config: EdgeConfig, logger: Logger = createLogger("edge")): Promise<RunningEdge> {
+export async function startEdge(
+  config: EdgeConfig,
+  logger: Logger = createLogger("edge", {}, undefined, config.logFormat),
+): Promise<RunningEdge> {
   assertSafeBind(config.host, config.apiKey, "the edge");
   assertCorsOrigins(config.corsOrigins, config.apiKey);
   const core = new CoreClient(config.coreAddress, config.apiKey);

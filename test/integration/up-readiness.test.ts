@@ -1,5 +1,6 @@
 import test from "ava";
 import { spawn } from "node:child_process";
+import { launchLlorch, stopProcess } from "../../cli/process-launcher.js";
 import { api, assertStreamConforms, stream, taskBody } from "../support/http.js";
 import { LLORCH } from "../support/system.js";
 
@@ -37,4 +38,18 @@ test("llorch up comes up at LLORCH_LOG_LEVEL=warn, which hides every info line, 
 
   child.kill("SIGTERM");
   t.is(await new Promise<number | null>((resolve) => child.once("exit", resolve)), 0);
+});
+
+test("--log-format pretty writes readable lines, and the launcher still learns the address", async (t) => {
+  const core = launchLlorch("core", ["core", "--port", "0", "--log-format", "pretty"], { script: LLORCH, nodeArgs: [] });
+  t.teardown(() => stopProcess(core));
+  const ready = await core.ready;
+  t.regex(ready.address ?? "", /^127\.0\.0\.1:\d+$/);
+  await new Promise((r) => setTimeout(r, 100)); // the log line may trail the ready pipe
+  const line = core.lines.find((l) => l.includes("core listening on"));
+  t.regex(line ?? "", /^\d\d:\d\d:\d\d\.\d{3} INFO {2}core {2}core listening on 127\.0\.0\.1:\d+/);
+  t.false(
+    core.lines.some((l) => l.startsWith("{")),
+    "no JSON line",
+  );
 });

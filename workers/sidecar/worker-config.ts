@@ -3,6 +3,7 @@ import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import { workerErrorKinds } from "../engine-adapter.js";
 import { applyFlags, flagHelp, flagNames, type FlagTable, type FlagValues } from "../../contracts/runtime/flag-table.js";
 import { flagBoolean, flagChoice, flagInteger, flagList, flagNumber, flagText } from "../../contracts/runtime/flag-values.js";
+import { logFormatFlag, type LogFormat } from "../../contracts/runtime/log-format.js";
 import { MOCK_DEFAULTS } from "../mock/mock-engine.js";
 import { GPU_CHOICES, type GpuChoice } from "../llamacpp-embedded/llama-runtime.js";
 
@@ -89,6 +90,8 @@ export interface WorkerConfig {
   modelCacheDir?: string;
   /** Unload the model after this long without a generation (the engine stopped, the embedded model freed); the next one loads it. Default off. */
   modelTtlMs?: number;
+  /** Undefined: LLORCH_LOG_FORMAT, else by whether stdout is a terminal. */
+  logFormat?: LogFormat;
 }
 
 export const WORKER_DEFAULTS = {
@@ -290,6 +293,7 @@ export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
     help: "mock: model refs LoadModel fails to load, comma-separated; the previous model keeps serving",
     apply: (c, v, f) => (mock(c).rejectModels = flagList(f, v)),
   },
+  logFormatFlag(),
 ];
 
 /** Every flag workerConfigFromFlags understands, so a CLI can reject the rest. */

@@ -36,7 +36,10 @@ const SERVICE_NAME = "llama_orch.v1.WorkerService";
  * serves; the engine may still be loading (health says so), which is what
  * lets core and tests watch it become ready.
  */
-export async function startWorker(config: WorkerConfig, logger: Logger = createLogger("worker")): Promise<RunningWorker> {
+export async function startWorker(
+  config: WorkerConfig,
+  logger: Logger = createLogger("worker", {}, undefined, config.logFormat),
+): Promise<RunningWorker> {
   const host = config.host ?? WORKER_DEFAULTS.host;
   // The mock's devices and memory are simulated; every real engine's are measured.
   const hardware =
