@@ -40,7 +40,10 @@ export class TaskRunner {
 
   start(task: Task, replica: Replica, lease: SlotLease, placed: DispatchPick): void {
     const { tasks, pools, frames, metrics, logger } = this.deps;
-    const call = replica.client.submit(submitRequestOf(task.request), correlationMetadata(task.correlationId, task.traceContext));
+    const call = replica.client.submit(
+      submitRequestOf(task.request),
+      correlationMetadata(task.correlationId, task.traceDispatch(replica.id)),
+    );
     tasks.start(task, { lease, replica, call, kvWarm: placed.kvWarm }, Date.now());
     frames.dispatched(task, replica, pools.get(task.poolId)?.queue.size ?? 0, placed.wakes);
     metrics.tasksStarted.inc({ ...replicaLabels(task, replica), priority: priorities.name(task.request.priority) });

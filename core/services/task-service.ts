@@ -14,7 +14,8 @@ import type {
 import { TaskState } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf, OrchError } from "../../contracts/runtime/metadata.js";
-import { traceContextFromMetadata } from "../../contracts/runtime/trace-context.js";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import { SPAN_ATTRIBUTES, startSpan, traceContextFromMetadata } from "../../contracts/runtime/trace-context.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { Task } from "../tasks/task.js";
 import { taskListingKey } from "../scheduler/task-summaries.js";
@@ -38,9 +39,17 @@ function createTask(
   callback: sendUnaryData<CreateTaskResponse>,
 ): void {
   const correlationId = correlationIdOf(call.metadata) ?? "";
+  // Admission's own span; the task's span, which lasts until it ends, is its child.
+  const { span, ctx } = startSpan(
+    "llama_orch.admission",
+    traceContextFromMetadata(call.metadata),
+    { [SPAN_ATTRIBUTES.taskId]: call.request.taskId },
+    SpanKind.SERVER,
+  );
   try {
     validate(call.request);
-    const { task, queuePosition, predictedStartMs } = scheduler.admit(call.request, correlationId, traceContextFromMetadata(call.metadata));
+    const { task, queuePosition, predictedStartMs } = scheduler.admit(call.request, correlationId, ctx);
+    span.setAttributes({ [SPAN_ATTRIBUTES.poolId]: task.poolId, "llama_orch.queue_position": queuePosition });
     callback(null, {
       taskId: task.id,
       queuePosition,
@@ -50,7 +59,10 @@ function createTask(
       budgets: scheduler.liveBudgets(task),
     });
   } catch (err) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
     callback(asServiceError(err, logger), null);
+  } finally {
+    span.end();
   }
 }
 
