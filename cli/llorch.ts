@@ -72,17 +72,17 @@ const commands: readonly Command[] = [
   component(coreCommand),
   component(edgeCommand),
   component(workerCommand),
-  ...(["status", "tasks", "cancel"] as const).map((name): Command => ({
+  ...(["status", "tasks", "cancel", "verify"] as const).map((name): Command => ({
     name,
-    summary:
-      name === "status"
-        ? "pools, replicas, queues, running tasks and models, through the public API (--edge URL, --json)"
-        : name === "tasks"
-          ? "queued and running tasks (--state finished for recent ones)"
-          : "cancel a task: llorch cancel TASK_ID",
+    summary: {
+      status: "pools, replicas, queues, running tasks and models, through the public API (--edge URL, --json)",
+      tasks: "queued and running tasks (--state finished for recent ones)",
+      cancel: "cancel a task: llorch cancel TASK_ID",
+      verify: "check a catalog model's digest, with a progress bar: llorch verify MODEL_ID",
+    }[name],
     help: statusHelp,
     flags: STATUS_FLAGS,
-    positionals: name === "cancel",
+    positionals: name === "cancel" || name === "verify",
     run: async (flags, _file, _configPath, positionals = []) => {
       await runStatusCommand(name, applyFlags(STATUS_FLAGS, flags, { edge: DEFAULT_EDGE_URL, json: false }), positionals);
       return "done";
