@@ -42,6 +42,7 @@ test("every flag maps onto the config", (t) => {
     "artifact-max-bytes": "10",
     transcripts: "off",
     "auto-fetch": true,
+    "log-format": "pretty",
   });
   t.like(config, {
     host: "0.0.0.0",
@@ -64,8 +65,9 @@ test("every flag maps onto the config", (t) => {
     artifactMaxBytes: 10,
     transcripts: false,
     autoFetch: true,
+    logFormat: "pretty",
   });
-  t.is(flagNames(CORE_FLAGS).length, 23);
+  t.is(flagNames(CORE_FLAGS).length, 24);
 });
 
 test("flags do not change the shared defaults", (t) => {
