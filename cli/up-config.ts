@@ -1,5 +1,6 @@
 import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
 import { flagBoolean, flagInteger, flagText } from "../contracts/runtime/flag-values.js";
+import { logFormatFlag, type LogFormat } from "../contracts/runtime/log-format.js";
 
 /** What `llorch up` starts; the processes themselves read their own flags. */
 export interface UpConfig {
@@ -19,6 +20,8 @@ export interface UpConfig {
   threads?: number;
   /** Do not echo the processes' JSON logs. */
   quiet: boolean;
+  /** The processes' log lines; undefined: LLORCH_LOG_FORMAT, else pretty when this terminal shows them. */
+  logFormat?: LogFormat;
 }
 
 export const UP_DEFAULTS: UpConfig = {
@@ -94,6 +97,7 @@ export const UP_FLAGS: FlagTable<UpConfig> = [
     apply: (c, v, f) => (c.threads = flagInteger(f, v, 1, 1024)),
   },
   { name: "quiet", arg: "", help: "do not echo the processes' JSON logs", apply: (c, v, f) => (c.quiet = flagBoolean(f, v)) },
+  logFormatFlag(),
 ];
 
 const HELP_WIDTH = 24;

@@ -6,6 +6,7 @@ import { engines } from "../contracts/enums.js";
 import { API_KEY_ENV } from "../contracts/runtime/api-key.js";
 import { sectionFlags } from "../contracts/runtime/config-file.js";
 import type { FlagValues } from "../contracts/runtime/flag-table.js";
+import { resolveLogFormat } from "../contracts/runtime/log-format.js";
 import { ProcessGroup } from "./process-group.js";
 import { upConfigFromFlags, type UpConfig } from "./up-config.js";
 
@@ -31,10 +32,12 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, co
   process.on("SIGTERM", () => void group.stopAll(0));
   try {
     const config = upConfigFromFlags(flags);
+    // The children write to pipes, so on their own they would pick JSON: they write what this terminal (or pipe) wants.
+    config.logFormat = resolveLogFormat(config.logFormat);
     const sections = workerSections(file, config);
     const echo: Echo = config.quiet ? undefined : (line) => process.stdout.write(line + "\n");
     // Core and edge read their own sections of the same file (some settings there are structured).
-    const configArgs = configPath ? ["--config", configPath] : [];
+    const configArgs = [...(configPath ? ["--config", configPath] : []), "--log-format", config.logFormat];
     // Core's metrics take the first free port at or after --metrics-port, the sidecars' the next ones (unless the file sets them).
     const metricsPorts = portSequence(config.host, config.metricsPort);
     const coreMetricsPort = setsFlag(file["core"], "metrics-port") ? undefined : await metricsPorts();
@@ -85,6 +88,7 @@ async function startWorkers(
       "tokens-per-second": String(config.tokensPerSecond),
       threads: config.threads === undefined ? undefined : String(config.threads),
       "metrics-host": config.host,
+      "log-format": config.logFormat,
       ...section,
       port,
       "metrics-port": metricsPort,

@@ -2,6 +2,7 @@ import { apiKeyFrom, ownKeyFrom } from "../contracts/runtime/api-key.js";
 import { securityFlags, type SecuritySettings } from "../contracts/runtime/security-flags.js";
 import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
 import { flagBoolean, flagChoice, flagInteger, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import { logFormatFlag, type LogFormat } from "../contracts/runtime/log-format.js";
 import { QUEUE_FULL_POLICIES } from "./scheduler/queue-policy.js";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./scheduler/scheduler-options.js";
 import { DEFAULT_SESSION_OPTIONS, type BudgetLimits, type SessionOptions } from "./sessions/session-store.js";
@@ -36,6 +37,8 @@ export interface CoreConfig {
   autoFetch: boolean;
   /** Store every finished stream's SSE transcript as a trace artifact (costs core CPU and disk per task). */
   transcripts: boolean;
+  /** Undefined: LLORCH_LOG_FORMAT, else by whether stdout is a terminal. */
+  logFormat?: LogFormat;
 }
 
 export const DEFAULT_CORE_CONFIG: CoreConfig = {
@@ -193,6 +196,7 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     apply: (c, v, f) => (c.autoFetch = flagBoolean(f, v)),
   },
   ...securityFlags<CoreConfig>((c) => c.security, "the edge and the sidecars"),
+  logFormatFlag(),
 ];
 
 const HELP_WIDTH = 22;

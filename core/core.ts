@@ -19,6 +19,7 @@ import { readTls, tlsSummary, type TlsMaterial } from "../contracts/runtime/tls.
 import { createLogger, type Logger } from "../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../contracts/runtime/metrics-server.js";
 import { processMetrics } from "../contracts/runtime/process-metrics.js";
+import { announceReady } from "../contracts/runtime/ready-signal.js";
 import { ArtifactStore } from "./artifacts/artifact-store.js";
 import { CatalogStore } from "./catalog/catalog-store.js";
 import { LoadDigests } from "./catalog/load-digests.js";
@@ -53,7 +54,10 @@ export interface RunningCore {
 }
 
 /** Starts core: every llama_orch core service over gRPC, with reflection and health, and its durable stores. */
-export async function startCore(config: CoreConfig, logger: Logger = createLogger("core")): Promise<RunningCore> {
+export async function startCore(
+  config: CoreConfig,
+  logger: Logger = createLogger("core", {}, undefined, config.logFormat),
+): Promise<RunningCore> {
   const keys = KeyRing.load({ file: config.security.keysFile, sharedKey: config.apiKey });
   assertSafeBind(config.host, keys.required, "core");
   const tls = readTls(config.security.tls, TLS_FLAG_NAMES);
@@ -77,9 +81,9 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
     metricsServer = await startMetricsServer([metrics.registry, processMetrics()], config.metricsHost ?? config.host, config.metricsPort);
   }
   const auth = keys.required ? `keys (${keys.size})` : "none (loopback only)";
-  logger.info(
+  announceReady(
+    logger,
     {
-      event: "ready",
       address: grpc.address,
       metrics_address: metricsServer?.address,
       instance_id: instanceId,

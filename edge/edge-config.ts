@@ -2,6 +2,7 @@ import { apiKeyFrom, ownKeyFrom } from "../contracts/runtime/api-key.js";
 import type { TlsFiles } from "../contracts/runtime/tls.js";
 import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
 import { flagBoolean, flagInteger, flagList, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import { logFormatFlag, type LogFormat } from "../contracts/runtime/log-format.js";
 import { corsOrigin } from "./middleware/cors.js";
 import type { RateLimit } from "./middleware/rate-limit.js";
 import { modelNamesFromConfig, type ModelName } from "./compat/model-names.js";
@@ -41,6 +42,8 @@ export interface EdgeConfig {
   defaultMaxTokens: number;
   /** Friendly model names for the compatible APIs (the config file's `models:`). */
   models: Record<string, ModelName>;
+  /** Undefined: LLORCH_LOG_FORMAT, else by whether stdout is a terminal. */
+  logFormat?: LogFormat;
 }
 
 export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
@@ -167,6 +170,7 @@ export const EDGE_FLAGS: FlagTable<EdgeConfig> = [
     help: `OpenAI-compatible requests without max_tokens generate at most this many, capped at ctx (default ${D.defaultMaxTokens})`,
     apply: (c, v, f) => (c.defaultMaxTokens = flagInteger(f, v, 1)),
   },
+  logFormatFlag(),
 ];
 
 const HELP_WIDTH = 22;

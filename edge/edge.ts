@@ -8,6 +8,7 @@ import type { Principal } from "../contracts/runtime/auth/roles.js";
 import { dialWith } from "../contracts/runtime/dial.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../contracts/runtime/grpc-server.js";
 import { readTls, tlsSummary, type TlsMaterial } from "../contracts/runtime/tls.js";
+import { announceReady } from "../contracts/runtime/ready-signal.js";
 import { createEdgeApp } from "./app.js";
 import { CoreClient } from "./core-client.js";
 import type { EdgeConfig } from "./edge-config.js";
@@ -20,7 +21,10 @@ export interface RunningEdge {
   stop(): Promise<void>;
 }
 
-export async function startEdge(config: EdgeConfig, logger: Logger = createLogger("edge")): Promise<RunningEdge> {
+export async function startEdge(
+  config: EdgeConfig,
+  logger: Logger = createLogger("edge", {}, undefined, config.logFormat),
+): Promise<RunningEdge> {
   const keys = KeyRing.load({ file: config.keysFile, sharedKey: config.apiKey });
   assertSafeBind(config.host, keys.required, "the edge");
   assertCorsOrigins(config.corsOrigins, keys.required);
@@ -101,8 +105,9 @@ function logReady(
     ? `keys (${keys.size})${config.authOptionalOnLoopback ? ", optional on loopback" : ""}`
     : "none (loopback only)";
   const toCore = tlsSummary(coreTls);
-  logger.info(
-    { event: "ready", url, core_address: config.coreAddress, auth, core_transport: toCore, trust_proxy: config.trustProxy },
+  announceReady(
+    logger,
+    { url, core_address: config.coreAddress, auth, core_transport: toCore, trust_proxy: config.trustProxy },
     `edge listening on ${url}, core at ${config.coreAddress} (${toCore}), auth: ${auth}`,
   );
   if (keys.required && !config.ownKey) {

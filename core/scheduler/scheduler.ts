@@ -5,7 +5,7 @@ import type { GetPoolHealthResponse, PoolSummary } from "../../contracts/gen/lla
 import { engines, priorities } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import type { OrchError } from "../../contracts/runtime/metadata.js";
-import { startSpan } from "../../contracts/runtime/trace-context.js";
+import { SPAN_ATTRIBUTES, startSpan } from "../../contracts/runtime/trace-context.js";
 import type { CoreMetrics } from "../metrics.js";
 import type { Replica } from "../registry/replica.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
@@ -328,8 +328,8 @@ export class Scheduler {
     if (pool.queue.isFull) this.makeRoom(pool, request, engineName);
 
     const { span, ctx } = startSpan("llama_orch.task", traceParent, {
-      "llama_orch.task_id": request.taskId,
-      "llama_orch.pool_id": pool.id,
+      [SPAN_ATTRIBUTES.taskId]: request.taskId,
+      [SPAN_ATTRIBUTES.poolId]: pool.id,
     });
     const task = new Task(request, pool.id, correlationId, { predictedDurationMs, span, traceContext: ctx });
     pool.queue.enqueue(task.id, request.priority, task);

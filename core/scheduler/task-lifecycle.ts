@@ -2,6 +2,7 @@ import { SpanStatusCode } from "@opentelemetry/api";
 import { ErrorCode, StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { OrchError } from "../../contracts/runtime/metadata.js";
+import { SPAN_ATTRIBUTES } from "../../contracts/runtime/trace-context.js";
 import type { CoreMetrics } from "../metrics.js";
 import type { Replica } from "../registry/replica.js";
 import type { SessionStore } from "../sessions/session-store.js";
@@ -171,7 +172,11 @@ export class TaskLifecycle {
     if (recorder) terminal = withTraceId(terminal, recorder.record(task, terminal));
     task.log.append(terminal);
     if (terminal.$case === "error") task.span?.setStatus({ code: SpanStatusCode.ERROR, message: terminal.error.message });
-    task.span?.setAttribute("llama_orch.tokens_out", task.tokensOut);
+    task.span?.setAttributes({
+      [SPAN_ATTRIBUTES.tokensIn]: task.tokensIn,
+      [SPAN_ATTRIBUTES.tokensOut]: task.tokensOut,
+      ...(task.replica ? { [SPAN_ATTRIBUTES.replicaId]: task.replica.id } : {}),
+    });
     task.span?.end();
   }
 

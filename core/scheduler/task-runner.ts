@@ -43,7 +43,10 @@ export class TaskRunner {
 
   start(task: Task, replica: Replica, lease: SlotLease, placed: DispatchPick): void {
     const { tasks, pools, frames, metrics, logger } = this.deps;
-    const call = replica.client.submit(submitRequestOf(task.request), correlationMetadata(task.correlationId, task.traceContext));
+    const call = replica.client.submit(
+      submitRequestOf(task.request),
+      correlationMetadata(task.correlationId, task.traceDispatch(replica.id)),
+    );
     tasks.start(task, { lease, replica, call, kvWarm: placed.kvWarm }, Date.now());
     this.deps.journal()?.dispatched(task.id, replica.id);
     frames.dispatched(task, replica, pools.get(task.poolId)?.queue.size ?? 0, placed.wakes);

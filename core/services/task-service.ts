@@ -16,7 +16,8 @@ import { TaskState } from "../../contracts/gen/llama_orch/v1/task.js";
 import { principalOf } from "../../contracts/runtime/auth/grpc-key-check.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf, OrchError } from "../../contracts/runtime/metadata.js";
-import { traceContextFromMetadata } from "../../contracts/runtime/trace-context.js";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import { SPAN_ATTRIBUTES, startSpan, traceContextFromMetadata } from "../../contracts/runtime/trace-context.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { Task } from "../tasks/task.js";
 import { taskListingKey } from "../scheduler/task-summaries.js";
@@ -41,11 +42,19 @@ function createTask(
   callback: sendUnaryData<CreateTaskResponse>,
 ): void {
   const correlationId = correlationIdOf(call.metadata) ?? "";
+  // Admission's own span; the task's span, which lasts until it ends, is its child.
+  const { span, ctx } = startSpan(
+    "llama_orch.admission",
+    traceContextFromMetadata(call.metadata),
+    { [SPAN_ATTRIBUTES.taskId]: call.request.taskId },
+    SpanKind.SERVER,
+  );
   try {
     validate(call.request);
     const keyBudgets = principalOf(call)?.sessionBudgets;
-    const admission = scheduler.admit(call.request, correlationId, traceContextFromMetadata(call.metadata), keyBudgets);
+    const admission = scheduler.admit(call.request, correlationId, ctx, keyBudgets);
     const { task, queuePosition, predictedStartMs } = admission;
+    span.setAttributes({ [SPAN_ATTRIBUTES.poolId]: task.poolId, "llama_orch.queue_position": queuePosition });
     // What admission decided, as of admission: by the time the journal is on disk the task may be running.
     const response = {
       taskId: task.id,
@@ -68,7 +77,10 @@ function createTask(
       },
     );
   } catch (err) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
     callback(asServiceError(err, logger), null);
+  } finally {
+    span.end();
   }
 }
 

@@ -4,6 +4,7 @@ import type { CreateTaskRequest, TaskEvent } from "../../contracts/gen/llama_orc
 import type { Replica } from "../registry/replica.js";
 import type { SlotLease } from "../registry/slot-lease.js";
 import { TaskEventLog } from "./task-event-log.js";
+import { TaskSpans } from "./task-spans.js";
 
 export type TaskState = "queued" | "running" | "finished";
 
@@ -43,6 +44,8 @@ export class Task {
   readonly predictedDurationMs: number | undefined;
   readonly span: Span | undefined;
   readonly traceContext: Context;
+  /** Its queue waits and runs, as spans under its own. */
+  private readonly spans: TaskSpans;
   private current: TaskState = "queued";
   /** Set while running; its lease is released in stopRunning, where running ends. */
   private attempt: TaskAttempt | undefined;
@@ -79,6 +82,8 @@ export class Task {
     this.traceContext = admission.traceContext;
     this.admittedAt = admission.admittedAt ?? Date.now();
     this.ranBeforeRestart = admission.mayHaveOutput ?? false;
+    this.spans = new TaskSpans(admission.traceContext, request.taskId);
+    this.spans.queued(pool);
   }
 
   get id(): string {
@@ -154,6 +159,12 @@ export class Task {
     return this.readerCount;
   }
 
+  /** Ends the queue wait's span and starts the next run's: the trace context its Submit call carries to the sidecar. */
+  traceDispatch(replicaId: string): Context {
+    this.expect("queued", "be dispatched");
+    return this.spans.dispatched(this.pool, replicaId, this.attemptCount + 1);
+  }
+
   /** Dispatched: the task holds `attempt.lease` until the attempt is abandoned or the task finishes. */
   markRunning(attempt: TaskAttempt, now: number): void {
     this.expect("queued", "start running");
@@ -207,6 +218,7 @@ export class Task {
     this.stopRunning();
     this.lastReplica = undefined;
     this.current = "queued";
+    this.spans.queued(this.pool);
   }
 
   /** Its pool lost every replica and another pool's queue took it. */
@@ -235,6 +247,7 @@ export class Task {
     if (this.current === "running") this.stopRunning();
     this.current = "finished";
     this.finishTime = now;
+    this.spans.finished();
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.graceTimer = undefined;
   }
@@ -266,6 +279,7 @@ export class Task {
   private stopRunning(): void {
     this.attempt!.lease.release();
     this.attempt = undefined;
+    this.spans.runEnded(this.tokensOutCount);
   }
 
   private expect(state: TaskState, change: string): void {

@@ -10,7 +10,7 @@ import type {
 } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { budgetHeaders } from "../budget-headers.js";
-import { callContext } from "../call-context.js";
+import { callContext, noteTask } from "../call-context.js";
 import { toHttpError, type CoreClient } from "../core-client.js";
 import { HttpError } from "../http-errors.js";
 import type { EdgeMetrics } from "../metrics.js";
@@ -40,6 +40,7 @@ export interface CompatDeps {
 /** Admission by core; the task id goes out in X-Task-Id so /v1/tasks/{id}/stream, cancel and transcripts work on it. */
 export async function admit(ctx: Context, deps: CompatDeps, request: CreateTaskRequest, api: string): Promise<CreateTaskResponse> {
   const { core, logger } = deps;
+  noteTask(ctx, request.taskId);
   const admitted = await core.call<CreateTaskResponse>(callContext(ctx), (md, o, cb) => core.tasks.createTask(request, md, o, cb));
   logger.info(
     {

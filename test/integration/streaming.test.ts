@@ -229,7 +229,7 @@ test("admission, placement, stream start and end, and cancel are logged with the
 
   const core = sys.logsOf(sys.core, body.task_id);
   const byEvent = (e: string) => core.find((l) => l.event === e);
-  const common = ["job_id", "session_id", "engine", "engine_version", "pool_id", "replica_id", "correlation_id", "human"];
+  const common = ["job_id", "session_id", "engine", "engine_version", "pool_id", "replica_id", "correlation_id", "msg"];
   for (const [event, extra] of [
     ["admitted", ["queue_position", "predicted_start_ms"]],
     ["placed", []],
@@ -239,7 +239,7 @@ test("admission, placement, stream start and end, and cancel are logged with the
     t.truthy(line, `core logs ${event}`);
     for (const f of [...common, ...extra]) t.true(line !== undefined && f in line, `${event} line has ${f}`);
     t.is(line?.correlation_id, "log-fields-check");
-    t.is(typeof line?.human, "string");
+    t.is(typeof line?.msg, "string");
   }
   t.is(byEvent("finished")?.tokens_out, 60);
   const cancelLine = sys.logsOf(sys.core, cancelled.body.task_id).find((l) => l.event === "canceled");

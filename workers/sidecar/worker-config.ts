@@ -4,6 +4,7 @@ import { workerErrorKinds } from "../engine-adapter.js";
 import { applyFlags, flagHelp, flagNames, type FlagTable, type FlagValues } from "../../contracts/runtime/flag-table.js";
 import { flagBoolean, flagChoice, flagInteger, flagList, flagNumber, flagText } from "../../contracts/runtime/flag-values.js";
 import { securityFlags, type SecuritySettings } from "../../contracts/runtime/security-flags.js";
+import { logFormatFlag, type LogFormat } from "../../contracts/runtime/log-format.js";
 import { MOCK_DEFAULTS } from "../mock/mock-engine.js";
 import { GPU_CHOICES, type GpuChoice } from "../llamacpp-embedded/llama-runtime.js";
 
@@ -98,6 +99,8 @@ export interface WorkerConfig {
   holdMaxEvents?: number;
   /** ...and for this long (default 60000). */
   holdMs?: number;
+  /** Undefined: LLORCH_LOG_FORMAT, else by whether stdout is a terminal. */
+  logFormat?: LogFormat;
 }
 
 export const WORKER_DEFAULTS = {
@@ -312,6 +315,7 @@ export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
     apply: (c, v, f) => (mock(c).rejectModels = flagList(f, v)),
   },
   ...securityFlags<WorkerConfig>((c) => (c.security ??= { tls: {} }), "core"),
+  logFormatFlag(),
 ];
 
 /** Every flag workerConfigFromFlags understands, so a CLI can reject the rest. */

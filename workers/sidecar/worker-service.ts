@@ -18,12 +18,13 @@ import {
 import { engines, workloads } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf } from "../../contracts/runtime/metadata.js";
-import { traceContextFromMetadata, traceIdOf } from "../../contracts/runtime/trace-context.js";
+import { otelContext, traceContextFromMetadata, traceIdOf } from "../../contracts/runtime/trace-context.js";
 import { EvictionUnsupportedError, WorkerFailure, workerErrorKinds, type EngineAdapter } from "../engine-adapter.js";
 import type { MaskedMemory } from "../hardware/device-mask.js";
 import type { ReplicaHardware } from "./replica-hardware.js";
 import type { GenerationOutcome, SidecarMetrics } from "./metrics.js";
 import { endOf, errorOf, failure, logEnd, stoppedTerminal, type StopCause } from "./generation-end.js";
+import { startGenerationSpan } from "./generation-span.js";
 import type { SlotLease, SlotPool } from "./slot-pool.js";
 import { SubmitStream, type SubmitCall, type Terminal } from "./submit-stream.js";
 import { DEFAULT_HOLD, GenerationTable, type HoldOptions } from "./generation-table.js";
@@ -232,11 +233,13 @@ export class WorkerService {
       ),
     );
     const stream = generation.record;
+    const { identity } = this.deps;
+    const span = startGenerationSpan(call, { ...identity, engine: engines.name(adapter.info().engine) });
 
     let terminal: Terminal;
     let failed: unknown;
     try {
-      terminal = endOf(await adapter.generate(request, controller.signal, stream), stream);
+      terminal = endOf(await otelContext.with(span.ctx, () => adapter.generate(request, controller.signal, stream)), stream);
     } catch (err) {
       failed = err;
       terminal = { $case: "error", error: errorOf(err) };
@@ -249,6 +252,7 @@ export class WorkerService {
 
     const outcome: GenerationOutcome = cause !== undefined ? "canceled" : terminal.$case === "end" ? "completed" : "failed";
     metrics.generationFinished(outcome, stream.tokensIn, stream.tokensOut);
+    span.end(outcome, stream, terminal);
     logEnd(log, request.taskId, outcome, cause, stream, terminal, failed);
   }
 

@@ -11,6 +11,7 @@ import { readTls, tlsSummary, type TlsMaterial } from "../../contracts/runtime/t
 import { createLogger, type Logger } from "../../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../../contracts/runtime/metrics-server.js";
 import { processMetrics } from "../../contracts/runtime/process-metrics.js";
+import { announceReady } from "../../contracts/runtime/ready-signal.js";
 import type { EngineAdapter, EngineInfo } from "../engine-adapter.js";
 import { registerHardwareMetrics } from "../hardware/hardware-metrics.js";
 import { adapterNameOf, createAdapter } from "./adapter-factory.js";
@@ -43,7 +44,10 @@ const SERVICE_NAME = "llama_orch.v1.WorkerService";
  * serves; the engine may still be loading (health says so), which is what
  * lets core and tests watch it become ready.
  */
-export async function startWorker(config: WorkerConfig, logger: Logger = createLogger("worker")): Promise<RunningWorker> {
+export async function startWorker(
+  config: WorkerConfig,
+  logger: Logger = createLogger("worker", {}, undefined, config.logFormat),
+): Promise<RunningWorker> {
   const host = config.host ?? WORKER_DEFAULTS.host;
   // Anyone who reaches WorkerService can fill the slots, cancel tasks and switch the model: it needs a worker key.
   const keys = KeyRing.load({ file: config.security?.keysFile, sharedKey: config.apiKey });
@@ -208,9 +212,9 @@ function logReady(
   addresses: { grpc: string; advertised: string; metrics: string | undefined; core: string | undefined; security: string },
 ): void {
   const engine = engines.name(info.engine);
-  log.info(
+  announceReady(
+    log,
     {
-      event: "ready",
       address: addresses.grpc,
       advertise_address: addresses.advertised,
       metrics_address: addresses.metrics ?? null,

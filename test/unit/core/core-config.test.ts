@@ -48,6 +48,7 @@ test("every flag maps onto the config", (t) => {
     "tls-cert": "/c.pem",
     "tls-key": "/c.key",
     "tls-ca": "/ca.pem",
+    "log-format": "pretty",
   });
   t.like(config, {
     host: "0.0.0.0",
@@ -72,9 +73,10 @@ test("every flag maps onto the config", (t) => {
     artifactMaxBytes: 10,
     transcripts: false,
     autoFetch: true,
+    logFormat: "pretty",
     security: { keysFile: "/k.yaml", tls: { cert: "/c.pem", key: "/c.key", ca: "/ca.pem" } },
   });
-  t.is(flagNames(CORE_FLAGS).length, 29);
+  t.is(flagNames(CORE_FLAGS).length, 30);
 });
 
 test("flags do not change the shared defaults", (t) => {

@@ -228,7 +228,7 @@ test("the ready line, and one start and one end line per generation with the cor
       pool_id: "default",
       replica_id: worker.replicaId,
     });
-    t.is(typeof l.human, "string");
+    t.is(typeof l.msg, "string");
   }
   t.like(generation[1], { tokens_in: 4, tokens_out: 500, outcome: "completed" });
   t.is(typeof generation[1]!.decode_time_ms, "number");
@@ -389,7 +389,7 @@ test("each LoadModel logs one start and one end line with a human sentence", asy
   );
   for (const l of loads) {
     t.like(l, { pool_id: "default", replica_id: worker.replicaId });
-    t.is(typeof l.human, "string");
+    t.is(typeof l.msg, "string");
   }
   t.like(loads[0], { correlation_id: "corr-load" });
   t.is(typeof loads[1]!.duration_ms, "number");
