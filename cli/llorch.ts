@@ -10,6 +10,7 @@ import { edgeCommand } from "../edge/edge-command.js";
 import { workerCommand } from "../workers/sidecar/worker-command.js";
 import { DEFAULT_EDGE_URL, runStatusCommand, STATUS_FLAGS, statusHelp } from "./status.js";
 import { DEMO_MODEL_FLAGS, demoModelHelp, writeDemoModel } from "./demo-model.js";
+import { KEY_FLAGS, keyHelp, runKeyCommand } from "./key.js";
 import { runUp } from "./up.js";
 import { UP_FLAGS, upHelp } from "./up-config.js";
 
@@ -82,6 +83,17 @@ const commands: readonly Command[] = [
       return "done";
     },
   })),
+  {
+    name: "key",
+    summary: "a new random key and its sha256 line for a --keys-file (llorch key NAME --role client|admin|worker)",
+    help: keyHelp,
+    flags: KEY_FLAGS,
+    positionals: true,
+    run: (flags, _file, _configPath, positionals = []) => {
+      runKeyCommand(positionals, applyFlags(KEY_FLAGS, flags, { role: "client", fromStdin: false }));
+      return Promise.resolve("done");
+    },
+  },
   {
     name: "demo-model",
     summary: "write a small random-weight GGUF model to try the embedded llama.cpp engine with",

@@ -27,18 +27,24 @@ export interface EdgeAppOptions {
   metrics: EdgeMetrics;
   bodyLimitBytes: number;
   sseHeartbeatMs: number;
+  coreLossGraceMs: number;
   rateLimit: RateLimit;
   auth: AuthOptions;
   /** Web page origins allowed to call the API (CORS); empty: none. */
   corsOrigins: readonly string[];
   /** The OpenAI- and Anthropic-compatible APIs' model names and defaults. */
   compat: { models: ModelDirectory; defaultDeadlineMs: number; defaultMaxTokens: number };
+  /** The edge sits behind a proxy it trusts: the client address is the last X-Forwarded-For hop. */
+  trustProxy?: boolean;
 }
 
 /** The public HTTP API: cross-cutting middleware once, in order, then routes. */
 export function createEdgeApp(opts: EdgeAppOptions): Koa {
   const app = new Koa();
   app.silent = true; // errors are logged by errorEnvelope, with their correlation id
+  // Only the hop the trusted proxy appended: whatever a client put before it is its own claim.
+  app.proxy = opts.trustProxy === true;
+  app.maxIpsCount = 1;
   const router = new Router();
 
   app.use(correlationId());
@@ -60,8 +66,8 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
   mountConsoleRoutes(router);
   // Everything under /v1 needs the API key; the OpenAPI document and metrics stay readable.
   router.use("/v1", apiKeyAuth(opts.auth));
-  // Per caller (API key, else address), after auth so a key's bucket is its own.
-  if (opts.rateLimit.perSecond > 0) router.use("/v1", rateLimit(opts.rateLimit));
+  // Per caller (its key, else its address), after auth so a key's bucket (and its own limit) is its own.
+  router.use("/v1", rateLimit(opts.rateLimit));
   mountTaskRoutes(router, opts);
   mountSessionRoutes(router, opts);
   mountControlRoutes(router, opts);

@@ -1,7 +1,13 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../contracts/runtime/logger.js";
 import { assertSafeBind } from "../contracts/runtime/api-key.js";
+import { KeyRing } from "../contracts/runtime/auth/key-ring.js";
+import type { Principal } from "../contracts/runtime/auth/roles.js";
+import { dialWith } from "../contracts/runtime/dial.js";
+import { CLIENT_CHANNEL_OPTIONS } from "../contracts/runtime/grpc-server.js";
+import { readTls, tlsSummary, type TlsMaterial } from "../contracts/runtime/tls.js";
 import { createEdgeApp } from "./app.js";
 import { CoreClient } from "./core-client.js";
 import type { EdgeConfig } from "./edge-config.js";
@@ -15,18 +21,32 @@ export interface RunningEdge {
 }
 
 export async function startEdge(config: EdgeConfig, logger: Logger = createLogger("edge")): Promise<RunningEdge> {
-  assertSafeBind(config.host, config.apiKey, "the edge");
-  assertCorsOrigins(config.corsOrigins, config.apiKey);
-  const core = new CoreClient(config.coreAddress, config.apiKey);
-  const metrics = createEdgeMetrics();
+  const keys = KeyRing.load({ file: config.keysFile, sharedKey: config.apiKey });
+  assertSafeBind(config.host, keys.required, "the edge");
+  assertCorsOrigins(config.corsOrigins, keys.required);
+  const https = readTls(config.tls, { cert: "--tls-cert", key: "--tls-key", ca: "--tls-ca" });
+  const coreTls = readTls(config.coreTls, { cert: "--core-tls-cert", key: "--core-tls-key", ca: "--core-tls-ca" });
+  const dial = dialWith({
+    tls: coreTls,
+    key: config.ownKey,
+    channel: { ...CLIENT_CHANNEL_OPTIONS, "grpc.max_concurrent_streams": 10_000 },
+  });
+  const core = new CoreClient(config.coreAddress, dial);
+  // A loopback caller without a key (--auth-optional) acts with the edge's own key at core, so here it may do what that key may.
+  const localhost = (): Principal => ({
+    identity: "localhost",
+    roles: (config.ownKey && keys.authenticate(config.ownKey)?.roles) || new Set(["client"]),
+  });
   const app = createEdgeApp({
     core,
     logger,
-    metrics,
+    metrics: createEdgeMetrics(),
     bodyLimitBytes: config.bodyLimitBytes,
     sseHeartbeatMs: config.sseHeartbeatMs,
+    coreLossGraceMs: config.coreLossGraceMs,
     rateLimit: config.rateLimit,
-    auth: { apiKey: config.apiKey, optionalOnLoopback: config.authOptionalOnLoopback },
+    auth: { keys, optionalOnLoopback: config.authOptionalOnLoopback, localhost },
+    trustProxy: config.trustProxy,
     corsOrigins: config.corsOrigins,
     compat: {
       models: new ModelDirectory(core, config.models),
@@ -36,22 +56,13 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
   });
   // Koa's handler catches its own errors (its promise never rejects), so Node may ignore the promise.
   // eslint-disable-next-line @typescript-eslint/no-misused-promises
-  const server: Server = createServer({ noDelay: true, keepAliveTimeout: 65_000 }, app.callback());
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
-  const url = `http://${host}:${port}`;
-  const auth = config.apiKey ? (config.authOptionalOnLoopback ? "api-key (optional on loopback)" : "api-key") : "none (loopback only)";
-  logger.info(
-    { event: "ready", url, core_address: config.coreAddress, auth },
-    `edge listening on ${url}, core at ${config.coreAddress}, auth: ${auth}`,
-  );
+  const { server, url } = await listen(config, app.callback(), https);
+  logReady(logger, config, { url, keys, coreTls });
+  const stopReloading = keys.reloadOnSighup(logger);
   return {
     url,
     async stop() {
+      stopReloading();
       server.closeIdleConnections();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -62,4 +73,42 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
       core.close();
     },
   };
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** HTTP, or HTTPS with the edge's certificate; resolves once listening. */
+async function listen(config: EdgeConfig, handler: Handler, https: TlsMaterial | undefined): Promise<{ server: Server; url: string }> {
+  const serverOptions = { noDelay: true, keepAliveTimeout: 65_000 };
+  const server: Server = https?.cert
+    ? createHttpsServer({ ...serverOptions, cert: https.cert, key: https.key }, handler)
+    : createServer(serverOptions, handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+  return { server, url: `${https?.cert ? "https" : "http"}://${host}:${port}` };
+}
+
+function logReady(
+  logger: Logger,
+  config: EdgeConfig,
+  { url, keys, coreTls }: { url: string; keys: KeyRing; coreTls: TlsMaterial | undefined },
+): void {
+  const auth = keys.required
+    ? `keys (${keys.size})${config.authOptionalOnLoopback ? ", optional on loopback" : ""}`
+    : "none (loopback only)";
+  const toCore = tlsSummary(coreTls);
+  logger.info(
+    { event: "ready", url, core_address: config.coreAddress, auth, core_transport: toCore, trust_proxy: config.trustProxy },
+    `edge listening on ${url}, core at ${config.coreAddress} (${toCore}), auth: ${auth}`,
+  );
+  if (keys.required && !config.ownKey) {
+    logger.warn(
+      { event: "no_own_key" },
+      "the edge has keys but no key of its own (LLORCH_KEY): /readyz and loopback callers without a key will be refused by core",
+    );
+  }
 }

@@ -22,6 +22,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.ERROR_CODE_UNAUTHORIZED]: 401,
   [ErrorCode.ERROR_CODE_FORBIDDEN]: 403,
   [ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED]: 405,
+  [ErrorCode.ERROR_CODE_INSUFFICIENT_ROLE]: 403,
+  [ErrorCode.ERROR_CODE_CORE_UNAVAILABLE]: 503,
   [ErrorCode.UNRECOGNIZED]: 500,
 };
 

@@ -9,9 +9,10 @@ import { startSpan } from "../../contracts/runtime/trace-context.js";
 import type { CoreMetrics } from "../metrics.js";
 import type { Replica } from "../registry/replica.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
-import type { BudgetsRemaining, SessionStore } from "../sessions/session-store.js";
+import type { BudgetLimits, BudgetsRemaining, SessionStore } from "../sessions/session-store.js";
 import { Task } from "../tasks/task.js";
 import type { TraceRecorder } from "../tasks/trace-recorder.js";
+import type { Recovery, TaskJournalSink } from "../journal/task-journal.js";
 import {
   catalogRefusal,
   ctxRefusal,
@@ -35,6 +36,7 @@ import { onQueueFull } from "./queue-policy.js";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./scheduler-options.js";
 import { NO_LABEL_VALUE, poolLabels, replicaLabels, taskLogFields } from "./task-labels.js";
 import { TaskLifecycle } from "./task-lifecycle.js";
+import { TaskRecovery } from "./task-recovery.js";
 import { TaskRunner } from "./task-runner.js";
 import { taskSummaryView } from "./task-summaries.js";
 import { TaskTable } from "./task-table.js";
@@ -48,6 +50,8 @@ export interface Admission {
   queuePosition: number;
   predictedStartMs: number;
   budgets: BudgetsRemaining;
+  /** Resolves once the admission is in the journal (at once without one): only then may it be acknowledged. */
+  durable: Promise<void>;
 }
 
 /** What other parts of core plug into admission and finishing. */
@@ -57,6 +61,8 @@ export interface SchedulerHooks {
   /** What to say (or do) when no pool serves a task's model. */
   unservedModel?: (request: CreateTaskRequest) => OrchError | undefined;
   traceRecorder?: TraceRecorder;
+  /** Where admitted tasks are journaled, so a restarted core queues them again. */
+  journal?: TaskJournalSink;
 }
 
 /**
@@ -76,6 +82,7 @@ export class Scheduler {
   private readonly dispatcher: Dispatcher;
   private readonly lifecycle: TaskLifecycle;
   private readonly poolControl: PoolControl;
+  private readonly recovery: TaskRecovery;
   private hooks: SchedulerHooks = {};
 
   constructor(
@@ -103,6 +110,7 @@ export class Scheduler {
       metrics,
       logger,
       traceRecorder: () => this.hooks.traceRecorder,
+      journal: () => this.hooks.journal,
       queueChanged,
       dispatch,
       options,
@@ -114,6 +122,7 @@ export class Scheduler {
       metrics,
       logger,
       finish: this.lifecycle.finish,
+      journal: () => this.hooks.journal,
       redispatchSoon: (poolId) => this.timers.later(REDISPATCH_DELAY_MS, () => dispatch(poolId)),
       maxDispatchAttempts: options.maxDispatchAttempts,
     });
@@ -125,8 +134,22 @@ export class Scheduler {
       lifecycle: this.lifecycle,
       gauges: this.gauges,
       logger,
+      journal: () => this.hooks.journal,
       placeAnywhere: (request) => this.dispatcher.placeAnywhere(request),
       dispatch,
+    });
+    this.recovery = new TaskRecovery({
+      tasks: this.tasks,
+      pools: this.pools,
+      sessions,
+      predictions: this.predictions,
+      timers: this.timers,
+      logger,
+      finish: this.lifecycle.finish,
+      queueChanged,
+      dispatch,
+      resume: (...taken) => runner.resume(...taken),
+      reclaimGraceMs: options.reclaimGraceMs,
     });
     this.follow(registry);
     const tick = Math.max(50, Math.min(1_000, ...[options.wallTimeoutMs, options.idleTimeoutMs].filter((v) => v > 0).map((v) => v / 4)));
@@ -151,15 +174,29 @@ export class Scheduler {
       admissionCheck: hooks.admissionCheck ?? this.hooks.admissionCheck,
       unservedModel: hooks.unservedModel ?? this.hooks.unservedModel,
       traceRecorder: hooks.traceRecorder ?? this.hooks.traceRecorder,
+      journal: hooks.journal ?? this.hooks.journal,
     };
+  }
+
+  /** Puts back what the journal found unfinished at start, before any replica registers. */
+  restore(recovery: Recovery): void {
+    this.recovery.restore(recovery);
+  }
+
+  /** A replica registered with generations it kept while core was away: core takes back those it waits for. */
+  reclaim(replica: Replica, heldTaskIds: readonly string[]): void {
+    this.recovery.reclaim(replica, heldTaskIds);
   }
 
   getTask(id: string): Task | undefined {
     return this.tasks.get(id);
   }
 
-  /** Runs admission and enqueues; throws OrchError with a typed code when refused. */
-  admit(request: CreateTaskRequest, correlationId: string, traceParent: Context = ROOT_CONTEXT): Admission {
+  /**
+   * Runs admission and enqueues; throws OrchError with a typed code when
+   * refused. `keyBudgets`: the session budgets of the key that sent the task.
+   */
+  admit(request: CreateTaskRequest, correlationId: string, traceParent: Context = ROOT_CONTEXT, keyBudgets?: BudgetLimits): Admission {
     const engineName = engines.name(request.engine);
     const refuse = (refusal: Refusal | undefined): void => {
       if (refusal) throw this.reject(engineName, refusal);
@@ -181,7 +218,7 @@ export class Scheduler {
     const pool = this.pools.get(decision.poolId) ?? this.pools.ensure(this.registry.get(decision.replicaId)!);
     let session;
     try {
-      session = this.sessions.admitTurn(request.sessionId);
+      session = this.sessions.admitTurn(request.sessionId, keyBudgets);
     } catch (err) {
       throw this.reject(engineName, sessionRefusal(err as OrchError));
     }
@@ -297,6 +334,8 @@ export class Scheduler {
     const task = new Task(request, pool.id, correlationId, { predictedDurationMs, span, traceContext: ctx });
     pool.queue.enqueue(task.id, request.priority, task);
     this.tasks.add(task);
+    // Journaled before dispatch, so its admission comes first in the file.
+    const durable = this.hooks.journal?.admitted(task) ?? Promise.resolve();
     const queuePosition = pool.queue.positionOf(task.id) ?? 0;
     const starts = this.predictions.startsMs(
       pool.id,
@@ -317,7 +356,7 @@ export class Scheduler {
     );
     this.dispatcher.dispatch(pool.id);
     this.gauges.queueDepth(pool);
-    return { task, queuePosition, predictedStartMs, budgets };
+    return { task, queuePosition, predictedStartMs, budgets, durable };
   }
 
   /** Applies the full-queue policy: evicts a victim or throws the backpressure error. */

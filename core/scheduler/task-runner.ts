@@ -15,6 +15,8 @@ import type { ProgressFrames } from "./progress-frames.js";
 import { latencyLabels, replicaLabels, taskLogFields } from "./task-labels.js";
 import type { FinishTask } from "./task-lifecycle.js";
 import type { TaskTable } from "./task-table.js";
+import type { TaskJournalSink } from "../journal/task-journal.js";
+import { stopGeneration } from "./generation-stop.js";
 import { ERROR_CODE_OF_WORKER_ERROR, isRetriableBeforeStart } from "./worker-errors.js";
 
 /**
@@ -32,6 +34,7 @@ export class TaskRunner {
       metrics: CoreMetrics;
       logger: Logger;
       finish: FinishTask;
+      journal: () => TaskJournalSink | undefined;
       /** Dispatch of the pool again a little later, so a refused slot can come back. */
       redispatchSoon: (poolId: string) => void;
       maxDispatchAttempts: number;
@@ -42,6 +45,7 @@ export class TaskRunner {
     const { tasks, pools, frames, metrics, logger } = this.deps;
     const call = replica.client.submit(submitRequestOf(task.request), correlationMetadata(task.correlationId, task.traceContext));
     tasks.start(task, { lease, replica, call, kvWarm: placed.kvWarm }, Date.now());
+    this.deps.journal()?.dispatched(task.id, replica.id);
     frames.dispatched(task, replica, pools.get(task.poolId)?.queue.size ?? 0, placed.wakes);
     metrics.tasksStarted.inc({ ...replicaLabels(task, replica), priority: priorities.name(task.request.priority) });
     logger.info(
@@ -54,6 +58,26 @@ export class TaskRunner {
         waits_for_model_load: placed.wakes || undefined,
       },
       `task ${task.id} placed on replica ${replica.id} of pool ${replica.poolId}${placed.kvWarm ? " (session KV warm)" : ""}${placed.wakes ? " (it loads its unloaded model first)" : ""}`,
+    );
+    this.relay(task, replica, call);
+  }
+
+  /**
+   * Takes back a generation its replica kept running while core was away
+   * (core restarted, or lost the call): a Submit with `resume`, from the
+   * tokens and results the task's log already has, into the same relay.
+   */
+  resume(task: Task, replica: Replica, lease: SlotLease): void {
+    const { tasks, pools, frames, logger } = this.deps;
+    const resume = { tokensReceived: task.tokensOut, resultsReceived: task.resultsOut };
+    const request = SubmitRequest.fromPartial({ taskId: task.id, detachable: true, resume });
+    const call = replica.client.submit(request, correlationMetadata(task.correlationId, task.traceContext));
+    tasks.start(task, { lease, replica, call, kvWarm: false }, Date.now());
+    this.deps.journal()?.dispatched(task.id, replica.id);
+    frames.dispatched(task, replica, pools.get(task.poolId)?.queue.size ?? 0);
+    logger.info(
+      { ...taskLogFields(task), event: "resumed", tokens_received: resume.tokensReceived },
+      `task ${task.id} taken back from replica ${replica.id}, which kept it running while core was away (from token ${resume.tokensReceived})`,
     );
     this.relay(task, replica, call);
   }
@@ -72,9 +96,13 @@ export class TaskRunner {
       }
       this.deps.metrics.workerResets.inc({ pool_id: replica.poolId, replica_id: replica.id });
       this.deps.finish(task, workerReset(task, replica, err.details || err.message));
+      // Only the call broke, perhaps: a sidecar that is still there would hold the generation for nobody.
+      replica.cancelGeneration(task.id);
     });
     call.on("end", () => {
-      if (current()) this.deps.finish(task, workerReset(task, replica, "stream ended without an end event"));
+      if (!current()) return;
+      this.deps.finish(task, workerReset(task, replica, "stream ended without an end event"));
+      replica.cancelGeneration(task.id);
     });
   }
 
@@ -137,8 +165,9 @@ export class TaskRunner {
   /** Work that produced nothing goes back to the head of its queue, a bounded number of times. */
   private retryOrFail(task: Task, why: string): void {
     const call = task.call;
+    const replica = task.replica;
     this.deps.tasks.abandonAttempt(task);
-    call?.cancel();
+    stopGeneration(task.id, call, replica);
     if (task.attempts >= this.deps.maxDispatchAttempts) {
       const message = `no replica could start the task after ${task.attempts} attempts: ${why}`;
       // The attempts ran, so the session is charged for them as for any run.
@@ -160,6 +189,7 @@ export class TaskRunner {
     }
     const pool = this.deps.pools.get(task.poolId)!;
     pool.queue.requeueFront(task.id, task.request.priority, task);
+    this.deps.journal()?.requeued(task.id);
     this.deps.logger.warn({ ...taskLogFields(task), event: "requeued", reason: why }, `task ${task.id} requeued: ${why}`);
     this.deps.redispatchSoon(pool.id);
   }
@@ -194,5 +224,7 @@ function submitRequestOf(req: CreateTaskRequest): SubmitRequest {
     kvHint: req.kvHint,
     sampling: req.sampling,
     messages: req.messages,
+    // Should core go away mid-generation, the sidecar keeps it running for the core that comes back.
+    detachable: true,
   });
 }

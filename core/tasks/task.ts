@@ -26,6 +26,10 @@ export interface TaskAdmission {
   /** The task's span, and the context that carries it to the sidecar. */
   span: Span | undefined;
   traceContext: Context;
+  /** When it was admitted, epoch ms; a task recovered from the journal keeps its first admission's. */
+  admittedAt?: number;
+  /** Recovered after a restart from a replica it was dispatched to: a client may have seen output of that run. */
+  mayHaveOutput?: boolean;
 }
 
 /**
@@ -35,7 +39,7 @@ export interface TaskAdmission {
  */
 export class Task {
   readonly log = new TaskEventLog();
-  readonly admittedAt = Date.now();
+  readonly admittedAt: number;
   readonly predictedDurationMs: number | undefined;
   readonly span: Span | undefined;
   readonly traceContext: Context;
@@ -56,9 +60,11 @@ export class Task {
   private lastProgressTime = 0;
   /** The queue position the client was last told, so movement frames go out only on change. */
   private toldPosition: number | undefined;
+  private toldProgress = "";
   private readerCount = 0;
   /** Cancels the task when its last reader has been gone for the grace period. */
   private graceTimer: NodeJS.Timeout | undefined;
+  private readonly ranBeforeRestart: boolean;
 
   constructor(
     readonly request: CreateTaskRequest,
@@ -71,6 +77,8 @@ export class Task {
     this.predictedDurationMs = admission.predictedDurationMs;
     this.span = admission.span;
     this.traceContext = admission.traceContext;
+    this.admittedAt = admission.admittedAt ?? Date.now();
+    this.ranBeforeRestart = admission.mayHaveOutput ?? false;
   }
 
   get id(): string {
@@ -109,7 +117,12 @@ export class Task {
 
   /** Whether a client may already have seen output, after which the task must not run again elsewhere. */
   get hasOutput(): boolean {
-    return this.tokensOutCount > 0 || this.resultsOutCount > 0;
+    return this.tokensOutCount > 0 || this.resultsOutCount > 0 || this.ranBeforeRestart;
+  }
+
+  /** Embedding vectors or rerank scores delivered so far. */
+  get resultsOut(): number {
+    return this.resultsOutCount;
   }
 
   get tokensIn(): number {
@@ -200,6 +213,13 @@ export class Task {
   moveToPool(poolId: string): void {
     this.expect("queued", "move to another pool");
     this.pool = poolId;
+  }
+
+  /** Notes what the last periodic metrics frame said; false when the next would say the same. */
+  noteProgress(signature: string): boolean {
+    if (this.toldProgress === signature) return false;
+    this.toldProgress = signature;
+    return true;
   }
 
   /** Notes the queue position the client is told; false when it was told that one already. */

@@ -31,6 +31,7 @@ export interface CompatDeps {
   metrics: EdgeMetrics;
   bodyLimitBytes: number;
   sseHeartbeatMs: number;
+  coreLossGraceMs: number;
   models: ModelDirectory;
   defaultDeadlineMs: number;
   defaultMaxTokens: number;
@@ -148,6 +149,7 @@ export async function relayCompatStream(
     res: ctx.res,
     headers: { "X-Correlation-Id": ctx.state.correlationId as string, "X-Task-Id": taskId },
     heartbeatMs: deps.sseHeartbeatMs,
+    coreLossGraceMs: deps.coreLossGraceMs,
     logger,
     render,
     onEnd: (how) => {

@@ -19,6 +19,7 @@ interface TaskRouteDeps {
   metrics: EdgeMetrics;
   bodyLimitBytes: number;
   sseHeartbeatMs: number;
+  coreLossGraceMs: number;
   rateLimit: RateLimit;
 }
 
@@ -88,6 +89,7 @@ async function streamTask(ctx: Context, deps: TaskRouteDeps, id: string): Promis
     res: ctx.res,
     headers: { "X-Correlation-Id": ctx.state.correlationId as string },
     heartbeatMs: deps.sseHeartbeatMs,
+    coreLossGraceMs: deps.coreLossGraceMs,
     logger,
     onEnd: (how) => {
       metrics.sseStreamsActive.dec();

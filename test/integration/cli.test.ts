@@ -62,7 +62,7 @@ test("bad flags are refused with a message naming them", async (t) => {
 test("a config file sets flags, and flags on the command line win", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "llorch-cli-"));
   const file = join(dir, "llorch.yaml");
-  writeFileSync(file, "core:\n  port: 1\n  metrics-port: 0\n  queue-capacity: 3\n");
+  writeFileSync(file, `core:\n  port: 1\n  metrics-port: 0\n  queue-capacity: 3\n  journal-root: ${join(dir, "journal")}\n`);
   const core = launchLlorch("core", ["core", "--config", file, "--port", "0"], { script: LLORCH, nodeArgs: [] });
   t.teardown(() => stopProcess(core));
   const ready = await core.ready;
@@ -78,6 +78,8 @@ test("llorch up brings the whole system up, prints a working curl, and stops eve
     [LLORCH, "up", "--quiet", "--core-port", "0", "--edge-port", "0", "--metrics-port", "0", "--workers", "1", "--tokens-per-second", "0"],
     {
       stdio: ["ignore", "pipe", "pipe"],
+      // Its own working directory, so its stores (.llorch/: the task journal is one core's) are its own too.
+      cwd: mkdtempSync(join(tmpdir(), "llorch-up-")),
     },
   );
   t.teardown(() => child.kill("SIGKILL"));

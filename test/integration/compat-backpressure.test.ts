@@ -47,9 +47,9 @@ const generationEnd = (taskId: string) =>
   );
 
 test.serial("a full queue's 429 carries retry-after-ms; the SDK waits that long, retries and gets in", async (t) => {
-  // One task runs, one waits: the queue is full for a second.
+  // One task runs, one waits: the queue is full for three seconds, long enough for the SDK's first try even on a loaded machine.
   for (let i = 0; i < 2; i++) {
-    t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ max_tokens: 40 }) })).status, 202);
+    t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ max_tokens: 120 }) })).status, 202);
   }
   const recorder = new RecordingFetch();
   const answer = await openai(recorder, 10).chat.completions.create({ model: "mock:tiny", messages: chat, max_tokens: 4 });

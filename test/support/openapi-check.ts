@@ -101,9 +101,20 @@ function checkBody(op: OperationRef, responsePointer: string, declared: Json, he
  * Each frame: an event name from x-sse-events, and data valid against its
  * schema; an increasing decimal id, unless the operation says `x-sse-ids:
  * false` (the OpenAI and Anthropic dialects send none, and then none may
- * appear). With `x-sse-done`, the last frame is exactly that data (OpenAI's
+ * appear); the one frame without an id is a last `error` frame that says
+ * core was unreachable (CORE_UNAVAILABLE), which is the edge's, not the
+ * task's. With `x-sse-done`, the last frame is exactly that data (OpenAI's
  * `[DONE]`) unless the stream ended on an error frame, and nothing follows it.
  */
+function isCoreUnavailable(frame: { event: string; data: string[] }): boolean {
+  if (frame.event !== "error") return false;
+  try {
+    return (JSON.parse(frame.data.join("\n")) as { code?: unknown }).code === "CORE_UNAVAILABLE";
+  } catch {
+    return false;
+  }
+}
+
 function checkSseBody(op: OperationRef, body: string): string[] {
   const events = Array.isArray(op.node["x-sse-events"]) ? (op.node["x-sse-events"] as unknown[]) : [];
   const withIds = op.node["x-sse-ids"] !== false;
@@ -115,6 +126,8 @@ function checkSseBody(op: OperationRef, body: string): string[] {
     const at = `frame #${index} (${frame.event})`;
     if (!withIds) {
       if (frame.id !== undefined) problems.push(`${at}: this dialect sends no ids, got ${JSON.stringify(frame.id)}`);
+    } else if (frame.id === undefined && index === frames.length - 1 && isCoreUnavailable(frame)) {
+      // The edge's own last word when core stayed away: no id, so a reconnect resumes after the last real frame.
     } else if (frame.id === undefined || !/^\d+$/.test(frame.id)) {
       problems.push(`${at}: id must be a decimal sequence number, got ${JSON.stringify(frame.id ?? null)}`);
     } else if (Number(frame.id) <= lastId) {

@@ -1,7 +1,13 @@
+import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { engines } from "../../contracts/enums.js";
 import { WorkerServiceService, type WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
+import { assertSafeBind } from "../../contracts/runtime/api-key.js";
+import { requireKey } from "../../contracts/runtime/auth/grpc-key-check.js";
+import { KeyRing } from "../../contracts/runtime/auth/key-ring.js";
 import { startGrpcServer, type RunningGrpcServer } from "../../contracts/runtime/grpc-server.js";
+import { TLS_FLAG_NAMES } from "../../contracts/runtime/security-flags.js";
+import { readTls, tlsSummary, type TlsMaterial } from "../../contracts/runtime/tls.js";
 import { createLogger, type Logger } from "../../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../../contracts/runtime/metrics-server.js";
 import { processMetrics } from "../../contracts/runtime/process-metrics.js";
@@ -14,6 +20,7 @@ import { ReplicaHardware } from "./replica-hardware.js";
 import { SlotPool } from "./slot-pool.js";
 import { WORKER_DEFAULTS, type WorkerConfig } from "./worker-config.js";
 import { WorkerService, type SidecarIdentity } from "./worker-service.js";
+import { DEFAULT_HOLD } from "./generation-table.js";
 
 export { workerConfigFromFlags, workerFlagHelp, workerFlagNames, type MockConfig, type WorkerConfig } from "./worker-config.js";
 
@@ -38,6 +45,10 @@ const SERVICE_NAME = "llama_orch.v1.WorkerService";
  */
 export async function startWorker(config: WorkerConfig, logger: Logger = createLogger("worker")): Promise<RunningWorker> {
   const host = config.host ?? WORKER_DEFAULTS.host;
+  // Anyone who reaches WorkerService can fill the slots, cancel tasks and switch the model: it needs a worker key.
+  const keys = KeyRing.load({ file: config.security?.keysFile, sharedKey: config.apiKey });
+  assertSafeBind(host, keys.required, "the sidecar");
+  const tls = readTls(config.security?.tls ?? {}, TLS_FLAG_NAMES);
   // The mock's devices and memory are simulated; every real engine's are measured.
   const hardware =
     adapterNameOf(config) === "mock"
@@ -46,12 +57,8 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
   const sidecar = assembleSidecar(config, logger, hardware);
   const { adapter, identity, metrics } = sidecar;
 
-  const grpc = await startGrpcServer({
-    host,
-    port: config.port ?? WORKER_DEFAULTS.port,
-    services: [{ name: SERVICE_NAME, definition: WorkerServiceService, implementation: sidecar.service.handlers }],
-    logger,
-  });
+  const grpc = await serveWorkerService(sidecar, { host, port: config.port ?? WORKER_DEFAULTS.port, keys, tls, logger });
+  const stopReloading = keys.reloadOnSighup(logger);
   identity.replicaId ||= `${identity.poolId}-r${grpc.port}`;
   const log = logger.child({ pool_id: identity.poolId, replica_id: identity.replicaId });
   const stopMirroring = startEngine(sidecar, grpc, log);
@@ -63,6 +70,7 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
       metricsServer = await startMetricsServer(registries, config.metricsHost ?? WORKER_DEFAULTS.metricsHost, config.metricsPort);
     }
   } catch (err) {
+    stopReloading();
     stopMirroring();
     await Promise.all([grpc.shutdown(), adapter.stop()]);
     throw err;
@@ -71,16 +79,39 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
   const info = adapter.info();
   const advertised = config.advertiseAddress ?? advertisable(host, grpc);
   const registration = config.coreAddress
-    ? registerWithCore(config.coreAddress, config.coreApiKey, sidecar, info, advertised, log)
+    ? registerWithCore({ coreAddress: config.coreAddress, key: config.coreApiKey, tls }, sidecar, info, advertised, log)
     : undefined;
-  logReady(log, sidecar, info, { grpc: grpc.address, advertised, metrics: metricsServer?.address, core: config.coreAddress });
+  logReady(log, sidecar, info, {
+    grpc: grpc.address,
+    advertised,
+    metrics: metricsServer?.address,
+    core: config.coreAddress,
+    security: `${tlsSummary(tls)}, auth: ${keys.required ? `keys (${keys.size})` : "none (loopback only)"}`,
+  });
 
   return {
     address: grpc.address,
     metricsAddress: metricsServer?.address,
     replicaId: identity.replicaId,
-    stop: stopOnce(sidecar, { registration, stopMirroring, grpc, metricsServer }, log),
+    stop: stopOnce(sidecar, { registration, stopMirroring: () => (stopReloading(), stopMirroring()), grpc, metricsServer }, log),
   };
+}
+
+/** WorkerService over gRPC (TLS with a certificate), every method behind the worker-key check when keys are set. */
+function serveWorkerService(
+  sidecar: Sidecar,
+  opts: { host: string; port: number; keys: KeyRing; tls: TlsMaterial | undefined; logger: Logger },
+): Promise<RunningGrpcServer> {
+  const { keys, logger } = opts;
+  const implementation = requireKey(WorkerServiceService, sidecar.service.handlers, { ring: keys, roleOf: () => "worker", logger });
+  return startGrpcServer({
+    host: opts.host,
+    port: opts.port,
+    services: [{ name: SERVICE_NAME, definition: WorkerServiceService, implementation }],
+    logger,
+    tls: opts.tls,
+    what: "sidecar",
+  });
 }
 
 /** The sidecar's in-process parts, wired together before anything listens. */
@@ -119,7 +150,8 @@ function assembleSidecar(config: WorkerConfig, logger: Logger, hardware: Replica
     kvCacheUsageRatio: () => adapter.kvCacheUsageRatio?.(),
   });
   if (hardware) registerHardwareMetrics(metrics.registry, { labels, devices: () => hardware.devices() });
-  const service = new WorkerService({ adapter, slots, identity, metrics, logger, hardware });
+  const hold = { ...DEFAULT_HOLD, maxEvents: config.holdMaxEvents ?? DEFAULT_HOLD.maxEvents, holdMs: config.holdMs ?? DEFAULT_HOLD.holdMs };
+  const service = new WorkerService({ adapter, slots, identity, metrics, logger, hardware, hold });
   return { adapter, slots, identity, metrics, service };
 }
 
@@ -140,16 +172,18 @@ function startEngine({ adapter, slots }: Sidecar, grpc: RunningGrpcServer, log: 
 }
 
 function registerWithCore(
-  coreAddress: string,
-  apiKey: string | undefined,
-  { adapter, slots, identity }: Sidecar,
+  core: { coreAddress: string; key: string | undefined; tls: TlsMaterial | undefined },
+  { adapter, slots, identity, service }: Sidecar,
   info: EngineInfo,
   advertised: string,
   log: Logger,
 ): Registration {
+  // Chosen once per process: re-registrations of this process prove it is the one holding its replica id.
+  const instanceId = randomUUID();
   return startRegistration({
-    coreAddress,
-    apiKey,
+    coreAddress: core.coreAddress,
+    apiKey: core.key,
+    tls: core.tls,
     logger: log,
     // Read on every (re)registration: after a LoadModel, core must learn the model now served.
     request: () => ({
@@ -160,6 +194,9 @@ function registerWithCore(
       modelRef: adapter.info().modelRef,
       slotsTotal: slots.total,
       servesAnyModel: info.servesAnyModel,
+      instanceId,
+      // What core's lost calls left running here, for it to resume or cancel.
+      heldTaskIds: service.heldTaskIds(),
     }),
   });
 }
@@ -168,7 +205,7 @@ function logReady(
   log: Logger,
   { adapter, slots, identity }: Sidecar,
   info: EngineInfo,
-  addresses: { grpc: string; advertised: string; metrics: string | undefined; core: string | undefined },
+  addresses: { grpc: string; advertised: string; metrics: string | undefined; core: string | undefined; security: string },
 ): void {
   const engine = engines.name(info.engine);
   log.info(
@@ -184,8 +221,9 @@ function logReady(
       model_ref: info.modelRef,
       slots_total: slots.total,
       engine_ready: adapter.health().ready,
+      security: addresses.security,
     },
-    `worker ${identity.replicaId} (${info.adapter} adapter for ${engine}, ${info.modelRef}) serving on ${addresses.grpc}`,
+    `worker ${identity.replicaId} (${info.adapter} adapter for ${engine}, ${info.modelRef}) serving on ${addresses.grpc} (${addresses.security})`,
   );
 }
 
