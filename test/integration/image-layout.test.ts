@@ -25,7 +25,7 @@ test("the files the Dockerfile puts in the image run core, the edge and a sideca
   let out = "";
   child.stderr.setEncoding("utf8").on("data", (s: string) => (out += s));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`llorch up did not come up: ${out}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`llorch up did not come up: ${out}`)), 60_000);
     child.stdout.setEncoding("utf8").on("data", (s: string) => {
       out += s;
       if (out.includes("Stop with Ctrl-C")) {
