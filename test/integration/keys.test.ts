@@ -16,7 +16,7 @@ import { bearer, testKeys, writeKeysFile } from "../support/test-keys.js";
 // the edge's own key, and one worker key that core presents to the sidecars and the sidecars to core.
 const { keys, yaml } = testKeys({
   alice: { role: "client" },
-  limited: { role: "client", extra: "rate-limit: { per-second: 0.5, burst: 2 }" },
+  limited: { role: "client", extra: "rate-limit: { per-second: 0.02, burst: 2 }" },
   bob: { role: "client", extra: "session-budgets: { tokens: 5 }" },
   ops: { role: "admin" },
   edge: { role: "client" },
@@ -123,7 +123,7 @@ test("a key's own rate limit applies to that key only", async (t) => {
       (await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ max_tokens: 1 }), headers: bearer(keys.limited) })).status,
     );
   }
-  t.deepEqual(statuses, [202, 202, 429, 429, 429], "a burst of 2 at 0.5/s");
+  t.deepEqual(statuses, [202, 202, 429, 429, 429], "a burst of 2 at 0.02/s");
   const other = await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ max_tokens: 1 }), headers: bearer(keys.ops) });
   t.is(other.status, 202, "another key has a bucket of its own, and the edge sets no limit of its own");
 });
@@ -154,10 +154,7 @@ test.serial("SIGHUP reloads the keys file in edge and core; a broken file keeps 
   writeFileSync(keysFile, "keys:\n  mallory: { role: admin, hash: not-a-hash }\n");
   for (const p of [sys.edge, sys.core]) p.child.kill("SIGHUP");
   await until(() => sys.logsOf(sys.core, '"keys_reload_failed"').length > 0 && sys.logsOf(sys.edge, '"keys_reload_failed"').length > 0);
-  t.regex(
-    String(sys.logsOf(sys.edge, '"keys_reload_failed"')[0]!.human),
-    /keys\.mallory\.hash must be .*; keeping the 7 keys loaded before/,
-  );
+  t.regex(String(sys.logsOf(sys.edge, '"keys_reload_failed"')[0]!.msg), /keys\.mallory\.hash must be .*; keeping the 7 keys loaded before/);
   t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ max_tokens: 1 }), headers: bearer(more.carol) })).status, 202);
   t.is(sys.core.child.exitCode, null, "SIGHUP does not stop a process with a keys file");
 });

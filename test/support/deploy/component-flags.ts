@@ -16,15 +16,11 @@ const COMMANDS: Record<Role, ComponentCommand<unknown>> = {
 };
 
 /**
- * Flags the deployment files already use that branches not yet merged add: keys and TLS
- * (i12-auth) and core's journal (i12-durable). Each takes one value. Empty these lists once
- * those branches are in: a test fails for every name listed here that its table already has.
+ * Flags the deployment files already use that branches not yet merged add (each takes one
+ * value). Empty now: keys and TLS (i12-auth) and core's journal (i12-durable) have landed.
+ * A test fails for every name listed here that its table already has.
  */
-export const NOT_YET_MERGED_FLAGS: Record<Role, readonly string[]> = {
-  core: [],
-  edge: [],
-  worker: [],
-};
+export const NOT_YET_MERGED_FLAGS: Record<Role, readonly string[]> = { core: [], edge: [], worker: [] };
 
 /** The names in a component's flag table (what `llorch <role> --help` lists). */
 export function flagNamesOf(role: Role): string[] {
