@@ -21,6 +21,7 @@ test("every flag maps onto the config", (t) => {
       "core-tls-ca": "/ca.pem",
       "core-tls-cert": "/c.pem",
       "core-tls-key": "/c.key",
+      "log-format": "json",
     }),
     {
       host: "::",
@@ -34,9 +35,10 @@ test("every flag maps onto the config", (t) => {
       trustProxy: true,
       tls: { cert: "/e.pem", key: "/e.key" },
       coreTls: { ca: "/ca.pem", cert: "/c.pem", key: "/c.key" },
+      logFormat: "json",
     },
   );
-  t.is(flagNames(EDGE_FLAGS).length, 19);
+  t.is(flagNames(EDGE_FLAGS).length, 20);
   t.like(edgeConfigFromFlags({}), { ...DEFAULT_EDGE_CONFIG, rateLimit: { perSecond: 0, burst: 1 } });
 });
 
