@@ -25,18 +25,23 @@ test.after.always(async () => {
 });
 
 type T = Parameters<typeof api>[0];
+/** Requests admitted of `n` sent one after another; `took` is how long sending them took (what refilled meanwhile). */
 async function admitted(t: T, url: string, headers: (i: number) => Record<string, string>, n = 40): Promise<number> {
+  const started = Date.now();
   let ok = 0;
   for (let i = 0; i < n; i++) {
     const r = await api(t, url, "POST", "/v1/tasks", { body: taskBody({ max_tokens: 1 }), headers: headers(i) });
     if (r.status === 202) ok++;
     else t.is(r.json.policy_label, "rate-limit");
   }
+  took = Date.now() - started;
   return ok;
 }
+let took = 0;
 
-// At 2/s with a burst of 2, forty requests sent one after another admit the burst plus what refills meanwhile.
-const aboutTheBurst = (n: number) => n >= 2 && n <= 4;
+// At 2/s with a burst of 2, forty requests sent one after another admit the burst plus what refilled while
+// they were sent (on a loaded machine that can be seconds), never a bucket each.
+const aboutTheBurst = (n: number) => n >= 2 && n <= 4 + Math.ceil((2 * took) / 1000) && n < 20;
 
 test.serial("forty made-up bearer tokens share the address's bucket: about 2 of 40 admitted at 2/s", async (t) => {
   const n = await admitted(t, sys.edgeUrl, (i) => ({ Authorization: `Bearer made-up-${i}-${crypto.randomUUID()}` }));
