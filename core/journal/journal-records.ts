@@ -26,10 +26,13 @@ export type JournalRecord =
   | { k: "requeue"; id: string }
   /** Its pool lost every replica and another pool's queue took it. */
   | { k: "move"; id: string; pool: string }
-  | { k: "finish"; id: string };
+  /** It ended (at, epoch ms). One that had been on a replica stays in the file a little while (JournalOptions.keepFinishedMs). */
+  | { k: "finish"; id: string; at: number }
+  /** Core stopped cleanly: every task of this run had ended and its clients were told. */
+  | { k: "closed" };
 
-/** The records about one task (all but the epoch). */
-export type TaskRecord = Exclude<JournalRecord, { k: "epoch" }>;
+/** The records about one task (all but the epoch and the clean stop). */
+export type TaskRecord = Exclude<JournalRecord, { k: "epoch" } | { k: "closed" }>;
 
 export function encodeLine(record: JournalRecord): string {
   const json = JSON.stringify(record);
@@ -49,35 +52,42 @@ export function decodeLine(line: string): JournalRecord | undefined {
   }
 }
 
-/** An unfinished task as the journal knows it. */
+/** A task the journal still holds: unfinished, or just ended on a replica. */
 export interface LiveTask {
   admit: AdmitRecord;
-  /** The replica it was last dispatched to, while it is there. */
+  /** The replica it was last dispatched to, while it is there (or when it ended there). */
   dispatchedTo?: string;
+  /** When it ended on that replica; its last events may have gone down with core. */
+  finishedAt?: number;
 }
 
 export interface Replayed {
   /** The highest epoch the file names (0 for none). */
   epoch: number;
-  /** Unfinished tasks, in admission order. */
+  /** Unfinished (and just ended) tasks, in admission order. */
   live: Map<string, LiveTask>;
   /** Lines after the last good one (a torn tail), which replay ignored. */
   ignoredLines: number;
+  /** The last run stopped cleanly. */
+  closed: boolean;
+  /** The latest time a record names: about when the last run stopped writing. */
+  lastAt: number;
 }
 
 /** Replays a journal's text up to its first bad line. */
 export function replay(text: string): Replayed {
-  const live = new Map<string, LiveTask>();
-  let epoch = 0;
+  const state: Replayed = { epoch: 0, live: new Map(), ignoredLines: 0, closed: false, lastAt: 0 };
   const lines = text.split("\n");
   // The text ends with a newline, so the last piece is empty unless the last write was torn.
   if (lines.at(-1) === "") lines.pop();
   for (let i = 0; i < lines.length; i++) {
     const record = decodeLine(lines[i]!);
-    if (!record) return { epoch, live, ignoredLines: lines.length - i };
-    epoch = apply(live, record, epoch);
+    if (!record) return { ...state, ignoredLines: lines.length - i };
+    state.epoch = apply(state.live, record, state.epoch);
+    state.closed = record.k === "closed";
+    if (record.k === "admit" || record.k === "finish") state.lastAt = Math.max(state.lastAt, record.at);
   }
-  return { epoch, live, ignoredLines: 0 };
+  return state;
 }
 
 /** One record's effect on the live set; returns the epoch after it. */
@@ -103,15 +113,24 @@ export function apply(live: Map<string, LiveTask>, record: JournalRecord, epoch:
       if (task) task.admit = { ...task.admit, pool: record.pool };
       break;
     }
-    case "finish":
-      live.delete(record.id);
+    case "finish": {
+      // One that ended on a replica is kept a while: its end may not have reached its client.
+      const task = live.get(record.id);
+      if (task?.dispatchedTo !== undefined) task.finishedAt = record.at;
+      else live.delete(record.id);
+      break;
+    }
+    case "closed":
       break;
   }
   return epoch;
 }
 
-/** The lines that say what `task` is now: its admission and, while it is on a replica, its dispatch. */
+/** The lines that say what `task` is now: its admission, its dispatch while it is (or ended) on a replica, its end. */
 export function linesOf(task: LiveTask): string {
-  const admit = encodeLine(task.admit);
-  return task.dispatchedTo === undefined ? admit : admit + encodeLine({ k: "dispatch", id: task.admit.id, replica: task.dispatchedTo });
+  const id = task.admit.id;
+  let lines = encodeLine(task.admit);
+  if (task.dispatchedTo !== undefined) lines += encodeLine({ k: "dispatch", id, replica: task.dispatchedTo });
+  if (task.finishedAt !== undefined) lines += encodeLine({ k: "finish", id, at: task.finishedAt });
+  return lines;
 }

@@ -42,9 +42,16 @@ export interface TaskJournalSink {
 export interface JournalOptions {
   /** Garbage (lines of finished tasks and superseded states) below this many bytes never triggers a rewrite. */
   minGarbageBytes: number;
+  /**
+   * A task that ended on a replica stays in the journal this long: had core
+   * died just then, its last events may not have reached its client, and the
+   * replica, which holds what ended shortly before it lost core, hands them
+   * back to the restarted core. After a clean stop none is kept.
+   */
+  keepFinishedMs: number;
 }
 
-const DEFAULT_OPTIONS: JournalOptions = { minGarbageBytes: 1024 * 1024 };
+const DEFAULT_OPTIONS: JournalOptions = { minGarbageBytes: 1024 * 1024, keepFinishedMs: 5_000 };
 
 /**
  * The append-only journal of admitted tasks, so a core that was killed
@@ -68,6 +75,8 @@ export class TaskJournal implements TaskJournalSink {
   private rewriteNext = false;
   private failing = false;
   private closed = false;
+  /** Tasks kept after they ended on a replica, oldest first: when they ended. */
+  private readonly ended = new Map<string, number>();
 
   private constructor(
     private readonly file: JournalFile,
@@ -77,6 +86,8 @@ export class TaskJournal implements TaskJournalSink {
     private readonly options: JournalOptions,
   ) {
     for (const [id, task] of live) this.resize(id, task);
+    const ended = [...live].filter(([, t]) => t.finishedAt !== undefined).sort(([, a], [, b]) => a.finishedAt! - b.finishedAt!);
+    for (const [id, task] of ended) this.ended.set(id, task.finishedAt!);
   }
 
   /** Opens (or creates) the journal in `dir`: the unfinished tasks of the last run, and a clean file that holds only them. */
@@ -87,8 +98,14 @@ export class TaskJournal implements TaskJournalSink {
   ): Promise<{ journal: TaskJournal; recovery: Recovery }> {
     const { file, text } = await JournalFile.open(dir);
     const replayed = replay(text);
+    const opts = { ...DEFAULT_OPTIONS, ...options };
+    // What ended well before the last run stopped (or ended at all, after a clean stop) reached its clients.
+    for (const [id, task] of replayed.live) {
+      if (task.finishedAt !== undefined && (replayed.closed || task.finishedAt < replayed.lastAt - opts.keepFinishedMs))
+        replayed.live.delete(id);
+    }
     const tasks = decodeLive(replayed.live, logger);
-    const journal = new TaskJournal(file, logger, replayed.epoch + 1, replayed.live, { ...DEFAULT_OPTIONS, ...options });
+    const journal = new TaskJournal(file, logger, replayed.epoch + 1, replayed.live, opts);
     // The new epoch on disk before anything is served, and a torn tail gone.
     await journal.rewrite();
     if (tasks.length > 0 || replayed.ignoredLines > 0) {
@@ -118,11 +135,12 @@ export class TaskJournal implements TaskJournalSink {
   }
 
   finished(taskId: string): void {
-    this.recordQuietly({ k: "finish", id: taskId });
+    this.recordQuietly({ k: "finish", id: taskId, at: Date.now() });
   }
 
-  /** Writes what is pending, then lets the file (and its lock) go. */
+  /** Writes what is pending and that the stop was clean, then lets the file (and its lock) go. */
   async close(): Promise<void> {
+    if (!this.closed) this.enqueue(encodeLine({ k: "closed" })).catch(() => {});
     this.closed = true;
     await this.flushing;
     await this.file.close();
@@ -138,12 +156,28 @@ export class TaskJournal implements TaskJournalSink {
     const line = encodeLine(record);
     apply(this.live, record, this.epoch);
     this.resize(record.id, this.live.get(record.id), record.k === "admit" ? line.length : undefined);
+    if (record.k === "finish" && this.live.has(record.id)) this.ended.set(record.id, record.at);
+    this.forgetEnded(Date.now());
+    return this.enqueue(line);
+  }
+
+  private enqueue(line: string): Promise<void> {
     this.pending.push(line);
     this.fileBytes += line.length;
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
       this.flushing ??= this.flush();
     });
+  }
+
+  /** Tasks that ended on a replica long enough ago leave the live set (their lines become garbage). */
+  private forgetEnded(now: number): void {
+    for (const [id, at] of this.ended) {
+      if (at >= now - this.options.keepFinishedMs) break;
+      this.ended.delete(id);
+      this.live.delete(id);
+      this.resize(id, undefined);
+    }
   }
 
   private async flush(): Promise<void> {

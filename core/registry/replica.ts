@@ -115,6 +115,16 @@ export class Replica extends EventEmitter {
     return new SlotLease(() => this.leasedSlots--);
   }
 
+  /**
+   * A lease for a generation the sidecar already runs (or ran) for core, which
+   * core takes back after a restart: counted even past the slots, because it
+   * is there whatever core counts (and one that already ended uses none).
+   */
+  claimHeldSlot(): SlotLease {
+    this.leasedSlots++;
+    return new SlotLease(() => this.leasedSlots--);
+  }
+
   get id(): string {
     return this.registration.replicaId;
   }

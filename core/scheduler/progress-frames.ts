@@ -97,6 +97,8 @@ export class ProgressFrames {
     );
     queued.forEach((task, position) => {
       if (!task.notePosition(position)) return;
+      // No ready replica (all loading, or none back yet after a restart): no start to predict.
+      const start = starts[position]!;
       task.log.append({
         $case: "metrics",
         metrics: {
@@ -106,8 +108,8 @@ export class ProgressFrames {
           engineVersion: "",
           queueDepth: queued.length,
           queuePosition: position,
-          predictedStartMs: Math.round(starts[position]!),
-          onTimeProbability: this.predictions.onTime(task, starts[position]),
+          predictedStartMs: Number.isFinite(start) ? Math.round(start) : undefined,
+          onTimeProbability: Number.isFinite(start) ? this.predictions.onTime(task, start) : undefined,
         },
       });
     });

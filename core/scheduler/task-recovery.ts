@@ -81,15 +81,14 @@ export class TaskRecovery {
     const held = new Set(heldTaskIds);
     for (const taskId of held) {
       const task = this.deps.tasks.get(taskId);
-      const lease = task?.state === "queued" ? replica.claimSlot() : undefined;
-      if (!task || !lease) {
+      if (task?.state !== "queued") {
         replica.cancelGeneration(taskId);
         continue;
       }
       this.awaiting.delete(taskId);
       const pool = this.deps.pools.get(task.poolId);
       if (pool?.queue.remove(taskId)) this.deps.queueChanged(pool);
-      this.deps.resume(task, replica, lease);
+      this.deps.resume(task, replica, replica.claimHeldSlot());
     }
     for (const [taskId, replicaId] of [...this.awaiting]) {
       if (replicaId === replica.id && !held.has(taskId)) this.lose(taskId, `replica ${replica.id} registered again without it`);

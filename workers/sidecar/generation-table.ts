@@ -10,6 +10,14 @@ export interface HoldOptions extends HoldLimits {
 
 export const DEFAULT_HOLD: HoldOptions = { maxEvents: 10_000, maxBytes: 16 * 1024 * 1024, holdMs: 60_000 };
 
+/**
+ * A generation that ended on its call this recently may have sent its last
+ * events into a connection core's death had already cut, unnoticed yet: if
+ * core turns out to be gone, it is held like one whose call broke.
+ */
+const RECENT_MS = 2_000;
+const RECENT_MAX = 1_000;
+
 interface Entry {
   taskId: string;
   record: GenerationRecord;
@@ -41,8 +49,14 @@ export interface RunningGeneration {
  */
 export class GenerationTable {
   private readonly entries = new Map<string, Entry>();
+  /** Detachable generations that ended on their call lately, oldest first, with when. */
+  private readonly recent = new Map<string, { entry: Entry; at: number }>();
+  /** Registration lost core's lease and has not got it back. */
+  private coreAway = false;
+  /** One timer for all of `recent`, running only while it holds something. */
+  private sweep: NodeJS.Timeout | undefined;
 
-  constructor(private readonly hold: HoldOptions = DEFAULT_HOLD) {}
+  constructor(private readonly limits: HoldOptions = DEFAULT_HOLD) {}
 
   isRunning(taskId: string): boolean {
     const entry = this.entries.get(taskId);
@@ -61,7 +75,7 @@ export class GenerationTable {
     this.drop(taskId);
     const entry: Entry = {
       taskId,
-      record: new GenerationRecord(this.hold, onStarted, () => stop("hold_full")),
+      record: new GenerationRecord(this.limits, onStarted, () => stop("hold_full")),
       stop,
       detachable: call.request.detachable,
       settled: false,
@@ -88,8 +102,21 @@ export class GenerationTable {
     return true;
   }
 
+  /** Core's lease is lost: what ended on its call lately is held, and so is what ends until core is back. */
+  coreLost(): void {
+    this.coreAway = true;
+    const since = Date.now() - RECENT_MS;
+    for (const [taskId, { entry, at }] of this.recent) if (at >= since && !this.entries.has(taskId)) this.hold(entry);
+    this.recent.clear();
+  }
+
+  coreBack(): void {
+    this.coreAway = false;
+  }
+
   /** Cancel RPC: stops a running generation or drops a held one; false when there is none. */
   cancel(taskId: string): boolean {
+    this.recent.delete(taskId);
     const entry = this.entries.get(taskId);
     if (!entry) return false;
     if (entry.settled) this.drop(taskId);
@@ -99,6 +126,9 @@ export class GenerationTable {
 
   /** Shutdown: every running generation stops, every held one is dropped. */
   closeAll(): void {
+    this.recent.clear();
+    clearInterval(this.sweep);
+    this.sweep = undefined;
     for (const entry of [...this.entries.values()]) {
       if (entry.settled) this.drop(entry.taskId);
       else this.stop(entry, "shutdown");
@@ -128,21 +158,54 @@ export class GenerationTable {
 
   private detach(entry: Entry): void {
     entry.record.detach();
+    this.hold(entry);
+  }
+
+  /** Keeps the generation (running, or ended) for a core that lost its call, until it resumes it or the hold runs out. */
+  private hold(entry: Entry): void {
     entry.current = undefined;
-    entry.holdTimer = setTimeout(() => this.expire(entry), this.hold.holdMs);
+    this.entries.set(entry.taskId, entry);
+    entry.holdTimer = setTimeout(() => this.expire(entry), this.limits.holdMs);
     entry.holdTimer.unref();
+    const tokens = entry.record.tokensOut;
     entry.log.info(
-      { event: "generation_held", hold_ms: this.hold.holdMs, tokens_out: entry.record.tokensOut },
-      `the call of task ${entry.taskId} broke after ${entry.record.tokensOut} tokens; holding the generation up to ${this.hold.holdMs} ms for core to resume it`,
+      { event: "generation_held", hold_ms: this.limits.holdMs, tokens_out: tokens, ended: entry.settled },
+      `${entry.settled ? `task ${entry.taskId} ended as core went away` : `the call of task ${entry.taskId} broke`} after ${tokens} tokens; holding the generation up to ${this.limits.holdMs} ms for core to resume it`,
     );
   }
 
   private settle(entry: Entry, terminal: Terminal, cause: StopCause | undefined): void {
     entry.settled = true;
+    const onCall = entry.current !== undefined;
     entry.record.finish(terminal);
     // Held on only for a core that may still come for it.
-    const held = entry.current === undefined && entry.detachable && (cause === undefined || cause === "hold_full");
-    if (!held && this.entries.get(entry.taskId) === entry) this.drop(entry.taskId);
+    const endedNormally = entry.detachable && (cause === undefined || cause === "hold_full");
+    if (!onCall && endedNormally) return;
+    if (this.entries.get(entry.taskId) === entry) this.drop(entry.taskId);
+    if (onCall && endedNormally) {
+      if (this.coreAway) this.hold(entry);
+      else this.remember(entry);
+    }
+  }
+
+  /** Its end went to its call: kept a moment in case that call died with core unnoticed. */
+  private remember(entry: Entry): void {
+    this.recent.set(entry.taskId, { entry, at: Date.now() });
+    this.forgetOld();
+    this.sweep ??= setInterval(() => this.forgetOld(), RECENT_MS);
+    this.sweep.unref();
+  }
+
+  private forgetOld(): void {
+    const since = Date.now() - RECENT_MS;
+    for (const [taskId, { at }] of this.recent) {
+      if (at >= since && this.recent.size <= RECENT_MAX) break;
+      this.recent.delete(taskId);
+    }
+    if (this.recent.size === 0) {
+      clearInterval(this.sweep);
+      this.sweep = undefined;
+    }
   }
 
   private expire(entry: Entry): void {
@@ -158,6 +221,7 @@ export class GenerationTable {
   }
 
   private drop(taskId: string): void {
+    this.recent.delete(taskId);
     const entry = this.entries.get(taskId);
     if (!entry) return;
     clearTimeout(entry.holdTimer);

@@ -17,6 +17,8 @@ export interface RegistrationOptions {
   tls?: TlsMaterial;
   logger: Logger;
   backoff?: Partial<Backoff>;
+  /** Told when core accepts the lease, and when an accepted lease ends (core went away). */
+  onLease?: (state: "accepted" | "lost") => void;
 }
 
 export interface Backoff {
@@ -87,6 +89,7 @@ class RegistrationLease {
       if (message.kind?.$case !== "accepted") return;
       acceptedAt = Date.now();
       this.accepted(message.kind.accepted.coreInstanceId);
+      this.options.onLease?.("accepted");
     });
     // 'status' comes exactly once per call, after 'end' or 'error'; listening to 'error' keeps it from throwing.
     current.on("error", () => {});
@@ -113,6 +116,7 @@ class RegistrationLease {
   private ended(current: ClientReadableStream<RegisterResponse>, status: StatusObject, acceptedAt: number | undefined): void {
     if (this.stopped || this.call !== current) return;
     this.call = undefined;
+    if (acceptedAt !== undefined) this.options.onLease?.("lost");
     // A lease that held for a while earns a quick return; one that core keeps
     // ending at once (e.g. a duplicate replica id) backs off like a failure.
     const held = acceptedAt !== undefined && Date.now() - acceptedAt >= this.backoff.maxMs;

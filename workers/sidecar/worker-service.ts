@@ -152,6 +152,12 @@ export class WorkerService {
     return this.generations.heldTaskIds();
   }
 
+  /** Registration's news of core: while core is away, generations that end are held too, their end perhaps lost with core. */
+  coreLease(state: "accepted" | "lost"): void {
+    if (state === "lost") this.generations.coreLost();
+    else this.generations.coreBack();
+  }
+
   /** Stops every running generation (their clients get a retriable RESET), drops the held ones and ends every watch stream. */
   close(): void {
     this.closed = true;

@@ -202,6 +202,7 @@ function registerWithCore(
       // What core's lost calls left running here, for it to resume or cancel.
       heldTaskIds: service.heldTaskIds(),
     }),
+    onLease: (state) => service.coreLease(state),
   });
 }
 
