@@ -1,215 +1,171 @@
 /**
- * npm run bench — measures the hot path on this machine, prints figures.
+ * npm run bench — llama-orch against its peers on this machine, in one run.
  *
- * Starts core, one mock sidecar (zero-delay engine) and edge as real
- * processes, then measures side by side:
- *   - time to first token through the edge (POST /v1/tasks + SSE) vs straight
- *     from the sidecar's Submit, p50/p99, at 1 and 100 concurrent streams;
- *   - aggregate tokens/s delivered to SSE clients;
- *   - peak RSS of each process;
- *   - the embedded llama.cpp engine alone and through the stack (embedded-bench.ts).
- * Nothing here asserts: tests do not time things; this prints numbers.
+ * One zero-delay fake llama.cpp engine (its own process, one socket write per
+ * token) serves every setup: straight to the engine, through nginx
+ * (proxy_buffering off) and through llama-orch (edge → core → sidecar with
+ * the llama.cpp adapter). Each phase runs the setups one after the other,
+ * `--passes` times, and the table shows medians: TTFT at 1, 10, 100 and
+ * 1,000 concurrent streams, CPU per request and per million tokens (from
+ * /proc, per process), tokens/s, RSS per 1,000 open streams, core RSS over
+ * many tasks and the embedded engine. Every stream is checked for exactness;
+ * one that is not makes the run fail. Figures are printed, never asserted.
+ *
+ *   npm run bench [-- --quick] [--json] [--passes N] [--transcripts on|off]
+ *                 [--no-nginx] [--no-embedded] [--embedded-threads 1,2] [--profile]
  */
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdtempSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { credentials } from "@grpc/grpc-js";
-import { Workload } from "../../contracts/gen/llama_orch/v1/common.js";
-import { SubmitRequest, WorkerServiceClient } from "../../contracts/gen/llama_orch/v1/worker.js";
-import { launchLlorch, stopProcess, type LaunchedProcess } from "../../cli/process-launcher.js";
-import { projectRoot } from "../../contracts/runtime/project-root.js";
-import { taskBody } from "../support/task-body.js";
+import { parseArgs } from "node:util";
+import { BenchProcesses } from "./bench-procs.js";
+import { directSetup, nginxSetup, orchSetup, type Setup, type SetupName } from "./bench-setups.js";
+import { renderJson, renderTable, tableRows, type BenchResults } from "./bench-table.js";
 import { benchEmbedded } from "./embedded-bench.js";
+import { ExactnessLedger } from "./exactness.js";
+import { startFakeEngine } from "./fake-engine.js";
+import { measureCoreRss } from "./measure-core-rss.js";
+import { measureRequestCost, measureTokenCost } from "./measure-cost.js";
+import { measureOpenStreams } from "./measure-open-streams.js";
+import { measureTtft } from "./measure-ttft.js";
+import { startNginx } from "./nginx-proxy.js";
+import { startOrch } from "./orch-stack.js";
+import { profileOrch } from "./profile-run.js";
+import { medianFigures, pool, type Figures } from "./stats.js";
 
-const LLORCH = join(projectRoot(), "dist", "cli", "llorch.js");
-const SLOTS = 128;
+const FULL = {
+  warmup: 300,
+  ttft1: 300,
+  ttft10: 1000,
+  ttft100: 2000,
+  ttft1000: 2000,
+  requests: 3000,
+  tokens: 2000,
+  open: 1000,
+  tasks: 10_000,
+};
+const QUICK = { warmup: 50, ttft1: 30, ttft10: 100, ttft100: 200, ttft1000: 1000, requests: 300, tokens: 200, open: 200, tasks: 400 };
+type Sizes = typeof FULL;
+const SLOTS = 1_100;
+const STREAMS = 100;
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+    passes: { type: "string" },
+    transcripts: { type: "string", default: "on" },
+    "no-nginx": { type: "boolean", default: false },
+    "no-embedded": { type: "boolean", default: false },
+    profile: { type: "boolean", default: false },
+    "embedded-threads": { type: "string", default: "1" },
+  },
+});
+const sizes: Sizes = args.quick ? QUICK : FULL;
+const passes = Number(args.passes ?? (args.quick ? 1 : 3));
+const transcripts = args.transcripts === "off" ? "off" : "on";
+const started = performance.now();
+/** Progress goes to stderr, so `--json` leaves stdout to the document. */
+const say = (line: string) => process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}\n`);
 
-function summary(samples: number[]): { p50: number; p99: number; n: number } {
-  const s = [...samples].sort((a, b) => a - b);
-  return { p50: percentile(s, 50), p99: percentile(s, 99), n: s.length };
-}
-
-function peakRssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
-  return kb / 1024;
-}
-
-/** Runs `total` jobs with at most `concurrency` in flight; returns their results. */
-async function pool<T>(total: number, concurrency: number, job: (i: number) => Promise<T>): Promise<T[]> {
-  const out: T[] = [];
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) out.push(await job(next++));
-    }),
-  );
+/** One pass of the repeated phases, setup after setup within each phase. */
+async function onePass(setups: readonly Setup[], s: Sizes): Promise<Map<SetupName, Figures>> {
+  const out = new Map<SetupName, Figures>(setups.map((x) => [x.name, {}]));
+  const phase = async (label: string, run: (x: Setup) => Promise<Figures>) => {
+    say(label);
+    for (const x of setups) Object.assign(out.get(x.name)!, await run(x));
+  };
+  await phase("TTFT, one client", (x) => measureTtft(x, 1, s.ttft1, 16));
+  await phase("TTFT, 10 concurrent", (x) => measureTtft(x, 10, s.ttft10, 16));
+  await phase("TTFT, 100 concurrent", (x) => measureTtft(x, 100, s.ttft100, 16));
+  await phase(`CPU per request, ${s.requests} one-token streams`, (x) => measureRequestCost(x, s.requests, STREAMS));
+  await phase(`tokens/s and CPU per token, ${STREAMS} × ${s.tokens}`, (x) => measureTokenCost(x, STREAMS, s.tokens));
   return out;
 }
 
-/** POST a task, open its stream; resolves with ms to the first token and the tokens counted. */
-async function viaEdge(edgeUrl: string, maxTokens: number): Promise<{ ttftMs: number; tokens: number }> {
-  const t0 = performance.now();
-  const body = JSON.stringify(
-    taskBody({ max_tokens: maxTokens, ctx: Math.max(2048, maxTokens), prompt: "benchmark prompt", seed: 1, deadline_ms: 600_000 }),
-  );
-  const admitted = await fetch(`${edgeUrl}/v1/tasks`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
-  if (admitted.status !== 202) throw new Error(`admission failed: ${admitted.status} ${await admitted.text()}`);
-  const { task_id } = (await admitted.json()) as { task_id: string };
-  const res = await fetch(`${edgeUrl}/v1/tasks/${task_id}/stream`);
-  let ttftMs = -1;
-  let tokens = 0;
-  const decoder = new TextDecoder();
-  for await (const chunk of res.body!) {
-    const text = decoder.decode(chunk as Uint8Array, { stream: true });
-    // Counting frames by their event line is enough here and keeps the client cheap.
-    let at = text.indexOf("event: token");
-    while (at >= 0) {
-      if (ttftMs < 0) ttftMs = performance.now() - t0;
-      tokens++;
-      at = text.indexOf("event: token", at + 12);
-    }
+async function measureSetups(
+  setups: readonly Setup[],
+  engine: Awaited<ReturnType<typeof startFakeEngine>>,
+): Promise<BenchResults["setups"]> {
+  say(`warm-up, ${sizes.warmup} streams per setup`);
+  for (const x of setups) await pool(sizes.warmup, 20, () => x.stream(16));
+  const runs = new Map<SetupName, Figures[]>(setups.map((x) => [x.name, []]));
+  for (let p = 1; p <= passes; p++) {
+    say(`pass ${p} of ${passes}`);
+    for (const [name, f] of await onePass(setups, sizes)) runs.get(name)!.push(f);
   }
-  return { ttftMs, tokens };
+  const out: BenchResults["setups"] = {};
+  for (const x of setups) out[x.name] = medianFigures(runs.get(x.name)!);
+  say("TTFT, 1,000 concurrent (one pass)");
+  for (const x of setups) Object.assign(out[x.name]!, await measureTtft(x, 1000, sizes.ttft1000, 16));
+  say(`RSS per 1,000 open streams (${sizes.open} held open)`);
+  for (const x of setups) Object.assign(out[x.name]!, await measureOpenStreams(x, engine, sizes.open, sizes.tokens));
+  return out;
 }
 
-function viaSidecar(client: WorkerServiceClient, maxTokens: number): Promise<{ ttftMs: number; tokens: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    let ttftMs = -1;
-    let tokens = 0;
-    const call = client.submit(
-      SubmitRequest.fromPartial({
-        taskId: crypto.randomUUID(),
-        sessionId: crypto.randomUUID(),
-        workload: Workload.WORKLOAD_COMPLETION,
-        modelRef: "mock:tiny",
-        prompt: "benchmark prompt",
-        maxTokens,
-        seed: 1,
-        ctx: 2048,
-      }),
-    );
-    call.on("data", (m: { event?: { $case: string; tokens?: { texts: string[] } } }) => {
-      if (m.event?.$case === "tokens") {
-        if (ttftMs < 0) ttftMs = performance.now() - t0;
-        tokens += m.event.tokens!.texts.length;
-      }
-    });
-    call.on("end", () => resolve({ ttftMs, tokens }));
-    call.on("error", reject);
-  });
+function report(results: BenchResults, extra: string[]): void {
+  const rows = tableRows(results);
+  if (args.json) {
+    process.stdout.write(`${renderJson(results, rows)}\n`);
+  } else {
+    const meta = Object.entries(results.meta).map(([k, v]) => `${k} ${v}`);
+    const tops = Object.entries(results.profiles).flatMap(([role, fns]) => [
+      `CPU profile of ${role} during ${STREAMS} × ${sizes.tokens} (top self time, % of busy):`,
+      ...fns.map((f) => `  ${f.selfPercent.toFixed(1).padStart(5)}%  ${f.name}  ${f.at}`),
+    ]);
+    const lines = ["", `llama-orch bench: ${meta.join(", ")}`, "", renderTable(rows), "", ...results.notes, ...extra, ...tops, ""];
+    process.stdout.write(lines.join("\n"));
+  }
+  const { problems } = results.exactness;
+  if (problems.length > 0) {
+    process.stderr.write(`\n!!! ${problems.length} STREAMS WERE NOT EXACT (lost, repeated or reordered tokens, or a wrong count):\n`);
+    for (const p of problems.slice(0, 30)) process.stderr.write(`!!!   ${p}\n`);
+    process.exitCode = 1;
+  }
 }
 
 async function main(): Promise<void> {
-  const procs: LaunchedProcess[] = [];
   const logDir = mkdtempSync(join(tmpdir(), "llorch-bench-"));
-  const launch = async (name: string, args: string[]) => {
-    // Logs go to files at the default level, as in production; not through this process.
-    const p = launchLlorch(name, args, { script: LLORCH, nodeArgs: [], logFile: join(logDir, `${name}.log`) });
-    procs.push(p);
-    return p.ready;
-  };
+  const procs = new BenchProcesses(logDir);
+  const ledger = new ExactnessLedger();
+  const notes: string[] = [];
+  const note = (line: string) => (notes.push(line), say(line));
   try {
-    // `npm run bench -- --transcripts off` measures without the per-task transcript artifacts.
-    const transcripts = process.argv.includes("--transcripts") ? process.argv[process.argv.indexOf("--transcripts") + 1]! : "on";
-    const core = await launch("core", [
-      "core",
-      "--port",
-      "0",
-      "--queue-capacity",
-      "10000",
-      "--transcripts",
+    const engine = await startFakeEngine(procs, { tokens: Math.max(FULL.tokens, sizes.tokens), slots: SLOTS, ctx: 4_096 });
+    const nginx = args["no-nginx"] ? (note("nginx: skipped (--no-nginx)"), undefined) : await startNginx(procs, engine.url, note);
+    const stack = await startOrch(procs, { prefix: "", engineUrl: engine.url, slots: SLOTS, transcripts });
+    const orch = orchSetup(stack, ledger);
+    const setups = [directSetup(engine.url, ledger), ...(nginx ? [nginxSetup(nginx, ledger)] : []), orch];
+    const measured = await measureSetups(setups, engine);
+    say(`core RSS over ${sizes.tasks.toLocaleString("en-US")} short tasks`);
+    const orchOnly = await measureCoreRss(orch, procs.pidOf(stack.names.core), sizes.tasks);
+    const extra: string[] = [];
+    if (!args.quick && !args["no-embedded"]) {
+      say("embedded llama.cpp engine");
+      const threads = args["embedded-threads"].split(",").map(Number);
+      const embedded = await benchEmbedded(procs.launch, procs.stop, logDir, threads);
+      Object.assign(orchOnly, embedded.figures);
+      extra.push(...embedded.rows, "");
+    }
+    let profiles: BenchResults["profiles"] = {};
+    if (args.profile) {
+      say("CPU profiles of llama-orch's processes (a stack of their own, under --cpu-prof)");
+      const run = { engineUrl: engine.url, slots: SLOTS, transcripts, streams: STREAMS, tokens: sizes.tokens, passes: 2, top: 8 } as const;
+      profiles = await profileOrch(procs, run, ledger);
+    }
+    const meta = {
+      node: process.version,
+      cores: availableParallelism(),
+      nginx: nginx?.version ?? "skipped",
       transcripts,
-      "--artifacts-root",
-      join(logDir, "artifacts"),
-      "--catalog-root",
-      join(logDir, "catalog"),
-      "--journal-root",
-      join(logDir, "journal"),
-    ]);
-    const worker = await launch("worker", [
-      "worker",
-      "--port",
-      "0",
-      "--core",
-      core.address!,
-      "--slots",
-      String(SLOTS),
-      "--tokens-per-second",
-      "0",
-      "--ctx-max",
-      "1000000",
-      "--pool",
-      "bench",
-      "--replica",
-      "bench-r1",
-    ]);
-    const edge = await launch("edge", ["edge", "--port", "0", "--core", core.address!]);
-    await new Promise((r) => setTimeout(r, 500)); // registration and first health/props
-    const client = new WorkerServiceClient(worker.address!, credentials.createInsecure());
-
-    const rows: string[] = [];
-    const line = (label: string, s: { p50: number; p99: number; n: number }) =>
-      rows.push(`${label.padEnd(44)} p50 ${s.p50.toFixed(2).padStart(8)} ms   p99 ${s.p99.toFixed(2).padStart(8)} ms   (n=${s.n})`);
-
-    // Warm up both paths (JIT, connections).
-    await pool(200, 20, () => viaEdge(edge.url!, 4));
-    await pool(200, 20, () => viaSidecar(client, 4));
-
-    for (const concurrency of [1, 100]) {
-      const n = concurrency === 1 ? 300 : 1000;
-      const sidecar = await pool(n, concurrency, () => viaSidecar(client, 8));
-      const edgeRuns = await pool(n, concurrency, () => viaEdge(edge.url!, 8));
-      line(`TTFT straight from sidecar Submit, c=${concurrency}`, summary(sidecar.map((r) => r.ttftMs)));
-      line(`TTFT through edge (POST + SSE), c=${concurrency}`, summary(edgeRuns.map((r) => r.ttftMs)));
-    }
-
-    for (const concurrency of [1, 16, 100]) {
-      const perStream = concurrency === 1 ? 100_000 : Math.round(400_000 / concurrency);
-      const t0 = performance.now();
-      const runs = await pool(concurrency, concurrency, () => viaEdge(edge.url!, perStream));
-      const secs = (performance.now() - t0) / 1000;
-      const total = runs.reduce((n, r) => n + r.tokens, 0);
-      rows.push(
-        `${`SSE throughput, ${concurrency} stream(s) x ${perStream} tokens`.padEnd(44)} ${Math.round(total / secs)
-          .toLocaleString("en-US")
-          .padStart(10)} tokens/s delivered to SSE clients`,
-      );
-    }
-    {
-      const t0 = performance.now();
-      const runs = await pool(16, 16, () => viaSidecar(client, 25_000));
-      const secs = (performance.now() - t0) / 1000;
-      const total = runs.reduce((n, r) => n + r.tokens, 0);
-      rows.push(
-        `${"gRPC throughput straight from sidecar, 16 x 25000".padEnd(44)} ${Math.round(total / secs)
-          .toLocaleString("en-US")
-          .padStart(10)} tokens/s`,
-      );
-    }
-
-    rows.push("");
-    const stop = async (name: string) => {
-      const p = procs.find((x) => x.name === name);
-      if (p) await stopProcess(p);
+      passes,
+      quick: args.quick,
+      logs: logDir,
     };
-    rows.push(...(await benchEmbedded(launch, stop, logDir)));
-
-    rows.push("", "Peak RSS (VmHWM):");
-    for (const p of procs) rows.push(`  ${p.name.padEnd(10)} ${peakRssMb(p.child.pid!).toFixed(1)} MB`);
-    rows.push(`  ${"bench".padEnd(10)} ${peakRssMb(process.pid).toFixed(1)} MB (client)`);
-    client.close();
-    process.stdout.write(
-      `\nllama-orch bench (node ${process.version}, mock engine at full speed, ${SLOTS} slots, transcripts ${transcripts}; process logs in ${logDir})\n\n${rows.join("\n")}\n\n`,
-    );
+    const exactness = { checked: Object.fromEntries(ledger.checked), problems: ledger.problems };
+    report({ meta, setups: measured, orchOnly, exactness, notes, profiles }, extra);
   } finally {
-    await Promise.all(procs.reverse().map((p) => stopProcess(p)));
+    await procs.stopAll();
   }
 }
 

@@ -2,7 +2,8 @@
  * The embedded llama.cpp engine: tokens/s of node-llama-cpp alone (in this
  * process, same model, same threads, same sampling) against the same model
  * served through sidecar → core → edge, at 1 and 2 concurrent streams, for 1
- * and 2 llama.cpp threads. Prints figures; asserts nothing.
+ * and 2 llama.cpp threads. Returns the rows to print and, for the bench's
+ * table, the figures of the widest case; asserts nothing but the token counts.
  */
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
@@ -10,6 +11,7 @@ import { writeFileSync } from "node:fs";
 import { demoModelGguf } from "../../workers/gguf/demo-model.js";
 import { DEFAULT_SAMPLING, promptTokens } from "../../workers/llamacpp-embedded/embedded-generation.js";
 import { taskBody } from "../support/task-body.js";
+import type { Figures } from "./stats.js";
 
 const TOKENS = 2_000;
 const CTX = 4_096;
@@ -71,11 +73,18 @@ async function poolReady(edgeUrl: string, pool: string): Promise<void> {
   throw new Error(`pool ${pool} did not become ready`);
 }
 
-export async function benchEmbedded(launch: Launch, stop: (name: string) => Promise<void>, dir: string): Promise<string[]> {
+/** `threads`: the llama.cpp thread counts to run (each costs a minute or more on a busy 2-core machine). */
+export async function benchEmbedded(
+  launch: Launch,
+  stop: (name: string) => Promise<void>,
+  dir: string,
+  threadCounts: readonly number[] = [1, 2],
+): Promise<{ rows: string[]; figures: Figures }> {
   const modelPath = join(dir, "bench-model.gguf");
   writeFileSync(modelPath, Buffer.concat(demoModelGguf({ seed: 1, endsGenerations: false, contextLength: CTX })));
   const modelRef = `file:${modelPath}`;
   const rows = [`Embedded llama.cpp (demo model, ${TOKENS} tokens per stream, ${availableParallelism()} cores): tokens/s`];
+  const figures: Figures = {};
   const core = await launch("core-embedded", [
     "core",
     "--port",
@@ -88,7 +97,7 @@ export async function benchEmbedded(launch: Launch, stop: (name: string) => Prom
     join(dir, "e-journal"),
   ]);
   const edge = await launch("edge-embedded", ["edge", "--port", "0", "--core", core.address!]);
-  for (const threads of [1, 2]) {
+  for (const threads of threadCounts) {
     const worker = `worker-embedded-t${threads}`;
     await launch(worker, [
       "worker",
@@ -116,8 +125,17 @@ export async function benchEmbedded(launch: Launch, stop: (name: string) => Prom
         `  threads ${threads}, ${streams} stream(s):  node-llama-cpp alone ${Math.round(alone).toLocaleString("en-US").padStart(7)}` +
           `   through edge ${Math.round(stacked).toLocaleString("en-US").padStart(7)}   (${((stacked / alone) * 100).toFixed(0)}%)`,
       );
+      // The table shows the last (widest) case: the most threads, the most streams.
+      Object.assign(figures, {
+        "embedded.threads": threads,
+        "embedded.streams": streams,
+        "embedded.alone": alone,
+        "embedded.through": stacked,
+      });
     }
     await stop(worker);
   }
-  return rows;
+  await stop("edge-embedded");
+  await stop("core-embedded");
+  return { rows, figures };
 }

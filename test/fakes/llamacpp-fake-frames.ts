@@ -4,7 +4,7 @@
 import type http from "node:http";
 import type { FakeLlamaCppBehaviour } from "./llamacpp-fake.js";
 
-/** Writes one SSE frame, in pieces of `chunkBytes` (while the client is there) when set. */
+/** Writes one SSE frame: in pieces of `chunkBytes` (while the client is there) when set, else in one socket write of its own when paced. */
 export function frameWriter(
   res: http.ServerResponse,
   b: FakeLlamaCppBehaviour,
@@ -13,6 +13,11 @@ export function frameWriter(
 ): (frame: unknown) => Promise<void> {
   return async (frame) => {
     const bytes = Buffer.from(`data: ${JSON.stringify(frame)}\n\n`, "utf8");
+    if (b.paced && b.chunkBytes <= 0) {
+      // The write's callback comes once it reached the socket (on error too); setImmediate lets every other stream write first.
+      await new Promise<void>((resolve) => res.write(bytes, () => setImmediate(resolve)));
+      return;
+    }
     if (b.chunkBytes <= 0) {
       res.write(bytes);
       return;

@@ -12,12 +12,21 @@
 // a file that is missing or does not start with the GGUF magic ends the
 // process with code 1 once the load time has passed.
 //
+// For benchmarks (test/bench): --tokens N serves N counted tokens
+// (counted-tokens.ts) instead of the default sentence, --slots N and --ctx N
+// set total_slots and the per-slot context, --paced writes each frame in a
+// socket write of its own at zero delay (as a server writing each token as it
+// decodes it), and a parent that started this process with an IPC channel
+// may send behaviour patches (e.g. {"hangAfter": 1}; null clears a field),
+// each answered "applied".
+//
 // --record-env writes the GPU selection the process was started with
 // (CUDA_VISIBLE_DEVICES and the ROCm equivalents), as JSON. (Not --env-file:
 // node takes that one for itself, even after the script name.)
 import { openSync, readSync, closeSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { startFakeLlamaCpp } from "./llamacpp-fake.js";
+import { countedTokens } from "./counted-tokens.js";
+import { startFakeLlamaCpp, type FakeLlamaCppBehaviour } from "./llamacpp-fake.js";
 
 const { values } = parseArgs({
   options: {
@@ -26,6 +35,10 @@ const { values } = parseArgs({
     "pid-file": { type: "string" },
     "load-ms": { type: "string" },
     "record-env": { type: "string" },
+    tokens: { type: "string" },
+    slots: { type: "string" },
+    ctx: { type: "string" },
+    paced: { type: "boolean" },
   },
 });
 if (values["record-env"]) {
@@ -37,6 +50,16 @@ const fake = await startFakeLlamaCpp({
   port: Number(values.port),
   health: values["load-ms"] || model ? "loading" : "ready",
   ...(model ? { modelPath: model } : {}),
+  ...(values.tokens ? { tokens: countedTokens(Number(values.tokens)) } : {}),
+  ...(values.slots ? { totalSlots: Number(values.slots) } : {}),
+  ...(values.ctx ? { ctx: Number(values.ctx) } : {}),
+  paced: values.paced === true,
+});
+process.on("message", (patch: Record<string, unknown>) => {
+  // JSON over IPC drops undefined members, so null stands for "back to unset".
+  const entries = Object.entries(patch).map(([k, v]) => [k, v === null ? undefined : v]);
+  fake.setBehaviour(Object.fromEntries(entries) as Partial<FakeLlamaCppBehaviour>);
+  process.send?.("applied"); // so the parent knows requests from now on see it
 });
 if (values["pid-file"]) writeFileSync(values["pid-file"], String(process.pid));
 

@@ -84,6 +84,15 @@ export interface FakeLlamaCppBehaviour {
   /** Pause before each token frame after the first. */
   frameDelayMs: number;
   /**
+   * One socket write per frame whatever the load, and streams in step: each
+   * frame waits until the previous one reached the socket, then lets every
+   * other stream write, as a server decoding all its slots together writes
+   * one token per slot per step. Without it a stream at zero delay writes
+   * all its frames in one go, and those that meet a full socket buffer
+   * leave together in one writev.
+   */
+  paced: boolean;
+  /**
    * When > 0, every frame is written in pieces of this many bytes (cutting
    * through UTF-8 characters and the blank line alike), with `splitDelayMs`
    * between pieces so they reach the client as separate socket chunks.
@@ -135,6 +144,7 @@ export const FAKE_LLAMACPP_DEFAULTS: FakeLlamaCppBehaviour = {
   tokens: ["Once", " upon", " a", " time", ",", " there", " was", " a", " llama", "."],
   stopType: "eos",
   frameDelayMs: 0,
+  paced: false,
   chunkBytes: 0,
   splitDelayMs: 2,
   health: "ready",
@@ -261,7 +271,9 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     if (b.failBefore) return refuse(res, record, b.failBefore.status, b.failBefore.message + echo, b.failBefore.type);
     const nPredict = typeof body.n_predict === "number" && body.n_predict >= 0 ? body.n_predict : Infinity;
     // The server holds back text that may start a stop string and never sends the stop string itself.
-    const plan = cutAtStop(b.tokens, stopsOf(body.stop), false);
+    const stops = stopsOf(body.stop);
+    // Without stops nothing past n_predict matters, so a long token list costs a short request nothing.
+    const plan = stops.length === 0 ? { tokens: b.tokens.slice(0, nPredict), matched: undefined } : cutAtStop(b.tokens, stops, false);
     const count = Math.min(plan.tokens.length, nPredict);
     const promptTokens = typeof body.prompt === "string" ? wordCount(body.prompt) : body.prompt.length;
     let open = true;
