@@ -33,8 +33,10 @@ export function sendAttempt(
     const call = new TimedCall((target.secure ? https : http).request(url, { method, agent: target.agent, headers }), signal);
     const { req } = call;
     let connected = false;
+    let reused = false;
     call.arm(target.connectTimeoutMs, "no connection");
     req.on("socket", (socket) => {
+      reused = req.reusedSocket;
       const onConnect = (): void => {
         connected = true;
         call.arm(headersTimeoutMs, "no response headers");
@@ -44,7 +46,7 @@ export function sendAttempt(
     });
     req.on("error", (err) => {
       call.finish();
-      reject(new AttemptError(err, connected));
+      reject(new AttemptError(err, connected, reused && (err as NodeJS.ErrnoException).code === "ECONNRESET"));
     });
     req.on("response", (r) => {
       call.answered(r);
@@ -118,6 +120,12 @@ export class AttemptError extends Error {
   constructor(
     override readonly cause: unknown,
     readonly connected: boolean,
+    /**
+     * A kept-alive socket closed under the request before any answer: the
+     * race with an engine closing idle connections (llama-server and Node
+     * do after 5 s), in which the request almost always never reached it.
+     */
+    readonly staleSocket = false,
   ) {
     super("engine request failed");
   }

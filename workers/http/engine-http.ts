@@ -169,7 +169,8 @@ export class EngineHttp {
 
   /**
    * POST `body` as JSON and stream the response as decoded batches. Never
-   * retried once the request may have reached the engine; with
+   * retried once the request may have reached the engine (but for a
+   * kept-alive socket the engine closed under it, see AttemptError); with
    * `retryConnect` an attempt that failed before connecting (refused,
    * unresolvable, connect timeout) is retried per `retry`. A non-2xx status
    * rejects WorkerFailure with the engine's message. Aborting `signal` before
@@ -262,6 +263,11 @@ export class EngineHttp {
         call = await sendAttempt(this.target, "POST", path, headers, payload, signal, this.headersTimeoutMs);
       } catch (err) {
         if (signal.aborted) throw signal.reason;
+        // Sent again at once, on another socket: each stale one is gone from the pool, so this ends.
+        if (err instanceof AttemptError && err.staleSocket) {
+          attempt--;
+          continue;
+        }
         const sent = err instanceof AttemptError && err.connected;
         if (sent || attempt >= attempts) throw failureOf({ method: "POST", path, cause: causeOf(err), secrets });
         if (!(await waitOrAbort(retryDelayMs(this.retry, attempt), signal))) throw signal.reason;

@@ -340,6 +340,25 @@ test("retryConnect does not retry once the request reached the engine", async (t
   t.is(engine.hits(), 1);
 });
 
+test("a POST on a kept-alive socket the engine has just closed goes out again on a fresh one", async (t) => {
+  // The engine drops the idle connection as the request leaves (llama-server and Node close idle ones after 5 s): it never saw the request.
+  const seen = new WeakMap<object, number>();
+  const engine = await serve(t, (req, res) => {
+    req.resume();
+    const n = (seen.get(req.socket) ?? 0) + 1;
+    seen.set(req.socket, n);
+    if (n === 2) return req.socket.destroy();
+    sseHead(res);
+    res.end("data: x\n\n");
+  });
+  const c = client(t, { baseUrl: engine.url });
+  const signal = new AbortController().signal;
+  await collect((await c.stream("/completion", {}, { signal, format: "sse" })).batches);
+  const again = await c.stream("/completion", {}, { signal, format: "sse" });
+  t.deepEqual(await collect(again.batches), [[{ data: "x" }]]);
+  t.is(engine.connections(), 2);
+});
+
 test("aborting before the response rejects with the signal's reason", async (t) => {
   const engine = await serve(t, (req) => req.resume());
   const c = client(t, { baseUrl: engine.url });
