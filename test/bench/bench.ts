@@ -15,7 +15,7 @@
  *                 [--no-nginx] [--no-embedded] [--embedded-threads 1,2] [--profile]
  */
 import { mkdtempSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BenchProcesses } from "./bench-procs.js";
@@ -89,17 +89,19 @@ async function measureSetups(
 ): Promise<BenchResults["setups"]> {
   say(`warm-up, ${sizes.warmup} streams per setup`);
   for (const x of setups) await pool(sizes.warmup, 20, () => x.stream(16));
+  // Memory first, while the processes hold little garbage: growth into a heap left large by earlier phases would hide the cost.
+  say(`RSS per 1,000 open streams (${sizes.open} held open)`);
+  const held = new Map<SetupName, Figures>();
+  for (const x of setups) held.set(x.name, await measureOpenStreams(x, engine, sizes.open, sizes.tokens));
   const runs = new Map<SetupName, Figures[]>(setups.map((x) => [x.name, []]));
   for (let p = 1; p <= passes; p++) {
     say(`pass ${p} of ${passes}`);
     for (const [name, f] of await onePass(setups, sizes)) runs.get(name)!.push(f);
   }
   const out: BenchResults["setups"] = {};
-  for (const x of setups) out[x.name] = medianFigures(runs.get(x.name)!);
+  for (const x of setups) out[x.name] = { ...medianFigures(runs.get(x.name)!), ...held.get(x.name) };
   say("TTFT, 1,000 concurrent (one pass)");
   for (const x of setups) Object.assign(out[x.name]!, await measureTtft(x, 1000, sizes.ttft1000, 16));
-  say(`RSS per 1,000 open streams (${sizes.open} held open)`);
-  for (const x of setups) Object.assign(out[x.name]!, await measureOpenStreams(x, engine, sizes.open, sizes.tokens));
   return out;
 }
 
@@ -125,6 +127,7 @@ function report(results: BenchResults, extra: string[]): void {
 }
 
 async function main(): Promise<void> {
+  const loadStart = loadavg()[0]!.toFixed(1);
   const logDir = mkdtempSync(join(tmpdir(), "llorch-bench-"));
   const procs = new BenchProcesses(logDir);
   const ledger = new ExactnessLedger();
@@ -153,8 +156,11 @@ async function main(): Promise<void> {
       const run = { engineUrl: engine.url, slots: SLOTS, transcripts, streams: STREAMS, tokens: sizes.tokens, passes: 2, top: 8 } as const;
       profiles = await profileOrch(procs, run, ledger);
     }
+    // Other work on the machine moves every figure: the load average at the start and at the end says how quiet it was.
+    const load = `${loadStart} → ${loadavg()[0]!.toFixed(1)}`;
     const meta = {
       node: process.version,
+      load,
       cores: availableParallelism(),
       nginx: nginx?.version ?? "skipped",
       transcripts,
