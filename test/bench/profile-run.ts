@@ -1,8 +1,9 @@
 /**
  * `--profile`: a second llama-orch stack whose processes run under
  * `node --cpu-prof`, driven through the per-token phase (100 streams × 2,000
- * tokens, `passes` times) and stopped, so each writes its profile; returns
- * the top self-time functions of each. A stack of its own, so profiling
+ * tokens, `passes` times, after a short warm-up) and stopped, so each
+ * writes its profile; returns the top self-time functions of each within
+ * the passes. A stack of its own, so profiling
  * costs none of the figures in the table.
  */
 import { mkdirSync, readdirSync } from "node:fs";
@@ -12,7 +13,7 @@ import { orchSetup } from "./bench-setups.js";
 import type { ExactnessLedger } from "./exactness.js";
 import { measureTokenCost } from "./measure-cost.js";
 import { startOrch } from "./orch-stack.js";
-import { topSelfTime, type HotFunction } from "./profile-top.js";
+import { monotonicUs, topSelfTime, type HotFunction } from "./profile-top.js";
 
 export interface ProfileRun {
   engineUrl: string;
@@ -35,7 +36,10 @@ export async function profileOrch(procs: BenchProcesses, o: ProfileRun, ledger: 
     nodeArgs: ["--cpu-prof", "--cpu-prof-dir", dir],
   });
   const setup = orchSetup(stack, ledger);
+  await measureTokenCost(setup, o.streams, o.tokens / 10); // warm-up, outside the window
+  const window = { fromUs: monotonicUs(), toUs: 0 };
   for (let i = 0; i < o.passes; i++) await measureTokenCost(setup, o.streams, o.tokens);
+  window.toUs = monotonicUs();
   const pids = Object.fromEntries(Object.entries(stack.names).map(([role, name]) => [role, procs.pidOf(name)]));
   // Profiles are written as each process exits: edge first, so core and the sidecar see no new work.
   for (const role of ["edge", "core", "sidecar"] as const) await procs.stop(stack.names[role]);
@@ -43,7 +47,7 @@ export async function profileOrch(procs: BenchProcesses, o: ProfileRun, ledger: 
   const out: Record<string, HotFunction[]> = {};
   for (const [role, pid] of Object.entries(pids)) {
     const file = files.find((f) => f.includes(`.${pid}.`) && f.endsWith(".cpuprofile"));
-    if (file) out[role] = topSelfTime(join(dir, file), o.top);
+    if (file) out[role] = topSelfTime(join(dir, file), o.top, window);
   }
   return out;
 }

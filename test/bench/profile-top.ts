@@ -1,7 +1,9 @@
 /**
  * The top self-time functions of a V8 CPU profile (`node --cpu-prof`), as
- * shares of the time the process was busy (idle samples left out): what the
- * bench prints for each profiled process.
+ * shares of the time the process was busy (idle samples left out), counting
+ * only the samples within a window of the monotonic clock (the phase
+ * profiled, not the process's start-up): what the bench prints for each
+ * profiled process.
  */
 import { readFileSync } from "node:fs";
 import { relative } from "node:path";
@@ -13,6 +15,8 @@ interface ProfileNode {
 }
 
 interface CpuProfile {
+  /** Microseconds on the monotonic clock process.hrtime reads too. */
+  startTime: number;
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
@@ -31,20 +35,28 @@ function place(url: string, line: number): string {
   return `${path.replace(/^node_modules\//, "")}:${line + 1}`;
 }
 
-export function topSelfTime(file: string, count: number): HotFunction[] {
+/** Microseconds now on the clock the profiles' timestamps use. */
+export function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+export function topSelfTime(file: string, count: number, window: { fromUs: number; toUs: number }): HotFunction[] {
   const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const self = new Map<string, { name: string; at: string; us: number }>();
   let busy = 0;
+  let at = profile.startTime;
   profile.samples.forEach((id, i) => {
     const node = byId.get(id);
     const us = profile.timeDeltas[i] ?? 0;
+    at += us;
+    if (at < window.fromUs || at > window.toUs) return;
     if (!node || node.callFrame.functionName === "(idle)") return;
     busy += us;
     const name = node.callFrame.functionName || "(anonymous)";
-    const at = place(node.callFrame.url, node.callFrame.lineNumber);
-    const key = `${name} ${at}`;
-    const entry = self.get(key) ?? { name, at, us: 0 };
+    const where = place(node.callFrame.url, node.callFrame.lineNumber);
+    const key = `${name} ${where}`;
+    const entry = self.get(key) ?? { name, at: where, us: 0 };
     entry.us += us;
     self.set(key, entry);
   });
