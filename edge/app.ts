@@ -23,6 +23,8 @@ export interface EdgeAppOptions {
   logger: Logger;
   metrics: EdgeMetrics;
   bodyLimitBytes: number;
+  /** Deepest nesting of arrays and objects a JSON body may have. */
+  jsonMaxDepth: number;
   sseHeartbeatMs: number;
   rateLimit: RateLimit;
   auth: AuthOptions;

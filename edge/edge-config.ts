@@ -12,6 +12,8 @@ export interface EdgeConfig {
   coreAddress: string;
   /** Largest accepted request body. */
   bodyLimitBytes: number;
+  /** Deepest nesting of arrays and objects a JSON body may have (the body itself is level 1). */
+  jsonMaxDepth: number;
   /** A comment line on an SSE stream idle this long keeps proxies from closing it (0 = never). */
   sseHeartbeatMs: number;
   /** Per-caller limit on task submissions. */
@@ -35,6 +37,7 @@ export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
   port: 8080,
   coreAddress: "127.0.0.1:50051",
   bodyLimitBytes: 1024 * 1024,
+  jsonMaxDepth: 64,
   sseHeartbeatMs: 15_000,
   rateLimit: { perSecond: 0, burst: 1 },
   authOptionalOnLoopback: false,
@@ -67,6 +70,12 @@ export const EDGE_FLAGS: FlagTable<EdgeConfig> = [
     arg: "N",
     help: `largest request body accepted (default ${D.bodyLimitBytes})`,
     apply: (c, v, f) => (c.bodyLimitBytes = flagInteger(f, v, 1)),
+  },
+  {
+    name: "json-max-depth",
+    arg: "N",
+    help: `deepest nesting of arrays and objects in a JSON body, 1-1000 (default ${D.jsonMaxDepth})`,
+    apply: (c, v, f) => (c.jsonMaxDepth = flagInteger(f, v, 1, 1_000)),
   },
   {
     name: "sse-heartbeat-ms",

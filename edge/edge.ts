@@ -24,6 +24,7 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
     logger,
     metrics,
     bodyLimitBytes: config.bodyLimitBytes,
+    jsonMaxDepth: config.jsonMaxDepth,
     sseHeartbeatMs: config.sseHeartbeatMs,
     rateLimit: config.rateLimit,
     auth: { apiKey: config.apiKey, optionalOnLoopback: config.authOptionalOnLoopback },

@@ -30,6 +30,7 @@ export interface CompatDeps {
   logger: Logger;
   metrics: EdgeMetrics;
   bodyLimitBytes: number;
+  jsonMaxDepth: number;
   sseHeartbeatMs: number;
   models: ModelDirectory;
   defaultDeadlineMs: number;

@@ -18,6 +18,7 @@ interface TaskRouteDeps {
   logger: Logger;
   metrics: EdgeMetrics;
   bodyLimitBytes: number;
+  jsonMaxDepth: number;
   sseHeartbeatMs: number;
   rateLimit: RateLimit;
 }
@@ -30,7 +31,7 @@ export function mountTaskRoutes(router: Router, deps: TaskRouteDeps): void {
   const validCancelId = pathParamValidator("cancelTask", "id");
 
   router.post("/v1/tasks", async (ctx) => {
-    const body = await readJsonBody(ctx, deps.bodyLimitBytes);
+    const body = await readJsonBody(ctx, deps);
     ensureValid(validateTask(body));
     await createTask(ctx, deps, toCreateTaskRequest(body));
   });
