@@ -14,6 +14,12 @@ export interface EdgeConfig {
   bodyLimitBytes: number;
   /** Deepest nesting of arrays and objects a JSON body may have (the body itself is level 1). */
   jsonMaxDepth: number;
+  /** A request whose headers have not all arrived this long after it began is answered 408 and closed. */
+  headersTimeoutMs: number;
+  /** A request (headers and body) not complete this long after it began is answered 408 and closed (0 = never); responses, SSE streams included, are not bound by it. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this long. */
+  keepAliveTimeoutMs: number;
   /** A comment line on an SSE stream idle this long keeps proxies from closing it (0 = never). */
   sseHeartbeatMs: number;
   /** Per-caller limit on task submissions. */
@@ -38,6 +44,11 @@ export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
   coreAddress: "127.0.0.1:50051",
   bodyLimitBytes: 1024 * 1024,
   jsonMaxDepth: 64,
+  headersTimeoutMs: 10_000,
+  // A 1 MiB body (the default limit) at a slow 50 KB/s still arrives in time; a stalled one frees its connection.
+  requestTimeoutMs: 30_000,
+  // Above the 60 s idle timeout of common load balancers, so they close first and never reuse a connection the edge just closed.
+  keepAliveTimeoutMs: 65_000,
   sseHeartbeatMs: 15_000,
   rateLimit: { perSecond: 0, burst: 1 },
   authOptionalOnLoopback: false,
@@ -76,6 +87,25 @@ export const EDGE_FLAGS: FlagTable<EdgeConfig> = [
     arg: "N",
     help: `deepest nesting of arrays and objects in a JSON body, 1-1000 (default ${D.jsonMaxDepth})`,
     apply: (c, v, f) => (c.jsonMaxDepth = flagInteger(f, v, 1, 1_000)),
+  },
+  {
+    name: "headers-timeout-ms",
+    arg: "N",
+    help: `a request's headers must arrive within this, else 408 (default ${D.headersTimeoutMs})`,
+    apply: (c, v, f) => (c.headersTimeoutMs = flagInteger(f, v, 1)),
+  },
+  {
+    name: "request-timeout-ms",
+    arg: "N",
+    help: `a whole request (headers and body) must arrive within this, else 408;
+responses and SSE streams are not bound by it; 0 = no limit (default ${D.requestTimeoutMs})`,
+    apply: (c, v, f) => (c.requestTimeoutMs = flagInteger(f, v, 0)),
+  },
+  {
+    name: "keep-alive-timeout-ms",
+    arg: "N",
+    help: `close an idle keep-alive connection after this (default ${D.keepAliveTimeoutMs})`,
+    apply: (c, v, f) => (c.keepAliveTimeoutMs = flagInteger(f, v, 1)),
   },
   {
     name: "sse-heartbeat-ms",
@@ -151,6 +181,10 @@ export function edgeConfigFromFlags(flags: FlagValues, section: Record<string, u
   applyFlags(EDGE_FLAGS, flags, config);
   // A burst below the sustained rate would cap it: by default a caller may spend one second's worth at once.
   if (flags["rate-limit-burst"] === undefined) config.rateLimit.burst = Math.max(1, Math.ceil(config.rateLimit.perSecond));
+  // Node refuses a server whose headers may take longer than the whole request.
+  if (config.requestTimeoutMs > 0 && config.headersTimeoutMs > config.requestTimeoutMs) {
+    throw new Error(`--headers-timeout-ms (${config.headersTimeoutMs}) must not exceed --request-timeout-ms (${config.requestTimeoutMs})`);
+  }
   config.apiKey = apiKeyFrom(flags);
   return config;
 }

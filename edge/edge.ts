@@ -1,17 +1,49 @@
-import { createServer, type Server } from "node:http";
+import { createServer, maxHeaderSize, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../contracts/runtime/logger.js";
 import { assertSafeBind } from "../contracts/runtime/api-key.js";
 import { createEdgeApp } from "./app.js";
 import { CoreClient } from "./core-client.js";
 import type { EdgeConfig } from "./edge-config.js";
-import { createEdgeMetrics } from "./metrics.js";
+import { createEdgeMetrics, type EdgeMetrics } from "./metrics.js";
 import { assertCorsOrigins } from "./middleware/cors.js";
 import { ModelDirectory } from "./compat/model-directory.js";
+import { answerClientError } from "./client-errors.js";
 
 export interface RunningEdge {
   url: string;
   stop(): Promise<void>;
+}
+
+/**
+ * Node's HTTP server with the edge's timeouts: headers and whole requests
+ * (bodies) must arrive in time, which Node checks at connectionsCheckingInterval
+ * (30 s by default, so checked more often here), and every parser error or
+ * timeout gets the error envelope.
+ */
+function createHttpServer(
+  config: EdgeConfig,
+  handler: ReturnType<ReturnType<typeof createEdgeApp>["callback"]>,
+  logger: Logger,
+  metrics: EdgeMetrics,
+): Server {
+  const shortest = Math.min(config.headersTimeoutMs, config.requestTimeoutMs || config.headersTimeoutMs);
+  const server = createServer(
+    {
+      noDelay: true,
+      keepAliveTimeout: config.keepAliveTimeoutMs,
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(shortest / 4))),
+      maxHeaderSize,
+    },
+    // Koa's handler catches its own errors (its promise never rejects), so Node may ignore the promise.
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises
+    handler,
+  );
+  const limits = { maxHeaderBytes: maxHeaderSize, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs };
+  server.on("clientError", answerClientError(limits, logger, metrics));
+  return server;
 }
 
 export async function startEdge(config: EdgeConfig, logger: Logger = createLogger("edge")): Promise<RunningEdge> {
@@ -35,9 +67,7 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
       defaultMaxTokens: config.defaultMaxTokens,
     },
   });
-  // Koa's handler catches its own errors (its promise never rejects), so Node may ignore the promise.
-  // eslint-disable-next-line @typescript-eslint/no-misused-promises
-  const server: Server = createServer({ noDelay: true, keepAliveTimeout: 65_000 }, app.callback());
+  const server = createHttpServer(config, app.callback(), logger, metrics);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());
