@@ -12,6 +12,7 @@ import {
 } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../../contracts/runtime/grpc-server.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
+import { publicText } from "../../contracts/runtime/public-text.js";
 import type { ReplicaSnapshot } from "../placement/placement.js";
 import { SlotLease } from "./slot-lease.js";
 
@@ -153,7 +154,13 @@ export class Replica extends EventEmitter {
     return new Promise((resolve, reject) => {
       this.client.loadModel({ modelRef, expectedDigest: "" }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err) {
-          reject(new Error(err.details || err.message));
+          // The refusal reaches pool health; a transport failure's details name the sidecar's address.
+          const detail = err.details || err.message;
+          this.logger.warn(
+            { replica_id: this.id, pool_id: this.poolId, model_ref: modelRef, detail },
+            `load of ${modelRef} failed: ${detail}`,
+          );
+          reject(new Error(publicText(detail)));
           return;
         }
         this.client.info({}, (infoErr, info) => {
@@ -175,7 +182,8 @@ export class Replica extends EventEmitter {
       (m: WatchHealthResponse) => {
         if (!m.health) return;
         const becameReady = m.health.ready && !this.currentHealth.ready;
-        this.currentHealth = m.health;
+        // Pool health shows it to clients; sidecars send public text, one from another release may not.
+        this.currentHealth = { ...m.health, lastError: publicText(m.health.lastError) };
         if (becameReady) {
           this.infoCurrent = false;
           this.fetchInfo();
@@ -233,7 +241,7 @@ export class Replica extends EventEmitter {
       if (failed || this.closed) return;
       failed = true;
       this.watches.splice(this.watches.indexOf(call), 1);
-      this.currentHealth = { live: false, ready: false, lastError: `${what} watch lost: ${reason}` };
+      this.currentHealth = { live: false, ready: false, lastError: `${what} watch lost: ${publicText(reason)}` };
       this.emit("change");
       this.logger.warn({ replica_id: this.id, pool_id: this.poolId, reason }, `${what} watch lost`);
       this.later(() => this.watch(what, open, apply), WATCH_RETRY_MS);

@@ -10,6 +10,7 @@ import {
   type InfoResponse,
   type LoadModelRequest,
   type LoadModelResponse,
+  type WorkerHealth,
   type SubmitRequest,
   type WorkerError,
   type WorkerProps,
@@ -24,6 +25,7 @@ import type { MaskedMemory } from "../hardware/device-mask.js";
 import type { ReplicaHardware } from "./replica-hardware.js";
 import type { GenerationOutcome, SidecarMetrics } from "./metrics.js";
 import { endOf, errorOf, failure, logEnd, stoppedTerminal, type StopCause } from "./generation-end.js";
+import { publicText } from "../../contracts/runtime/public-text.js";
 import type { SlotLease, SlotPool } from "./slot-pool.js";
 import { SubmitStream, type SubmitCall, type Terminal } from "./submit-stream.js";
 import { serveWatch } from "./watch-stream.js";
@@ -66,12 +68,12 @@ export class WorkerService {
   constructor(private readonly deps: WorkerServiceDeps) {
     const { adapter, slots } = deps;
     this.handlers = {
-      health: (_call, callback) => callback(null, { health: adapter.health(), load: undefined }),
+      health: (_call, callback) => callback(null, { health: publicHealth(adapter.health()), load: undefined }),
       watchHealth: (call) =>
         this.watch((onClosed) =>
           serveWatch(
             call,
-            () => ({ health: adapter.health(), load: undefined }),
+            () => ({ health: publicHealth(adapter.health()), load: undefined }),
             (onChange) => adapter.onHealthChange(onChange),
             onClosed,
           ),
@@ -111,7 +113,7 @@ export class WorkerService {
             // An engine that turned out to offer no eviction (llama.cpp without --slot-save-path) is "not supported", not a failure.
             err instanceof EvictionUnsupportedError
               ? callback(null, { supported: false, evicted: false })
-              : callback({ code: GrpcStatus.INTERNAL, details: `evicting session failed: ${err.message}` }, null),
+              : callback({ code: GrpcStatus.INTERNAL, details: `evicting session failed: ${publicText(err.message)}` }, null),
         );
       },
       loadModel: (call: ServerUnaryCall<LoadModelRequest, LoadModelResponse>, callback: sendUnaryData<LoadModelResponse>) => {
@@ -284,7 +286,8 @@ export class WorkerService {
         },
         `failed to switch to model ${modelRef} after ${durationMs} ms, still serving ${serving}: ${message}`,
       );
-      throw status(GrpcStatus.FAILED_PRECONDITION, message);
+      // Pool health shows it to clients: the log line above keeps the detail.
+      throw status(GrpcStatus.FAILED_PRECONDITION, publicText(message));
     }
     const info = adapter.info();
     const durationMs = Math.round(performance.now() - t0);
@@ -321,7 +324,7 @@ export class WorkerService {
     if (!health.ready) {
       return failure(
         WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE,
-        `engine not ready${health.lastError ? `: ${health.lastError}` : ""}`,
+        `engine not ready${health.lastError ? `: ${publicText(health.lastError)}` : ""}`,
         true,
       );
     }
@@ -334,4 +337,9 @@ function noop(): void {}
 /** An Error, as only Errors are thrown; grpc-js answers with its code and details. */
 function status(code: GrpcStatus, details: string): Error & Partial<StatusObject> {
   return Object.assign(new Error(details), { code, details });
+}
+
+/** Health as core (and pool health's readers) see it: the engine's last error without addresses or stack text. */
+function publicHealth(health: WorkerHealth): WorkerHealth {
+  return health.lastError ? { ...health, lastError: publicText(health.lastError) } : health;
 }
