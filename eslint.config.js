@@ -40,5 +40,19 @@ export default defineConfig(
       "@typescript-eslint/no-unsafe-return": "off",
     },
   },
+  {
+    // The operator console runs in the browser as plain JavaScript (no build step): no type information, browser globals.
+    files: ["edge/ui/**/*.js"],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      sourceType: "module",
+      globals: Object.fromEntries(
+        ["window", "document", "fetch", "sessionStorage", "TextDecoder", "crypto", "setInterval", "Node", "console"].map((g) => [
+          g,
+          "readonly",
+        ]),
+      ),
+    },
+  },
   prettier,
 );

@@ -8,6 +8,7 @@ import { applyFlags, parseArgsOptions, type FlagTable, type FlagValues } from ".
 import { coreCommand } from "../core/core-command.js";
 import { edgeCommand } from "../edge/edge-command.js";
 import { workerCommand } from "../workers/sidecar/worker-command.js";
+import { DEFAULT_EDGE_URL, runStatusCommand, STATUS_FLAGS, statusHelp } from "./status.js";
 import { DEMO_MODEL_FLAGS, demoModelHelp, writeDemoModel } from "./demo-model.js";
 import { runUp } from "./up.js";
 import { UP_FLAGS, upHelp } from "./up-config.js";
@@ -65,6 +66,22 @@ const commands: readonly Command[] = [
   component(coreCommand),
   component(edgeCommand),
   component(workerCommand),
+  ...(["status", "tasks", "cancel"] as const).map((name): Command => ({
+    name,
+    summary:
+      name === "status"
+        ? "pools, replicas, queues, running tasks and models, through the public API (--edge URL, --json)"
+        : name === "tasks"
+          ? "queued and running tasks (--state finished for recent ones)"
+          : "cancel a task: llorch cancel TASK_ID",
+    help: statusHelp,
+    flags: STATUS_FLAGS,
+    positionals: name === "cancel",
+    run: async (flags, _file, _configPath, positionals = []) => {
+      await runStatusCommand(name, applyFlags(STATUS_FLAGS, flags, { edge: DEFAULT_EDGE_URL, json: false }), positionals);
+      return "done";
+    },
+  })),
   {
     name: "demo-model",
     summary: "write a small random-weight GGUF model to try the embedded llama.cpp engine with",

@@ -36,6 +36,7 @@ export function publicEventData(k: NonToken): { event: string; data: Record<stri
           pool_id: m.poolId || undefined,
           replica_id: m.replicaId || undefined,
           engine_version: m.engineVersion || undefined,
+          waits_for_model_load: m.waitsForModelLoad,
         },
       };
     }

@@ -18,6 +18,11 @@ export interface CoreConfig {
   /** Where the model catalog and the artifacts live (created if missing). */
   catalogRoot: string;
   artifactsRoot: string;
+  /**
+   * The model cache this host's sidecars download into (their --model-cache),
+   * which catalog verify reads; default the sidecars' own default.
+   */
+  modelCacheDir?: string;
   /** Largest artifact a client may store (canonical JSON bytes); transcripts may be larger. */
   artifactMaxBytes: number;
   /** Load models no pool serves into an idle pool on demand. */
@@ -141,6 +146,12 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     arg: "DIR",
     help: `durable artifacts, stream transcripts included (default ${DEFAULT_CORE_CONFIG.artifactsRoot})`,
     apply: (c, v, f) => (c.artifactsRoot = flagText(f, v)),
+  },
+  {
+    name: "model-cache",
+    arg: "DIR",
+    help: "the model cache the sidecars of this host download into, where catalog verify finds hf: and\nhttps:// models (default $LLORCH_MODEL_CACHE, else ~/.cache/llorch/models, as the sidecars')",
+    apply: (c, v, f) => (c.modelCacheDir = flagText(f, v)),
   },
   {
     name: "artifact-max-bytes",

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import type { ServiceDefinition, UntypedServiceImplementation } from "@grpc/grpc-js";
+import { defaultModelCacheDir, hubEndpointOf } from "../contracts/model-cache.js";
 import { ArtifactServiceService } from "../contracts/gen/llama_orch/v1/artifact.js";
 import { CatalogServiceService } from "../contracts/gen/llama_orch/v1/catalog.js";
 import { CapabilitiesServiceService, PoolServiceService } from "../contracts/gen/llama_orch/v1/pool.js";
@@ -14,6 +15,7 @@ import { startMetricsServer, type MetricsServer } from "../contracts/runtime/met
 import { requireApiKey } from "../contracts/runtime/require-api-key.js";
 import { ArtifactStore } from "./artifacts/artifact-store.js";
 import { CatalogStore } from "./catalog/catalog-store.js";
+import { LoadDigests } from "./catalog/load-digests.js";
 import type { CoreConfig } from "./core-config.js";
 import { createCoreMetrics, type CoreMetrics } from "./metrics.js";
 import { unservedModelAdvice } from "./pools/auto-fetch.js";
@@ -103,8 +105,8 @@ async function assembleCore(config: CoreConfig, metrics: CoreMetrics, logger: Lo
   const sweep = setInterval(() => sessions.sweep(), 10_000);
   sweep.unref();
   const scheduler = new Scheduler(registry, sessions, metrics, logger, config.scheduler);
-  const reloader = new PoolReloader(scheduler, registry, logger);
   const catalog = await CatalogStore.open(resolve(config.catalogRoot));
+  const reloader = new PoolReloader({ scheduler, registry, digests: new LoadDigests(catalog), metrics, logger });
   const artifacts = await ArtifactStore.open(resolve(config.artifactsRoot), { maxBytes: TRANSCRIPT_MAX_BYTES });
   scheduler.attach({
     admissionCheck: catalogAdmissionCheck(catalog),
@@ -131,7 +133,14 @@ function coreServices(config: CoreConfig, parts: CoreParts, instanceId: string, 
     guarded(
       "CatalogService",
       CatalogServiceService,
-      catalogService({ store: catalog, scheduler, metrics, logger, baseDir: process.cwd() }),
+      catalogService({
+        store: catalog,
+        scheduler,
+        metrics,
+        logger,
+        baseDir: process.cwd(),
+        modelCache: { root: resolve(config.modelCacheDir ?? defaultModelCacheDir()), hubEndpoint: hubEndpointOf() },
+      }),
     ),
     guarded("ArtifactService", ArtifactServiceService, artifactService(artifacts, config.artifactMaxBytes, logger)),
   ];

@@ -9,6 +9,7 @@ import { errorEnvelope } from "./middleware/error-envelope.js";
 import { mountTaskRoutes } from "./routes/tasks.js";
 import { mountSessionRoutes } from "./routes/sessions.js";
 import { mountControlRoutes } from "./routes/control.js";
+import { mountConsoleRoutes } from "./routes/console.js";
 import { mountHealthRoutes } from "./routes/health.js";
 import { mountListingRoutes } from "./routes/listings.js";
 import { rateLimit, type RateLimit } from "./middleware/rate-limit.js";
@@ -55,6 +56,7 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
     ctx.body = await opts.metrics.registry.metrics();
   });
   mountHealthRoutes(router, opts);
+  mountConsoleRoutes(router);
   // Everything under /v1 needs the API key; the OpenAPI document and metrics stay readable.
   router.use("/v1", apiKeyAuth(opts.auth));
   // Per caller (API key, else address), after auth so a key's bucket is its own.

@@ -10,6 +10,7 @@ import {
   type InfoResponse,
   type SubmitRequest,
   type WorkerHealth,
+  type WorkerLoadState,
   type WorkerMetrics,
 } from "../contracts/gen/llama_orch/v1/worker.js";
 
@@ -84,9 +85,17 @@ export class WorkerFailure extends Error {
     readonly kind: WorkerErrorKind,
     message: string,
     readonly retriable: boolean = isRetriableByDefault(kind),
+    /** `cause`: the typed error behind it (a model load's ProvisionError), for whoever must tell failures apart. */
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
+}
+
+/** What a LoadModel call asks beyond the model_ref. */
+export interface LoadModelOptions {
+  /** The digest the model's bytes must have, "sha256:<64 hex>" (the catalog's); absent: the source's own, or none. */
+  expectedDigest?: string;
 }
 
 /**
@@ -168,9 +177,19 @@ export interface EngineAdapter {
    * INVALID_REQUEST when it cannot load this model) and then the previous model
    * keeps serving: health is ready again with lastError
    * "failed to load <ref>: ...", until the next successful load clears it.
-   * Absent when the engine cannot switch models.
+   * Absent when the engine cannot switch models. An adapter that cannot
+   * check `options.expectedDigest` (the mock: its models have no bytes)
+   * ignores it.
    */
-  loadModel?(modelRef: string): Promise<void>;
+  loadModel?(modelRef: string, options?: LoadModelOptions): Promise<void>;
+  /**
+   * What the sidecar reports beside health (HealthResponse.load): how far a
+   * model load has got, and whether an unloaded model is loaded again by the
+   * next generate. Its changes are heard through onHealthChange. Undefined
+   * while nothing loads and nothing is unloaded; absent on adapters that never
+   * report one.
+   */
+  loadState?(): WorkerLoadState | undefined;
   /** Begins bringing the engine up; resolves once it is ready. Health reports progress meanwhile. */
   start(): Promise<void>;
   stop(): Promise<void>;

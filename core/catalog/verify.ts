@@ -4,7 +4,8 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { VerificationReason, VerificationStatus, type CatalogModel, type Verification } from "../../contracts/gen/llama_orch/v1/catalog.js";
-import { localPathOf, parseModelRef } from "../../contracts/model-ref.js";
+import { indexKeyOf, readIndexEntry } from "../../contracts/model-cache.js";
+import { localPathOf, parseModelRef, type ModelRef } from "../../contracts/model-ref.js";
 
 const { VERIFICATION_STATUS_PENDING: PENDING, VERIFICATION_STATUS_PASSED: PASSED, VERIFICATION_STATUS_FAILED: FAILED } = VerificationStatus;
 const {
@@ -20,6 +21,12 @@ export interface VerifyOptions {
   baseDir: string;
   /** The entry's cache directory; `<modelDir>/model` is used when the source is not a local file. */
   modelDir: string;
+  /**
+   * The sidecars' model cache (`--model-cache`) and the hub endpoint its
+   * entries were fetched from: an hf: or https:// source found there is
+   * verified from the cached bytes.
+   */
+  modelCache?: { root: string; hubEndpoint: string };
   clock?: () => number;
 }
 
@@ -87,13 +94,12 @@ export async function verifyEntry(entry: CatalogModel, opts: VerifyOptions): Pro
 type Located = { kind: "local"; path: string } | { kind: "not_local" };
 
 async function locate(entry: CatalogModel, opts: VerifyOptions): Promise<Located> {
-  if (entry.sourceUrl !== undefined) {
-    try {
-      const local = localPathOf(parseModelRef(entry.sourceUrl, "/source_url"), opts.baseDir);
-      if (local !== undefined) return { kind: "local", path: local };
-    } catch {
-      // An unparseable source cannot be local; fall through to the cache.
-    }
+  const source = sourceOf(entry);
+  if (source !== undefined) {
+    const local = localPathOf(source, opts.baseDir);
+    if (local !== undefined) return { kind: "local", path: local };
+    const cached = opts.modelCache && (await inModelCache(source, opts.modelCache));
+    if (cached !== undefined) return { kind: "local", path: cached };
   }
   const cached = path.join(opts.modelDir, "model");
   try {
@@ -102,6 +108,30 @@ async function locate(entry: CatalogModel, opts: VerifyOptions): Promise<Located
   } catch {
     return { kind: "not_local" };
   }
+}
+
+function sourceOf(entry: CatalogModel): ModelRef | undefined {
+  if (entry.sourceUrl === undefined) return undefined;
+  try {
+    return parseModelRef(entry.sourceUrl, "/source_url");
+  } catch {
+    // An unparseable source cannot be local; the entry's own cache directory may still hold it.
+    return undefined;
+  }
+}
+
+/**
+ * Where the model cache keeps a fetched source: the file (its link to the
+ * verified blob), or a whole repository's snapshot directory. Undefined when
+ * the cache has no entry for it, or the entry's bytes are gone.
+ */
+async function inModelCache(source: ModelRef, cache: { root: string; hubEndpoint: string }): Promise<string | undefined> {
+  const index = indexKeyOf(source, cache.hubEndpoint);
+  if (index === undefined) return undefined;
+  const entry = await readIndexEntry(cache.root, index.kind, index.key).catch(() => undefined);
+  if (entry === undefined) return undefined;
+  const where = path.join(cache.root, entry.kind === "file" ? entry.link : entry.dir);
+  return (await stat(where).catch(() => undefined)) === undefined ? undefined : where;
 }
 
 function provenanceWarnings(entry: CatalogModel): string[] {

@@ -36,7 +36,8 @@ type Check = (replica: ReplicaSnapshot, rules: PlacementRules) => boolean;
 const PASSES: { readonly [R in RejectReason]: Check } = {
   engine_mismatch: (r, q) => r.engine === q.engine,
   model_mismatch: (r, q) => r.servesAnyModel || r.modelRef === q.modelRef,
-  not_ready: (r) => r.ready,
+  // A replica that unloaded its model after idling takes work: the task loads it again.
+  not_ready: (r) => r.ready || r.wakesOnSubmit === true,
   draining: (r) => !r.draining,
   ctx_exceeds_limit: (r, q) => r.ctxMax <= 0 || q.ctx <= r.ctxMax,
   workload_unsupported: (r, q) => supportedWorkloads(r).includes(q.workload),

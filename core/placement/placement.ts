@@ -10,7 +10,7 @@ export type { ReplicaSnapshot } from "./replica-snapshot.js";
 
 /** The first ranking criterion that separated the winner from the runner-up. */
 export type PlacementWhy =
-  "preferred_pool" | "session_affinity" | "most_free_vram" | "fewest_active_slots" | "replica_id" | "only_candidate";
+  "model_loaded" | "preferred_pool" | "session_affinity" | "most_free_vram" | "fewest_active_slots" | "replica_id" | "only_candidate";
 
 export type PlacementDecision =
   | {
@@ -64,7 +64,7 @@ export function place(request: PlacementRequest, replicas: readonly ReplicaSnaps
     ranked: ranked.map((r) => r.replicaId),
     pinned,
     fallback: rules.prefer.size > 0 && !rules.prefer.has(winner.poolId),
-    kvWarm: winner.replicaId === rules.sessionReplicaId,
+    kvWarm: warm(winner, rules),
     // Equal replica ids (a caller bug) separate nothing; report the last criterion.
     why: runnerUp === undefined ? "only_candidate" : (firstDifference(order, winner, runnerUp)?.[0] ?? "replica_id"),
     rejections,
@@ -86,18 +86,28 @@ export function metricLabels(decision: PlacementDecision): {
 
 type Criterion = readonly [Exclude<PlacementWhy, "only_candidate">, (a: ReplicaSnapshot, b: ReplicaSnapshot) => number];
 
+/** The session's previous replica, its KV cache still there: a replica that unloaded its model lost it. */
+function warm(r: ReplicaSnapshot, rules: PlacementRules): boolean {
+  return r.replicaId === rules.sessionReplicaId && r.ready;
+}
+
 /**
- * The ranking, best first. Preferred pools lead because prefer_pools is an
- * explicit client choice; session affinity next because a warm KV cache saves
- * more than any load difference; then free VRAM, then load; the replica id
- * makes the order total so equal replicas never depend on input order.
+ * The ranking, best first. A replica with its model loaded leads, because one
+ * that must load it again first (unloaded after idling) makes the task wait
+ * seconds to minutes, more than any other criterion saves; preferred pools
+ * next because prefer_pools is an explicit client choice; session affinity
+ * next because a warm KV cache saves more than any load difference; then free
+ * VRAM, then load; the replica id makes the order total so equal replicas
+ * never depend on input order.
  */
 function criteria(rules: PlacementRules): readonly Criterion[] {
+  const loaded = (r: ReplicaSnapshot): number => (r.ready ? 1 : 0);
   const preferred = (r: ReplicaSnapshot): number => (rules.prefer.has(r.poolId) ? 1 : 0);
-  const warm = (r: ReplicaSnapshot): number => (r.replicaId === rules.sessionReplicaId ? 1 : 0);
+  const affine = (r: ReplicaSnapshot): number => (warm(r, rules) ? 1 : 0);
   return [
+    ["model_loaded", (a, b) => loaded(b) - loaded(a)],
     ["preferred_pool", (a, b) => preferred(b) - preferred(a)],
-    ["session_affinity", (a, b) => warm(b) - warm(a)],
+    ["session_affinity", (a, b) => affine(b) - affine(a)],
     ["most_free_vram", (a, b) => compare(b.vramFreeBytes, a.vramFreeBytes)],
     ["fewest_active_slots", (a, b) => compare(a.activeSlots, b.activeSlots)],
     ["replica_id", (a, b) => compare(a.replicaId, b.replicaId)],

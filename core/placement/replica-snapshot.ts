@@ -13,6 +13,12 @@ export interface ReplicaSnapshot {
   modelRef: string;
   servesAnyModel: boolean;
   ready: boolean;
+  /**
+   * Not ready, but only because its model was unloaded after idling: a task
+   * sent here loads it again and waits for that. Placeable, after every ready
+   * replica. Absent = false.
+   */
+  wakesOnSubmit?: boolean;
   draining: boolean;
   /** 0 = unknown (treated as unlimited). */
   ctxMax: number;

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import { credentials, Metadata, type ClientReadableStream } from "@grpc/grpc-js";
+import type { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { RegisterRequest } from "../../contracts/gen/llama_orch/v1/registry.js";
 import {
   WorkerServiceClient,
@@ -8,8 +9,10 @@ import {
   type WatchHealthResponse,
   type WatchPropsResponse,
   type WorkerHealth,
+  type WorkerLoadState,
   type WorkerProps,
 } from "../../contracts/gen/llama_orch/v1/worker.js";
+import { errorDetailOf } from "../../contracts/runtime/error-status.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../../contracts/runtime/grpc-server.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { publicText } from "../../contracts/runtime/public-text.js";
@@ -22,6 +25,21 @@ export type ReplicaRegistration = RegisterRequest;
 const WATCH_RETRY_MS = 250;
 
 /**
+ * A LoadModel the sidecar refused: its sentence, and the typed reason it
+ * attached in the standard trailer, if any (UNTRUSTED_ARTIFACT: the model's
+ * bytes are not the expected digest).
+ */
+export class ModelLoadError extends Error {
+  constructor(
+    message: string,
+    readonly code: ErrorCode | undefined,
+  ) {
+    super(message);
+    this.name = "ModelLoadError";
+  }
+}
+
+/**
  * Core's view of one registered sidecar: a gRPC client to it, plus health,
  * props and info kept current by the sidecar's own watch streams. Emits
  * "change" whenever something placement cares about moved. Only the replica
@@ -32,6 +50,8 @@ export class Replica extends EventEmitter {
   private currentHealth: WorkerHealth = { live: false, ready: false, lastError: "connecting" };
   private currentProps: WorkerProps = { slotsTotal: 0, slotsFree: 0, requestsWaiting: 0 };
   private currentInfo: InfoResponse | undefined;
+  /** What the sidecar last reported beside its health: load progress, and whether a Submit wakes its model. */
+  private currentLoad: WorkerLoadState | undefined;
   /**
    * False from the moment the engine turns Ready until its Info was read
    * again: what an engine serves (ctx, workloads, digest) may be known only
@@ -61,6 +81,11 @@ export class Replica extends EventEmitter {
   /** What the sidecar last reported on WatchHealth (or why core lost track of it). */
   get health(): Readonly<WorkerHealth> {
     return this.currentHealth;
+  }
+
+  /** The sidecar's load state as last reported with its health; undefined when it reported none (or core lost track of it). */
+  get load(): Readonly<WorkerLoadState> | undefined {
+    return this.currentLoad;
   }
 
   /** What the sidecar last reported on WatchProps. */
@@ -113,6 +138,26 @@ export class Replica extends EventEmitter {
     return !this.closed && this.currentHealth.live && this.currentHealth.ready && this.currentInfo !== undefined && this.infoCurrent;
   }
 
+  /**
+   * Not ready because its model was unloaded after idling (--model-ttl), and
+   * a Submit loads it again: placement may send work here, after the ready
+   * replicas, and that work waits for the load.
+   */
+  get wakesOnSubmit(): boolean {
+    return (
+      !this.closed &&
+      this.currentHealth.live &&
+      !this.currentHealth.ready &&
+      this.currentLoad?.wakesOnSubmit === true &&
+      this.currentInfo !== undefined
+    );
+  }
+
+  /** Live and not ready while it reports load progress: provisioning or loading a model (for a reload, or woken by a task). */
+  get isLoadingModel(): boolean {
+    return !this.closed && this.currentHealth.live && !this.currentHealth.ready && this.currentLoad?.progress !== undefined;
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }
@@ -128,6 +173,7 @@ export class Replica extends EventEmitter {
       servesAnyModel: this.registration.servesAnyModel,
       // A pool mid-reload is not Ready until every replica has the new model (or all rolled back).
       ready: this.isReady && !reloading,
+      wakesOnSubmit: this.wakesOnSubmit && !reloading,
       draining,
       ctxMax: info?.ctxMax ?? 0,
       workloads: info?.workloads ?? [],
@@ -149,10 +195,14 @@ export class Replica extends EventEmitter {
     return this.registration.servesAnyModel || this.modelRef === modelRef;
   }
 
-  /** Asks the sidecar to switch models; resolves once it serves the new one, with its Info refreshed. */
-  loadModel(modelRef: string, timeoutMs: number): Promise<LoadModelResponse> {
+  /**
+   * Asks the sidecar to switch models, its bytes to match `expectedDigest`
+   * ("sha256:<hex>", or "" for the source's own); resolves once it serves the
+   * new one, with its Info refreshed; rejects with a ModelLoadError.
+   */
+  loadModel(modelRef: string, timeoutMs: number, expectedDigest = ""): Promise<LoadModelResponse> {
     return new Promise((resolve, reject) => {
-      this.client.loadModel({ modelRef, expectedDigest: "" }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
+      this.client.loadModel({ modelRef, expectedDigest }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err) {
           // The refusal reaches pool health; a transport failure's details name the sidecar's address.
           const detail = err.details || err.message;
@@ -160,7 +210,7 @@ export class Replica extends EventEmitter {
             { replica_id: this.id, pool_id: this.poolId, model_ref: modelRef, detail },
             `load of ${modelRef} failed: ${detail}`,
           );
-          reject(new Error(publicText(detail)));
+          reject(new ModelLoadError(publicText(detail), errorDetailOf(err)?.code));
           return;
         }
         this.client.info({}, (infoErr, info) => {
@@ -184,6 +234,7 @@ export class Replica extends EventEmitter {
         const becameReady = m.health.ready && !this.currentHealth.ready;
         // Pool health shows it to clients; sidecars send public text, one from another release may not.
         this.currentHealth = { ...m.health, lastError: publicText(m.health.lastError) };
+        this.currentLoad = m.load;
         if (becameReady) {
           this.infoCurrent = false;
           this.fetchInfo();
@@ -203,6 +254,7 @@ export class Replica extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     this.currentHealth = { live: false, ready: false, lastError: "deregistered" };
+    this.currentLoad = undefined;
     for (const t of this.timers) clearTimeout(t);
     for (const w of this.watches) w.cancel();
     this.client.close();
@@ -242,6 +294,7 @@ export class Replica extends EventEmitter {
       failed = true;
       this.watches.splice(this.watches.indexOf(call), 1);
       this.currentHealth = { live: false, ready: false, lastError: `${what} watch lost: ${publicText(reason)}` };
+      this.currentLoad = undefined;
       this.emit("change");
       this.logger.warn({ replica_id: this.id, pool_id: this.poolId, reason }, `${what} watch lost`);
       this.later(() => this.watch(what, open, apply), WATCH_RETRY_MS);

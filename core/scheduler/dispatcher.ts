@@ -32,6 +32,8 @@ export interface DispatchPick {
   replicaId: string;
   kvWarm: boolean;
   why: PlacementWhy;
+  /** The replica unloaded its model after idling: the task waits while it loads it again. */
+  wakes: boolean;
 }
 
 /**
@@ -50,11 +52,18 @@ export function planDispatch(
   const picks: DispatchPick[] = [];
   let scanned = 0;
   for (const candidate of queued) {
-    if (scanned++ >= scanLimit || !load.some((r) => r.ready && r.activeSlots < r.slotsTotal)) break;
+    if (scanned++ >= scanLimit || !load.some((r) => (r.ready || r.wakesOnSubmit) && r.activeSlots < r.slotsTotal)) break;
     const decision = place(candidate.placement, load);
     if (decision.outcome !== "placed") continue;
-    picks.push({ taskId: candidate.taskId, replicaId: decision.replicaId, kvWarm: decision.kvWarm, why: decision.why });
-    load.find((r) => r.replicaId === decision.replicaId)!.activeSlots++;
+    const chosen = load.find((r) => r.replicaId === decision.replicaId)!;
+    picks.push({
+      taskId: candidate.taskId,
+      replicaId: decision.replicaId,
+      kvWarm: decision.kvWarm,
+      why: decision.why,
+      wakes: !chosen.ready,
+    });
+    chosen.activeSlots++;
   }
   return picks;
 }

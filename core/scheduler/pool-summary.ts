@@ -1,3 +1,4 @@
+import { Priority } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { PoolSummary } from "../../contracts/gen/llama_orch/v1/pool.js";
 import type { Replica } from "../registry/replica.js";
 import { poolHealthView } from "./pool-health.js";
@@ -20,5 +21,7 @@ export function poolSummaryView(pool: PoolState, replicas: readonly Replica[], t
     tasksRunning,
     replicasTotal: replicas.length,
     replicasReady: replicas.filter((r) => r.isReady).length,
+    queuedInteractive: pool.queue.sizeOf(Priority.PRIORITY_INTERACTIVE),
+    queuedBatch: pool.queue.sizeOf(Priority.PRIORITY_BATCH),
   };
 }

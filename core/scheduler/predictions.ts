@@ -25,7 +25,8 @@ export class Predictions {
 
   /** Predicted start of each queued task (durations in queue order) given the pool's slots and running work. */
   startsMs(poolId: string, durationsMs: readonly (number | undefined)[]): number[] {
-    const replicas = this.registry.inPool(poolId).filter((r) => r.isReady);
+    // A replica that unloaded its model takes work too (it loads it again first).
+    const replicas = this.registry.inPool(poolId).filter((r) => r.isReady || r.wakesOnSubmit);
     const slots = replicas.reduce((n, r) => n + r.slotsTotal, 0);
     const now = Date.now();
     const busy: number[] = [];
@@ -58,7 +59,7 @@ export class Predictions {
   retryAfterMs(pool: PoolState): number {
     const measured = pool.completionIntervalMs();
     if (measured !== undefined) return Math.max(1, Math.round(measured));
-    const slots = this.registry.inPool(pool.id).reduce((n, r) => n + (r.isReady ? r.slotsTotal : 0), 0);
+    const slots = this.registry.inPool(pool.id).reduce((n, r) => n + (r.isReady || r.wakesOnSubmit ? r.slotsTotal : 0), 0);
     const duration = this.estimator.predictDurationMs(this.replicaIdsOf(pool.id), 256);
     if (duration !== undefined && slots > 0) return Math.max(1, Math.round(duration / slots));
     return 1_000;

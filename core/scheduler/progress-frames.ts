@@ -37,8 +37,8 @@ export class ProgressFrames {
     };
   }
 
-  /** The frame that says where a task was placed. */
-  dispatched(task: Task, replica: Replica, queueDepth: number): void {
+  /** The frame that says where a task was placed, and whether it waits for its replica to load the model again. */
+  dispatched(task: Task, replica: Replica, queueDepth: number, wakes = false): void {
     task.log.append({
       $case: "metrics",
       metrics: {
@@ -49,6 +49,7 @@ export class ProgressFrames {
         replicaId: replica.id,
         engineVersion: replica.engineVersion,
         onTimeProbability: this.predictions.onTime(task),
+        waitsForModelLoad: wakes ? true : undefined,
       },
     });
   }

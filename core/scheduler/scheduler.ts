@@ -1,6 +1,6 @@
 import { ROOT_CONTEXT, type Context } from "@opentelemetry/api";
 import { Priority } from "../../contracts/gen/llama_orch/v1/common.js";
-import type { Budgets, CreateTaskRequest, TaskState, TaskSummary } from "../../contracts/gen/llama_orch/v1/task.js";
+import { TaskState, type Budgets, type CreateTaskRequest, type TaskSummary } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { GetPoolHealthResponse, PoolSummary } from "../../contracts/gen/llama_orch/v1/pool.js";
 import { engines, priorities } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
@@ -243,14 +243,29 @@ export class Scheduler {
     return this.poolControl.poolHealth(poolId);
   }
 
-  /** Read-only: every pool at a glance, for ListPools. */
+  /** Read-only: every pool at a glance, for ListPools, with the predicted wait at the back of its queue. */
   poolSummaries(): PoolSummary[] {
-    return this.poolControl.poolSummaries();
+    return this.poolControl.poolSummaries().map((summary) => {
+      const pool = this.pools.get(summary.id);
+      if (!pool) return summary;
+      return { ...summary, predictedWaitMs: this.predictedWaitMs(pool) };
+    });
   }
 
-  /** Read-only: copies of the unfinished tasks (of `state`, unless unspecified) in admission order, for ListTasks. */
+  /** When a task joining the back of the pool's queue would start; undefined while any duration in the way is unmeasured. */
+  private predictedWaitMs(pool: PoolState): number | undefined {
+    const queued = pool.queuedTasks();
+    const durations = queued.map((t) => t.predictedDurationMs);
+    const running = this.tasks.unfinished(pool.id).filter((t) => t.state === "running");
+    if (durations.some((d) => d === undefined) || running.some((t) => t.predictedDurationMs === undefined)) return undefined;
+    if (queued.length === 0 && running.length === 0) return 0;
+    return Math.round(this.predictions.startsMs(pool.id, [...durations, 0]).at(-1) ?? 0);
+  }
+
+  /** Read-only: copies of the tasks of `state` (unspecified: queued and running) in listing order, for ListTasks. */
   taskSummaries(state: TaskState): TaskSummary[] {
-    return taskSummaryView(this.tasks.unfinished(), this.pools.all(), state);
+    const tasks = state === TaskState.TASK_STATE_FINISHED ? this.tasks.retained() : this.tasks.unfinished();
+    return taskSummaryView(tasks, this.pools.all(), state);
   }
 
   /** The deadline check and the full-queue policy, then the task joins its pool's queue and hears its position. */

@@ -118,6 +118,7 @@ export class TaskLifecycle {
     const now = Date.now();
     const { wallTimeoutMs, idleTimeoutMs } = this.deps.options;
     for (const task of [...this.deps.tasks.running]) {
+      if (!task.hasOutput && task.replica?.isLoadingModel) task.noteModelLoading(now);
       const wall = wallTimeoutMs > 0 && now - task.dispatchedAt > wallTimeoutMs;
       const idle = idleTimeoutMs > 0 && now - task.lastProgressAt > idleTimeoutMs;
       if (!wall && !idle) continue;

@@ -43,11 +43,18 @@ export class TaskRunner {
     const { tasks, pools, frames, metrics, logger } = this.deps;
     const call = replica.client.submit(submitRequestOf(task.request), correlationMetadata(task.correlationId, task.traceContext));
     tasks.start(task, { lease, replica, call, kvWarm: placed.kvWarm }, Date.now());
-    frames.dispatched(task, replica, pools.get(task.poolId)?.queue.size ?? 0);
+    frames.dispatched(task, replica, pools.get(task.poolId)?.queue.size ?? 0, placed.wakes);
     metrics.tasksStarted.inc({ ...replicaLabels(task, replica), priority: priorities.name(task.request.priority) });
     logger.info(
-      { ...taskLogFields(task), event: "placed", attempt: task.attempts, kv_warmth: placed.kvWarm, placement_why: placed.why },
-      `task ${task.id} placed on replica ${replica.id} of pool ${replica.poolId}${placed.kvWarm ? " (session KV warm)" : ""}`,
+      {
+        ...taskLogFields(task),
+        event: "placed",
+        attempt: task.attempts,
+        kv_warmth: placed.kvWarm,
+        placement_why: placed.why,
+        waits_for_model_load: placed.wakes || undefined,
+      },
+      `task ${task.id} placed on replica ${replica.id} of pool ${replica.poolId}${placed.kvWarm ? " (session KV warm)" : ""}${placed.wakes ? " (it loads its unloaded model first)" : ""}`,
     );
     this.relay(task, replica, call);
   }

@@ -41,6 +41,11 @@ export class TaskTable {
     return n;
   }
 
+  /** Every task kept, finished ones included until retention lets them go. */
+  retained(): IterableIterator<Task> {
+    return this.byId.values();
+  }
+
   /** Queued or running tasks, in admission order; of one pool when given. */
   unfinished(poolId?: string): Task[] {
     return [...this.byId.values()].filter((t) => t.state !== "finished" && (poolId === undefined || t.poolId === poolId));

@@ -38,14 +38,17 @@ interface CatalogDeps {
   metrics: CoreMetrics;
   logger: Logger;
   baseDir: string;
+  /** The sidecars' model cache, where verify finds hf: and https:// sources they fetched. */
+  modelCache?: { root: string; hubEndpoint: string };
 }
 
 const notFound = (id: string) => OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no model ${id} in the catalog`);
 
 /**
- * CatalogService over the durable store: CRUD, a paged listing, verification (digest checked
- * by streaming sha256 when the artifact is local; missing signatures or SBOM
- * only warn) and lifecycle state (retiring drains the pools serving the model).
+ * CatalogService over the durable store: CRUD, a paged listing, verification
+ * (digest checked by streaming sha256 when the artifact is local or in the
+ * sidecars' model cache; missing signatures or SBOM only warn) and lifecycle
+ * state (retiring drains the pools serving the model).
  */
 export function catalogService(deps: CatalogDeps): CatalogServiceServer {
   const { store, metrics, logger } = deps;
@@ -109,7 +112,7 @@ async function startVerification(deps: CatalogDeps, entry: CatalogModel): Promis
     entry.id,
     Verification.fromPartial({ status: VerificationStatus.VERIFICATION_STATUS_PENDING, checkedMs: Date.now() }),
   );
-  void verifyEntry(started, { baseDir: deps.baseDir, modelDir: store.modelDir(entry.id) })
+  void verifyEntry(started, { baseDir: deps.baseDir, modelDir: store.modelDir(entry.id), modelCache: deps.modelCache })
     .then(async (result) => {
       await store.recordVerification(entry.id, result);
       const status = statusName(result.status);

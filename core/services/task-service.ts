@@ -133,7 +133,7 @@ function listTasks(
   try {
     const { state } = call.request;
     if (state === TaskState.UNRECOGNIZED || !(state in TaskState))
-      throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, "state must be queued, running or unspecified", { field: "state" });
+      throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, "state must be queued, running, finished or unspecified", { field: "state" });
     // A token is good only for the state it was handed out with.
     const page = pageOf(scheduler.taskSummaries(state), taskListingKey, `tasks:${state}`, call.request);
     callback(null, { tasks: page.items, nextPageToken: page.nextPageToken });

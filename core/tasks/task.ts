@@ -178,6 +178,16 @@ export class Task {
     return first;
   }
 
+  /**
+   * Its replica is loading the model for it (one that had unloaded its model
+   * after idling): the silence is the load's, not the engine's, so the idle
+   * timeout counts from now.
+   */
+  noteModelLoading(now: number): void {
+    this.expect("running", "wait for a model load");
+    this.lastProgressTime = now;
+  }
+
   /** The attempt ended before producing anything: its slot goes back, and the task is queued again. */
   abandonAttempt(): void {
     this.expect("running", "abandon an attempt");

@@ -16,6 +16,12 @@
 //   - The final frame's `tokens_cached`: "Number of tokens from the prompt
 //     which could be re-used from previous completion (n_past)": what the
 //     slot holds after it, which erase then reports as n_erased.
+// The slot table (FakeSlots) and the slot action's route (slotAction).
+
+import type http from "node:http";
+import type { FakeRequest } from "./fake-http.js";
+import type { FakeLlamaCppBehaviour } from "./llamacpp-fake.js";
+import { errorType, sendError, sendJson } from "./llamacpp-fake-bodies.js";
 
 interface Waiter {
   slot: number;
@@ -101,4 +107,35 @@ export class FakeSlots {
       );
     });
   }
+}
+
+/** POST /slots/{id}?action=erase, refused as the server refuses; answered once the slot is idle. */
+export async function slotAction(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  record: FakeRequest,
+  b: FakeLlamaCppBehaviour,
+  slotTable: FakeSlots,
+): Promise<void> {
+  const refuse = (status: number, message: string): void => {
+    record.finished = true;
+    sendError(res, status, message, errorType(status));
+  };
+  if (!b.slotSavePath) return refuse(501, "This server does not support slots action. Start it with `--slot-save-path`");
+  const idText = record.path.slice("/slots/".length);
+  if (!/^-?\d+$/.test(idText)) return refuse(400, "Invalid slot ID");
+  const action = new URL(req.url ?? "/", "http://fake").searchParams.get("action");
+  if (action === "save" || action === "restore") return refuse(404, "File Not Found");
+  if (action !== "erase") return refuse(400, "Invalid action");
+  const id = Number(idText);
+  if (id < 0 || id >= b.totalSlots) return refuse(400, "Invalid slot ID");
+  const gone = new AbortController();
+  res.on("close", () => {
+    gone.abort();
+    if (!res.writableEnded) record.closedByClient = true;
+  });
+  const erased = await slotTable.erase(id, gone.signal);
+  if (erased === undefined) return;
+  record.finished = true;
+  sendJson(res, 200, { id_slot: id, n_erased: erased });
 }

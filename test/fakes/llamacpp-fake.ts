@@ -31,6 +31,15 @@
 //   - tools/server/README.md for the slots: `id_slot` in POST /completion and
 //     POST /slots/{id_slot}?action=erase (needs --slot-save-path), in
 //     llamacpp-fake-slots.ts.
+//   - tools/server/README.md for sampling and chat: POST /completion takes
+//     `temperature`, `top_k`, `top_p`, `min_p`, `repeat_penalty`,
+//     `presence_penalty`, `frequency_penalty`, `logit_bias` ([[id, bias]]),
+//     `json_schema` (recorded with the request, not applied: the fake has no
+//     model) and `stop` ("These words will not be included in the
+//     completion"): the stream ends before the first stop string, with
+//     `stop_type` "word" and `stopping_word`. POST /apply-template
+//     {messages} answers {prompt}, here a ChatML rendering (the template
+//     llama.cpp falls back to when a model has none).
 //   - The orchestrator issue's capture of a recent build: each streamed frame
 //     is `data: {...}\n\n` with one token, `id_slot` -1 until the final frame,
 //     `tokens_predicted`/`tokens_evaluated` on every frame, no `data: [DONE]`
@@ -48,8 +57,22 @@
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { closeServer, listen, readBody, type FakeRequest } from "./fake-http.js";
-import { answerAfter, fakeVector, rankedByScore, wordCount } from "./fake-pooling.js";
-import { FakeSlots } from "./llamacpp-fake-slots.js";
+import { answerAfter, wordCount } from "./fake-pooling.js";
+import {
+  chatMlPrompt,
+  embeddingsAnswer,
+  errorType,
+  metricsText,
+  props,
+  rerankAnswer,
+  sendError,
+  sendJson,
+  slots,
+  type FakeTotals,
+} from "./llamacpp-fake-bodies.js";
+import { finalFrame, frameWriter, tokenFrame } from "./llamacpp-fake-frames.js";
+import { FakeSlots, slotAction } from "./llamacpp-fake-slots.js";
+import { cutAtStop, stopsOf } from "./fake-stops.js";
 
 export type { FakeRequest } from "./fake-http.js";
 
@@ -104,6 +127,8 @@ export interface FakeLlamaCppBehaviour {
   poolingDelayMs: number;
   /** Started with --slot-save-path: POST /slots/{id}?action=erase works (else 501, like every slot action). */
   slotSavePath: boolean;
+  /** POST /apply-template renders chats (a ChatML template); false: 404, like builds before the endpoint. */
+  applyTemplate: boolean;
 }
 
 export const FAKE_LLAMACPP_DEFAULTS: FakeLlamaCppBehaviour = {
@@ -127,6 +152,7 @@ export const FAKE_LLAMACPP_DEFAULTS: FakeLlamaCppBehaviour = {
   rerankOrder: "score",
   poolingDelayMs: 0,
   slotSavePath: false,
+  applyTemplate: true,
 };
 
 export interface FakeLlamaCpp {
@@ -161,7 +187,7 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
   let behaviour: FakeLlamaCppBehaviour = { ...FAKE_LLAMACPP_DEFAULTS, ...patch };
   const requests: FakeRequest[] = [];
   const slotTable = new FakeSlots(() => behaviour.totalSlots);
-  const totals = { promptTokens: 0, predicted: 0, maxTokens: 0 };
+  const totals: FakeTotals = { promptTokens: 0, predicted: 0, maxTokens: 0 };
 
   const server = http.createServer((req, res) => {
     res.on("error", () => {});
@@ -205,12 +231,12 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     if (method === "GET" && path === "/slots") {
       if (!b.slotsEndpoint)
         return sendError(res, 501, "This server does not support slots endpoint. Start it with `--slots`", "not_supported_error");
-      return sendJson(res, 200, slots(b));
+      return sendJson(res, 200, slots(b, slotTable));
     }
     if (method === "GET" && path === "/metrics") {
       if (!b.metrics)
         return sendError(res, 501, "This server does not support metrics endpoint. Start it with `--metrics`", "not_supported_error");
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(metricsText(b));
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(metricsText(b, slotTable, totals));
       return;
     }
     if (method === "POST" && (path === "/completion" || path === "/completions")) {
@@ -219,25 +245,25 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
       void complete(res, record, b, echo);
       return;
     }
+    if (method === "POST" && path === "/apply-template") {
+      if (!b.applyTemplate) return sendError(res, 404, "File Not Found", "not_found_error");
+      const rendered = chatMlPrompt(record.body);
+      return rendered === undefined ? sendError(res, 400, "'messages' is required", "invalid_request_error") : sendJson(res, 200, rendered);
+    }
     if (method === "POST" && (EMBEDDING_PATHS.has(path) || RERANK_PATHS.has(path))) return pooled(res, record, b, echo);
-    if (method === "POST" && path.startsWith("/slots/")) return void slotAction(req, res, record, b);
+    if (method === "POST" && path.startsWith("/slots/")) return void slotAction(req, res, record, b, slotTable);
     sendError(res, 404, "File Not Found", "not_found_error");
   }
 
   async function complete(res: http.ServerResponse, record: FakeRequest, b: FakeLlamaCppBehaviour, echo: string): Promise<void> {
-    const body = (record.body ?? {}) as { prompt?: unknown; n_predict?: unknown; id_slot?: unknown };
-    if (typeof body.prompt !== "string" && !Array.isArray(body.prompt)) {
-      record.finished = true;
-      return sendError(res, 400, '"prompt" must be provided', "invalid_request_error");
-    }
-    if (b.failBefore) {
-      record.finished = true;
-      return sendError(res, b.failBefore.status, b.failBefore.message + echo, b.failBefore.type ?? errorType(b.failBefore.status));
-    }
+    const body = (record.body ?? {}) as { prompt?: unknown; n_predict?: unknown; id_slot?: unknown; stop?: unknown };
+    if (typeof body.prompt !== "string" && !Array.isArray(body.prompt)) return refuse(res, record, 400, '"prompt" must be provided');
+    if (b.failBefore) return refuse(res, record, b.failBefore.status, b.failBefore.message + echo, b.failBefore.type);
     const nPredict = typeof body.n_predict === "number" && body.n_predict >= 0 ? body.n_predict : Infinity;
-    const count = Math.min(b.tokens.length, nPredict);
-    const promptTokens =
-      typeof body.prompt === "string" ? Math.max(1, body.prompt.split(/\s+/).filter(Boolean).length) : body.prompt.length;
+    // The server holds back text that may start a stop string and never sends the stop string itself.
+    const plan = cutAtStop(b.tokens, stopsOf(body.stop), false);
+    const count = Math.min(plan.tokens.length, nPredict);
+    const promptTokens = typeof body.prompt === "string" ? wordCount(body.prompt) : body.prompt.length;
     let open = true;
     // Ends this stream's pauses (and a wait for its slot) when the client leaves, so a closed fake leaves no timers behind.
     const gone = new AbortController();
@@ -274,14 +300,21 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
       if (!open) return;
       totals.predicted++;
       sent++;
-      await send(tokenFrame(b, i, promptTokens));
+      await send(tokenFrame(plan.tokens[i]!, i, promptTokens));
     }
     if (!open) return;
     const predictedMs = performance.now() - t0;
     totals.maxTokens = Math.max(totals.maxTokens, promptTokens + count);
-    await send(finalFrame(b, { prompt: body.prompt, slot, promptTokens, count, nPredict, predictedMs }));
+    const stoppingWord = count < nPredict ? plan.matched : undefined;
+    await send(finalFrame(b, { prompt: body.prompt, slot, promptTokens, count, nPredict, predictedMs, stoppingWord }));
     record.finished = true;
     res.end();
+  }
+
+  /** An error answer that ends the request. */
+  function refuse(res: http.ServerResponse, record: FakeRequest, status: number, message: string, type?: string): void {
+    record.finished = true;
+    sendError(res, status, message, type ?? errorType(status));
   }
 
   /** POST /v1/embeddings or /rerank: refused as the server refuses, else answered whole after poolingDelayMs. */
@@ -319,82 +352,6 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     });
   }
 
-  /** POST /slots/{id}?action=erase, refused as the server refuses; answered once the slot is idle. */
-  async function slotAction(
-    req: http.IncomingMessage,
-    res: http.ServerResponse,
-    record: FakeRequest,
-    b: FakeLlamaCppBehaviour,
-  ): Promise<void> {
-    const refuse = (status: number, message: string): void => {
-      record.finished = true;
-      sendError(res, status, message, errorType(status));
-    };
-    if (!b.slotSavePath) return refuse(501, "This server does not support slots action. Start it with `--slot-save-path`");
-    const idText = record.path.slice("/slots/".length);
-    if (!/^-?\d+$/.test(idText)) return refuse(400, "Invalid slot ID");
-    const action = new URL(req.url ?? "/", "http://fake").searchParams.get("action");
-    if (action === "save" || action === "restore") return refuse(404, "File Not Found");
-    if (action !== "erase") return refuse(400, "Invalid action");
-    const id = Number(idText);
-    if (id < 0 || id >= b.totalSlots) return refuse(400, "Invalid slot ID");
-    const gone = new AbortController();
-    res.on("close", () => {
-      gone.abort();
-      if (!res.writableEnded) record.closedByClient = true;
-    });
-    const erased = await slotTable.erase(id, gone.signal);
-    if (erased === undefined) return;
-    record.finished = true;
-    sendJson(res, 200, { id_slot: id, n_erased: erased });
-  }
-
-  function props(b: FakeLlamaCppBehaviour): unknown {
-    return {
-      default_generation_settings: {
-        id: 0,
-        id_task: -1,
-        n_ctx: b.ctx,
-        speculative: false,
-        is_processing: false,
-        params: { n_predict: -1, seed: 4294967295 },
-      },
-      total_slots: b.totalSlots,
-      model_path: b.modelPath,
-      chat_template: "",
-      modalities: { vision: false },
-      build_info: b.buildInfo,
-      is_sleeping: false,
-    };
-  }
-
-  function slots(b: FakeLlamaCppBehaviour): unknown[] {
-    return Array.from({ length: b.totalSlots }, (_, id) => ({
-      id,
-      id_task: slotTable.isBusy(id) ? 1 : -1,
-      n_ctx: b.ctx,
-      speculative: false,
-      is_processing: slotTable.isBusy(id),
-      params: { n_predict: -1, seed: 4294967295 },
-      next_token: { has_next_token: true, has_new_line: false, n_remain: -1, n_decoded: 0 },
-    }));
-  }
-
-  function metricsText(b: FakeLlamaCppBehaviour): string {
-    const lines: string[] = [];
-    const metric = (name: string, type: string, help: string, value: number): void => {
-      lines.push(`# HELP llamacpp:${name} ${help}`, `# TYPE llamacpp:${name} ${type}`, `llamacpp:${name} ${value}`);
-    };
-    metric("prompt_tokens_total", "counter", "Number of prompt tokens processed.", totals.promptTokens);
-    metric("tokens_predicted_total", "counter", "Number of generation tokens processed.", totals.predicted);
-    metric("requests_processing", "gauge", "Number of requests processing.", slotTable.busyCount());
-    metric("requests_deferred", "gauge", "Number of requests deferred.", 0);
-    metric("n_tokens_max", "counter", "High watermark of the context size observed.", totals.maxTokens);
-    if (b.kvCacheUsageRatio !== undefined)
-      metric("kv_cache_usage_ratio", "gauge", "KV-cache usage. 1 means 100 percent usage.", b.kvCacheUsageRatio);
-    return lines.join("\n") + "\n";
-  }
-
   const bound = await listen(server, wantedPort);
   return {
     ...bound,
@@ -408,128 +365,4 @@ export async function startFakeLlamaCpp(options: FakeLlamaCppOptions = {}): Prom
     },
     close: () => closeServer(server),
   };
-}
-
-/** Writes one SSE frame, in pieces of `chunkBytes` (while the client is there) when set. */
-function frameWriter(
-  res: http.ServerResponse,
-  b: FakeLlamaCppBehaviour,
-  open: () => boolean,
-  pause: (ms: number) => Promise<void>,
-): (frame: unknown) => Promise<void> {
-  return async (frame) => {
-    const bytes = Buffer.from(`data: ${JSON.stringify(frame)}\n\n`, "utf8");
-    if (b.chunkBytes <= 0) {
-      res.write(bytes);
-      return;
-    }
-    for (let at = 0; at < bytes.length && open(); at += b.chunkBytes) {
-      res.write(bytes.subarray(at, at + b.chunkBytes));
-      await pause(b.splitDelayMs);
-    }
-  };
-}
-
-/** Token `i` of a completion: its text and id, id_slot -1 as builds send it before the final frame. */
-function tokenFrame(b: FakeLlamaCppBehaviour, i: number, promptTokens: number): unknown {
-  return {
-    index: 0,
-    content: b.tokens[i],
-    tokens: [1000 + i],
-    stop: false,
-    id_slot: -1,
-    tokens_predicted: i + 1,
-    tokens_evaluated: promptTokens,
-  };
-}
-
-interface FinalFrameFacts {
-  prompt: unknown;
-  slot: number;
-  promptTokens: number;
-  count: number;
-  nPredict: number;
-  predictedMs: number;
-}
-
-/** The last frame of a completion: stop, the slot, the counts and timings. */
-function finalFrame(b: FakeLlamaCppBehaviour, f: FinalFrameFacts): unknown {
-  const { promptTokens, count, nPredict, predictedMs } = f;
-  return {
-    index: 0,
-    content: "",
-    tokens: [],
-    id_slot: f.slot,
-    stop: true,
-    model: b.modelPath,
-    tokens_predicted: count,
-    tokens_evaluated: promptTokens,
-    generation_settings: { n_ctx: b.ctx, n_predict: Number.isFinite(nPredict) ? nPredict : -1 },
-    prompt: typeof f.prompt === "string" ? f.prompt : "",
-    has_new_line: false,
-    truncated: false,
-    stop_type: count >= nPredict ? "limit" : b.stopType,
-    stopping_word: "",
-    tokens_cached: promptTokens + count,
-    timings: {
-      prompt_n: promptTokens,
-      prompt_ms: 1.5,
-      prompt_per_token_ms: 1.5 / promptTokens,
-      prompt_per_second: (promptTokens * 1000) / 1.5,
-      predicted_n: count,
-      predicted_ms: predictedMs,
-      predicted_per_token_ms: count > 0 ? predictedMs / count : 0,
-      predicted_per_second: predictedMs > 0 ? (count * 1000) / predictedMs : 0,
-    },
-  };
-}
-
-/** format_embeddings_response_oaicompat: one entry per input, usage the sum of each input's tokens. */
-function embeddingsAnswer(inputs: string[], b: FakeLlamaCppBehaviour): unknown {
-  const tokens = inputs.reduce((n, text) => n + wordCount(text), 0);
-  return {
-    model: "gpt-3.5-turbo",
-    object: "list",
-    usage: { prompt_tokens: tokens, total_tokens: tokens },
-    data: inputs.map((text, index) => ({ embedding: fakeVector(text, b.embeddingDims), index, object: "embedding" })),
-  };
-}
-
-/** format_response_rerank: best first, cut to top_n; a document's tokens are the query's and its own. */
-function rerankAnswer(query: string, documents: string[], topN: number, b: FakeLlamaCppBehaviour): unknown {
-  const ranked = rankedByScore(query, documents);
-  if (b.rerankOrder === "document") ranked.sort((x, y) => x.index - y.index);
-  const tokens = documents.reduce((n, d) => n + wordCount(query) + wordCount(d), 0);
-  return {
-    model: "gpt-3.5-turbo",
-    object: "list",
-    usage: { prompt_tokens: tokens, total_tokens: tokens },
-    results: ranked.slice(0, topN).map(({ index, score }) => ({ index, relevance_score: score })),
-  };
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { "content-type": "application/json; charset=utf-8" }).end(JSON.stringify(body));
-}
-
-function sendError(res: http.ServerResponse, status: number, message: string, type: string): void {
-  sendJson(res, status, { error: { code: status, message, type } });
-}
-
-/** llama.cpp's error `type` for a status (server-common's format_error_response). */
-function errorType(status: number): string {
-  switch (status) {
-    case 400:
-      return "invalid_request_error";
-    case 401:
-      return "authentication_error";
-    case 404:
-      return "not_found_error";
-    case 501:
-      return "not_supported_error";
-    case 503:
-      return "unavailable_error";
-    default:
-      return "server_error";
-  }
 }

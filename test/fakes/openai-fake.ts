@@ -17,6 +17,12 @@
 //   vllm/entrypoints/openai/protocol.py (StreamOptions, UsageInfo, ModelCard).
 //   vLLM puts finish_reason on the chunk of the last token; OpenAI sends a
 //   separate empty chunk for it. Each flavour does what its server does.
+// - Sampling (OpenAI's temperature, top_p, presence/frequency_penalty, stop,
+//   logit_bias, response_format; vLLM's extra top_k, min_p,
+//   repetition_penalty, protocol.py): recorded with the request, not applied
+//   (no model), except `stop`: the stream ends before the first stop string,
+//   which is not sent, with finish_reason "stop"; vLLM adds `stop_reason`,
+//   the string that matched (null when the model ended by itself).
 // - Errors before the stream: OpenAI `{"error":{"message","type","param","code"}}`;
 //   vLLM 0.6 `{"object":"error","message","type","param","code"}` (its
 //   ErrorResponse; newer vLLM nests it under "error" like OpenAI).
@@ -59,107 +65,23 @@
 // to simulate a restart.
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { closeServer, listen, readBody, sendJson, type FakeRequest } from "./fake-http.js";
+import { closeServer, listen, readBody, sendJson } from "./fake-http.js";
 import type { Json } from "../support/json.js";
-import { answerAfter, fakeVector, rankedByScore, wordCount } from "./fake-pooling.js";
+import { answerAfter } from "./fake-pooling.js";
+import { modelCards, now, vllmEmbeddings, vllmMetricsText, vllmRerank } from "./openai-fake-bodies.js";
+import {
+  FAKE_DEFAULTS,
+  type FakeBehaviour,
+  type FakeFlavour,
+  type FakeOpenAi,
+  type FakeOptions,
+  type RecordedRequest,
+} from "./openai-fake-behaviour.js";
+import { ChunkFormat, SseWriter } from "./openai-fake-frames.js";
+import { cutAtStop, stopsOf } from "./fake-stops.js";
 
-export type FakeFlavour = "openai" | "vllm";
-export type FakeHealth = "ready" | "loading" | "down";
-
-export interface FakeBehaviour {
-  /** Texts streamed, one chunk each, cut to the request's max_tokens. */
-  tokens: string[];
-  /** Pause before each token chunk. */
-  frameDelayMs: number;
-  /** >0: write every SSE frame in pieces of this many bytes (splitting lines and UTF-8 characters). */
-  splitBytes: number;
-  /** Pause between those pieces (0: one turn of the event loop), so they reach the client as separate chunks. */
-  splitDelayMs: number;
-  /** Write the whole stream in one piece at its end (frameDelayMs and splitBytes are ignored). */
-  coalesce: boolean;
-  /** Answer the generation (or embeddings, rerank) request with this status and error body instead. */
-  failBefore?: { status: number; message: string; type?: string };
-  /** After this many tokens, send the flavour's in-stream error. */
-  failAfter?: { tokens: number; message: string };
-  /** After this many tokens, send nothing more and keep the connection open. */
-  hangAfter?: number;
-  /** After this many tokens, destroy the connection. */
-  dropAfter?: number;
-  health: FakeHealth;
-  /** finish_reason for a stream that was not cut by max_tokens (default "stop"). */
-  naturalFinish: string;
-  /** Ids listed by /v1/models; a request for another model gets 404. */
-  models: string[];
-  /** vLLM: max_model_len on every model card. */
-  maxModelLen: number;
-  /** vLLM: /version. */
-  version: string;
-  /** vLLM /metrics: vllm:num_requests_waiting. (Running is the number of open streams.) */
-  requestsWaiting: number;
-  /** vLLM /metrics: KV cache fill 0..1. */
-  kvCacheUsage: number;
-  /** vLLM /metrics: publish KV usage under the pre-V1 name vllm:gpu_cache_usage_perc. */
-  legacyKvMetric: boolean;
-  /** vLLM: what the model runs (--task): generate serves completions, embed embeddings and rerank, score rerank. */
-  task: "generate" | "embed" | "score";
-  /** vLLM: length of the embedding vectors. */
-  embeddingDims: number;
-  /** vLLM: time /v1/embeddings and /v1/rerank take before answering. */
-  poolingDelayMs: number;
-}
-
-export interface FakeOptions extends Partial<FakeBehaviour> {
-  /** Default "openai". */
-  flavour?: FakeFlavour;
-  /** 0 (default) picks a free port; pass a closed fake's port to restart it there. */
-  port?: number;
-  /** When set, requests must carry `Authorization: Bearer <apiKey>` (vLLM: on /v1 paths only). */
-  apiKey?: string;
-}
-
-export interface RecordedRequest extends FakeRequest<Json> {
-  /** A stream was started for this request (status 200, SSE). */
-  streamed: boolean;
-  /** Resolves once the response is over, however it ended. */
-  ended: Promise<RecordedRequest>;
-}
-
-export interface FakeOpenAi {
-  url: string;
-  port: number;
-  flavour: FakeFlavour;
-  /** Every request, in arrival order. */
-  requests: RecordedRequest[];
-  /** The POSTs to a generation endpoint, in arrival order. */
-  generations(): RecordedRequest[];
-  /** The POSTs to the embeddings and rerank endpoints, in arrival order. */
-  poolingRequests(): RecordedRequest[];
-  /** Changes behaviour from the next request on (health at once). */
-  setBehaviour(changes: Partial<FakeBehaviour>): void;
-  /** Streams currently open. */
-  openStreams(): number;
-  /** Stops listening and drops every connection (as a crashed engine would). */
-  close(): Promise<void>;
-}
-
-export const FAKE_DEFAULTS: FakeBehaviour = {
-  tokens: ["Hello", ",", " wörld", " 日本", " 🦙", "!"],
-  frameDelayMs: 0,
-  splitBytes: 0,
-  splitDelayMs: 0,
-  coalesce: false,
-  health: "ready",
-  naturalFinish: "stop",
-  models: ["fake-model"],
-  maxModelLen: 4096,
-  version: "0.6.3",
-  requestsWaiting: 0,
-  kvCacheUsage: 0.25,
-  legacyKvMetric: false,
-  task: "generate",
-  embeddingDims: 8,
-  poolingDelayMs: 0,
-};
+export { FAKE_DEFAULTS } from "./openai-fake-behaviour.js";
+export type { FakeBehaviour, FakeFlavour, FakeHealth, FakeOpenAi, FakeOptions, RecordedRequest } from "./openai-fake-behaviour.js";
 
 const RERANK_ROUTES = new Set(["POST /rerank", "POST /v1/rerank", "POST /v2/rerank"]);
 
@@ -312,8 +234,11 @@ class FakeOpenAiServer {
     const body = (r.body ?? {}) as Record<string, Json>;
     if (this.refusedGeneration(res, body, b, chat)) return;
     const maxTokens = Number.isInteger(body.max_tokens) ? (body.max_tokens as number) : 16;
-    const texts = b.tokens.slice(0, maxTokens);
-    const finish = b.tokens.length >= maxTokens ? "length" : b.naturalFinish;
+    // Both servers end before the first stop string and leave it out; only vLLM says which one matched.
+    const plan = cutAtStop(b.tokens, stopsOf(body.stop), false);
+    const texts = plan.tokens.slice(0, maxTokens);
+    const finish = plan.tokens.length >= maxTokens ? "length" : plan.matched !== undefined ? "stop" : b.naturalFinish;
+    const stopReason = finish === "stop" ? (plan.matched ?? null) : null;
     const promptText = chat
       ? (body.messages as { content?: string }[]).map((m) => String(m.content ?? "")).join(" ")
       : (body.prompt as string);
@@ -339,10 +264,11 @@ class FakeOpenAiServer {
       if (out.gone()) return;
       // vLLM reports the finish on the last token's chunk.
       const last = i === texts.length - 1 && this.flavour === "vllm";
-      await out.send(chunks.chunk(chunks.choice(texts[i], last ? finish : null)));
+      await out.send(chunks.chunk(chunks.choice(texts[i], last ? finish : null, false, last ? stopReason : null)));
     }
     if (await this.interrupt(out, b, texts.length)) return;
-    if (this.flavour === "openai" || texts.length === 0) await out.send(chunks.chunk(chunks.choice(chat ? undefined : "", finish)));
+    if (this.flavour === "openai" || texts.length === 0)
+      await out.send(chunks.chunk(chunks.choice(chat ? undefined : "", finish, false, stopReason)));
     if (body.stream_options?.include_usage === true) {
       const usage = { prompt_tokens: promptTokens, completion_tokens: texts.length, total_tokens: promptTokens + texts.length };
       await out.send(chunks.usage(usage));
@@ -391,135 +317,4 @@ class FakeOpenAiServer {
     }
     return false;
   }
-}
-
-/** The SSE frames of one completion or chat stream, in the flavour's shape. */
-class ChunkFormat {
-  constructor(
-    private readonly flavour: FakeFlavour,
-    private readonly chat: boolean,
-    private readonly base: { id: string; object: string; created: number; model: string | undefined },
-  ) {}
-
-  choice(text: string | undefined, finishReason: string | null, role = false): object {
-    return this.chat
-      ? {
-          index: 0,
-          delta: role ? { role: "assistant", content: "" } : text === undefined ? {} : { content: text },
-          logprobs: null,
-          finish_reason: finishReason,
-        }
-      : {
-          index: 0,
-          text: text ?? "",
-          logprobs: null,
-          finish_reason: finishReason,
-          ...(this.flavour === "vllm" ? { stop_reason: null } : {}),
-        };
-  }
-
-  chunk(c: object): string {
-    return `data: ${JSON.stringify({ ...this.base, choices: [c], ...(this.flavour === "vllm" ? { usage: null } : {}) })}\n\n`;
-  }
-
-  usage(usage: object): string {
-    return `data: ${JSON.stringify({ ...this.base, choices: [], usage })}\n\n`;
-  }
-}
-
-/** Writes one stream's frames as `b` says: at once, in pieces of splitBytes, or all together at the end (coalesce). */
-class SseWriter {
-  private pending = "";
-
-  constructor(
-    readonly res: http.ServerResponse,
-    private readonly b: FakeBehaviour,
-  ) {}
-
-  gone(): boolean {
-    return this.res.destroyed || this.res.writableEnded;
-  }
-
-  async send(frame: string): Promise<void> {
-    if (this.gone()) return;
-    if (this.b.coalesce) {
-      this.pending += frame;
-      return;
-    }
-    if (this.b.splitBytes <= 0) {
-      this.res.write(frame);
-      return;
-    }
-    const bytes = Buffer.from(frame, "utf8");
-    for (let i = 0; i < bytes.length && !this.gone(); i += this.b.splitBytes) {
-      this.res.write(bytes.subarray(i, i + this.b.splitBytes));
-      // Node sends the writes of one tick together, so every piece needs a turn of the event loop at least.
-      await (this.b.splitDelayMs > 0 ? sleep(this.b.splitDelayMs) : new Promise((resolve) => setImmediate(resolve)));
-    }
-  }
-
-  flush(): void {
-    if (this.pending !== "" && !this.gone()) this.res.write(this.pending);
-    this.pending = "";
-  }
-}
-
-/** GET /v1/models: vLLM's cards add max_model_len. */
-function modelCards(flavour: FakeFlavour, b: FakeBehaviour): object[] {
-  return b.models.map((id) =>
-    flavour === "vllm"
-      ? { id, object: "model", created: now(), owned_by: "vllm", root: id, parent: null, max_model_len: b.maxModelLen, permission: [] }
-      : { id, object: "model", created: now(), owned_by: "system" },
-  );
-}
-
-/** vLLM's GET /metrics; requests running are the streams open now. */
-function vllmMetricsText(b: FakeBehaviour, open: number): string {
-  const model = b.models[0] ?? "";
-  const label = `{model_name="${model}"}`;
-  const kv = b.legacyKvMetric ? "vllm:gpu_cache_usage_perc" : "vllm:kv_cache_usage_perc";
-  return [
-    "# HELP vllm:num_requests_running Number of requests in model execution batches.",
-    "# TYPE vllm:num_requests_running gauge",
-    `vllm:num_requests_running${label} ${open.toFixed(1)}`,
-    "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.",
-    "# TYPE vllm:num_requests_waiting gauge",
-    `vllm:num_requests_waiting${label} ${b.requestsWaiting.toFixed(1)}`,
-    `# HELP ${kv} KV-cache usage. 1 means 100 percent usage.`,
-    `# TYPE ${kv} gauge`,
-    `${kv}${label} ${b.kvCacheUsage}`,
-    "# TYPE vllm:e2e_request_latency_seconds histogram",
-    `vllm:e2e_request_latency_seconds_bucket{le="+Inf",model_name="${model}"} 3.0`,
-    "",
-  ].join("\n");
-}
-
-/** protocol.py EmbeddingResponse. */
-function vllmEmbeddings(model: string | undefined, inputs: string[], dims: number, seq: number): unknown {
-  const tokens = inputs.reduce((n, text) => n + wordCount(text), 0);
-  return {
-    id: `embd-fake${seq}`,
-    object: "list",
-    created: now(),
-    model,
-    data: inputs.map((text, index) => ({ index, object: "embedding", embedding: fakeVector(text, dims) })),
-    usage: { prompt_tokens: tokens, total_tokens: tokens, completion_tokens: 0, prompt_tokens_details: null },
-  };
-}
-
-/** protocol.py RerankResponse: best first, cut to top_n. */
-function vllmRerank(model: string | undefined, query: string, documents: string[], topN: number, seq: number): unknown {
-  const tokens = documents.reduce((n, d) => n + wordCount(query) + wordCount(d), 0);
-  return {
-    id: `rerank-fake${seq}`,
-    model,
-    usage: { prompt_tokens: tokens, total_tokens: tokens },
-    results: rankedByScore(query, documents)
-      .slice(0, topN)
-      .map(({ index, score }) => ({ index, document: { text: documents[index] }, relevance_score: score })),
-  };
-}
-
-function now(): number {
-  return Math.floor(Date.now() / 1000);
 }

@@ -30,12 +30,21 @@
 //   validation errors.
 // TGI before 2.0 sent StreamDetails without input_length (detailsStyle "v1").
 //
+// - GenerateParameters' sampling fields are recorded with the request, not
+//   applied, except `stop`: the stream ends with the token that completes the
+//   first stop sequence, which TGI sends along ("The capital city of France
+//   is Par" for stop "Par", text-generation-inference#332), finish_reason
+//   "stop_sequence".
+// - The Messages API (POST /v1/chat/completions, tgi-fake-chat.ts).
+//
 // What the fake does NOT model: tokenization (a token is whatever text the
 // behaviour lists; input_length counts the prompt's whitespace-separated
-// words), sampling (seed is echoed in details), stop sequences, batching.
+// words), sampling (seed is echoed in details), batching.
 import http from "node:http";
-import { setTimeout as sleep } from "node:timers/promises";
 import { closeServer, listen, readBody, sendJson, type FakeRequest } from "./fake-http.js";
+import { cutAtStop, stopsOf } from "./fake-stops.js";
+import { CHAT_PATH, chatChunk, chatStream, chatUsage, wordsOf, type PlannedToken, type StreamRequest } from "./tgi-fake-chat.js";
+import { FrameWriter } from "./tgi-fake-frames.js";
 
 export type TgiFakeHealth = "ready" | "loading" | "down";
 
@@ -86,7 +95,7 @@ export interface TgiFake {
   port: number;
   /** Every request, oldest first. */
   requests: FakeRequest[];
-  /** The /generate_stream requests, oldest first. */
+  /** The /generate_stream and /v1/chat/completions requests, oldest first. */
   generations(): FakeRequest[];
   /** TCP connections accepted so far (keep-alive reuse shows as fewer connections than requests). */
   connections(): number;
@@ -177,7 +186,7 @@ export async function startFakeTgi(opts: TgiFakeOptions = {}): Promise<TgiFake> 
   return {
     ...bound,
     requests,
-    generations: () => requests.filter((r) => r.path === "/generate_stream"),
+    generations: () => requests.filter((r) => r.path === "/generate_stream" || r.path === CHAT_PATH),
     connections: () => connections,
     setBehaviour(change) {
       behaviour = { ...behaviour, ...change };
@@ -198,7 +207,7 @@ async function route(record: FakeRequest, raw: string, b: TgiFakeBehaviour, res:
     sendJson(res, 200, { ...TGI_FAKE_DEFAULT_INFO, ...b.info });
     return;
   }
-  if (key !== "POST /generate_stream") {
+  if (key !== "POST /generate_stream" && key !== `POST ${CHAT_PATH}`) {
     res.writeHead(404).end();
     return;
   }
@@ -220,30 +229,36 @@ async function route(record: FakeRequest, raw: string, b: TgiFakeBehaviour, res:
     });
     return;
   }
-  await stream(record.body as GenerateRequest, b, res);
+  const request = record.path === CHAT_PATH ? chatStream(record.body) : generateStream(record.body as GenerateRequest);
+  await stream(request, b, res);
 }
 
 interface GenerateRequest {
   inputs?: unknown;
-  parameters?: { max_new_tokens?: unknown; seed?: unknown; details?: unknown };
+  parameters?: { max_new_tokens?: unknown; seed?: unknown; details?: unknown; stop?: unknown };
 }
 
 const DEFAULT_MAX_NEW_TOKENS = 100;
 
-async function stream(body: GenerateRequest, b: TgiFakeBehaviour, res: http.ServerResponse): Promise<void> {
+function generateStream(body: GenerateRequest): StreamRequest {
+  const p = body.parameters;
+  const seed = typeof p?.seed === "number" ? p.seed : null;
+  const inputs = typeof body.inputs === "string" ? body.inputs : "";
+  return { inputs, maxNew: p?.max_new_tokens ?? DEFAULT_MAX_NEW_TOKENS, seed, details: p?.details !== false, stops: stopsOf(p?.stop) };
+}
+
+async function stream(req: StreamRequest, b: TgiFakeBehaviour, res: http.ServerResponse): Promise<void> {
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" });
   res.flushHeaders();
   const out = new FrameWriter(res, b);
   try {
-    const inputs = typeof body.inputs === "string" ? body.inputs : "";
-    const maxNew = body.parameters?.max_new_tokens ?? DEFAULT_MAX_NEW_TOKENS;
+    const { inputs, maxNew, seed } = req;
     // Validation happens inside the stream in TGI, so its errors arrive as frames of a 200 response.
     if (inputs === "") return await out.finalError("Input validation error: `inputs` cannot be empty", "validation");
     if (typeof maxNew !== "number" || maxNew <= 0)
       return await out.finalError("Input validation error: `max_new_tokens` must be strictly positive", "validation");
-    const seed = typeof body.parameters?.seed === "number" ? body.parameters.seed : null;
 
-    const frames = planFrames(b, maxNew);
+    const frames = planFrames(b, maxNew, req.stops);
     let index = 0;
     let text = "";
     for (const token of frames.tokens) {
@@ -256,27 +271,29 @@ async function stream(body: GenerateRequest, b: TgiFakeBehaviour, res: http.Serv
       index++;
       if (!token.special) text += token.text;
       const last = index === frames.tokens.length;
-      const details = last && body.parameters?.details !== false ? streamDetails(b, frames.finishReason, index, inputs, seed) : null;
-      await out.frame(
-        {
-          index,
-          token: { id: 1000 + index, text: token.text, logprob: -0.25, special: token.special },
-          generated_text: last ? text : null,
-          details,
-        },
-        b.frameDelayMs,
-      );
+      if (req.chat) {
+        await out.frame(chatChunk(token, last ? frames.finishReason : null, b), b.frameDelayMs);
+        continue;
+      }
+      const details = last && req.details ? streamDetails(b, frames.finishReason, index, inputs, seed) : null;
+      const wireToken = { id: 1000 + index, text: token.text, logprob: -0.25, special: token.special };
+      await out.frame({ index, token: wireToken, generated_text: last ? text : null, details }, b.frameDelayMs);
     }
+    if (req.chat?.includeUsage) await out.frame(chatUsage(wordsOf(inputs), index, b), 0);
+    if (req.chat) await out.frame("[DONE]", 0);
     out.end();
   } finally {
     out.dispose();
   }
 }
 
-function planFrames(b: TgiFakeBehaviour, maxNew: number): { tokens: { text: string; special: boolean }[]; finishReason: string } {
-  const listed = b.tokens.map((text) => ({ text, special: false }));
+function planFrames(b: TgiFakeBehaviour, maxNew: number, stops: readonly string[]): { tokens: PlannedToken[]; finishReason: string } {
+  // TGI sends the token that completes a stop sequence, stop sequence and all.
+  const plan = cutAtStop(b.tokens, stops, true);
+  const listed = plan.tokens.map((text) => ({ text, special: false }));
   if (listed.length >= maxNew) return { tokens: listed.slice(0, maxNew), finishReason: "length" };
-  if (b.finish === "stop_sequence" && listed.length > 0) return { tokens: listed, finishReason: "stop_sequence" };
+  if ((plan.matched !== undefined || b.finish === "stop_sequence") && listed.length > 0)
+    return { tokens: listed, finishReason: "stop_sequence" };
   return { tokens: [...listed, { text: "</s>", special: true }], finishReason: "eos_token" };
 }
 
@@ -288,82 +305,6 @@ function streamDetails(
   seed: number | null,
 ): Record<string, unknown> {
   const details: Record<string, unknown> = { finish_reason: finishReason, generated_tokens: generated, seed };
-  if (b.detailsStyle === "v2") details.input_length = Math.max(1, inputs.split(/\s+/).filter(Boolean).length);
+  if (b.detailsStyle === "v2") details.input_length = wordsOf(inputs);
   return details;
-}
-
-/** Writes SSE to one response the way the behaviour asks: whole, in pieces, or all at once; with keep-alives. */
-class FrameWriter {
-  private readonly buffered: Buffer[] = [];
-  private writing = false;
-  private readonly keepAlive: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly res: http.ServerResponse,
-    private readonly b: TgiFakeBehaviour,
-  ) {
-    if (b.keepAliveMs > 0) {
-      // Never between the pieces of a frame: that would corrupt it.
-      this.keepAlive = setInterval(() => {
-        if (!this.writing && this.open()) res.write(":\n\n");
-      }, b.keepAliveMs);
-    }
-  }
-
-  async frame(data: unknown, delayMs: number): Promise<void> {
-    const bytes = Buffer.from(`data:${JSON.stringify(data)}\n\n`, "utf8");
-    if (this.b.burst) {
-      this.buffered.push(bytes);
-      return;
-    }
-    if (delayMs > 0) await sleep(delayMs);
-    await this.write(bytes);
-  }
-
-  async finalError(error: string, errorType: string): Promise<void> {
-    await this.frame({ error, error_type: errorType }, 0);
-    this.end();
-  }
-
-  /** Silence until the client goes away. */
-  async hang(): Promise<void> {
-    this.flush();
-    await new Promise<void>((resolve) => {
-      if (!this.open()) resolve();
-      else this.res.once("close", () => resolve());
-    });
-  }
-
-  end(): void {
-    this.flush();
-    if (this.open()) this.res.end();
-  }
-
-  dispose(): void {
-    clearInterval(this.keepAlive);
-  }
-
-  private flush(): void {
-    if (this.buffered.length === 0) return;
-    const all = Buffer.concat(this.buffered.splice(0));
-    if (this.open()) this.res.write(all);
-  }
-
-  private async write(bytes: Buffer): Promise<void> {
-    const step = this.b.chunkBytes > 0 ? this.b.chunkBytes : bytes.length;
-    this.writing = true;
-    try {
-      for (let at = 0; at < bytes.length && this.open(); at += step) {
-        this.res.write(bytes.subarray(at, at + step));
-        // A pause long enough for each piece to leave as its own TCP segment and be read on its own.
-        if (step < bytes.length) await sleep(2);
-      }
-    } finally {
-      this.writing = false;
-    }
-  }
-
-  private open(): boolean {
-    return !this.res.destroyed && !this.res.writableEnded;
-  }
 }

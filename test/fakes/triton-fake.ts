@@ -24,9 +24,12 @@
 //   `{name, versions, platform, inputs, outputs}`.
 // - Model inputs: NVIDIA/TensorRT-LLM triton_backend/all_models/
 //   inflight_batcher_llm/ensemble/config.pbtxt ("trtllm": text_input,
-//   max_tokens, stream, seed, return_num_input_tokens, ... -> text_output,
+//   max_tokens, stream, seed, return_num_input_tokens, the sampling inputs
+//   top_k, top_p, temperature, repetition_penalty, presence_penalty,
+//   frequency_penalty, guided_decoding_guide(_type), ... -> text_output,
 //   num_input_tokens); the same file in earlier tensorrtllm_backend releases
-//   ("trtllm-legacy": random_seed, no token counts); vLLM backend,
+//   ("trtllm-legacy": random_seed, top_k, top_p, temperature only, no token
+//   counts); sampling inputs are recorded with the request, not applied; vLLM backend,
 //   triton-inference-server/vllm_backend src/model.py and src/utils/request.py
 //   ("vllm": text_input, stream, sampling_parameters (a JSON string),
 //   exclude_input_in_output, return_finish_reason, return_num_input_tokens ->

@@ -86,7 +86,7 @@ test("a bad limit or page_token is 400 INVALID_PARAMS naming it", async (t) => {
     t.is(res.status, 400, query);
     t.like(res.json, { code: "INVALID_PARAMS", field }, query);
   }
-  const state = await api(t, sys.edgeUrl, "GET", "/v1/tasks?state=finished");
+  const state = await api(t, sys.edgeUrl, "GET", "/v1/tasks?state=done");
   t.like(state.json, { code: "INVALID_PARAMS", field: "state" });
 });
 
@@ -134,4 +134,27 @@ test("GET /v1/tasks lists queued and running tasks in admission order: the runni
     after.some((x) => x.task_id === ids[0]),
     "a finished task drops out",
   );
+});
+
+test("GET /v1/tasks?state=finished lists the retained finished tasks newest first, with how each ended", async (t) => {
+  const done = async () => {
+    const body = taskBody({ placement: { mode: "pin", pin_pool_id: "alpha" }, max_tokens: 3 });
+    t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body })).status, 202);
+    await (await fetch(`${sys.edgeUrl}/v1/tasks/${body["task_id"] as string}/stream`)).text();
+    return body["task_id"] as string;
+  };
+  const first = await done();
+  const second = await done();
+  const { pages } = await walk(t, "/v1/tasks?state=finished", 1, "tasks");
+  const listed = pages.flat().filter((x) => x.task_id === first || x.task_id === second);
+  t.deepEqual(
+    listed.map((x) => x.task_id),
+    [second, first],
+    "newest first, one page at a time",
+  );
+  for (const x of listed) {
+    t.like(x, { state: "finished", pool_id: "alpha", outcome: "max_tokens", tokens_out: 3, model_ref: "mock:tiny" });
+    t.true(x.first_token_ms >= 0 && x.finished_ms >= x.admitted_ms);
+    t.regex(x.trace_artifact_id, /^[0-9a-f]{64}$/);
+  }
 });

@@ -22,6 +22,8 @@ export interface WorkerSpec {
 
 export interface SystemOptions {
   coreFlags?: Record<string, string>;
+  /** Extra environment for core's process (e.g. HF_ENDPOINT, which names the model cache's entries). */
+  coreEnv?: NodeJS.ProcessEnv;
   edgeFlags?: Record<string, string>;
   workers: WorkerSpec[];
   /** LLORCH_API_KEY for every process (core and edge require it; workers present it). */
@@ -82,7 +84,7 @@ export class TestSystem {
     this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...data, ...this.opts.coreFlags })], {
       script: LLORCH,
       nodeArgs: [],
-      env: this.env(),
+      env: { ...this.env(), ...this.opts.coreEnv },
     });
     const ready = await this.core.ready;
     this.coreAddress = ready.address!;

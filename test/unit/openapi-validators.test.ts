@@ -62,7 +62,7 @@ test("queryParamValidator types a query string as its schema does: integer digit
   t.deepEqual(limit("ten").problem, { field: "limit", message: "limit must be an integer" });
   const state = queryParamValidator("listTasks", "state");
   t.deepEqual(state("queued"), { value: "queued", problem: null });
-  t.deepEqual(state("done").problem, { field: "state", message: "state must be one of queued, running" });
+  t.deepEqual(state("done").problem, { field: "state", message: "state must be one of queued, running, finished" });
   t.is(queryParamValidator("listCatalogModels", "page_token")("abc").problem, null);
   t.throws(() => queryParamValidator("listTasks", "nope"), { message: /has no query parameter nope/ });
 });

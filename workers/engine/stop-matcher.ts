@@ -40,6 +40,17 @@ export class StopMatcher {
     return { texts: released, stopped: false };
   }
 
+  /** A batch of token texts in order: what is safe to emit of them, up to a stop string when one matches (the rest is dropped). */
+  pushAll(texts: readonly string[]): StopStep {
+    const out: string[] = [];
+    for (const text of texts) {
+      const step = this.push(text);
+      for (const released of step.texts) out.push(released);
+      if (step.stopped) return { texts: out, stopped: true };
+    }
+    return { texts: out, stopped: this.stopped };
+  }
+
   /** At the end of the generation: what is held was not a stop string after all. */
   flush(): string[] {
     if (this.stopped || this.held.length === 0) return [];

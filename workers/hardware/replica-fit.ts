@@ -11,6 +11,8 @@ export interface ReplicaFitOptions {
   slots: number;
   /** The engine's KV cache element size; default f16. */
   bytesPerElement?: number;
+  /** Memory the running engine gives back when it is stopped first, counted as free (a model switch that stops the old engine). */
+  freedBytes?: number;
 }
 
 export function checkFitOnReplica(
@@ -27,7 +29,7 @@ export function checkFitOnReplica(
     ctxPerSlot: options.ctxPerSlot,
     slots: options.slots,
     bytesPerElement: options.bytesPerElement,
-    freeBytes: memory.freeBytes,
+    freeBytes: memory.freeBytes + (options.freedBytes ?? 0),
     memory: memory.incomplete ? `${where} (${memory.incomplete})` : where,
     devices: Math.max(1, mask.indices.length),
   });

@@ -128,6 +128,12 @@ export function failureOf(d: FailureDetails): WorkerFailure {
   return new WorkerFailure(kind, message, isRetriableByDefault(kind));
 }
 
+/** The engine's HTTP status in a failure failureOf wrote ("POST <path>: HTTP <status>: ..."); undefined when it did not answer. */
+export function statusOfFailure(err: WorkerFailure): number | undefined {
+  const match = /^[A-Z]+ \S+: HTTP (\d{3})(?::|$)/.exec(err.message);
+  return match ? Number(match[1]) : undefined;
+}
+
 function describe(err: unknown): string {
   if (err instanceof Error) return err.message || (err as { code?: string }).code || err.name;
   return String(err);

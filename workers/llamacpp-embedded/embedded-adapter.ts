@@ -10,7 +10,9 @@ import type { Logger } from "../../contracts/runtime/logger.js";
 import { EngineHealth } from "../engine/engine-health.js";
 import { WorkerFailure, type EngineAdapter, type EngineInfo, type GenerationResult, type GenerationSink } from "../engine-adapter.js";
 import type { AffinityPool } from "./affinity-pool.js";
+import { refuseUnhonoured, samplingFeatures } from "../engine/sampling-support.js";
 import { generateOnSequence } from "./embedded-generation.js";
+import { EMBEDDED_HONOURED } from "./embedded-sampling.js";
 import { loadEmbeddedModel, workloadsOf, type EmbeddedModel } from "./embedded-model.js";
 import { embed, rerank } from "./embedded-vectors.js";
 import { llamaRuntime, type GpuChoice, type LlamaRuntime } from "./llama-runtime.js";
@@ -28,6 +30,8 @@ export interface EmbeddedOptions {
   deviceMask: string;
   /** Where relative file: refs resolve from. */
   baseDir: string;
+  /** The file start() loads for `modelRef` when the sidecar fetched it (an hf: or https: ref in the model cache); default the local file the ref names. */
+  modelPath?: string;
 }
 
 /**
@@ -93,7 +97,14 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
       vramFreeBytes: 0,
       servesAnyModel: false,
       // The same seed gives the same tokens on every slot: sampling is seeded per generation, and a slot's cache never changes logits.
-      features: { seed: "true", cancel: "abort", determinism: "all-slots", kv_reuse: "session", evict: "sequence" },
+      features: {
+        seed: "true",
+        cancel: "abort",
+        determinism: "all-slots",
+        kv_reuse: "session",
+        evict: "sequence",
+        ...(m && m.kind !== "generation" ? {} : samplingFeatures(EMBEDDED_HONOURED)),
+      },
     };
   }
 
@@ -130,7 +141,7 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
     this.engineHealth.set({ live: true, ready: false, lastError: `loading ${this.options.modelRef}` });
     try {
       this.runtime = await llamaRuntime(this.options.gpu, this.logger);
-      await this.switchTo(this.options.modelRef);
+      await this.switchTo(this.options.modelRef, this.options.modelPath);
       this.engineHealth.set({ live: true, ready: true, lastError: "" });
     } catch (err) {
       this.engineHealth.set({ live: true, ready: false, lastError: `failed to load ${this.options.modelRef}: ${(err as Error).message}` });
@@ -190,17 +201,21 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
       );
     }
     const session = request.sessionId;
-    if (slots.kind === "generation")
-      return withSlot(slots.pool, session, (seq) => generateOnSequence(seq, model.contextSize, request, signal, sink));
+    // A model is served only once the runtime loaded it.
+    const runtime = this.runtime!;
+    if (slots.kind === "generation") {
+      refuseUnhonoured(request, EMBEDDED_HONOURED);
+      return withSlot(slots.pool, session, (seq) => generateOnSequence(runtime, seq, model.contextSize, request, signal, sink));
+    }
     if (slots.kind === "embedding") return withSlot(slots.pool, session, (c) => embed(c, model.contextSize, request, signal, sink));
     return withSlot(slots.pool, session, (c) => rerank(c, model.contextSize, request, signal, sink));
   }
 
-  private async switchTo(modelRef: string): Promise<void> {
+  private async switchTo(modelRef: string, file?: string): Promise<void> {
     if (!this.runtime) throw new Error("the llama.cpp runtime is not loaded");
     this.loading = true;
     try {
-      const path = this.localPath(modelRef);
+      const path = file ?? this.localPath(modelRef);
       const { slots, ctx: contextSize, threads, gpuLayers } = this.options;
       const model = await loadEmbeddedModel(this.runtime, path, { slots, contextSize, threads, gpuLayers });
       if (this.stopped) {

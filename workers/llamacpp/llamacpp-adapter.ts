@@ -15,10 +15,12 @@ import {
 } from "../engine-adapter.js";
 import { engineClients, probeBounds, type HttpTuning } from "../http/engine-clients.js";
 import type { RetryPolicy } from "../http/engine-http.js";
-import { engineErrorMessage, failureOf } from "../http/engine-errors.js";
+import { engineErrorMessage, failureOf, statusOfFailure } from "../http/engine-errors.js";
 import { erasedTokensOf, idleSlotsOf, propsOf, servedSlotOf, type LlamaCppProps } from "./llamacpp-api.js";
 import { streamCompletion } from "./llamacpp-completion.js";
+import { LLAMACPP_HONOURED } from "./llamacpp-sampling.js";
 import { SessionSlots } from "./session-slots.js";
+import { refuseUnhonoured, samplingFeatures } from "../engine/sampling-support.js";
 import { parsePromText as parsePrometheusText, sampleValue } from "../http/prometheus-text.js";
 import type { HttpEngineOptions } from "../http/engine-options.js";
 
@@ -68,7 +70,9 @@ const PROBE_AFTER = new Set([WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABL
  * slot holding its KV cache when that slot is free (`id_slot`, see
  * session-slots.ts), and evicting the session erases the slots that hold it
  * (POST /slots/{id}?action=erase, which needs --slot-save-path: without it
- * the server answers 501 and eviction is unsupported).
+ * the server answers 501 and eviction is unsupported). Every sampling
+ * parameter goes to /completion (llamacpp-sampling.ts); a chat is rendered
+ * with the model's template by POST /apply-template first (llamacpp-chat.ts).
  *
  * Determinism: the same prompt, seed and max_tokens give the same tokens only
  * when the server runs one request at a time (`--parallel 1`): with several
@@ -153,6 +157,7 @@ export class LlamaCppAdapter extends PolledHttpAdapter implements EngineAdapter 
       if (workload !== Workload.WORKLOAD_COMPLETION) {
         return await runPooling(workload, { http: this.http, paths: POOLING_PATHS, model: this.opts.engineModel, request, signal, sink });
       }
+      refuseUnhonoured(request, LLAMACPP_HONOURED);
       return await this.completion(request, signal, sink);
     } catch (err) {
       if (err instanceof WorkerFailure && PROBE_AFTER.has(err.kind)) this.probeNow();
@@ -198,7 +203,7 @@ export class LlamaCppAdapter extends PolledHttpAdapter implements EngineAdapter 
     try {
       answer = await this.http.postJson(path, {}, { signal: timeout });
     } catch (err) {
-      if (err instanceof WorkerFailure && statusOf(err) === 501) {
+      if (err instanceof WorkerFailure && statusOfFailure(err) === 501) {
         this.slotActionsRefused = `llama.cpp refuses slot actions, so sessions cannot be evicted: ${err.message}`;
         throw new EvictionUnsupportedError(this.slotActionsRefused, { cause: err });
       }
@@ -254,6 +259,7 @@ export class LlamaCppAdapter extends PolledHttpAdapter implements EngineAdapter 
         cancel: "abort",
         cache_prompt: "true",
         determinism: props?.totalSlots === 1 ? "single-slot" : "best_effort",
+        ...samplingFeatures(LLAMACPP_HONOURED),
       },
     });
   }
@@ -333,15 +339,6 @@ export class LlamaCppAdapter extends PolledHttpAdapter implements EngineAdapter 
 /** The llama.cpp adapter for a server at `opts.baseUrl`; `tuning` only for tests and unusual deployments. */
 export function createLlamaCppAdapter(opts: HttpEngineOptions, tuning?: LlamaCppTuning): LlamaCppAdapter {
   return new LlamaCppAdapter(opts, tuning);
-}
-
-/**
- * The engine's HTTP status in a failure from EngineHttp, whose message
- * failureOf (http/engine-errors.ts) writes as "POST <path>: HTTP <status>: ...".
- */
-function statusOf(err: WorkerFailure): number | undefined {
-  const match = /^[A-Z]+ \S+: HTTP (\d{3})(?::|$)/.exec(err.message);
-  return match ? Number(match[1]) : undefined;
 }
 
 function parseJson(text: string): unknown {

@@ -4,6 +4,7 @@
 // tools/server/README.md of ggml-org/llama.cpp; every field is optional here
 // because builds differ and a missing figure must not fail a generation.
 import { StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
+import type { CompletionSampling } from "./llamacpp-sampling.js";
 
 /** One `data:` frame of POST /completion with `stream: true`. */
 export interface CompletionFrame {
@@ -50,8 +51,8 @@ export interface LlamaCppProps {
   buildInfo: string;
 }
 
-/** The request body of one streamed completion. */
-export interface CompletionBody {
+/** The request body of one streamed completion: the task's sampling fields as well (llamacpp-sampling.ts). */
+export interface CompletionBody extends CompletionSampling {
   prompt: string;
   n_predict: number;
   stream: true;
@@ -84,8 +85,14 @@ export function engineSeed(seed: number): number {
   return folded < 0 ? folded + SEED_RANGE : folded;
 }
 
-export function completionBody(prompt: string, maxTokens: number, seed: number | undefined, idSlot = -1): CompletionBody {
-  const body: CompletionBody = { prompt, n_predict: maxTokens, stream: true, cache_prompt: true };
+export function completionBody(
+  prompt: string,
+  maxTokens: number,
+  seed: number | undefined,
+  idSlot = -1,
+  sampling: CompletionSampling = {},
+): CompletionBody {
+  const body: CompletionBody = { prompt, n_predict: maxTokens, stream: true, cache_prompt: true, ...sampling };
   if (seed !== undefined) body.seed = engineSeed(seed);
   if (idSlot >= 0) body.id_slot = idSlot;
   return body;
@@ -122,17 +129,24 @@ export function tokenTexts(frame: CompletionFrame): string[] {
   return texts;
 }
 
-/** The stop reason of the final frame; `produced` and `maxTokens` decide when the engine did not say. */
-export function stopReasonOf(frame: CompletionFrame, produced: number, maxTokens: number): StopReason {
+/**
+ * The stop reason of the final frame; `produced` and `maxTokens` decide when
+ * the engine did not say. A stopping word is the task's own stop string
+ * (STOP) when the task sent some (`stop_type` "word": "Stopped due to
+ * encountering a stopping word from `stop` JSON array provided"), else a
+ * word the server was configured with (STOP_WORD).
+ */
+export function stopReasonOf(frame: CompletionFrame, produced: number, maxTokens: number, stopsAsked = false): StopReason {
+  const word = stopsAsked ? StopReason.STOP_REASON_STOP : StopReason.STOP_REASON_STOP_WORD;
   switch (frame.stop_type) {
     case "limit":
       return StopReason.STOP_REASON_MAX_TOKENS;
     case "eos":
       return StopReason.STOP_REASON_EOS;
     case "word":
-      return StopReason.STOP_REASON_STOP_WORD;
+      return word;
   }
-  if (frame.stopped_word) return StopReason.STOP_REASON_STOP_WORD;
+  if (frame.stopped_word) return word;
   if (frame.stopped_limit) return StopReason.STOP_REASON_MAX_TOKENS;
   if (frame.stopped_eos) return StopReason.STOP_REASON_EOS;
   return produced >= maxTokens ? StopReason.STOP_REASON_MAX_TOKENS : StopReason.STOP_REASON_EOS;

@@ -18,6 +18,9 @@ import {
   type CompletionFrame,
   type CompletionSlot,
 } from "./llamacpp-api.js";
+import { renderChat } from "./llamacpp-chat.js";
+import { completionSampling } from "./llamacpp-sampling.js";
+import { stopsRequested } from "../engine/sampling-support.js";
 
 export const COMPLETION_PATH = "/completion";
 
@@ -27,7 +30,9 @@ const CANCELED: GenerationResult = { stopReason: StopReason.STOP_REASON_CANCELED
  * Streams one completion into `sink`: `started` with the prompt token count
  * of the first frame, then one `tokens` call per socket chunk. Resolves
  * CANCELED once `signal` aborts (the HTTP request is closed by then).
- * `slot` pins the slot and hears the final frame.
+ * `slot` pins the slot and hears the final frame. A chat is rendered into
+ * its prompt first (llamacpp-chat.ts); malformed sampling is refused before
+ * either request.
  */
 export async function streamCompletion(
   http: EngineHttp,
@@ -36,10 +41,12 @@ export async function streamCompletion(
   sink: GenerationSink,
   slot: CompletionSlot = ANY_SLOT,
 ): Promise<GenerationResult> {
-  const body = completionBody(request.prompt, request.maxTokens, request.seed, slot.idSlot);
+  const sampling = completionSampling(request.sampling);
   const progress: Progress = { started: false, produced: 0 };
   let final: CompletionFrame | undefined;
   try {
+    const prompt = request.messages.length > 0 ? await renderChat(http, request.messages, signal) : request.prompt;
+    const body = completionBody(prompt, request.maxTokens, request.seed, slot.idSlot, sampling);
     // retryConnect: a refused connection sent nothing, so a restarting engine gets another try.
     const stream = await http.stream(COMPLETION_PATH, body, { signal, format: "sse", retryConnect: true });
     for await (const batch of stream.batches) {
@@ -103,7 +110,7 @@ function resultOf(final: CompletionFrame, progress: Progress, request: SubmitReq
   if (!progress.started) sink.started(tokensIn ?? 0);
   const tps = final.timings?.predicted_per_second;
   if (typeof tps === "number" && Number.isFinite(tps)) sink.metrics?.({ tokensPerSecond: tps });
-  const result: GenerationResult = { stopReason: stopReasonOf(final, progress.produced, request.maxTokens) };
+  const result: GenerationResult = { stopReason: stopReasonOf(final, progress.produced, request.maxTokens, stopsRequested(request)) };
   if (tokensIn !== undefined) result.tokensIn = tokensIn;
   const decodeTimeMs = decodeTimeMsOf(final);
   if (decodeTimeMs !== undefined) result.decodeTimeMs = decodeTimeMs;

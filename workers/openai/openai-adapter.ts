@@ -9,7 +9,9 @@ import { PolledHttpAdapter, type PolledAdapterSetup } from "../engine/polled-htt
 import { PROBE_TIMEOUT_MS, probeGet } from "../engine/probe-get.js";
 import { engineClients, probeBounds, type HttpTuning } from "../http/engine-clients.js";
 import { positiveSlots, type HttpEngineOptions } from "../http/engine-options.js";
-import { MODELS_PATH, parseModelList, type OpenAiApi } from "./openai-protocol.js";
+import { refuseUnhonoured, samplingFeatures, stopsRequested, type Honoured } from "../engine/sampling-support.js";
+import { MODELS_PATH, openAiRequest, parseModelList, type OpenAiApi } from "./openai-protocol.js";
+import { honouredFields } from "./openai-sampling.js";
 import { streamOpenAi } from "./openai-stream.js";
 
 export type { OpenAiApi } from "./openai-protocol.js";
@@ -50,6 +52,8 @@ export class OpenAiAdapter extends PolledHttpAdapter implements EngineAdapter {
   private readonly model: string;
   private readonly api: OpenAiApi;
   private readonly slots: number;
+  /** OpenAI's own parameters (openai-sampling.ts); chats through the chat endpoint, which applies the model's template. */
+  private readonly honoured: Honoured;
 
   constructor(private readonly opts: OpenAiAdapterOptions) {
     // Accept the base URL as OpenAI clients spell it ("https://host/v1"): our paths carry /v1 themselves.
@@ -57,6 +61,7 @@ export class OpenAiAdapter extends PolledHttpAdapter implements EngineAdapter {
     this.model = opts.engineModel ?? opts.modelRef;
     this.api = opts.api ?? "chat";
     this.slots = positiveSlots(opts.slots, OPENAI_DEFAULT_SLOTS);
+    this.honoured = { engine: "OpenAI-compatible server", sampling: honouredFields("openai", this.api), chat: "chat-endpoint" };
     this.currentInfo = this.infoWith(0);
   }
 
@@ -64,8 +69,10 @@ export class OpenAiAdapter extends PolledHttpAdapter implements EngineAdapter {
     return this.slots;
   }
 
-  generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
-    return streamOpenAi({ http: this.http, model: this.model, api: this.api, request, signal, sink });
+  async generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
+    refuseUnhonoured(request, this.honoured);
+    const wire = openAiRequest(request, this.model, this.api, "openai");
+    return streamOpenAi({ http: this.http, wire, signal, sink, stopsSent: stopsRequested(request) });
   }
 
   /** Ready when the server lists the model we send in requests; its card's context length, when given, becomes ctx_max. */
@@ -95,7 +102,7 @@ export class OpenAiAdapter extends PolledHttpAdapter implements EngineAdapter {
       engineVersion: "",
       modelRef: this.opts.modelRef,
       ctxMax,
-      features: { seed: "true", cancel: "abort", api: this.api },
+      features: { seed: "true", cancel: "abort", api: this.api, ...samplingFeatures(this.honoured) },
     });
   }
 }

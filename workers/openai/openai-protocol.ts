@@ -3,6 +3,8 @@
 // whose server speaks the same protocol. No I/O here: openai-stream.ts drives it.
 import { StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
+import { wireMessages } from "../engine/sampling-support.js";
+import { samplingFields, type OpenAiDialect } from "./openai-sampling.js";
 
 /** Which OpenAI endpoint generates: legacy text completions or chat completions. */
 export type OpenAiApi = "completions" | "chat";
@@ -18,19 +20,31 @@ export interface OpenAiRequest {
 }
 
 /**
- * The streaming request for one task. A task that sends `inputs` goes to
- * chat whatever `preferred` says: each input is one user message, which the
- * completions API cannot express (a prompt list there means a batch).
+ * The streaming request for one task. A chat (`messages`) goes to the chat
+ * endpoint, which renders it with the model's own template, whatever
+ * `preferred` says; so does a task that sends `inputs`: each input is one
+ * user message, which the completions API cannot express (a prompt list
+ * there means a batch). Sampling goes along in `dialect`'s names
+ * (openai-sampling.ts).
  */
-export function openAiRequest(request: SubmitRequest, model: string, preferred: OpenAiApi): OpenAiRequest {
-  const api: OpenAiApi = request.inputs.length > 0 ? "chat" : preferred;
+export function openAiRequest(
+  request: SubmitRequest,
+  model: string,
+  preferred: OpenAiApi,
+  dialect: OpenAiDialect = "openai",
+): OpenAiRequest {
+  const chat = request.messages.length > 0;
+  const api: OpenAiApi = chat || request.inputs.length > 0 ? "chat" : preferred;
   const body: Record<string, unknown> = { model };
-  if (api === "chat") {
+  if (chat) {
+    body.messages = wireMessages(request.messages);
+  } else if (api === "chat") {
     const contents = request.inputs.length > 0 ? request.inputs : [request.prompt];
     body.messages = contents.map((content) => ({ role: "user", content }));
   } else {
     body.prompt = request.prompt;
   }
+  Object.assign(body, samplingFields(request.sampling, dialect));
   // 0 means "no limit given": the engine's own default applies rather than a zero-token answer.
   if (request.maxTokens > 0) body.max_tokens = request.maxTokens;
   body.stream = true;
@@ -56,6 +70,12 @@ export type StreamEvent =
       text: string;
       /** Set on the chunk that ends choice 0. */
       finishReason?: string;
+      /**
+       * vLLM's `stop_reason` beside finish_reason "stop": true when it names
+       * the stop string (or token) that matched, false when null (the EOS);
+       * absent when the server does not say (OpenAI).
+       */
+      matchedStop?: boolean;
       usage?: Usage;
     };
 
@@ -78,6 +98,7 @@ export function parseStreamData(data: string): StreamEvent {
     const text = delta ? delta.content : choice.text;
     if (typeof text === "string") event.text = text;
     if (typeof choice.finish_reason === "string" && choice.finish_reason !== "") event.finishReason = choice.finish_reason;
+    if (event.finishReason !== undefined && "stop_reason" in choice) event.matchedStop = choice.stop_reason !== null;
   }
   if (isObject(json.usage)) {
     const usage: Usage = {};
@@ -88,9 +109,19 @@ export function parseStreamData(data: string): StreamEvent {
   return event;
 }
 
-/** OpenAI's finish_reason as a StopReason. We send no stop strings, so "stop" can only be the model's EOS. */
-export function stopReasonOf(finishReason: string | undefined): StopReason {
-  return finishReason === "length" ? StopReason.STOP_REASON_MAX_TOKENS : StopReason.STOP_REASON_EOS;
+/**
+ * A finish_reason as a StopReason. OpenAI folds a matched stop string and
+ * the model's own end into "stop"; when the task sent stop strings
+ * (`stopsSent`) and the server does not tell which (`matchedStop`, vLLM's
+ * stop_reason), "stop" counts as the task's stop. TGI's Messages API says
+ * "stop_sequence" for a match and "stop" only for the end of sequence, so
+ * its caller passes `stopsSent` false.
+ */
+export function stopReasonOf(finishReason: string | undefined, stopsSent = false, matchedStop?: boolean): StopReason {
+  if (finishReason === "length") return StopReason.STOP_REASON_MAX_TOKENS;
+  if (finishReason === "stop_sequence") return StopReason.STOP_REASON_STOP;
+  if (finishReason === "stop" && stopsSent && matchedStop !== false) return StopReason.STOP_REASON_STOP;
+  return StopReason.STOP_REASON_EOS;
 }
 
 export interface ModelCard {

@@ -46,9 +46,8 @@ const GIT_OID = /^[0-9a-f]{40}$/;
 const MAX_API_BYTES = 64 * 1024 * 1024;
 const MAX_ERROR_BYTES = 64 * 1024;
 
-export function resolveUrl(endpoint: string, repoId: string, revision: string, file: string): string {
-  return `${endpoint}/${repoId}/resolve/${encodeURIComponent(revision)}/${file.split("/").map(encodeURIComponent).join("/")}`;
-}
+// The resolve URL names the file's entry in the model cache, which core reads too.
+export { resolveUrl } from "../../contracts/model-cache.js";
 
 /** An ETag without its weak prefix and quotes, as huggingface_hub's `_normalize_etag`. */
 export function normalizeEtag(etag: string | undefined): string | undefined {

@@ -4,6 +4,7 @@
 // snapshot directory, laid out as in the repository.
 import { stat } from "node:fs/promises";
 import path from "node:path";
+import { hubFileKey, hubRepoKey } from "../../contracts/model-cache.js";
 import { cachedFile, fetchFile, resultOf, type FetchedFile, type FileFetch } from "./cached-fetch.js";
 import { ensureSpace } from "./disk-space.js";
 import { gitBlobOidOfFile, manifestDigest } from "./file-hash.js";
@@ -45,7 +46,7 @@ export async function provisionHubRepo(run: Run, ref: HubRef): Promise<Provision
   const settings = run.settings!;
   const repoId = `${ref.org}/${ref.repo}`;
   const revision = ref.revision ?? "main";
-  const key = `hf-repo ${settings.endpoint}/${repoId}@${revision}`;
+  const key = hubRepoKey(settings.endpoint, repoId, revision);
   run.reporter.phase("resolving");
   const cached = await cachedRepo(run, key);
   if (cached !== undefined) return cached;
@@ -190,7 +191,7 @@ function hubFileSpec(
 ): Pick<FileFetch, "key" | "url" | "label" | "file" | "hub"> {
   const url = resolveUrl(settings.endpoint, repoId, revision, file);
   const label = `hf:${repoId}${revision === "main" ? "" : `@${revision}`}/${file}`;
-  return { key: `hf-file ${url}`, url, label, file, hub: { origin: new URL(settings.endpoint).origin, auth: authOf(settings) } };
+  return { key: hubFileKey(url), url, label, file, hub: { origin: new URL(settings.endpoint).origin, auth: authOf(settings) } };
 }
 
 export function authOf(settings: HubSettings): HubAuth {

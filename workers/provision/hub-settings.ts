@@ -3,14 +3,13 @@
 // `constants.py`): HF_ENDPOINT, HF_TOKEN or the token file, HF_HOME,
 // HF_HUB_CACHE.
 import { readFile } from "node:fs/promises";
-import os from "node:os";
 import path from "node:path";
+import { cacheHome, DEFAULT_HF_ENDPOINT, expandHome, hubEndpointOf, nonEmpty, type Env } from "../../contracts/model-cache.js";
 import { errorCode } from "../../contracts/runtime/atomic-file.js";
 import { ProvisionError } from "./provision-error.js";
 
-export type Env = Readonly<Record<string, string | undefined>>;
-
-export const DEFAULT_HF_ENDPOINT = "https://huggingface.co";
+// Core reads the same cache (catalog verify), so where it is by default is shared.
+export { DEFAULT_HF_ENDPOINT, defaultModelCacheDir, type Env } from "../../contracts/model-cache.js";
 
 export interface HubSettings {
   /** No trailing slash, e.g. "https://huggingface.co". */
@@ -23,13 +22,6 @@ export interface HubSettings {
   hubCacheDir: string;
 }
 
-/** The llorch model cache: LLORCH_MODEL_CACHE, else $XDG_CACHE_HOME/llorch/models, else ~/.cache/llorch/models. */
-export function defaultModelCacheDir(env: Env = process.env): string {
-  const explicit = nonEmpty(env.LLORCH_MODEL_CACHE);
-  if (explicit !== undefined) return expandHome(explicit, env);
-  return path.join(cacheHome(env), "llorch", "models");
-}
-
 /** HF_HOME, else $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface. */
 export function hfHome(env: Env = process.env): string {
   const explicit = nonEmpty(env.HF_HOME);
@@ -38,7 +30,7 @@ export function hfHome(env: Env = process.env): string {
 
 export async function hubSettings(env: Env = process.env): Promise<HubSettings> {
   const home = hfHome(env);
-  const endpoint = (nonEmpty(env.HF_ENDPOINT) ?? DEFAULT_HF_ENDPOINT).replace(/\/+$/, "");
+  const endpoint = hubEndpointOf(env);
   let parsed: URL | undefined;
   try {
     parsed = new URL(endpoint);
@@ -69,20 +61,4 @@ async function readTokenFile(file: string): Promise<string | undefined> {
     if (errorCode(err) === "ENOENT" || errorCode(err) === "ENOTDIR") return undefined;
     throw new ProvisionError("config", `cannot read the Hugging Face token file ${file}: ${errorCode(err) ?? String(err)}`);
   }
-}
-
-function cacheHome(env: Env): string {
-  return nonEmpty(env.XDG_CACHE_HOME) ?? path.join(homeOf(env), ".cache");
-}
-
-function homeOf(env: Env): string {
-  return nonEmpty(env.HOME) ?? os.homedir();
-}
-
-function expandHome(p: string, env: Env): string {
-  return p === "~" || p.startsWith("~/") ? path.join(homeOf(env), p.slice(1)) : p;
-}
-
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value.trim() === "" ? undefined : value;
 }

@@ -10,55 +10,13 @@
 // <id> is a hash of the entry's key (the resolve URL, the https URL, …).
 // An entry is one small file written atomically, so processes sharing the
 // cache never lose each other's updates and a reader never sees a torn one.
-import { createHash } from "node:crypto";
-import { readFile, readlink, rename, rm, stat, symlink } from "node:fs/promises";
+import { readlink, rename, rm, stat, symlink } from "node:fs/promises";
 import path from "node:path";
-import { ensureDir, errorCode, fsyncDir, sweepTempFiles, tempPathFor, writeFileAtomic } from "../../contracts/runtime/atomic-file.js";
+import { indexEntryId, indexEntryPath, INDEX_ENTRY_VERSION, readIndexEntry, type IndexEntry } from "../../contracts/model-cache.js";
+import { ensureDir, fsyncDir, sweepTempFiles, tempPathFor, writeFileAtomic } from "../../contracts/runtime/atomic-file.js";
 
-export interface CachedFile {
-  /** Path relative to the directory of the result (a repository's snapshot), or the file name. */
-  path: string;
-  sha256: string;
-  sizeBytes: number;
-}
-
-/** What one ref resolved to when it was fetched. */
-export type IndexEntry =
-  | {
-      kind: "file";
-      key: string;
-      /** The ref or URL as shown to people (no query string). */
-      source: string;
-      commit?: string;
-      sha256: string;
-      sizeBytes: number;
-      /** The sha256 matched a digest known before the bytes arrived. */
-      verified: boolean;
-      /** The link to the blob, relative to the cache root. */
-      link: string;
-      fetchedAt: string;
-    }
-  | {
-      kind: "repo";
-      key: string;
-      source: string;
-      commit: string;
-      /** The snapshot directory, relative to the cache root. */
-      dir: string;
-      files: CachedFile[];
-      verified: boolean;
-      fetchedAt: string;
-    }
-  | {
-      /** The sha256 of a file outside the cache (file: refs, the hub's cache), valid while size and mtime stay. */
-      kind: "hash";
-      key: string;
-      sizeBytes: number;
-      mtimeMs: number;
-      sha256: string;
-    };
-
-const ENTRY_VERSION = 1;
+// The index's entries and names are shared with core, which reads them (contracts/model-cache.ts).
+export type { CachedFile, IndexEntry } from "../../contracts/model-cache.js";
 
 export class ModelCache {
   private swept = false;
@@ -66,7 +24,7 @@ export class ModelCache {
   constructor(readonly root: string) {}
 
   static idOf(key: string): string {
-    return createHash("sha256").update(key).digest("hex").slice(0, 32);
+    return indexEntryId(key);
   }
 
   blobPath(sha256: string): string {
@@ -101,26 +59,12 @@ export class ModelCache {
     await sweepTempFiles([path.join(this.root, "index"), path.join(this.root, "partial")]);
   }
 
-  async readEntry<K extends IndexEntry["kind"]>(kind: K, key: string): Promise<Extract<IndexEntry, { kind: K }> | undefined> {
-    let text: string;
-    try {
-      text = await readFile(this.entryPath(key), "utf8");
-    } catch (err) {
-      if (errorCode(err) === "ENOENT") return undefined;
-      throw err;
-    }
-    try {
-      const parsed = JSON.parse(text) as { version?: unknown; entry?: IndexEntry };
-      // Another key hashing to the same id, or a future layout: not ours to use.
-      if (parsed.version !== ENTRY_VERSION || parsed.entry?.kind !== kind || parsed.entry.key !== key) return undefined;
-      return parsed.entry as Extract<IndexEntry, { kind: K }>;
-    } catch {
-      return undefined;
-    }
+  readEntry<K extends IndexEntry["kind"]>(kind: K, key: string): Promise<Extract<IndexEntry, { kind: K }> | undefined> {
+    return readIndexEntry(this.root, kind, key);
   }
 
   async writeEntry(entry: IndexEntry): Promise<void> {
-    await writeFileAtomic(this.entryPath(entry.key), `${JSON.stringify({ version: ENTRY_VERSION, entry }, null, 2)}\n`);
+    await writeFileAtomic(this.entryPath(entry.key), `${JSON.stringify({ version: INDEX_ENTRY_VERSION, entry }, null, 2)}\n`);
   }
 
   async deleteEntry(key: string): Promise<void> {
@@ -170,6 +114,6 @@ export class ModelCache {
   }
 
   private entryPath(key: string): string {
-    return path.join(this.root, "index", `${ModelCache.idOf(key)}.json`);
+    return indexEntryPath(this.root, key);
   }
 }

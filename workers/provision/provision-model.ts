@@ -4,6 +4,7 @@
 // and relative paths are used where they are; s3:// and oci:// are refused
 // at once. Every error is a ProvisionError, and none carries the token.
 import path from "node:path";
+import { urlKey } from "../../contracts/model-cache.js";
 import { formatModelRef, ModelRefError, parseModelRef, type ModelRef } from "../../contracts/model-ref.js";
 import { fetchFile, resultOf } from "./cached-fetch.js";
 import { hashedFiles, hashedFile, localModel } from "./local-files.js";
@@ -122,7 +123,7 @@ async function provisionLocal(run: Run, absolute: string): Promise<ProvisionedMo
 }
 
 async function provisionUrl(run: Run, url: string): Promise<ProvisionedModel> {
-  const key = `url ${url}`;
+  const key = urlKey(url);
   const label = displayUrl(url);
   const origin = new URL(url).origin;
   // The token goes to the hub's own host only; an https:// ref to the hub's resolve URL is the hub's.

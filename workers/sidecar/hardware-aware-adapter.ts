@@ -59,4 +59,8 @@ export class HardwareAwareAdapter implements EngineAdapter {
   get loadModel(): EngineAdapter["loadModel"] {
     return this.inner.loadModel?.bind(this.inner);
   }
+
+  get loadState(): EngineAdapter["loadState"] {
+    return this.inner.loadState?.bind(this.inner);
+  }
 }

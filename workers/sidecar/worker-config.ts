@@ -85,6 +85,10 @@ export interface WorkerConfig {
    * operator says it. Default completion.
    */
   workloads?: Workload[];
+  /** Where hf: and https: models are downloaded to; default the provisioner's defaultModelCacheDir (LLORCH_MODEL_CACHE, ~/.cache/llorch/models). */
+  modelCacheDir?: string;
+  /** Unload the model after this long without a generation (the engine stopped, the embedded model freed); the next one loads it. Default off. */
+  modelTtlMs?: number;
 }
 
 export const WORKER_DEFAULTS = {
@@ -166,6 +170,18 @@ export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
     apply: (c, v, f) => (c.workloads = workloadList(f, flagList(f, v))),
   },
   { name: "model", arg: "<ref>", help: `model ref (default ${MOCK_DEFAULTS.modelRef})`, apply: (c, v, f) => (c.modelRef = flagText(f, v)) },
+  {
+    name: "model-cache",
+    arg: "<dir>",
+    help: "where hf: and https: models are downloaded to (default $LLORCH_MODEL_CACHE, else ~/.cache/llorch/models;\nHF_TOKEN and HF_ENDPOINT come from the environment)",
+    apply: (c, v, f) => (c.modelCacheDir = flagText(f, v)),
+  },
+  {
+    name: "model-ttl",
+    arg: "<ms>",
+    help: "unload the model after this long without a task (engine stopped, memory freed); the next task loads it\nagain (embedded engine, --engine-cmd; default off)",
+    apply: (c, v, f) => (c.modelTtlMs = flagInteger(f, v, 1)),
+  },
   {
     name: "serves-any-model",
     arg: "<true|false>",

@@ -28,6 +28,7 @@ import { endOf, errorOf, failure, logEnd, stoppedTerminal, type StopCause } from
 import { publicText } from "../../contracts/runtime/public-text.js";
 import type { SlotLease, SlotPool } from "./slot-pool.js";
 import { SubmitStream, type SubmitCall, type Terminal } from "./submit-stream.js";
+import { isExpectedDigest, loadRefusal } from "./load-refusal.js";
 import { serveWatch } from "./watch-stream.js";
 
 /**
@@ -68,12 +69,13 @@ export class WorkerService {
   constructor(private readonly deps: WorkerServiceDeps) {
     const { adapter, slots } = deps;
     this.handlers = {
-      health: (_call, callback) => callback(null, { health: publicHealth(adapter.health()), load: undefined }),
+      health: (_call, callback) => callback(null, { health: publicHealth(adapter.health()), load: adapter.loadState?.() }),
       watchHealth: (call) =>
         this.watch((onClosed) =>
           serveWatch(
             call,
-            () => ({ health: publicHealth(adapter.health()), load: undefined }),
+            // The load state's changes come through onHealthChange too, so one subscription sees both.
+            () => ({ health: publicHealth(adapter.health()), load: adapter.loadState?.() }),
             (onChange) => adapter.onHealthChange(onChange),
             onClosed,
           ),
@@ -244,12 +246,15 @@ export class WorkerService {
    * log line per load. Rejects with the gRPC status to answer: INVALID_ARGUMENT
    * (no model_ref), UNIMPLEMENTED (the adapter cannot switch models),
    * UNAVAILABLE (shutting down) or FAILED_PRECONDITION (the load failed; the
-   * adapter keeps the previous model serving).
+   * adapter keeps the previous model serving; a digest mismatch also carries
+   * UNTRUSTED_ARTIFACT, see load-refusal.ts).
    */
   private async loadModel(call: ServerUnaryCall<LoadModelRequest, LoadModelResponse>): Promise<LoadModelResponse> {
     const { adapter, identity } = this.deps;
-    const modelRef = call.request.modelRef;
+    const { modelRef, expectedDigest } = call.request;
     if (!modelRef) throw status(GrpcStatus.INVALID_ARGUMENT, "model_ref is required");
+    if (expectedDigest && !isExpectedDigest(expectedDigest))
+      throw status(GrpcStatus.INVALID_ARGUMENT, 'expected_digest must be "sha256:<64 hex digits>" or empty');
     if (!adapter.loadModel) throw status(GrpcStatus.UNIMPLEMENTED, "this engine cannot switch models");
     if (this.closed) throw status(GrpcStatus.UNAVAILABLE, "the worker is shutting down");
 
@@ -264,10 +269,13 @@ export class WorkerService {
       correlation_id: correlationIdOf(call.metadata),
       trace_id: traceIdOf(traceContextFromMetadata(call.metadata)),
     });
-    log.info({ event: "model_load_start" }, `loading model ${modelRef} (replacing ${previous})`);
+    log.info(
+      { event: "model_load_start", expected_digest: expectedDigest || undefined },
+      `loading model ${modelRef} (replacing ${previous})`,
+    );
     const t0 = performance.now();
     try {
-      await adapter.loadModel(modelRef);
+      await adapter.loadModel(modelRef, expectedDigest ? { expectedDigest } : undefined);
     } catch (err) {
       const durationMs = Math.round(performance.now() - t0);
       const classified = err instanceof WorkerFailure;
@@ -287,7 +295,7 @@ export class WorkerService {
         `failed to switch to model ${modelRef} after ${durationMs} ms, still serving ${serving}: ${message}`,
       );
       // Pool health shows it to clients: the log line above keeps the detail.
-      throw status(GrpcStatus.FAILED_PRECONDITION, publicText(message));
+      throw loadRefusal(publicText(message), err);
     }
     const info = adapter.info();
     const durationMs = Math.round(performance.now() - t0);
@@ -321,7 +329,8 @@ export class WorkerService {
     }
     if (this.closed) return failure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the worker is shutting down", true);
     const health = this.deps.adapter.health();
-    if (!health.ready) {
+    // A model unloaded for idleness is loaded again by the generation itself (its started waits for the load).
+    if (!health.ready && !this.deps.adapter.loadState?.()?.wakesOnSubmit) {
       return failure(
         WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE,
         `engine not ready${health.lastError ? `: ${publicText(health.lastError)}` : ""}`,

@@ -263,6 +263,11 @@ export class EngineSupervisor {
   /** Counts a crash, then restarts after backoff or opens the breaker. */
   private crashed(inc: EngineProcess, short: string, tail: string, code: number | null = null, signal: NodeJS.Signals | null = null): void {
     const cause = tail ? `${short}; last stderr lines:\n${tail}` : short;
+    if (this.startWaiter && this.opts.crashFailsStart) {
+      this.current = undefined;
+      void this.failStart(cause);
+      return;
+    }
     this.lastCrash = short;
     const verdict = this.restartPolicy.crashed(Date.now(), inc.readyAt);
     this.current = undefined;

@@ -1,6 +1,6 @@
 import type { SubmitRequest, WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { ChangeListeners } from "../change-listeners.js";
-import type { EngineAdapter, EngineInfo, GenerationResult, GenerationSink } from "../engine-adapter.js";
+import type { EngineAdapter, EngineInfo, GenerationResult, GenerationSink, LoadModelOptions } from "../engine-adapter.js";
 import { EngineHttp } from "../http/engine-http.js";
 import type { ProbeResult } from "../engine/health-poller.js";
 import type { EngineSupervisor } from "./engine-supervisor.js";
@@ -41,14 +41,14 @@ export class SupervisedAdapter implements EngineAdapter {
   private readonly changes = new ChangeListeners<WorkerHealth>();
   private readonly unsubscribe: (() => void)[] = [];
   readonly evictSession?: (sessionId: string) => Promise<boolean>;
-  readonly loadModel?: (modelRef: string) => Promise<void>;
+  readonly loadModel?: (modelRef: string, options?: LoadModelOptions) => Promise<void>;
 
   constructor(
     private readonly inner: EngineAdapter,
     private readonly supervisor: EngineSupervisor,
   ) {
     if (inner.evictSession) this.evictSession = (id) => inner.evictSession!(id);
-    if (inner.loadModel) this.loadModel = (ref) => inner.loadModel!(ref);
+    if (inner.loadModel) this.loadModel = (ref, options) => inner.loadModel!(ref, options);
     const emit = () => this.changes.emit(this.health());
     this.unsubscribe.push(supervisor.onHealthChange(emit), inner.onHealthChange(emit));
   }

@@ -34,6 +34,12 @@ export interface SupervisorOptions {
   thresholds?: { failureThreshold?: number; successThreshold?: number; probeTimeoutMs?: number };
   /** Lines of the engine's stderr kept for crash reports. Default 20. */
   stderrTailLines?: number;
+  /**
+   * A crash before the first Ready fails start() at once instead of
+   * restarting: for an engine started on a model it is switching to, where a
+   * model that does not load means rolling back, not retrying. Default false.
+   */
+  crashFailsStart?: boolean;
 }
 
 /** The timings and limits a supervisor runs with: SupervisorOptions with every default applied. */

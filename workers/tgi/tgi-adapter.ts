@@ -1,23 +1,21 @@
 // Hugging Face Text Generation Inference behind the EngineAdapter seam:
-// `POST /generate_stream` (SSE) for generations, `GET /health` for health and
-// `GET /info` for what the sidecar announces. TGI serves one model, chosen
+// `POST /generate_stream` (SSE) for generations, `POST /v1/chat/completions`
+// for chats, `GET /health` for health and `GET /info` for what the sidecar
+// announces. TGI serves one model, chosen
 // at launch, so there is no loadModel and no model name in requests
 // (HttpEngineOptions.engineModel is accepted for uniformity and unused).
-import { StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
-import { WorkerErrorKind, type SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
+import type { SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
 import type { EngineAdapter, GenerationResult, GenerationSink } from "../engine-adapter.js";
+import { refuseUnhonoured, stopsRequested } from "../engine/sampling-support.js";
+import { StopMatcher } from "../engine/stop-matcher.js";
+import { streamOpenAi } from "../openai/openai-stream.js";
 import type { ProbeResult } from "../engine/health-poller.js";
 import { PolledHttpAdapter } from "../engine/polled-http-adapter.js";
 import { engineClients } from "../http/engine-clients.js";
 import { failureOf } from "../http/engine-errors.js";
-import {
-  TGI_DEFAULT_MAX_CONCURRENT_REQUESTS,
-  engineInfoOf,
-  generateRequestBody,
-  parseStreamEvent,
-  slotsOf,
-  type TgiInfo,
-} from "./tgi-protocol.js";
+import { streamGenerate } from "./tgi-generate.js";
+import { TGI_DEFAULT_MAX_CONCURRENT_REQUESTS, engineInfoOf, slotsOf, type TgiInfo } from "./tgi-protocol.js";
+import { chatRequestBody, TGI_CHAT_HONOURED, TGI_CHAT_PATH, TGI_HONOURED } from "./tgi-sampling.js";
 import type { HttpEngineOptions } from "../http/engine-options.js";
 
 /** Timings a deployment rarely touches and tests shorten. */
@@ -35,8 +33,6 @@ export interface TgiTuning {
   /** Failed probes before a ready engine is reported down, default 3. */
   failureThreshold?: number;
 }
-
-const GENERATE_PATH = "/generate_stream";
 
 export function createTgiAdapter(opts: HttpEngineOptions, tuning: TgiTuning = {}): EngineAdapter {
   return new TgiAdapter(opts, tuning);
@@ -72,51 +68,20 @@ export class TgiAdapter extends PolledHttpAdapter implements EngineAdapter {
     return this.opts.slots ?? slotsOf(this.tgiInfo) ?? TGI_DEFAULT_MAX_CONCURRENT_REQUESTS;
   }
 
+  /**
+   * A prompt through /generate_stream (tgi-generate.ts), a chat through the
+   * Messages API, which renders the model's chat template (TGI's own
+   * /generate_stream cannot be told the rendered chat already carries its
+   * special tokens). What TGI cannot honour is refused first.
+   */
   async generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
-    let result: GenerationResult | undefined;
-    let started = false;
-    try {
-      const stream = await this.http.stream(GENERATE_PATH, generateRequestBody(request), { signal, format: "sse", retryConnect: true });
-      for await (const frames of stream.batches) {
-        // Anything after the last frame is not TGI's; reading on lets the connection end cleanly and be reused.
-        if (result) continue;
-        const texts: string[] = [];
-        let failure: Error | undefined;
-        for (const frame of frames) {
-          const event = parseStreamEvent(frame.data);
-          if (event.type === "error") {
-            failure = failureOf({ method: "POST", path: GENERATE_PATH, kind: event.kind, body: event.body, secrets: this.secrets });
-            break;
-          }
-          if (event.text !== undefined) texts.push(event.text);
-          if (event.end) {
-            result = { stopReason: event.end.stopReason };
-            if (event.end.tokensIn !== undefined) result.tokensIn = event.end.tokensIn;
-            break;
-          }
-        }
-        // TGI has accepted a prompt (validated it, found a free permit) only once it streams a token; refusals come as error frames.
-        if (!started && (texts.length > 0 || result)) {
-          started = true;
-          sink.started(result?.tokensIn ?? 0);
-        }
-        if (texts.length > 0) sink.tokens(texts);
-        if (failure) throw failure;
-      }
-    } catch (err) {
-      if (result) return result;
-      if (signal.aborted) return { stopReason: StopReason.STOP_REASON_CANCELED };
-      throw err;
-    }
-    if (result) return result;
-    if (signal.aborted) return { stopReason: StopReason.STOP_REASON_CANCELED };
-    throw failureOf({
-      method: "POST",
-      path: GENERATE_PATH,
-      kind: WorkerErrorKind.WORKER_ERROR_KIND_RESET,
-      cause: new Error("the engine ended the stream before its last frame"),
-      secrets: this.secrets,
-    });
+    refuseUnhonoured(request, TGI_HONOURED);
+    const stops = stopsRequested(request) ? new StopMatcher(request.sampling!.stop) : undefined;
+    if (request.messages.length === 0) return streamGenerate({ http: this.http, secrets: this.secrets, request, signal, sink, stops });
+    refuseUnhonoured(request, TGI_CHAT_HONOURED);
+    const wire = { api: "chat" as const, path: TGI_CHAT_PATH, body: chatRequestBody(request) };
+    // The Messages API says "stop_sequence" for a matched stop, "stop" only at the end of sequence.
+    return streamOpenAi({ http: this.http, wire, signal, sink, stopsSent: false, stops });
   }
 
   protected override probeFailed(): void {

@@ -6,6 +6,8 @@ import { Engine, StopReason } from "../../contracts/gen/llama_orch/v1/common.js"
 import { WorkerErrorKind, type SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { httpEngineInfo, type EngineInfo } from "../engine-adapter.js";
 import { kindOfStatus } from "../http/engine-errors.js";
+import { samplingFeatures } from "../engine/sampling-support.js";
+import { TGI_HONOURED, tgiSampling, type TgiSampling } from "./tgi-sampling.js";
 
 /** `GET /info` (the fields we read; older releases say max_input_length for max_input_tokens). */
 export interface TgiInfo {
@@ -26,7 +28,7 @@ export interface TgiGenerateRequest {
     details: true;
     max_new_tokens?: number;
     seed?: number;
-  };
+  } & TgiSampling;
 }
 
 /** What one SSE frame of `/generate_stream` means to a generation. */
@@ -64,8 +66,9 @@ export function generateRequestBody(request: SubmitRequest): TgiGenerateRequest 
   const parameters: TgiGenerateRequest["parameters"] = { details: true };
   // TGI rejects max_new_tokens 0 ("must be strictly positive"); without it the engine's default applies.
   if (request.maxTokens > 0) parameters.max_new_tokens = request.maxTokens;
-  // No do_sample: TGI's default (greedy unless sampling is configured) stays the engine's; the seed then pins any sampling it does.
+  // No do_sample unless a temperature asks for it: TGI's default (greedy unless sampling is configured) stays the engine's; the seed then pins any sampling it does.
   if (request.seed !== undefined && Number.isSafeInteger(request.seed) && request.seed >= 0) parameters.seed = request.seed;
+  Object.assign(parameters, tgiSampling(request.sampling));
   return { inputs: request.prompt, parameters };
 }
 
@@ -73,9 +76,10 @@ export function generateRequestBody(request: SubmitRequest): TgiGenerateRequest 
  * One frame's `data`. An `{"error", "error_type"}` frame is classified by
  * the HTTP status TGI gives the same error outside a stream, so the one
  * status mapping (kindOfStatus) decides; a frame that is not TGI's shape
- * is an engine error.
+ * is an engine error. `stopsAsked`: the task sent stop strings, so a stop
+ * sequence that ends it is its own (see stopReasonOf).
  */
-export function parseStreamEvent(data: string): TgiStreamEvent {
+export function parseStreamEvent(data: string, stopsAsked = false): TgiStreamEvent {
   let json: unknown;
   try {
     json = JSON.parse(data);
@@ -107,21 +111,25 @@ export function parseStreamEvent(data: string): TgiStreamEvent {
   const text = token.special === true ? undefined : token.text;
   if (frame.generated_text === null || frame.generated_text === undefined) return { type: "token", text };
   const details = frame.details && typeof frame.details === "object" ? (frame.details as WireDetails) : undefined;
-  const end: { stopReason: StopReason; tokensIn?: number } = { stopReason: stopReasonOf(details?.finish_reason) };
+  const end: { stopReason: StopReason; tokensIn?: number } = { stopReason: stopReasonOf(details?.finish_reason, stopsAsked) };
   const tokensIn = promptTokensOf(details);
   if (tokensIn !== undefined) end.tokensIn = tokensIn;
   return { type: "token", text, end };
 }
 
-/** TGI's FinishReason. We always ask for details, so an absent one means the engine changed: say so rather than guess. */
-export function stopReasonOf(finishReason: unknown): StopReason {
+/**
+ * TGI's FinishReason. We always ask for details, so an absent one means the
+ * engine changed: say so rather than guess. A stop sequence is the task's
+ * own (STOP) when it sent some, else one the deployment configured.
+ */
+export function stopReasonOf(finishReason: unknown, stopsAsked = false): StopReason {
   switch (finishReason) {
     case "length":
       return StopReason.STOP_REASON_MAX_TOKENS;
     case "eos_token":
       return StopReason.STOP_REASON_EOS;
     case "stop_sequence":
-      return StopReason.STOP_REASON_STOP_WORD;
+      return stopsAsked ? StopReason.STOP_REASON_STOP : StopReason.STOP_REASON_STOP_WORD;
     default:
       return StopReason.STOP_REASON_UNSPECIFIED;
   }
@@ -170,7 +178,7 @@ export function engineInfoOf(modelRef: string, info: TgiInfo | undefined): Engin
     modelRef,
     modelDigest: typeof info?.model_sha === "string" ? info.model_sha : "",
     ctxMax: positiveInt(info?.max_total_tokens) ?? 0,
-    features: { seed: "true", cancel: "abort" },
+    features: { seed: "true", cancel: "abort", ...samplingFeatures(TGI_HONOURED) },
   });
 }
 

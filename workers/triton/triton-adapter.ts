@@ -15,6 +15,11 @@
 // - A first-response error arrives with its status (400 invalid argument,
 //   500 internal, 503 unavailable) and an SSE-framed body; the kind follows
 //   the status and the message is unwrapped from the frame.
+//
+// Sampling: what the model's declared inputs take (triton-sampling.ts), read
+// from its metadata before the first generation; stop strings are matched
+// here. No chat: the generate extension takes text, and the model's chat
+// template is not Triton's to apply.
 import { Engine, StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerErrorKind, type SubmitRequest } from "../../contracts/gen/llama_orch/v1/worker.js";
 import {
@@ -31,7 +36,10 @@ import { engineClients, type HttpTuning } from "../http/engine-clients.js";
 import { failureOf } from "../http/engine-errors.js";
 import type { EngineHttp, EngineStream } from "../http/engine-http.js";
 import type { SseFrame } from "../http/stream-decoder.js";
+import { refuseUnhonoured, samplingFeatures, stopsRequested } from "../engine/sampling-support.js";
+import { StopMatcher } from "../engine/stop-matcher.js";
 import { modelPath, probeTriton } from "./triton-probe.js";
+import { NO_SAMPLING, tritonHonoured, tritonSamplingOf, type TritonSampling } from "./triton-sampling.js";
 import {
   generateBody,
   isUnknownModelMessage,
@@ -83,6 +91,8 @@ export class TritonAdapter extends PolledHttpAdapter implements EngineAdapter {
   private readonly slots: number;
   private readonly ctxMax: number;
   private layout: ModelLayout | undefined;
+  /** The sampling fields the model takes, from the same metadata as the layout. */
+  private sampling: TritonSampling = NO_SAMPLING;
   /** Re-read metadata at the next ready probe: the server may have restarted with another version. */
   private metadataStale = true;
 
@@ -102,11 +112,13 @@ export class TritonAdapter extends PolledHttpAdapter implements EngineAdapter {
   async generate(request: SubmitRequest, signal: AbortSignal, sink: GenerationSink): Promise<GenerationResult> {
     if (signal.aborted) return CANCELED;
     const layout = this.layout ?? (await this.readLayout(signal));
+    // What the model takes depends on its declared inputs, known only now.
+    refuseUnhonoured(request, tritonHonoured(this.sampling));
     const path = modelPath(this.model, "/generate_stream");
-    const body = generateBody({ prompt: request.prompt, maxTokens: request.maxTokens, seed: request.seed }, layout);
+    const settings = { prompt: request.prompt, maxTokens: request.maxTokens, seed: request.seed, sampling: request.sampling };
     let stream: EngineStream<SseFrame>;
     try {
-      stream = await this.http.stream(path, body, { signal, format: "sse" });
+      stream = await this.http.stream(path, generateBody(settings, layout, this.sampling), { signal, format: "sse" });
     } catch (err) {
       if (signal.aborted) return CANCELED;
       throw reclassify(err);
@@ -114,35 +126,57 @@ export class TritonAdapter extends PolledHttpAdapter implements EngineAdapter {
     // Triton's status line comes with the first response: the prompt was accepted. Its size comes later, if at all.
     sink.started(0);
     const tally = new StreamTally(request.maxTokens);
+    const stops = stopsRequested(request) ? new StopMatcher(request.sampling!.stop) : undefined;
+    let stopped: boolean;
     try {
-      for await (const frames of stream.batches) {
-        const texts: string[] = [];
-        let failure: WorkerFailure | undefined;
-        for (const frame of frames) {
-          const chunk = parseChunk(frame.data);
-          if (chunk === undefined) {
-            failure = this.streamFailure(path, { cause: new Error(`not a JSON object in the stream: ${frame.data.slice(0, 200)}`) });
-            break;
-          }
-          if (chunk.error !== undefined) {
-            failure = this.streamFailure(path, { body: frame.data });
-            break;
-          }
-          const text = tally.add(chunk);
-          if (text !== undefined) texts.push(text);
-        }
-        // Tokens before the error were generated and are delivered; leaving the loop closes the connection.
-        if (texts.length > 0) sink.tokens(texts);
-        if (failure) throw failure;
-      }
+      stopped = await this.readStream(path, stream, tally, stops, sink);
     } catch (err) {
       if (signal.aborted) return CANCELED;
       throw err;
     }
-    if (signal.aborted) return CANCELED;
-    const result: GenerationResult = { stopReason: tally.stopReason() };
+    if (signal.aborted && !stopped) return CANCELED;
+    const result: GenerationResult = { stopReason: stopped ? StopReason.STOP_REASON_STOP : tally.stopReason() };
     if (tally.inputTokens !== undefined) result.tokensIn = tally.inputTokens;
     return result;
+  }
+
+  /**
+   * The stream's texts to the sink, one call per socket chunk, up to a stop
+   * string of the task's (true: leaving the loop closes the connection,
+   * which stops the model); what the matcher holds at the end goes out then.
+   */
+  private async readStream(
+    path: string,
+    stream: EngineStream<SseFrame>,
+    tally: StreamTally,
+    stops: StopMatcher | undefined,
+    sink: GenerationSink,
+  ): Promise<boolean> {
+    for await (const frames of stream.batches) {
+      const texts: string[] = [];
+      let failure: WorkerFailure | undefined;
+      for (const frame of frames) {
+        const chunk = parseChunk(frame.data);
+        if (chunk === undefined) {
+          failure = this.streamFailure(path, { cause: new Error(`not a JSON object in the stream: ${frame.data.slice(0, 200)}`) });
+          break;
+        }
+        if (chunk.error !== undefined) {
+          failure = this.streamFailure(path, { body: frame.data });
+          break;
+        }
+        const text = tally.add(chunk);
+        if (text !== undefined) texts.push(text);
+      }
+      // Tokens before the error were generated and are delivered; leaving the loop closes the connection.
+      const step = stops ? stops.pushAll(texts) : { texts, stopped: false };
+      if (step.texts.length > 0) sink.tokens(step.texts);
+      if (failure) throw failure;
+      if (step.stopped) return true;
+    }
+    const held = stops?.flush() ?? [];
+    if (held.length > 0) sink.tokens(held);
+    return false;
   }
 
   private streamFailure(path: string, d: { body?: string; cause?: unknown }): WorkerFailure {
@@ -178,11 +212,17 @@ export class TritonAdapter extends PolledHttpAdapter implements EngineAdapter {
       http.getJson<ModelMetadata>(modelPath(this.model), { signal }),
     ]);
     this.layout = layoutOf(model.body);
-    this.currentInfo = this.infoFor(server.body, model.body, this.layout);
+    this.sampling = tritonSamplingOf(model.body);
+    this.currentInfo = this.infoFor(server.body, model.body, this.layout, this.sampling);
     this.metadataStale = false;
   }
 
-  private infoFor(server: ServerMetadata | undefined, model: ModelMetadata | undefined, layout: ModelLayout | undefined): EngineInfo {
+  private infoFor(
+    server: ServerMetadata | undefined,
+    model: ModelMetadata | undefined,
+    layout: ModelLayout | undefined,
+    sampling: TritonSampling = NO_SAMPLING,
+  ): EngineInfo {
     // Triton reports a model name and version numbers, nothing that identifies the weights.
     return httpEngineInfo({
       engine: Engine.ENGINE_TRITON,
@@ -197,6 +237,7 @@ export class TritonAdapter extends PolledHttpAdapter implements EngineAdapter {
         triton_model: this.model,
         triton_model_version: typeof model?.versions?.[0] === "string" ? model.versions[0] : "",
         triton_platform: typeof model?.platform === "string" ? model.platform : "",
+        ...samplingFeatures(tritonHonoured(sampling)),
       },
     });
   }

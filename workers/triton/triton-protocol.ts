@@ -11,7 +11,8 @@
 // `random_seed`); the vLLM backend (triton-inference-server/vllm_backend
 // src/utils/request.py: sampling settings in the `sampling_parameters` input,
 // a JSON string).
-import { StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
+import { StopReason, type SamplingParams } from "../../contracts/gen/llama_orch/v1/common.js";
+import { NO_SAMPLING, tritonSamplingFields, type TritonSampling } from "./triton-sampling.js";
 
 /** `GET /v2`: KServe v2 server metadata. */
 export interface ServerMetadata {
@@ -75,19 +76,22 @@ export interface GenerateSettings {
   prompt: string;
   maxTokens: number;
   seed?: number | undefined;
+  sampling?: SamplingParams | undefined;
 }
 
-/** The JSON body of `POST /v2/models/{model}/generate_stream`. */
-export function generateBody(s: GenerateSettings, layout: ModelLayout): Record<string, unknown> {
+/** The JSON body of `POST /v2/models/{model}/generate_stream`; `taken`: the sampling fields the model takes (triton-sampling.ts). */
+export function generateBody(s: GenerateSettings, layout: ModelLayout, taken: TritonSampling = NO_SAMPLING): Record<string, unknown> {
   const body: Record<string, unknown> = { text_input: s.prompt, stream: true };
+  const fields = tritonSamplingFields(s.sampling, taken);
   if (layout.seedRoute === "sampling_parameters") {
-    const sampling: Record<string, number> = {};
+    const sampling: Record<string, unknown> = {};
     if (s.maxTokens > 0) sampling.max_tokens = s.maxTokens;
     if (s.seed !== undefined) sampling.seed = s.seed;
-    body.sampling_parameters = JSON.stringify(sampling);
+    body.sampling_parameters = JSON.stringify({ ...sampling, ...fields });
   } else {
     if (s.maxTokens > 0) body.max_tokens = s.maxTokens;
     if (s.seed !== undefined) body[layout.seedRoute] = s.seed;
+    Object.assign(body, fields);
   }
   if (layout.askInputTokens) body.return_num_input_tokens = true;
   if (layout.askFinishReason) body.return_finish_reason = true;

@@ -16,7 +16,9 @@ import type { HttpTuning } from "../http/engine-clients.js";
 import { positiveSlots, type HttpEngineOptions } from "../http/engine-options.js";
 import { maxOf, parsePromText, sumOf } from "../http/prometheus-text.js";
 import { missingModel, openAiProtocolSetup } from "../openai/openai-adapter.js";
-import { MODELS_PATH, parseModelList, type OpenAiApi } from "../openai/openai-protocol.js";
+import { refuseUnhonoured, samplingFeatures, stopsRequested, type Honoured } from "../engine/sampling-support.js";
+import { MODELS_PATH, openAiRequest, parseModelList, type OpenAiApi } from "../openai/openai-protocol.js";
+import { honouredFields } from "../openai/openai-sampling.js";
 import { streamOpenAi } from "../openai/openai-stream.js";
 
 export interface VllmAdapterOptions extends HttpEngineOptions {
@@ -39,6 +41,9 @@ export const VLLM_METRICS = {
   /** The KV gauge's name before vLLM's V1 engine (still served by 0.6-0.9). */
   kvCacheLegacy: "vllm:gpu_cache_usage_perc",
 } as const;
+
+/** Every field (openai/openai-sampling.ts: top_k, min_p, repetition_penalty beside OpenAI's); chats through /v1/chat/completions and the model's template. */
+const VLLM_HONOURED: Honoured = { engine: "vLLM server", sampling: honouredFields("vllm", "completions"), chat: "chat-endpoint" };
 
 export interface VllmLoad {
   running?: number;
@@ -94,7 +99,9 @@ export class VllmAdapter extends PolledHttpAdapter implements EngineAdapter {
     const model = this.servedModel ?? this.opts.engineModel ?? this.opts.modelRef;
     if (workload !== Workload.WORKLOAD_COMPLETION)
       return runPooling(workload, { http: this.http, paths: POOLING_PATHS, model, request, signal, sink });
-    return streamOpenAi({ http: this.http, model, api: this.api, request, signal, sink });
+    refuseUnhonoured(request, VLLM_HONOURED);
+    const wire = openAiRequest(request, model, this.api, "vllm");
+    return streamOpenAi({ http: this.http, wire, signal, sink, stopsSent: stopsRequested(request) });
   }
 
   /** A failed probe may be a restart: identity is read again, and a dead engine's load is no figure. */
@@ -158,7 +165,7 @@ export class VllmAdapter extends PolledHttpAdapter implements EngineAdapter {
       modelRef: this.opts.modelRef,
       ctxMax,
       workloads: this.opts.workloads ?? GENERATION_ONLY,
-      features: { seed: "true", cancel: "abort", api: this.api },
+      features: { seed: "true", cancel: "abort", api: this.api, ...samplingFeatures(VLLM_HONOURED) },
     });
   }
 }

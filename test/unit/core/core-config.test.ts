@@ -38,6 +38,7 @@ test("every flag maps onto the config", (t) => {
     "cost-per-1k-tokens": "0.25",
     "catalog-root": "/c",
     "artifacts-root": "/a",
+    "model-cache": "/m",
     "artifact-max-bytes": "10",
     transcripts: "off",
     "auto-fetch": true,
@@ -59,11 +60,12 @@ test("every flag maps onto the config", (t) => {
     sessions: { ttlMs: 100, maxTurns: 2, defaultBudgets: { tokens: 50, timeMs: 1000, cost: 2.5 }, costPerThousandTokens: 0.25 },
     catalogRoot: "/c",
     artifactsRoot: "/a",
+    modelCacheDir: "/m",
     artifactMaxBytes: 10,
     transcripts: false,
     autoFetch: true,
   });
-  t.is(flagNames(CORE_FLAGS).length, 22);
+  t.is(flagNames(CORE_FLAGS).length, 23);
 });
 
 test("flags do not change the shared defaults", (t) => {

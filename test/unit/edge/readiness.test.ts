@@ -17,6 +17,8 @@ function pool(id: string, over: Partial<PoolSummary> = {}): PoolSummary {
     tasksRunning: 0,
     replicasTotal: 2,
     replicasReady: 2,
+    queuedInteractive: 0,
+    queuedBatch: 0,
     ...over,
   };
 }

@@ -2,17 +2,19 @@
 // adapter must do whatever its engine's protocol (stream, survive frames
 // split anywhere, map errors before and inside a stream, time out a hung
 // stream, cancel, follow a restart, report health and info, never leak its
-// API key). An adapter's test file instantiates it with its fake engine and
-// what that engine's answers must turn into; what only one engine has stays
-// in that engine's own file. The cases are in adapter-stream-cases.ts and
-// adapter-health-cases.ts, their fixtures in adapter-harness.ts.
+// API key, honour or refuse sampling parameters, chat). An adapter's test
+// file instantiates it with its fake engine and what that engine's answers
+// must turn into; what only one engine has stays in that engine's own file.
+// The cases are in adapter-stream-cases.ts, adapter-health-cases.ts and
+// adapter-sampling-cases.ts, their fixtures in adapter-harness.ts.
 import type { ExecutionContext } from "ava";
 import type { WorkerErrorKind as K, SubmitRequest } from "../../../contracts/gen/llama_orch/v1/worker.js";
 import type { EngineAdapter, EngineInfo } from "../../../workers/engine-adapter.js";
 import type { FakeRequest } from "../../fakes/fake-http.js";
 import { registerHealthCases } from "./adapter-health-cases.js";
+import { registerSamplingCases } from "./adapter-sampling-cases.js";
 import { registerStreamCases } from "./adapter-stream-cases.js";
-import type { Collected } from "./helpers.js";
+import type { Collected, RequestParts } from "./helpers.js";
 
 /** What the cases need of a fake engine; every fake in test/fakes/ has it. */
 export interface ConformanceFake<Patch> {
@@ -33,6 +35,26 @@ export interface AdapterSettings {
 }
 
 type Check<A, F> = (t: ExecutionContext, adapter: A, fake: F) => void | Promise<void>;
+
+/** The sampling and chat cases (adapter-sampling-cases.ts). */
+export interface SamplingSpec<Opts, F> {
+  /** The fake the cases run against, when the default one does not serve them (Triton: a model that declares the inputs). */
+  fake?: Opts;
+  /** Info.features "sampling" and "chat" (undefined: no chat). */
+  features: { sampling: string; chat?: string };
+  /** A request that sets every honoured field, and what the engine's generation request then contains (compared with t.like). */
+  passes: {
+    request: RequestParts;
+    engineRequest: { path?: string; body: unknown };
+    check?(t: ExecutionContext, body: unknown): void;
+  };
+  /** Requests the adapter refuses before sending anything, and what the refusal says. */
+  refused: { request: RequestParts; message: RegExp }[];
+  /** A stop string among the fake's tokens: the generation ends STOP with `text` (what precedes the stop string). */
+  stop: { fake?: Opts; request: RequestParts; text: string };
+  /** A chat: its tokens, then how the engine was asked (the template's rendering or the chat endpoint). */
+  chat?: { request: RequestParts; tokens: string[]; check(t: ExecutionContext, fake: F): void };
+}
 
 /**
  * One engine's instance of the table. `Opts` are its fake's start options
@@ -96,6 +118,7 @@ export interface ConformanceSpec<A extends EngineAdapter, Opts extends { port?: 
     configuredSlots: { fake?: Opts; slots: number; expect: number }[];
     check?: Check<A, F>;
   };
+  sampling: SamplingSpec<Opts, F>;
   apiKey: {
     key: string;
     /** A part of the key that must not show either. */
@@ -119,4 +142,5 @@ export function adapterConformance<A extends EngineAdapter, Opts extends { port?
 ): void {
   registerStreamCases(spec);
   registerHealthCases(spec);
+  registerSamplingCases(spec);
 }

@@ -18,7 +18,10 @@ import { quietLogger } from "../../support/log-capture.js";
 
 export { logCapture, quietLogger } from "../../support/log-capture.js";
 
-export function submitRequest(overrides: Partial<SubmitRequest> = {}): SubmitRequest {
+/** What a test may set of a SubmitRequest: any part of it, nested messages (sampling) partly too. */
+export type RequestParts = Parameters<typeof SubmitRequest.fromPartial>[0];
+
+export function submitRequest(overrides: RequestParts = {}): SubmitRequest {
   return SubmitRequest.fromPartial({ taskId: "task-1", sessionId: "session-1", prompt: "tell me a story", maxTokens: 16, ...overrides });
 }
 

@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from "ava";
 import { Engine, StopReason, Workload } from "../../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerErrorKind as K } from "../../../contracts/gen/llama_orch/v1/worker.js";
-import { completionBody, engineSeed, idleSlotsOf, propsOf, tokenTexts } from "../../../workers/llamacpp/llamacpp-api.js";
+import { completionBody, engineSeed, idleSlotsOf, propsOf, stopReasonOf, tokenTexts } from "../../../workers/llamacpp/llamacpp-api.js";
 import type { HttpEngineOptions } from "../../../workers/http/engine-options.js";
 import { createLlamaCppAdapter, type LlamaCppAdapter, type LlamaCppTuning } from "../../../workers/llamacpp/llamacpp-adapter.js";
 import {
@@ -12,11 +12,12 @@ import {
   type FakeLlamaCppOptions,
 } from "../../fakes/llamacpp-fake.js";
 import { adapterConformance } from "./adapter-conformance.js";
-import { collect, eventually, submitRequest, within } from "./helpers.js";
+import { collect, eventually, submitRequest, within, workerFailure } from "./helpers.js";
 
 const API_KEY = "sk-llama-very-secret-123";
 const FAST: LlamaCppTuning = { retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 }, probeTimeoutMs: 5_000, failureThreshold: 2 };
 const TOKENS = FAKE_LLAMACPP_DEFAULTS.tokens;
+const ALL_SAMPLING = "temperature,top_p,top_k,min_p,repeat_penalty,presence_penalty,frequency_penalty,stop,logit_bias,json_schema";
 
 function adapterFor(url: string, opts: Partial<HttpEngineOptions> = {}, tuning: LlamaCppTuning = {}): LlamaCppAdapter {
   return createLlamaCppAdapter({ baseUrl: url, modelRef: "hf:tiny/llama", pollIntervalMs: 25, ...opts }, { ...FAST, ...tuning });
@@ -95,7 +96,14 @@ adapterConformance<LlamaCppAdapter, FakeLlamaCppOptions, Partial<FakeLlamaCppBeh
           vramTotalBytes: 0,
           vramFreeBytes: 0,
           servesAnyModel: false,
-          features: { seed: "true", cancel: "abort", cache_prompt: "true", determinism: "best_effort" },
+          features: {
+            seed: "true",
+            cancel: "abort",
+            cache_prompt: "true",
+            determinism: "best_effort",
+            sampling: ALL_SAMPLING,
+            chat: "template",
+          },
         },
         slots: 4,
       },
@@ -115,6 +123,75 @@ adapterConformance<LlamaCppAdapter, FakeLlamaCppOptions, Partial<FakeLlamaCppBeh
       controller.abort();
       await running;
       t.true(await eventually(() => a.slotsFree() === 4, 5_000));
+    },
+  },
+  sampling: {
+    features: { sampling: ALL_SAMPLING, chat: "template" },
+    passes: {
+      request: {
+        prompt: "p",
+        maxTokens: 8,
+        sampling: {
+          temperature: 0.7,
+          topP: 0.9,
+          topK: 20,
+          minP: 0.05,
+          repeatPenalty: 1.1,
+          presencePenalty: 0.5,
+          frequencyPenalty: 0.25,
+          stop: ["\n\n"],
+          logitBias: { "15043": -100, "7": 2 },
+          jsonSchema: '{"type":"object"}',
+        },
+      },
+      // The server's own names; logit_bias as [token, bias] pairs, the schema as an object.
+      engineRequest: {
+        path: "/completion",
+        body: {
+          temperature: 0.7,
+          top_p: 0.9,
+          top_k: 20,
+          min_p: 0.05,
+          repeat_penalty: 1.1,
+          presence_penalty: 0.5,
+          frequency_penalty: 0.25,
+          stop: ["\n\n"],
+          logit_bias: [
+            [7, 2],
+            [15043, -100],
+          ],
+          json_schema: { type: "object" },
+        },
+      },
+    },
+    refused: [
+      { request: { sampling: { jsonSchema: "{nope" } }, message: /sampling\.json_schema is not JSON/ },
+      { request: { sampling: { logitBias: { Hello: 1 } } }, message: /logit_bias keys are token ids/ },
+    ],
+    // stop_type "word": the server cut the stop string.
+    stop: { request: { maxTokens: 100, sampling: { stop: [" a time"] } }, text: "Once upon" },
+    chat: {
+      request: {
+        prompt: "",
+        messages: [
+          { role: "system", content: "be brief" },
+          { role: "user", content: "hi" },
+        ],
+      },
+      tokens: TOKENS,
+      check: (t, engine) => {
+        const rendered = engine.requests.filter((r) => r.path === "/apply-template");
+        t.deepEqual(rendered[0]?.body, {
+          messages: [
+            { role: "system", content: "be brief" },
+            { role: "user", content: "hi" },
+          ],
+        });
+        // The template's prompt goes to the same /completion stream.
+        t.like(engine.generations()[0]?.body, {
+          prompt: "<|im_start|>system\nbe brief<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n",
+        });
+      },
     },
   },
   apiKey: {
@@ -149,6 +226,23 @@ test("stop_type word ends STOP_WORD", async (t) => {
   engine.setBehaviour({ stopType: "word" });
   const worded = await collect(a, submitRequest({ maxTokens: 100 }));
   t.is(worded.result?.stopReason, StopReason.STOP_REASON_STOP_WORD);
+});
+
+test("a task's own stop string ends STOP; a stopping word it did not ask for stays STOP_WORD", (t) => {
+  const final = { stop: true, stop_type: "word" };
+  t.is(stopReasonOf(final, 3, 16, true), StopReason.STOP_REASON_STOP);
+  t.is(stopReasonOf(final, 3, 16), StopReason.STOP_REASON_STOP_WORD);
+  t.is(stopReasonOf({ stop: true, stopped_word: true }, 3, 16, true), StopReason.STOP_REASON_STOP, "builds before stop_type");
+});
+
+test("a build without POST /apply-template fails a chat ENGINE_ERROR saying so, and starts no completion", async (t) => {
+  const { engine, a } = await ready(t, { applyTemplate: false });
+  const out = await collect(a, submitRequest({ prompt: "", messages: [{ role: "user", content: "hi" }] }));
+  const failure = workerFailure(t, out.error);
+  t.is(failure.kind, K.WORKER_ERROR_KIND_ENGINE_ERROR);
+  t.false(failure.retriable);
+  t.regex(failure.message, /POST \/apply-template: HTTP 404: .*has no POST \/apply-template, so it cannot render chats/);
+  t.is(engine.generations().length, 0);
 });
 
 // A configured slot count winning over /props is the table's slots case.

@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from "ava";
 import { Engine, StopReason, Workload } from "../../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerErrorKind as K } from "../../../contracts/gen/llama_orch/v1/worker.js";
 import { createOpenAiAdapter, type OpenAiAdapter, type OpenAiAdapterOptions } from "../../../workers/openai/openai-adapter.js";
-import { openAiRequest, parseStreamData } from "../../../workers/openai/openai-protocol.js";
+import { openAiRequest, parseStreamData, stopReasonOf } from "../../../workers/openai/openai-protocol.js";
 import { FAKE_DEFAULTS, startFakeOpenAi, type FakeBehaviour, type FakeOpenAi, type FakeOptions } from "../../fakes/openai-fake.js";
 import { adapterConformance, type AdapterSettings } from "./adapter-conformance.js";
 import { collect, eventually, submitRequest, within, workerFailure } from "./helpers.js";
@@ -23,6 +23,12 @@ function options(url: string, s: AdapterSettings = {}): OpenAiAdapterOptions {
 }
 
 const startFake = (opts: FakeOptions = {}): Promise<FakeOpenAi> => startFakeOpenAi({ apiKey: API_KEY, ...opts });
+/** OpenAI's own parameters: no top_k, min_p or repetition penalty; JSON schemas through chat's response_format. */
+const OPENAI_SAMPLING = "temperature,top_p,presence_penalty,frequency_penalty,stop,logit_bias,json_schema";
+const MESSAGES = [
+  { role: "system", content: "be brief" },
+  { role: "user", content: "hi" },
+];
 
 adapterConformance<OpenAiAdapter, FakeOptions, Partial<FakeBehaviour>, FakeOpenAi>({
   startFake,
@@ -106,7 +112,7 @@ adapterConformance<OpenAiAdapter, FakeOptions, Partial<FakeBehaviour>, FakeOpenA
           vramTotalBytes: 0,
           vramFreeBytes: 0,
           servesAnyModel: false,
-          features: { seed: "true", cancel: "abort", api: "chat" },
+          features: { seed: "true", cancel: "abort", api: "chat", sampling: OPENAI_SAMPLING, chat: "chat-endpoint" },
         },
         slots: 4,
       },
@@ -117,6 +123,51 @@ adapterConformance<OpenAiAdapter, FakeOptions, Partial<FakeBehaviour>, FakeOpenA
     ],
     check: (t, a) => {
       t.is((a as { kvCacheUsageRatio?: unknown }).kvCacheUsageRatio, undefined);
+    },
+  },
+  sampling: {
+    features: { sampling: OPENAI_SAMPLING, chat: "chat-endpoint" },
+    passes: {
+      request: {
+        maxTokens: 8,
+        sampling: {
+          temperature: 0.7,
+          topP: 0.9,
+          presencePenalty: 0.5,
+          frequencyPenalty: 0.25,
+          stop: ["\n\n"],
+          logitBias: { "15043": -100 },
+          jsonSchema: '{"type":"object"}',
+        },
+      },
+      engineRequest: {
+        path: "/v1/chat/completions",
+        body: {
+          temperature: 0.7,
+          top_p: 0.9,
+          presence_penalty: 0.5,
+          frequency_penalty: 0.25,
+          stop: ["\n\n"],
+          logit_bias: { "15043": -100 },
+          response_format: { type: "json_schema", json_schema: { name: "output", schema: { type: "object" }, strict: true } },
+        },
+      },
+    },
+    refused: [
+      { request: { sampling: { topK: 40 } }, message: /OpenAI-compatible server cannot honour sampling\.top_k \(\/sampling\/top_k\)/ },
+      { request: { sampling: { minP: 0.1, repeatPenalty: 1.1 } }, message: /sampling\.min_p, sampling\.repeat_penalty/ },
+      { request: { sampling: { logitBias: { Hello: 1 } } }, message: /logit_bias keys are token ids/ },
+    ],
+    // finish_reason "stop" with stop strings sent: OpenAI does not say whether the model ended or a stop matched.
+    stop: { request: { maxTokens: 16, sampling: { stop: [" 日本"] } }, text: "Hello, wörld" },
+    chat: {
+      request: { prompt: "", maxTokens: 16, messages: MESSAGES },
+      tokens: FAKE_DEFAULTS.tokens,
+      check: (t, f) => {
+        const [req] = f.generations();
+        t.is(req!.path, "/v1/chat/completions");
+        t.deepEqual(req!.body.messages, MESSAGES, "the messages as they are: the server applies the model's template");
+      },
     },
   },
   apiKey: {
@@ -176,6 +227,28 @@ test("a task with inputs goes to chat with one user message per input, whatever 
     { role: "user", content: "first" },
     { role: "user", content: "second one" },
   ]);
+});
+
+test("with api: completions JSON schemas are refused (the completions API has no response_format); a chat still goes to chat", async (t) => {
+  const f = await fake(t);
+  const a = await ready(t, f, { api: "completions" });
+  t.is(a.info().features.sampling, "temperature,top_p,presence_penalty,frequency_penalty,stop,logit_bias");
+  const refused = await collect(a, submitRequest({ sampling: { jsonSchema: "{}" } }));
+  t.regex(workerFailure(t, refused.error).message, /cannot honour sampling\.json_schema/);
+  t.is(f.generations().length, 0);
+  await collect(a, submitRequest({ prompt: "", messages: MESSAGES, maxTokens: 2 }));
+  t.is(f.generations()[0]!.path, "/v1/chat/completions");
+});
+
+test("protocol: finish_reason stop is the task's stop string only when it sent some and the server does not say otherwise", (t) => {
+  t.is(stopReasonOf("stop"), StopReason.STOP_REASON_EOS);
+  t.is(stopReasonOf("stop", true), StopReason.STOP_REASON_STOP);
+  t.is(stopReasonOf("stop", true, false), StopReason.STOP_REASON_EOS, "vLLM's stop_reason null: the model ended");
+  t.is(stopReasonOf("stop", true, true), StopReason.STOP_REASON_STOP);
+  t.is(stopReasonOf("stop_sequence"), StopReason.STOP_REASON_STOP, "TGI's Messages API");
+  t.is(stopReasonOf("length", true), StopReason.STOP_REASON_MAX_TOKENS);
+  t.like(parseStreamData('{"choices":[{"index":0,"text":"","finish_reason":"stop","stop_reason":"END"}]}'), { matchedStop: true });
+  t.like(parseStreamData('{"choices":[{"index":0,"text":"","finish_reason":"stop","stop_reason":null}]}'), { matchedStop: false });
 });
 
 test("a connection dropped mid-stream fails with RESET", async (t) => {

@@ -90,6 +90,19 @@ test("repeated crashes open the circuit: no more restarts, start() rejects and l
   t.is(h.events("engine_spawned").length, 3);
 });
 
+test("with crashFailsStart a crash before the first Ready fails start() at once, without a restart", async (t) => {
+  const h = await harness(t, { "load-ms": 60_000, "crash-after-ms": 50, "exit-code": 7 }, { crashFailsStart: true });
+  const err = await t.throwsAsync(h.sup.start());
+  t.regex(err.message, /^engine exited with code 7; last stderr lines:/);
+  t.is(h.sup.phase, "failed");
+  t.is(h.sup.restarts, 0);
+  t.is(h.sup.pid, undefined);
+  t.like(h.sup.health(), { live: false, ready: false });
+  await sleep(200);
+  t.is(h.events("engine_spawned").length, 1, "never restarted");
+  t.is(h.events("engine_start_failed").length, 1);
+});
+
 test("the backoff starts over once the engine stayed Ready for backoffResetMs", async (t) => {
   const counter = tempFile(t, "crashes");
   const h = await harness(

@@ -14,6 +14,12 @@ const DEFAULT_TEXTS = TGI_FAKE_DEFAULTS.tokens;
 // Generous probe timeout: under a loaded CI a probe that times out would read as "down", not as what the fake said.
 const FAST: TgiTuning = { idleTimeoutMs: 5_000, probeTimeoutMs: 3_000, failureThreshold: 2 };
 const API_KEY = "hf_SECRETsecret0123456789";
+/** /generate_stream's parameters: no min_p, presence penalty or logit bias. */
+const TGI_SAMPLING = "temperature,top_p,top_k,repeat_penalty,frequency_penalty,stop,json_schema";
+const MESSAGES = [
+  { role: "system", content: "be brief" },
+  { role: "user", content: "hi" },
+];
 
 function adapterFor(url: string, opts: Partial<HttpEngineOptions> = {}, tuning: TgiTuning = {}): TgiAdapter {
   return new TgiAdapter({ baseUrl: url, modelRef: "hf:fake-org/tiny-llama", pollIntervalMs: 20, ...opts }, { ...FAST, ...tuning });
@@ -34,7 +40,7 @@ function tgiInfo(changes: Partial<EngineInfo>): EngineInfo {
     vramTotalBytes: 0,
     vramFreeBytes: 0,
     servesAnyModel: false,
-    features: { seed: "true", cancel: "abort" },
+    features: { seed: "true", cancel: "abort", sampling: TGI_SAMPLING, chat: "chat-endpoint" },
     ...changes,
   };
 }
@@ -128,6 +134,73 @@ adapterConformance<TgiAdapter, TgiFakeOptions, Partial<TgiFakeBehaviour>, TgiFak
     before: { info: { engineVersion: "", modelDigest: "", ctxMax: 0 }, slots: 128 },
     // --slots overrides max_concurrent_requests.
     configuredSlots: [{ slots: 4, expect: 4 }],
+  },
+  sampling: {
+    features: { sampling: TGI_SAMPLING, chat: "chat-endpoint" },
+    passes: {
+      request: {
+        maxTokens: 8,
+        sampling: {
+          temperature: 0.7,
+          topP: 0.9,
+          topK: 20,
+          repeatPenalty: 1.1,
+          frequencyPenalty: 0.25,
+          stop: ["\n\n"],
+          jsonSchema: '{"type":"object"}',
+        },
+      },
+      // GenerateParameters' names; a temperature asks for sampling; the schema as a json grammar.
+      engineRequest: {
+        path: "/generate_stream",
+        body: {
+          parameters: {
+            details: true,
+            max_new_tokens: 8,
+            temperature: 0.7,
+            do_sample: true,
+            top_p: 0.9,
+            top_k: 20,
+            repetition_penalty: 1.1,
+            frequency_penalty: 0.25,
+            stop: ["\n\n"],
+            grammar: { type: "json", value: { type: "object" } },
+          },
+        },
+      },
+    },
+    refused: [
+      { request: { sampling: { minP: 0.1 } }, message: /TGI server cannot honour sampling\.min_p \(\/sampling\/min_p\)/ },
+      {
+        request: { sampling: { presencePenalty: 0.5, logitBias: { "1": 2 } } },
+        message: /sampling\.presence_penalty, sampling\.logit_bias/,
+      },
+      // The Messages API has no top_k.
+      {
+        request: { prompt: "", messages: MESSAGES, sampling: { topK: 5 } },
+        message: /TGI chat endpoint \(\/v1\/chat\/completions\) cannot honour sampling\.top_k/,
+      },
+      { request: { sampling: { jsonSchema: "[]" } }, message: /JSON Schema object/ },
+    ],
+    // TGI sends the stop sequence along; the adapter cuts it.
+    stop: { request: { maxTokens: 50, sampling: { stop: [" — "] } }, text: "Hello, world" },
+    chat: {
+      request: { prompt: "", maxTokens: 50, seed: 3, messages: MESSAGES, sampling: { temperature: 0.5, stop: ["never"] } },
+      tokens: DEFAULT_TEXTS,
+      check: (t, f) => {
+        const [req] = f.generations();
+        t.is(req!.path, "/v1/chat/completions", "TGI renders the model's chat template on its Messages API");
+        // model "tgi": any other name is taken for a LoRA adapter id.
+        t.like(req!.body, {
+          model: "tgi",
+          messages: MESSAGES,
+          max_tokens: 50,
+          seed: 3,
+          temperature: 0.5,
+          stop: ["never"],
+        });
+      },
+    },
   },
   apiKey: {
     key: API_KEY,

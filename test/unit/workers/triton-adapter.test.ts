@@ -11,6 +11,8 @@ import { collect, eventually, submitRequest, within, workerFailure } from "./hel
 const API_KEY = "sk-triton-SECRET-0123456789";
 const TOKENS = ["Hello", ",", " world", "!"];
 const GENERATE = "POST /v2/models/ensemble/generate_stream";
+/** What the current TensorRT-LLM ensemble declares inputs for, and stop strings (matched by the adapter); no chat. */
+const ENSEMBLE_SAMPLING = "temperature,top_p,top_k,repeat_penalty,presence_penalty,frequency_penalty,stop,json_schema";
 
 /** An adapter with test-sized timers. */
 function adapterFor(url: string, opts: Partial<TritonAdapterOptions> = {}): TritonAdapter {
@@ -139,6 +141,7 @@ adapterConformance<TritonAdapter, TritonFakeOptions, Partial<TritonFakeBehaviour
             triton_model: "ensemble",
             triton_model_version: "3",
             triton_platform: "ensemble",
+            sampling: ENSEMBLE_SAMPLING,
           },
         },
         slots: 8,
@@ -147,6 +150,46 @@ adapterConformance<TritonAdapter, TritonFakeOptions, Partial<TritonFakeBehaviour
     // Unknown until the server answered.
     before: { info: { engineVersion: "", features: { seed: "false" } }, slots: 8 },
     configuredSlots: [{ slots: 32, expect: 32 }],
+  },
+  sampling: {
+    features: { sampling: ENSEMBLE_SAMPLING },
+    passes: {
+      request: {
+        maxTokens: 8,
+        sampling: {
+          temperature: 0.7,
+          topP: 0.9,
+          topK: 20,
+          repeatPenalty: 1.1,
+          presencePenalty: 0.5,
+          frequencyPenalty: 0.25,
+          stop: ["\n\n"],
+          jsonSchema: '{"type":"object"}',
+        },
+      },
+      // The ensemble's input names, top level; guided decoding takes the schema as a string.
+      engineRequest: {
+        path: "/v2/models/ensemble/generate_stream",
+        body: {
+          temperature: 0.7,
+          top_p: 0.9,
+          top_k: 20,
+          repetition_penalty: 1.1,
+          presence_penalty: 0.5,
+          frequency_penalty: 0.25,
+          guided_decoding_guide_type: "json_schema",
+          guided_decoding_guide: '{"type":"object"}',
+        },
+      },
+      check: (t, body) => t.false("stop_words" in (body as object), "stop strings are matched by the adapter, not sent"),
+    },
+    refused: [
+      { request: { sampling: { minP: 0.1 } }, message: /Triton model cannot honour sampling\.min_p \(\/sampling\/min_p\)/ },
+      { request: { sampling: { logitBias: { "5": 1 } } }, message: /cannot honour sampling\.logit_bias/ },
+      { request: { prompt: "", messages: [{ role: "user", content: "hi" }] }, message: /Triton model cannot render a chat \(\/messages\)/ },
+    ],
+    // Cut by the adapter, which closes the stream there.
+    stop: { request: { maxTokens: 16, sampling: { stop: [" wor"] } }, text: "Hello," },
   },
   apiKey: {
     key: API_KEY,
@@ -224,6 +267,40 @@ test("the seed goes where the model takes it: seed, random_seed, or vLLM's sampl
   const unseeded = await fake(t);
   await collect(await adapter(t, unseeded), submitRequest({ prompt: "p", maxTokens: 5 }));
   t.false("seed" in unseeded.generations()[0]!.body!, "no seed field without a seed");
+});
+
+test("sampling goes only where the model declares an input: an older ensemble takes temperature, top_k and top_p, the vLLM backend everything in sampling_parameters", async (t) => {
+  const legacy = await fake(t, { layout: "trtllm-legacy" });
+  const old = await adapter(t, legacy);
+  t.is(old.info().features.sampling, "temperature,top_p,top_k,stop");
+  const refused = await collect(old, submitRequest({ sampling: { repeatPenalty: 1.2 } }));
+  t.regex(workerFailure(t, refused.error).message, /cannot honour sampling\.repeat_penalty/);
+  t.is(legacy.generations().length, 0);
+
+  const vllm = await fake(t, { layout: "vllm", modelName: "llama" });
+  const a = await adapter(t, vllm, { engineModel: "llama" });
+  t.is(a.info().features.sampling, "temperature,top_p,top_k,min_p,repeat_penalty,presence_penalty,frequency_penalty,stop,json_schema");
+  const sampling = { temperature: 0.5, minP: 0.1, repeatPenalty: 1.2, jsonSchema: '{"type":"object"}' };
+  await collect(a, submitRequest({ prompt: "p", maxTokens: 2, seed: 7, sampling }));
+  t.deepEqual(JSON.parse(vllm.generations()[0]!.body!.sampling_parameters as string), {
+    max_tokens: 2,
+    seed: 7,
+    temperature: 0.5,
+    min_p: 0.1,
+    repetition_penalty: 1.2,
+    guided_decoding: '{"json":{"type":"object"}}',
+  });
+});
+
+test("a stop string split over responses is cut where it begins, and text that only looked like one comes out at the end", async (t) => {
+  const f = await fake(t, { tokens: ["one", " tw", "o", " three"] });
+  const a = await adapter(t, f);
+  const stopped = await collect(a, submitRequest({ maxTokens: 16, sampling: { stop: [" two"] } }));
+  t.is(stopped.texts.join(""), "one");
+  t.is(stopped.result?.stopReason, StopReason.STOP_REASON_STOP);
+  const kept = await collect(a, submitRequest({ maxTokens: 16, sampling: { stop: [" twenty"] } }));
+  t.is(kept.texts.join(""), "one two three");
+  t.is(kept.result?.stopReason, StopReason.STOP_REASON_EOS);
 });
 
 test("an unknown model is this sidecar's misconfiguration: ENGINE_UNAVAILABLE, retriable on a sibling, and health is not ready", async (t) => {

@@ -24,6 +24,12 @@ function options(url: string, s: AdapterSettings = {}): VllmAdapterOptions {
   };
 }
 
+const ALL_SAMPLING = "temperature,top_p,top_k,min_p,repeat_penalty,presence_penalty,frequency_penalty,stop,logit_bias,json_schema";
+const MESSAGES = [
+  { role: "system", content: "be brief" },
+  { role: "user", content: "hi" },
+];
+
 const startFake = (opts: VllmFakeOptions = {}): Promise<FakeOpenAi> => startFakeVllm({ apiKey: API_KEY, models: [MODEL], ...opts });
 
 adapterConformance<VllmAdapter, VllmFakeOptions, Partial<FakeBehaviour>, FakeOpenAi>({
@@ -124,7 +130,7 @@ adapterConformance<VllmAdapter, VllmFakeOptions, Partial<FakeBehaviour>, FakeOpe
           vramTotalBytes: 0,
           vramFreeBytes: 0,
           servesAnyModel: false,
-          features: { seed: "true", cancel: "abort", api: "completions" },
+          features: { seed: "true", cancel: "abort", api: "completions", sampling: ALL_SAMPLING, chat: "chat-endpoint" },
         },
         slots: 16,
       },
@@ -137,6 +143,57 @@ adapterConformance<VllmAdapter, VllmFakeOptions, Partial<FakeBehaviour>, FakeOpe
       f.setBehaviour({ legacyKvMetric: true, kvCacheUsage: 0.9, requestsWaiting: 0 });
       t.true(await eventually(() => a.kvCacheUsageRatio() === 0.9, 2_000), "falls back to vllm:gpu_cache_usage_perc");
       t.is(a.requestsWaiting(), 0);
+    },
+  },
+  sampling: {
+    features: { sampling: ALL_SAMPLING, chat: "chat-endpoint" },
+    passes: {
+      request: {
+        maxTokens: 8,
+        sampling: {
+          temperature: 0.7,
+          topP: 0.9,
+          topK: 20,
+          minP: 0.05,
+          repeatPenalty: 1.1,
+          presencePenalty: 0.5,
+          frequencyPenalty: 0.25,
+          stop: ["\n\n"],
+          logitBias: { "15043": -100 },
+          jsonSchema: '{"type":"object"}',
+        },
+      },
+      // OpenAI's names, vLLM's extra ones (repetition_penalty for repeat_penalty), the schema through response_format.
+      engineRequest: {
+        path: "/v1/completions",
+        body: {
+          temperature: 0.7,
+          top_p: 0.9,
+          top_k: 20,
+          min_p: 0.05,
+          repetition_penalty: 1.1,
+          presence_penalty: 0.5,
+          frequency_penalty: 0.25,
+          stop: ["\n\n"],
+          logit_bias: { "15043": -100 },
+          response_format: { type: "json_schema", json_schema: { name: "output", schema: { type: "object" }, strict: true } },
+        },
+      },
+    },
+    refused: [
+      { request: { sampling: { jsonSchema: "not json" } }, message: /sampling\.json_schema is not JSON/ },
+      { request: { sampling: { logitBias: { "-1": 1 } } }, message: /logit_bias keys are token ids/ },
+    ],
+    // vLLM's stop_reason names the stop string that matched.
+    stop: { request: { maxTokens: 16, sampling: { stop: [" 日本"] } }, text: "Hello, wörld" },
+    chat: {
+      request: { prompt: "", maxTokens: 16, messages: MESSAGES },
+      tokens: FAKE_DEFAULTS.tokens,
+      check: (t, f) => {
+        const [req] = f.generations();
+        t.is(req!.path, "/v1/chat/completions", "vLLM applies the model's chat template on its chat endpoint");
+        t.deepEqual(req!.body.messages, MESSAGES);
+      },
     },
   },
   apiKey: {
@@ -152,6 +209,16 @@ adapterConformance<VllmAdapter, VllmFakeOptions, Partial<FakeBehaviour>, FakeOpe
     ],
     wrongKey: { fake: { apiKey: "the-right-key" }, message: /HTTP 401: Unauthorized/ },
   },
+});
+
+test("with stop strings sent, vLLM's stop_reason null says the model ended by itself: EOS, not STOP", async (t) => {
+  const f = await fake(t, { tokens: ["a", "b"] });
+  const a = createVllmAdapter(options(f.url));
+  t.teardown(() => a.stop());
+  await within(a.start(), 3_000, "adapter ready");
+  const out = await collect(a, submitRequest({ maxTokens: 16, sampling: { stop: ["never"] } }));
+  t.deepEqual(out.texts, ["a", "b"]);
+  t.is(out.result?.stopReason, StopReason.STOP_REASON_EOS);
 });
 
 async function fake(t: ExecutionContext, opts: VllmFakeOptions = {}): Promise<FakeOpenAi> {

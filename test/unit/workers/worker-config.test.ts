@@ -82,7 +82,7 @@ for (const [flag, value, message] of [
 
 test("the help text lists every flag", (t) => {
   for (const name of workerFlagNames) t.true(workerFlagHelp.includes(`--${name}`), name);
-  t.is(workerFlagNames.length, 31);
+  t.is(workerFlagNames.length, 33);
 });
 
 test("--workloads lists what the engine server serves, each once", (t) => {
@@ -105,4 +105,13 @@ test("--workloads is refused for adapters that know what they serve themselves",
       adapter,
     );
   }
+});
+
+test("--model-cache and --model-ttl map onto the config; a ttl must be a positive number of ms", (t) => {
+  t.deepEqual(workerConfigFromFlags({ "model-cache": "/var/cache/models", "model-ttl": "600000" }), {
+    modelCacheDir: "/var/cache/models",
+    modelTtlMs: 600_000,
+  });
+  t.throws(() => workerConfigFromFlags({ "model-ttl": "0" }), { message: /--model-ttl must be an integer of at least 1/ });
+  t.throws(() => workerConfigFromFlags({ "model-ttl": "10m" }), { message: /--model-ttl/ });
 });

@@ -62,7 +62,7 @@ test("the stream over gRPC is byte-identical to the engine's own output, unicode
 test("Props shows a slot taken while a generation runs and free again after it ends", async (t) => {
   const { client } = await startTestWorker(t, { mock: { slots: 2, tokensPerSecond: 100 } });
   t.like(await props(client), { slotsTotal: 2, slotsFree: 2, requestsWaiting: 0 });
-  const call = client.submit(submitRequest({ maxTokens: 20 }));
+  const call = client.submit(submitRequest({ maxTokens: 100 }));
   const done = drain(call);
   await firstMatching(call, (m) => m.event?.$case === "tokens");
   t.like(await props(client), { slotsTotal: 2, slotsFree: 1 });

@@ -65,7 +65,10 @@ export interface ReplicaHealth {
   replicaId: string;
   live: boolean;
   ready: boolean;
-  /** "ready", "loading", "unready", "busy". */
+  /**
+   * "ready", "loading", "unloaded" (its model was unloaded after idling; the
+   * next task loads it again), "unready", "busy".
+   */
   state: string;
   lastError: string;
   slotsTotal: number;
@@ -132,6 +135,14 @@ export interface PoolSummary {
   tasksRunning: number;
   replicasTotal: number;
   replicasReady: number;
+  /** The queue by priority class (they add up to queue_depth). */
+  queuedInteractive: number;
+  queuedBatch: number;
+  /**
+   * Predicted wait before a task joining the back of the queue now starts,
+   * from the pool's measured throughput; unset until it was measured.
+   */
+  predictedWaitMs?: number | undefined;
 }
 
 export interface GetCapabilitiesRequest {
@@ -1465,6 +1476,9 @@ function createBasePoolSummary(): PoolSummary {
     tasksRunning: 0,
     replicasTotal: 0,
     replicasReady: 0,
+    queuedInteractive: 0,
+    queuedBatch: 0,
+    predictedWaitMs: undefined,
   };
 }
 
@@ -1505,6 +1519,15 @@ export const PoolSummary: MessageFns<PoolSummary> = {
     }
     if (message.replicasReady !== 0) {
       writer.uint32(96).uint32(message.replicasReady);
+    }
+    if (message.queuedInteractive !== 0) {
+      writer.uint32(104).uint32(message.queuedInteractive);
+    }
+    if (message.queuedBatch !== 0) {
+      writer.uint32(112).uint32(message.queuedBatch);
+    }
+    if (message.predictedWaitMs !== undefined) {
+      writer.uint32(120).uint64(message.predictedWaitMs);
     }
     return writer;
   },
@@ -1618,6 +1641,30 @@ export const PoolSummary: MessageFns<PoolSummary> = {
             message.replicasReady = reader.uint32();
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.queuedInteractive = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.queuedBatch = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.predictedWaitMs = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1672,6 +1719,21 @@ export const PoolSummary: MessageFns<PoolSummary> = {
         : isSet(object.replicas_ready)
         ? globalThis.Number(object.replicas_ready)
         : 0,
+      queuedInteractive: isSet(object.queuedInteractive)
+        ? globalThis.Number(object.queuedInteractive)
+        : isSet(object.queued_interactive)
+        ? globalThis.Number(object.queued_interactive)
+        : 0,
+      queuedBatch: isSet(object.queuedBatch)
+        ? globalThis.Number(object.queuedBatch)
+        : isSet(object.queued_batch)
+        ? globalThis.Number(object.queued_batch)
+        : 0,
+      predictedWaitMs: isSet(object.predictedWaitMs)
+        ? globalThis.Number(object.predictedWaitMs)
+        : isSet(object.predicted_wait_ms)
+        ? globalThis.Number(object.predicted_wait_ms)
+        : undefined,
     };
   },
 
@@ -1713,6 +1775,15 @@ export const PoolSummary: MessageFns<PoolSummary> = {
     if (message.replicasReady !== 0) {
       obj.replicasReady = Math.round(message.replicasReady);
     }
+    if (message.queuedInteractive !== 0) {
+      obj.queuedInteractive = Math.round(message.queuedInteractive);
+    }
+    if (message.queuedBatch !== 0) {
+      obj.queuedBatch = Math.round(message.queuedBatch);
+    }
+    if (message.predictedWaitMs !== undefined) {
+      obj.predictedWaitMs = Math.round(message.predictedWaitMs);
+    }
     return obj;
   },
 
@@ -1733,6 +1804,9 @@ export const PoolSummary: MessageFns<PoolSummary> = {
     message.tasksRunning = object.tasksRunning ?? 0;
     message.replicasTotal = object.replicasTotal ?? 0;
     message.replicasReady = object.replicasReady ?? 0;
+    message.queuedInteractive = object.queuedInteractive ?? 0;
+    message.queuedBatch = object.queuedBatch ?? 0;
+    message.predictedWaitMs = object.predictedWaitMs ?? undefined;
     return message;
   },
 };

@@ -105,6 +105,8 @@ export enum TaskState {
   TASK_STATE_QUEUED = 1,
   /** TASK_STATE_RUNNING - On a replica's slot. */
   TASK_STATE_RUNNING = 2,
+  /** TASK_STATE_FINISHED - Ended (end or error) and still retained; listed newest first. */
+  TASK_STATE_FINISHED = 3,
   UNRECOGNIZED = -1,
 }
 
@@ -119,6 +121,9 @@ export function taskStateFromJSON(object: any): TaskState {
     case 2:
     case "TASK_STATE_RUNNING":
       return TaskState.TASK_STATE_RUNNING;
+    case 3:
+    case "TASK_STATE_FINISHED":
+      return TaskState.TASK_STATE_FINISHED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -134,6 +139,8 @@ export function taskStateToJSON(object: TaskState): string {
       return "TASK_STATE_QUEUED";
     case TaskState.TASK_STATE_RUNNING:
       return "TASK_STATE_RUNNING";
+    case TaskState.TASK_STATE_FINISHED:
+      return "TASK_STATE_FINISHED";
     case TaskState.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -248,7 +255,15 @@ export interface TaskMetrics {
   poolId: string;
   replicaId: string;
   engineVersion: string;
-  predictedStartMs?: number | undefined;
+  predictedStartMs?:
+    | number
+    | undefined;
+  /**
+   * Set (true) on the frame that says where a task was placed when its
+   * replica had unloaded its model after idling: the task waits while the
+   * replica loads it again, so its first token comes later than usual.
+   */
+  waitsForModelLoad?: boolean | undefined;
 }
 
 export interface TaskEnd {
@@ -282,7 +297,11 @@ export interface CancelTaskResponse {
 }
 
 export interface ListTasksRequest {
-  /** Only tasks in this state; unspecified means queued and running. */
+  /**
+   * Only tasks in this state; unspecified means queued and running. Queued
+   * and running tasks are listed in admission order, finished ones newest
+   * first.
+   */
   state: TaskState;
   /**
    * At most this many tasks: 0 means 50, more than 1000 means 1000,
@@ -318,6 +337,22 @@ export interface TaskSummary {
   tokensOut: number;
   /** When it was admitted, epoch ms. */
   admittedMs: number;
+  modelRef: string;
+  /** Time to first token (or first result), from admission, once there is one. */
+  firstTokenMs?:
+    | number
+    | undefined;
+  /**
+   * Finished: when (epoch ms), and how: the stop reason ("max_tokens", "eos",
+   * "canceled", ...) or the error code ("WORKER_RESET", ...).
+   */
+  finishedMs?: number | undefined;
+  outcome: string;
+  /** Finished: the trace artifact holding its transcript, when one was kept. */
+  traceArtifactId: string;
+  tokensIn: number;
+  /** When it was first dispatched to a replica (epoch ms), once it was. */
+  dispatchedMs?: number | undefined;
 }
 
 function createBasePlacementOverrides(): PlacementOverrides {
@@ -1698,6 +1733,7 @@ function createBaseTaskMetrics(): TaskMetrics {
     replicaId: "",
     engineVersion: "",
     predictedStartMs: undefined,
+    waitsForModelLoad: undefined,
   };
 }
 
@@ -1735,6 +1771,9 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
     }
     if (message.predictedStartMs !== undefined) {
       writer.uint32(88).uint64(message.predictedStartMs);
+    }
+    if (message.waitsForModelLoad !== undefined) {
+      writer.uint32(96).bool(message.waitsForModelLoad);
     }
     return writer;
   },
@@ -1840,6 +1879,14 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
             message.predictedStartMs = longToNumber(reader.uint64());
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.waitsForModelLoad = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1909,6 +1956,11 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
         : isSet(object.predicted_start_ms)
         ? globalThis.Number(object.predicted_start_ms)
         : undefined,
+      waitsForModelLoad: isSet(object.waitsForModelLoad)
+        ? globalThis.Boolean(object.waitsForModelLoad)
+        : isSet(object.waits_for_model_load)
+        ? globalThis.Boolean(object.waits_for_model_load)
+        : undefined,
     };
   },
 
@@ -1947,6 +1999,9 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
     if (message.predictedStartMs !== undefined) {
       obj.predictedStartMs = Math.round(message.predictedStartMs);
     }
+    if (message.waitsForModelLoad !== undefined) {
+      obj.waitsForModelLoad = message.waitsForModelLoad;
+    }
     return obj;
   },
 
@@ -1966,6 +2021,7 @@ export const TaskMetrics: MessageFns<TaskMetrics> = {
     message.replicaId = object.replicaId ?? "";
     message.engineVersion = object.engineVersion ?? "";
     message.predictedStartMs = object.predictedStartMs ?? undefined;
+    message.waitsForModelLoad = object.waitsForModelLoad ?? undefined;
     return message;
   },
 };
@@ -2624,6 +2680,13 @@ function createBaseTaskSummary(): TaskSummary {
     replicaId: "",
     tokensOut: 0,
     admittedMs: 0,
+    modelRef: "",
+    firstTokenMs: undefined,
+    finishedMs: undefined,
+    outcome: "",
+    traceArtifactId: "",
+    tokensIn: 0,
+    dispatchedMs: undefined,
   };
 }
 
@@ -2652,6 +2715,27 @@ export const TaskSummary: MessageFns<TaskSummary> = {
     }
     if (message.admittedMs !== 0) {
       writer.uint32(64).uint64(message.admittedMs);
+    }
+    if (message.modelRef !== "") {
+      writer.uint32(74).string(message.modelRef);
+    }
+    if (message.firstTokenMs !== undefined) {
+      writer.uint32(80).uint64(message.firstTokenMs);
+    }
+    if (message.finishedMs !== undefined) {
+      writer.uint32(88).uint64(message.finishedMs);
+    }
+    if (message.outcome !== "") {
+      writer.uint32(98).string(message.outcome);
+    }
+    if (message.traceArtifactId !== "") {
+      writer.uint32(106).string(message.traceArtifactId);
+    }
+    if (message.tokensIn !== 0) {
+      writer.uint32(112).uint32(message.tokensIn);
+    }
+    if (message.dispatchedMs !== undefined) {
+      writer.uint32(120).uint64(message.dispatchedMs);
     }
     return writer;
   },
@@ -2733,6 +2817,62 @@ export const TaskSummary: MessageFns<TaskSummary> = {
             message.admittedMs = longToNumber(reader.uint64());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.modelRef = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.firstTokenMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.finishedMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.outcome = reader.string();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.traceArtifactId = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.tokensIn = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.dispatchedMs = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2779,6 +2919,37 @@ export const TaskSummary: MessageFns<TaskSummary> = {
         : isSet(object.admitted_ms)
         ? globalThis.Number(object.admitted_ms)
         : 0,
+      modelRef: isSet(object.modelRef)
+        ? globalThis.String(object.modelRef)
+        : isSet(object.model_ref)
+        ? globalThis.String(object.model_ref)
+        : "",
+      firstTokenMs: isSet(object.firstTokenMs)
+        ? globalThis.Number(object.firstTokenMs)
+        : isSet(object.first_token_ms)
+        ? globalThis.Number(object.first_token_ms)
+        : undefined,
+      finishedMs: isSet(object.finishedMs)
+        ? globalThis.Number(object.finishedMs)
+        : isSet(object.finished_ms)
+        ? globalThis.Number(object.finished_ms)
+        : undefined,
+      outcome: isSet(object.outcome) ? globalThis.String(object.outcome) : "",
+      traceArtifactId: isSet(object.traceArtifactId)
+        ? globalThis.String(object.traceArtifactId)
+        : isSet(object.trace_artifact_id)
+        ? globalThis.String(object.trace_artifact_id)
+        : "",
+      tokensIn: isSet(object.tokensIn)
+        ? globalThis.Number(object.tokensIn)
+        : isSet(object.tokens_in)
+        ? globalThis.Number(object.tokens_in)
+        : 0,
+      dispatchedMs: isSet(object.dispatchedMs)
+        ? globalThis.Number(object.dispatchedMs)
+        : isSet(object.dispatched_ms)
+        ? globalThis.Number(object.dispatched_ms)
+        : undefined,
     };
   },
 
@@ -2808,6 +2979,27 @@ export const TaskSummary: MessageFns<TaskSummary> = {
     if (message.admittedMs !== 0) {
       obj.admittedMs = Math.round(message.admittedMs);
     }
+    if (message.modelRef !== "") {
+      obj.modelRef = message.modelRef;
+    }
+    if (message.firstTokenMs !== undefined) {
+      obj.firstTokenMs = Math.round(message.firstTokenMs);
+    }
+    if (message.finishedMs !== undefined) {
+      obj.finishedMs = Math.round(message.finishedMs);
+    }
+    if (message.outcome !== "") {
+      obj.outcome = message.outcome;
+    }
+    if (message.traceArtifactId !== "") {
+      obj.traceArtifactId = message.traceArtifactId;
+    }
+    if (message.tokensIn !== 0) {
+      obj.tokensIn = Math.round(message.tokensIn);
+    }
+    if (message.dispatchedMs !== undefined) {
+      obj.dispatchedMs = Math.round(message.dispatchedMs);
+    }
     return obj;
   },
 
@@ -2824,6 +3016,13 @@ export const TaskSummary: MessageFns<TaskSummary> = {
     message.replicaId = object.replicaId ?? "";
     message.tokensOut = object.tokensOut ?? 0;
     message.admittedMs = object.admittedMs ?? 0;
+    message.modelRef = object.modelRef ?? "";
+    message.firstTokenMs = object.firstTokenMs ?? undefined;
+    message.finishedMs = object.finishedMs ?? undefined;
+    message.outcome = object.outcome ?? "";
+    message.traceArtifactId = object.traceArtifactId ?? "";
+    message.tokensIn = object.tokensIn ?? 0;
+    message.dispatchedMs = object.dispatchedMs ?? undefined;
     return message;
   },
 };

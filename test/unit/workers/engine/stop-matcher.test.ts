@@ -56,3 +56,10 @@ test("property: the output is exactly the text before the first stop, and never 
   );
   t.pass();
 });
+
+test("pushAll releases a batch up to the stop string and drops what follows it", (t) => {
+  const m = new StopMatcher(["END"]);
+  t.deepEqual(m.pushAll(["a", "b E"]), { texts: ["a"], stopped: false }, "a possible start of END is held back");
+  t.deepEqual(m.pushAll(["ND", "after"]), { texts: ["b "], stopped: true });
+  t.deepEqual(m.pushAll(["more"]), { texts: [], stopped: true }, "nothing after a stop");
+});
