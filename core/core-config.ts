@@ -85,6 +85,12 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     apply: (c, v, f) => (c.scheduler.taskRetentionMs = flagInteger(f, v, 0)),
   },
   {
+    name: "max-retained-tasks",
+    arg: "N",
+    help: `tasks kept in memory at most; the oldest finished go first (default ${S.maxRetainedTasks})`,
+    apply: (c, v, f) => (c.scheduler.maxRetainedTasks = flagInteger(f, v, 1)),
+  },
+  {
     name: "wall-timeout-ms",
     arg: "N",
     help: `watchdog: longest run from dispatch, 0 = none (default ${S.wallTimeoutMs})`,

@@ -85,7 +85,7 @@ export class Scheduler {
     private readonly logger: Logger,
     private readonly options: SchedulerOptions = DEFAULT_SCHEDULER_OPTIONS,
   ) {
-    this.tasks = new TaskTable(this.timers, options);
+    this.tasks = new TaskTable(options);
     this.pools = new PoolTable(options.queueCapacity);
     this.gauges = new PoolGauges(metrics, registry, this.pools);
     this.predictions = new Predictions(registry, () => this.tasks.running);
@@ -131,6 +131,8 @@ export class Scheduler {
     this.follow(registry);
     const tick = Math.max(50, Math.min(1_000, ...[options.wallTimeoutMs, options.idleTimeoutMs].filter((v) => v > 0).map((v) => v / 4)));
     this.timers.every(tick, () => this.lifecycle.watchdog());
+    // The one sweeper of finished tasks: reads check expiry themselves, so its cadence bounds memory, not what clients see.
+    this.timers.every(Math.max(50, Math.min(1_000, options.taskRetentionMs / 4)), () => this.tasks.sweep(Date.now()));
     if (options.metricsIntervalMs > 0) this.timers.every(options.metricsIntervalMs, () => this.frames.running(this.tasks.running));
   }
 

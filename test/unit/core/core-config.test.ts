@@ -28,6 +28,7 @@ test("every flag maps onto the config", (t) => {
     "task-retention-ms": "0",
     "wall-timeout-ms": "5",
     "idle-timeout-ms": "6",
+    "max-retained-tasks": "9",
     "metrics-interval-ms": "7",
     "disconnect-grace-ms": "8",
     "session-ttl-ms": "100",
@@ -52,6 +53,7 @@ test("every flag maps onto the config", (t) => {
       queueCapacity: 3,
       queuePolicy: "drop-lru",
       taskRetentionMs: 0,
+      maxRetainedTasks: 9,
       wallTimeoutMs: 5,
       idleTimeoutMs: 6,
       metricsIntervalMs: 7,
@@ -65,7 +67,7 @@ test("every flag maps onto the config", (t) => {
     transcripts: false,
     autoFetch: true,
   });
-  t.is(flagNames(CORE_FLAGS).length, 23);
+  t.is(flagNames(CORE_FLAGS).length, 24);
 });
 
 test("flags do not change the shared defaults", (t) => {
