@@ -4,11 +4,13 @@
 import { parseArgs } from "node:util";
 import type { ComponentCommand } from "../contracts/runtime/component-command.js";
 import { mergeFlags, readConfigFile, sectionFlags } from "../contracts/runtime/config-file.js";
+import { abandonStdoutIfPiped } from "../contracts/runtime/logger.js";
 import { applyFlags, parseArgsOptions, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
 import { coreCommand } from "../core/core-command.js";
 import { edgeCommand } from "../edge/edge-command.js";
 import { workerCommand } from "../workers/sidecar/worker-command.js";
 import { DEFAULT_EDGE_URL, runStatusCommand, STATUS_FLAGS, statusHelp } from "./status.js";
+import { onParentGone } from "./parent-watch.js";
 import { DEMO_MODEL_FLAGS, demoModelHelp, writeDemoModel } from "./demo-model.js";
 import { runUp } from "./up.js";
 import { UP_FLAGS, upHelp } from "./up-config.js";
@@ -28,8 +30,16 @@ interface Command {
   run(flags: FlagValues, file: Record<string, unknown>, configPath?: string, positionals?: string[]): Promise<void | "done">;
 }
 
-/** Runs a long-lived component until SIGINT/SIGTERM, then stops it cleanly. */
+/** Runs a long-lived component until SIGINT/SIGTERM or its parent's death, then stops it cleanly. */
 async function serve(start: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
+  let parentGone = false;
+  let stopNow = () => {};
+  onParentGone(() => {
+    // The parent read our stdout: what is written there now goes nowhere (and could keep us from exiting).
+    abandonStdoutIfPiped();
+    parentGone = true;
+    stopNow();
+  });
   const running = await start();
   let stopping = false;
   const stop = async () => {
@@ -40,8 +50,10 @@ async function serve(start: () => Promise<{ stop(): Promise<void> }>): Promise<v
     await running.stop();
     process.exit(0);
   };
-  process.on("SIGINT", () => void stop());
-  process.on("SIGTERM", () => void stop());
+  stopNow = () => void stop();
+  process.on("SIGINT", stopNow);
+  process.on("SIGTERM", stopNow);
+  if (parentGone) stopNow();
 }
 
 function component(c: ComponentCommand<unknown>): Command {

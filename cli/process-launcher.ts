@@ -48,10 +48,12 @@ const READY_MARK = '"event":"ready"';
 export function launchLlorch(name: string, args: string[], opts: LaunchOptions = {}): LaunchedProcess {
   const script = opts.script ?? process.argv[1]!;
   const logFd = opts.logFile ? openSync(opts.logFile, "a") : undefined;
+  // The IPC channel tells the child when this process dies, even by SIGKILL (parent-watch.ts); nothing is sent on it.
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? process.execArgv), script, ...args], {
-    stdio: ["ignore", logFd ?? "pipe", "pipe"],
+    stdio: ["ignore", logFd ?? "pipe", "pipe", "ipc"],
     env: { ...process.env, ...opts.env },
   });
+  child.channel?.unref();
   if (logFd !== undefined) closeSync(logFd);
   const lines: string[] = [];
   let markReady: (e: ReadyEvent) => void = () => {};

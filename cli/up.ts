@@ -6,6 +6,7 @@ import { engines } from "../contracts/enums.js";
 import { API_KEY_ENV } from "../contracts/runtime/api-key.js";
 import { sectionFlags } from "../contracts/runtime/config-file.js";
 import type { FlagValues } from "../contracts/runtime/flag-table.js";
+import { onParentGone } from "./parent-watch.js";
 import { ProcessGroup } from "./process-group.js";
 import { upConfigFromFlags, type UpConfig } from "./up-config.js";
 
@@ -27,6 +28,7 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, co
   const group = new ProcessGroup((code) => process.exit(code));
   process.on("SIGINT", () => void group.stopAll(0));
   process.on("SIGTERM", () => void group.stopAll(0));
+  onParentGone(() => void group.stopAll(0));
   try {
     const config = upConfigFromFlags(flags);
     const sections = workerSections(file, config);

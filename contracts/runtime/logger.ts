@@ -1,6 +1,12 @@
+import { fstatSync } from "node:fs";
 import { pino, type DestinationStream, type Logger } from "pino";
 
 export type { Logger };
+
+type StdoutDestination = ReturnType<typeof pino.destination>;
+
+/** The process's one stdout destination (pino's own, asynchronous), shared by its loggers. */
+let stdout: StdoutDestination | undefined;
 
 /**
  * One JSON-lines logger per process. The message of every line goes under
@@ -17,5 +23,18 @@ export function createLogger(component: string, bindings: Record<string, unknown
     // Keys that could carry secrets never reach a log line.
     redact: { paths: ["authorization", "*.authorization", "headers.authorization", "api_key", "*.api_key"], censor: "[redacted]" },
   };
-  return destination ? pino(options, destination) : pino(options);
+  return pino(options, destination ?? (stdout ??= pino.destination({ dest: 1, sync: false })));
+}
+
+/**
+ * Stops writing logs to stdout when what read it is gone (the parent that
+ * piped it died): nobody can read them, and at exit pino flushes what is
+ * buffered synchronously, which on a broken pipe retries forever
+ * (sonic-boom 4 sleeps and retries on EPIPE), so the process would never
+ * exit. A stdout that is a file has no reader to lose and keeps its logs.
+ */
+export function abandonStdoutIfPiped(): void {
+  if (!stdout || fstatSync(1).isFile()) return;
+  const noop = () => {};
+  Object.assign(stdout, { write: () => true, flushSync: noop, flush: noop, end: noop });
 }
