@@ -31,7 +31,7 @@ interface Command {
 }
 
 /** Runs a long-lived component until SIGINT/SIGTERM or its parent's death, then stops it cleanly. */
-async function serve(start: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
+async function serve(start: () => Promise<{ stop(): Promise<void>; shutdownGraceMs?: number }>): Promise<void> {
   let parentGone = false;
   let stopNow = () => {};
   onParentGone(() => {
@@ -45,7 +45,8 @@ async function serve(start: () => Promise<{ stop(): Promise<void> }>): Promise<v
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    const force = setTimeout(() => process.exit(1), 5_000);
+    // The drain has its grace; closing servers and stores after it has a few seconds more.
+    const force = setTimeout(() => process.exit(1), (running.shutdownGraceMs ?? 0) + 5_000);
     force.unref();
     await running.stop();
     process.exit(0);

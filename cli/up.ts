@@ -6,6 +6,7 @@ import { engines } from "../contracts/enums.js";
 import { API_KEY_ENV } from "../contracts/runtime/api-key.js";
 import { sectionFlags } from "../contracts/runtime/config-file.js";
 import type { FlagValues } from "../contracts/runtime/flag-table.js";
+import { DEFAULT_SHUTDOWN_GRACE_MS } from "../contracts/runtime/shutdown-grace.js";
 import { onParentGone } from "./parent-watch.js";
 import { ProcessGroup } from "./process-group.js";
 import { upConfigFromFlags, type UpConfig } from "./up-config.js";
@@ -25,7 +26,8 @@ interface StartedWorker {
 
 /** Starts core, the sidecars and the edge, waits until the sidecars are ready and prints how to use them. */
 export async function runUp(flags: FlagValues, file: Record<string, unknown>, configPath?: string): Promise<void> {
-  const group = new ProcessGroup((code) => process.exit(code));
+  const group = new ProcessGroup((code) => process.exit(code), longestShutdownGraceMs(file) + 5_000);
+  // Ctrl-C reaches every process of the terminal's group: each drains; a second Ctrl-C ends them at once.
   process.on("SIGINT", () => void group.stopAll(0));
   process.on("SIGTERM", () => void group.stopAll(0));
   onParentGone(() => void group.stopAll(0));
@@ -51,6 +53,15 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, co
     process.stderr.write(`llorch up failed: ${(err as Error).message}\n`);
     await group.stopAll(1);
   }
+}
+
+/** The longest --shutdown-grace-ms any process up starts was given in the config file (the default where none). */
+function longestShutdownGraceMs(file: Record<string, unknown>): number {
+  const sections = [file["core"], file["edge"], ...(Array.isArray(file["workers"]) ? (file["workers"] as unknown[]) : [])];
+  const graces = sections.map((s) =>
+    Number((s as Record<string, unknown> | undefined)?.["shutdown-grace-ms"] ?? DEFAULT_SHUTDOWN_GRACE_MS),
+  );
+  return Math.max(DEFAULT_SHUTDOWN_GRACE_MS, ...graces.filter((g) => Number.isFinite(g)));
 }
 
 /** One flag set per sidecar: the config file's `workers:` list, else `--workers` sidecars with the defaults. */
@@ -167,7 +178,7 @@ function banner(edgeUrl: string, coreAddress: string, workers: StartedWorker[], 
       `  ID=$(node -p 'crypto.randomUUID()'); SID=$(node -p 'crypto.randomUUID()'); curl -s -X POST ${edgeUrl}/v1/tasks${auth} -H 'Content-Type: application/json' -d '${body}' && echo && curl -sN${auth} ${edgeUrl}/v1/tasks/$ID/stream`,
       "",
       `Inspect with gRPC reflection:  npx buf curl --protocol grpc --http2-prior-knowledge --list-methods http://${coreAddress}`,
-      "Stop with Ctrl-C.",
+      "Stop with Ctrl-C (running tasks get to finish; press it again to stop at once).",
       "",
     ].join("\n") + "\n"
   );

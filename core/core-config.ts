@@ -1,6 +1,7 @@
 import { apiKeyFrom } from "../contracts/runtime/api-key.js";
 import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
 import { flagBoolean, flagChoice, flagInteger, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import { DEFAULT_SHUTDOWN_GRACE_MS, shutdownGraceFlag } from "../contracts/runtime/shutdown-grace.js";
 import { QUEUE_FULL_POLICIES } from "./scheduler/queue-policy.js";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./scheduler/scheduler-options.js";
 import { DEFAULT_SESSION_OPTIONS, type BudgetLimits, type SessionOptions } from "./sessions/session-store.js";
@@ -29,6 +30,8 @@ export interface CoreConfig {
   autoFetch: boolean;
   /** Store every finished stream's SSE transcript as a trace artifact (costs core CPU and disk per task). */
   transcripts: boolean;
+  /** On SIGTERM, how long running tasks may finish before the rest end with SHUTTING_DOWN. */
+  shutdownGraceMs: number;
 }
 
 export const DEFAULT_CORE_CONFIG: CoreConfig = {
@@ -41,6 +44,7 @@ export const DEFAULT_CORE_CONFIG: CoreConfig = {
   artifactMaxBytes: 1024 * 1024,
   autoFetch: false,
   transcripts: true,
+  shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
 };
 
 const S = DEFAULT_SCHEDULER_OPTIONS;
@@ -114,6 +118,7 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     help: `cancel a task this long after its last stream closed, 0 = at once (default ${S.disconnectGraceMs})`,
     apply: (c, v, f) => (c.scheduler.disconnectGraceMs = flagInteger(f, v, 0)),
   },
+  shutdownGraceFlag("running tasks"),
   {
     name: "session-ttl-ms",
     arg: "N",

@@ -9,10 +9,11 @@ import { RegistryServiceService } from "../contracts/gen/llama_orch/v1/registry.
 import { SessionServiceService } from "../contracts/gen/llama_orch/v1/session.js";
 import { TaskServiceService } from "../contracts/gen/llama_orch/v1/task.js";
 import { assertSafeBind } from "../contracts/runtime/api-key.js";
-import { startGrpcServer, type HostedService } from "../contracts/runtime/grpc-server.js";
+import { startGrpcServer, type HostedService, type RunningGrpcServer } from "../contracts/runtime/grpc-server.js";
 import { createLogger, type Logger } from "../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../contracts/runtime/metrics-server.js";
 import { requireApiKey } from "../contracts/runtime/require-api-key.js";
+import { drained } from "../contracts/runtime/shutdown-grace.js";
 import { ArtifactStore } from "./artifacts/artifact-store.js";
 import { CatalogStore } from "./catalog/catalog-store.js";
 import { LoadDigests } from "./catalog/load-digests.js";
@@ -40,6 +41,8 @@ export interface RunningCore {
   instanceId: string;
   scheduler: Scheduler;
   registry: ReplicaRegistry;
+  /** How long stop() lets running tasks finish. */
+  shutdownGraceMs: number;
   stop(): Promise<void>;
 }
 
@@ -76,7 +79,9 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
     instanceId,
     scheduler,
     registry,
+    shutdownGraceMs: config.shutdownGraceMs,
     async stop() {
+      await drain(scheduler, grpc, config.shutdownGraceMs, logger);
       clearInterval(sweep);
       scheduler.close();
       registry.closeAll();
@@ -84,6 +89,26 @@ export async function startCore(config: CoreConfig, logger: Logger = createLogge
       await metricsServer?.close();
     },
   };
+}
+
+/**
+ * SIGTERM: health says NOT_SERVING, admission refuses (SHUTTING_DOWN, with
+ * a retry delay), queued tasks end at once; running ones have the grace to
+ * finish. Every other call (streams, cancel, listings) goes on being served.
+ */
+async function drain(scheduler: Scheduler, grpc: RunningGrpcServer, graceMs: number, logger: Logger): Promise<void> {
+  grpc.health.setStatus("", "NOT_SERVING");
+  const { running, queued } = scheduler.beginShutdown();
+  logger.info(
+    { event: "shutting_down", running, queued_ended: queued, grace_ms: graceMs },
+    `core shutting down: admitting nothing, ${queued} queued tasks ended, ${running} running tasks have ${graceMs} ms to finish`,
+  );
+  const done = await drained(() => scheduler.runningCount === 0, graceMs);
+  const left = scheduler.runningCount;
+  logger.info(
+    { event: "drained", running_left: left },
+    done ? "core drained: every running task finished" : `core's shutdown grace is over: ${left} running tasks end with SHUTTING_DOWN`,
+  );
 }
 
 /** What core's services are built on: the scheduler and the stores it and they share. */

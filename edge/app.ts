@@ -18,6 +18,7 @@ import { cors } from "./middleware/cors.js";
 import { compatErrors } from "./compat/compat-errors.js";
 import { mountCompatRoutes } from "./compat/compat-routes.js";
 import type { ModelDirectory } from "./compat/model-directory.js";
+import type { EdgeShutdown } from "./shutdown.js";
 
 export interface EdgeAppOptions {
   core: CoreClient;
@@ -33,6 +34,8 @@ export interface EdgeAppOptions {
   corsOrigins: readonly string[];
   /** The OpenAI- and Anthropic-compatible APIs' model names and defaults. */
   compat: { models: ModelDirectory; defaultDeadlineMs: number; defaultMaxTokens: number };
+  /** Whether the edge still admits tasks, and what its SIGTERM waits for. */
+  shutdown: EdgeShutdown;
 }
 
 /** The public HTTP API: cross-cutting middleware once, in order, then routes. */
@@ -42,6 +45,7 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
   const router = new Router();
 
   app.use(correlationId());
+  app.use(opts.shutdown.counting());
   app.use(requestAccounting(opts));
   app.use(errorEnvelope(opts.logger));
   // Before the router: a preflight is answered here, without the API key it never carries.

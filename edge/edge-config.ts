@@ -1,6 +1,7 @@
 import { apiKeyFrom } from "../contracts/runtime/api-key.js";
 import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
 import { flagBoolean, flagInteger, flagList, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import { DEFAULT_SHUTDOWN_GRACE_MS, shutdownGraceFlag } from "../contracts/runtime/shutdown-grace.js";
 import { corsOrigin } from "./middleware/cors.js";
 import type { RateLimit } from "./middleware/rate-limit.js";
 import { modelNamesFromConfig, type ModelName } from "./compat/model-names.js";
@@ -36,6 +37,8 @@ export interface EdgeConfig {
   defaultMaxTokens: number;
   /** Friendly model names for the compatible APIs (the config file's `models:`). */
   models: Record<string, ModelName>;
+  /** On SIGTERM, how long open streams and requests may finish before the rest end with SHUTTING_DOWN. */
+  shutdownGraceMs: number;
 }
 
 export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
@@ -57,6 +60,7 @@ export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
   defaultDeadlineMs: 600_000,
   defaultMaxTokens: 1024,
   models: {},
+  shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
 };
 
 const D = DEFAULT_EDGE_CONFIG;
@@ -113,6 +117,7 @@ responses and SSE streams are not bound by it; 0 = no limit (default ${D.request
     help: `comment line on idle SSE streams, 0 = off (default ${D.sseHeartbeatMs})`,
     apply: (c, v, f) => (c.sseHeartbeatMs = flagInteger(f, v, 0)),
   },
+  shutdownGraceFlag("open streams and requests"),
   {
     name: "rate-limit-per-second",
     arg: "X",

@@ -9,9 +9,13 @@ import { createEdgeMetrics, type EdgeMetrics } from "./metrics.js";
 import { assertCorsOrigins } from "./middleware/cors.js";
 import { ModelDirectory } from "./compat/model-directory.js";
 import { answerClientError } from "./client-errors.js";
+import { EdgeShutdown } from "./shutdown.js";
 
 export interface RunningEdge {
   url: string;
+  /** How long stop() lets open streams and requests finish. */
+  shutdownGraceMs: number;
+  /** Drains (admission and /readyz 503 SHUTTING_DOWN) for up to the grace, cuts the streams left, closes. */
   stop(): Promise<void>;
 }
 
@@ -51,7 +55,9 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
   assertCorsOrigins(config.corsOrigins, config.apiKey);
   const core = new CoreClient(config.coreAddress, config.apiKey);
   const metrics = createEdgeMetrics();
+  const shutdown = new EdgeShutdown(logger);
   const app = createEdgeApp({
+    shutdown,
     core,
     logger,
     metrics,
@@ -82,7 +88,9 @@ export async function startEdge(config: EdgeConfig, logger: Logger = createLogge
   );
   return {
     url,
+    shutdownGraceMs: config.shutdownGraceMs,
     async stop() {
+      await shutdown.drain(config.shutdownGraceMs);
       server.closeIdleConnections();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -22,6 +22,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.ERROR_CODE_UNAUTHORIZED]: 401,
   [ErrorCode.ERROR_CODE_FORBIDDEN]: 403,
   [ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED]: 405,
+  [ErrorCode.ERROR_CODE_SHUTTING_DOWN]: 503,
   [ErrorCode.UNRECOGNIZED]: 500,
 };
 

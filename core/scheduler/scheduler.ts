@@ -21,6 +21,7 @@ import {
   placementRefusal,
   queueFullRefusal,
   sessionRefusal,
+  shutdownRefusal,
   unservedModelRefusal,
   type Refusal,
 } from "./admission.js";
@@ -77,6 +78,8 @@ export class Scheduler {
   private readonly lifecycle: TaskLifecycle;
   private readonly poolControl: PoolControl;
   private hooks: SchedulerHooks = {};
+  /** Set by beginShutdown: admission refuses everything. */
+  private shuttingDown = false;
 
   constructor(
     private readonly registry: ReplicaRegistry,
@@ -164,6 +167,7 @@ export class Scheduler {
     const refuse = (refusal: Refusal | undefined): void => {
       if (refusal) throw this.reject(engineName, refusal);
     };
+    refuse(shutdownRefusal(this.shuttingDown));
     refuse(duplicateTaskRefusal(request.taskId, this.tasks.has(request.taskId)));
     refuse(ctxRefusal(request));
     refuse(catalogRefusal(this.hooks.admissionCheck?.(request.modelRef)));
@@ -209,11 +213,29 @@ export class Scheduler {
     return this.frames.liveBudgets(task);
   }
 
-  /** Stops everything; used at shutdown. */
+  /**
+   * SIGTERM: from now on nothing is admitted (SHUTTING_DOWN, retriable), and
+   * queued tasks end at once, so their clients can go elsewhere; running ones
+   * may finish until close().
+   */
+  beginShutdown(): { running: number; queued: number } {
+    this.shuttingDown = true;
+    const queued = this.tasks.unfinished().filter((t) => t.state === "queued");
+    this.lifecycle.shutdown(queued, "core is shutting down and the task had not started; submit it again");
+    return { running: this.tasks.running.size, queued: queued.length };
+  }
+
+  /** Tasks running on replicas now (what a shutdown waits for). */
+  get runningCount(): number {
+    return this.tasks.running.size;
+  }
+
+  /** Stops everything; what still runs ends with SHUTTING_DOWN. */
   close(): void {
+    this.shuttingDown = true;
     this.timers.clearAll();
     this.poolControl.close();
-    this.lifecycle.shutdown();
+    this.lifecycle.shutdown(this.tasks.unfinished(), "core shut down before the task finished; submit it again");
   }
 
   queueDepth(poolId: string): number {

@@ -29,7 +29,8 @@ export function errorEnvelope(logger: Logger): Middleware {
       logCause(logger, ctx, httpError);
       const envelope = httpError.envelope();
       ctx.status = httpError.status;
-      if (httpError.status === 429 && envelope.retry_after_ms !== undefined) {
+      // Backpressure (429) and a retriable 503 (unreachable core, shutting down) say when to come back.
+      if ((httpError.status === 429 || (httpError.status === 503 && envelope.retriable)) && envelope.retry_after_ms !== undefined) {
         ctx.set("Retry-After", String(Math.max(1, Math.ceil(envelope.retry_after_ms / 1000))));
         ctx.set("X-Backoff-Ms", String(envelope.retry_after_ms));
       }

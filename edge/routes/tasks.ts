@@ -12,6 +12,7 @@ import { relayTaskStream } from "../sse/task-stream.js";
 import { budgetHeaders } from "../budget-headers.js";
 import type { RateLimit } from "../middleware/rate-limit.js";
 import { toCreateTaskRequest } from "../task-request.js";
+import type { EdgeShutdown } from "../shutdown.js";
 
 interface TaskRouteDeps {
   core: CoreClient;
@@ -21,6 +22,7 @@ interface TaskRouteDeps {
   jsonMaxDepth: number;
   sseHeartbeatMs: number;
   rateLimit: RateLimit;
+  shutdown: EdgeShutdown;
 }
 
 /** Data plane routes: admission, the SSE stream, cancel. Handlers only translate. */
@@ -31,6 +33,7 @@ export function mountTaskRoutes(router: Router, deps: TaskRouteDeps): void {
   const validCancelId = pathParamValidator("cancelTask", "id");
 
   router.post("/v1/tasks", async (ctx) => {
+    deps.shutdown.assertAdmitting();
     const body = await readJsonBody(ctx, deps);
     ensureValid(validateTask(body));
     await createTask(ctx, deps, toCreateTaskRequest(body));
@@ -90,6 +93,7 @@ async function streamTask(ctx: Context, deps: TaskRouteDeps, id: string): Promis
     headers: { "X-Correlation-Id": ctx.state.correlationId as string },
     heartbeatMs: deps.sseHeartbeatMs,
     logger,
+    track: deps.shutdown.track,
     onEnd: (how) => {
       metrics.sseStreamsActive.dec();
       metrics.sseStreamsEnded.inc({ how });

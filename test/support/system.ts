@@ -37,6 +37,12 @@ export interface WorkerHandle {
   address: string;
 }
 
+/**
+ * Tests stop their systems with work still running; a shutdown grace would
+ * only make each teardown wait (SIGTERM drains). Tests of the drain set their own.
+ */
+const NO_SHUTDOWN_GRACE = { "shutdown-grace-ms": "0" };
+
 /** Flags as arguments; an empty string value is a bare switch (e.g. `--auth-optional`). */
 function toArgs(flags: Record<string, string | number | undefined>): string[] {
   return Object.entries(flags).flatMap(([k, v]) => (v === undefined ? [] : v === "" ? [`--${k}`] : [`--${k}`, String(v)]));
@@ -81,7 +87,7 @@ export class TestSystem {
 
   async startCore(): Promise<void> {
     const data = { "catalog-root": join(this.dataDir, "catalog"), "artifacts-root": join(this.dataDir, "artifacts") };
-    this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...data, ...this.opts.coreFlags })], {
+    this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...NO_SHUTDOWN_GRACE, ...data, ...this.opts.coreFlags })], {
       script: LLORCH,
       nodeArgs: [],
       env: { ...this.env(), ...this.opts.coreEnv },
@@ -93,11 +99,15 @@ export class TestSystem {
   }
 
   async startEdge(): Promise<void> {
-    this.edge = launchLlorch("edge", ["edge", ...toArgs({ port: 0, core: this.coreAddress, ...this.opts.edgeFlags })], {
-      script: LLORCH,
-      nodeArgs: [],
-      env: this.env(),
-    });
+    this.edge = launchLlorch(
+      "edge",
+      ["edge", ...toArgs({ port: 0, core: this.coreAddress, ...NO_SHUTDOWN_GRACE, ...this.opts.edgeFlags })],
+      {
+        script: LLORCH,
+        nodeArgs: [],
+        env: this.env(),
+      },
+    );
     this.edgeUrl = (await this.edge.ready).url!;
   }
 
@@ -115,6 +125,7 @@ export class TestSystem {
           "tokens-per-second": spec.tokensPerSecond ?? 0,
           engine: spec.engine ?? "llamacpp",
           model: spec.model ?? "mock:tiny",
+          ...NO_SHUTDOWN_GRACE,
           ...spec.flags,
         }),
       ],

@@ -65,18 +65,22 @@ export class WorkerService {
   private readonly watches = new Set<() => void>();
   /** Set by close(): calls that slip in while the server shuts down are refused, not started. */
   private closed = false;
+  /** Set by beginDrain(): health says not ready and new generations are refused, running ones go on. */
+  private draining = false;
+  /** Watchers of health told when the drain begins (the adapter tells them of its own changes). */
+  private readonly drainListeners = new Set<() => void>();
 
   constructor(private readonly deps: WorkerServiceDeps) {
-    const { adapter, slots } = deps;
+    const { adapter } = deps;
     this.handlers = {
-      health: (_call, callback) => callback(null, { health: publicHealth(adapter.health()), load: adapter.loadState?.() }),
+      health: (_call, callback) => callback(null, { health: this.health(), load: adapter.loadState?.() }),
       watchHealth: (call) =>
         this.watch((onClosed) =>
           serveWatch(
             call,
             // The load state's changes come through onHealthChange too, so one subscription sees both.
-            () => ({ health: publicHealth(adapter.health()), load: adapter.loadState?.() }),
-            (onChange) => adapter.onHealthChange(onChange),
+            () => ({ health: this.health(), load: adapter.loadState?.() }),
+            (onChange) => this.onHealthChange(onChange),
             onClosed,
           ),
         ),
@@ -86,14 +90,7 @@ export class WorkerService {
           serveWatch(
             call,
             () => ({ props: this.props() }),
-            (onChange) => {
-              const offSlots = slots.onChange(onChange);
-              const offMemory = deps.hardware?.onChange(onChange);
-              return () => {
-                offSlots();
-                offMemory?.();
-              };
-            },
+            (onChange) => this.onPropsChange(onChange),
             onClosed,
           ),
         ),
@@ -143,6 +140,47 @@ export class WorkerService {
       requestsWaiting: 0,
       ...(this.deps.hardware ? memoryProps(this.deps.hardware.memory()) : {}),
     };
+  }
+
+  /**
+   * SIGTERM: health turns not ready (so core places nothing new here) and
+   * new generations are refused as retriable, so core runs them elsewhere;
+   * the running ones go on until close().
+   */
+  beginDrain(): void {
+    this.draining = true;
+    for (const tell of [...this.drainListeners]) tell();
+  }
+
+  /** Health changes: the engine's own, and the drain's beginning. */
+  private onHealthChange(onChange: () => void): () => void {
+    const off = this.deps.adapter.onHealthChange(onChange);
+    this.drainListeners.add(onChange);
+    return () => {
+      off();
+      this.drainListeners.delete(onChange);
+    };
+  }
+
+  /** Props changes: slots taken or given back, measured memory. */
+  private onPropsChange(onChange: () => void): () => void {
+    const offSlots = this.deps.slots.onChange(onChange);
+    const offMemory = this.deps.hardware?.onChange(onChange);
+    return () => {
+      offSlots();
+      offMemory?.();
+    };
+  }
+
+  /** Generations running now (what a drain waits for). */
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  /** Health as core (and pool health's readers) see it: the engine's, public text only, and not ready while draining. */
+  private health(): WorkerHealth {
+    if (this.draining) return { live: true, ready: false, lastError: "the worker is shutting down" };
+    return publicHealth(this.deps.adapter.health());
   }
 
   /** Stops every running generation (their clients get a retriable RESET) and ends every watch stream. */
@@ -256,7 +294,7 @@ export class WorkerService {
     if (expectedDigest && !isExpectedDigest(expectedDigest))
       throw status(GrpcStatus.INVALID_ARGUMENT, 'expected_digest must be "sha256:<64 hex digits>" or empty');
     if (!adapter.loadModel) throw status(GrpcStatus.UNIMPLEMENTED, "this engine cannot switch models");
-    if (this.closed) throw status(GrpcStatus.UNAVAILABLE, "the worker is shutting down");
+    if (this.closed || this.draining) throw status(GrpcStatus.UNAVAILABLE, "the worker is shutting down");
 
     const before = adapter.info();
     const previous = before.modelRef;
@@ -327,7 +365,8 @@ export class WorkerService {
     if (request.workload !== Workload.WORKLOAD_UNSPECIFIED && !info.workloads.includes(request.workload)) {
       return invalid(`this engine does not run ${workloads.name(request.workload)} workloads`);
     }
-    if (this.closed) return failure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the worker is shutting down", true);
+    if (this.closed || this.draining)
+      return failure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the worker is shutting down", true);
     const health = this.deps.adapter.health();
     // A model unloaded for idleness is loaded again by the generation itself (its started waits for the load).
     if (!health.ready && !this.deps.adapter.loadState?.()?.wakesOnSubmit) {

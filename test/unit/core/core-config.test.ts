@@ -31,6 +31,7 @@ test("every flag maps onto the config", (t) => {
     "max-retained-tasks": "9",
     "metrics-interval-ms": "7",
     "disconnect-grace-ms": "8",
+    "shutdown-grace-ms": "11",
     "session-ttl-ms": "100",
     "session-max-turns": "2",
     "session-token-budget": "50",
@@ -66,8 +67,9 @@ test("every flag maps onto the config", (t) => {
     artifactMaxBytes: 10,
     transcripts: false,
     autoFetch: true,
+    shutdownGraceMs: 11,
   });
-  t.is(flagNames(CORE_FLAGS).length, 24);
+  t.is(flagNames(CORE_FLAGS).length, 25);
 });
 
 test("flags do not change the shared defaults", (t) => {

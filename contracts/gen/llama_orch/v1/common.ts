@@ -40,6 +40,12 @@ export enum ErrorCode {
   ERROR_CODE_FORBIDDEN = 16,
   /** ERROR_CODE_METHOD_NOT_ALLOWED - The path exists but not with this HTTP method (the edge's 405, with Allow). */
   ERROR_CODE_METHOD_NOT_ALLOWED = 17,
+  /**
+   * ERROR_CODE_SHUTTING_DOWN - The component is shutting down (SIGTERM): it admits nothing new, and work
+   * it could not finish within its shutdown grace ends with this code. Always
+   * retriable: another instance, or this one once restarted, can take it.
+   */
+  ERROR_CODE_SHUTTING_DOWN = 20,
   UNRECOGNIZED = -1,
 }
 
@@ -99,6 +105,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 17:
     case "ERROR_CODE_METHOD_NOT_ALLOWED":
       return ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED;
+    case 20:
+    case "ERROR_CODE_SHUTTING_DOWN":
+      return ErrorCode.ERROR_CODE_SHUTTING_DOWN;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -144,6 +153,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_FORBIDDEN";
     case ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED:
       return "ERROR_CODE_METHOD_NOT_ALLOWED";
+    case ErrorCode.ERROR_CODE_SHUTTING_DOWN:
+      return "ERROR_CODE_SHUTTING_DOWN";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
