@@ -1,8 +1,10 @@
 import { createServer } from "node:net";
+import { dirname } from "node:path";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { Workload } from "../contracts/gen/llama_orch/v1/common.js";
 import { RegistryServiceClient, type ReplicaStatus } from "../contracts/gen/llama_orch/v1/registry.js";
 import { engines } from "../contracts/enums.js";
+import { localPathOf, parseModelRef } from "../contracts/model-ref.js";
 import { API_KEY_ENV } from "../contracts/runtime/api-key.js";
 import { sectionFlags } from "../contracts/runtime/config-file.js";
 import type { FlagValues } from "../contracts/runtime/flag-table.js";
@@ -37,7 +39,8 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, co
     const echo: Echo = config.quiet ? undefined : (line) => process.stdout.write(line + "\n");
     // Core and edge read their own sections of the same file (some settings there are structured).
     const configArgs = configPath ? ["--config", configPath] : [];
-    const core = group.launch("core", ["core", ...configArgs, ...argsOf({ host: config.host, port: String(config.corePort) })], {
+    const coreFlags = { host: config.host, port: String(config.corePort), "model-roots": modelRootsOf(file, config, sections) };
+    const core = group.launch("core", ["core", ...configArgs, ...argsOf(coreFlags)], {
       essential: true,
       onLine: echo,
     });
@@ -62,6 +65,27 @@ function longestShutdownGraceMs(file: Record<string, unknown>): number {
     Number((s as Record<string, unknown> | undefined)?.["shutdown-grace-ms"] ?? DEFAULT_SHUTDOWN_GRACE_MS),
   );
   return Math.max(DEFAULT_SHUTDOWN_GRACE_MS, ...graces.filter((g) => Number.isFinite(g)));
+}
+
+/**
+ * The directories of the local model files up's sidecars serve, with the
+ * config file's own core.model-roots (which the flag would otherwise
+ * replace): catalog verify reads nothing else but the model cache.
+ */
+function modelRootsOf(file: Record<string, unknown>, config: UpConfig, sections: FlagValues[]): string | undefined {
+  const configured = (file["core"] as Record<string, unknown> | undefined)?.["model-roots"];
+  const dirs = new Set(typeof configured === "string" ? configured.split(",").map((d) => d.trim()) : []);
+  for (const model of [config.model, ...sections.map((s) => s["model"])]) {
+    if (typeof model !== "string") continue;
+    try {
+      const local = localPathOf(parseModelRef(model), process.cwd());
+      if (local !== undefined) dirs.add(dirname(local));
+    } catch {
+      // Not a model_ref the sidecar will take either; it says so itself.
+    }
+  }
+  dirs.delete("");
+  return dirs.size > 0 ? [...dirs].join(",") : undefined;
 }
 
 /** One flag set per sidecar: the config file's `workers:` list, else `--workers` sidecars with the defaults. */

@@ -1,6 +1,6 @@
 import { apiKeyFrom } from "../contracts/runtime/api-key.js";
 import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
-import { flagBoolean, flagChoice, flagInteger, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import { flagBoolean, flagChoice, flagInteger, flagList, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
 import { DEFAULT_SHUTDOWN_GRACE_MS, shutdownGraceFlag } from "../contracts/runtime/shutdown-grace.js";
 import { QUEUE_FULL_POLICIES } from "./scheduler/queue-policy.js";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./scheduler/scheduler-options.js";
@@ -24,6 +24,8 @@ export interface CoreConfig {
    * which catalog verify reads; default the sidecars' own default.
    */
   modelCacheDir?: string;
+  /** The only directories (with the model cache) whose files catalog verify reads; a source elsewhere is refused. */
+  modelRoots: string[];
   /** Largest artifact a client may store (canonical JSON bytes); transcripts may be larger. */
   artifactMaxBytes: number;
   /** Load models no pool serves into an idle pool on demand. */
@@ -41,6 +43,7 @@ export const DEFAULT_CORE_CONFIG: CoreConfig = {
   sessions: DEFAULT_SESSION_OPTIONS,
   catalogRoot: ".llorch/catalog",
   artifactsRoot: ".llorch/artifacts",
+  modelRoots: [],
   artifactMaxBytes: 1024 * 1024,
   autoFetch: false,
   transcripts: true,
@@ -163,6 +166,12 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     arg: "DIR",
     help: "the model cache the sidecars of this host download into, where catalog verify finds hf: and\nhttps:// models (default $LLORCH_MODEL_CACHE, else ~/.cache/llorch/models, as the sidecars')",
     apply: (c, v, f) => (c.modelCacheDir = flagText(f, v)),
+  },
+  {
+    name: "model-roots",
+    arg: "DIR,...",
+    help: "directories whose model files catalog verify may read, besides the model cache (default: none);\na source_url elsewhere is refused",
+    apply: (c, v, f) => (c.modelRoots = flagList(f, v)),
   },
   {
     name: "artifact-max-bytes",

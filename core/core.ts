@@ -17,6 +17,7 @@ import { drained } from "../contracts/runtime/shutdown-grace.js";
 import { ArtifactStore } from "./artifacts/artifact-store.js";
 import { CatalogStore } from "./catalog/catalog-store.js";
 import { LoadDigests } from "./catalog/load-digests.js";
+import { ModelRoots } from "./catalog/model-roots.js";
 import type { CoreConfig } from "./core-config.js";
 import { createCoreMetrics, type CoreMetrics } from "./metrics.js";
 import { unservedModelAdvice } from "./pools/auto-fetch.js";
@@ -121,6 +122,10 @@ interface CoreParts {
   reloader: PoolReloader;
   catalog: CatalogStore;
   artifacts: ArtifactStore;
+  /** The sidecars' model cache on this host, which catalog verify reads. */
+  modelCacheRoot: string;
+  /** All catalog verify may read: --model-roots and the model cache. */
+  modelRoots: ModelRoots;
 }
 
 /** Opens the durable stores and wires the scheduler to them. */
@@ -138,7 +143,9 @@ async function assembleCore(config: CoreConfig, metrics: CoreMetrics, logger: Lo
     unservedModel: unservedModelAdvice({ autoFetch: config.autoFetch, scheduler, registry, reloader }),
     traceRecorder: config.transcripts ? new TraceRecorder(artifacts, logger) : undefined,
   });
-  return { registry, sessions, sweep, scheduler, reloader, catalog, artifacts };
+  const modelCacheRoot = resolve(config.modelCacheDir ?? defaultModelCacheDir());
+  const modelRoots = await ModelRoots.of([...config.modelRoots, modelCacheRoot]);
+  return { registry, sessions, sweep, scheduler, reloader, catalog, artifacts, modelCacheRoot, modelRoots };
 }
 
 /** Every core service, each requiring the API key when one is set. */
@@ -164,7 +171,8 @@ function coreServices(config: CoreConfig, parts: CoreParts, instanceId: string, 
         metrics,
         logger,
         baseDir: process.cwd(),
-        modelCache: { root: resolve(config.modelCacheDir ?? defaultModelCacheDir()), hubEndpoint: hubEndpointOf() },
+        modelCache: { root: parts.modelCacheRoot, hubEndpoint: hubEndpointOf() },
+        roots: parts.modelRoots,
       }),
     ),
     guarded("ArtifactService", ArtifactServiceService, artifactService(artifacts, config.artifactMaxBytes, logger)),

@@ -41,6 +41,7 @@ test("every flag maps onto the config", (t) => {
     "catalog-root": "/c",
     "artifacts-root": "/a",
     "model-cache": "/m",
+    "model-roots": "/models, /srv/gguf",
     "artifact-max-bytes": "10",
     transcripts: "off",
     "auto-fetch": true,
@@ -64,12 +65,13 @@ test("every flag maps onto the config", (t) => {
     catalogRoot: "/c",
     artifactsRoot: "/a",
     modelCacheDir: "/m",
+    modelRoots: ["/models", "/srv/gguf"],
     artifactMaxBytes: 10,
     transcripts: false,
     autoFetch: true,
     shutdownGraceMs: 11,
   });
-  t.is(flagNames(CORE_FLAGS).length, 25);
+  t.is(flagNames(CORE_FLAGS).length, 26);
 });
 
 test("flags do not change the shared defaults", (t) => {
