@@ -6,10 +6,11 @@
 
 /** Runs `gone` once the process that started this one is gone; never for a process started without the channel. */
 export function onParentGone(gone: () => void): void {
-  const channel = process.channel;
-  if (!channel) return;
+  // process.send exists exactly when the process was started with the channel; process.channel is
+  // null once the channel closed, which happens before this runs when the parent died during our startup.
+  if (typeof process.send !== "function") return;
   // The channel is only a signal: it must not keep this process alive on its own.
-  channel.unref();
+  process.channel?.unref();
   if (!process.connected) {
     gone();
     return;

@@ -23,8 +23,12 @@ export function createLogger(component: string, bindings: Record<string, unknown
     // Keys that could carry secrets never reach a log line.
     redact: { paths: ["authorization", "*.authorization", "headers.authorization", "api_key", "*.api_key"], censor: "[redacted]" },
   };
-  return pino(options, destination ?? (stdout ??= pino.destination({ dest: 1, sync: false })));
+  return pino(options, destination ?? (stdoutGone ? NOWHERE : (stdout ??= pino.destination({ dest: 1, sync: false }))));
 }
+
+/** Set once stdout's reader is gone (abandonStdoutIfPiped): loggers created later write nowhere. */
+let stdoutGone = false;
+const NOWHERE: DestinationStream = { write: () => {} };
 
 /**
  * Stops writing logs to stdout when what read it is gone (the parent that
@@ -34,7 +38,8 @@ export function createLogger(component: string, bindings: Record<string, unknown
  * exit. A stdout that is a file has no reader to lose and keeps its logs.
  */
 export function abandonStdoutIfPiped(): void {
-  if (!stdout || fstatSync(1).isFile()) return;
+  if (fstatSync(1).isFile()) return;
+  stdoutGone = true;
   const noop = () => {};
-  Object.assign(stdout, { write: () => true, flushSync: noop, flush: noop, end: noop });
+  if (stdout) Object.assign(stdout, { write: () => true, flushSync: noop, flush: noop, end: noop });
 }

@@ -1,7 +1,11 @@
 import test from "ava";
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { projectRoot } from "../../contracts/runtime/project-root.js";
 import { LLORCH } from "../support/system.js";
 
 // `kill -9` of `llorch up` gives it no chance to stop its children: each of
@@ -79,4 +83,27 @@ test("kill -9 of llorch up: core, the edge and the sidecars stop on their own an
   up.kill("SIGKILL");
   await until("every child of up stopped", () => children.every((pid) => !running(pid)));
   for (const port of ports) t.true(await portFree("127.0.0.1", port), `port ${port} is free again`);
+});
+
+test("a process whose parent dies while it is still starting stops as soon as it is up", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "llorch-orphan-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const launcher = pathToFileURL(join(projectRoot(), "dist", "cli", "process-launcher.js")).href;
+  // The parent starts core the way up does, says its pid and dies at once, long before core is ready.
+  const parentScript = [
+    `import { launchLlorch } from ${JSON.stringify(launcher)};`,
+    `const core = launchLlorch("core", ["core", "--port", "0", "--catalog-root", ${JSON.stringify(join(dir, "c"))}, "--artifacts-root", ${JSON.stringify(join(dir, "a"))}], { script: ${JSON.stringify(LLORCH)}, nodeArgs: [], keepLines: false });`,
+    `process.stdout.write(String(core.child.pid) + "\\n", () => process.kill(process.pid, "SIGKILL"));`,
+  ].join("\n");
+  const parent = spawn(process.execPath, ["--input-type=module", "-e", parentScript], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  parent.stdout.setEncoding("utf8").on("data", (s: string) => (out += s));
+  await new Promise((resolve) => parent.once("exit", resolve));
+  const pid = Number(out.trim());
+  t.true(pid > 0, `the parent said its child's pid: ${out}`);
+  t.teardown(() => {
+    if (running(pid)) process.kill(pid, "SIGKILL");
+  });
+  await until("the orphaned core stopped", () => !running(pid), 30_000);
+  t.pass();
 });
