@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import { pipeline } from "node:stream/promises";
+import type { LoadProgress } from "../../contracts/gen/llama_orch/v1/common.js";
 import { VerificationReason, VerificationStatus, type CatalogModel, type Verification } from "../../contracts/gen/llama_orch/v1/catalog.js";
 import { indexKeyOf, readIndexEntry } from "../../contracts/model-cache.js";
 import { localPathOf, parseModelRef, type ModelRef } from "../../contracts/model-ref.js";
@@ -31,13 +31,37 @@ export interface VerifyOptions {
    */
   modelCache?: { root: string; hubEndpoint: string };
   clock?: () => number;
+  /** Told how far the hashing has got, once per chunk read (a number to keep, not work to do). */
+  onProgress?: (progress: LoadProgress) => void;
 }
 
-/** Streams a file through sha256 so multi-GB weights never sit in memory. */
-export async function sha256File(file: string): Promise<string> {
+/** Streams a file through sha256 so multi-GB weights never sit in memory; `onBytes` hears the running total read. */
+export async function sha256File(file: string, onBytes?: (bytesRead: number) => void): Promise<string> {
   const hash = createHash("sha256");
-  await pipeline(createReadStream(file), hash);
+  let read = 0;
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    read += chunk.length;
+    onBytes?.(read);
+  }
   return hash.digest("hex");
+}
+
+/** Progress in bytes of hashing `file`, `size` bytes long, started at `startedAt`. */
+function hashingProgress(file: string, size: number, onProgress: (p: LoadProgress) => void, clock: () => number) {
+  const startedAt = clock();
+  const report = (bytesDone: number): void => {
+    const seconds = (clock() - startedAt) / 1000;
+    onProgress({
+      phase: "verifying",
+      bytesDone,
+      bytesTotal: size,
+      bytesPerSecond: seconds > 0 ? Math.round(bytesDone / seconds) : undefined,
+      subject: path.basename(file),
+    });
+  };
+  report(0);
+  return report;
 }
 
 /**
@@ -83,7 +107,8 @@ export async function verifyEntry(entry: CatalogModel, opts: VerifyOptions): Pro
 
   let actual: string;
   try {
-    actual = await sha256File(file);
+    const onBytes = opts.onProgress && hashingProgress(file, info.size, opts.onProgress, opts.clock ?? Date.now);
+    actual = await sha256File(file, onBytes);
   } catch (err) {
     return result(FAILED, ARTIFACT_MISSING, { error: `artifact ${file} could not be read: ${(err as Error).message}` });
   }

@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { credentials, Metadata, type ClientReadableStream } from "@grpc/grpc-js";
+import { Metadata, status as GrpcStatus, type ClientReadableStream } from "@grpc/grpc-js";
 import type { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { RegisterRequest } from "../../contracts/gen/llama_orch/v1/registry.js";
 import {
@@ -13,6 +13,7 @@ import {
   type WorkerProps,
 } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { errorDetailOf } from "../../contracts/runtime/error-status.js";
+import { dialWith, type Dial } from "../../contracts/runtime/dial.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../../contracts/runtime/grpc-server.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { publicText } from "../../contracts/runtime/public-text.js";
@@ -23,6 +24,10 @@ import { SlotLease } from "./slot-lease.js";
 export type ReplicaRegistration = RegisterRequest;
 
 const WATCH_RETRY_MS = 250;
+const CANCEL_DEADLINE_MS = 5_000;
+
+/** Plaintext, no key: how core dials sidecars when nothing is configured (and how tests build replicas). */
+const PLAIN_DIAL = dialWith({ channel: { ...CLIENT_CHANNEL_OPTIONS, "grpc.max_concurrent_streams": 10_000 } });
 
 /**
  * A LoadModel the sidecar refused: its sentence, and the typed reason it
@@ -68,12 +73,10 @@ export class Replica extends EventEmitter {
   constructor(
     readonly registration: ReplicaRegistration,
     private readonly logger: Logger,
+    dial: Dial = PLAIN_DIAL,
   ) {
     super();
-    this.client = new WorkerServiceClient(registration.address, credentials.createInsecure(), {
-      ...CLIENT_CHANNEL_OPTIONS,
-      "grpc.max_concurrent_streams": 10_000,
-    });
+    this.client = new WorkerServiceClient(registration.address, dial.credentials, dial.options);
     this.currentProps.slotsTotal = registration.slotsTotal;
     this.currentProps.slotsFree = registration.slotsTotal;
   }
@@ -109,6 +112,16 @@ export class Replica extends EventEmitter {
    */
   claimSlot(): SlotLease | undefined {
     if (this.leasedSlots >= this.slotsTotal) return undefined;
+    this.leasedSlots++;
+    return new SlotLease(() => this.leasedSlots--);
+  }
+
+  /**
+   * A lease for a generation the sidecar already runs (or ran) for core, which
+   * core takes back after a restart: counted even past the slots, because it
+   * is there whatever core counts (and one that already ended uses none).
+   */
+  claimHeldSlot(): SlotLease {
     this.leasedSlots++;
     return new SlotLease(() => this.leasedSlots--);
   }
@@ -222,6 +235,34 @@ export class Replica extends EventEmitter {
         });
       });
     });
+  }
+
+  /**
+   * Whether the sidecar still answers within `timeoutMs`: any answer, even a
+   * refusal, means a process is there; only silence or an unreachable address
+   * means its lease is as good as gone.
+   */
+  answers(timeoutMs: number): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.client.health({}, new Metadata(), { deadline: Date.now() + timeoutMs }, (err) => {
+        resolve(!err || (err.code !== GrpcStatus.UNAVAILABLE && err.code !== GrpcStatus.DEADLINE_EXCEEDED));
+      });
+    });
+  }
+
+  /**
+   * Best-effort Cancel RPC: core's Submits are detachable (a call that
+   * breaks leaves its generation running on the sidecar, held for a
+   * Resume), so a generation core gives up on is stopped by name as well.
+   * `done` runs once the sidecar answered (or could not be asked).
+   */
+  cancelGeneration(taskId: string, done: () => void = () => {}): void {
+    if (this.closed) {
+      done();
+      return;
+    }
+    this.client.cancel({ taskId }, new Metadata(), { deadline: Date.now() + CANCEL_DEADLINE_MS }, () => done());
   }
 
   start(): void {

@@ -5,13 +5,14 @@ import type { GetPoolHealthResponse, PoolSummary } from "../../contracts/gen/lla
 import { engines, priorities } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import type { OrchError } from "../../contracts/runtime/metadata.js";
-import { startSpan } from "../../contracts/runtime/trace-context.js";
+import { SPAN_ATTRIBUTES, startSpan } from "../../contracts/runtime/trace-context.js";
 import type { CoreMetrics } from "../metrics.js";
 import type { Replica } from "../registry/replica.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
-import type { BudgetsRemaining, SessionStore } from "../sessions/session-store.js";
+import type { BudgetLimits, BudgetsRemaining, SessionStore } from "../sessions/session-store.js";
 import { Task } from "../tasks/task.js";
 import type { TraceRecorder } from "../tasks/trace-recorder.js";
+import type { Recovery, TaskJournalSink } from "../journal/task-journal.js";
 import {
   catalogRefusal,
   ctxRefusal,
@@ -34,8 +35,9 @@ import { Predictions } from "./predictions.js";
 import { ProgressFrames } from "./progress-frames.js";
 import { onQueueFull } from "./queue-policy.js";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./scheduler-options.js";
-import { poolLabels, replicaLabels, taskLogFields } from "./task-labels.js";
+import { NO_LABEL_VALUE, poolLabels, replicaLabels, taskLogFields } from "./task-labels.js";
 import { TaskLifecycle } from "./task-lifecycle.js";
+import { TaskRecovery } from "./task-recovery.js";
 import { TaskRunner } from "./task-runner.js";
 import { taskSummaryView } from "./task-summaries.js";
 import { TaskTable } from "./task-table.js";
@@ -49,6 +51,8 @@ export interface Admission {
   queuePosition: number;
   predictedStartMs: number;
   budgets: BudgetsRemaining;
+  /** Resolves once the admission is in the journal (at once without one): only then may it be acknowledged. */
+  durable: Promise<void>;
 }
 
 /** What other parts of core plug into admission and finishing. */
@@ -58,6 +62,8 @@ export interface SchedulerHooks {
   /** What to say (or do) when no pool serves a task's model. */
   unservedModel?: (request: CreateTaskRequest) => OrchError | undefined;
   traceRecorder?: TraceRecorder;
+  /** Where admitted tasks are journaled, so a restarted core queues them again. */
+  journal?: TaskJournalSink;
 }
 
 /**
@@ -77,6 +83,7 @@ export class Scheduler {
   private readonly dispatcher: Dispatcher;
   private readonly lifecycle: TaskLifecycle;
   private readonly poolControl: PoolControl;
+  private readonly recovery: TaskRecovery;
   private hooks: SchedulerHooks = {};
   /** Set by beginShutdown: admission refuses everything. */
   private shuttingDown = false;
@@ -106,6 +113,7 @@ export class Scheduler {
       metrics,
       logger,
       traceRecorder: () => this.hooks.traceRecorder,
+      journal: () => this.hooks.journal,
       queueChanged,
       dispatch,
       options,
@@ -117,6 +125,7 @@ export class Scheduler {
       metrics,
       logger,
       finish: this.lifecycle.finish,
+      journal: () => this.hooks.journal,
       redispatchSoon: (poolId) => this.timers.later(REDISPATCH_DELAY_MS, () => dispatch(poolId)),
       maxDispatchAttempts: options.maxDispatchAttempts,
     });
@@ -128,8 +137,22 @@ export class Scheduler {
       lifecycle: this.lifecycle,
       gauges: this.gauges,
       logger,
+      journal: () => this.hooks.journal,
       placeAnywhere: (request) => this.dispatcher.placeAnywhere(request),
       dispatch,
+    });
+    this.recovery = new TaskRecovery({
+      tasks: this.tasks,
+      pools: this.pools,
+      sessions,
+      predictions: this.predictions,
+      timers: this.timers,
+      logger,
+      finish: this.lifecycle.finish,
+      queueChanged,
+      dispatch,
+      resume: (...taken) => runner.resume(...taken),
+      reclaimGraceMs: options.reclaimGraceMs,
     });
     this.follow(registry);
     const tick = Math.max(50, Math.min(1_000, ...[options.wallTimeoutMs, options.idleTimeoutMs].filter((v) => v > 0).map((v) => v / 4)));
@@ -142,8 +165,10 @@ export class Scheduler {
   /** A replica that changed may take work; a pool that lost its last replica hands its queue on. */
   private follow(registry: ReplicaRegistry): void {
     registry.on("change", (replica: Replica) => {
-      this.pools.ensure(replica);
+      const pool = this.pools.ensure(replica);
       this.gauges.replicasReady(replica.poolId);
+      this.gauges.replicaSeries(replica);
+      this.gauges.queueDepth(pool);
       this.dispatcher.dispatch(replica.poolId);
     });
     registry.on("removed", (replica: Replica) => this.poolControl.replaceOrphans(replica.poolId));
@@ -154,15 +179,29 @@ export class Scheduler {
       admissionCheck: hooks.admissionCheck ?? this.hooks.admissionCheck,
       unservedModel: hooks.unservedModel ?? this.hooks.unservedModel,
       traceRecorder: hooks.traceRecorder ?? this.hooks.traceRecorder,
+      journal: hooks.journal ?? this.hooks.journal,
     };
+  }
+
+  /** Puts back what the journal found unfinished at start, before any replica registers. */
+  restore(recovery: Recovery): void {
+    this.recovery.restore(recovery);
+  }
+
+  /** A replica registered with generations it kept while core was away: core takes back those it waits for. */
+  reclaim(replica: Replica, heldTaskIds: readonly string[]): void {
+    this.recovery.reclaim(replica, heldTaskIds);
   }
 
   getTask(id: string): Task | undefined {
     return this.tasks.get(id);
   }
 
-  /** Runs admission and enqueues; throws OrchError with a typed code when refused. */
-  admit(request: CreateTaskRequest, correlationId: string, traceParent: Context = ROOT_CONTEXT): Admission {
+  /**
+   * Runs admission and enqueues; throws OrchError with a typed code when
+   * refused. `keyBudgets`: the session budgets of the key that sent the task.
+   */
+  admit(request: CreateTaskRequest, correlationId: string, traceParent: Context = ROOT_CONTEXT, keyBudgets?: BudgetLimits): Admission {
     const engineName = engines.name(request.engine);
     const refuse = (refusal: Refusal | undefined): void => {
       if (refusal) throw this.reject(engineName, refusal);
@@ -185,7 +224,7 @@ export class Scheduler {
     const pool = this.pools.get(decision.poolId) ?? this.pools.ensure(this.registry.get(decision.replicaId)!);
     let session;
     try {
-      session = this.sessions.admitTurn(request.sessionId);
+      session = this.sessions.admitTurn(request.sessionId, keyBudgets);
     } catch (err) {
       throw this.reject(engineName, sessionRefusal(err as OrchError));
     }
@@ -313,12 +352,14 @@ export class Scheduler {
     if (pool.queue.isFull) this.makeRoom(pool, request, engineName);
 
     const { span, ctx } = startSpan("llama_orch.task", traceParent, {
-      "llama_orch.task_id": request.taskId,
-      "llama_orch.pool_id": pool.id,
+      [SPAN_ATTRIBUTES.taskId]: request.taskId,
+      [SPAN_ATTRIBUTES.poolId]: pool.id,
     });
     const task = new Task(request, pool.id, correlationId, { predictedDurationMs, span, traceContext: ctx });
     pool.queue.enqueue(task.id, request.priority, task);
     this.tasks.add(task);
+    // Journaled before dispatch, so its admission comes first in the file.
+    const durable = this.hooks.journal?.admitted(task) ?? Promise.resolve();
     const queuePosition = pool.queue.positionOf(task.id) ?? 0;
     const starts = this.predictions.startsMs(
       pool.id,
@@ -329,7 +370,8 @@ export class Scheduler {
     task.log.append({ $case: "started", started: { queuePosition, predictedStartMs } });
     this.metrics.tasksEnqueued.inc({
       ...poolLabels(pool, this.registry.inPool(pool.id)),
-      replica_id: "",
+      // Counted at admission, before placement chose a replica.
+      replica_id: NO_LABEL_VALUE,
       priority: priorities.name(request.priority),
     });
     this.logger.info(
@@ -338,7 +380,7 @@ export class Scheduler {
     );
     this.dispatcher.dispatch(pool.id);
     this.gauges.queueDepth(pool);
-    return { task, queuePosition, predictedStartMs, budgets };
+    return { task, queuePosition, predictedStartMs, budgets, durable };
   }
 
   /** Applies the full-queue policy: evicts a victim or throws the backpressure error. */

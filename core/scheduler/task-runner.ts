@@ -16,6 +16,8 @@ import type { ProgressFrames } from "./progress-frames.js";
 import { latencyLabels, replicaLabels, taskLogFields } from "./task-labels.js";
 import type { FinishTask } from "./task-lifecycle.js";
 import type { TaskTable } from "./task-table.js";
+import type { TaskJournalSink } from "../journal/task-journal.js";
+import { stopGeneration } from "./generation-stop.js";
 import { ERROR_CODE_OF_WORKER_ERROR, isRetriableBeforeStart } from "./worker-errors.js";
 
 /**
@@ -33,6 +35,7 @@ export class TaskRunner {
       metrics: CoreMetrics;
       logger: Logger;
       finish: FinishTask;
+      journal: () => TaskJournalSink | undefined;
       /** Dispatch of the pool again a little later, so a refused slot can come back. */
       redispatchSoon: (poolId: string) => void;
       maxDispatchAttempts: number;
@@ -41,8 +44,12 @@ export class TaskRunner {
 
   start(task: Task, replica: Replica, lease: SlotLease, placed: DispatchPick): void {
     const { tasks, pools, frames, metrics, logger } = this.deps;
-    const call = replica.client.submit(submitRequestOf(task.request), correlationMetadata(task.correlationId, task.traceContext));
+    const call = replica.client.submit(
+      submitRequestOf(task.request),
+      correlationMetadata(task.correlationId, task.traceDispatch(replica.id)),
+    );
     tasks.start(task, { lease, replica, call, kvWarm: placed.kvWarm }, Date.now());
+    this.deps.journal()?.dispatched(task.id, replica.id);
     frames.dispatched(task, replica, pools.get(task.poolId)?.queue.size ?? 0, placed.wakes);
     metrics.tasksStarted.inc({ ...replicaLabels(task, replica), priority: priorities.name(task.request.priority) });
     logger.info(
@@ -55,6 +62,26 @@ export class TaskRunner {
         waits_for_model_load: placed.wakes || undefined,
       },
       `task ${task.id} placed on replica ${replica.id} of pool ${replica.poolId}${placed.kvWarm ? " (session KV warm)" : ""}${placed.wakes ? " (it loads its unloaded model first)" : ""}`,
+    );
+    this.relay(task, replica, call);
+  }
+
+  /**
+   * Takes back a generation its replica kept running while core was away
+   * (core restarted, or lost the call): a Submit with `resume`, from the
+   * tokens and results the task's log already has, into the same relay.
+   */
+  resume(task: Task, replica: Replica, lease: SlotLease): void {
+    const { tasks, pools, frames, logger } = this.deps;
+    const resume = { tokensReceived: task.tokensOut, resultsReceived: task.resultsOut };
+    const request = SubmitRequest.fromPartial({ taskId: task.id, detachable: true, resume });
+    const call = replica.client.submit(request, correlationMetadata(task.correlationId, task.traceContext));
+    tasks.start(task, { lease, replica, call, kvWarm: false }, Date.now());
+    this.deps.journal()?.dispatched(task.id, replica.id);
+    frames.dispatched(task, replica, pools.get(task.poolId)?.queue.size ?? 0);
+    logger.info(
+      { ...taskLogFields(task), event: "resumed", tokens_received: resume.tokensReceived },
+      `task ${task.id} taken back from replica ${replica.id}, which kept it running while core was away (from token ${resume.tokensReceived})`,
     );
     this.relay(task, replica, call);
   }
@@ -79,9 +106,13 @@ export class TaskRunner {
         `task ${task.id} lost replica ${replica.id} mid-stream: ${detail}`,
       );
       this.deps.finish(task, workerReset(task, replica));
+      // Only the call broke, perhaps: a sidecar that is still there would hold the generation for nobody.
+      replica.cancelGeneration(task.id);
     });
     call.on("end", () => {
-      if (current()) this.deps.finish(task, workerReset(task, replica, "its stream ended without an end event"));
+      if (!current()) return;
+      this.deps.finish(task, workerReset(task, replica, "its stream ended without an end event"));
+      replica.cancelGeneration(task.id);
     });
   }
 
@@ -150,8 +181,9 @@ export class TaskRunner {
    */
   private retryOrFail(task: Task, why: string, detail?: string): void {
     const call = task.call;
+    const replica = task.replica;
     this.deps.tasks.abandonAttempt(task);
-    call?.cancel();
+    stopGeneration(task.id, call, replica);
     if (task.attempts >= this.deps.maxDispatchAttempts) {
       const message = `no replica could start the task after ${task.attempts} attempts: ${why}`;
       // The attempts ran, so the session is charged for them as for any run.
@@ -173,6 +205,7 @@ export class TaskRunner {
     }
     const pool = this.deps.pools.get(task.poolId)!;
     pool.queue.requeueFront(task.id, task.request.priority, task);
+    this.deps.journal()?.requeued(task.id);
     this.deps.logger.warn(
       { ...taskLogFields(task), event: "requeued", reason: why, detail },
       `task ${task.id} requeued: ${why}${detail ? ` (${detail})` : ""}`,
@@ -211,5 +244,7 @@ function submitRequestOf(req: CreateTaskRequest): SubmitRequest {
     kvHint: req.kvHint,
     sampling: req.sampling,
     messages: req.messages,
+    // Should core go away mid-generation, the sidecar keeps it running for the core that comes back.
+    detachable: true,
   });
 }

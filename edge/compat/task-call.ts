@@ -10,7 +10,7 @@ import type {
 } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { budgetHeaders } from "../budget-headers.js";
-import { callContext } from "../call-context.js";
+import { callContext, noteTask } from "../call-context.js";
 import { toHttpError, type CoreClient } from "../core-client.js";
 import { HttpError } from "../http-errors.js";
 import type { EdgeMetrics } from "../metrics.js";
@@ -33,6 +33,7 @@ export interface CompatDeps {
   bodyLimitBytes: number;
   jsonMaxDepth: number;
   sseHeartbeatMs: number;
+  coreLossGraceMs: number;
   models: ModelDirectory;
   defaultDeadlineMs: number;
   defaultMaxTokens: number;
@@ -43,6 +44,7 @@ export interface CompatDeps {
 export async function admit(ctx: Context, deps: CompatDeps, request: CreateTaskRequest, api: string): Promise<CreateTaskResponse> {
   const { core, logger } = deps;
   deps.shutdown.assertAdmitting();
+  noteTask(ctx, request.taskId);
   const admitted = await core.call<CreateTaskResponse>(callContext(ctx), (md, o, cb) => core.tasks.createTask(request, md, o, cb));
   logger.info(
     {
@@ -152,6 +154,7 @@ export async function relayCompatStream(
     res: ctx.res,
     headers: { "X-Correlation-Id": ctx.state.correlationId as string, "X-Task-Id": taskId },
     heartbeatMs: deps.sseHeartbeatMs,
+    coreLossGraceMs: deps.coreLossGraceMs,
     logger,
     render,
     track: deps.shutdown.track,

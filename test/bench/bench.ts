@@ -132,6 +132,8 @@ async function main(): Promise<void> {
       join(logDir, "artifacts"),
       "--catalog-root",
       join(logDir, "catalog"),
+      "--journal-root",
+      join(logDir, "journal"),
     ]);
     const worker = await launch("worker", [
       "worker",

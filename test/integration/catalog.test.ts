@@ -80,6 +80,9 @@ test("catalog CRUD, verification with a streamed sha256, retire with MODEL_DEPRE
   const metrics = await (await fetch(`http://${sys.coreMetricsAddress}/metrics`)).text();
   t.regex(metrics, /catalog_verifications_total\{[^}]*result="pass"/);
   t.regex(metrics, /catalog_verifications_total\{[^}]*result="fail"[^}]*reason="digest_mismatch"/);
+  // VerifyModel hashes the bytes itself, so no engine took part: the label says so instead of being empty.
+  t.regex(metrics, /catalog_verifications_total\{[^}]*result="pass"[^}]*engine="none"/);
+  t.notRegex(metrics, /^catalog_verifications_total\{[^}]*=""/m, "no empty label value");
 
   t.is(
     (await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ model_ref: "tiny", max_tokens: 1 }) })).status,

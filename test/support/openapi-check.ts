@@ -102,7 +102,8 @@ function checkBody(op: OperationRef, responsePointer: string, declared: Json, he
  * schema; an increasing decimal id, unless the operation says `x-sse-ids:
  * false` (the OpenAI and Anthropic dialects send none, and then none may
  * appear); the one frame without an id is a last `error` frame of the edge's
- * own (SHUTTING_DOWN), which is no event of the task. With `x-sse-done`, the last frame is exactly that data (OpenAI's
+ * own (CORE_UNAVAILABLE: core stayed unreachable; SHUTTING_DOWN: the edge is
+ * stopping), which is no event of the task. With `x-sse-done`, the last frame is exactly that data (OpenAI's
  * `[DONE]`) unless the stream ended on an error frame, and nothing follows it.
  */
 function checkSseBody(op: OperationRef, body: string): string[] {
@@ -140,7 +141,8 @@ function checkSseBody(op: OperationRef, body: string): string[] {
 function isEdgesOwnError(frame: { event: string; data: string[] }): boolean {
   if (frame.event !== "error") return false;
   try {
-    return (JSON.parse(frame.data.join("\n")) as { code?: unknown }).code === "SHUTTING_DOWN";
+    const code = (JSON.parse(frame.data.join("\n")) as { code?: unknown }).code;
+    return code === "SHUTTING_DOWN" || code === "CORE_UNAVAILABLE";
   } catch {
     return false;
   }

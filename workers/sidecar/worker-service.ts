@@ -19,15 +19,17 @@ import {
 import { engines, workloads } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf } from "../../contracts/runtime/metadata.js";
-import { traceContextFromMetadata, traceIdOf } from "../../contracts/runtime/trace-context.js";
+import { otelContext, traceContextFromMetadata, traceIdOf } from "../../contracts/runtime/trace-context.js";
 import { EvictionUnsupportedError, WorkerFailure, workerErrorKinds, type EngineAdapter } from "../engine-adapter.js";
 import type { MaskedMemory } from "../hardware/device-mask.js";
 import type { ReplicaHardware } from "./replica-hardware.js";
 import type { GenerationOutcome, SidecarMetrics } from "./metrics.js";
 import { endOf, errorOf, failure, logEnd, stoppedTerminal, type StopCause } from "./generation-end.js";
 import { publicText } from "../../contracts/runtime/public-text.js";
+import { startGenerationSpan } from "./generation-span.js";
 import type { SlotLease, SlotPool } from "./slot-pool.js";
 import { SubmitStream, type SubmitCall, type Terminal } from "./submit-stream.js";
+import { DEFAULT_HOLD, GenerationTable, type HoldOptions } from "./generation-table.js";
 import { isExpectedDigest, loadRefusal } from "./load-refusal.js";
 import { serveWatch } from "./watch-stream.js";
 
@@ -49,19 +51,22 @@ export interface WorkerServiceDeps {
   logger: Logger;
   /** The replica's measured memory, when the sidecar measures it (props carry it, and change with it). */
   hardware?: Pick<ReplicaHardware, "memory" | "onChange">;
+  /** How much of a detachable generation is held, and for how long, when its call breaks. */
+  hold?: HoldOptions;
 }
 
-/**
- * llama_orch.v1.WorkerService over one EngineAdapter. Owns the map of running
- * generations (for Cancel and shutdown) and the open watch streams.
- */
 function memoryProps(m: MaskedMemory): Pick<WorkerProps, "vramTotalBytes" | "vramFreeBytes"> {
   return { vramTotalBytes: m.totalBytes, vramFreeBytes: m.freeBytes };
 }
 
+/**
+ * llama_orch.v1.WorkerService over one EngineAdapter. Owns the table of
+ * generations (running, and held for a core whose call broke) and the open
+ * watch streams.
+ */
 export class WorkerService {
   readonly handlers: WorkerServiceServer;
-  private readonly running = new Map<string, (cause: StopCause) => void>();
+  private readonly generations: GenerationTable;
   private readonly watches = new Set<() => void>();
   /** Set by close(): calls that slip in while the server shuts down are refused, not started. */
   private closed = false;
@@ -72,6 +77,7 @@ export class WorkerService {
 
   constructor(private readonly deps: WorkerServiceDeps) {
     const { adapter } = deps;
+    this.generations = new GenerationTable(deps.hold ?? DEFAULT_HOLD);
     this.handlers = {
       health: (_call, callback) => callback(null, { health: this.health(), load: adapter.loadState?.() }),
       watchHealth: (call) =>
@@ -97,9 +103,7 @@ export class WorkerService {
       info: (_call: ServerUnaryCall<InfoRequest, InfoResponse>, callback: sendUnaryData<InfoResponse>) =>
         callback(null, { ...adapter.info(), poolId: deps.identity.poolId, replicaId: deps.identity.replicaId }),
       cancel: (call: ServerUnaryCall<CancelRequest, CancelResponse>, callback: sendUnaryData<CancelResponse>) => {
-        const stop = this.running.get(call.request.taskId);
-        stop?.("cancel_rpc");
-        callback(null, { found: stop !== undefined });
+        callback(null, { found: this.generations.cancel(call.request.taskId) });
       },
       evictSession: (call: ServerUnaryCall<EvictSessionRequest, EvictSessionResponse>, callback: sendUnaryData<EvictSessionResponse>) => {
         if (!adapter.evictSession) {
@@ -174,7 +178,7 @@ export class WorkerService {
 
   /** Generations running now (what a drain waits for). */
   get runningCount(): number {
-    return this.running.size;
+    return this.generations.runningCount;
   }
 
   /** Health as core (and pool health's readers) see it: the engine's, public text only, and not ready while draining. */
@@ -183,10 +187,21 @@ export class WorkerService {
     return publicHealth(this.deps.adapter.health());
   }
 
-  /** Stops every running generation (their clients get a retriable RESET) and ends every watch stream. */
+  /** Generations held for a core whose call broke: registration tells core, which resumes or cancels each. */
+  heldTaskIds(): string[] {
+    return this.generations.heldTaskIds();
+  }
+
+  /** Registration's news of core: while core is away, generations that end are held too, their end perhaps lost with core. */
+  coreLease(state: "accepted" | "lost"): void {
+    if (state === "lost") this.generations.coreLost();
+    else this.generations.coreBack();
+  }
+
+  /** Stops every running generation (their clients get a retriable RESET), drops the held ones and ends every watch stream. */
   close(): void {
     this.closed = true;
-    for (const stop of this.running.values()) stop("shutdown");
+    this.generations.closeAll();
     for (const end of [...this.watches]) end();
   }
 
@@ -201,6 +216,10 @@ export class WorkerService {
     const { slots, metrics } = this.deps;
     const request = call.request;
     const log = this.generationLogger(call);
+    if (request.resume) {
+      this.resume(call, log);
+      return;
+    }
 
     const refusal = this.refusalOf(request);
     // Claimed only after every other check, so a refused request never touches the pool.
@@ -216,6 +235,14 @@ export class WorkerService {
       return;
     }
     await this.run(call, lease, log);
+  }
+
+  /** A resumed Submit carries on a held generation; without one it ends at once with a RESET. */
+  private resume(call: SubmitCall, log: Logger): void {
+    if (this.generations.resume(call)) return;
+    const message = `this sidecar holds no generation of task ${call.request.taskId}`;
+    log.info({ event: "resume_refused" }, message);
+    new SubmitStream(call, noop).finish({ $case: "error", error: failure(WorkerErrorKind.WORKER_ERROR_KIND_RESET, message, true) });
   }
 
   /** The fields every log line of one generation carries. */
@@ -245,37 +272,33 @@ export class WorkerService {
       cause = why;
       controller.abort();
     };
-    const stream = new SubmitStream(call, (tokensIn) =>
+    const generation = this.generations.start(call, stop, log, (tokensIn) =>
       log.info(
         { event: "generation_start", tokens_in: tokensIn, max_tokens: request.maxTokens },
         `started task ${request.taskId}: ${tokensIn} prompt tokens, up to ${request.maxTokens} new`,
       ),
     );
-    const onCancelled = (): void => {
-      stream.abandon();
-      stop("client_cancelled");
-    };
-    call.on("cancelled", onCancelled);
-    this.running.set(request.taskId, stop);
+    const stream = generation.record;
+    const { identity } = this.deps;
+    const span = startGenerationSpan(call, { ...identity, engine: engines.name(adapter.info().engine) });
 
     let terminal: Terminal;
     let failed: unknown;
     try {
-      terminal = endOf(await adapter.generate(request, controller.signal, stream), stream);
+      terminal = endOf(await otelContext.with(span.ctx, () => adapter.generate(request, controller.signal, stream)), stream);
     } catch (err) {
       failed = err;
       terminal = { $case: "error", error: errorOf(err) };
     } finally {
       // The one place a generation gives its slot back, before the client can see the end.
-      this.running.delete(request.taskId);
       lease.release();
-      call.off("cancelled", onCancelled);
     }
     terminal = stoppedTerminal(cause, stream) ?? terminal;
-    stream.finish(terminal);
+    generation.settle(terminal, cause);
 
     const outcome: GenerationOutcome = cause !== undefined ? "canceled" : terminal.$case === "end" ? "completed" : "failed";
     metrics.generationFinished(outcome, stream.tokensIn, stream.tokensOut);
+    span.end(outcome, stream, terminal);
     logEnd(log, request.taskId, outcome, cause, stream, terminal, failed);
   }
 
@@ -356,7 +379,7 @@ export class WorkerService {
     const info = this.deps.adapter.info();
     if (!request.taskId) return invalid("task_id is required");
     if (request.maxTokens < 1) return invalid("max_tokens must be at least 1");
-    if (this.running.has(request.taskId)) return invalid(`task ${request.taskId} is already running on this replica`);
+    if (this.generations.isRunning(request.taskId)) return invalid(`task ${request.taskId} is already running on this replica`);
     // ctx_max 0 means the engine does not say (Triton, plain OpenAI servers).
     if (info.ctxMax > 0 && request.ctx > info.ctxMax) return invalid(`ctx ${request.ctx} exceeds this engine's ctx_max ${info.ctxMax}`);
     if (!info.servesAnyModel && request.modelRef && request.modelRef !== info.modelRef) {
