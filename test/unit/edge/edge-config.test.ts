@@ -38,7 +38,7 @@ test("every flag maps onto the config", (t) => {
       logFormat: "json",
     },
   );
-  t.is(flagNames(EDGE_FLAGS).length, 20);
+  t.is(flagNames(EDGE_FLAGS).length, 25);
   t.like(edgeConfigFromFlags({}), { ...DEFAULT_EDGE_CONFIG, rateLimit: { perSecond: 0, burst: 1 } });
 });
 
