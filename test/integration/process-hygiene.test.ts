@@ -75,7 +75,7 @@ test("kill -9 of llorch up: core, the edge and the sidecars stop on their own an
   });
   const addresses = [...out.matchAll(/(?:http:\/\/)?(127\.0\.0\.1):(\d+)/g)].map((m) => ({ host: m[1]!, port: Number(m[2]) }));
   const ports = [...new Set(addresses.map((a) => a.port))];
-  t.is(ports.length, 4, `edge, core and two sidecars: ${out}`);
+  t.is(ports.length, 7, `edge, core and two sidecars, and the metrics ports of core and both sidecars: ${out}`);
   children.push(...childrenOf(up.pid!));
   t.is(children.length, 4, "up runs each component as a process of its own");
   for (const port of ports) t.false(await portFree("127.0.0.1", port), `port ${port} is in use while up runs`);
