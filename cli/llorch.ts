@@ -4,12 +4,16 @@
 import { parseArgs } from "node:util";
 import type { ComponentCommand } from "../contracts/runtime/component-command.js";
 import { mergeFlags, readConfigFile, sectionFlags } from "../contracts/runtime/config-file.js";
+import { abandonStdoutIfPiped } from "../contracts/runtime/logger.js";
 import { applyFlags, parseArgsOptions, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
+import { startTracing, type Tracing } from "../contracts/runtime/tracing.js";
 import { coreCommand } from "../core/core-command.js";
 import { edgeCommand } from "../edge/edge-command.js";
 import { workerCommand } from "../workers/sidecar/worker-command.js";
 import { DEFAULT_EDGE_URL, runStatusCommand, STATUS_FLAGS, statusHelp } from "./status.js";
+import { onParentGone } from "./parent-watch.js";
 import { DEMO_MODEL_FLAGS, demoModelHelp, writeDemoModel } from "./demo-model.js";
+import { KEY_FLAGS, keyHelp, runKeyCommand } from "./key.js";
 import { runUp } from "./up.js";
 import { UP_FLAGS, upHelp } from "./up-config.js";
 
@@ -28,20 +32,32 @@ interface Command {
   run(flags: FlagValues, file: Record<string, unknown>, configPath?: string, positionals?: string[]): Promise<void | "done">;
 }
 
-/** Runs a long-lived component until SIGINT/SIGTERM, then stops it cleanly. */
-async function serve(start: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
+/** Runs a long-lived component until SIGINT/SIGTERM or its parent's death, then stops it cleanly and exports the spans still buffered. */
+async function serve(start: () => Promise<{ stop(): Promise<void>; shutdownGraceMs?: number }>, tracing?: Tracing): Promise<void> {
+  let parentGone = false;
+  let stopNow = () => {};
+  onParentGone(() => {
+    // The parent read our stdout: what is written there now goes nowhere (and could keep us from exiting).
+    abandonStdoutIfPiped();
+    parentGone = true;
+    stopNow();
+  });
   const running = await start();
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    const force = setTimeout(() => process.exit(1), 5_000);
+    // The drain has its grace; closing servers and stores after it has a few seconds more.
+    const force = setTimeout(() => process.exit(1), (running.shutdownGraceMs ?? 0) + 5_000);
     force.unref();
     await running.stop();
+    await tracing?.shutdown().catch(() => {});
     process.exit(0);
   };
-  process.on("SIGINT", () => void stop());
-  process.on("SIGTERM", () => void stop());
+  stopNow = () => void stop();
+  process.on("SIGINT", stopNow);
+  process.on("SIGTERM", stopNow);
+  if (parentGone) stopNow();
 }
 
 function component(c: ComponentCommand<unknown>): Command {
@@ -51,7 +67,11 @@ function component(c: ComponentCommand<unknown>): Command {
     help: c.help,
     flags: c.flags,
     structuredKeys: c.structuredKeys,
-    run: (flags, file) => serve(() => c.start(c.configFromFlags(flags, (file[c.name] ?? {}) as Record<string, unknown>))),
+    run: async (flags, file) => {
+      const config = c.configFromFlags(flags, (file[c.name] ?? {}) as Record<string, unknown>);
+      // Before the component starts, so its first request is traced.
+      await serve(async () => c.start(config), await startTracing(c.name));
+    },
   };
 }
 
@@ -66,22 +86,33 @@ const commands: readonly Command[] = [
   component(coreCommand),
   component(edgeCommand),
   component(workerCommand),
-  ...(["status", "tasks", "cancel"] as const).map((name): Command => ({
+  ...(["status", "tasks", "cancel", "verify"] as const).map((name): Command => ({
     name,
-    summary:
-      name === "status"
-        ? "pools, replicas, queues, running tasks and models, through the public API (--edge URL, --json)"
-        : name === "tasks"
-          ? "queued and running tasks (--state finished for recent ones)"
-          : "cancel a task: llorch cancel TASK_ID",
+    summary: {
+      status: "pools, replicas, queues, running tasks and models, through the public API (--edge URL, --json)",
+      tasks: "queued and running tasks (--state finished for recent ones)",
+      cancel: "cancel a task: llorch cancel TASK_ID",
+      verify: "check a catalog model's digest, with a progress bar: llorch verify MODEL_ID",
+    }[name],
     help: statusHelp,
     flags: STATUS_FLAGS,
-    positionals: name === "cancel",
+    positionals: name === "cancel" || name === "verify",
     run: async (flags, _file, _configPath, positionals = []) => {
       await runStatusCommand(name, applyFlags(STATUS_FLAGS, flags, { edge: DEFAULT_EDGE_URL, json: false }), positionals);
       return "done";
     },
   })),
+  {
+    name: "key",
+    summary: "a new random key and its sha256 line for a --keys-file (llorch key NAME --role client|admin|worker)",
+    help: keyHelp,
+    flags: KEY_FLAGS,
+    positionals: true,
+    run: (flags, _file, _configPath, positionals = []) => {
+      runKeyCommand(positionals, applyFlags(KEY_FLAGS, flags, { role: "client", fromStdin: false }));
+      return Promise.resolve("done");
+    },
+  },
   {
     name: "demo-model",
     summary: "write a small random-weight GGUF model to try the embedded llama.cpp engine with",

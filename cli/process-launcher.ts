@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync, readSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
+import { READY_FD_ENV } from "../contracts/runtime/ready-signal.js";
 
 export interface ReadyEvent {
   event: "ready";
@@ -13,7 +15,7 @@ export interface ReadyEvent {
 export interface LaunchedProcess {
   name: string;
   child: ChildProcess;
-  /** Resolves with the process's `event: "ready"` log line; rejects if it exits first. */
+  /** Resolves with the process's ready announcement (its ready pipe, see ready-signal.ts); rejects if it exits first. */
   ready: Promise<ReadyEvent>;
   /** Resolves with the exit code (or signal name) once the process is gone. */
   exited: Promise<number | string>;
@@ -39,19 +41,24 @@ export interface LaunchOptions {
   logFile?: string;
 }
 
-const READY_MARK = '"event":"ready"';
+/** The child's descriptor for its ready announcement: the first after stdin, stdout and stderr. */
+const READY_FD = 3;
 
 /**
- * Starts `llorch <command> ...` as a child process and watches its JSON log
- * for the ready line.
+ * Starts `llorch <command> ...` as a child process and waits for its ready
+ * announcement on a pipe of its own, so readiness does not depend on what
+ * the log shows (any level, any format).
  */
 export function launchLlorch(name: string, args: string[], opts: LaunchOptions = {}): LaunchedProcess {
   const script = opts.script ?? process.argv[1]!;
   const logFd = opts.logFile ? openSync(opts.logFile, "a") : undefined;
+  // The IPC channel tells the child when this process dies, even by SIGKILL (parent-watch.ts); nothing is sent on it.
   const child = spawn(process.execPath, [...(opts.nodeArgs ?? process.execArgv), script, ...args], {
-    stdio: ["ignore", logFd ?? "pipe", "pipe"],
-    env: { ...process.env, ...opts.env },
+    // fd 3: the ready pipe; fd 4: the IPC channel.
+    stdio: ["ignore", logFd ?? "pipe", "pipe", "pipe", "ipc"],
+    env: { ...process.env, ...opts.env, [READY_FD_ENV]: String(READY_FD) },
   });
+  child.channel?.unref();
   if (logFd !== undefined) closeSync(logFd);
   const lines: string[] = [];
   let markReady: (e: ReadyEvent) => void = () => {};
@@ -60,27 +67,22 @@ export function launchLlorch(name: string, args: string[], opts: LaunchOptions =
     markReady = resolve;
     failReady = reject;
   });
-  const onReadyLine = (line: string) => {
-    if (!line.includes(READY_MARK)) return;
+  createInterface({ input: child.stdio[READY_FD] as Readable }).once("line", (line) => {
     try {
       markReady(JSON.parse(line) as ReadyEvent);
     } catch {
-      /* not a log line after all */
+      failReady(new Error(`${name} announced readiness in a form this launcher does not read: ${line.slice(0, 200)}`));
     }
-  };
+  });
   const stderr: string[] = [];
   child.stderr!.setEncoding("utf8").on("data", (s: string) => {
     stderr.push(s);
     if (stderr.length > 200) stderr.shift();
   });
-  if (opts.logFile) {
-    const stopTail = tailUntil(opts.logFile, onReadyLine);
-    void ready.then(stopTail, stopTail);
-  } else {
+  if (!opts.logFile) {
     createInterface({ input: child.stdout! }).on("line", (line) => {
       if (opts.keepLines !== false) lines.push(line);
       opts.onLine?.(line);
-      onReadyLine(line);
     });
   }
   const exited = new Promise<number | string>((resolve) => {
@@ -90,29 +92,6 @@ export function launchLlorch(name: string, args: string[], opts: LaunchOptions =
     });
   });
   return { name, child, ready, exited, lines };
-}
-
-/** Polls a growing file for new complete lines until stopped. */
-function tailUntil(path: string, onLine: (line: string) => void): () => void {
-  let offset = 0;
-  let partial = "";
-  const buf = Buffer.alloc(64 * 1024);
-  const timer = setInterval(() => {
-    const fd = openSync(path, "r");
-    try {
-      for (;;) {
-        const n = readSync(fd, buf, 0, buf.length, offset);
-        if (n <= 0) break;
-        offset += n;
-        const parts = (partial + buf.toString("utf8", 0, n)).split("\n");
-        partial = parts.pop()!;
-        for (const line of parts) onLine(line);
-      }
-    } finally {
-      closeSync(fd);
-    }
-  }, 20);
-  return () => clearInterval(timer);
 }
 
 /** Asks a process to stop (SIGTERM), and insists (SIGKILL) after `graceMs`. */

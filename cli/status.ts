@@ -4,6 +4,9 @@
 import { API_KEY_ENV } from "../contracts/runtime/api-key.js";
 import { flagHelp, type FlagTable } from "../contracts/runtime/flag-table.js";
 import { flagBoolean, flagChoice, flagText } from "../contracts/runtime/flag-values.js";
+import { askEdge, list, str, type Json } from "./edge-api.js";
+import { progressBar, type ProgressJson } from "./progress-bar.js";
+import { runVerify } from "./verify.js";
 
 export interface StatusOptions {
   edge: string;
@@ -29,32 +32,17 @@ export const STATUS_FLAGS: FlagTable<StatusOptions> = [
   },
 ];
 
-export const statusHelp = `llorch status | tasks | cancel TASK_ID — what the system is doing, through the public API
+export const statusHelp = `llorch status | tasks | cancel TASK_ID | verify MODEL_ID — what the system is doing, through the public API
 
-  llorch status            pools, replicas, queues, running tasks and catalog models
+  llorch status            pools, replicas, queues, running tasks and catalog models; loads and verifications with a bar
   llorch tasks             queued and running tasks (--state finished: the recent finished ones)
   llorch cancel TASK_ID    cancel a task
+  llorch verify MODEL_ID   check a catalog model's digest, with a progress bar on a terminal (exit 1 when it fails)
 
 ${flagHelp(STATUS_FLAGS, 22)}
 
 The API key comes from ${API_KEY_ENV} when the edge requires one.
 `;
-
-type Json = Record<string, unknown>;
-
-async function get(o: StatusOptions, path: string, init: RequestInit = {}): Promise<Json> {
-  const key = process.env[API_KEY_ENV];
-  let res: Response;
-  try {
-    res = await fetch(o.edge + path, { ...init, headers: { ...(key ? { Authorization: `Bearer ${key}` } : {}), ...init.headers } });
-  } catch (err) {
-    throw new Error(`cannot reach the edge at ${o.edge}: ${(err as Error).message}`, { cause: err });
-  }
-  const text = await res.text();
-  const body = (text ? JSON.parse(text) : {}) as Json;
-  if (!res.ok) throw new Error(`${path}: ${str(body["code"] ?? res.status)}: ${str(body["message"] ?? text)}`);
-  return body;
-}
 
 /** Columns padded to their widest cell. */
 function table(header: string[], rows: string[][]): string {
@@ -67,27 +55,19 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join("\n");
 }
 
-const list = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);
-/** A JSON value as text: scalars as themselves, anything else (which these fields never are) as JSON. */
-function str(v: unknown): string {
-  if (v === undefined || v === null) return "";
-  if (typeof v === "string") return v;
-  if (typeof v === "number" || typeof v === "boolean") return String(v);
-  return JSON.stringify(v);
-}
-
 function mib(v: unknown): string {
   return typeof v === "number" ? `${Math.round(v / 2 ** 20)} MiB` : "";
 }
 
 async function statusReport(o: StatusOptions): Promise<{ json: Json; text: string }> {
-  const pools = list<Json>((await get(o, "/v1/pools"))["pools"]);
-  const health = await Promise.all(pools.map((p) => get(o, `/v1/pools/${encodeURIComponent(str(p["id"]))}/health`)));
-  const tasks = list<Json>((await get(o, "/v1/tasks?limit=1000"))["tasks"]);
-  const models = list<Json>((await get(o, "/v1/catalog/models?limit=1000"))["models"]);
+  const pools = list<Json>((await askEdge(o, "/v1/pools"))["pools"]);
+  const health = await Promise.all(pools.map((p) => askEdge(o, `/v1/pools/${encodeURIComponent(str(p["id"]))}/health`)));
+  const tasks = list<Json>((await askEdge(o, "/v1/tasks?limit=1000"))["tasks"]);
+  const models = list<Json>((await askEdge(o, "/v1/catalog/models?limit=1000"))["models"]);
   const replicas = health.flatMap((h, i) =>
     list<Json>((h["metrics"] as Json | undefined)?.["replicas"]).map((r): Json => ({ ...r, pool_id: pools[i]!["id"] })),
   );
+  const reloads = pools.map((p, i) => ({ ...p, reload_progress: (health[i]!["metrics"] as Json | undefined)?.["reload_progress"] }));
   const text = [
     table(
       ["POOL", "ENGINE", "MODEL", "READY", "SLOTS BUSY/TOTAL", "QUEUED (INT/BATCH)", "WAIT"],
@@ -122,8 +102,22 @@ async function statusReport(o: StatusOptions): Promise<{ json: Json; text: strin
       ["MODEL", "STATE", "VERIFIED"],
       models.map((m) => [str(m["id"]), str(m["state"]), str((m["verification"] as Json | undefined)?.["status"] ?? "no")]),
     ),
+    ...inProgress(reloads, replicas, models),
   ].join("\n");
-  return { json: { pools, replicas, tasks, models }, text };
+  return { json: { pools: reloads, replicas, tasks, models }, text };
+}
+
+/** A bar for each pool reloading, replica loading and model being verified; nothing when none is. */
+function inProgress(pools: Json[], replicas: Json[], models: Json[]): string[] {
+  const rows: [string, unknown][] = [
+    ...pools.map((p): [string, unknown] => [`pool ${str(p["id"])} (reload)`, p["reload_progress"]]),
+    ...replicas.map((r): [string, unknown] => [`replica ${str(r["replica_id"])}`, r["progress"]]),
+    ...models.map((m): [string, unknown] => [`model ${str(m["id"])}`, (m["verification"] as Json | undefined)?.["progress"]]),
+  ];
+  const busy = rows.filter((r): r is [string, ProgressJson] => typeof r[1] === "object" && r[1] !== null);
+  if (busy.length === 0) return [];
+  const width = Math.max(...busy.map(([who]) => who.length));
+  return ["", "IN PROGRESS", ...busy.map(([who, p]) => `${who.padEnd(width)}  ${progressBar(p)}`)];
 }
 
 function tasksTable(tasks: Json[]): string {
@@ -141,16 +135,17 @@ function tasksTable(tasks: Json[]): string {
 }
 
 /** Runs one of the read commands and prints its answer. */
-export async function runStatusCommand(command: "status" | "tasks" | "cancel", o: StatusOptions, args: string[]): Promise<void> {
+export async function runStatusCommand(command: "status" | "tasks" | "cancel" | "verify", o: StatusOptions, args: string[]): Promise<void> {
+  if (command === "verify") return runVerify(o, args);
   if (command === "cancel") {
     const id = args[0];
     if (!id || args.length > 1) throw new Error("which task: llorch cancel TASK_ID");
-    await get(o, `/v1/tasks/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+    await askEdge(o, `/v1/tasks/${encodeURIComponent(id)}/cancel`, { method: "POST" });
     process.stdout.write(o.json ? `${JSON.stringify({ task_id: id, canceled: true })}\n` : `cancelled ${id}\n`);
     return;
   }
   if (command === "tasks") {
-    const body = await get(o, `/v1/tasks?limit=1000${o.state ? `&state=${o.state}` : ""}`);
+    const body = await askEdge(o, `/v1/tasks?limit=1000${o.state ? `&state=${o.state}` : ""}`);
     process.stdout.write(o.json ? `${JSON.stringify(body)}\n` : `${tasksTable(list<Json>(body["tasks"]))}\n`);
     return;
   }

@@ -1,5 +1,6 @@
 import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
 import { flagBoolean, flagInteger, flagText } from "../contracts/runtime/flag-values.js";
+import { logFormatFlag, type LogFormat } from "../contracts/runtime/log-format.js";
 
 /** What `llorch up` starts; the processes themselves read their own flags. */
 export interface UpConfig {
@@ -7,6 +8,8 @@ export interface UpConfig {
   host: string;
   edgePort: number;
   corePort: number;
+  /** Core's metrics take the first free port from here, each sidecar's the next free one; 0: every metrics port ephemeral. */
+  metricsPort: number;
   /** Mock sidecars to start when the config file has no `workers:` list. */
   workers: number;
   slots: number;
@@ -17,12 +20,16 @@ export interface UpConfig {
   threads?: number;
   /** Do not echo the processes' JSON logs. */
   quiet: boolean;
+  /** The processes' log lines; undefined: LLORCH_LOG_FORMAT, else pretty when this terminal shows them. */
+  logFormat?: LogFormat;
 }
 
 export const UP_DEFAULTS: UpConfig = {
   host: "127.0.0.1",
   edgePort: 8080,
   corePort: 50051,
+  // The ports deploy/prometheus/prometheus.yml scrapes.
+  metricsPort: 9464,
   workers: 2,
   slots: 4,
   tokensPerSecond: 25,
@@ -46,6 +53,12 @@ export const UP_FLAGS: FlagTable<UpConfig> = [
     arg: "N",
     help: `core gRPC port (default ${D.corePort})`,
     apply: (c, v, f) => (c.corePort = flagInteger(f, v, 0, 65_535)),
+  },
+  {
+    name: "metrics-port",
+    arg: "N",
+    help: `core's metrics on the first free port from N, the sidecars' on the next ones, 0 = ephemeral (default ${D.metricsPort})`,
+    apply: (c, v, f) => (c.metricsPort = flagInteger(f, v, 0, 65_535)),
   },
   {
     name: "workers",
@@ -84,6 +97,7 @@ export const UP_FLAGS: FlagTable<UpConfig> = [
     apply: (c, v, f) => (c.threads = flagInteger(f, v, 1, 1024)),
   },
   { name: "quiet", arg: "", help: "do not echo the processes' JSON logs", apply: (c, v, f) => (c.quiet = flagBoolean(f, v)) },
+  logFormatFlag(),
 ];
 
 const HELP_WIDTH = 24;

@@ -63,6 +63,7 @@ export function publicEventData(k: NonToken): { event: string; data: Record<stri
           code: errorCodes.name(k.error.code),
           message: k.error.message,
           engine: publicEngineName(k.error.engine),
+          retriable: k.error.retriable,
           trace_artifact_id: k.error.traceArtifactId || undefined,
         },
       };
@@ -89,8 +90,10 @@ export function renderSse(events: readonly TaskEvent[]): string {
       continue;
     }
     const { event, data } = publicEventData(k);
+    // Seq 0 is no event of the task's log but the edge's own (core unreachable, or the edge shutting down): without an id, a reconnect resumes after the last real one.
+    const id = ev.seq > 0 ? `id: ${ev.seq}\n` : "";
     // JSON.stringify drops undefined members, which is how optional fields stay absent.
-    out += `id: ${ev.seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+    out += `${id}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
   }
   return out;
 }

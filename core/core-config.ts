@@ -1,6 +1,9 @@
-import { apiKeyFrom } from "../contracts/runtime/api-key.js";
+import { apiKeyFrom, ownKeyFrom } from "../contracts/runtime/api-key.js";
+import { securityFlags, type SecuritySettings } from "../contracts/runtime/security-flags.js";
 import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
-import { flagBoolean, flagChoice, flagInteger, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import { flagBoolean, flagChoice, flagInteger, flagList, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import { DEFAULT_SHUTDOWN_GRACE_MS, shutdownGraceFlag } from "../contracts/runtime/shutdown-grace.js";
+import { logFormatFlag, type LogFormat } from "../contracts/runtime/log-format.js";
 import { QUEUE_FULL_POLICIES } from "./scheduler/queue-policy.js";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./scheduler/scheduler-options.js";
 import { DEFAULT_SESSION_OPTIONS, type BudgetLimits, type SessionOptions } from "./sessions/session-store.js";
@@ -13,22 +16,34 @@ export interface CoreConfig {
   metricsPort?: number;
   scheduler: SchedulerOptions;
   sessions: SessionOptions;
-  /** Required on every llama_orch service call when set (reflection and health stay open). */
+  /** LLORCH_API_KEY: a key holding every role, accepted on every llama_orch service (reflection and health stay open). */
   apiKey?: string;
+  /** What core presents to its sidecars (a worker key): LLORCH_KEY, else the API key. Never logged. */
+  ownKey?: string;
+  /** The keys file and TLS files. */
+  security: SecuritySettings;
   /** Where the model catalog and the artifacts live (created if missing). */
   catalogRoot: string;
   artifactsRoot: string;
+  /** Where admitted tasks are journaled, so a core that was killed queues them again when it restarts. One core per directory. */
+  journalRoot: string;
   /**
    * The model cache this host's sidecars download into (their --model-cache),
    * which catalog verify reads; default the sidecars' own default.
    */
   modelCacheDir?: string;
+  /** The only directories (with the model cache) whose files catalog verify reads; a source elsewhere is refused. */
+  modelRoots: string[];
   /** Largest artifact a client may store (canonical JSON bytes); transcripts may be larger. */
   artifactMaxBytes: number;
   /** Load models no pool serves into an idle pool on demand. */
   autoFetch: boolean;
   /** Store every finished stream's SSE transcript as a trace artifact (costs core CPU and disk per task). */
   transcripts: boolean;
+  /** On SIGTERM, how long running tasks may finish before the rest end with SHUTTING_DOWN. */
+  shutdownGraceMs: number;
+  /** Undefined: LLORCH_LOG_FORMAT, else by whether stdout is a terminal. */
+  logFormat?: LogFormat;
 }
 
 export const DEFAULT_CORE_CONFIG: CoreConfig = {
@@ -38,9 +53,13 @@ export const DEFAULT_CORE_CONFIG: CoreConfig = {
   sessions: DEFAULT_SESSION_OPTIONS,
   catalogRoot: ".llorch/catalog",
   artifactsRoot: ".llorch/artifacts",
+  journalRoot: ".llorch/journal",
+  modelRoots: [],
   artifactMaxBytes: 1024 * 1024,
   autoFetch: false,
   transcripts: true,
+  security: { tls: {} },
+  shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
 };
 
 const S = DEFAULT_SCHEDULER_OPTIONS;
@@ -85,6 +104,12 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     apply: (c, v, f) => (c.scheduler.taskRetentionMs = flagInteger(f, v, 0)),
   },
   {
+    name: "max-retained-tasks",
+    arg: "N",
+    help: `tasks kept in memory at most; the oldest finished go first (default ${S.maxRetainedTasks})`,
+    apply: (c, v, f) => (c.scheduler.maxRetainedTasks = flagInteger(f, v, 1)),
+  },
+  {
     name: "wall-timeout-ms",
     arg: "N",
     help: `watchdog: longest run from dispatch, 0 = none (default ${S.wallTimeoutMs})`,
@@ -108,6 +133,7 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     help: `cancel a task this long after its last stream closed, 0 = at once (default ${S.disconnectGraceMs})`,
     apply: (c, v, f) => (c.scheduler.disconnectGraceMs = flagInteger(f, v, 0)),
   },
+  shutdownGraceFlag("running tasks"),
   {
     name: "session-ttl-ms",
     arg: "N",
@@ -148,10 +174,28 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     apply: (c, v, f) => (c.artifactsRoot = flagText(f, v)),
   },
   {
+    name: "journal-root",
+    arg: "DIR",
+    help: `journal of admitted tasks: a restarted core queues the unfinished ones again, one core\nper directory (default ${DEFAULT_CORE_CONFIG.journalRoot})`,
+    apply: (c, v, f) => (c.journalRoot = flagText(f, v)),
+  },
+  {
+    name: "reclaim-grace-ms",
+    arg: "N",
+    help: `after a restart, how long a task that was running waits for its sidecar to hand it back\n(default ${S.reclaimGraceMs})`,
+    apply: (c, v, f) => (c.scheduler.reclaimGraceMs = flagInteger(f, v, 0)),
+  },
+  {
     name: "model-cache",
     arg: "DIR",
     help: "the model cache the sidecars of this host download into, where catalog verify finds hf: and\nhttps:// models (default $LLORCH_MODEL_CACHE, else ~/.cache/llorch/models, as the sidecars')",
     apply: (c, v, f) => (c.modelCacheDir = flagText(f, v)),
+  },
+  {
+    name: "model-roots",
+    arg: "DIR,...",
+    help: "directories whose model files catalog verify may read, besides the model cache (default: none);\na source_url elsewhere is refused",
+    apply: (c, v, f) => (c.modelRoots = flagList(f, v)),
   },
   {
     name: "artifact-max-bytes",
@@ -171,6 +215,8 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     help: "load a model no pool serves into an idle pool of its engine on demand (default off:\nsuch tasks get an advisory POOL_UNAVAILABLE)",
     apply: (c, v, f) => (c.autoFetch = flagBoolean(f, v)),
   },
+  ...securityFlags<CoreConfig>((c) => c.security, "the edge and the sidecars"),
+  logFormatFlag(),
 ];
 
 const HELP_WIDTH = 22;
@@ -181,9 +227,10 @@ export const coreHelp = [
   'Flags (each also settable under "core:" in --config):',
   flagHelp(CORE_FLAGS, HELP_WIDTH),
   "",
-  'The API key comes from LLORCH_API_KEY (or api-key under "core:" in --config);',
-  "every llama_orch service call must present it (reflection and health stay open). Without a key core refuses",
-  "to listen beyond loopback.",
+  "Every llama_orch service call must present a key (reflection and health stay open): one of --keys-file",
+  "(client: tasks, sessions, reads; admin: drain, reload, catalog and artifact writes; worker: registration),",
+  'or LLORCH_API_KEY (or api-key under "core:" in --config), which holds every role. Core presents LLORCH_KEY',
+  "(a worker key; default LLORCH_API_KEY) to its sidecars. Without a key core refuses to listen beyond loopback.",
   helpLine("--config FILE", "YAML config file", HELP_WIDTH),
   "",
 ].join("\n");
@@ -195,9 +242,11 @@ export function coreConfigFromFlags(flags: FlagValues, section: Record<string, u
     ...DEFAULT_CORE_CONFIG,
     scheduler: { ...DEFAULT_SCHEDULER_OPTIONS },
     sessions: { ...DEFAULT_SESSION_OPTIONS, defaultBudgets: {}, perSessionBudgets },
+    security: { tls: {} },
   };
   applyFlags(CORE_FLAGS, flags, config);
   config.apiKey = apiKeyFrom(flags);
+  config.ownKey = ownKeyFrom(flags);
   return config;
 }
 

@@ -1,9 +1,8 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Registry } from "prom-client";
 
-/** The edge's own metrics, served at its /metrics. */
+/** The edge's own metrics, served at its /metrics before core's (see metrics-page.ts). */
 export function createEdgeMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
   return {
     registry,
     httpRequests: new Counter({
@@ -17,6 +16,11 @@ export function createEdgeMetrics() {
       name: "sse_streams_ended_total",
       help: "SSE task streams that ended, by how",
       labelNames: ["how"],
+      registers: [registry],
+    }),
+    coreMetricsUp: new Gauge({
+      name: "core_metrics_up",
+      help: "1 when core answered the edge's last request for its metrics, 0 when it did not (core's series are missing then)",
       registers: [registry],
     }),
   };

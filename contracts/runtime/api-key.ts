@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import { isIP } from "node:net";
 import type { FlagValues } from "./flag-table.js";
 
@@ -17,11 +17,21 @@ export function apiKeyFrom(flags: FlagValues): string | undefined {
   return typeof fromFile === "string" && fromFile !== "" ? fromFile : undefined;
 }
 
-/** Constant-time comparison; hashing first makes the lengths equal without leaking them. */
-export function keyMatches(presented: string, expected: string): boolean {
-  const a = createHash("sha256").update(presented).digest();
-  const b = createHash("sha256").update(expected).digest();
-  return timingSafeEqual(a, b);
+/** The key a process presents to the processes it calls, when it is not LLORCH_API_KEY. */
+export const OWN_KEY_ENV = "LLORCH_KEY";
+
+/**
+ * The key this process presents when it calls another one (core: to its
+ * sidecars, a worker key; a sidecar: to core, a worker key; the edge: to core
+ * for its own calls, a client key): LLORCH_KEY, else `key` in its config
+ * section, else the API key.
+ */
+export function ownKeyFrom(flags: FlagValues): string | undefined {
+  const fromEnv = process.env[OWN_KEY_ENV];
+  if (fromEnv) return fromEnv;
+  const fromFile = flags["key"];
+  if (typeof fromFile === "string" && fromFile !== "") return fromFile;
+  return apiKeyFrom(flags);
 }
 
 /** What logs say instead of a key: `token:<first 6 hex of sha256>`. */
@@ -43,10 +53,10 @@ export function isLoopback(host: string): boolean {
 }
 
 /** Listening beyond loopback with no key would expose everything: refuse to start. */
-export function assertSafeBind(host: string, apiKey: string | undefined, what: string): void {
-  if (!apiKey && !isLoopback(host)) {
+export function assertSafeBind(host: string, keysRequired: boolean, what: string): void {
+  if (!keysRequired && !isLoopback(host)) {
     throw new Error(
-      `refusing to start ${what} on ${host} without an API key: set ${API_KEY_ENV} (or api-key in the config file), or bind to 127.0.0.1`,
+      `refusing to start ${what} on ${host} without an API key: give it --keys-file FILE or set ${API_KEY_ENV} (or api-key in the config file), or bind to 127.0.0.1`,
     );
   }
 }

@@ -3,6 +3,8 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "./logger.js";
 import { fileDescriptorProtos } from "./descriptors.js";
+import { listenTls, type TlsListener } from "./tls-listener.js";
+import type { TlsMaterial } from "./tls.js";
 
 export interface HostedService {
   /** Fully qualified name, e.g. "llama_orch.v1.WorkerService" (for reflection and health). */
@@ -48,6 +50,10 @@ export async function startGrpcServer(opts: {
   port: number;
   services: HostedService[];
   logger: Logger;
+  /** Serve over TLS with this certificate (and require client certificates signed by its CA, when it has one). */
+  tls?: TlsMaterial;
+  /** Names the server in TLS refusal log lines, e.g. "core". */
+  what?: string;
 }): Promise<RunningGrpcServer> {
   const server = new Server({ ...KEEPALIVE_OPTIONS, "grpc.max_concurrent_streams": 10_000 });
   for (const s of opts.services) server.addService(s.definition, s.implementation);
@@ -62,10 +68,17 @@ export async function startGrpcServer(opts: {
   });
   reflection.addToServer(server);
 
-  const bindTo = opts.host.includes(":") ? `[${opts.host}]:${opts.port}` : `${opts.host}:${opts.port}`;
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(bindTo, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  let tlsListener: TlsListener | undefined;
+  let port: number;
+  if (opts.tls?.cert) {
+    tlsListener = await listenTls(server, { ...opts, tls: opts.tls, what: opts.what ?? "gRPC server" });
+    port = tlsListener.port;
+  } else {
+    const bindTo = opts.host.includes(":") ? `[${opts.host}]:${opts.port}` : `${opts.host}:${opts.port}`;
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(bindTo, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+  }
   const address = opts.host.includes(":") ? `[${opts.host}]:${port}` : `${opts.host}:${port}`;
 
   return {
@@ -75,6 +88,7 @@ export async function startGrpcServer(opts: {
     health,
     shutdown: (graceMs = 2_000) =>
       new Promise<void>((resolve) => {
+        tlsListener?.close();
         const force = setTimeout(() => {
           server.forceShutdown();
           resolve();

@@ -1,19 +1,20 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Registry } from "prom-client";
+import { prometheusContentType, type Registry } from "prom-client";
+import { exposition } from "./process-metrics.js";
 
 export interface MetricsServer {
   address: string;
   close(): Promise<void>;
 }
 
-/** Serves `GET /metrics` for processes that have no HTTP API of their own (core, sidecars). */
-export async function startMetricsServer(registry: Registry, host: string, port: number): Promise<MetricsServer> {
+/** Serves `GET /metrics` (the registries one after the other) for processes that have no HTTP API of their own (core, sidecars). */
+export async function startMetricsServer(registries: readonly Registry[], host: string, port: number): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
     if (req.method === "GET" && (req.url === "/metrics" || req.url?.startsWith("/metrics?"))) {
-      registry.metrics().then(
+      exposition(registries).then(
         (text) => {
-          res.writeHead(200, { "content-type": registry.contentType });
+          res.writeHead(200, { "content-type": prometheusContentType });
           res.end(text);
         },
         (err: Error) => {

@@ -9,6 +9,7 @@ import {
   type Attributes,
   type Context,
   type Span,
+  type SpanKind,
   type TextMapGetter,
   type TextMapPropagator,
   type TextMapSetter,
@@ -83,11 +84,24 @@ export function traceIdOf(ctx: Context): string | undefined {
   return sc && isSpanContextValid(sc) ? sc.traceId : undefined;
 }
 
+/** The attributes by which every process's spans name what they are about. */
+export const SPAN_ATTRIBUTES = {
+  taskId: "llama_orch.task_id",
+  poolId: "llama_orch.pool_id",
+  replicaId: "llama_orch.replica_id",
+  tokensIn: "llama_orch.tokens_in",
+  tokensOut: "llama_orch.tokens_out",
+} as const;
+
 const tracer = trace.getTracer("llama-orch");
 
-/** A span under `parent`, and the context to hand to the next hop. */
-export function startSpan(name: string, parent: Context, attributes: Attributes = {}): { span: Span; ctx: Context } {
-  const span = tracer.startSpan(name, { attributes }, parent);
+/**
+ * A span under `parent`, and the context to hand to the next hop. Without a
+ * trace SDK (tracing.ts) it is the API's no-op span, which still carries the
+ * parent's trace context on.
+ */
+export function startSpan(name: string, parent: Context, attributes: Attributes = {}, kind?: SpanKind): { span: Span; ctx: Context } {
+  const span = tracer.startSpan(name, { attributes, kind }, parent);
   return { span, ctx: trace.setSpan(parent, span) };
 }
 

@@ -2,10 +2,11 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import path from "node:path";
-import { pipeline } from "node:stream/promises";
+import type { LoadProgress } from "../../contracts/gen/llama_orch/v1/common.js";
 import { VerificationReason, VerificationStatus, type CatalogModel, type Verification } from "../../contracts/gen/llama_orch/v1/catalog.js";
 import { indexKeyOf, readIndexEntry } from "../../contracts/model-cache.js";
 import { localPathOf, parseModelRef, type ModelRef } from "../../contracts/model-ref.js";
+import { OUTSIDE_ROOTS_MESSAGE, outsideRoots, type ModelRoots } from "./model-roots.js";
 
 const { VERIFICATION_STATUS_PENDING: PENDING, VERIFICATION_STATUS_PASSED: PASSED, VERIFICATION_STATUS_FAILED: FAILED } = VerificationStatus;
 const {
@@ -19,6 +20,8 @@ const {
 export interface VerifyOptions {
   /** Relative file refs resolve against this. */
   baseDir: string;
+  /** The only directories a source file (and a model cache entry) is read from: --model-roots and the model cache. */
+  roots: ModelRoots;
   /** The entry's cache directory; `<modelDir>/model` is used when the source is not a local file. */
   modelDir: string;
   /**
@@ -28,13 +31,37 @@ export interface VerifyOptions {
    */
   modelCache?: { root: string; hubEndpoint: string };
   clock?: () => number;
+  /** Told how far the hashing has got, once per chunk read (a number to keep, not work to do). */
+  onProgress?: (progress: LoadProgress) => void;
 }
 
-/** Streams a file through sha256 so multi-GB weights never sit in memory. */
-export async function sha256File(file: string): Promise<string> {
+/** Streams a file through sha256 so multi-GB weights never sit in memory; `onBytes` hears the running total read. */
+export async function sha256File(file: string, onBytes?: (bytesRead: number) => void): Promise<string> {
   const hash = createHash("sha256");
-  await pipeline(createReadStream(file), hash);
+  let read = 0;
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    read += chunk.length;
+    onBytes?.(read);
+  }
   return hash.digest("hex");
+}
+
+/** Progress in bytes of hashing `file`, `size` bytes long, started at `startedAt`. */
+function hashingProgress(file: string, size: number, onProgress: (p: LoadProgress) => void, clock: () => number) {
+  const startedAt = clock();
+  const report = (bytesDone: number): void => {
+    const seconds = (clock() - startedAt) / 1000;
+    onProgress({
+      phase: "verifying",
+      bytesDone,
+      bytesTotal: size,
+      bytesPerSecond: seconds > 0 ? Math.round(bytesDone / seconds) : undefined,
+      subject: path.basename(file),
+    });
+  };
+  report(0);
+  return report;
 }
 
 /**
@@ -56,6 +83,8 @@ export async function verifyEntry(entry: CatalogModel, opts: VerifyOptions): Pro
   });
 
   const located = await locate(entry, opts);
+  // Refused before verification starts (assertReadableSource); here only if the file moved out since.
+  if (located.kind === "outside") return result(PENDING, NOT_LOCAL, { warnings: [OUTSIDE_ROOTS_MESSAGE] });
   if (located.kind === "not_local") {
     return result(PENDING, NOT_LOCAL, { warnings: ["artifact is not local; digest not checked"] });
   }
@@ -78,7 +107,8 @@ export async function verifyEntry(entry: CatalogModel, opts: VerifyOptions): Pro
 
   let actual: string;
   try {
-    actual = await sha256File(file);
+    const onBytes = opts.onProgress && hashingProgress(file, info.size, opts.onProgress, opts.clock ?? Date.now);
+    actual = await sha256File(file, onBytes);
   } catch (err) {
     return result(FAILED, ARTIFACT_MISSING, { error: `artifact ${file} could not be read: ${(err as Error).message}` });
   }
@@ -91,15 +121,31 @@ export async function verifyEntry(entry: CatalogModel, opts: VerifyOptions): Pro
   });
 }
 
-type Located = { kind: "local"; path: string } | { kind: "not_local" };
+/**
+ * Refuses to verify an entry whose source is a local file outside the roots
+ * (INVALID_PARAMS on /source_url, in the same words for every such path,
+ * existing or not): checked before verification starts, so the client hears it.
+ */
+export async function assertReadableSource(entry: CatalogModel, opts: Pick<VerifyOptions, "baseDir" | "roots">): Promise<void> {
+  const source = sourceOf(entry);
+  const local = source && localPathOf(source, opts.baseDir);
+  if (local !== undefined && (await opts.roots.admit(local)) === undefined) throw outsideRoots();
+}
+
+type Located = { kind: "local"; path: string } | { kind: "not_local" } | { kind: "outside" };
 
 async function locate(entry: CatalogModel, opts: VerifyOptions): Promise<Located> {
   const source = sourceOf(entry);
   if (source !== undefined) {
     const local = localPathOf(source, opts.baseDir);
-    if (local !== undefined) return { kind: "local", path: local };
+    if (local !== undefined) {
+      const admitted = await opts.roots.admit(local);
+      return admitted === undefined ? { kind: "outside" } : { kind: "local", path: admitted };
+    }
     const cached = opts.modelCache && (await inModelCache(source, opts.modelCache));
-    if (cached !== undefined) return { kind: "local", path: cached };
+    // The cache's index names where its bytes are; they are read only if that is inside a root too.
+    const admitted = cached === undefined ? undefined : await opts.roots.admit(cached);
+    if (admitted !== undefined) return { kind: "local", path: admitted };
   }
   const cached = path.join(opts.modelDir, "model");
   try {

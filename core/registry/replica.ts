@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { credentials, Metadata, type ClientReadableStream } from "@grpc/grpc-js";
+import { Metadata, status as GrpcStatus, type ClientReadableStream } from "@grpc/grpc-js";
 import type { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { RegisterRequest } from "../../contracts/gen/llama_orch/v1/registry.js";
 import {
@@ -13,8 +13,10 @@ import {
   type WorkerProps,
 } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { errorDetailOf } from "../../contracts/runtime/error-status.js";
+import { dialWith, type Dial } from "../../contracts/runtime/dial.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../../contracts/runtime/grpc-server.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
+import { publicText } from "../../contracts/runtime/public-text.js";
 import type { ReplicaSnapshot } from "../placement/placement.js";
 import { SlotLease } from "./slot-lease.js";
 
@@ -22,6 +24,10 @@ import { SlotLease } from "./slot-lease.js";
 export type ReplicaRegistration = RegisterRequest;
 
 const WATCH_RETRY_MS = 250;
+const CANCEL_DEADLINE_MS = 5_000;
+
+/** Plaintext, no key: how core dials sidecars when nothing is configured (and how tests build replicas). */
+const PLAIN_DIAL = dialWith({ channel: { ...CLIENT_CHANNEL_OPTIONS, "grpc.max_concurrent_streams": 10_000 } });
 
 /**
  * A LoadModel the sidecar refused: its sentence, and the typed reason it
@@ -67,12 +73,10 @@ export class Replica extends EventEmitter {
   constructor(
     readonly registration: ReplicaRegistration,
     private readonly logger: Logger,
+    dial: Dial = PLAIN_DIAL,
   ) {
     super();
-    this.client = new WorkerServiceClient(registration.address, credentials.createInsecure(), {
-      ...CLIENT_CHANNEL_OPTIONS,
-      "grpc.max_concurrent_streams": 10_000,
-    });
+    this.client = new WorkerServiceClient(registration.address, dial.credentials, dial.options);
     this.currentProps.slotsTotal = registration.slotsTotal;
     this.currentProps.slotsFree = registration.slotsTotal;
   }
@@ -108,6 +112,16 @@ export class Replica extends EventEmitter {
    */
   claimSlot(): SlotLease | undefined {
     if (this.leasedSlots >= this.slotsTotal) return undefined;
+    this.leasedSlots++;
+    return new SlotLease(() => this.leasedSlots--);
+  }
+
+  /**
+   * A lease for a generation the sidecar already runs (or ran) for core, which
+   * core takes back after a restart: counted even past the slots, because it
+   * is there whatever core counts (and one that already ended uses none).
+   */
+  claimHeldSlot(): SlotLease {
     this.leasedSlots++;
     return new SlotLease(() => this.leasedSlots--);
   }
@@ -203,7 +217,13 @@ export class Replica extends EventEmitter {
     return new Promise((resolve, reject) => {
       this.client.loadModel({ modelRef, expectedDigest }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err) {
-          reject(new ModelLoadError(err.details || err.message, errorDetailOf(err)?.code));
+          // The refusal reaches pool health; a transport failure's details name the sidecar's address.
+          const detail = err.details || err.message;
+          this.logger.warn(
+            { replica_id: this.id, pool_id: this.poolId, model_ref: modelRef, detail },
+            `load of ${modelRef} failed: ${detail}`,
+          );
+          reject(new ModelLoadError(publicText(detail), errorDetailOf(err)?.code));
           return;
         }
         this.client.info({}, (infoErr, info) => {
@@ -217,6 +237,34 @@ export class Replica extends EventEmitter {
     });
   }
 
+  /**
+   * Whether the sidecar still answers within `timeoutMs`: any answer, even a
+   * refusal, means a process is there; only silence or an unreachable address
+   * means its lease is as good as gone.
+   */
+  answers(timeoutMs: number): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      this.client.health({}, new Metadata(), { deadline: Date.now() + timeoutMs }, (err) => {
+        resolve(!err || (err.code !== GrpcStatus.UNAVAILABLE && err.code !== GrpcStatus.DEADLINE_EXCEEDED));
+      });
+    });
+  }
+
+  /**
+   * Best-effort Cancel RPC: core's Submits are detachable (a call that
+   * breaks leaves its generation running on the sidecar, held for a
+   * Resume), so a generation core gives up on is stopped by name as well.
+   * `done` runs once the sidecar answered (or could not be asked).
+   */
+  cancelGeneration(taskId: string, done: () => void = () => {}): void {
+    if (this.closed) {
+      done();
+      return;
+    }
+    this.client.cancel({ taskId }, new Metadata(), { deadline: Date.now() + CANCEL_DEADLINE_MS }, () => done());
+  }
+
   start(): void {
     this.fetchInfo();
     this.watch(
@@ -225,7 +273,8 @@ export class Replica extends EventEmitter {
       (m: WatchHealthResponse) => {
         if (!m.health) return;
         const becameReady = m.health.ready && !this.currentHealth.ready;
-        this.currentHealth = m.health;
+        // Pool health shows it to clients; sidecars send public text, one from another release may not.
+        this.currentHealth = { ...m.health, lastError: publicText(m.health.lastError) };
         this.currentLoad = m.load;
         if (becameReady) {
           this.infoCurrent = false;
@@ -285,7 +334,7 @@ export class Replica extends EventEmitter {
       if (failed || this.closed) return;
       failed = true;
       this.watches.splice(this.watches.indexOf(call), 1);
-      this.currentHealth = { live: false, ready: false, lastError: `${what} watch lost: ${reason}` };
+      this.currentHealth = { live: false, ready: false, lastError: `${what} watch lost: ${publicText(reason)}` };
       this.currentLoad = undefined;
       this.emit("change");
       this.logger.warn({ replica_id: this.id, pool_id: this.poolId, reason }, `${what} watch lost`);

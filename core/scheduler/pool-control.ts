@@ -12,6 +12,7 @@ import type { PoolTable } from "./pool-table.js";
 import type { TaskLifecycle } from "./task-lifecycle.js";
 import { taskLogFields } from "./task-labels.js";
 import type { TaskTable } from "./task-table.js";
+import type { TaskJournalSink } from "../journal/task-journal.js";
 
 /**
  * What operators and the registry do to pools: drain (also of every pool
@@ -28,6 +29,7 @@ export class PoolControl {
       lifecycle: TaskLifecycle;
       gauges: PoolGauges;
       logger: Logger;
+      journal: () => TaskJournalSink | undefined;
       placeAnywhere: (request: CreateTaskRequest) => PlacementDecision;
       dispatch: (poolId: string) => void;
     },
@@ -101,6 +103,7 @@ export class PoolControl {
       if (!target || target.queue.isFull) continue;
       pool.queue.remove(task.id);
       task.moveToPool(target.id);
+      this.deps.journal()?.moved(task.id, target.id);
       target.queue.enqueue(task.id, task.request.priority, task);
       this.deps.logger.info(
         { ...taskLogFields(task), event: "replaced" },

@@ -19,6 +19,8 @@ export interface SchedulerOptions {
   metricsIntervalMs: number;
   /** A task whose every stream closed is cancelled after this long unless a client comes back (0 = at once). */
   disconnectGraceMs: number;
+  /** After a restart, how long a task the journal says was running waits for its replica to hand it back. */
+  reclaimGraceMs: number;
 }
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
@@ -31,4 +33,5 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   idleTimeoutMs: 60_000,
   metricsIntervalMs: 1_000,
   disconnectGraceMs: 5_000,
+  reclaimGraceMs: 10_000,
 };

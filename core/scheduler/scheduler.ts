@@ -5,13 +5,14 @@ import type { GetPoolHealthResponse, PoolSummary } from "../../contracts/gen/lla
 import { engines, priorities } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import type { OrchError } from "../../contracts/runtime/metadata.js";
-import { startSpan } from "../../contracts/runtime/trace-context.js";
+import { SPAN_ATTRIBUTES, startSpan } from "../../contracts/runtime/trace-context.js";
 import type { CoreMetrics } from "../metrics.js";
 import type { Replica } from "../registry/replica.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
-import type { BudgetsRemaining, SessionStore } from "../sessions/session-store.js";
+import type { BudgetLimits, BudgetsRemaining, SessionStore } from "../sessions/session-store.js";
 import { Task } from "../tasks/task.js";
 import type { TraceRecorder } from "../tasks/trace-recorder.js";
+import type { Recovery, TaskJournalSink } from "../journal/task-journal.js";
 import {
   catalogRefusal,
   ctxRefusal,
@@ -21,6 +22,7 @@ import {
   placementRefusal,
   queueFullRefusal,
   sessionRefusal,
+  shutdownRefusal,
   unservedModelRefusal,
   type Refusal,
 } from "./admission.js";
@@ -33,8 +35,9 @@ import { Predictions } from "./predictions.js";
 import { ProgressFrames } from "./progress-frames.js";
 import { onQueueFull } from "./queue-policy.js";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./scheduler-options.js";
-import { poolLabels, replicaLabels, taskLogFields } from "./task-labels.js";
+import { NO_LABEL_VALUE, poolLabels, replicaLabels, taskLogFields } from "./task-labels.js";
 import { TaskLifecycle } from "./task-lifecycle.js";
+import { TaskRecovery } from "./task-recovery.js";
 import { TaskRunner } from "./task-runner.js";
 import { taskSummaryView } from "./task-summaries.js";
 import { TaskTable } from "./task-table.js";
@@ -48,6 +51,8 @@ export interface Admission {
   queuePosition: number;
   predictedStartMs: number;
   budgets: BudgetsRemaining;
+  /** Resolves once the admission is in the journal (at once without one): only then may it be acknowledged. */
+  durable: Promise<void>;
 }
 
 /** What other parts of core plug into admission and finishing. */
@@ -57,6 +62,8 @@ export interface SchedulerHooks {
   /** What to say (or do) when no pool serves a task's model. */
   unservedModel?: (request: CreateTaskRequest) => OrchError | undefined;
   traceRecorder?: TraceRecorder;
+  /** Where admitted tasks are journaled, so a restarted core queues them again. */
+  journal?: TaskJournalSink;
 }
 
 /**
@@ -76,7 +83,10 @@ export class Scheduler {
   private readonly dispatcher: Dispatcher;
   private readonly lifecycle: TaskLifecycle;
   private readonly poolControl: PoolControl;
+  private readonly recovery: TaskRecovery;
   private hooks: SchedulerHooks = {};
+  /** Set by beginShutdown: admission refuses everything. */
+  private shuttingDown = false;
 
   constructor(
     private readonly registry: ReplicaRegistry,
@@ -85,7 +95,7 @@ export class Scheduler {
     private readonly logger: Logger,
     private readonly options: SchedulerOptions = DEFAULT_SCHEDULER_OPTIONS,
   ) {
-    this.tasks = new TaskTable(this.timers, options);
+    this.tasks = new TaskTable(options);
     this.pools = new PoolTable(options.queueCapacity);
     this.gauges = new PoolGauges(metrics, registry, this.pools);
     this.predictions = new Predictions(registry, () => this.tasks.running);
@@ -103,6 +113,7 @@ export class Scheduler {
       metrics,
       logger,
       traceRecorder: () => this.hooks.traceRecorder,
+      journal: () => this.hooks.journal,
       queueChanged,
       dispatch,
       options,
@@ -114,6 +125,7 @@ export class Scheduler {
       metrics,
       logger,
       finish: this.lifecycle.finish,
+      journal: () => this.hooks.journal,
       redispatchSoon: (poolId) => this.timers.later(REDISPATCH_DELAY_MS, () => dispatch(poolId)),
       maxDispatchAttempts: options.maxDispatchAttempts,
     });
@@ -125,20 +137,38 @@ export class Scheduler {
       lifecycle: this.lifecycle,
       gauges: this.gauges,
       logger,
+      journal: () => this.hooks.journal,
       placeAnywhere: (request) => this.dispatcher.placeAnywhere(request),
       dispatch,
+    });
+    this.recovery = new TaskRecovery({
+      tasks: this.tasks,
+      pools: this.pools,
+      sessions,
+      predictions: this.predictions,
+      timers: this.timers,
+      logger,
+      finish: this.lifecycle.finish,
+      queueChanged,
+      dispatch,
+      resume: (...taken) => runner.resume(...taken),
+      reclaimGraceMs: options.reclaimGraceMs,
     });
     this.follow(registry);
     const tick = Math.max(50, Math.min(1_000, ...[options.wallTimeoutMs, options.idleTimeoutMs].filter((v) => v > 0).map((v) => v / 4)));
     this.timers.every(tick, () => this.lifecycle.watchdog());
+    // The one sweeper of finished tasks: reads check expiry themselves, so its cadence bounds memory, not what clients see.
+    this.timers.every(Math.max(50, Math.min(1_000, options.taskRetentionMs / 4)), () => this.tasks.sweep(Date.now()));
     if (options.metricsIntervalMs > 0) this.timers.every(options.metricsIntervalMs, () => this.frames.running(this.tasks.running));
   }
 
   /** A replica that changed may take work; a pool that lost its last replica hands its queue on. */
   private follow(registry: ReplicaRegistry): void {
     registry.on("change", (replica: Replica) => {
-      this.pools.ensure(replica);
+      const pool = this.pools.ensure(replica);
       this.gauges.replicasReady(replica.poolId);
+      this.gauges.replicaSeries(replica);
+      this.gauges.queueDepth(pool);
       this.dispatcher.dispatch(replica.poolId);
     });
     registry.on("removed", (replica: Replica) => this.poolControl.replaceOrphans(replica.poolId));
@@ -149,19 +179,34 @@ export class Scheduler {
       admissionCheck: hooks.admissionCheck ?? this.hooks.admissionCheck,
       unservedModel: hooks.unservedModel ?? this.hooks.unservedModel,
       traceRecorder: hooks.traceRecorder ?? this.hooks.traceRecorder,
+      journal: hooks.journal ?? this.hooks.journal,
     };
+  }
+
+  /** Puts back what the journal found unfinished at start, before any replica registers. */
+  restore(recovery: Recovery): void {
+    this.recovery.restore(recovery);
+  }
+
+  /** A replica registered with generations it kept while core was away: core takes back those it waits for. */
+  reclaim(replica: Replica, heldTaskIds: readonly string[]): void {
+    this.recovery.reclaim(replica, heldTaskIds);
   }
 
   getTask(id: string): Task | undefined {
     return this.tasks.get(id);
   }
 
-  /** Runs admission and enqueues; throws OrchError with a typed code when refused. */
-  admit(request: CreateTaskRequest, correlationId: string, traceParent: Context = ROOT_CONTEXT): Admission {
+  /**
+   * Runs admission and enqueues; throws OrchError with a typed code when
+   * refused. `keyBudgets`: the session budgets of the key that sent the task.
+   */
+  admit(request: CreateTaskRequest, correlationId: string, traceParent: Context = ROOT_CONTEXT, keyBudgets?: BudgetLimits): Admission {
     const engineName = engines.name(request.engine);
     const refuse = (refusal: Refusal | undefined): void => {
       if (refusal) throw this.reject(engineName, refusal);
     };
+    refuse(shutdownRefusal(this.shuttingDown));
     refuse(duplicateTaskRefusal(request.taskId, this.tasks.has(request.taskId)));
     refuse(ctxRefusal(request));
     refuse(catalogRefusal(this.hooks.admissionCheck?.(request.modelRef)));
@@ -179,7 +224,7 @@ export class Scheduler {
     const pool = this.pools.get(decision.poolId) ?? this.pools.ensure(this.registry.get(decision.replicaId)!);
     let session;
     try {
-      session = this.sessions.admitTurn(request.sessionId);
+      session = this.sessions.admitTurn(request.sessionId, keyBudgets);
     } catch (err) {
       throw this.reject(engineName, sessionRefusal(err as OrchError));
     }
@@ -207,11 +252,29 @@ export class Scheduler {
     return this.frames.liveBudgets(task);
   }
 
-  /** Stops everything; used at shutdown. */
+  /**
+   * SIGTERM: from now on nothing is admitted (SHUTTING_DOWN, retriable), and
+   * queued tasks end at once, so their clients can go elsewhere; running ones
+   * may finish until close().
+   */
+  beginShutdown(): { running: number; queued: number } {
+    this.shuttingDown = true;
+    const queued = this.tasks.unfinished().filter((t) => t.state === "queued");
+    this.lifecycle.shutdown(queued, "core is shutting down and the task had not started; submit it again");
+    return { running: this.tasks.running.size, queued: queued.length };
+  }
+
+  /** Tasks running on replicas now (what a shutdown waits for). */
+  get runningCount(): number {
+    return this.tasks.running.size;
+  }
+
+  /** Stops everything; what still runs ends with SHUTTING_DOWN. */
   close(): void {
+    this.shuttingDown = true;
     this.timers.clearAll();
     this.poolControl.close();
-    this.lifecycle.shutdown();
+    this.lifecycle.shutdown(this.tasks.unfinished(), "core shut down before the task finished; submit it again");
   }
 
   queueDepth(poolId: string): number {
@@ -289,12 +352,14 @@ export class Scheduler {
     if (pool.queue.isFull) this.makeRoom(pool, request, engineName);
 
     const { span, ctx } = startSpan("llama_orch.task", traceParent, {
-      "llama_orch.task_id": request.taskId,
-      "llama_orch.pool_id": pool.id,
+      [SPAN_ATTRIBUTES.taskId]: request.taskId,
+      [SPAN_ATTRIBUTES.poolId]: pool.id,
     });
     const task = new Task(request, pool.id, correlationId, { predictedDurationMs, span, traceContext: ctx });
     pool.queue.enqueue(task.id, request.priority, task);
     this.tasks.add(task);
+    // Journaled before dispatch, so its admission comes first in the file.
+    const durable = this.hooks.journal?.admitted(task) ?? Promise.resolve();
     const queuePosition = pool.queue.positionOf(task.id) ?? 0;
     const starts = this.predictions.startsMs(
       pool.id,
@@ -305,7 +370,8 @@ export class Scheduler {
     task.log.append({ $case: "started", started: { queuePosition, predictedStartMs } });
     this.metrics.tasksEnqueued.inc({
       ...poolLabels(pool, this.registry.inPool(pool.id)),
-      replica_id: "",
+      // Counted at admission, before placement chose a replica.
+      replica_id: NO_LABEL_VALUE,
       priority: priorities.name(request.priority),
     });
     this.logger.info(
@@ -314,7 +380,7 @@ export class Scheduler {
     );
     this.dispatcher.dispatch(pool.id);
     this.gauges.queueDepth(pool);
-    return { task, queuePosition, predictedStartMs, budgets };
+    return { task, queuePosition, predictedStartMs, budgets, durable };
   }
 
   /** Applies the full-queue policy: evicts a victim or throws the backpressure error. */

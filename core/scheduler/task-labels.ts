@@ -18,13 +18,31 @@ export function taskLogFields(task: Task) {
   };
 }
 
-/** Metric labels of a task's counters; the replica's are empty when it ran nowhere. */
+/**
+ * A metric label's value where it has none at that moment: the replica of a
+ * task still queued, the engine version of a pool no replica has described,
+ * the engine of a catalog check that ran no engine. Prometheus treats an empty
+ * label as no label, so `""` would drop out of every by (replica_id).
+ */
+export const NO_LABEL_VALUE = "none";
+
+/** Metric labels of a task's counters; the replica's are NO_LABEL_VALUE when it ran nowhere. */
 export function replicaLabels(task: Task, replica: Replica | undefined) {
   return {
     engine: engines.name(task.request.engine),
-    engine_version: replica?.engineVersion ?? "",
+    engine_version: replica?.engineVersion || NO_LABEL_VALUE,
     pool_id: task.poolId,
-    replica_id: replica?.id ?? "",
+    replica_id: replica?.id ?? NO_LABEL_VALUE,
+  };
+}
+
+/** Labels of a replica's token counters, as replicaLabels gives them for the tasks it runs. */
+export function replicaSeriesLabels(replica: Replica) {
+  return {
+    engine: engines.name(replica.registration.engine),
+    engine_version: replica.engineVersion || NO_LABEL_VALUE,
+    pool_id: replica.poolId,
+    replica_id: replica.id,
   };
 }
 
@@ -32,7 +50,7 @@ export function replicaLabels(task: Task, replica: Replica | undefined) {
 export function latencyLabels(task: Task, replica: Replica) {
   return {
     engine: engines.name(task.request.engine),
-    engine_version: replica.engineVersion,
+    engine_version: replica.engineVersion || NO_LABEL_VALUE,
     pool_id: task.poolId,
     priority: priorities.name(task.request.priority),
   };
@@ -40,7 +58,7 @@ export function latencyLabels(task: Task, replica: Replica) {
 
 /** Labels of a pool's gauges: the engine version is the first one a replica of the pool reported. */
 export function poolLabels(pool: PoolState, replicas: readonly Replica[]) {
-  const version = replicas.find((r) => r.engineVersion)?.engineVersion ?? "";
+  const version = replicas.find((r) => r.engineVersion)?.engineVersion || NO_LABEL_VALUE;
   return { engine: engines.name(pool.engine), engine_version: version, pool_id: pool.id };
 }
 

@@ -2,16 +2,19 @@ import { SpanStatusCode } from "@opentelemetry/api";
 import { ErrorCode, StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { OrchError } from "../../contracts/runtime/metadata.js";
+import { SPAN_ATTRIBUTES } from "../../contracts/runtime/trace-context.js";
 import type { CoreMetrics } from "../metrics.js";
 import type { Replica } from "../registry/replica.js";
 import type { SessionStore } from "../sessions/session-store.js";
 import type { Task, TerminalEvent } from "../tasks/task.js";
 import type { TraceRecorder } from "../tasks/trace-recorder.js";
+import type { TaskJournalSink } from "../journal/task-journal.js";
 import type { PoolState } from "./pool-state.js";
 import type { PoolTable } from "./pool-table.js";
 import type { Predictions } from "./predictions.js";
 import { cancelReasonLabel, latencyLabels, replicaLabels, taskLogFields } from "./task-labels.js";
 import type { TaskTable } from "./task-table.js";
+import { stopGeneration } from "./generation-stop.js";
 
 /**
  * Ends a task. `ran` says it ran although it is not running now (its last
@@ -35,6 +38,7 @@ export class TaskLifecycle {
       metrics: CoreMetrics;
       logger: Logger;
       traceRecorder: () => TraceRecorder | undefined;
+      journal: () => TaskJournalSink | undefined;
       /** A finished task left its queue: gauges and movement frames. */
       queueChanged: (pool: PoolState) => void;
       /** A slot came back: the pool may start more work. */
@@ -51,6 +55,7 @@ export class TaskLifecycle {
     if (task.state === "queued" && pool?.queue.remove(task.id)) this.deps.queueChanged(pool);
     const now = Date.now();
     this.deps.tasks.finish(task, now);
+    this.deps.journal()?.finished(task.id);
     this.closeLog(task, terminal);
     const decodeTimeMs = task.dispatchedAt ? now - task.dispatchedAt : 0;
     if (replica && wasRunning) this.recordRun(task, replica, terminal, decodeTimeMs);
@@ -96,7 +101,7 @@ export class TaskLifecycle {
         stopReason: StopReason.STOP_REASON_CANCELED,
       },
     });
-    call?.cancel();
+    stopGeneration(task.id, call, replica);
     this.deps.metrics.tasksCanceled.inc({ ...replicaLabels(task, replica), reason: cancelReasonLabel(reason) });
     this.deps.logger.info(
       { ...taskLogFields(task), event: "canceled", reason },
@@ -108,9 +113,10 @@ export class TaskLifecycle {
   /** Ends a task from outside its stream (drain, shutdown) and cancels its generation on the replica. */
   stop(task: Task, code: ErrorCode, message: string, canceledReason?: string): void {
     const call = task.call;
-    if (canceledReason) this.deps.metrics.tasksCanceled.inc({ ...replicaLabels(task, task.replica), reason: canceledReason });
+    const replica = task.replica;
+    if (canceledReason) this.deps.metrics.tasksCanceled.inc({ ...replicaLabels(task, replica), reason: canceledReason });
     this.finish(task, { $case: "error", error: { traceArtifactId: "", code, message, engine: task.request.engine, retriable: true } });
-    call?.cancel();
+    stopGeneration(task.id, call, replica);
   }
 
   /** Ends running tasks that ran too long or stopped producing, and cancels them on their replica. */
@@ -129,21 +135,14 @@ export class TaskLifecycle {
     }
   }
 
-  /** Ends every unfinished task: core is shutting down. */
-  shutdown(): void {
-    for (const task of this.deps.tasks.unfinished()) {
-      if (task.state === "finished") continue;
-      task.call?.cancel();
-      this.finish(task, {
-        $case: "error",
-        error: {
-          traceArtifactId: "",
-          code: ErrorCode.ERROR_CODE_INTERNAL,
-          message: "core is shutting down",
-          engine: task.request.engine,
-          retriable: true,
-        },
-      });
+  /**
+   * Core is shutting down: the given tasks (queued ones when the drain begins,
+   * whatever is left when its grace is over) end with SHUTTING_DOWN, which is
+   * retriable, and are cancelled on their replicas.
+   */
+  shutdown(tasks: readonly Task[], message: string): void {
+    for (const task of tasks) {
+      if (task.state !== "finished") this.stop(task, ErrorCode.ERROR_CODE_SHUTTING_DOWN, message, "shutdown");
     }
   }
 
@@ -166,7 +165,11 @@ export class TaskLifecycle {
     if (recorder) terminal = withTraceId(terminal, recorder.record(task, terminal));
     task.log.append(terminal);
     if (terminal.$case === "error") task.span?.setStatus({ code: SpanStatusCode.ERROR, message: terminal.error.message });
-    task.span?.setAttribute("llama_orch.tokens_out", task.tokensOut);
+    task.span?.setAttributes({
+      [SPAN_ATTRIBUTES.tokensIn]: task.tokensIn,
+      [SPAN_ATTRIBUTES.tokensOut]: task.tokensOut,
+      ...(task.replica ? { [SPAN_ATTRIBUTES.replicaId]: task.replica.id } : {}),
+    });
     task.span?.end();
   }
 

@@ -1,5 +1,5 @@
 import type { sendUnaryData } from "@grpc/grpc-js";
-import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
+import { ErrorCode, type LoadProgress } from "../../contracts/gen/llama_orch/v1/common.js";
 import {
   CatalogModel,
   CatalogModelState,
@@ -16,9 +16,12 @@ import { OrchError } from "../../contracts/runtime/metadata.js";
 import { publicEnumNames } from "../../contracts/public-enum-names.js";
 import { CatalogError, type CatalogStore } from "../catalog/catalog-store.js";
 import { isModelState, registration, stateName } from "../catalog/catalog-model.js";
-import { verifyEntry } from "../catalog/verify.js";
+import { assertReadableSource, verifyEntry } from "../catalog/verify.js";
+import type { ModelRoots } from "../catalog/model-roots.js";
+import { VerifyProgress } from "../catalog/verify-progress.js";
 import type { CoreMetrics } from "../metrics.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
+import { NO_LABEL_VALUE } from "../scheduler/task-labels.js";
 import { pageOf } from "./paging.js";
 import { respond } from "./respond.js";
 
@@ -34,12 +37,16 @@ function typed(err: unknown): unknown {
 
 interface CatalogDeps {
   store: CatalogStore;
+  /** The running verifications' progress, shown on the entries they verify. */
+  progress?: VerifyProgress;
   scheduler: Scheduler;
   metrics: CoreMetrics;
   logger: Logger;
   baseDir: string;
   /** The sidecars' model cache, where verify finds hf: and https:// sources they fetched. */
   modelCache?: { root: string; hubEndpoint: string };
+  /** What verify may read: --model-roots and the model cache. */
+  roots: ModelRoots;
 }
 
 const notFound = (id: string) => OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no model ${id} in the catalog`);
@@ -50,8 +57,9 @@ const notFound = (id: string) => OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `n
  * sidecars' model cache; missing signatures or SBOM only warn) and lifecycle
  * state (retiring drains the pools serving the model).
  */
-export function catalogService(deps: CatalogDeps): CatalogServiceServer {
-  const { store, metrics, logger } = deps;
+export function catalogService(given: CatalogDeps): CatalogServiceServer {
+  const deps = { ...given, progress: given.progress ?? new VerifyProgress() };
+  const { store, metrics, logger, progress } = deps;
   const answer = <T>(callback: sendUnaryData<T>, work: () => T | Promise<T>) => respond(callback, logger, work, typed);
   for (const e of store.list()) publishState(metrics, e);
 
@@ -61,7 +69,7 @@ export function catalogService(deps: CatalogDeps): CatalogServiceServer {
       answer(callback, () => {
         const entry = store.get(call.request.id);
         if (!entry) throw notFound(call.request.id);
-        return { model: entry };
+        return { model: progress.overlay(entry) };
       }),
     deleteModel: (call, callback) =>
       answer(callback, async () => {
@@ -75,6 +83,7 @@ export function catalogService(deps: CatalogDeps): CatalogServiceServer {
       answer(callback, async () => {
         const entry = store.get(call.request.id);
         if (!entry) throw notFound(call.request.id);
+        await assertReadableSource(entry, deps);
         await startVerification(deps, entry);
         return { status: "started" };
       }),
@@ -82,7 +91,7 @@ export function catalogService(deps: CatalogDeps): CatalogServiceServer {
     listModels: (call, callback) =>
       answer(callback, () => {
         const page = pageOf(store.list(), (m) => m.id, "catalog-models", call.request);
-        return { models: page.items, nextPageToken: page.nextPageToken };
+        return { models: page.items.map((m) => progress.overlay(m)), nextPageToken: page.nextPageToken };
       }),
   };
 }
@@ -106,25 +115,32 @@ const reasonName = (r: Verification["reason"]) =>
   r === undefined ? "" : (publicEnumNames("llama_orch.v1.VerificationReason").name(r) ?? String(r));
 
 /** Records a pending verification now; hashing a model can take minutes, so the outcome is recorded when done. */
-async function startVerification(deps: CatalogDeps, entry: CatalogModel): Promise<void> {
-  const { store, metrics, logger } = deps;
+async function startVerification(deps: CatalogDeps & { progress: VerifyProgress }, entry: CatalogModel): Promise<void> {
+  const { store, metrics, logger, progress } = deps;
   const started = await store.recordVerification(
     entry.id,
     Verification.fromPartial({ status: VerificationStatus.VERIFICATION_STATUS_PENDING, checkedMs: Date.now() }),
   );
-  void verifyEntry(started, { baseDir: deps.baseDir, modelDir: store.modelDir(entry.id), modelCache: deps.modelCache })
+  const onProgress = (p: LoadProgress) => progress.report(entry.id, p);
+  const where = { baseDir: deps.baseDir, roots: deps.roots, modelDir: store.modelDir(entry.id), modelCache: deps.modelCache };
+  void verifyEntry(started, { ...where, onProgress })
     .then(async (result) => {
       await store.recordVerification(entry.id, result);
+      progress.ended(entry.id);
       const status = statusName(result.status);
       const reason = reasonName(result.reason);
       const outcome = status === "passed" ? "pass" : status === "failed" ? "fail" : "skipped";
-      metrics.catalogVerifications.inc({ result: outcome, reason, engine: "" });
+      // The catalog hashes the bytes on disk itself; no engine is involved (a load's digest check labels its engine).
+      metrics.catalogVerifications.inc({ result: outcome, reason: reason || NO_LABEL_VALUE, engine: NO_LABEL_VALUE });
       logger.info(
         { event: "catalog_verified", model_id: entry.id, result: status, reason, warnings: result.warnings },
         `catalog: ${entry.id} verification ${status} (${reason})${result.warnings.length ? `; warnings: ${result.warnings.join("; ")}` : ""}`,
       );
     })
-    .catch((err: Error) => logger.error({ err, model_id: entry.id }, `catalog: verifying ${entry.id} failed`));
+    .catch((err: Error) => {
+      progress.ended(entry.id);
+      logger.error({ err, model_id: entry.id }, `catalog: verifying ${entry.id} failed`);
+    });
 }
 
 async function setModelState(deps: CatalogDeps, request: SetModelStateRequest): Promise<SetModelStateResponse> {

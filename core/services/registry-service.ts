@@ -1,4 +1,4 @@
-import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from "@grpc/grpc-js";
+import { status as GrpcStatus, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { Engine, ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import type {
   ListReplicasRequest,
@@ -10,24 +10,34 @@ import type {
 } from "../../contracts/gen/llama_orch/v1/registry.js";
 import { OrchError } from "../../contracts/runtime/metadata.js";
 import type { Replica } from "../registry/replica.js";
-import type { ReplicaRegistry } from "../registry/replica-registry.js";
+import { ReplicaIdTaken, type ReplicaRegistry } from "../registry/replica-registry.js";
 
 /**
  * RegistryService: a sidecar's Register stream is its lease. Core answers once
  * with `accepted` and keeps the stream open; when it ends (the sidecar died,
  * stopped, or lost the network) the replica leaves placement.
  */
-export function registryService(registry: ReplicaRegistry, coreInstanceId: string): RegistryServiceServer {
+export function registryService(
+  registry: ReplicaRegistry,
+  coreInstanceId: string,
+  /** Called once a registration is in, with what the sidecar says it kept while core was away. */
+  onRegistered: (replica: Replica, request: RegisterRequest) => void = () => {},
+): RegistryServiceServer {
   return {
-    register: (call) => register(registry, coreInstanceId, call),
+    register: (call) => register(registry, coreInstanceId, call, onRegistered),
     listReplicas(_call: ServerUnaryCall<ListReplicasRequest, ListReplicasResponse>, callback: sendUnaryData<ListReplicasResponse>) {
       callback(null, { replicas: registry.all().map(replicaStatus) });
     },
   };
 }
 
-/** Adds the replica and holds its lease open until the stream or the replica goes. */
-function register(registry: ReplicaRegistry, coreInstanceId: string, call: ServerWritableStream<RegisterRequest, RegisterResponse>): void {
+/** Adds the replica (unless a live sidecar holds its id) and holds its lease open until the stream or the replica goes. */
+function register(
+  registry: ReplicaRegistry,
+  coreInstanceId: string,
+  call: ServerWritableStream<RegisterRequest, RegisterResponse>,
+  onRegistered: (replica: Replica, request: RegisterRequest) => void,
+): void {
   const missing = missingField(call.request);
   if (missing) {
     call.emit(
@@ -36,14 +46,45 @@ function register(registry: ReplicaRegistry, coreInstanceId: string, call: Serve
     );
     return;
   }
-  const replica = registry.add(call.request);
+  let gone = false;
+  registry
+    .claim(call.request, () => !gone && !call.cancelled)
+    .then(
+      (replica) => {
+        if (!replica) return;
+        // Before the replica is ready for placement, so what it kept gets its slots first.
+        onRegistered(replica, call.request);
+        holdLease(registry, coreInstanceId, call, replica, () => (gone = true));
+      },
+      (err: Error) => {
+        const code = err instanceof ReplicaIdTaken ? GrpcStatus.ALREADY_EXISTS : GrpcStatus.INTERNAL;
+        call.emit("error", { code, details: err.message });
+      },
+    );
+  // Until the claim is decided, a registrant that leaves must not be registered afterwards.
+  call.once("cancelled", () => (gone = true));
+}
+
+function holdLease(
+  registry: ReplicaRegistry,
+  coreInstanceId: string,
+  call: ServerWritableStream<RegisterRequest, RegisterResponse>,
+  replica: Replica,
+  markGone: () => void,
+): void {
   let gone = false;
   const leave = (reason: string) => {
     if (gone) return;
     gone = true;
+    markGone();
     registry.remove(replica, reason);
     call.end();
   };
+  // The claim may have been decided after the registrant left (its 'cancelled' already fired).
+  if (call.cancelled) {
+    leave("registration stream closed by the sidecar");
+    return;
+  }
   call.on("cancelled", () => leave("registration stream closed by the sidecar"));
   call.on("error", (e: Error) => leave(`registration stream failed: ${e.message}`));
   call.on("close", () => leave("registration stream closed"));
@@ -53,6 +94,7 @@ function register(registry: ReplicaRegistry, coreInstanceId: string, call: Serve
     registry.off("removed", onRemoved);
     if (!gone) {
       gone = true;
+      markGone();
       call.end();
     }
   });

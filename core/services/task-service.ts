@@ -1,4 +1,4 @@
-import type { sendUnaryData, ServerUnaryCall, ServerWritableStream } from "@grpc/grpc-js";
+import { Metadata, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import { Engine, ErrorCode, Priority, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import type {
   CancelTaskRequest,
@@ -9,16 +9,20 @@ import type {
   ListTasksResponse,
   StreamTaskRequest,
   StreamTaskResponse,
+  TaskEvent,
   TaskServiceServer,
 } from "../../contracts/gen/llama_orch/v1/task.js";
 import { TaskState } from "../../contracts/gen/llama_orch/v1/task.js";
+import { principalOf } from "../../contracts/runtime/auth/grpc-key-check.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf, OrchError } from "../../contracts/runtime/metadata.js";
-import { traceContextFromMetadata } from "../../contracts/runtime/trace-context.js";
+import { SpanKind, SpanStatusCode } from "@opentelemetry/api";
+import { SPAN_ATTRIBUTES, startSpan, traceContextFromMetadata } from "../../contracts/runtime/trace-context.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { Task } from "../tasks/task.js";
 import { taskListingKey } from "../scheduler/task-summaries.js";
 import { withoutLeadingTokens } from "../tasks/task-event-log.js";
+import { readerStart, unseenPart } from "../tasks/reader-start.js";
 import { pageOf } from "./paging.js";
 
 /** TaskService: translates gRPC calls into scheduler calls and streams task logs out. */
@@ -38,19 +42,45 @@ function createTask(
   callback: sendUnaryData<CreateTaskResponse>,
 ): void {
   const correlationId = correlationIdOf(call.metadata) ?? "";
+  // Admission's own span; the task's span, which lasts until it ends, is its child.
+  const { span, ctx } = startSpan(
+    "llama_orch.admission",
+    traceContextFromMetadata(call.metadata),
+    { [SPAN_ATTRIBUTES.taskId]: call.request.taskId },
+    SpanKind.SERVER,
+  );
   try {
     validate(call.request);
-    const { task, queuePosition, predictedStartMs } = scheduler.admit(call.request, correlationId, traceContextFromMetadata(call.metadata));
-    callback(null, {
+    const keyBudgets = principalOf(call)?.sessionBudgets;
+    const admission = scheduler.admit(call.request, correlationId, ctx, keyBudgets);
+    const { task, queuePosition, predictedStartMs } = admission;
+    span.setAttributes({ [SPAN_ATTRIBUTES.poolId]: task.poolId, "llama_orch.queue_position": queuePosition });
+    // What admission decided, as of admission: by the time the journal is on disk the task may be running.
+    const response = {
       taskId: task.id,
       queuePosition,
       predictedStartMs,
       backoffMs: 0,
       poolId: task.poolId,
       budgets: scheduler.liveBudgets(task),
-    });
+    };
+    // Acknowledged only once journaled: a task the client was told about survives a crash of core.
+    admission.durable.then(
+      () => callback(null, response),
+      () => {
+        // The journal logged why; the task must not run unacknowledged and undurable.
+        scheduler.cancel(task.id, "journal");
+        const error = OrchError.of(ErrorCode.ERROR_CODE_INTERNAL, "core could not write the task to its journal; submit it again", {
+          retriable: true,
+        });
+        callback(error.toServiceError(), null);
+      },
+    );
   } catch (err) {
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
     callback(asServiceError(err, logger), null);
+  } finally {
+    span.end();
   }
 }
 
@@ -66,9 +96,11 @@ function streamTask(scheduler: Scheduler, call: ServerWritableStream<StreamTaskR
 /** Streams a task's log from the caller's resume point until the log closes or the caller cancels. */
 function relayLog(scheduler: Scheduler, task: Task, call: ServerWritableStream<StreamTaskRequest, StreamTaskResponse>): void {
   const log = task.log;
-  const resume = log.resumePoint(call.request.resumeAfterSeq ?? 0);
-  let cursor = resume.index;
-  let skip = resume.skipTokens;
+  const start = readerStart(log, call.request);
+  let cursor = start.index;
+  let skip = start.skipTokens;
+  // A reader from before a restart says what it has; the rest is filtered by that.
+  const unseen = start.has ? (events: TaskEvent[]) => events.flatMap((e) => unseenPart(e, start.has!) ?? []) : undefined;
   let waitingForDrain = false;
   let finished = false;
   // The first message tells the edge the session's budgets for the stream's headers.
@@ -78,10 +110,12 @@ function relayLog(scheduler: Scheduler, task: Task, call: ServerWritableStream<S
   const pump = (): void => {
     if (finished || waitingForDrain) return;
     while (cursor < log.events.length) {
-      const batch = log.events.slice(cursor);
+      let batch = log.events.slice(cursor);
       if (skip > 0) batch[0] = withoutLeadingTokens(batch[0]!, skip);
       skip = 0;
       cursor = log.events.length;
+      if (unseen) batch = unseen(batch);
+      if (batch.length === 0) continue;
       const message = { events: batch, budgets };
       budgets = undefined;
       if (!call.write(message)) {
@@ -101,6 +135,8 @@ function relayLog(scheduler: Scheduler, task: Task, call: ServerWritableStream<S
   };
   const unsubscribe = log.subscribe(pump);
   scheduler.streamOpened(task);
+  // Headers at once, so a reader knows core took the stream even while the task waits in a queue.
+  call.sendMetadata(new Metadata());
   call.on("cancelled", () => {
     if (finished) return;
     finished = true;

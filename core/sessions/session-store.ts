@@ -92,10 +92,15 @@ export class SessionStore {
     for (const [id, limits] of Object.entries(perSessionBudgets)) assertValidLimits(limits, `perSessionBudgets[${id}]`);
   }
 
-  admitTurn(sessionId: string): SessionSnapshot {
+  /**
+   * Admits one more task of the session. `keyBudgets`, the budgets of the key
+   * that sent it, apply to a session this task starts: they override the
+   * defaults, and a per-session override wins over both.
+   */
+  admitTurn(sessionId: string, keyBudgets?: BudgetLimits): SessionSnapshot {
     const now = this.clock();
     // A refused first task must not leave a session behind, so a new one is stored only once admitted.
-    const s = this.live(sessionId, now) ?? this.fresh(sessionId, now);
+    const s = this.live(sessionId, now) ?? this.fresh(sessionId, now, keyBudgets);
     const { maxTurns } = this.opts;
     if (s.turns >= maxTurns) {
       throw OrchError.of(
@@ -191,14 +196,17 @@ export class SessionStore {
     return s;
   }
 
-  private fresh(id: string, now: number): Session {
+  private fresh(id: string, now: number, keyBudgets: BudgetLimits | undefined): Session {
     const { defaultBudgets, perSessionBudgets } = this.opts;
     return {
       id,
       lastActiveAt: now,
       turns: 0,
       kvBytes: 0,
-      limits: mergeLimits(defaultBudgets, Object.hasOwn(perSessionBudgets, id) ? perSessionBudgets[id] : undefined),
+      limits: mergeLimits(
+        mergeLimits(defaultBudgets, keyBudgets),
+        Object.hasOwn(perSessionBudgets, id) ? perSessionBudgets[id] : undefined,
+      ),
       used: { tokens: 0, timeMs: 0, cost: 0 },
     };
   }

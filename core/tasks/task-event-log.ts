@@ -16,6 +16,7 @@ export class TaskEventLog {
   private nextSeq = 1;
   private closed = false;
   private readonly listeners = new Set<() => void>();
+  private restartedAfter: number | undefined;
 
   get isClosed(): boolean {
     return this.closed;
@@ -23,6 +24,23 @@ export class TaskEventLog {
 
   get lastSeq(): number {
     return this.nextSeq - 1;
+  }
+
+  /**
+   * Set on the log of a task a restarted core recovered: its events from
+   * then on are numbered after this seq, above every seq an earlier run gave
+   * out, so a reader's position from an earlier run (a smaller seq) cannot
+   * be mistaken for one in this log.
+   */
+  get numberedAfter(): number | undefined {
+    return this.restartedAfter;
+  }
+
+  /** Numbers the events appended from now on after `seq` (see numberedAfter). */
+  numberAfter(seq: number): void {
+    if (seq < this.nextSeq) throw new RangeError(`seq ${seq} is not above the log's last seq ${this.lastSeq}`);
+    this.nextSeq = seq + 1;
+    this.restartedAfter = seq;
   }
 
   /** Appends unless the log already ended; returns whether it was appended. */

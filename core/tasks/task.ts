@@ -4,6 +4,7 @@ import type { CreateTaskRequest, TaskEvent } from "../../contracts/gen/llama_orc
 import type { Replica } from "../registry/replica.js";
 import type { SlotLease } from "../registry/slot-lease.js";
 import { TaskEventLog } from "./task-event-log.js";
+import { TaskSpans } from "./task-spans.js";
 
 export type TaskState = "queued" | "running" | "finished";
 
@@ -26,6 +27,10 @@ export interface TaskAdmission {
   /** The task's span, and the context that carries it to the sidecar. */
   span: Span | undefined;
   traceContext: Context;
+  /** When it was admitted, epoch ms; a task recovered from the journal keeps its first admission's. */
+  admittedAt?: number;
+  /** Recovered after a restart from a replica it was dispatched to: a client may have seen output of that run. */
+  mayHaveOutput?: boolean;
 }
 
 /**
@@ -35,10 +40,12 @@ export interface TaskAdmission {
  */
 export class Task {
   readonly log = new TaskEventLog();
-  readonly admittedAt = Date.now();
+  readonly admittedAt: number;
   readonly predictedDurationMs: number | undefined;
   readonly span: Span | undefined;
   readonly traceContext: Context;
+  /** Its queue waits and runs, as spans under its own. */
+  private readonly spans: TaskSpans;
   private current: TaskState = "queued";
   /** Set while running; its lease is released in stopRunning, where running ends. */
   private attempt: TaskAttempt | undefined;
@@ -56,9 +63,11 @@ export class Task {
   private lastProgressTime = 0;
   /** The queue position the client was last told, so movement frames go out only on change. */
   private toldPosition: number | undefined;
+  private toldProgress = "";
   private readerCount = 0;
   /** Cancels the task when its last reader has been gone for the grace period. */
   private graceTimer: NodeJS.Timeout | undefined;
+  private readonly ranBeforeRestart: boolean;
 
   constructor(
     readonly request: CreateTaskRequest,
@@ -71,6 +80,10 @@ export class Task {
     this.predictedDurationMs = admission.predictedDurationMs;
     this.span = admission.span;
     this.traceContext = admission.traceContext;
+    this.admittedAt = admission.admittedAt ?? Date.now();
+    this.ranBeforeRestart = admission.mayHaveOutput ?? false;
+    this.spans = new TaskSpans(admission.traceContext, request.taskId);
+    this.spans.queued(pool);
   }
 
   get id(): string {
@@ -109,7 +122,12 @@ export class Task {
 
   /** Whether a client may already have seen output, after which the task must not run again elsewhere. */
   get hasOutput(): boolean {
-    return this.tokensOutCount > 0 || this.resultsOutCount > 0;
+    return this.tokensOutCount > 0 || this.resultsOutCount > 0 || this.ranBeforeRestart;
+  }
+
+  /** Embedding vectors or rerank scores delivered so far. */
+  get resultsOut(): number {
+    return this.resultsOutCount;
   }
 
   get tokensIn(): number {
@@ -139,6 +157,12 @@ export class Task {
 
   get readers(): number {
     return this.readerCount;
+  }
+
+  /** Ends the queue wait's span and starts the next run's: the trace context its Submit call carries to the sidecar. */
+  traceDispatch(replicaId: string): Context {
+    this.expect("queued", "be dispatched");
+    return this.spans.dispatched(this.pool, replicaId, this.attemptCount + 1);
   }
 
   /** Dispatched: the task holds `attempt.lease` until the attempt is abandoned or the task finishes. */
@@ -194,12 +218,20 @@ export class Task {
     this.stopRunning();
     this.lastReplica = undefined;
     this.current = "queued";
+    this.spans.queued(this.pool);
   }
 
   /** Its pool lost every replica and another pool's queue took it. */
   moveToPool(poolId: string): void {
     this.expect("queued", "move to another pool");
     this.pool = poolId;
+  }
+
+  /** Notes what the last periodic metrics frame said; false when the next would say the same. */
+  noteProgress(signature: string): boolean {
+    if (this.toldProgress === signature) return false;
+    this.toldProgress = signature;
+    return true;
   }
 
   /** Notes the queue position the client is told; false when it was told that one already. */
@@ -215,6 +247,7 @@ export class Task {
     if (this.current === "running") this.stopRunning();
     this.current = "finished";
     this.finishTime = now;
+    this.spans.finished();
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.graceTimer = undefined;
   }
@@ -246,6 +279,7 @@ export class Task {
   private stopRunning(): void {
     this.attempt!.lease.release();
     this.attempt = undefined;
+    this.spans.runEnded(this.tokensOutCount);
   }
 
   private expect(state: TaskState, change: string): void {

@@ -10,13 +10,14 @@ import type {
 } from "../../contracts/gen/llama_orch/v1/task.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { budgetHeaders } from "../budget-headers.js";
-import { callContext } from "../call-context.js";
+import { callContext, noteTask } from "../call-context.js";
 import { toHttpError, type CoreClient } from "../core-client.js";
 import { HttpError } from "../http-errors.js";
 import type { EdgeMetrics } from "../metrics.js";
 import { relayTaskStream } from "../sse/task-stream.js";
 import { TaskCanceledError } from "./compat-errors.js";
 import type { ModelDirectory } from "./model-directory.js";
+import type { EdgeShutdown } from "../shutdown.js";
 
 // The compatible APIs' one way to run a task: CreateTask, then StreamTask,
 // exactly the calls POST /v1/tasks and GET /v1/tasks/{id}/stream make, so
@@ -30,15 +31,20 @@ export interface CompatDeps {
   logger: Logger;
   metrics: EdgeMetrics;
   bodyLimitBytes: number;
+  jsonMaxDepth: number;
   sseHeartbeatMs: number;
+  coreLossGraceMs: number;
   models: ModelDirectory;
   defaultDeadlineMs: number;
   defaultMaxTokens: number;
+  shutdown: EdgeShutdown;
 }
 
 /** Admission by core; the task id goes out in X-Task-Id so /v1/tasks/{id}/stream, cancel and transcripts work on it. */
 export async function admit(ctx: Context, deps: CompatDeps, request: CreateTaskRequest, api: string): Promise<CreateTaskResponse> {
   const { core, logger } = deps;
+  deps.shutdown.assertAdmitting();
+  noteTask(ctx, request.taskId);
   const admitted = await core.call<CreateTaskResponse>(callContext(ctx), (md, o, cb) => core.tasks.createTask(request, md, o, cb));
   logger.info(
     {
@@ -148,8 +154,10 @@ export async function relayCompatStream(
     res: ctx.res,
     headers: { "X-Correlation-Id": ctx.state.correlationId as string, "X-Task-Id": taskId },
     heartbeatMs: deps.sseHeartbeatMs,
+    coreLossGraceMs: deps.coreLossGraceMs,
     logger,
     render,
+    track: deps.shutdown.track,
     onEnd: (how) => {
       metrics.sseStreamsActive.dec();
       metrics.sseStreamsEnded.inc({ how });

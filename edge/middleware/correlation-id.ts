@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { SpanKind } from "@opentelemetry/api";
 import type { Middleware } from "koa";
 import { startSpan, traceContextFromHeaders } from "../../contracts/runtime/trace-context.js";
 
@@ -17,15 +18,23 @@ export function correlationId(): Middleware {
     const id = ACCEPTABLE.test(given) ? given : randomUUID();
     ctx.state.correlationId = id;
     ctx.set(HEADER, id);
-    const { span, ctx: traceContext } = startSpan(`${ctx.method} edge`, traceContextFromHeaders(ctx.req.headers), {
-      "http.method": ctx.method,
-      "http.target": ctx.path,
-    });
+    const { span, ctx: traceContext } = startSpan(
+      `${ctx.method} edge`,
+      traceContextFromHeaders(ctx.req.headers),
+      { "http.method": ctx.method, "http.target": ctx.path },
+      SpanKind.SERVER,
+    );
     ctx.state.traceContext = traceContext;
     try {
       await next();
     } finally {
       span.setAttribute("http.status_code", ctx.respond === false ? ctx.res.statusCode : ctx.status);
+      // Named for the route once the router has matched it ("POST /v1/tasks"), as OpenTelemetry's HTTP conventions say.
+      const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
+      if (typeof route === "string") {
+        span.setAttribute("http.route", route);
+        span.updateName(`${ctx.method} ${route}`);
+      }
       span.end();
     }
   };

@@ -71,10 +71,10 @@ export function corsOrigin(flag: string, value: string): string {
 }
 
 /** "*" stands alone, and never with an API key: any page could then send requests that carry a key it was given. */
-export function assertCorsOrigins(origins: readonly string[], apiKey: string | undefined): void {
+export function assertCorsOrigins(origins: readonly string[], keysRequired: boolean): void {
   if (!origins.includes("*")) return;
   if (origins.length > 1) throw new Error(`--cors-origin "*" already allows every origin; give it alone or list origins instead`);
-  if (apiKey) {
+  if (keysRequired) {
     throw new Error(
       'refusing to start the edge with --cors-origin "*" and an API key: every web page could call the API with it; list the origins of your pages instead (--cors-origin https://app.example.com,http://127.0.0.1:3000)',
     );

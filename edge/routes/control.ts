@@ -22,22 +22,24 @@ import type { CoreClient } from "../core-client.js";
 import { publicEngineName } from "../http-errors.js";
 import { decodeBody, ensureValid } from "../validation.js";
 import type { RateLimit } from "../middleware/rate-limit.js";
+import { requireRole } from "../middleware/api-key-auth.js";
 import { readJsonBody } from "../middleware/json-body.js";
 
 interface ControlDeps {
   core: CoreClient;
   bodyLimitBytes: number;
+  jsonMaxDepth: number;
   rateLimit: RateLimit;
 }
 
 /** Reads the body and checks it against the operation's OpenAPI schema. */
 async function validBody<T>(ctx: Context, deps: ControlDeps, validate: (b: unknown) => FieldProblem | null): Promise<T> {
-  const body = await readJsonBody(ctx, deps.bodyLimitBytes);
+  const body = await readJsonBody(ctx, deps);
   ensureValid(validate(body));
   return body as T;
 }
 
-/** The control plane: pools, capabilities, catalog, artifacts. Handlers only translate. */
+/** The control plane: pools, capabilities, catalog, artifacts. Handlers only translate; writes need an admin key. */
 export function mountControlRoutes(router: Router, deps: ControlDeps): void {
   mountPoolRoutes(router, deps);
   mountCatalogRoutes(router, deps);
@@ -58,7 +60,7 @@ function mountPoolRoutes(router: Router, deps: ControlDeps): void {
     ctx.body = poolHealthJson.encode(h);
   });
 
-  router.post("/v1/pools/:id/drain", async (ctx) => {
+  router.post("/v1/pools/:id/drain", requireRole("admin", "drain pools"), async (ctx) => {
     const body = await validBody<{ deadline_ms: number }>(ctx, deps, drainBody);
     const poolId = ctx.params.id!;
     const r = await core.call<DrainPoolResponse>(callContext(ctx), (md, o, cb) =>
@@ -68,7 +70,7 @@ function mountPoolRoutes(router: Router, deps: ControlDeps): void {
     ctx.body = { status: "draining", tasks_in_flight: r.tasksInFlight, tasks_queued: r.tasksQueued, deadline_ms: body.deadline_ms };
   });
 
-  router.post("/v1/pools/:id/reload", async (ctx) => {
+  router.post("/v1/pools/:id/reload", requireRole("admin", "reload pools"), async (ctx) => {
     const body = await validBody<{ new_model_ref: string }>(ctx, deps, reloadBody);
     const poolId = ctx.params.id!;
     const r = await core.call<ReloadPoolResponse>(callContext(ctx), (md, o, cb) =>
@@ -102,7 +104,7 @@ function mountCatalogRoutes(router: Router, deps: ControlDeps): void {
   const modelBody = requestBodyValidator("createCatalogModel");
   const stateBody = requestBodyValidator("setCatalogModelState");
 
-  router.post("/v1/catalog/models", async (ctx) => {
+  router.post("/v1/catalog/models", requireRole("admin", "add catalog models"), async (ctx) => {
     const model = decodeBody(catalogModelJson, await validBody(ctx, deps, modelBody));
     const r = await core.call<CreateModelResponse>(callContext(ctx), (md, o, cb) => core.catalog.createModel({ model }, md, o, cb));
     ctx.status = 201;
@@ -115,20 +117,20 @@ function mountCatalogRoutes(router: Router, deps: ControlDeps): void {
     ctx.body = catalogModelJson.encode(r.model!);
   });
 
-  router.delete("/v1/catalog/models/:id", async (ctx) => {
+  router.delete("/v1/catalog/models/:id", requireRole("admin", "delete catalog models"), async (ctx) => {
     const id = ctx.params.id!;
     await core.call(callContext(ctx), (md, o, cb) => core.catalog.deleteModel({ id }, md, o, cb));
     ctx.status = 204;
   });
 
-  router.post("/v1/catalog/models/:id/verify", async (ctx) => {
+  router.post("/v1/catalog/models/:id/verify", requireRole("admin", "verify catalog models"), async (ctx) => {
     const id = ctx.params.id!;
     const r = await core.call<VerifyModelResponse>(callContext(ctx), (md, o, cb) => core.catalog.verifyModel({ id }, md, o, cb));
     ctx.status = 202;
     ctx.body = verifyResponseJson.encode(r);
   });
 
-  router.post("/v1/catalog/models/:id/state", async (ctx) => {
+  router.post("/v1/catalog/models/:id/state", requireRole("admin", "change catalog model states"), async (ctx) => {
     const body = await validBody<object>(ctx, deps, stateBody);
     const request = decodeBody(setStateRequestJson, { ...body, id: ctx.params.id! });
     const r = await core.call<SetModelStateResponse>(callContext(ctx), (md, o, cb) => core.catalog.setModelState(request, md, o, cb));
@@ -144,7 +146,7 @@ function mountArtifactRoutes(router: Router, deps: ControlDeps): void {
   const { core } = deps;
   const artifactBody = requestBodyValidator("createArtifact");
 
-  router.post("/v1/artifacts", async (ctx) => {
+  router.post("/v1/artifacts", requireRole("admin", "store artifacts"), async (ctx) => {
     const artifact = decodeBody(artifactJson, await validBody(ctx, deps, artifactBody));
     const r = await core.call<CreateArtifactResponse>(callContext(ctx), (md, o, cb) =>
       core.artifacts.createArtifact({ artifact }, md, o, cb),

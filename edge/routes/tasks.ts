@@ -3,7 +3,7 @@ import type { Context } from "koa";
 import { pathParamValidator, requestBodyValidator } from "../../contracts/openapi.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import type { CoreClient } from "../core-client.js";
-import { callContext } from "../call-context.js";
+import { callContext, noteTask } from "../call-context.js";
 import type { CreateTaskRequest, CreateTaskResponse } from "../../contracts/gen/llama_orch/v1/task.js";
 import { ensureValid } from "../validation.js";
 import type { EdgeMetrics } from "../metrics.js";
@@ -12,14 +12,18 @@ import { relayTaskStream } from "../sse/task-stream.js";
 import { budgetHeaders } from "../budget-headers.js";
 import type { RateLimit } from "../middleware/rate-limit.js";
 import { toCreateTaskRequest } from "../task-request.js";
+import type { EdgeShutdown } from "../shutdown.js";
 
 interface TaskRouteDeps {
   core: CoreClient;
   logger: Logger;
   metrics: EdgeMetrics;
   bodyLimitBytes: number;
+  jsonMaxDepth: number;
   sseHeartbeatMs: number;
+  coreLossGraceMs: number;
   rateLimit: RateLimit;
+  shutdown: EdgeShutdown;
 }
 
 /** Data plane routes: admission, the SSE stream, cancel. Handlers only translate. */
@@ -30,7 +34,8 @@ export function mountTaskRoutes(router: Router, deps: TaskRouteDeps): void {
   const validCancelId = pathParamValidator("cancelTask", "id");
 
   router.post("/v1/tasks", async (ctx) => {
-    const body = await readJsonBody(ctx, deps.bodyLimitBytes);
+    deps.shutdown.assertAdmitting();
+    const body = await readJsonBody(ctx, deps);
     ensureValid(validateTask(body));
     await createTask(ctx, deps, toCreateTaskRequest(body));
   });
@@ -51,6 +56,7 @@ export function mountTaskRoutes(router: Router, deps: TaskRouteDeps): void {
 
 /** POST /v1/tasks once the body is valid: admission by core, answered with 202 and the session's budgets. */
 async function createTask(ctx: Context, { core, logger }: TaskRouteDeps, request: CreateTaskRequest): Promise<void> {
+  noteTask(ctx, request.taskId);
   const admitted = await core.call<CreateTaskResponse>(callContext(ctx), (md, o, cb) => core.tasks.createTask(request, md, o, cb));
   logger.info(
     {
@@ -77,6 +83,7 @@ async function createTask(ctx: Context, { core, logger }: TaskRouteDeps, request
 async function streamTask(ctx: Context, deps: TaskRouteDeps, id: string): Promise<void> {
   const { logger, metrics } = deps;
   const resumeAfterSeq = parseLastEventId(ctx.get("Last-Event-ID"));
+  noteTask(ctx, id.toLowerCase());
   // From here on the response is written by hand, incrementally.
   ctx.respond = false;
   metrics.sseStreamsActive.inc();
@@ -88,7 +95,9 @@ async function streamTask(ctx: Context, deps: TaskRouteDeps, id: string): Promis
     res: ctx.res,
     headers: { "X-Correlation-Id": ctx.state.correlationId as string },
     heartbeatMs: deps.sseHeartbeatMs,
+    coreLossGraceMs: deps.coreLossGraceMs,
     logger,
+    track: deps.shutdown.track,
     onEnd: (how) => {
       metrics.sseStreamsActive.dec();
       metrics.sseStreamsEnded.inc({ how });

@@ -70,6 +70,35 @@ function ms(n) {
   return n >= 1000 ? `${(n / 1000).toFixed(1)} s` : `${Math.round(n)} ms`;
 }
 
+/**
+ * A state with the progress of the work behind it (a download, a verify, a
+ * load: pool health's and the catalog's progress objects): a bar when the
+ * total is known, and "downloading b.gguf 45% (1.2 GiB / 2.6 GiB)".
+ */
+function withProgress(state, progress) {
+  const cell = document.createElement("span");
+  cell.className = `state-${state}`;
+  cell.textContent = state;
+  if (!progress) return cell;
+  const bar = document.createElement("progress");
+  const total = progress.bytes_total;
+  const done = progress.bytes_done ?? 0;
+  if (total) {
+    bar.max = total;
+    bar.value = Math.min(done, total);
+  }
+  const amounts = total
+    ? ` ${Math.floor((100 * Math.min(done, total)) / total)}% (${bytes(done)} / ${bytes(total)})`
+    : done
+      ? ` ${bytes(done)}`
+      : "";
+  const label = document.createElement("span");
+  label.className = "progress-label";
+  label.textContent = `${progress.phase}${progress.subject ? ` ${progress.subject}` : ""}${amounts}`;
+  cell.append(" ", bar, " ", label);
+  return cell;
+}
+
 function setStatus(text, bad = false) {
   const el = $("status");
   el.textContent = text;
@@ -83,6 +112,8 @@ const seenReplicas = new Map();
 
 async function refreshPools() {
   const { pools } = await api("/v1/pools");
+  const healths = await Promise.all(pools.map((p) => api(`/v1/pools/${encodeURIComponent(p.id)}/health`).then((h) => [p.id, h])));
+  const reloads = new Map(healths.map(([poolId, h]) => [poolId, h.metrics.reload_progress]));
   fill(
     "pools",
     pools.map((p) =>
@@ -90,14 +121,13 @@ async function refreshPools() {
         p.id,
         p.engine,
         p.model_ref,
-        stateCell(p.draining ? "draining" : p.ready ? "ready" : p.live ? "loading" : "unready"),
+        withProgress(p.draining ? "draining" : p.ready ? "ready" : p.live ? "loading" : "unready", reloads.get(p.id)),
         num(`${p.slots_total - p.slots_free} / ${p.slots_total}`),
         num(`${p.queued_interactive ?? 0} / ${p.queued_batch ?? 0}`),
         num(p.predicted_wait_ms === undefined ? "not measured yet" : ms(p.predicted_wait_ms)),
       ]),
     ),
   );
-  const healths = await Promise.all(pools.map((p) => api(`/v1/pools/${encodeURIComponent(p.id)}/health`).then((h) => [p.id, h])));
   const now = new Set();
   for (const [poolId, h] of healths) {
     for (const r of h.metrics.replicas ?? []) {
@@ -113,7 +143,7 @@ async function refreshPools() {
         [
           r.replica_id,
           r.pool_id,
-          stateCell(gone ? "gone" : r.state),
+          gone ? stateCell("gone") : withProgress(r.state, r.progress),
           num(gone ? "" : `${r.slots_total - r.slots_free} / ${r.slots_total}`),
           r.model_ref,
           r.engine_version,
@@ -179,14 +209,18 @@ const isStop = (outcome) => ["max_tokens", "eos", "stop", "stop_word", "canceled
 
 // ---------------------------------------------------------------- catalog and models
 
+/** A verification is running: the catalog is read every poll until it ends, so its bar moves. */
+let verifying = false;
+
 async function refreshCatalog() {
   const { models } = await api("/v1/catalog/models?limit=100");
+  verifying = models.some((m) => m.verification?.progress);
   fill(
     "catalog",
     models.map((m) => {
       const v = m.verification;
       const verification = v ? `${v.status}${v.reason && v.reason !== "ok" ? ` (${v.reason})` : ""}` : "not verified";
-      return row([m.id, m.state, m.digest, stateCell(verification)]);
+      return row([m.id, m.state, m.digest, withProgress(verification, v?.progress)]);
     }),
   );
 }
@@ -285,7 +319,12 @@ let tick = 0;
 async function poll() {
   const slow = tick++ % SLOW_EVERY === 0;
   try {
-    await Promise.all([refreshPools(), refreshTasks(), ...(slow ? [refreshCatalog(), refreshModels()] : [])]);
+    await Promise.all([
+      refreshPools(),
+      refreshTasks(),
+      ...(slow || verifying ? [refreshCatalog()] : []),
+      ...(slow ? [refreshModels()] : []),
+    ]);
     setStatus(`updated ${new Date().toLocaleTimeString()}`);
   } catch (err) {
     setStatus(err instanceof ConsoleError ? err.message : `cannot reach the edge: ${err.message}`, true);

@@ -7,7 +7,8 @@
  *     from the sidecar's Submit, p50/p99, at 1 and 100 concurrent streams;
  *   - aggregate tokens/s delivered to SSE clients;
  *   - peak RSS of each process;
- *   - the embedded llama.cpp engine alone and through the stack (embedded-bench.ts).
+ *   - the embedded llama.cpp engine alone and through the stack (embedded-bench.ts);
+ *   - core's RSS per 1,000 retained finished tasks, and past --max-retained-tasks (retention-bench.ts).
  * Nothing here asserts: tests do not time things; this prints numbers.
  */
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -20,6 +21,7 @@ import { launchLlorch, stopProcess, type LaunchedProcess } from "../../cli/proce
 import { projectRoot } from "../../contracts/runtime/project-root.js";
 import { taskBody } from "../support/task-body.js";
 import { benchEmbedded } from "./embedded-bench.js";
+import { benchRetention } from "./retention-bench.js";
 
 const LLORCH = join(projectRoot(), "dist", "cli", "llorch.js");
 const SLOTS = 128;
@@ -109,9 +111,9 @@ function viaSidecar(client: WorkerServiceClient, maxTokens: number): Promise<{ t
 async function main(): Promise<void> {
   const procs: LaunchedProcess[] = [];
   const logDir = mkdtempSync(join(tmpdir(), "llorch-bench-"));
-  const launch = async (name: string, args: string[]) => {
+  const launch = async (name: string, args: string[], nodeArgs: string[] = []) => {
     // Logs go to files at the default level, as in production; not through this process.
-    const p = launchLlorch(name, args, { script: LLORCH, nodeArgs: [], logFile: join(logDir, `${name}.log`) });
+    const p = launchLlorch(name, args, { script: LLORCH, nodeArgs, logFile: join(logDir, `${name}.log`) });
     procs.push(p);
     return p.ready;
   };
@@ -130,6 +132,8 @@ async function main(): Promise<void> {
       join(logDir, "artifacts"),
       "--catalog-root",
       join(logDir, "catalog"),
+      "--journal-root",
+      join(logDir, "journal"),
     ]);
     const worker = await launch("worker", [
       "worker",
@@ -193,15 +197,22 @@ async function main(): Promise<void> {
     }
 
     rows.push("");
+    // A process stopped before the end has its peak read first: /proc forgets it once it is gone.
+    const peaks = new Map<string, number>();
     const stop = async (name: string) => {
       const p = procs.find((x) => x.name === name);
-      if (p) await stopProcess(p);
+      if (!p) return;
+      peaks.set(name, peakRssMb(p.child.pid!));
+      await stopProcess(p);
     };
     rows.push(...(await benchEmbedded(launch, stop, logDir)));
+    rows.push("");
+    const pidOf = (name: string) => procs.find((x) => x.name === name)!.child.pid!;
+    rows.push(...(await benchRetention({ launch, pidOf, stop, logDir })));
 
     rows.push("", "Peak RSS (VmHWM):");
-    for (const p of procs) rows.push(`  ${p.name.padEnd(10)} ${peakRssMb(p.child.pid!).toFixed(1)} MB`);
-    rows.push(`  ${"bench".padEnd(10)} ${peakRssMb(process.pid).toFixed(1)} MB (client)`);
+    for (const p of procs) rows.push(`  ${p.name.padEnd(22)} ${(peaks.get(p.name) ?? peakRssMb(p.child.pid!)).toFixed(1)} MB`);
+    rows.push(`  ${"bench".padEnd(22)} ${peakRssMb(process.pid).toFixed(1)} MB (client)`);
     client.close();
     process.stdout.write(
       `\nllama-orch bench (node ${process.version}, mock engine at full speed, ${SLOTS} slots, transcripts ${transcripts}; process logs in ${logDir})\n\n${rows.join("\n")}\n\n`,

@@ -84,6 +84,8 @@ export async function benchEmbedded(launch: Launch, stop: (name: string) => Prom
     join(dir, "e-art"),
     "--catalog-root",
     join(dir, "e-cat"),
+    "--journal-root",
+    join(dir, "e-journal"),
   ]);
   const edge = await launch("edge-embedded", ["edge", "--port", "0", "--core", core.address!]);
   for (const threads of [1, 2]) {

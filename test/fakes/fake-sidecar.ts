@@ -58,6 +58,7 @@ export class FakeSidecar {
   private modelRef: string;
   private readonly watchers = new Set<Watcher>();
   private registration: ClientReadableStream<RegisterResponse> | undefined;
+  private readonly instanceId = crypto.randomUUID();
   private registry: RegistryServiceClient | undefined;
 
   private constructor(
@@ -155,6 +156,8 @@ export class FakeSidecar {
       modelRef: this.options.modelRef,
       slotsTotal: this.options.slots ?? 2,
       servesAnyModel: false,
+      instanceId: this.instanceId,
+      heldTaskIds: [],
     });
     this.registration.on("error", () => {});
   }

@@ -1,7 +1,11 @@
 import test from "ava";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { api, stream, taskBody } from "../support/http.js";
 import { TestSystem } from "../support/system.js";
 import type { Json } from "../support/json.js";
+import { bearer, testKeys, writeKeysFile } from "../support/test-keys.js";
 
 type T = Parameters<typeof api>[0];
 const post = (t: T, sys: TestSystem, body: Record<string, unknown>, headers: Record<string, string> = {}) =>
@@ -117,21 +121,27 @@ test("max_tokens larger than ctx is INVALID_PARAMS naming max_tokens", async (t)
   t.is(res.json.field, "/max_tokens");
 });
 
-test("per-API-key rate limits refuse with 429 before enqueue, each key with its own bucket", async (t) => {
+test("per-key rate limits refuse with 429 before enqueue, each key with its own bucket", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "llorch-admission-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const { keys, yaml } = testKeys({ alice: { role: "client" }, bob: { role: "client" }, fleet: { role: "worker" } });
+  const keysFile = writeKeysFile(dir, yaml);
   const sys = await TestSystem.start({
-    edgeFlags: { "rate-limit-per-second": "0.01", "rate-limit-burst": "2" },
-    workers: [{ replica: "one", slots: 4 }],
+    coreFlags: { "keys-file": keysFile },
+    edgeFlags: { "keys-file": keysFile, "rate-limit-per-second": "0.01", "rate-limit-burst": "2" },
+    workers: [{ replica: "one", slots: 4, env: { LLORCH_KEY: keys.fleet } }],
+    ops: { key: keys.bob },
   });
   t.teardown(() => sys.stop());
-  const alice = { Authorization: "Bearer alice-key" };
+  const alice = bearer(keys.alice);
   t.is((await post(t, sys, taskBody({ max_tokens: 1 }), alice)).status, 202);
   t.is((await post(t, sys, taskBody({ max_tokens: 1 }), alice)).status, 202);
   const limited = await post(t, sys, taskBody({ max_tokens: 1 }), alice);
   assertBackpressure(t, limited, "ADMISSION_REJECT", "rate-limit");
   t.true(limited.json.retry_after_ms <= 100_000, "at most one refill interval");
-  t.is((await post(t, sys, taskBody({ max_tokens: 1 }), { Authorization: "Bearer bob-key" })).status, 202, "another key is not affected");
+  t.is((await post(t, sys, taskBody({ max_tokens: 1 }), bearer(keys.bob))).status, 202, "another key is not affected");
   t.false(
-    sys.allLogLines().some((l) => l.includes("alice-key")),
+    sys.allLogLines().some((l) => l.includes(keys.alice)),
     "the key never reaches a log line",
   );
 });

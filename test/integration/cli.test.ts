@@ -62,7 +62,7 @@ test("bad flags are refused with a message naming them", async (t) => {
 test("a config file sets flags, and flags on the command line win", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "llorch-cli-"));
   const file = join(dir, "llorch.yaml");
-  writeFileSync(file, "core:\n  port: 1\n  metrics-port: 0\n  queue-capacity: 3\n");
+  writeFileSync(file, `core:\n  port: 1\n  metrics-port: 0\n  queue-capacity: 3\n  journal-root: ${join(dir, "journal")}\n`);
   const core = launchLlorch("core", ["core", "--config", file, "--port", "0"], { script: LLORCH, nodeArgs: [] });
   t.teardown(() => stopProcess(core));
   const ready = await core.ready;
@@ -75,9 +75,11 @@ test("a config file sets flags, and flags on the command line win", async (t) =>
 test("llorch up brings the whole system up, prints a working curl, and stops everything on SIGTERM", async (t) => {
   const child = spawn(
     process.execPath,
-    [LLORCH, "up", "--quiet", "--core-port", "0", "--edge-port", "0", "--workers", "1", "--tokens-per-second", "0"],
+    [LLORCH, "up", "--quiet", "--core-port", "0", "--edge-port", "0", "--metrics-port", "0", "--workers", "1", "--tokens-per-second", "0"],
     {
       stdio: ["ignore", "pipe", "pipe"],
+      // Its own working directory, so its stores (.llorch/: the task journal is one core's) are its own too.
+      cwd: mkdtempSync(join(tmpdir(), "llorch-up-")),
     },
   );
   t.teardown(() => child.kill("SIGKILL"));
@@ -108,6 +110,14 @@ test("llorch up brings the whole system up, prints a working curl, and stops eve
   // The edge answers like any other: a task through fetch and an SSE client.
   const health = await api(t, edgeUrl, "GET", "/openapi.json");
   t.is(health.status, 200);
+
+  // Every process's metrics are on, and the banner says where; the edge's address shows core's contract series.
+  const metricsUrls = [...out.matchAll(/metrics: (http:\/\/\S+\/metrics)/g)].map((m) => m[1]!);
+  t.is(metricsUrls.length, 3, "edge, core and the sidecar");
+  t.is(metricsUrls[0], `${edgeUrl}/metrics`);
+  await new Promise((r) => setTimeout(r, 1_100)); // past the edge's one-second cache of core's answer
+  t.regex((await api(t, edgeUrl, "GET", "/metrics")).text, /^tokens_out_total\{[^}]*\} 32$/m);
+  for (const url of metricsUrls.slice(1)) t.regex(await (await fetch(url)).text(), /^process_resident_memory_bytes \d/m, url);
 
   child.kill("SIGTERM");
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Page } from "puppeteer-core";
 import { projectRoot } from "../../contracts/runtime/project-root.js";
 import { launchChromium, noBrowserReason } from "../support/browser.js";
-import { api } from "../support/http.js";
+import { api, taskBody } from "../support/http.js";
 import { TestSystem } from "../support/system.js";
 
 // The operator console in headless Chromium against real processes, with an
@@ -13,6 +13,7 @@ import { TestSystem } from "../support/system.js";
 // test/artifacts/ for a person to look at.
 
 const KEY = "llorch-console-key-51c2";
+const auth = { Authorization: `Bearer ${KEY}` };
 const SHOTS = join(projectRoot(), "test", "artifacts");
 
 async function text(page: Page, selector: string): Promise<string> {
@@ -59,6 +60,17 @@ if (skipped) {
     await page.click("#login button[type=submit]");
     await waitForText(page, "#replicas tbody", /alpha-1[\s\S]*beta-1/);
     t.regex(await text(page, "#pools tbody"), /alpha[\s\S]*llamacpp[\s\S]*mock:tiny/);
+
+    // Both pools under load: every slot busy and one task queued on each; the console shows it.
+    const load = [
+      ...["alpha", "alpha", "alpha"].map((pool) => taskBody({ max_tokens: 2000, placement: { mode: "pin", pin_pool_id: pool } })),
+      ...["beta", "beta"].map((pool) => taskBody({ max_tokens: 2000, placement: { mode: "pin", pin_pool_id: pool } })),
+    ];
+    for (const body of load) t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body, headers: auth })).status, 202);
+    await waitForText(page, "#pools tbody", /alpha[^\n]*2 \/ 2[^\n]*1 \/ 0[\s\S]*beta[^\n]*1 \/ 1[^\n]*1 \/ 0/);
+    await waitForText(page, "#tasks tbody", /running[\s\S]*queued/);
+    await page.screenshot({ path: join(SHOTS, "console-under-load.png"), fullPage: true });
+    for (const body of load) await api(t, sys.edgeUrl, "POST", `/v1/tasks/${String(body.task_id)}/cancel`, { headers: auth });
 
     // The playground streams a completion: tokens arrive, then its end.
     await waitForText(page, "#pg-model", /mock:tiny/);

@@ -89,12 +89,12 @@ test("drain: nothing new is admitted at once, in-flight work finishes, what outl
 test("reload: every replica switches model and the pool is Ready on it; a failure on one replica rolls every replica back", async (t) => {
   const sys = await TestSystem.start({
     workers: [
-      { pool: "r", replica: "r1", model: "hf:org/model-a", flags: { "serves-any-model": "false", "reload-ms": "1500" } },
+      { pool: "r", replica: "r1", model: "hf:org/model-a", flags: { "serves-any-model": "false", "reload-ms": "4000" } },
       {
         pool: "r",
         replica: "r2",
         model: "hf:org/model-a",
-        flags: { "serves-any-model": "false", "reload-ms": "1500", "reject-models": "hf:org/model-c" },
+        flags: { "serves-any-model": "false", "reload-ms": "4000", "reject-models": "hf:org/model-c" },
       },
     ],
   });

@@ -229,7 +229,7 @@ test("admission, placement, stream start and end, and cancel are logged with the
 
   const core = sys.logsOf(sys.core, body.task_id);
   const byEvent = (e: string) => core.find((l) => l.event === e);
-  const common = ["job_id", "session_id", "engine", "engine_version", "pool_id", "replica_id", "correlation_id", "human"];
+  const common = ["job_id", "session_id", "engine", "engine_version", "pool_id", "replica_id", "correlation_id", "msg"];
   for (const [event, extra] of [
     ["admitted", ["queue_position", "predicted_start_ms"]],
     ["placed", []],
@@ -239,7 +239,7 @@ test("admission, placement, stream start and end, and cancel are logged with the
     t.truthy(line, `core logs ${event}`);
     for (const f of [...common, ...extra]) t.true(line !== undefined && f in line, `${event} line has ${f}`);
     t.is(line?.correlation_id, "log-fields-check");
-    t.is(typeof line?.human, "string");
+    t.is(typeof line?.msg, "string");
   }
   t.is(byEvent("finished")?.tokens_out, 60);
   const cancelLine = sys.logsOf(sys.core, cancelled.body.task_id).find((l) => l.event === "canceled");
@@ -281,6 +281,13 @@ test("core's /metrics exposes the required metrics with their labels", async (t)
     for (const label of labels) t.true(sample?.includes(`${label}="`), `${name} has label ${label}`);
   }
   t.regex(text, /tokens_out_total\{[^}]*pool_id="default"[^}]*\} \d+/);
+  // Prometheus reads an empty label as no label; a task counted at admission has no replica yet and says so.
+  t.regex(text, /^tasks_enqueued_total\{[^}]*replica_id="none"[^}]*\} \d+/m);
+  t.deepEqual(
+    text.split("\n").filter((l) => !l.startsWith("#") && l.includes('=""')),
+    [],
+    "no series with an empty label value",
+  );
 });
 
 test("a caller's W3C traceparent travels edge -> core -> sidecar and tags their log lines", async (t) => {

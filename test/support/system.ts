@@ -1,8 +1,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
+import type { ChannelCredentials } from "@grpc/grpc-js";
+import type { ReplicaStatus } from "../../contracts/gen/llama_orch/v1/registry.js";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { launchLlorch, stopProcess, type LaunchedProcess } from "../../cli/process-launcher.js";
 import { projectRoot } from "../../contracts/runtime/project-root.js";
+import { listReplicas } from "./grpc.js";
 
 /** The compiled CLI: integration tests run the real build, as users do (npm test builds first). */
 export const LLORCH = join(projectRoot(), "dist", "cli", "llorch.js");
@@ -26,8 +29,12 @@ export interface SystemOptions {
   coreEnv?: NodeJS.ProcessEnv;
   edgeFlags?: Record<string, string>;
   workers: WorkerSpec[];
+  /** Extra environment for the edge's process (e.g. its LLORCH_KEY). */
+  edgeEnv?: NodeJS.ProcessEnv;
   /** LLORCH_API_KEY for every process (core and edge require it; workers present it). */
   apiKey?: string;
+  /** The key and channel credentials the test itself asks core with (ListReplicas); default the API key, plaintext. */
+  ops?: { key?: string; credentials?: ChannelCredentials };
 }
 
 export interface WorkerHandle {
@@ -36,6 +43,12 @@ export interface WorkerHandle {
   proc: LaunchedProcess;
   address: string;
 }
+
+/**
+ * Tests stop their systems with work still running; a shutdown grace would
+ * only make each teardown wait (SIGTERM drains). Tests of the drain set their own.
+ */
+const NO_SHUTDOWN_GRACE = { "shutdown-grace-ms": "0" };
 
 /** Flags as arguments; an empty string value is a bare switch (e.g. `--auth-optional`). */
 function toArgs(flags: Record<string, string | number | undefined>): string[] {
@@ -76,12 +89,16 @@ export class TestSystem {
     return this.opts.apiKey ? { LLORCH_API_KEY: this.opts.apiKey } : {};
   }
 
-  /** Each system keeps its catalog and artifacts in a directory of its own (kept across a core restart). */
+  /** Each system keeps its catalog, artifacts and task journal in a directory of its own (kept across a core restart). */
   readonly dataDir = mkdtempSync(join(tmpdir(), "llorch-test-"));
 
   async startCore(): Promise<void> {
-    const data = { "catalog-root": join(this.dataDir, "catalog"), "artifacts-root": join(this.dataDir, "artifacts") };
-    this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...data, ...this.opts.coreFlags })], {
+    const data = {
+      "catalog-root": join(this.dataDir, "catalog"),
+      "artifacts-root": join(this.dataDir, "artifacts"),
+      "journal-root": join(this.dataDir, "journal"),
+    };
+    this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...NO_SHUTDOWN_GRACE, ...data, ...this.opts.coreFlags })], {
       script: LLORCH,
       nodeArgs: [],
       env: { ...this.env(), ...this.opts.coreEnv },
@@ -93,11 +110,15 @@ export class TestSystem {
   }
 
   async startEdge(): Promise<void> {
-    this.edge = launchLlorch("edge", ["edge", ...toArgs({ port: 0, core: this.coreAddress, ...this.opts.edgeFlags })], {
-      script: LLORCH,
-      nodeArgs: [],
-      env: this.env(),
-    });
+    this.edge = launchLlorch(
+      "edge",
+      ["edge", ...toArgs({ port: 0, core: this.coreAddress, ...NO_SHUTDOWN_GRACE, ...this.opts.edgeFlags })],
+      {
+        script: LLORCH,
+        nodeArgs: [],
+        env: { ...this.env(), ...this.opts.edgeEnv },
+      },
+    );
     this.edgeUrl = (await this.edge.ready).url!;
   }
 
@@ -115,6 +136,7 @@ export class TestSystem {
           "tokens-per-second": spec.tokensPerSecond ?? 0,
           engine: spec.engine ?? "llamacpp",
           model: spec.model ?? "mock:tiny",
+          ...NO_SHUTDOWN_GRACE,
           ...spec.flags,
         }),
       ],
@@ -152,20 +174,33 @@ export class TestSystem {
     await this.core.exited;
   }
 
-  /** Restarts core on the same port, so sidecars and edge find it again on their own. */
+  /** Restarts core on the same port and data directory (catalog, artifacts, task journal), so sidecars and edge find it again on their own. */
   async restartCore(): Promise<void> {
     await this.startCore();
   }
 
+  /** SIGSTOP: core hangs with its sockets open, as a machine that stalls does. */
+  pauseCore(): void {
+    this.core.child.kill("SIGSTOP");
+  }
+
+  resumeCore(): void {
+    this.core.child.kill("SIGCONT");
+  }
+
   async waitForReadyReplicas(count: number, timeoutMs = 15_000): Promise<void> {
-    const { listReplicas } = await import("./grpc.js");
     const until = Date.now() + timeoutMs;
     for (;;) {
-      const replicas = await listReplicas(this.coreAddress, this.opts.apiKey).catch(() => []);
+      const replicas = await this.replicas().catch(() => []);
       if (replicas.filter((r) => r.ready).length >= count) return;
       if (Date.now() > until) throw new Error(`only ${replicas.filter((r) => r.ready).length}/${count} replicas ready`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** What core's registry holds now, asked as the test's operator (`ops`). */
+  replicas(): Promise<ReplicaStatus[]> {
+    return listReplicas(this.coreAddress, this.opts.ops?.key ?? this.opts.apiKey, this.opts.ops?.credentials);
   }
 
   /** Every log line every process printed (for redaction and field checks). */

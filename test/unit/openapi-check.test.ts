@@ -86,6 +86,16 @@ test("checkResponse validates SSE frames against x-sse-events", (t) => {
   t.regex(checkResponse("GET", path, { status: 200, headers: noCache, body: good })[0]!, /Cache-Control/);
 });
 
+test("only a last CORE_UNAVAILABLE error frame, the edge's own, may go without an id", (t) => {
+  const path = `/v1/tasks/${TASK_ID}/stream`;
+  const start = frame(1, "started", { queue_position: 0, predicted_start_ms: 5 }) + frame(2, "token", { t: "Hi", i: 0 });
+  const lost = (code: string) => `event: error\ndata: ${JSON.stringify({ code, message: "core away", retriable: true })}\n\n`;
+  t.deepEqual(checkResponse("GET", path, { status: 200, headers: SSE_HEADERS, body: start + lost("CORE_UNAVAILABLE") }), []);
+  t.regex(checkResponse("GET", path, { status: 200, headers: SSE_HEADERS, body: start + lost("WORKER_RESET") })[0]!, /id must be/);
+  const notLast = lost("CORE_UNAVAILABLE") + frame(3, "token", { t: "x", i: 1 });
+  t.regex(checkResponse("GET", path, { status: 200, headers: SSE_HEADERS, body: start + notLast })[0]!, /id must be/);
+});
+
 test("parseSse handles comments, CRLF, multi-line data and a missing final blank line", (t) => {
   const frames = parseSse(':hello\r\nid: 1\r\nevent: token\r\ndata: {"t":\r\ndata: "x","i":0}\r\n\r\nevent: end\ndata:{}');
   t.deepEqual(frames, [

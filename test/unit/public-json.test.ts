@@ -5,6 +5,7 @@ import type { DescMessage } from "@bufbuild/protobuf";
 import * as artifact from "../../contracts/gen/llama_orch/v1/artifact.js";
 import * as catalog from "../../contracts/gen/llama_orch/v1/catalog.js";
 import * as common from "../../contracts/gen/llama_orch/v1/common.js";
+import * as metrics from "../../contracts/gen/llama_orch/v1/metrics.js";
 import * as pool from "../../contracts/gen/llama_orch/v1/pool.js";
 import * as registry from "../../contracts/gen/llama_orch/v1/registry.js";
 import * as session from "../../contracts/gen/llama_orch/v1/session.js";
@@ -16,7 +17,7 @@ import { arbitraryMessage } from "../support/message-arbitrary.js";
 
 const { CreateTaskRequest, TaskEvent } = task;
 const { EngineCapability, GetPoolHealthResponse } = pool;
-const generated = [artifact, catalog, common, pool, registry, session, task, worker] as Record<string, unknown>[];
+const generated = [artifact, catalog, common, metrics, pool, registry, session, task, worker] as Record<string, unknown>[];
 
 type Fns = { encode(m: unknown): { finish(): Uint8Array }; decode(b: Uint8Array): unknown; fromPartial(o: unknown): unknown };
 

@@ -8,6 +8,7 @@ import { WorkerErrorKind } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { waitOrAbort } from "../abortable-wait.js";
 import { AttemptError, causeOf, flatHeaders, readBody, sendAttempt, type Call, type CallTarget } from "./engine-call.js";
 import { failureOf } from "./engine-errors.js";
+import { startEngineSpan, type EngineSpan } from "./engine-span.js";
 import { redactText, secretsOfHeaders } from "./redact.js";
 import { JsonLinesDecoder, SseDecoder, type SseFrame } from "./stream-decoder.js";
 
@@ -103,7 +104,9 @@ export class EngineHttp {
     const base = new URL(opts.baseUrl);
     if (base.protocol !== "http:" && base.protocol !== "https:") throw new TypeError(`engine URL must be http(s): ${base.protocol}`);
     const secure = base.protocol === "https:";
-    const agentOptions = { keepAlive: true, maxSockets: 64 };
+    // No socket cap here: the sidecar admits at most its slots, and a cap below them
+    // (64 was) left slots core counted as free waiting for a socket.
+    const agentOptions = { keepAlive: true, maxSockets: Infinity };
     this.target = {
       origin: base.origin,
       basePath: base.pathname.replace(/\/+$/, ""),
@@ -177,11 +180,12 @@ export class EngineHttp {
   stream(path: string, body: unknown, opts: StreamOptions): Promise<EngineStream<SseFrame> | EngineStream<string>>;
   async stream(path: string, body: unknown, opts: StreamOptions): Promise<EngineStream<SseFrame> | EngineStream<string>> {
     const { signal } = opts;
-    const { call, secrets } = await this.post(path, body, opts.format === "sse" ? "text/event-stream" : "application/x-ndjson", opts);
+    const { call, secrets, span } = await this.post(path, body, opts.format === "sse" ? "text/event-stream" : "application/x-ndjson", opts);
     const common = { status: call.res.statusCode ?? 0, headers: flatHeaders(call.res.headers) };
+    const sent = { call, signal, path, secrets, span };
     return opts.format === "sse"
-      ? { ...common, batches: this.batches(call, new SseDecoder(), signal, path, secrets) }
-      : { ...common, batches: this.batches(call, new JsonLinesDecoder(), signal, path, secrets) };
+      ? { ...common, batches: this.batches(sent, new SseDecoder()) }
+      : { ...common, batches: this.batches(sent, new JsonLinesDecoder()) };
   }
 
   /**
@@ -193,32 +197,38 @@ export class EngineHttp {
    */
   async postJson(path: string, body: unknown, opts: Omit<StreamOptions, "format">): Promise<{ status: number; body: unknown }> {
     const { signal } = opts;
-    const { call, secrets } = await this.post(path, body, "application/json", opts);
+    const { call, secrets, span } = await this.post(path, body, "application/json", opts);
+    const status = call.res.statusCode ?? 0;
     let text: string;
     try {
       text = await readBody(call, this.idleTimeoutMs, MAX_ANSWER_BYTES);
     } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      throw failureOf({ method: "POST", path, cause: err, secrets });
+      // The span hears the redacted failure, never the raw cause.
+      const failure: unknown = signal.aborted ? signal.reason : failureOf({ method: "POST", path, cause: err, secrets });
+      span?.end({ status, error: failure });
+      throw failure;
     }
+    span?.end({ status });
     try {
-      return { status: call.res.statusCode ?? 0, body: JSON.parse(text) as unknown };
+      return { status, body: JSON.parse(text) as unknown };
     } catch (err) {
       const cause = new Error(`invalid JSON from the engine: ${(err as Error).message}`);
       throw failureOf({ method: "POST", path, kind: WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_ERROR, cause, secrets });
     }
   }
 
-  /** One POST up to its 2xx response headers: connect retries when allowed, a non-2xx status as the engine's failure. */
+  /**
+   * One POST up to its 2xx response headers, with its span when a traced
+   * generation makes it (the caller ends it once the body is read).
+   */
   private async post(
     path: string,
     body: unknown,
     accept: string,
     opts: Omit<StreamOptions, "format">,
-  ): Promise<{ call: Call; secrets: string[] }> {
-    const { signal } = opts;
+  ): Promise<{ call: Call; secrets: string[]; span: EngineSpan | undefined }> {
     const payload = Buffer.from(JSON.stringify(body), "utf8");
-    const headers = {
+    const headers: Record<string, string> = {
       ...this.headers,
       "content-type": "application/json",
       accept,
@@ -226,6 +236,24 @@ export class EngineHttp {
       "content-length": String(payload.length),
     };
     const secrets = [...this.secrets, ...secretsOfHeaders(opts.headers)];
+    const span = startEngineSpan("POST", this.target.origin, this.target.basePath + path, headers);
+    try {
+      return { call: await this.postAttempts(path, payload, headers, secrets, opts), secrets, span };
+    } catch (err) {
+      span?.end({ error: err });
+      throw err;
+    }
+  }
+
+  /** Sends the POST: connect retries when allowed, a non-2xx status as the engine's failure. */
+  private async postAttempts(
+    path: string,
+    payload: Buffer,
+    headers: Record<string, string>,
+    secrets: string[],
+    opts: Omit<StreamOptions, "format">,
+  ): Promise<Call> {
+    const { signal } = opts;
     const attempts = opts.retryConnect ? this.retry.attempts : 1;
     for (let attempt = 1; ; attempt++) {
       if (signal.aborted) throw signal.reason;
@@ -246,7 +274,7 @@ export class EngineHttp {
         if (signal.aborted) throw signal.reason;
         throw failureOf({ method: "POST", path, status, body: text, secrets });
       }
-      return { call, secrets };
+      return call;
     }
   }
 
@@ -256,11 +284,14 @@ export class EngineHttp {
   }
 
   private async *batches<T>(
-    call: Call,
+    {
+      call,
+      signal,
+      path,
+      secrets,
+      span,
+    }: { call: Call; signal: AbortSignal; path: string; secrets: string[]; span: EngineSpan | undefined },
     decoder: { push(chunk: Uint8Array): T[]; end(): T[] },
-    signal: AbortSignal,
-    path: string,
-    secrets: string[],
   ): AsyncGenerator<T[]> {
     const chunks = call.res[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     // The idle timer counts only while waiting on the engine, not while the consumer holds a batch.
@@ -280,8 +311,11 @@ export class EngineHttp {
       if (rest.length > 0) yield rest;
     } catch (err) {
       if (signal.aborted) return;
-      throw failureOf({ method: "POST", path, cause: err, secrets });
+      const failure = failureOf({ method: "POST", path, cause: err, secrets });
+      span?.end({ status: call.res.statusCode, error: failure });
+      throw failure;
     } finally {
+      span?.end({ status: call.res.statusCode });
       call.finish();
       // Stopped before the end (break, abort, error): closing the connection is how the engine learns to stop.
       if (!call.res.complete) call.req.destroy();

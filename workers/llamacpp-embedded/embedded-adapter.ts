@@ -32,6 +32,8 @@ export interface EmbeddedOptions {
   baseDir: string;
   /** The file start() loads for `modelRef` when the sidecar fetched it (an hf: or https: ref in the model cache); default the local file the ref names. */
   modelPath?: string;
+  /** Told how far llama.cpp has got loading the file, as bytes of its size (from its own 0..1 fraction). */
+  onLoadProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
 
 /**
@@ -217,7 +219,7 @@ export class EmbeddedLlamaAdapter implements EngineAdapter {
     try {
       const path = file ?? this.localPath(modelRef);
       const { slots, ctx: contextSize, threads, gpuLayers } = this.options;
-      const model = await loadEmbeddedModel(this.runtime, path, { slots, contextSize, threads, gpuLayers });
+      const model = await loadEmbeddedModel(this.runtime, path, { slots, contextSize, threads, gpuLayers }, this.options.onLoadProgress);
       if (this.stopped) {
         await model.dispose();
         throw new Error("the engine stopped while loading");

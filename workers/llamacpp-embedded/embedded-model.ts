@@ -4,6 +4,7 @@
 // a generation model never claims embeddings and vice versa.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
 import type { LlamaContextSequence, LlamaEmbeddingContext, LlamaModel, LlamaRankingContext } from "node-llama-cpp";
 import { Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import { readGgufHeader } from "../gguf/gguf-header.js";
@@ -56,14 +57,25 @@ export function workloadsOf(kind: ModelKind): Workload[] {
   }
 }
 
-/** Loads the file and creates its slots; nothing is left allocated when any step fails. */
-export async function loadEmbeddedModel(runtime: LlamaRuntime, path: string, opts: ModelSlots): Promise<EmbeddedModel> {
+/** Loads the file and creates its slots; nothing is left allocated when any step fails. `onProgress` hears the file's load in bytes. */
+export async function loadEmbeddedModel(
+  runtime: LlamaRuntime,
+  path: string,
+  opts: ModelSlots,
+  onProgress?: (bytesDone: number, bytesTotal: number) => void,
+): Promise<EmbeddedModel> {
   // node-llama-cpp can spin on a file that is not GGUF at all; the header check makes that an error.
   await readGgufHeader(path);
   const digest = fileDigest(path);
   // Observed at once so a failed load below is the error reported, not an unhandled rejection.
   digest.catch(() => undefined);
-  const model = await loadModelFile(runtime, path, opts.gpuLayers);
+  const size = onProgress ? (await stat(path)).size : 0;
+  const model = await loadModelFile(
+    runtime,
+    path,
+    opts.gpuLayers,
+    onProgress && ((fraction) => onProgress(Math.round(fraction * size), size)),
+  );
   try {
     const kind = kindOf(model);
     const contextSize = Math.min(opts.contextSize, model.trainContextSize);
@@ -86,10 +98,15 @@ export async function loadEmbeddedModel(runtime: LlamaRuntime, path: string, opt
   }
 }
 
-async function loadModelFile(runtime: LlamaRuntime, path: string, gpuLayers: ModelSlots["gpuLayers"]): Promise<LlamaModel> {
+async function loadModelFile(
+  runtime: LlamaRuntime,
+  path: string,
+  gpuLayers: ModelSlots["gpuLayers"],
+  onLoadProgress?: (fraction: number) => void,
+): Promise<LlamaModel> {
   const before = runtime.lastNativeError();
   try {
-    return await runtime.llama.loadModel({ modelPath: path, gpuLayers });
+    return await runtime.llama.loadModel({ modelPath: path, gpuLayers, onLoadProgress });
   } catch (err) {
     const reason = runtime.lastNativeError();
     const message = (err as Error).message;

@@ -86,7 +86,8 @@ export function embeddedInstances(options: EmbeddedOptions, logger: Logger): Eng
     loadsFiles: true,
     besideBlocked: undefined,
     // eslint-disable-next-line @typescript-eslint/require-await -- an instance is cheap here; a supervised one needs a port first
-    create: async (model) => new EmbeddedLlamaAdapter({ ...options, modelRef: model.ref, modelPath: model.path }, logger),
+    create: async (model, how) =>
+      new EmbeddedLlamaAdapter({ ...options, modelRef: model.ref, modelPath: model.path, onLoadProgress: how.onLoadProgress }, logger),
   };
 }
 

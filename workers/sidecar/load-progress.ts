@@ -18,14 +18,14 @@ export function loadProgressOf(ref: string, p: ProvisionProgress): LoadProgress 
   };
 }
 
-/** The engine loading the model: no byte counts to report. */
-export function engineLoadProgress(ref: string): LoadProgress {
-  return { phase: "loading", bytesDone: 0, bytesTotal: undefined, bytesPerSecond: undefined, subject: ref };
+/** The engine loading the model: how much of its file, when the engine says (the embedded one does). */
+export function engineLoadProgress(ref: string, loaded?: { bytesDone: number; bytesTotal: number }): LoadProgress {
+  return { phase: "loading", bytesDone: loaded?.bytesDone ?? 0, bytesTotal: loaded?.bytesTotal, bytesPerSecond: undefined, subject: ref };
 }
 
 /** "downloading hf:org/repo/m.gguf: 45% (180.0 MiB of 400.0 MiB, 12.0 MiB/s)", "resolving …", "loading …". */
 export function progressSentence(ref: string, p: LoadProgress): string {
-  if (p.phase === "resolving" || p.phase === "loading") return `${p.phase} ${ref}`;
+  if (p.phase === "resolving" || (p.phase === "loading" && !p.bytesTotal)) return `${p.phase} ${ref}`;
   const known = p.bytesTotal !== undefined && p.bytesTotal > 0;
   const rate = p.bytesPerSecond ? `, ${formatBytes(p.bytesPerSecond)}/s` : "";
   const amounts = known

@@ -31,7 +31,7 @@ const REPLICA_LABELS = ["engine", "engine_version", "pool_id", "replica_id"] as 
 export function createSidecarMetrics(source: SidecarMetricsSource): SidecarMetrics {
   const registry = new Registry();
   const registers = [registry];
-  const { tokensIn, tokensOut, generations } = generationCounters(registers);
+  const { tokensIn, tokensOut, generations } = generationCounters(registers, source);
   for (const gauge of SCRAPED_GAUGES) scrapedGauge(registers, source, gauge);
 
   return {
@@ -45,21 +45,16 @@ export function createSidecarMetrics(source: SidecarMetricsSource): SidecarMetri
   };
 }
 
-/** The series generationFinished counts into, once per Submit. */
-function generationCounters(registers: Registry[]) {
+/**
+ * The series generationFinished counts into, once per Submit. The token
+ * counters are not tokens_in_total/tokens_out_total: core owns those (it
+ * counts every task's tokens, whichever sidecar ran it), and the same names
+ * here would make sum(tokens_out_total) count every token twice.
+ */
+function generationCounters(registers: Registry[], source: SidecarMetricsSource) {
   return {
-    tokensIn: new Counter({
-      name: "tokens_in_total",
-      help: "Prompt tokens of generations run on this replica.",
-      labelNames: REPLICA_LABELS,
-      registers,
-    }),
-    tokensOut: new Counter({
-      name: "tokens_out_total",
-      help: "Tokens streamed by this replica.",
-      labelNames: REPLICA_LABELS,
-      registers,
-    }),
+    tokensIn: zeroedCounter(registers, source, "worker_tokens_in_total", "Prompt tokens of generations run on this replica."),
+    tokensOut: zeroedCounter(registers, source, "worker_tokens_out_total", "Tokens streamed by this replica."),
     generations: new Counter({
       name: "worker_generations_total",
       help: "Submit calls by how they ended: completed, canceled, failed, rejected (never started).",
@@ -69,6 +64,26 @@ function generationCounters(registers: Registry[]) {
   };
 }
 
+/**
+ * A counter whose series for the current labels exists at 0 from the first
+ * scrape after the replica is named and its engine described: rate() and
+ * increase() then see the replica's first tokens, which they miss when a
+ * series appears with them. (Before that, a zero would stay behind under
+ * labels that are about to change.)
+ */
+function zeroedCounter(registers: Registry[], source: SidecarMetricsSource, name: string, help: string) {
+  return new Counter({
+    name,
+    help,
+    labelNames: REPLICA_LABELS,
+    registers,
+    collect() {
+      const labels = source.labels();
+      if (labels.replica_id && labels.engine_version) this.inc(labels, 0);
+    },
+  });
+}
+
 interface ScrapedGauge {
   name: string;
   help: string;
@@ -76,9 +91,9 @@ interface ScrapedGauge {
   read: (source: SidecarMetricsSource) => number | undefined;
 }
 
-/** The sidecar's gauges, in the order /metrics lists them. */
+/** The sidecar's gauges, in the order /metrics lists them (worker_slots, not _total: Prometheus keeps that suffix for counters). */
 const SCRAPED_GAUGES: readonly ScrapedGauge[] = [
-  { name: "worker_slots_total", help: "Generation slots of this replica's engine.", read: (s) => s.slotsTotal() },
+  { name: "worker_slots", help: "Generation slots of this replica's engine.", read: (s) => s.slotsTotal() },
   { name: "worker_slots_free", help: "Generation slots not running anything now.", read: (s) => s.slotsFree() },
   {
     name: "kv_cache_usage_ratio",

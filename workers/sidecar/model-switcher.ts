@@ -29,8 +29,14 @@ export interface EngineInstances {
   readonly loadsFiles: boolean;
   /** Why a second instance cannot run beside the first; undefined when it can. */
   readonly besideBlocked: string | undefined;
-  /** A new instance on `model`, not started. `firstStart`: the sidecar's own start, where a crashing engine is restarted rather than given up. */
-  create(model: PreparedModel, how: { firstStart: boolean }): Promise<EngineAdapter>;
+  /**
+   * A new instance on `model`, not started. `firstStart`: the sidecar's own start, where a crashing engine is
+   * restarted rather than given up. `onLoadProgress`: for an engine that can say how far its start has loaded the file.
+   */
+  create(
+    model: PreparedModel,
+    how: { firstStart: boolean; onLoadProgress?: (bytesDone: number, bytesTotal: number) => void },
+  ): Promise<EngineAdapter>;
 }
 
 export interface SwitcherOptions {
@@ -190,6 +196,17 @@ export class ModelSwitcher implements EngineAdapter {
     }
   }
 
+  /** The engine's own word on loading `ref`'s file, shown while that load runs: at most once per percent. */
+  private engineLoaded(ref: string, bytesDone: number, bytesTotal: number): void {
+    if (this.phase !== "loading" || this.loadingRef !== ref || bytesTotal <= 0) return;
+    const percent = (p: LoadProgress | undefined) => (p?.bytesTotal ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : -1);
+    const next = engineLoadProgress(ref, { bytesDone, bytesTotal });
+    if (this.progress?.phase === "loading" && percent(this.progress) === percent(next)) return;
+    this.progress = next;
+    this.status = progressSentence(ref, next);
+    this.emit();
+  }
+
   private begin(ref: string, why: Why): void {
     this.phase = "loading";
     this.why = why;
@@ -252,7 +269,8 @@ export class ModelSwitcher implements EngineAdapter {
   }
 
   private async startInstance(model: PreparedModel, firstStart: boolean): Promise<EngineInstance> {
-    const instance = new EngineInstance(await this.o.instances.create(model, { firstStart }), model);
+    const onLoadProgress = (bytesDone: number, bytesTotal: number) => this.engineLoaded(model.ref, bytesDone, bytesTotal);
+    const instance = new EngineInstance(await this.o.instances.create(model, { firstStart, onLoadProgress }), model);
     this.starting = instance;
     try {
       this.stillRunning();

@@ -1,7 +1,8 @@
-import { credentials, Metadata, type ClientReadableStream, type StatusObject } from "@grpc/grpc-js";
+import { Metadata, type ClientReadableStream, type StatusObject } from "@grpc/grpc-js";
 import { RegistryServiceClient, type RegisterRequest, type RegisterResponse } from "../../contracts/gen/llama_orch/v1/registry.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../../contracts/runtime/grpc-server.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
+import { channelCredentialsOf, type TlsMaterial } from "../../contracts/runtime/tls.js";
 
 export interface RegistrationOptions {
   coreAddress: string;
@@ -10,10 +11,14 @@ export interface RegistrationOptions {
    * a sidecar that switched models (LoadModel) re-registers with the current one.
    */
   request: RegisterRequest | (() => RegisterRequest);
-  /** Core's API key; registration needs it like every other call to core. Never logged. */
+  /** The key presented to core (a worker key); registration needs it like every other call to core. Never logged. */
   apiKey?: string;
+  /** With a CA: dial core over TLS, verified against it, presenting this sidecar's certificate. */
+  tls?: TlsMaterial;
   logger: Logger;
   backoff?: Partial<Backoff>;
+  /** Told when core accepts the lease, and when an accepted lease ends (core went away). */
+  onLease?: (state: "accepted" | "lost") => void;
 }
 
 export interface Backoff {
@@ -62,7 +67,7 @@ class RegistrationLease {
   constructor(private readonly options: RegistrationOptions) {
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.log = options.logger.child({ core_address: options.coreAddress });
-    this.client = new RegistryServiceClient(options.coreAddress, credentials.createInsecure(), {
+    this.client = new RegistryServiceClient(options.coreAddress, channelCredentialsOf(options.tls), {
       ...CLIENT_CHANNEL_OPTIONS,
       // The channel's own reconnect backoff (up to 120 s by default) would otherwise
       // outlast ours and keep a restarted core waiting for this sidecar.
@@ -84,6 +89,7 @@ class RegistrationLease {
       if (message.kind?.$case !== "accepted") return;
       acceptedAt = Date.now();
       this.accepted(message.kind.accepted.coreInstanceId);
+      this.options.onLease?.("accepted");
     });
     // 'status' comes exactly once per call, after 'end' or 'error'; listening to 'error' keeps it from throwing.
     current.on("error", () => {});
@@ -110,11 +116,12 @@ class RegistrationLease {
   private ended(current: ClientReadableStream<RegisterResponse>, status: StatusObject, acceptedAt: number | undefined): void {
     if (this.stopped || this.call !== current) return;
     this.call = undefined;
+    if (acceptedAt !== undefined) this.options.onLease?.("lost");
     // A lease that held for a while earns a quick return; one that core keeps
     // ending at once (e.g. a duplicate replica id) backs off like a failure.
     const held = acceptedAt !== undefined && Date.now() - acceptedAt >= this.backoff.maxMs;
     this.failures = held ? 0 : this.failures + 1;
-    const reason = status.details || `status ${status.code}`;
+    const reason = registrationFailure(status, this.options.tls !== undefined);
     if (this.logged !== "retrying") {
       const human =
         this.logged === "registered"
@@ -132,4 +139,18 @@ class RegistrationLease {
 export function delayFor(failures: number, backoff: Backoff): number {
   const base = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.max(0, failures - 1));
   return Math.round(base * (1 - backoff.jitter + 2 * backoff.jitter * Math.random()));
+}
+
+/** Why a registration ended, in words an operator can act on: TLS problems say which side's certificate to check. */
+export function registrationFailure(status: Pick<StatusObject, "code" | "details">, tls: boolean): string {
+  const details = status.details || `status ${status.code}`;
+  if (/certificate|self.signed|unable to verify|CERT_|SSL|alert|handshake/i.test(details)) {
+    return `TLS with core failed: ${details} (core's certificate must be signed by this sidecar's --tls-ca, and this sidecar's by core's)`;
+  }
+  if (/Failed to connect|Connection dropped|ECONNRESET|socket hang up|Protocol error/i.test(details)) {
+    return tls
+      ? `${details} (if core is up, it may have refused this sidecar's certificate: its log says why)`
+      : `${details} (if core is up and serves TLS, this sidecar needs --tls-ca)`;
+  }
+  return details;
 }

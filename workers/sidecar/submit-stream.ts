@@ -37,7 +37,11 @@ export class SubmitStream implements GenerationSink {
   constructor(
     private readonly call: SubmitCall,
     private readonly onStarted: (tokensIn: number) => void,
-  ) {}
+    /** The index of the first token this call carries: a resumed call starts after what its caller has. */
+    firstTokenIndex = 0,
+  ) {
+    this.tokensOut = firstTokenIndex;
+  }
 
   started(tokensIn: number): void {
     if (this.startedAt !== undefined) return;

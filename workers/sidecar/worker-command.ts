@@ -1,4 +1,4 @@
-import { apiKeyFrom } from "../../contracts/runtime/api-key.js";
+import { apiKeyFrom, ownKeyFrom } from "../../contracts/runtime/api-key.js";
 import type { ComponentCommand } from "../../contracts/runtime/component-command.js";
 import { helpLine } from "../../contracts/runtime/flag-table.js";
 import { startWorker } from "./worker.js";
@@ -17,11 +17,16 @@ export const workerCommand: ComponentCommand<WorkerConfig> = {
     workerFlagHelp,
     helpLine("--config FILE", 'YAML config file (flags under "worker:")', 30),
     "",
+    "WorkerService takes only worker keys (core's): one of --keys-file, or LLORCH_API_KEY, which holds every role.",
+    "The sidecar registers with core presenting LLORCH_KEY (a worker key; default LLORCH_API_KEY). Without a key",
+    "it refuses to listen beyond loopback.",
+    "",
   ].join("\n"),
   flags: WORKER_FLAGS,
   configFromFlags: (flags) => ({
     ...workerConfigFromFlags(flags),
-    coreApiKey: apiKeyFrom(flags),
+    coreApiKey: ownKeyFrom(flags),
+    apiKey: apiKeyFrom(flags),
     engineApiKey: process.env[ENGINE_API_KEY_ENV] || undefined,
   }),
   start: (config) => startWorker(config),

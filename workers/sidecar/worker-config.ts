@@ -3,6 +3,9 @@ import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import { workerErrorKinds } from "../engine-adapter.js";
 import { applyFlags, flagHelp, flagNames, type FlagTable, type FlagValues } from "../../contracts/runtime/flag-table.js";
 import { flagBoolean, flagChoice, flagInteger, flagList, flagNumber, flagText } from "../../contracts/runtime/flag-values.js";
+import { shutdownGraceFlag } from "../../contracts/runtime/shutdown-grace.js";
+import { securityFlags, type SecuritySettings } from "../../contracts/runtime/security-flags.js";
+import { logFormatFlag, type LogFormat } from "../../contracts/runtime/log-format.js";
 import { MOCK_DEFAULTS } from "../mock/mock-engine.js";
 import { GPU_CHOICES, type GpuChoice } from "../llamacpp-embedded/llama-runtime.js";
 
@@ -44,8 +47,12 @@ export interface WorkerConfig {
   advertiseAddress?: string;
   /** Core's gRPC address; without it the sidecar serves but does not register. */
   coreAddress?: string;
-  /** Core's API key for registration; sent as `authorization: Bearer`, never logged. */
+  /** The key presented to core on registration (a worker key: LLORCH_KEY, else LLORCH_API_KEY); never logged. */
   coreApiKey?: string;
+  /** LLORCH_API_KEY: accepted on WorkerService (it holds every role). */
+  apiKey?: string;
+  /** --keys-file (the worker keys WorkerService accepts: core's) and the TLS files. */
+  security?: SecuritySettings;
   /** Default "default". */
   poolId?: string;
   /** Default `${poolId}-r${port}` with the bound port. */
@@ -89,6 +96,14 @@ export interface WorkerConfig {
   modelCacheDir?: string;
   /** Unload the model after this long without a generation (the engine stopped, the embedded model freed); the next one loads it. Default off. */
   modelTtlMs?: number;
+  /** On SIGTERM, how long running generations may finish before they end (a retriable RESET). */
+  shutdownGraceMs?: number;
+  /** A generation core's call lost (core restarted) runs on, held for core to resume: up to this many tokens and results (default 10000)... */
+  holdMaxEvents?: number;
+  /** ...and for this long (default 60000). */
+  holdMs?: number;
+  /** Undefined: LLORCH_LOG_FORMAT, else by whether stdout is a terminal. */
+  logFormat?: LogFormat;
 }
 
 export const WORKER_DEFAULTS = {
@@ -181,6 +196,19 @@ export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
     arg: "<ms>",
     help: "unload the model after this long without a task (engine stopped, memory freed); the next task loads it\nagain (embedded engine, --engine-cmd; default off)",
     apply: (c, v, f) => (c.modelTtlMs = flagInteger(f, v, 1)),
+  },
+  shutdownGraceFlag<WorkerConfig>("running generations"),
+  {
+    name: "hold-max-events",
+    arg: "<n>",
+    help: "when core's call breaks (core restarted), a generation runs on and is held for core to resume;\npast this many tokens and results held it is stopped (default 10000)",
+    apply: (c, v, f) => (c.holdMaxEvents = flagInteger(f, v, 0)),
+  },
+  {
+    name: "hold-ms",
+    arg: "<ms>",
+    help: "how long such a generation (running or ended) is held before it is given up (default 60000)",
+    apply: (c, v, f) => (c.holdMs = flagInteger(f, v, 1)),
   },
   {
     name: "serves-any-model",
@@ -290,6 +318,8 @@ export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
     help: "mock: model refs LoadModel fails to load, comma-separated; the previous model keeps serving",
     apply: (c, v, f) => (mock(c).rejectModels = flagList(f, v)),
   },
+  ...securityFlags<WorkerConfig>((c) => (c.security ??= { tls: {} }), "core"),
+  logFormatFlag(),
 ];
 
 /** Every flag workerConfigFromFlags understands, so a CLI can reject the rest. */

@@ -10,6 +10,7 @@ import {
   type InfoResponse,
   type LoadModelRequest,
   type LoadModelResponse,
+  type WorkerHealth,
   type SubmitRequest,
   type WorkerError,
   type WorkerProps,
@@ -18,14 +19,17 @@ import {
 import { engines, workloads } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf } from "../../contracts/runtime/metadata.js";
-import { traceContextFromMetadata, traceIdOf } from "../../contracts/runtime/trace-context.js";
+import { otelContext, traceContextFromMetadata, traceIdOf } from "../../contracts/runtime/trace-context.js";
 import { EvictionUnsupportedError, WorkerFailure, workerErrorKinds, type EngineAdapter } from "../engine-adapter.js";
 import type { MaskedMemory } from "../hardware/device-mask.js";
 import type { ReplicaHardware } from "./replica-hardware.js";
 import type { GenerationOutcome, SidecarMetrics } from "./metrics.js";
 import { endOf, errorOf, failure, logEnd, stoppedTerminal, type StopCause } from "./generation-end.js";
+import { publicText } from "../../contracts/runtime/public-text.js";
+import { startGenerationSpan } from "./generation-span.js";
 import type { SlotLease, SlotPool } from "./slot-pool.js";
 import { SubmitStream, type SubmitCall, type Terminal } from "./submit-stream.js";
+import { DEFAULT_HOLD, GenerationTable, type HoldOptions } from "./generation-table.js";
 import { isExpectedDigest, loadRefusal } from "./load-refusal.js";
 import { serveWatch } from "./watch-stream.js";
 
@@ -47,34 +51,42 @@ export interface WorkerServiceDeps {
   logger: Logger;
   /** The replica's measured memory, when the sidecar measures it (props carry it, and change with it). */
   hardware?: Pick<ReplicaHardware, "memory" | "onChange">;
+  /** How much of a detachable generation is held, and for how long, when its call breaks. */
+  hold?: HoldOptions;
 }
 
-/**
- * llama_orch.v1.WorkerService over one EngineAdapter. Owns the map of running
- * generations (for Cancel and shutdown) and the open watch streams.
- */
 function memoryProps(m: MaskedMemory): Pick<WorkerProps, "vramTotalBytes" | "vramFreeBytes"> {
   return { vramTotalBytes: m.totalBytes, vramFreeBytes: m.freeBytes };
 }
 
+/**
+ * llama_orch.v1.WorkerService over one EngineAdapter. Owns the table of
+ * generations (running, and held for a core whose call broke) and the open
+ * watch streams.
+ */
 export class WorkerService {
   readonly handlers: WorkerServiceServer;
-  private readonly running = new Map<string, (cause: StopCause) => void>();
+  private readonly generations: GenerationTable;
   private readonly watches = new Set<() => void>();
   /** Set by close(): calls that slip in while the server shuts down are refused, not started. */
   private closed = false;
+  /** Set by beginDrain(): health says not ready and new generations are refused, running ones go on. */
+  private draining = false;
+  /** Watchers of health told when the drain begins (the adapter tells them of its own changes). */
+  private readonly drainListeners = new Set<() => void>();
 
   constructor(private readonly deps: WorkerServiceDeps) {
-    const { adapter, slots } = deps;
+    const { adapter } = deps;
+    this.generations = new GenerationTable(deps.hold ?? DEFAULT_HOLD);
     this.handlers = {
-      health: (_call, callback) => callback(null, { health: adapter.health(), load: adapter.loadState?.() }),
+      health: (_call, callback) => callback(null, { health: this.health(), load: adapter.loadState?.() }),
       watchHealth: (call) =>
         this.watch((onClosed) =>
           serveWatch(
             call,
             // The load state's changes come through onHealthChange too, so one subscription sees both.
-            () => ({ health: adapter.health(), load: adapter.loadState?.() }),
-            (onChange) => adapter.onHealthChange(onChange),
+            () => ({ health: this.health(), load: adapter.loadState?.() }),
+            (onChange) => this.onHealthChange(onChange),
             onClosed,
           ),
         ),
@@ -84,23 +96,14 @@ export class WorkerService {
           serveWatch(
             call,
             () => ({ props: this.props() }),
-            (onChange) => {
-              const offSlots = slots.onChange(onChange);
-              const offMemory = deps.hardware?.onChange(onChange);
-              return () => {
-                offSlots();
-                offMemory?.();
-              };
-            },
+            (onChange) => this.onPropsChange(onChange),
             onClosed,
           ),
         ),
       info: (_call: ServerUnaryCall<InfoRequest, InfoResponse>, callback: sendUnaryData<InfoResponse>) =>
         callback(null, { ...adapter.info(), poolId: deps.identity.poolId, replicaId: deps.identity.replicaId }),
       cancel: (call: ServerUnaryCall<CancelRequest, CancelResponse>, callback: sendUnaryData<CancelResponse>) => {
-        const stop = this.running.get(call.request.taskId);
-        stop?.("cancel_rpc");
-        callback(null, { found: stop !== undefined });
+        callback(null, { found: this.generations.cancel(call.request.taskId) });
       },
       evictSession: (call: ServerUnaryCall<EvictSessionRequest, EvictSessionResponse>, callback: sendUnaryData<EvictSessionResponse>) => {
         if (!adapter.evictSession) {
@@ -113,7 +116,7 @@ export class WorkerService {
             // An engine that turned out to offer no eviction (llama.cpp without --slot-save-path) is "not supported", not a failure.
             err instanceof EvictionUnsupportedError
               ? callback(null, { supported: false, evicted: false })
-              : callback({ code: GrpcStatus.INTERNAL, details: `evicting session failed: ${err.message}` }, null),
+              : callback({ code: GrpcStatus.INTERNAL, details: `evicting session failed: ${publicText(err.message)}` }, null),
         );
       },
       loadModel: (call: ServerUnaryCall<LoadModelRequest, LoadModelResponse>, callback: sendUnaryData<LoadModelResponse>) => {
@@ -143,10 +146,62 @@ export class WorkerService {
     };
   }
 
-  /** Stops every running generation (their clients get a retriable RESET) and ends every watch stream. */
+  /**
+   * SIGTERM: health turns not ready (so core places nothing new here) and
+   * new generations are refused as retriable, so core runs them elsewhere;
+   * the running ones go on until close().
+   */
+  beginDrain(): void {
+    this.draining = true;
+    for (const tell of [...this.drainListeners]) tell();
+  }
+
+  /** Health changes: the engine's own, and the drain's beginning. */
+  private onHealthChange(onChange: () => void): () => void {
+    const off = this.deps.adapter.onHealthChange(onChange);
+    this.drainListeners.add(onChange);
+    return () => {
+      off();
+      this.drainListeners.delete(onChange);
+    };
+  }
+
+  /** Props changes: slots taken or given back, measured memory. */
+  private onPropsChange(onChange: () => void): () => void {
+    const offSlots = this.deps.slots.onChange(onChange);
+    const offMemory = this.deps.hardware?.onChange(onChange);
+    return () => {
+      offSlots();
+      offMemory?.();
+    };
+  }
+
+  /** Generations running now (what a drain waits for). */
+  get runningCount(): number {
+    return this.generations.runningCount;
+  }
+
+  /** Health as core (and pool health's readers) see it: the engine's, public text only, and not ready while draining. */
+  private health(): WorkerHealth {
+    if (this.draining) return { live: true, ready: false, lastError: "the worker is shutting down" };
+    return publicHealth(this.deps.adapter.health());
+  }
+
+  /** Generations held for a core whose call broke: registration tells core, which resumes or cancels each. */
+  heldTaskIds(): string[] {
+    return this.generations.heldTaskIds();
+  }
+
+  /** Registration's news of core: while core is away, generations that end are held too, their end perhaps lost with core. */
+  coreLease(state: "accepted" | "lost"): void {
+    if (state === "lost") this.generations.coreLost();
+    else this.generations.coreBack();
+  }
+
+  /** Stops every running generation (their clients get a retriable RESET), drops the held ones and ends every watch stream. */
   close(): void {
     this.closed = true;
-    for (const stop of this.running.values()) stop("shutdown");
+    this.generations.closeAll();
     for (const end of [...this.watches]) end();
   }
 
@@ -161,6 +216,10 @@ export class WorkerService {
     const { slots, metrics } = this.deps;
     const request = call.request;
     const log = this.generationLogger(call);
+    if (request.resume) {
+      this.resume(call, log);
+      return;
+    }
 
     const refusal = this.refusalOf(request);
     // Claimed only after every other check, so a refused request never touches the pool.
@@ -176,6 +235,14 @@ export class WorkerService {
       return;
     }
     await this.run(call, lease, log);
+  }
+
+  /** A resumed Submit carries on a held generation; without one it ends at once with a RESET. */
+  private resume(call: SubmitCall, log: Logger): void {
+    if (this.generations.resume(call)) return;
+    const message = `this sidecar holds no generation of task ${call.request.taskId}`;
+    log.info({ event: "resume_refused" }, message);
+    new SubmitStream(call, noop).finish({ $case: "error", error: failure(WorkerErrorKind.WORKER_ERROR_KIND_RESET, message, true) });
   }
 
   /** The fields every log line of one generation carries. */
@@ -205,37 +272,33 @@ export class WorkerService {
       cause = why;
       controller.abort();
     };
-    const stream = new SubmitStream(call, (tokensIn) =>
+    const generation = this.generations.start(call, stop, log, (tokensIn) =>
       log.info(
         { event: "generation_start", tokens_in: tokensIn, max_tokens: request.maxTokens },
         `started task ${request.taskId}: ${tokensIn} prompt tokens, up to ${request.maxTokens} new`,
       ),
     );
-    const onCancelled = (): void => {
-      stream.abandon();
-      stop("client_cancelled");
-    };
-    call.on("cancelled", onCancelled);
-    this.running.set(request.taskId, stop);
+    const stream = generation.record;
+    const { identity } = this.deps;
+    const span = startGenerationSpan(call, { ...identity, engine: engines.name(adapter.info().engine) });
 
     let terminal: Terminal;
     let failed: unknown;
     try {
-      terminal = endOf(await adapter.generate(request, controller.signal, stream), stream);
+      terminal = endOf(await otelContext.with(span.ctx, () => adapter.generate(request, controller.signal, stream)), stream);
     } catch (err) {
       failed = err;
       terminal = { $case: "error", error: errorOf(err) };
     } finally {
       // The one place a generation gives its slot back, before the client can see the end.
-      this.running.delete(request.taskId);
       lease.release();
-      call.off("cancelled", onCancelled);
     }
     terminal = stoppedTerminal(cause, stream) ?? terminal;
-    stream.finish(terminal);
+    generation.settle(terminal, cause);
 
     const outcome: GenerationOutcome = cause !== undefined ? "canceled" : terminal.$case === "end" ? "completed" : "failed";
     metrics.generationFinished(outcome, stream.tokensIn, stream.tokensOut);
+    span.end(outcome, stream, terminal);
     logEnd(log, request.taskId, outcome, cause, stream, terminal, failed);
   }
 
@@ -254,7 +317,7 @@ export class WorkerService {
     if (expectedDigest && !isExpectedDigest(expectedDigest))
       throw status(GrpcStatus.INVALID_ARGUMENT, 'expected_digest must be "sha256:<64 hex digits>" or empty');
     if (!adapter.loadModel) throw status(GrpcStatus.UNIMPLEMENTED, "this engine cannot switch models");
-    if (this.closed) throw status(GrpcStatus.UNAVAILABLE, "the worker is shutting down");
+    if (this.closed || this.draining) throw status(GrpcStatus.UNAVAILABLE, "the worker is shutting down");
 
     const before = adapter.info();
     const previous = before.modelRef;
@@ -292,7 +355,8 @@ export class WorkerService {
         },
         `failed to switch to model ${modelRef} after ${durationMs} ms, still serving ${serving}: ${message}`,
       );
-      throw loadRefusal(message, err);
+      // Pool health shows it to clients: the log line above keeps the detail.
+      throw loadRefusal(publicText(message), err);
     }
     const info = adapter.info();
     const durationMs = Math.round(performance.now() - t0);
@@ -315,7 +379,7 @@ export class WorkerService {
     const info = this.deps.adapter.info();
     if (!request.taskId) return invalid("task_id is required");
     if (request.maxTokens < 1) return invalid("max_tokens must be at least 1");
-    if (this.running.has(request.taskId)) return invalid(`task ${request.taskId} is already running on this replica`);
+    if (this.generations.isRunning(request.taskId)) return invalid(`task ${request.taskId} is already running on this replica`);
     // ctx_max 0 means the engine does not say (Triton, plain OpenAI servers).
     if (info.ctxMax > 0 && request.ctx > info.ctxMax) return invalid(`ctx ${request.ctx} exceeds this engine's ctx_max ${info.ctxMax}`);
     if (!info.servesAnyModel && request.modelRef && request.modelRef !== info.modelRef) {
@@ -324,13 +388,14 @@ export class WorkerService {
     if (request.workload !== Workload.WORKLOAD_UNSPECIFIED && !info.workloads.includes(request.workload)) {
       return invalid(`this engine does not run ${workloads.name(request.workload)} workloads`);
     }
-    if (this.closed) return failure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the worker is shutting down", true);
+    if (this.closed || this.draining)
+      return failure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the worker is shutting down", true);
     const health = this.deps.adapter.health();
     // A model unloaded for idleness is loaded again by the generation itself (its started waits for the load).
     if (!health.ready && !this.deps.adapter.loadState?.()?.wakesOnSubmit) {
       return failure(
         WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE,
-        `engine not ready${health.lastError ? `: ${health.lastError}` : ""}`,
+        `engine not ready${health.lastError ? `: ${publicText(health.lastError)}` : ""}`,
         true,
       );
     }
@@ -343,4 +408,9 @@ function noop(): void {}
 /** An Error, as only Errors are thrown; grpc-js answers with its code and details. */
 function status(code: GrpcStatus, details: string): Error & Partial<StatusObject> {
   return Object.assign(new Error(details), { code, details });
+}
+
+/** Health as core (and pool health's readers) see it: the engine's last error without addresses or stack text. */
+function publicHealth(health: WorkerHealth): WorkerHealth {
+  return health.lastError ? { ...health, lastError: publicText(health.lastError) } : health;
 }

@@ -1,9 +1,18 @@
+import { randomUUID } from "node:crypto";
 import { hostname } from "node:os";
 import { engines } from "../../contracts/enums.js";
 import { WorkerServiceService, type WorkerHealth } from "../../contracts/gen/llama_orch/v1/worker.js";
+import { assertSafeBind } from "../../contracts/runtime/api-key.js";
+import { requireKey } from "../../contracts/runtime/auth/grpc-key-check.js";
+import { KeyRing } from "../../contracts/runtime/auth/key-ring.js";
 import { startGrpcServer, type RunningGrpcServer } from "../../contracts/runtime/grpc-server.js";
+import { TLS_FLAG_NAMES } from "../../contracts/runtime/security-flags.js";
+import { readTls, tlsSummary, type TlsMaterial } from "../../contracts/runtime/tls.js";
 import { createLogger, type Logger } from "../../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../../contracts/runtime/metrics-server.js";
+import { DEFAULT_SHUTDOWN_GRACE_MS, drained } from "../../contracts/runtime/shutdown-grace.js";
+import { processMetrics } from "../../contracts/runtime/process-metrics.js";
+import { announceReady } from "../../contracts/runtime/ready-signal.js";
 import type { EngineAdapter, EngineInfo } from "../engine-adapter.js";
 import { registerHardwareMetrics } from "../hardware/hardware-metrics.js";
 import { adapterNameOf, createAdapter } from "./adapter-factory.js";
@@ -13,6 +22,7 @@ import { ReplicaHardware } from "./replica-hardware.js";
 import { SlotPool } from "./slot-pool.js";
 import { WORKER_DEFAULTS, type WorkerConfig } from "./worker-config.js";
 import { WorkerService, type SidecarIdentity } from "./worker-service.js";
+import { DEFAULT_HOLD } from "./generation-table.js";
 
 export { workerConfigFromFlags, workerFlagHelp, workerFlagNames, type MockConfig, type WorkerConfig } from "./worker-config.js";
 
@@ -23,7 +33,9 @@ export interface RunningWorker {
   metricsAddress?: string;
   /** The replica id in use (defaults are derived from the bound port). */
   replicaId: string;
-  /** Stops registering, ends running generations (clients get a retriable RESET) and shuts the servers down. */
+  /** How long stop() lets running generations finish. */
+  shutdownGraceMs: number;
+  /** Drains (not ready, new generations refused) for up to the grace, stops registering, ends what still runs (a retriable RESET) and shuts the servers down. */
   stop(): Promise<void>;
 }
 
@@ -35,8 +47,15 @@ const SERVICE_NAME = "llama_orch.v1.WorkerService";
  * serves; the engine may still be loading (health says so), which is what
  * lets core and tests watch it become ready.
  */
-export async function startWorker(config: WorkerConfig, logger: Logger = createLogger("worker")): Promise<RunningWorker> {
+export async function startWorker(
+  config: WorkerConfig,
+  logger: Logger = createLogger("worker", {}, undefined, config.logFormat),
+): Promise<RunningWorker> {
   const host = config.host ?? WORKER_DEFAULTS.host;
+  // Anyone who reaches WorkerService can fill the slots, cancel tasks and switch the model: it needs a worker key.
+  const keys = KeyRing.load({ file: config.security?.keysFile, sharedKey: config.apiKey });
+  assertSafeBind(host, keys.required, "the sidecar");
+  const tls = readTls(config.security?.tls ?? {}, TLS_FLAG_NAMES);
   // The mock's devices and memory are simulated; every real engine's are measured.
   const hardware =
     adapterNameOf(config) === "mock"
@@ -45,12 +64,8 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
   const sidecar = assembleSidecar(config, logger, hardware);
   const { adapter, identity, metrics } = sidecar;
 
-  const grpc = await startGrpcServer({
-    host,
-    port: config.port ?? WORKER_DEFAULTS.port,
-    services: [{ name: SERVICE_NAME, definition: WorkerServiceService, implementation: sidecar.service.handlers }],
-    logger,
-  });
+  const grpc = await serveWorkerService(sidecar, { host, port: config.port ?? WORKER_DEFAULTS.port, keys, tls, logger });
+  const stopReloading = keys.reloadOnSighup(logger);
   identity.replicaId ||= `${identity.poolId}-r${grpc.port}`;
   const log = logger.child({ pool_id: identity.poolId, replica_id: identity.replicaId });
   const stopMirroring = startEngine(sidecar, grpc, log);
@@ -58,9 +73,11 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
   let metricsServer: MetricsServer | undefined;
   try {
     if (config.metricsPort !== undefined) {
-      metricsServer = await startMetricsServer(metrics.registry, config.metricsHost ?? WORKER_DEFAULTS.metricsHost, config.metricsPort);
+      const registries = [metrics.registry, processMetrics()];
+      metricsServer = await startMetricsServer(registries, config.metricsHost ?? WORKER_DEFAULTS.metricsHost, config.metricsPort);
     }
   } catch (err) {
+    stopReloading();
     stopMirroring();
     await Promise.all([grpc.shutdown(), adapter.stop()]);
     throw err;
@@ -69,16 +86,45 @@ export async function startWorker(config: WorkerConfig, logger: Logger = createL
   const info = adapter.info();
   const advertised = config.advertiseAddress ?? advertisable(host, grpc);
   const registration = config.coreAddress
-    ? registerWithCore(config.coreAddress, config.coreApiKey, sidecar, info, advertised, log)
+    ? registerWithCore({ coreAddress: config.coreAddress, key: config.coreApiKey, tls }, sidecar, info, advertised, log)
     : undefined;
-  logReady(log, sidecar, info, { grpc: grpc.address, advertised, metrics: metricsServer?.address, core: config.coreAddress });
+  logReady(log, sidecar, info, {
+    grpc: grpc.address,
+    advertised,
+    metrics: metricsServer?.address,
+    core: config.coreAddress,
+    security: `${tlsSummary(tls)}, auth: ${keys.required ? `keys (${keys.size})` : "none (loopback only)"}`,
+  });
 
   return {
     address: grpc.address,
     metricsAddress: metricsServer?.address,
     replicaId: identity.replicaId,
-    stop: stopOnce(sidecar, { registration, stopMirroring, grpc, metricsServer }, log),
+    shutdownGraceMs: config.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
+    stop: stopOnce(
+      sidecar,
+      { registration, stopMirroring: () => (stopReloading(), stopMirroring()), grpc, metricsServer },
+      config.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
+      log,
+    ),
   };
+}
+
+/** WorkerService over gRPC (TLS with a certificate), every method behind the worker-key check when keys are set. */
+function serveWorkerService(
+  sidecar: Sidecar,
+  opts: { host: string; port: number; keys: KeyRing; tls: TlsMaterial | undefined; logger: Logger },
+): Promise<RunningGrpcServer> {
+  const { keys, logger } = opts;
+  const implementation = requireKey(WorkerServiceService, sidecar.service.handlers, { ring: keys, roleOf: () => "worker", logger });
+  return startGrpcServer({
+    host: opts.host,
+    port: opts.port,
+    services: [{ name: SERVICE_NAME, definition: WorkerServiceService, implementation }],
+    logger,
+    tls: opts.tls,
+    what: "sidecar",
+  });
 }
 
 /** The sidecar's in-process parts, wired together before anything listens. */
@@ -117,7 +163,8 @@ function assembleSidecar(config: WorkerConfig, logger: Logger, hardware: Replica
     kvCacheUsageRatio: () => adapter.kvCacheUsageRatio?.(),
   });
   if (hardware) registerHardwareMetrics(metrics.registry, { labels, devices: () => hardware.devices() });
-  const service = new WorkerService({ adapter, slots, identity, metrics, logger, hardware });
+  const hold = { ...DEFAULT_HOLD, maxEvents: config.holdMaxEvents ?? DEFAULT_HOLD.maxEvents, holdMs: config.holdMs ?? DEFAULT_HOLD.holdMs };
+  const service = new WorkerService({ adapter, slots, identity, metrics, logger, hardware, hold });
   return { adapter, slots, identity, metrics, service };
 }
 
@@ -138,16 +185,18 @@ function startEngine({ adapter, slots }: Sidecar, grpc: RunningGrpcServer, log: 
 }
 
 function registerWithCore(
-  coreAddress: string,
-  apiKey: string | undefined,
-  { adapter, slots, identity }: Sidecar,
+  core: { coreAddress: string; key: string | undefined; tls: TlsMaterial | undefined },
+  { adapter, slots, identity, service }: Sidecar,
   info: EngineInfo,
   advertised: string,
   log: Logger,
 ): Registration {
+  // Chosen once per process: re-registrations of this process prove it is the one holding its replica id.
+  const instanceId = randomUUID();
   return startRegistration({
-    coreAddress,
-    apiKey,
+    coreAddress: core.coreAddress,
+    apiKey: core.key,
+    tls: core.tls,
     logger: log,
     // Read on every (re)registration: after a LoadModel, core must learn the model now served.
     request: () => ({
@@ -158,7 +207,11 @@ function registerWithCore(
       modelRef: adapter.info().modelRef,
       slotsTotal: slots.total,
       servesAnyModel: info.servesAnyModel,
+      instanceId,
+      // What core's lost calls left running here, for it to resume or cancel.
+      heldTaskIds: service.heldTaskIds(),
     }),
+    onLease: (state) => service.coreLease(state),
   });
 }
 
@@ -166,12 +219,12 @@ function logReady(
   log: Logger,
   { adapter, slots, identity }: Sidecar,
   info: EngineInfo,
-  addresses: { grpc: string; advertised: string; metrics: string | undefined; core: string | undefined },
+  addresses: { grpc: string; advertised: string; metrics: string | undefined; core: string | undefined; security: string },
 ): void {
   const engine = engines.name(info.engine);
-  log.info(
+  announceReady(
+    log,
     {
-      event: "ready",
       address: addresses.grpc,
       advertise_address: addresses.advertised,
       metrics_address: addresses.metrics ?? null,
@@ -182,8 +235,9 @@ function logReady(
       model_ref: info.modelRef,
       slots_total: slots.total,
       engine_ready: adapter.health().ready,
+      security: addresses.security,
     },
-    `worker ${identity.replicaId} (${info.adapter} adapter for ${engine}, ${info.modelRef}) serving on ${addresses.grpc}`,
+    `worker ${identity.replicaId} (${info.adapter} adapter for ${engine}, ${info.modelRef}) serving on ${addresses.grpc} (${addresses.security})`,
   );
 }
 
@@ -196,10 +250,19 @@ interface Serving {
 }
 
 /** The stop sequence, run once however often stop() is called. */
-function stopOnce({ adapter, service, identity }: Sidecar, serving: Serving, log: Logger): () => Promise<void> {
+function stopOnce({ adapter, service, identity }: Sidecar, serving: Serving, graceMs: number, log: Logger): () => Promise<void> {
   let stopping: Promise<void> | undefined;
   const stop = async (): Promise<void> => {
-    // Leave core's placement first, then end the work, then the servers.
+    // Not ready for new work at once; what runs has the grace to finish while still registered
+    // (leaving core's registry would end it as WORKER_RESET). Then leave, end the rest, stop the servers.
+    service.beginDrain();
+    log.info(
+      { event: "shutting_down", running: service.runningCount, grace_ms: graceMs },
+      `worker ${identity.replicaId} shutting down: ${service.runningCount} running generations have ${graceMs} ms to finish`,
+    );
+    if (!(await drained(() => service.runningCount === 0, graceMs))) {
+      log.info({ event: "drained", running_left: service.runningCount }, `shutdown grace over: ${service.runningCount} generations end`);
+    }
     serving.registration?.stop();
     service.close();
     serving.stopMirroring();

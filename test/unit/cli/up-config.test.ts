@@ -9,6 +9,7 @@ test("llorch up's flags map onto its config; none give the defaults", (t) => {
       host: "::1",
       "edge-port": "0",
       "core-port": "0",
+      "metrics-port": "0",
       workers: "3",
       slots: "8",
       "tokens-per-second": "0",
@@ -16,7 +17,18 @@ test("llorch up's flags map onto its config; none give the defaults", (t) => {
       model: "m",
       quiet: true,
     }),
-    { host: "::1", edgePort: 0, corePort: 0, workers: 3, slots: 8, tokensPerSecond: 0, engine: "vllm", model: "m", quiet: true },
+    {
+      host: "::1",
+      edgePort: 0,
+      corePort: 0,
+      metricsPort: 0,
+      workers: 3,
+      slots: 8,
+      tokensPerSecond: 0,
+      engine: "vllm",
+      model: "m",
+      quiet: true,
+    },
   );
 });
 

@@ -28,8 +28,10 @@ test("every flag maps onto the config", (t) => {
     "task-retention-ms": "0",
     "wall-timeout-ms": "5",
     "idle-timeout-ms": "6",
+    "max-retained-tasks": "9",
     "metrics-interval-ms": "7",
     "disconnect-grace-ms": "8",
+    "shutdown-grace-ms": "11",
     "session-ttl-ms": "100",
     "session-max-turns": "2",
     "session-token-budget": "50",
@@ -38,10 +40,18 @@ test("every flag maps onto the config", (t) => {
     "cost-per-1k-tokens": "0.25",
     "catalog-root": "/c",
     "artifacts-root": "/a",
+    "journal-root": "/j",
+    "reclaim-grace-ms": "9",
     "model-cache": "/m",
+    "model-roots": "/models, /srv/gguf",
     "artifact-max-bytes": "10",
     transcripts: "off",
     "auto-fetch": true,
+    "keys-file": "/k.yaml",
+    "tls-cert": "/c.pem",
+    "tls-key": "/c.key",
+    "tls-ca": "/ca.pem",
+    "log-format": "pretty",
   });
   t.like(config, {
     host: "0.0.0.0",
@@ -52,20 +62,27 @@ test("every flag maps onto the config", (t) => {
       queueCapacity: 3,
       queuePolicy: "drop-lru",
       taskRetentionMs: 0,
+      maxRetainedTasks: 9,
       wallTimeoutMs: 5,
       idleTimeoutMs: 6,
       metricsIntervalMs: 7,
       disconnectGraceMs: 8,
+      reclaimGraceMs: 9,
     },
     sessions: { ttlMs: 100, maxTurns: 2, defaultBudgets: { tokens: 50, timeMs: 1000, cost: 2.5 }, costPerThousandTokens: 0.25 },
     catalogRoot: "/c",
     artifactsRoot: "/a",
+    journalRoot: "/j",
     modelCacheDir: "/m",
+    modelRoots: ["/models", "/srv/gguf"],
     artifactMaxBytes: 10,
     transcripts: false,
     autoFetch: true,
+    shutdownGraceMs: 11,
+    logFormat: "pretty",
+    security: { keysFile: "/k.yaml", tls: { cert: "/c.pem", key: "/c.key", ca: "/ca.pem" } },
   });
-  t.is(flagNames(CORE_FLAGS).length, 23);
+  t.is(flagNames(CORE_FLAGS).length, 33);
 });
 
 test("flags do not change the shared defaults", (t) => {

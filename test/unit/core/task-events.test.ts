@@ -54,6 +54,6 @@ test("every event kind renders to data that matches its OpenAPI schema", (t) => 
   }
   const endData = JSON.parse(frames[2]!.data.join(""));
   t.deepEqual(endData, { tokens_out: 4, decode_ms: 12, decode_time_ms: 12, tokens_in: 3, stop_reason: "canceled" });
-  t.deepEqual(JSON.parse(frames[3]!.data.join("")), { code: "WORKER_RESET", message: "gone", engine: "llamacpp" });
+  t.deepEqual(JSON.parse(frames[3]!.data.join("")), { code: "WORKER_RESET", message: "gone", engine: "llamacpp", retriable: true });
   t.false("engine_version" in JSON.parse(frames[1]!.data.join("")), "empty strings are omitted");
 });

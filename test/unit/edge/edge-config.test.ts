@@ -14,6 +14,14 @@ test("every flag maps onto the config", (t) => {
       "rate-limit-per-second": "4",
       "rate-limit-burst": "2",
       "auth-optional": true,
+      "keys-file": "/k.yaml",
+      "trust-proxy": true,
+      "tls-cert": "/e.pem",
+      "tls-key": "/e.key",
+      "core-tls-ca": "/ca.pem",
+      "core-tls-cert": "/c.pem",
+      "core-tls-key": "/c.key",
+      "log-format": "json",
     }),
     {
       host: "::",
@@ -23,8 +31,14 @@ test("every flag maps onto the config", (t) => {
       sseHeartbeatMs: 0,
       rateLimit: { perSecond: 4, burst: 2 },
       authOptionalOnLoopback: true,
+      keysFile: "/k.yaml",
+      trustProxy: true,
+      tls: { cert: "/e.pem", key: "/e.key" },
+      coreTls: { ca: "/ca.pem", cert: "/c.pem", key: "/c.key" },
+      logFormat: "json",
     },
   );
+  t.is(flagNames(EDGE_FLAGS).length, 25);
   t.like(edgeConfigFromFlags({}), { ...DEFAULT_EDGE_CONFIG, rateLimit: { perSecond: 0, burst: 1 } });
 });
 
@@ -59,8 +73,20 @@ test("--cors-origin is a list of origins spelled as browsers send them; anything
 });
 
 test('--cors-origin "*" stands alone and never with an API key', (t) => {
-  t.throws(() => assertCorsOrigins(["*", "https://a.example"], undefined), { message: /give it alone/ });
-  t.throws(() => assertCorsOrigins(["*"], "secret"), { message: /refusing to start the edge with --cors-origin "\*" and an API key/ });
-  t.notThrows(() => assertCorsOrigins(["*"], undefined));
-  t.notThrows(() => assertCorsOrigins(["https://a.example"], "secret"));
+  t.throws(() => assertCorsOrigins(["*", "https://a.example"], false), { message: /give it alone/ });
+  t.throws(() => assertCorsOrigins(["*"], true), { message: /refusing to start the edge with --cors-origin "\*" and an API key/ });
+  t.notThrows(() => assertCorsOrigins(["*"], false));
+  t.notThrows(() => assertCorsOrigins(["https://a.example"], true));
+});
+
+test("server timeouts and the JSON depth limit are flags with bounded defaults; headers may not outlast the request", (t) => {
+  t.like(edgeConfigFromFlags({}), { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 65_000, jsonMaxDepth: 64 });
+  t.like(
+    edgeConfigFromFlags({ "headers-timeout-ms": "500", "request-timeout-ms": "0", "keep-alive-timeout-ms": "1000", "json-max-depth": "8" }),
+    { headersTimeoutMs: 500, requestTimeoutMs: 0, keepAliveTimeoutMs: 1_000, jsonMaxDepth: 8 },
+  );
+  t.throws(() => edgeConfigFromFlags({ "headers-timeout-ms": "5000", "request-timeout-ms": "1000" }), {
+    message: /--headers-timeout-ms \(5000\) must not exceed --request-timeout-ms \(1000\)/,
+  });
+  t.throws(() => edgeConfigFromFlags({ "json-max-depth": "0" }), { message: /--json-max-depth/ });
 });

@@ -30,6 +30,8 @@ export const INFO: EngineInfo = {
 /** One engine instance: its start waits for `release()` when held, generations wait for `finish()`. */
 export class FakeInstance implements EngineAdapter {
   healthNow: WorkerHealth = { live: false, ready: false, lastError: "not started" };
+  /** What the switcher gave create() for the engine to report its file's load with. */
+  onLoadProgress: ((bytesDone: number, bytesTotal: number) => void) | undefined;
   readonly generations: { finish(): void }[] = [];
   stopped = false;
   private readonly changes = new ChangeListeners<WorkerHealth>();
@@ -129,9 +131,10 @@ export function switcherWorld(
     loadsFiles: options.loadsFiles ?? true,
     besideBlocked: options.besideBlocked,
     // eslint-disable-next-line @typescript-eslint/require-await -- creating an instance is asynchronous by contract
-    create: async (model) => {
+    create: async (model, how) => {
       log.push(`create ${model.ref}`);
       const instance = new FakeInstance(model, log, failStarts.get(model.ref), hold.has(model.ref));
+      instance.onLoadProgress = how.onLoadProgress;
       created.push(instance);
       return instance;
     },

@@ -270,3 +270,29 @@ test("stop() ends the serving, the starting and the retiring instances", async (
   t.true(w.instances.every((i) => i.stopped));
   t.deepEqual(w.switcher.health(), { live: false, ready: false, lastError: "stopped" });
 });
+
+test("an engine that reports its file's load shows it in the load state and health, once per percent, until it serves", async (t) => {
+  const w = switcherWorld();
+  w.hold.add(A);
+  const started = w.switcher.start();
+  await until(() => w.of(A).length === 1, "the instance");
+  const instance = w.of(A)[0]!;
+  const MIB = 2 ** 20;
+  instance.onLoadProgress!(100 * MIB, 400 * MIB);
+  t.deepEqual(w.switcher.loadState()?.progress, {
+    phase: "loading",
+    bytesDone: 100 * MIB,
+    bytesTotal: 400 * MIB,
+    bytesPerSecond: undefined,
+    subject: A,
+  });
+  t.is(w.switcher.health().lastError, `loading ${A}: 25% (100.0 MiB of 400.0 MiB)`);
+  const heard = w.heard.length;
+  instance.onLoadProgress!(100 * MIB + 1, 400 * MIB);
+  t.is(w.heard.length, heard, "the same percent again is not news");
+  instance.release();
+  await started;
+  t.is(w.switcher.loadState(), undefined);
+  instance.onLoadProgress!(400 * MIB, 400 * MIB);
+  t.is(w.switcher.loadState(), undefined, "a report after the load is over is ignored");
+});

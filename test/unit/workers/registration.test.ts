@@ -60,7 +60,8 @@ test("a worker with a core address registers itself and keeps the stream open", 
     quietLogger,
   );
   t.true(await eventually(() => core.open.size === 1));
-  t.deepEqual(core.registrations[0], {
+  const { instanceId, ...registration } = core.registrations[0]!;
+  t.deepEqual(registration, {
     address: worker.address,
     poolId: "gpu",
     replicaId: worker.replicaId,
@@ -68,7 +69,9 @@ test("a worker with a core address registers itself and keeps the stream open", 
     modelRef: "mock:tiny",
     slotsTotal: 3,
     servesAnyModel: true,
+    heldTaskIds: [],
   });
+  t.regex(instanceId, /^[0-9a-f-]{36}$/, "a random instance id, which proves on re-registration that this is the same sidecar");
   t.is(core.authorization[0], "Bearer s3cret");
   await worker.stop();
   t.true(await eventually(() => core.open.size === 0), "stopping the worker ends its lease");

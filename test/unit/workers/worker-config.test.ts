@@ -27,6 +27,10 @@ test("every flag maps onto the config", (t) => {
     "load-ms": "1000",
     "reload-ms": "50",
     "reject-models": "mock:bad, org/other ,",
+    "keys-file": "/k.yaml",
+    "tls-cert": "/w.pem",
+    "tls-key": "/w.key",
+    "tls-ca": "/ca.pem",
   });
   t.deepEqual(config, {
     host: "0.0.0.0",
@@ -53,6 +57,7 @@ test("every flag maps onto the config", (t) => {
       reloadMs: 50,
       rejectModels: ["mock:bad", "org/other"],
     },
+    security: { keysFile: "/k.yaml", tls: { cert: "/w.pem", key: "/w.key", ca: "/ca.pem" } },
   });
 });
 
@@ -82,7 +87,7 @@ for (const [flag, value, message] of [
 
 test("the help text lists every flag", (t) => {
   for (const name of workerFlagNames) t.true(workerFlagHelp.includes(`--${name}`), name);
-  t.is(workerFlagNames.length, 33);
+  t.is(workerFlagNames.length, 41);
 });
 
 test("--workloads lists what the engine server serves, each once", (t) => {

@@ -228,7 +228,7 @@ test("the ready line, and one start and one end line per generation with the cor
       pool_id: "default",
       replica_id: worker.replicaId,
     });
-    t.is(typeof l.human, "string");
+    t.is(typeof l.msg, "string");
   }
   t.like(generation[1], { tokens_in: 4, tokens_out: 500, outcome: "completed" });
   t.is(typeof generation[1]!.decode_time_ms, "number");
@@ -240,11 +240,11 @@ test("GET /metrics reports tokens and generations with replica labels", async (t
   await submitAll(client, submitRequest({ maxTokens: 0 }));
   const text = await (await fetch(`http://${worker.metricsAddress}/metrics`)).text();
   const labels = `engine="llamacpp",engine_version="${new MockEngine().info().engineVersion}",pool_id="pm",replica_id="${worker.replicaId}"`;
-  t.true(text.includes(`tokens_out_total{${labels}} 12`), text);
-  t.true(text.includes(`tokens_in_total{${labels}} 4`));
+  t.true(text.includes(`worker_tokens_out_total{${labels}} 12`), text);
+  t.true(text.includes(`worker_tokens_in_total{${labels}} 4`));
   t.true(text.includes(`worker_generations_total{${labels},outcome="completed"} 1`));
   t.true(text.includes(`worker_generations_total{${labels},outcome="rejected"} 1`));
-  t.true(text.includes(`worker_slots_total{${labels}} 4`));
+  t.true(text.includes(`worker_slots{${labels}} 4`));
   t.true(text.includes(`worker_slots_free{${labels}} 4`));
   t.false(text.includes("kv_cache_usage_ratio{"), "the mock has no KV cache to report");
 });
@@ -389,7 +389,7 @@ test("each LoadModel logs one start and one end line with a human sentence", asy
   );
   for (const l of loads) {
     t.like(l, { pool_id: "default", replica_id: worker.replicaId });
-    t.is(typeof l.human, "string");
+    t.is(typeof l.msg, "string");
   }
   t.like(loads[0], { correlation_id: "corr-load" });
   t.is(typeof loads[1]!.duration_ms, "number");

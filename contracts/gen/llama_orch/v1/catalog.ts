@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { LoadProgress } from "./common.js";
 
 export const protobufPackage = "llama_orch.v1";
 
@@ -297,7 +298,14 @@ export interface Verification {
     | string
     | undefined;
   /** Why the run ended with its status; unset while it is pending. */
-  reason?: VerificationReason | undefined;
+  reason?:
+    | VerificationReason
+    | undefined;
+  /**
+   * While the run hashes the artifact: phase "verifying", bytes read of the
+   * artifact's size. Held by core while the run lasts, never stored.
+   */
+  progress?: LoadProgress | undefined;
 }
 
 export interface CreateModelRequest {
@@ -1112,7 +1120,15 @@ export const TrustPolicy: MessageFns<TrustPolicy> = {
 };
 
 function createBaseVerification(): Verification {
-  return { status: 0, checkedMs: 0, computedDigest: undefined, warnings: [], error: undefined, reason: undefined };
+  return {
+    status: 0,
+    checkedMs: 0,
+    computedDigest: undefined,
+    warnings: [],
+    error: undefined,
+    reason: undefined,
+    progress: undefined,
+  };
 }
 
 export const Verification: MessageFns<Verification> = {
@@ -1134,6 +1150,9 @@ export const Verification: MessageFns<Verification> = {
     }
     if (message.reason !== undefined) {
       writer.uint32(48).int32(message.reason);
+    }
+    if (message.progress !== undefined) {
+      LoadProgress.encode(message.progress, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -1199,6 +1218,14 @@ export const Verification: MessageFns<Verification> = {
             message.reason = reader.int32() as any;
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.progress = LoadProgress.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1227,6 +1254,7 @@ export const Verification: MessageFns<Verification> = {
       warnings: globalThis.Array.isArray(object?.warnings) ? object.warnings.map((e: any) => globalThis.String(e)) : [],
       error: isSet(object.error) ? globalThis.String(object.error) : undefined,
       reason: isSet(object.reason) ? verificationReasonFromJSON(object.reason) : undefined,
+      progress: isSet(object.progress) ? LoadProgress.fromJSON(object.progress) : undefined,
     };
   },
 
@@ -1250,6 +1278,9 @@ export const Verification: MessageFns<Verification> = {
     if (message.reason !== undefined) {
       obj.reason = verificationReasonToJSON(message.reason);
     }
+    if (message.progress !== undefined) {
+      obj.progress = LoadProgress.toJSON(message.progress);
+    }
     return obj;
   },
 
@@ -1264,6 +1295,9 @@ export const Verification: MessageFns<Verification> = {
     message.warnings = object.warnings?.map((e) => e) || [];
     message.error = object.error ?? undefined;
     message.reason = object.reason ?? undefined;
+    message.progress = (object.progress !== undefined && object.progress !== null)
+      ? LoadProgress.fromPartial(object.progress)
+      : undefined;
     return message;
   },
 };

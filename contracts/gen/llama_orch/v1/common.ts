@@ -40,6 +40,24 @@ export enum ErrorCode {
   ERROR_CODE_FORBIDDEN = 16,
   /** ERROR_CODE_METHOD_NOT_ALLOWED - The path exists but not with this HTTP method (the edge's 405, with Allow). */
   ERROR_CODE_METHOD_NOT_ALLOWED = 17,
+  /**
+   * ERROR_CODE_INSUFFICIENT_ROLE - The presented key is valid, but its role may not make this call (a client
+   * key on a control-plane write, a worker key on anything but registration).
+   */
+  ERROR_CODE_INSUFFICIENT_ROLE = 18,
+  /**
+   * ERROR_CODE_CORE_UNAVAILABLE - Core could not be reached for longer than the edge waits for it (its
+   * --core-loss-grace-ms), or came back without the task: the stream cannot
+   * go on. Retriable: the task may still finish, so resume the stream (or
+   * submit again).
+   */
+  ERROR_CODE_CORE_UNAVAILABLE = 19,
+  /**
+   * ERROR_CODE_SHUTTING_DOWN - The component is shutting down (SIGTERM): it admits nothing new, and work
+   * it could not finish within its shutdown grace ends with this code. Always
+   * retriable: another instance, or this one once restarted, can take it.
+   */
+  ERROR_CODE_SHUTTING_DOWN = 20,
   UNRECOGNIZED = -1,
 }
 
@@ -99,6 +117,15 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 17:
     case "ERROR_CODE_METHOD_NOT_ALLOWED":
       return ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED;
+    case 18:
+    case "ERROR_CODE_INSUFFICIENT_ROLE":
+      return ErrorCode.ERROR_CODE_INSUFFICIENT_ROLE;
+    case 19:
+    case "ERROR_CODE_CORE_UNAVAILABLE":
+      return ErrorCode.ERROR_CODE_CORE_UNAVAILABLE;
+    case 20:
+    case "ERROR_CODE_SHUTTING_DOWN":
+      return ErrorCode.ERROR_CODE_SHUTTING_DOWN;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -144,6 +171,12 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_FORBIDDEN";
     case ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED:
       return "ERROR_CODE_METHOD_NOT_ALLOWED";
+    case ErrorCode.ERROR_CODE_INSUFFICIENT_ROLE:
+      return "ERROR_CODE_INSUFFICIENT_ROLE";
+    case ErrorCode.ERROR_CODE_CORE_UNAVAILABLE:
+      return "ERROR_CODE_CORE_UNAVAILABLE";
+    case ErrorCode.ERROR_CODE_SHUTTING_DOWN:
+      return "ERROR_CODE_SHUTTING_DOWN";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";

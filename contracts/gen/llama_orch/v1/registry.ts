@@ -35,6 +35,20 @@ export interface RegisterRequest {
   modelRef: string;
   slotsTotal: number;
   servesAnyModel: boolean;
+  /**
+   * Random, chosen when the sidecar process starts and sent with every
+   * (re)registration; never shown to anyone. While a replica id is held by a
+   * live registration, only a registrant with the same instance id may take it
+   * over (the same sidecar whose old stream core has not seen end); anyone
+   * else is refused ALREADY_EXISTS until the old lease ends.
+   */
+  instanceId: string;
+  /**
+   * Detachable generations this sidecar kept (running or ended) after their
+   * call broke: core resumes those it knows (WorkerService.Resume) and
+   * cancels the rest.
+   */
+  heldTaskIds: string[];
 }
 
 export interface RegisterResponse {
@@ -72,7 +86,17 @@ export interface ReplicaStatus {
 }
 
 function createBaseRegisterRequest(): RegisterRequest {
-  return { address: "", poolId: "", replicaId: "", engine: 0, modelRef: "", slotsTotal: 0, servesAnyModel: false };
+  return {
+    address: "",
+    poolId: "",
+    replicaId: "",
+    engine: 0,
+    modelRef: "",
+    slotsTotal: 0,
+    servesAnyModel: false,
+    instanceId: "",
+    heldTaskIds: [],
+  };
 }
 
 export const RegisterRequest: MessageFns<RegisterRequest> = {
@@ -97,6 +121,12 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     }
     if (message.servesAnyModel !== false) {
       writer.uint32(56).bool(message.servesAnyModel);
+    }
+    if (message.instanceId !== "") {
+      writer.uint32(66).string(message.instanceId);
+    }
+    for (const v of message.heldTaskIds) {
+      writer.uint32(74).string(v!);
     }
     return writer;
   },
@@ -170,6 +200,22 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
             message.servesAnyModel = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.instanceId = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.heldTaskIds.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -211,6 +257,16 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
         : isSet(object.serves_any_model)
         ? globalThis.Boolean(object.serves_any_model)
         : false,
+      instanceId: isSet(object.instanceId)
+        ? globalThis.String(object.instanceId)
+        : isSet(object.instance_id)
+        ? globalThis.String(object.instance_id)
+        : "",
+      heldTaskIds: globalThis.Array.isArray(object?.heldTaskIds)
+        ? object.heldTaskIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.held_task_ids)
+        ? object.held_task_ids.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -237,6 +293,12 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     if (message.servesAnyModel !== false) {
       obj.servesAnyModel = message.servesAnyModel;
     }
+    if (message.instanceId !== "") {
+      obj.instanceId = message.instanceId;
+    }
+    if (message.heldTaskIds?.length) {
+      obj.heldTaskIds = message.heldTaskIds;
+    }
     return obj;
   },
 
@@ -252,6 +314,8 @@ export const RegisterRequest: MessageFns<RegisterRequest> = {
     message.modelRef = object.modelRef ?? "";
     message.slotsTotal = object.slotsTotal ?? 0;
     message.servesAnyModel = object.servesAnyModel ?? false;
+    message.instanceId = object.instanceId ?? "";
+    message.heldTaskIds = object.heldTaskIds?.map((e) => e) || [];
     return message;
   },
 };
@@ -876,6 +940,8 @@ export const ReplicaStatus: MessageFns<ReplicaStatus> = {
  * the Register stream open for as long as it serves: core treats the end of
  * that stream as the replica leaving, and a sidecar whose stream breaks (core
  * restarted) registers again with backoff. No one restarts anything by hand.
+ * A registration owns its replica id while its sidecar answers (see
+ * RegisterRequest.instance_id); another registrant is refused ALREADY_EXISTS.
  */
 export type RegistryServiceService = typeof RegistryServiceService;
 export const RegistryServiceService = {

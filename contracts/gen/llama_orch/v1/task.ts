@@ -205,7 +205,19 @@ export interface Budgets {
 export interface StreamTaskRequest {
   taskId: string;
   /** Resume: only events whose frames come after this sequence number. */
-  resumeAfterSeq?: number | undefined;
+  resumeAfterSeq?:
+    | number
+    | undefined;
+  /**
+   * Resuming across a core restart: how many tokens, and embedding or rerank
+   * results, the reader already has. A restarted core numbers the events of
+   * a task it recovered after a gap, above any seq an earlier core gave out;
+   * a resume_after_seq below that gap is an earlier core's, and these counts
+   * say where the reader is. Without them such a reader gets the recovered
+   * events from the first one after `started`.
+   */
+  tokensReceived?: number | undefined;
+  resultsReceived?: number | undefined;
 }
 
 /** One message may carry several events when the reader was behind. */
@@ -1226,7 +1238,7 @@ export const Budgets: MessageFns<Budgets> = {
 };
 
 function createBaseStreamTaskRequest(): StreamTaskRequest {
-  return { taskId: "", resumeAfterSeq: undefined };
+  return { taskId: "", resumeAfterSeq: undefined, tokensReceived: undefined, resultsReceived: undefined };
 }
 
 export const StreamTaskRequest: MessageFns<StreamTaskRequest> = {
@@ -1236,6 +1248,12 @@ export const StreamTaskRequest: MessageFns<StreamTaskRequest> = {
     }
     if (message.resumeAfterSeq !== undefined) {
       writer.uint32(16).uint64(message.resumeAfterSeq);
+    }
+    if (message.tokensReceived !== undefined) {
+      writer.uint32(24).uint32(message.tokensReceived);
+    }
+    if (message.resultsReceived !== undefined) {
+      writer.uint32(32).uint32(message.resultsReceived);
     }
     return writer;
   },
@@ -1269,6 +1287,22 @@ export const StreamTaskRequest: MessageFns<StreamTaskRequest> = {
             message.resumeAfterSeq = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.tokensReceived = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.resultsReceived = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1293,6 +1327,16 @@ export const StreamTaskRequest: MessageFns<StreamTaskRequest> = {
         : isSet(object.resume_after_seq)
         ? globalThis.Number(object.resume_after_seq)
         : undefined,
+      tokensReceived: isSet(object.tokensReceived)
+        ? globalThis.Number(object.tokensReceived)
+        : isSet(object.tokens_received)
+        ? globalThis.Number(object.tokens_received)
+        : undefined,
+      resultsReceived: isSet(object.resultsReceived)
+        ? globalThis.Number(object.resultsReceived)
+        : isSet(object.results_received)
+        ? globalThis.Number(object.results_received)
+        : undefined,
     };
   },
 
@@ -1304,6 +1348,12 @@ export const StreamTaskRequest: MessageFns<StreamTaskRequest> = {
     if (message.resumeAfterSeq !== undefined) {
       obj.resumeAfterSeq = Math.round(message.resumeAfterSeq);
     }
+    if (message.tokensReceived !== undefined) {
+      obj.tokensReceived = Math.round(message.tokensReceived);
+    }
+    if (message.resultsReceived !== undefined) {
+      obj.resultsReceived = Math.round(message.resultsReceived);
+    }
     return obj;
   },
 
@@ -1314,6 +1364,8 @@ export const StreamTaskRequest: MessageFns<StreamTaskRequest> = {
     const message = createBaseStreamTaskRequest();
     message.taskId = object.taskId ?? "";
     message.resumeAfterSeq = object.resumeAfterSeq ?? undefined;
+    message.tokensReceived = object.tokensReceived ?? undefined;
+    message.resultsReceived = object.resultsReceived ?? undefined;
     return message;
   },
 };

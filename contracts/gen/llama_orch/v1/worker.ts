@@ -65,6 +65,12 @@ export enum WorkerErrorKind {
   WORKER_ERROR_KIND_RESET = 6,
   /** WORKER_ERROR_KIND_INTERNAL - A bug or unexpected state in the sidecar itself. */
   WORKER_ERROR_KIND_INTERNAL = 7,
+  /**
+   * WORKER_ERROR_KIND_CORE_LOST - The generation's call broke and no Resume came while the sidecar held it
+   * (its --hold-ms), or it produced more events than the sidecar holds for an
+   * absent core (--hold-max-events): the generation was stopped.
+   */
+  WORKER_ERROR_KIND_CORE_LOST = 8,
   UNRECOGNIZED = -1,
 }
 
@@ -94,6 +100,9 @@ export function workerErrorKindFromJSON(object: any): WorkerErrorKind {
     case 7:
     case "WORKER_ERROR_KIND_INTERNAL":
       return WorkerErrorKind.WORKER_ERROR_KIND_INTERNAL;
+    case 8:
+    case "WORKER_ERROR_KIND_CORE_LOST":
+      return WorkerErrorKind.WORKER_ERROR_KIND_CORE_LOST;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -119,6 +128,8 @@ export function workerErrorKindToJSON(object: WorkerErrorKind): string {
       return "WORKER_ERROR_KIND_RESET";
     case WorkerErrorKind.WORKER_ERROR_KIND_INTERNAL:
       return "WORKER_ERROR_KIND_INTERNAL";
+    case WorkerErrorKind.WORKER_ERROR_KIND_CORE_LOST:
+      return "WORKER_ERROR_KIND_CORE_LOST";
     case WorkerErrorKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -207,6 +218,34 @@ export interface SubmitRequest {
   kvHint: KvHint;
   sampling: SamplingParams | undefined;
   messages: ChatMessage[];
+  /**
+   * When the call breaks without a Cancel, keep generating and hold the
+   * events (bounded in number and time) for a Resume, and list the task in
+   * the next registration's held_task_ids, instead of stopping. The caller
+   * then stops a generation with the Cancel RPC. Core sets it; a caller that
+   * leaves it unset gets a generation that ends with its call.
+   */
+  detachable: boolean;
+  /**
+   * Set: carry on the held generation of `task_id` (its call broke: core
+   * restarted or lost the connection) instead of starting one; every other
+   * field but `detachable` is ignored. The stream is the generation's events
+   * after what the caller already has, then the rest as the first call would
+   * have had them. A sidecar that holds no such generation (any more) ends
+   * the stream with a RESET error.
+   */
+  resume: SubmitResume | undefined;
+}
+
+/** Where a resumed Submit carries on. */
+export interface SubmitResume {
+  /**
+   * How many tokens, and embedding or rerank results, the caller already
+   * has (0 for a core that restarted and has none): the stream starts with
+   * `started`, then carries on after them.
+   */
+  tokensReceived: number;
+  resultsReceived: number;
 }
 
 export interface SubmitResponse {
@@ -1224,6 +1263,8 @@ function createBaseSubmitRequest(): SubmitRequest {
     kvHint: 0,
     sampling: undefined,
     messages: [],
+    detachable: false,
+    resume: undefined,
   };
 }
 
@@ -1270,6 +1311,12 @@ export const SubmitRequest: MessageFns<SubmitRequest> = {
     }
     for (const v of message.messages) {
       ChatMessage.encode(v!, writer.uint32(114).fork()).join();
+    }
+    if (message.detachable !== false) {
+      writer.uint32(120).bool(message.detachable);
+    }
+    if (message.resume !== undefined) {
+      SubmitResume.encode(message.resume, writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -1399,6 +1446,22 @@ export const SubmitRequest: MessageFns<SubmitRequest> = {
             message.messages.push(ChatMessage.decode(reader, reader.uint32()));
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.detachable = reader.bool();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.resume = SubmitResume.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1455,6 +1518,8 @@ export const SubmitRequest: MessageFns<SubmitRequest> = {
       messages: globalThis.Array.isArray(object?.messages)
         ? object.messages.map((e: any) => ChatMessage.fromJSON(e))
         : [],
+      detachable: isSet(object.detachable) ? globalThis.Boolean(object.detachable) : false,
+      resume: isSet(object.resume) ? SubmitResume.fromJSON(object.resume) : undefined,
     };
   },
 
@@ -1502,6 +1567,12 @@ export const SubmitRequest: MessageFns<SubmitRequest> = {
     if (message.messages?.length) {
       obj.messages = message.messages.map((e) => ChatMessage.toJSON(e));
     }
+    if (message.detachable !== false) {
+      obj.detachable = message.detachable;
+    }
+    if (message.resume !== undefined) {
+      obj.resume = SubmitResume.toJSON(message.resume);
+    }
     return obj;
   },
 
@@ -1526,6 +1597,103 @@ export const SubmitRequest: MessageFns<SubmitRequest> = {
       ? SamplingParams.fromPartial(object.sampling)
       : undefined;
     message.messages = object.messages?.map((e) => ChatMessage.fromPartial(e)) || [];
+    message.detachable = object.detachable ?? false;
+    message.resume = (object.resume !== undefined && object.resume !== null)
+      ? SubmitResume.fromPartial(object.resume)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseSubmitResume(): SubmitResume {
+  return { tokensReceived: 0, resultsReceived: 0 };
+}
+
+export const SubmitResume: MessageFns<SubmitResume> = {
+  encode(message: SubmitResume, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tokensReceived !== 0) {
+      writer.uint32(8).uint32(message.tokensReceived);
+    }
+    if (message.resultsReceived !== 0) {
+      writer.uint32(16).uint32(message.resultsReceived);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubmitResume {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubmitResume();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.tokensReceived = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.resultsReceived = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SubmitResume {
+    return {
+      tokensReceived: isSet(object.tokensReceived)
+        ? globalThis.Number(object.tokensReceived)
+        : isSet(object.tokens_received)
+        ? globalThis.Number(object.tokens_received)
+        : 0,
+      resultsReceived: isSet(object.resultsReceived)
+        ? globalThis.Number(object.resultsReceived)
+        : isSet(object.results_received)
+        ? globalThis.Number(object.results_received)
+        : 0,
+    };
+  },
+
+  toJSON(message: SubmitResume): unknown {
+    const obj: any = {};
+    if (message.tokensReceived !== 0) {
+      obj.tokensReceived = Math.round(message.tokensReceived);
+    }
+    if (message.resultsReceived !== 0) {
+      obj.resultsReceived = Math.round(message.resultsReceived);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SubmitResume>): SubmitResume {
+    return SubmitResume.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SubmitResume>): SubmitResume {
+    const message = createBaseSubmitResume();
+    message.tokensReceived = object.tokensReceived ?? 0;
+    message.resultsReceived = object.resultsReceived ?? 0;
     return message;
   },
 };
@@ -3202,7 +3370,9 @@ export const WorkerServiceService = {
   /**
    * Runs one generation: started -> (tokens | metrics)* -> end | error; an
    * embedding or rerank task streams started -> (embedding | rerank)* -> end.
-   * Cancelling the call cancels the generation on the engine.
+   * Cancelling the call cancels the generation on the engine, unless the
+   * request is `detachable`. With `resume` set it starts nothing: it carries
+   * on the detachable generation of that task id whose call broke.
    */
   submit: {
     path: "/llama_orch.v1.WorkerService/Submit" as const,
@@ -3213,7 +3383,7 @@ export const WorkerServiceService = {
     responseSerialize: (value: SubmitResponse): Buffer => Buffer.from(SubmitResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SubmitResponse => SubmitResponse.decode(value),
   },
-  /** Best-effort cancel of a running generation by task id. */
+  /** Best-effort cancel of a running (or held) generation by task id. */
   cancel: {
     path: "/llama_orch.v1.WorkerService/Cancel" as const,
     requestStream: false as const,
@@ -3272,10 +3442,12 @@ export interface WorkerServiceServer extends UntypedServiceImplementation {
   /**
    * Runs one generation: started -> (tokens | metrics)* -> end | error; an
    * embedding or rerank task streams started -> (embedding | rerank)* -> end.
-   * Cancelling the call cancels the generation on the engine.
+   * Cancelling the call cancels the generation on the engine, unless the
+   * request is `detachable`. With `resume` set it starts nothing: it carries
+   * on the detachable generation of that task id whose call broke.
    */
   submit: handleServerStreamingCall<SubmitRequest, SubmitResponse>;
-  /** Best-effort cancel of a running generation by task id. */
+  /** Best-effort cancel of a running (or held) generation by task id. */
   cancel: handleUnaryCall<CancelRequest, CancelResponse>;
   info: handleUnaryCall<InfoRequest, InfoResponse>;
   /**
@@ -3339,7 +3511,9 @@ export interface WorkerServiceClient extends Client {
   /**
    * Runs one generation: started -> (tokens | metrics)* -> end | error; an
    * embedding or rerank task streams started -> (embedding | rerank)* -> end.
-   * Cancelling the call cancels the generation on the engine.
+   * Cancelling the call cancels the generation on the engine, unless the
+   * request is `detachable`. With `resume` set it starts nothing: it carries
+   * on the detachable generation of that task id whose call broke.
    */
   submit(request: SubmitRequest, options?: Partial<CallOptions>): ClientReadableStream<SubmitResponse>;
   submit(
@@ -3347,7 +3521,7 @@ export interface WorkerServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<SubmitResponse>;
-  /** Best-effort cancel of a running generation by task id. */
+  /** Best-effort cancel of a running (or held) generation by task id. */
   cancel(
     request: CancelRequest,
     callback: (error: ServiceError | null, response: CancelResponse) => void,

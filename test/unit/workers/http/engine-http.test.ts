@@ -372,3 +372,24 @@ test("a base URL path prefixes every request path", async (t) => {
   const c = client(t, { baseUrl: `${engine.url}/v1/` });
   t.is((await c.get("/models")).text, "/v1/models");
 });
+
+test("the client never caps how many streams run at once: 100 open streams reach the engine together (the sidecar's slots bound them)", async (t) => {
+  let open = 0;
+  let release!: () => void;
+  const allOpen = new Promise<void>((r) => (release = r));
+  const engine = await serve(t, async (req, res) => {
+    req.resume();
+    sseHead(res);
+    res.write("data: first\n\n");
+    if (++open === 100) release();
+    await allOpen;
+    res.end("data: last\n\n");
+  });
+  const c = client(t, { baseUrl: engine.url });
+  const streams = await Promise.all(
+    Array.from({ length: 100 }, () => c.stream("/completion", { prompt: "hi" }, { signal: new AbortController().signal, format: "sse" })),
+  );
+  const frames = await Promise.all(streams.map(async (s) => (await collect(s.batches)).flat().length));
+  t.is(open, 100);
+  t.deepEqual(new Set(frames), new Set([2]));
+});
