@@ -30,9 +30,26 @@ export function openStream(sys: TestSystem, apiKey: string | undefined, taskId: 
   return stream(sys.edgeUrl, `/v1/tasks/${taskId}/stream`, { ...auth(apiKey), ...(lastEventId ? { "Last-Event-ID": lastEventId } : {}) });
 }
 
-/** The event ids of a stream are 1, 2, 3, ... with none missing or repeated. */
+/**
+ * The event ids of a stream are 1, 2, 3, ... with none missing or repeated
+ * (a last error frame of the edge's own has no id: it is no event of the task).
+ */
 export function contiguous(events: SseEvent[], from = 1): boolean {
-  return events.every((e, i) => Number(e.id) === from + i);
+  const last = events.at(-1);
+  const own = last?.event === "error" && last.id === undefined ? events.slice(0, -1) : events;
+  return own.every((e, i) => Number(e.id) === from + i);
+}
+
+/** Ids only ever increase (a restarted core may skip some: what it did not journal, such as metrics frames, is not replayed). */
+export function increasing(events: SseEvent[]): boolean {
+  const ids = events.filter((e) => e.id !== undefined).map((e) => Number(e.id));
+  return ids.every((id, i) => i === 0 || id > ids[i - 1]!);
+}
+
+/** Every token index from 0 to n - 1 exactly once, in order. */
+export function everyTokenOnce(events: SseEvent[], n: number): boolean {
+  const seen = events.filter((e) => e.event === "token").map((e) => Number(e.data.i));
+  return seen.length === n && seen.every((i, k) => i === k);
 }
 
 /** How a stream ended: "end", "error CODE", or "bare close" when it just stopped. */

@@ -1,5 +1,7 @@
 import { freezeEdge, freezeSidecar, killEdge, killSidecar, restartSidecarSameId } from "./process-scenarios.js";
 import { fuzz, nonReading, slowloris } from "./client-scenarios.js";
+import { freezeCore, killCorePastGrace, killCoreWithinGrace } from "./core-scenarios.js";
+import { impostorRegistrations, unauthenticatedWorkerCalls } from "./trust-scenarios.js";
 import type { ChaosRow, Scenario } from "./chaos-kit.js";
 
 // `npm run chaos`: the long fault runs against real processes, one system per
@@ -11,6 +13,11 @@ const SCENARIOS: Record<string, Scenario> = {
   restartSidecarSameId,
   killEdge,
   freezeEdge,
+  killCoreWithinGrace,
+  killCorePastGrace,
+  freezeCore,
+  impostorRegistrations,
+  unauthenticatedWorkerCalls,
   fuzz: fuzz(Number(process.env.CHAOS_FUZZ_COUNT ?? 10_000)),
   slowloris,
   nonReading,
