@@ -49,7 +49,10 @@ function judge(req: FuzzRequest, res: Response, body: string): string[] {
   // body): any operation can get them, always as the envelope.
   const beforeRouting = NODE_PARSER_STATUSES.has(res.status) && problems.some((p) => p.includes("is not declared"));
   if (!unrouted && !beforeRouting) return problems;
-  if (unrouted && res.status !== 404) return [`${res.status} for a path the contract does not declare (404 expected)`];
+  // The edge authenticates everything under /v1 before routing, so a caller without a key learns nothing of which paths exist.
+  const keyless = !Object.keys(req.headers).some((h) => h.toLowerCase() === "authorization");
+  const refusedFirst = res.status === 401 && keyless && req.path.startsWith("/v1/");
+  if (unrouted && res.status !== 404 && !refusedFirst) return [`${res.status} for a path the contract does not declare (404 expected)`];
   if (!res.headers.has("x-correlation-id")) return ["missing header X-Correlation-Id"];
   try {
     const problem = validateAgainst("/components/schemas/ErrorEnvelope", JSON.parse(body), "body");
