@@ -46,6 +46,12 @@ import { TimerSet } from "./timer-set.js";
 /** Delay before re-dispatching work a replica refused, so its slot can come back. */
 const REDISPATCH_DELAY_MS = 20;
 
+/** Who sent a task: the key's identity (it owns the task) and the key's own session budgets. */
+export interface Submitter {
+  owner?: string;
+  budgets?: BudgetLimits;
+}
+
 export interface Admission {
   task: Task;
   queuePosition: number;
@@ -199,9 +205,10 @@ export class Scheduler {
 
   /**
    * Runs admission and enqueues; throws OrchError with a typed code when
-   * refused. `keyBudgets`: the session budgets of the key that sent the task.
+   * refused. `submitter`: the key that sent the task (its identity owns the
+   * task) and that key's session budgets.
    */
-  admit(request: CreateTaskRequest, correlationId: string, traceParent: Context = ROOT_CONTEXT, keyBudgets?: BudgetLimits): Admission {
+  admit(request: CreateTaskRequest, correlationId: string, traceParent: Context = ROOT_CONTEXT, submitter: Submitter = {}): Admission {
     const engineName = engines.name(request.engine);
     const refuse = (refusal: Refusal | undefined): void => {
       if (refusal) throw this.reject(engineName, refusal);
@@ -224,12 +231,12 @@ export class Scheduler {
     const pool = this.pools.get(decision.poolId) ?? this.pools.ensure(this.registry.get(decision.replicaId)!);
     let session;
     try {
-      session = this.sessions.admitTurn(request.sessionId, keyBudgets);
+      session = this.sessions.admitTurn(request.sessionId, submitter.budgets);
     } catch (err) {
       throw this.reject(engineName, sessionRefusal(err as OrchError));
     }
     try {
-      return this.enqueue(request, pool, correlationId, traceParent, session.budgets, engineName);
+      return this.enqueue(request, pool, { correlationId, traceParent, owner: submitter.owner }, session.budgets, engineName);
     } catch (err) {
       this.sessions.releaseTurn(request.sessionId);
       throw err;
@@ -326,17 +333,17 @@ export class Scheduler {
   }
 
   /** Read-only: copies of the tasks of `state` (unspecified: queued and running) in listing order, for ListTasks. */
-  taskSummaries(state: TaskState): TaskSummary[] {
+  /** `visible`: which tasks the caller may see (its own, unless it is an admin). */
+  taskSummaries(state: TaskState, visible: (task: Task) => boolean = () => true): TaskSummary[] {
     const tasks = state === TaskState.TASK_STATE_FINISHED ? this.tasks.retained() : this.tasks.unfinished();
-    return taskSummaryView(tasks, this.pools.all(), state);
+    return taskSummaryView([...tasks].filter(visible), this.pools.all(), state);
   }
 
   /** The deadline check and the full-queue policy, then the task joins its pool's queue and hears its position. */
   private enqueue(
     request: CreateTaskRequest,
     pool: PoolState,
-    correlationId: string,
-    traceParent: Context,
+    { correlationId, traceParent, owner }: { correlationId: string; traceParent: Context; owner: string | undefined },
     budgets: BudgetsRemaining,
     engineName: string,
   ): Admission {
@@ -355,7 +362,7 @@ export class Scheduler {
       [SPAN_ATTRIBUTES.taskId]: request.taskId,
       [SPAN_ATTRIBUTES.poolId]: pool.id,
     });
-    const task = new Task(request, pool.id, correlationId, { predictedDurationMs, span, traceContext: ctx });
+    const task = new Task(request, pool.id, correlationId, { predictedDurationMs, span, traceContext: ctx, owner });
     pool.queue.enqueue(task.id, request.priority, task);
     this.tasks.add(task);
     // Journaled before dispatch, so its admission comes first in the file.

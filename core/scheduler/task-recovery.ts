@@ -105,13 +105,14 @@ export class TaskRecovery {
   }
 
   private restoreOne(recovered: RecoveredTask, seqBase: number): PoolState {
-    const { request, poolId, correlationId, admittedAt, dispatchedTo } = recovered;
+    const { request, poolId, correlationId, admittedAt, owner, dispatchedTo } = recovered;
     const pool = this.deps.pools.ensureId(poolId, request.engine);
     const task = new Task(request, pool.id, correlationId, {
       predictedDurationMs: this.deps.predictions.durationMs(pool.id, request),
       span: undefined,
       traceContext: ROOT_CONTEXT,
       admittedAt,
+      owner,
       mayHaveOutput: dispatchedTo !== undefined,
     });
     try {
