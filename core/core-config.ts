@@ -40,6 +40,8 @@ export interface CoreConfig {
   autoFetch: boolean;
   /** Store every finished stream's SSE transcript as a trace artifact (costs core CPU and disk per task). */
   transcripts: boolean;
+  /** Transcripts older than this are deleted, a whole segment of the transcript log at a time (0: kept for ever). */
+  transcriptRetentionMs: number;
   /** On SIGTERM, how long running tasks may finish before the rest end with SHUTTING_DOWN. */
   shutdownGraceMs: number;
   /** Undefined: LLORCH_LOG_FORMAT, else by whether stdout is a terminal. */
@@ -58,6 +60,7 @@ export const DEFAULT_CORE_CONFIG: CoreConfig = {
   artifactMaxBytes: 1024 * 1024,
   autoFetch: false,
   transcripts: true,
+  transcriptRetentionMs: 7 * 24 * 3600 * 1000,
   security: { tls: {} },
   shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
 };
@@ -208,6 +211,12 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     arg: "on|off",
     help: "keep every finished stream's SSE transcript as a trace artifact (default on)",
     apply: (c, v, f) => (c.transcripts = flagChoice(f, v, ["on", "off"] as const) === "on"),
+  },
+  {
+    name: "transcript-retention-ms",
+    arg: "MS",
+    help: `how long transcripts are kept; a whole segment of the transcript log goes at a time, so up\nto its newest record's age (default ${DEFAULT_CORE_CONFIG.transcriptRetentionMs}, a week; 0 keeps them)`,
+    apply: (c, v, f) => (c.transcriptRetentionMs = flagInteger(f, v, 0)),
   },
   {
     name: "auto-fetch",

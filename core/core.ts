@@ -112,6 +112,7 @@ export async function startCore(
       registry.closeAll();
       await grpc.shutdown(1_000);
       await journal.close();
+      await parts.artifacts.close();
       await metricsServer?.close();
     },
   };
@@ -165,7 +166,10 @@ async function assembleCore(config: CoreConfig, tls: TlsMaterial | undefined, me
   const scheduler = new Scheduler(registry, sessions, metrics, logger, config.scheduler);
   const catalog = await CatalogStore.open(resolve(config.catalogRoot));
   const reloader = new PoolReloader({ scheduler, registry, digests: new LoadDigests(catalog), metrics, logger });
-  const artifacts = await ArtifactStore.open(resolve(config.artifactsRoot), { maxBytes: TRANSCRIPT_MAX_BYTES });
+  const artifacts = await ArtifactStore.open(resolve(config.artifactsRoot), {
+    maxBytes: TRANSCRIPT_MAX_BYTES,
+    transcripts: { retentionMs: config.transcriptRetentionMs },
+  });
   const { journal, recovery } = await TaskJournal.open(resolve(config.journalRoot), logger);
   scheduler.attach({
     admissionCheck: catalogAdmissionCheck(catalog),

@@ -82,7 +82,7 @@ test("every flag maps onto the config", (t) => {
     logFormat: "pretty",
     security: { keysFile: "/k.yaml", tls: { cert: "/c.pem", key: "/c.key", ca: "/ca.pem" } },
   });
-  t.is(flagNames(CORE_FLAGS).length, 33);
+  t.is(flagNames(CORE_FLAGS).length, 34);
 });
 
 test("flags do not change the shared defaults", (t) => {
