@@ -153,7 +153,8 @@ export class GenerationTable {
       return;
     }
     call.on("cancelled", () => {
-      if (entry.current !== call) return;
+      // A call cancelled after its end was written has nothing left to hold (remember() covers a core that died then).
+      if (entry.current !== call || entry.settled) return;
       if (entry.detachable && !entry.stopping) {
         this.detach(entry);
       } else {
