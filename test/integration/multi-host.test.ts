@@ -150,6 +150,8 @@ if (unavailable && !mustRun) {
       await waitUntil(`${cut} registers again, every slot free`, async () =>
         (await c.sys.replicas().catch(() => [])).some((r) => r.replicaId === cut && r.ready && r.slotsFree === r.slotsTotal),
       );
+      // The sidecar kept the cut generation running for core, which cancels it once the host is back.
+      await logLine(c.sys.worker(cut).proc, '"generation_end"', (l) => l.includes(long.task_id as string));
       await streamOnBothHosts(t);
     },
   );
