@@ -46,6 +46,8 @@ function assertWhole(t: ExecutionContext, s: SseStream, tokens: number, path: st
 }
 
 let c: Cluster;
+/** Each case takes seconds; one that hangs fails on its own, before ava's timeout for the whole file. */
+const TEST_TIMEOUT_MS = 80_000;
 
 const auth = () => bearer(c.keys.alice);
 const submit = async (t: ExecutionContext, body: Record<string, unknown>, base = c.sys.edgeUrl) =>
@@ -75,6 +77,7 @@ if (unavailable && !mustRun) {
   test.after.always(() => c?.stop());
 
   test.serial("tasks stream end to end: edge, core and two sidecars each on a host of its own, mutual TLS on every hop", async (t) => {
+    t.timeout(TEST_TIMEOUT_MS, "a stream or process got stuck");
     for (const name of ["core", "edge1", "gpu1", "gpu2"] as const) {
       const h = c.host(name);
       const listening = execFileSync("ip", ["netns", "exec", h.ns, "ss", "-Hltn"], { encoding: "utf8" });
@@ -104,6 +107,7 @@ if (unavailable && !mustRun) {
   test.serial(
     "a sidecar presenting a certificate of another CA is refused: core's handshake fails, it never becomes a replica",
     async (t) => {
+      t.timeout(TEST_TIMEOUT_MS, "a stream or process got stuck");
       const gpu1 = c.host("gpu1");
       // A good worker key and core's CA: only its certificate is wrong.
       const impostor = await c.startSidecar("gpu1", "impostor", 50062, tlsFlags(c.rogue.issue("impostor", [`IP:${gpu1.ip}`]), c.ca.cert));
@@ -122,6 +126,7 @@ if (unavailable && !mustRun) {
   test.serial(
     "a GPU host's link cut mid-stream: its stream ends WORKER_RESET, queued work runs on the other host; back, it re-registers",
     async (t) => {
+      t.timeout(TEST_TIMEOUT_MS, "a stream or process got stuck");
       const long = taskBody({ max_tokens: 2000 });
       await submit(t, long);
       const cutStream = await open(long);
@@ -157,6 +162,7 @@ if (unavailable && !mustRun) {
   );
 
   test.serial("core's host restarts core (kill -9): the journal keeps the queue, every open stream reaches its end", async (t) => {
+    t.timeout(TEST_TIMEOUT_MS, "a stream or process got stuck");
     const running = [taskBody({ max_tokens: 100 }), taskBody({ max_tokens: 100 })];
     const queued = [taskBody({ max_tokens: 5 }), taskBody({ max_tokens: 5 })];
     const all = [...running, ...queued];
@@ -190,6 +196,7 @@ if (unavailable && !mustRun) {
   test.serial(
     "two edges behind nginx: the edge serving a stream is killed, the client reconnects with Last-Event-ID and gets every event once",
     async (t) => {
+      t.timeout(TEST_TIMEOUT_MS, "a stream or process got stuck");
       const missing = nginxMissing();
       if (missing) return t.fail(missing);
       const edge2 = await c.startEdge("edge2");
