@@ -40,8 +40,6 @@ export interface Cluster {
   /** A temp directory for the test's own files (nginx's prefix). */
   dir: string;
   host(name: HostName): NetnsHost;
-  /** `http://<edge host>:8080`. */
-  edgeUrl(name: "edge1" | "edge2"): string;
   /** Starts an edge (like the system's own, on edge1) on another host. */
   startEdge(name: "edge2"): Promise<LaunchedProcess>;
   /** Another sidecar on `host` that registers with core, with these flags (its certificate, say) added. */
@@ -161,7 +159,6 @@ export async function startCluster(): Promise<Cluster> {
   return {
     ...f,
     sys,
-    edgeUrl: (name) => `http://${f.host(name).ip}:${EDGE_PORT}`,
     startEdge: (name) => launch(`edge ${name}`, f.host(name), ["edge", ...asArgs(f.edgeFlags(name))], { LLORCH_KEY: f.keys.edge }),
     startSidecar: (h, replica, port, flags) => {
       const ip = f.host(h).ip;
