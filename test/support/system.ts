@@ -21,6 +21,8 @@ export interface WorkerSpec {
   flags?: Record<string, string>;
   /** Extra environment for this sidecar's process (e.g. a PATH with a fake nvidia-smi). */
   env?: NodeJS.ProcessEnv;
+  /** The command this sidecar runs under (e.g. `ip netns exec <ns>`, another "host"). */
+  wrap?: string[];
 }
 
 export interface SystemOptions {
@@ -35,6 +37,8 @@ export interface SystemOptions {
   apiKey?: string;
   /** The key and channel credentials the test itself asks core with (ListReplicas); default the API key, plaintext. */
   ops?: { key?: string; credentials?: ChannelCredentials };
+  /** The commands core and the edge run under (e.g. `ip netns exec <ns>`: each on a "host" of its own). */
+  wrap?: { core?: string[]; edge?: string[] };
 }
 
 export interface WorkerHandle {
@@ -102,6 +106,7 @@ export class TestSystem {
       script: LLORCH,
       nodeArgs: [],
       env: { ...this.env(), ...this.opts.coreEnv },
+      wrap: this.opts.wrap?.core,
     });
     const ready = await this.core.ready;
     this.coreAddress = ready.address!;
@@ -117,6 +122,7 @@ export class TestSystem {
         script: LLORCH,
         nodeArgs: [],
         env: { ...this.env(), ...this.opts.edgeEnv },
+        wrap: this.opts.wrap?.edge,
       },
     );
     this.edgeUrl = (await this.edge.ready).url!;
@@ -140,7 +146,7 @@ export class TestSystem {
           ...spec.flags,
         }),
       ],
-      { script: LLORCH, nodeArgs: [], env: { ...this.env(), ...spec.env } },
+      { script: LLORCH, nodeArgs: [], env: { ...this.env(), ...spec.env }, wrap: spec.wrap },
     );
     const address = (await proc.ready).address!;
     const handle = { spec, replica, proc, address };
