@@ -82,7 +82,9 @@ export class TaskRecovery {
     for (const taskId of held) {
       const task = this.deps.tasks.get(taskId);
       if (task?.state !== "queued") {
-        replica.cancelGeneration(taskId);
+        // Its slot stays taken until the sidecar has stopped it: a Submit placed there sooner would find every slot busy.
+        const lease = replica.claimHeldSlot();
+        replica.cancelGeneration(taskId, () => lease.release());
         continue;
       }
       this.awaiting.delete(taskId);
