@@ -1,22 +1,13 @@
 import test from "ava";
-import { Engine } from "../../../contracts/gen/llama_orch/v1/common.js";
-import { RegisterRequest } from "../../../contracts/gen/llama_orch/v1/registry.js";
-import { Replica } from "../../../core/registry/replica.js";
+import type { Replica } from "../../../core/registry/replica.js";
 import { TaskRecovery } from "../../../core/scheduler/task-recovery.js";
 import { TaskTable } from "../../../core/scheduler/task-table.js";
 import { quietLogger } from "../../support/log-capture.js";
+import { unstartedReplica } from "./replica-harness.js";
 
 /** A never-started replica whose Cancel RPCs are held until the test answers them. */
 function replica(slotsTotal: number): { r: Replica; cancels: { taskId: string; done: () => void }[] } {
-  const registration = RegisterRequest.fromPartial({
-    address: "127.0.0.1:9",
-    poolId: "p",
-    replicaId: "p-r1",
-    engine: Engine.ENGINE_LLAMACPP,
-    modelRef: "m",
-    slotsTotal,
-  });
-  const r = new Replica(registration, quietLogger);
+  const r = unstartedReplica(slotsTotal);
   const cancels: { taskId: string; done: () => void }[] = [];
   r.cancelGeneration = (taskId: string, done: () => void = () => {}) => void cancels.push({ taskId, done });
   return { r, cancels };

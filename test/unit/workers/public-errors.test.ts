@@ -6,6 +6,7 @@ import type { Logger } from "../../../contracts/runtime/logger.js";
 import type { EngineAdapter } from "../../../workers/engine-adapter.js";
 import { failureOf } from "../../../workers/http/engine-errors.js";
 import { MockEngine } from "../../../workers/mock/mock-engine.js";
+import { basicMockAdapter } from "./mock-adapter.js";
 import { createSidecarMetrics } from "../../../workers/sidecar/metrics.js";
 import { SlotPool } from "../../../workers/sidecar/slot-pool.js";
 import { WorkerService } from "../../../workers/sidecar/worker-service.js";
@@ -21,16 +22,7 @@ const refused = () => Object.assign(new Error(`connect ECONNREFUSED ${ENGINE}`),
 async function serve(t: ExecutionContext, patch: Partial<EngineAdapter>, logger: Logger): Promise<WorkerServiceClient> {
   const engine = new MockEngine();
   await engine.start();
-  const adapter: EngineAdapter = {
-    info: () => engine.info(),
-    health: () => engine.health(),
-    onHealthChange: (listener) => engine.onHealthChange(listener),
-    slotsTotal: () => engine.slotsTotal(),
-    generate: (request, signal, sink) => engine.generate(request, signal, sink),
-    start: () => engine.start(),
-    stop: () => engine.stop(),
-    ...patch,
-  };
+  const adapter = basicMockAdapter(engine, patch);
   const slots = new SlotPool(adapter.slotsTotal());
   const metrics = createSidecarMetrics({
     labels: () => ({ engine: "llamacpp", engine_version: "x", pool_id: "p", replica_id: "r" }),
