@@ -4,12 +4,14 @@
 import { parseArgs } from "node:util";
 import type { ComponentCommand } from "../contracts/runtime/component-command.js";
 import { mergeFlags, readConfigFile, sectionFlags } from "../contracts/runtime/config-file.js";
+import { abandonStdoutIfPiped } from "../contracts/runtime/logger.js";
 import { applyFlags, parseArgsOptions, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
 import { startTracing, type Tracing } from "../contracts/runtime/tracing.js";
 import { coreCommand } from "../core/core-command.js";
 import { edgeCommand } from "../edge/edge-command.js";
 import { workerCommand } from "../workers/sidecar/worker-command.js";
 import { DEFAULT_EDGE_URL, runStatusCommand, STATUS_FLAGS, statusHelp } from "./status.js";
+import { onParentGone } from "./parent-watch.js";
 import { DEMO_MODEL_FLAGS, demoModelHelp, writeDemoModel } from "./demo-model.js";
 import { KEY_FLAGS, keyHelp, runKeyCommand } from "./key.js";
 import { runUp } from "./up.js";
@@ -30,21 +32,32 @@ interface Command {
   run(flags: FlagValues, file: Record<string, unknown>, configPath?: string, positionals?: string[]): Promise<void | "done">;
 }
 
-/** Runs a long-lived component until SIGINT/SIGTERM, then stops it cleanly and exports the spans still buffered. */
-async function serve(start: () => Promise<{ stop(): Promise<void> }>, tracing?: Tracing): Promise<void> {
+/** Runs a long-lived component until SIGINT/SIGTERM or its parent's death, then stops it cleanly and exports the spans still buffered. */
+async function serve(start: () => Promise<{ stop(): Promise<void>; shutdownGraceMs?: number }>, tracing?: Tracing): Promise<void> {
+  let parentGone = false;
+  let stopNow = () => {};
+  onParentGone(() => {
+    // The parent read our stdout: what is written there now goes nowhere (and could keep us from exiting).
+    abandonStdoutIfPiped();
+    parentGone = true;
+    stopNow();
+  });
   const running = await start();
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    const force = setTimeout(() => process.exit(1), 5_000);
+    // The drain has its grace; closing servers and stores after it has a few seconds more.
+    const force = setTimeout(() => process.exit(1), (running.shutdownGraceMs ?? 0) + 5_000);
     force.unref();
     await running.stop();
     await tracing?.shutdown().catch(() => {});
     process.exit(0);
   };
-  process.on("SIGINT", () => void stop());
-  process.on("SIGTERM", () => void stop());
+  stopNow = () => void stop();
+  process.on("SIGINT", stopNow);
+  process.on("SIGTERM", stopNow);
+  if (parentGone) stopNow();
 }
 
 function component(c: ComponentCommand<unknown>): Command {

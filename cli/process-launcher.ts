@@ -39,6 +39,12 @@ export interface LaunchOptions {
    * this process part of what is measured.
    */
   logFile?: string;
+  /**
+   * A command the child runs under, e.g. `["ip", "netns", "exec", "ns1"]`:
+   * it must exec the node process (keeping descriptor 3, the ready pipe), so
+   * signals reach node itself.
+   */
+  wrap?: string[];
 }
 
 /** The child's descriptor for its ready announcement: the first after stdin, stdout and stderr. */
@@ -52,10 +58,14 @@ const READY_FD = 3;
 export function launchLlorch(name: string, args: string[], opts: LaunchOptions = {}): LaunchedProcess {
   const script = opts.script ?? process.argv[1]!;
   const logFd = opts.logFile ? openSync(opts.logFile, "a") : undefined;
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? process.execArgv), script, ...args], {
-    stdio: ["ignore", logFd ?? "pipe", "pipe", "pipe"],
+  // The IPC channel tells the child when this process dies, even by SIGKILL (parent-watch.ts); nothing is sent on it.
+  const command = [...(opts.wrap ?? []), process.execPath, ...(opts.nodeArgs ?? process.execArgv), script, ...args];
+  const child = spawn(command[0]!, command.slice(1), {
+    // fd 3: the ready pipe; fd 4: the IPC channel.
+    stdio: ["ignore", logFd ?? "pipe", "pipe", "pipe", "ipc"],
     env: { ...process.env, ...opts.env, [READY_FD_ENV]: String(READY_FD) },
   });
+  child.channel?.unref();
   if (logFd !== undefined) closeSync(logFd);
   const lines: string[] = [];
   let markReady: (e: ReadyEvent) => void = () => {};

@@ -1,12 +1,16 @@
 import { createServer } from "node:net";
+import { dirname } from "node:path";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { Workload } from "../contracts/gen/llama_orch/v1/common.js";
 import { RegistryServiceClient, type ReplicaStatus } from "../contracts/gen/llama_orch/v1/registry.js";
 import { engines } from "../contracts/enums.js";
+import { localPathOf, parseModelRef } from "../contracts/model-ref.js";
 import { API_KEY_ENV } from "../contracts/runtime/api-key.js";
 import { sectionFlags } from "../contracts/runtime/config-file.js";
 import type { FlagValues } from "../contracts/runtime/flag-table.js";
 import { resolveLogFormat } from "../contracts/runtime/log-format.js";
+import { DEFAULT_SHUTDOWN_GRACE_MS } from "../contracts/runtime/shutdown-grace.js";
+import { onParentGone } from "./parent-watch.js";
 import { ProcessGroup } from "./process-group.js";
 import { upConfigFromFlags, type UpConfig } from "./up-config.js";
 
@@ -27,9 +31,11 @@ interface StartedWorker {
 
 /** Starts core, the sidecars and the edge, waits until the sidecars are ready and prints how to use them. */
 export async function runUp(flags: FlagValues, file: Record<string, unknown>, configPath?: string): Promise<void> {
-  const group = new ProcessGroup((code) => process.exit(code));
+  const group = new ProcessGroup((code) => process.exit(code), longestShutdownGraceMs(file) + 5_000);
+  // Ctrl-C reaches every process of the terminal's group: each drains; a second Ctrl-C ends them at once.
   process.on("SIGINT", () => void group.stopAll(0));
   process.on("SIGTERM", () => void group.stopAll(0));
+  onParentGone(() => void group.stopAll(0));
   try {
     const config = upConfigFromFlags(flags);
     // The children write to pipes, so on their own they would pick JSON: they write what this terminal (or pipe) wants.
@@ -41,7 +47,12 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, co
     // Core's metrics take the first free port at or after --metrics-port, the sidecars' the next ones (unless the file sets them).
     const metricsPorts = portSequence(config.host, config.metricsPort);
     const coreMetricsPort = setsFlag(file["core"], "metrics-port") ? undefined : await metricsPorts();
-    const coreFlags = { host: config.host, port: String(config.corePort), "metrics-port": coreMetricsPort };
+    const coreFlags = {
+      host: config.host,
+      port: String(config.corePort),
+      "metrics-port": coreMetricsPort,
+      "model-roots": modelRootsOf(file, config, sections),
+    };
     const core = group.launch("core", ["core", ...configArgs, ...argsOf(coreFlags)], { essential: true, onLine: echo });
     const coreReady = await core.ready;
     const coreAddress = coreReady.address!;
@@ -56,6 +67,36 @@ export async function runUp(flags: FlagValues, file: Record<string, unknown>, co
     process.stderr.write(`llorch up failed: ${(err as Error).message}\n`);
     await group.stopAll(1);
   }
+}
+
+/** The longest --shutdown-grace-ms any process up starts was given in the config file (the default where none). */
+function longestShutdownGraceMs(file: Record<string, unknown>): number {
+  const sections = [file["core"], file["edge"], ...(Array.isArray(file["workers"]) ? (file["workers"] as unknown[]) : [])];
+  const graces = sections.map((s) =>
+    Number((s as Record<string, unknown> | undefined)?.["shutdown-grace-ms"] ?? DEFAULT_SHUTDOWN_GRACE_MS),
+  );
+  return Math.max(DEFAULT_SHUTDOWN_GRACE_MS, ...graces.filter((g) => Number.isFinite(g)));
+}
+
+/**
+ * The directories of the local model files up's sidecars serve, with the
+ * config file's own core.model-roots (which the flag would otherwise
+ * replace): catalog verify reads nothing else but the model cache.
+ */
+function modelRootsOf(file: Record<string, unknown>, config: UpConfig, sections: FlagValues[]): string | undefined {
+  const configured = (file["core"] as Record<string, unknown> | undefined)?.["model-roots"];
+  const dirs = new Set(typeof configured === "string" ? configured.split(",").map((d) => d.trim()) : []);
+  for (const model of [config.model, ...sections.map((s) => s["model"])]) {
+    if (typeof model !== "string") continue;
+    try {
+      const local = localPathOf(parseModelRef(model), process.cwd());
+      if (local !== undefined) dirs.add(dirname(local));
+    } catch {
+      // Not a model_ref the sidecar will take either; it says so itself.
+    }
+  }
+  dirs.delete("");
+  return dirs.size > 0 ? [...dirs].join(",") : undefined;
 }
 
 /** One flag set per sidecar: the config file's `workers:` list, else `--workers` sidecars with the defaults. */
@@ -206,7 +247,7 @@ function banner(edgeUrl: string, core: CoreAddresses, workers: StartedWorker[], 
       "",
       "Prometheus and Grafana: deploy/prometheus/prometheus.yml scrapes the default ports; deploy/grafana/llama-orch.json is a dashboard on it.",
       `Inspect with gRPC reflection:  npx buf curl --protocol grpc --http2-prior-knowledge --list-methods http://${coreAddress}`,
-      "Stop with Ctrl-C.",
+      "Stop with Ctrl-C (running tasks get to finish; press it again to stop at once).",
       "",
     ].join("\n") + "\n"
   );

@@ -45,7 +45,7 @@ export function publicJson<T>(typeName: string): PublicJsonCodec<T> {
   const resolve = () => (desc ??= supported(messageDescriptor(typeName)));
   return {
     typeName,
-    decode: (json) => bounded(() => decodeMessage(resolve(), json, "") as T),
+    decode: (json) => bounded(() => decodeMessage(resolve(), json, "", 1) as T),
     encode: (message) => bounded(() => encodeMessage(resolve(), message, "")),
   };
 }
@@ -165,6 +165,38 @@ function carriedKey(key: string, at: string): string {
   return key;
 }
 
+/**
+ * Protobuf decoders stop at 100 nested messages (ts-proto's generated code,
+ * like the C++ and Go runtimes), and free-form JSON costs several per level:
+ * a Struct, a map entry and a Value for each object. A decoded message nests
+ * at most this many, so wrapped in the request that carries it (a few levels
+ * more) core can still decode it.
+ */
+export const MAX_MESSAGE_NESTING = 96;
+
+/** Whether a Value holding `v` (and what it holds) fits in `budget` nested messages. */
+function valueFits(v: unknown, budget: number): boolean {
+  if (budget < 1) return false;
+  if (Array.isArray(v)) return listFits(v, budget - 1);
+  return isPlainObject(v) ? structFits(v, budget - 1) : true;
+}
+
+/** A Struct, then per member its map entry and Value. */
+function structFits(v: Record<string, unknown>, budget: number): boolean {
+  return budget >= 1 && Object.values(v).every((m) => m === undefined || valueFits(m, budget - 2));
+}
+
+/** A ListValue, then per item its Value. */
+function listFits(v: unknown[], budget: number): boolean {
+  return budget >= 1 && v.every((item) => valueFits(item, budget - 1));
+}
+
+function fitsNesting(typeName: string, v: unknown, budget: number): boolean {
+  if (typeName === "google.protobuf.Struct") return structFits(v as Record<string, unknown>, budget);
+  if (typeName === "google.protobuf.ListValue") return listFits(v as unknown[], budget);
+  return valueFits(v, budget);
+}
+
 function copyWellKnown(typeName: string, v: unknown, at: string): JsonValue {
   if (typeName === "google.protobuf.Struct" && !isPlainObject(v)) throw fail(at, "must be a JSON object");
   if (typeName === "google.protobuf.ListValue" && !Array.isArray(v)) throw fail(at, "must be a list");
@@ -182,7 +214,8 @@ function defaultOf(f: DescField): unknown {
   return f.scalar === ScalarType.STRING ? "" : f.scalar === ScalarType.BOOL ? false : 0;
 }
 
-function decodeMessage(desc: DescMessage, json: unknown, at: string): Record<string, unknown> {
+/** `level`: how many messages deep this one is, itself included (the decoded message is 1). */
+function decodeMessage(desc: DescMessage, json: unknown, at: string, level: number): Record<string, unknown> {
   if (!isPlainObject(json)) throw fail(at, "must be an object");
   const out: Record<string, unknown> = {};
   for (const f of desc.fields) if (!f.oneof) out[f.localName] = defaultOf(f);
@@ -190,7 +223,7 @@ function decodeMessage(desc: DescMessage, json: unknown, at: string): Record<str
   for (const f of desc.fields) {
     const v = json[f.name];
     if (v === undefined) continue;
-    const value = decodeField(f, v, member(at, f.name));
+    const value = decodeField(f, v, member(at, f.name), level);
     if (!f.oneof) out[f.localName] = value;
     else if (out[f.oneof.localName] !== undefined) throw fail(at, `may hold only one of ${f.oneof.fields.map((m) => m.name).join(", ")}`);
     else out[f.oneof.localName] = { $case: f.localName, [f.localName]: value };
@@ -198,12 +231,14 @@ function decodeMessage(desc: DescMessage, json: unknown, at: string): Record<str
   return out;
 }
 
-function decodeField(f: DescField, v: unknown, at: string): unknown {
+function decodeField(f: DescField, v: unknown, at: string, level: number): unknown {
   switch (f.fieldKind) {
     case "list":
       if (!Array.isArray(v)) throw fail(at, listProblem(f));
       // Scalars in a list are one value; a message item is addressed by its index.
-      return v.map((item, i) => (f.listKind === "message" ? decodeNested(f.message, item, `${at}/${i}`) : decodeSingle(f, item, at, true)));
+      return v.map((item, i) =>
+        f.listKind === "message" ? decodeNested(f.message, item, `${at}/${i}`, level) : decodeSingle(f, item, at, true),
+      );
     case "map":
       if (!isPlainObject(v)) throw fail(at, "must be an object");
       return Object.fromEntries(
@@ -211,11 +246,11 @@ function decodeField(f: DescField, v: unknown, at: string): unknown {
           .filter(([, x]) => x !== undefined)
           .map(([k, x]) => [
             checkMapKey(f.mapKey, carriedKey(k, at), at),
-            f.mapKind === "message" ? decodeNested(f.message, x, member(at, k)) : decodeSingle(f, x, member(at, k), false),
+            f.mapKind === "message" ? decodeNested(f.message, x, member(at, k), level) : decodeSingle(f, x, member(at, k), false),
           ]),
       );
     case "message":
-      return decodeNested(f.message, v, at);
+      return decodeNested(f.message, v, at, level);
     default:
       return decodeSingle(f, v, at, false);
   }
@@ -238,8 +273,15 @@ function decodeSingle(f: DescField, v: unknown, at: string, inList: boolean): un
   return v;
 }
 
-function decodeNested(desc: DescMessage, v: unknown, at: string): unknown {
-  return JSON_TYPES.has(desc.typeName) ? copyWellKnown(desc.typeName, v, at) : decodeMessage(desc, v, at);
+/** A message field of a message `level` deep. */
+function decodeNested(desc: DescMessage, v: unknown, at: string, level: number): unknown {
+  if (!JSON_TYPES.has(desc.typeName)) return decodeMessage(desc, v, at, level + 1);
+  const copy = copyWellKnown(desc.typeName, v, at);
+  if (!fitsNesting(desc.typeName, copy, MAX_MESSAGE_NESTING - level)) {
+    const objects = Math.floor((MAX_MESSAGE_NESTING - level) / 3);
+    throw fail(at, `nests too deeply for protobuf: free-form JSON here holds at most ${objects} levels of objects`);
+  }
+  return copy;
 }
 
 function checkMapKey(type: ScalarType, key: string, at: string): string {

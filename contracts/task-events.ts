@@ -90,7 +90,7 @@ export function renderSse(events: readonly TaskEvent[]): string {
       continue;
     }
     const { event, data } = publicEventData(k);
-    // Seq 0 is no event of the task's log but the edge's own (core unreachable): without an id, a reconnect resumes after the last real one.
+    // Seq 0 is no event of the task's log but the edge's own (core unreachable, or the edge shutting down): without an id, a reconnect resumes after the last real one.
     const id = ev.seq > 0 ? `id: ${ev.seq}\n` : "";
     // JSON.stringify drops undefined members, which is how optional fields stay absent.
     out += `${id}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;

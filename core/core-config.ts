@@ -1,7 +1,8 @@
 import { apiKeyFrom, ownKeyFrom } from "../contracts/runtime/api-key.js";
 import { securityFlags, type SecuritySettings } from "../contracts/runtime/security-flags.js";
 import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
-import { flagBoolean, flagChoice, flagInteger, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import { flagBoolean, flagChoice, flagInteger, flagList, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import { DEFAULT_SHUTDOWN_GRACE_MS, shutdownGraceFlag } from "../contracts/runtime/shutdown-grace.js";
 import { logFormatFlag, type LogFormat } from "../contracts/runtime/log-format.js";
 import { QUEUE_FULL_POLICIES } from "./scheduler/queue-policy.js";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./scheduler/scheduler-options.js";
@@ -31,12 +32,18 @@ export interface CoreConfig {
    * which catalog verify reads; default the sidecars' own default.
    */
   modelCacheDir?: string;
+  /** The only directories (with the model cache) whose files catalog verify reads; a source elsewhere is refused. */
+  modelRoots: string[];
   /** Largest artifact a client may store (canonical JSON bytes); transcripts may be larger. */
   artifactMaxBytes: number;
   /** Load models no pool serves into an idle pool on demand. */
   autoFetch: boolean;
   /** Store every finished stream's SSE transcript as a trace artifact (costs core CPU and disk per task). */
   transcripts: boolean;
+  /** Transcripts older than this are deleted, a whole segment of the transcript log at a time (0: kept for ever). */
+  transcriptRetentionMs: number;
+  /** On SIGTERM, how long running tasks may finish before the rest end with SHUTTING_DOWN. */
+  shutdownGraceMs: number;
   /** Undefined: LLORCH_LOG_FORMAT, else by whether stdout is a terminal. */
   logFormat?: LogFormat;
 }
@@ -49,10 +56,13 @@ export const DEFAULT_CORE_CONFIG: CoreConfig = {
   catalogRoot: ".llorch/catalog",
   artifactsRoot: ".llorch/artifacts",
   journalRoot: ".llorch/journal",
+  modelRoots: [],
   artifactMaxBytes: 1024 * 1024,
   autoFetch: false,
   transcripts: true,
+  transcriptRetentionMs: 7 * 24 * 3600 * 1000,
   security: { tls: {} },
+  shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
 };
 
 const S = DEFAULT_SCHEDULER_OPTIONS;
@@ -97,6 +107,12 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     apply: (c, v, f) => (c.scheduler.taskRetentionMs = flagInteger(f, v, 0)),
   },
   {
+    name: "max-retained-tasks",
+    arg: "N",
+    help: `tasks kept in memory at most; the oldest finished go first (default ${S.maxRetainedTasks})`,
+    apply: (c, v, f) => (c.scheduler.maxRetainedTasks = flagInteger(f, v, 1)),
+  },
+  {
     name: "wall-timeout-ms",
     arg: "N",
     help: `watchdog: longest run from dispatch, 0 = none (default ${S.wallTimeoutMs})`,
@@ -120,6 +136,7 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     help: `cancel a task this long after its last stream closed, 0 = at once (default ${S.disconnectGraceMs})`,
     apply: (c, v, f) => (c.scheduler.disconnectGraceMs = flagInteger(f, v, 0)),
   },
+  shutdownGraceFlag("running tasks"),
   {
     name: "session-ttl-ms",
     arg: "N",
@@ -178,6 +195,12 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     apply: (c, v, f) => (c.modelCacheDir = flagText(f, v)),
   },
   {
+    name: "model-roots",
+    arg: "DIR,...",
+    help: "directories whose model files catalog verify may read, besides the model cache (default: none);\na source_url elsewhere is refused",
+    apply: (c, v, f) => (c.modelRoots = flagList(f, v)),
+  },
+  {
     name: "artifact-max-bytes",
     arg: "N",
     help: `largest artifact a client may store (default ${DEFAULT_CORE_CONFIG.artifactMaxBytes})`,
@@ -188,6 +211,12 @@ export const CORE_FLAGS: FlagTable<CoreConfig> = [
     arg: "on|off",
     help: "keep every finished stream's SSE transcript as a trace artifact (default on)",
     apply: (c, v, f) => (c.transcripts = flagChoice(f, v, ["on", "off"] as const) === "on"),
+  },
+  {
+    name: "transcript-retention-ms",
+    arg: "MS",
+    help: `how long transcripts are kept; a whole segment of the transcript log goes at a time, so up\nto its newest record's age (default ${DEFAULT_CORE_CONFIG.transcriptRetentionMs}, a week; 0 keeps them)`,
+    apply: (c, v, f) => (c.transcriptRetentionMs = flagInteger(f, v, 0)),
   },
   {
     name: "auto-fetch",

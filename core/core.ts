@@ -13,16 +13,18 @@ import { assertSafeBind } from "../contracts/runtime/api-key.js";
 import { KeyRing } from "../contracts/runtime/auth/key-ring.js";
 import { requireKey } from "../contracts/runtime/auth/grpc-key-check.js";
 import { dialWith } from "../contracts/runtime/dial.js";
-import { CLIENT_CHANNEL_OPTIONS, startGrpcServer, type HostedService } from "../contracts/runtime/grpc-server.js";
+import { CLIENT_CHANNEL_OPTIONS, startGrpcServer, type HostedService, type RunningGrpcServer } from "../contracts/runtime/grpc-server.js";
 import { TLS_FLAG_NAMES } from "../contracts/runtime/security-flags.js";
 import { readTls, tlsSummary, type TlsMaterial } from "../contracts/runtime/tls.js";
 import { createLogger, type Logger } from "../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../contracts/runtime/metrics-server.js";
 import { processMetrics } from "../contracts/runtime/process-metrics.js";
 import { announceReady } from "../contracts/runtime/ready-signal.js";
+import { drained } from "../contracts/runtime/shutdown-grace.js";
 import { ArtifactStore } from "./artifacts/artifact-store.js";
 import { CatalogStore } from "./catalog/catalog-store.js";
 import { LoadDigests } from "./catalog/load-digests.js";
+import { ModelRoots } from "./catalog/model-roots.js";
 import type { CoreConfig } from "./core-config.js";
 import { createCoreMetrics, type CoreMetrics } from "./metrics.js";
 import { unservedModelAdvice } from "./pools/auto-fetch.js";
@@ -50,6 +52,8 @@ export interface RunningCore {
   instanceId: string;
   scheduler: Scheduler;
   registry: ReplicaRegistry;
+  /** How long stop() lets running tasks finish. */
+  shutdownGraceMs: number;
   stop(): Promise<void>;
 }
 
@@ -99,16 +103,39 @@ export async function startCore(
     instanceId,
     scheduler,
     registry,
+    shutdownGraceMs: config.shutdownGraceMs,
     async stop() {
+      await drain(scheduler, grpc, config.shutdownGraceMs, logger);
       stopReloading();
       clearInterval(sweep);
       scheduler.close();
       registry.closeAll();
       await grpc.shutdown(1_000);
       await journal.close();
+      await parts.artifacts.close();
       await metricsServer?.close();
     },
   };
+}
+
+/**
+ * SIGTERM: health says NOT_SERVING, admission refuses (SHUTTING_DOWN, with
+ * a retry delay), queued tasks end at once; running ones have the grace to
+ * finish. Every other call (streams, cancel, listings) goes on being served.
+ */
+async function drain(scheduler: Scheduler, grpc: RunningGrpcServer, graceMs: number, logger: Logger): Promise<void> {
+  grpc.health.setStatus("", "NOT_SERVING");
+  const { running, queued } = scheduler.beginShutdown();
+  logger.info(
+    { event: "shutting_down", running, queued_ended: queued, grace_ms: graceMs },
+    `core shutting down: admitting nothing, ${queued} queued tasks ended, ${running} running tasks have ${graceMs} ms to finish`,
+  );
+  const done = await drained(() => scheduler.runningCount === 0, graceMs);
+  const left = scheduler.runningCount;
+  logger.info(
+    { event: "drained", running_left: left },
+    done ? "core drained: every running task finished" : `core's shutdown grace is over: ${left} running tasks end with SHUTTING_DOWN`,
+  );
 }
 
 /** What core's services are built on: the scheduler and the stores it and they share. */
@@ -122,6 +149,10 @@ interface CoreParts {
   catalog: CatalogStore;
   artifacts: ArtifactStore;
   journal: TaskJournal;
+  /** The sidecars' model cache on this host, which catalog verify reads. */
+  modelCacheRoot: string;
+  /** All catalog verify may read: --model-roots and the model cache. */
+  modelRoots: ModelRoots;
 }
 
 /** Opens the durable stores and wires the scheduler to them. */
@@ -135,7 +166,10 @@ async function assembleCore(config: CoreConfig, tls: TlsMaterial | undefined, me
   const scheduler = new Scheduler(registry, sessions, metrics, logger, config.scheduler);
   const catalog = await CatalogStore.open(resolve(config.catalogRoot));
   const reloader = new PoolReloader({ scheduler, registry, digests: new LoadDigests(catalog), metrics, logger });
-  const artifacts = await ArtifactStore.open(resolve(config.artifactsRoot), { maxBytes: TRANSCRIPT_MAX_BYTES });
+  const artifacts = await ArtifactStore.open(resolve(config.artifactsRoot), {
+    maxBytes: TRANSCRIPT_MAX_BYTES,
+    transcripts: { retentionMs: config.transcriptRetentionMs },
+  });
   const { journal, recovery } = await TaskJournal.open(resolve(config.journalRoot), logger);
   scheduler.attach({
     admissionCheck: catalogAdmissionCheck(catalog),
@@ -143,8 +177,10 @@ async function assembleCore(config: CoreConfig, tls: TlsMaterial | undefined, me
     traceRecorder: config.transcripts ? new TraceRecorder(artifacts, logger) : undefined,
     journal,
   });
+  const modelCacheRoot = resolve(config.modelCacheDir ?? defaultModelCacheDir());
+  const modelRoots = await ModelRoots.of([...config.modelRoots, modelCacheRoot]);
   scheduler.restore(recovery);
-  return { registry, sessions, sweep, scheduler, reloader, catalog, artifacts, journal };
+  return { registry, sessions, sweep, scheduler, reloader, catalog, artifacts, journal, modelCacheRoot, modelRoots };
 }
 
 /** Every core service, each requiring a key of the role its methods need when keys are set. */
@@ -178,7 +214,8 @@ function coreServices(
         metrics,
         logger,
         baseDir: process.cwd(),
-        modelCache: { root: resolve(config.modelCacheDir ?? defaultModelCacheDir()), hubEndpoint: hubEndpointOf() },
+        modelCache: { root: parts.modelCacheRoot, hubEndpoint: hubEndpointOf() },
+        roots: parts.modelRoots,
       }),
     ),
     guarded("ArtifactService", ArtifactServiceService, artifactService(artifacts, config.artifactMaxBytes, logger)),

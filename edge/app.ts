@@ -20,12 +20,15 @@ import { cors } from "./middleware/cors.js";
 import { compatErrors } from "./compat/compat-errors.js";
 import { mountCompatRoutes } from "./compat/compat-routes.js";
 import type { ModelDirectory } from "./compat/model-directory.js";
+import type { EdgeShutdown } from "./shutdown.js";
 
 export interface EdgeAppOptions {
   core: CoreClient;
   logger: Logger;
   metrics: EdgeMetrics;
   bodyLimitBytes: number;
+  /** Deepest nesting of arrays and objects a JSON body may have. */
+  jsonMaxDepth: number;
   sseHeartbeatMs: number;
   coreLossGraceMs: number;
   rateLimit: RateLimit;
@@ -34,6 +37,8 @@ export interface EdgeAppOptions {
   corsOrigins: readonly string[];
   /** The OpenAI- and Anthropic-compatible APIs' model names and defaults. */
   compat: { models: ModelDirectory; defaultDeadlineMs: number; defaultMaxTokens: number };
+  /** Whether the edge still admits tasks, and what its SIGTERM waits for. */
+  shutdown: EdgeShutdown;
   /** The edge sits behind a proxy it trusts: the client address is the last X-Forwarded-For hop. */
   trustProxy?: boolean;
 }
@@ -48,6 +53,7 @@ export function createEdgeApp(opts: EdgeAppOptions): Koa {
   const router = new Router();
 
   app.use(correlationId());
+  app.use(opts.shutdown.counting());
   app.use(requestAccounting(opts));
   app.use(errorEnvelope(opts.logger));
   // Before the router: a preflight is answered here, without the API key it never carries.

@@ -95,15 +95,28 @@ export class CoreClient {
   }
 }
 
-/** Core's typed error when it sent one; otherwise what the transport failure means to a client. */
+/**
+ * Core's typed error when it sent one; otherwise what the transport failure
+ * means to a client, in words of its own: gRPC's details name core's address
+ * and the socket error, so they ride along as the error's cause, which the
+ * error middleware logs with the correlation id.
+ */
 export function toHttpError(err: ServiceError): HttpError {
   const detail = errorDetailOf(err);
   if (detail) return new HttpError(detail);
+  const cause = `gRPC ${GrpcStatus[err.code] ?? err.code}: ${err.details || err.message}`;
   if (err.code === GrpcStatus.UNAVAILABLE || err.code === GrpcStatus.DEADLINE_EXCEEDED) {
-    return HttpError.of(ErrorCode.ERROR_CODE_POOL_UNAVAILABLE, `core scheduler unreachable: ${err.details}`, {
-      retriable: true,
-      retryAfterMs: 1000,
-    });
+    return HttpError.of(
+      ErrorCode.ERROR_CODE_POOL_UNAVAILABLE,
+      "core scheduler unreachable; retry shortly",
+      { retriable: true, retryAfterMs: 1000 },
+      cause,
+    );
   }
-  return HttpError.of(ErrorCode.ERROR_CODE_INTERNAL, `core call failed: ${err.details || err.message}`);
+  return HttpError.of(
+    ErrorCode.ERROR_CODE_INTERNAL,
+    "the call to the core scheduler failed; the edge's log has the detail under this correlation id",
+    {},
+    cause,
+  );
 }

@@ -2,6 +2,7 @@ import { apiKeyFrom, ownKeyFrom } from "../contracts/runtime/api-key.js";
 import type { TlsFiles } from "../contracts/runtime/tls.js";
 import { applyFlags, flagHelp, helpLine, type FlagTable, type FlagValues } from "../contracts/runtime/flag-table.js";
 import { flagBoolean, flagInteger, flagList, flagNumber, flagText } from "../contracts/runtime/flag-values.js";
+import { DEFAULT_SHUTDOWN_GRACE_MS, shutdownGraceFlag } from "../contracts/runtime/shutdown-grace.js";
 import { logFormatFlag, type LogFormat } from "../contracts/runtime/log-format.js";
 import { corsOrigin } from "./middleware/cors.js";
 import type { RateLimit } from "./middleware/rate-limit.js";
@@ -14,6 +15,14 @@ export interface EdgeConfig {
   coreAddress: string;
   /** Largest accepted request body. */
   bodyLimitBytes: number;
+  /** Deepest nesting of arrays and objects a JSON body may have (the body itself is level 1). */
+  jsonMaxDepth: number;
+  /** A request whose headers have not all arrived this long after it began is answered 408 and closed. */
+  headersTimeoutMs: number;
+  /** A request (headers and body) not complete this long after it began is answered 408 and closed (0 = never); responses, SSE streams included, are not bound by it. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this long. */
+  keepAliveTimeoutMs: number;
   /** A comment line on an SSE stream idle this long keeps proxies from closing it (0 = never). */
   sseHeartbeatMs: number;
   /** How long an open stream is held while core is unreachable before it ends with CORE_UNAVAILABLE. */
@@ -42,6 +51,8 @@ export interface EdgeConfig {
   defaultMaxTokens: number;
   /** Friendly model names for the compatible APIs (the config file's `models:`). */
   models: Record<string, ModelName>;
+  /** On SIGTERM, how long open streams and requests may finish before the rest end with SHUTTING_DOWN. */
+  shutdownGraceMs: number;
   /** Undefined: LLORCH_LOG_FORMAT, else by whether stdout is a terminal. */
   logFormat?: LogFormat;
 }
@@ -51,6 +62,12 @@ export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
   port: 8080,
   coreAddress: "127.0.0.1:50051",
   bodyLimitBytes: 1024 * 1024,
+  jsonMaxDepth: 64,
+  headersTimeoutMs: 10_000,
+  // A 1 MiB body (the default limit) at a slow 50 KB/s still arrives in time; a stalled one frees its connection.
+  requestTimeoutMs: 30_000,
+  // Above the 60 s idle timeout of common load balancers, so they close first and never reuse a connection the edge just closed.
+  keepAliveTimeoutMs: 65_000,
   sseHeartbeatMs: 15_000,
   coreLossGraceMs: 15_000,
   rateLimit: { perSecond: 0, burst: 1 },
@@ -63,6 +80,7 @@ export const DEFAULT_EDGE_CONFIG: EdgeConfig = {
   defaultDeadlineMs: 600_000,
   defaultMaxTokens: 1024,
   models: {},
+  shutdownGraceMs: DEFAULT_SHUTDOWN_GRACE_MS,
 };
 
 const D = DEFAULT_EDGE_CONFIG;
@@ -89,11 +107,37 @@ export const EDGE_FLAGS: FlagTable<EdgeConfig> = [
     apply: (c, v, f) => (c.bodyLimitBytes = flagInteger(f, v, 1)),
   },
   {
+    name: "json-max-depth",
+    arg: "N",
+    help: `deepest nesting of arrays and objects in a JSON body, 1-1000 (default ${D.jsonMaxDepth})`,
+    apply: (c, v, f) => (c.jsonMaxDepth = flagInteger(f, v, 1, 1_000)),
+  },
+  {
+    name: "headers-timeout-ms",
+    arg: "N",
+    help: `a request's headers must arrive within this, else 408 (default ${D.headersTimeoutMs})`,
+    apply: (c, v, f) => (c.headersTimeoutMs = flagInteger(f, v, 1)),
+  },
+  {
+    name: "request-timeout-ms",
+    arg: "N",
+    help: `a whole request (headers and body) must arrive within this, else 408;
+responses and SSE streams are not bound by it; 0 = no limit (default ${D.requestTimeoutMs})`,
+    apply: (c, v, f) => (c.requestTimeoutMs = flagInteger(f, v, 0)),
+  },
+  {
+    name: "keep-alive-timeout-ms",
+    arg: "N",
+    help: `close an idle keep-alive connection after this (default ${D.keepAliveTimeoutMs})`,
+    apply: (c, v, f) => (c.keepAliveTimeoutMs = flagInteger(f, v, 1)),
+  },
+  {
     name: "sse-heartbeat-ms",
     arg: "N",
     help: `comment line on idle SSE streams, 0 = off (default ${D.sseHeartbeatMs})`,
     apply: (c, v, f) => (c.sseHeartbeatMs = flagInteger(f, v, 0)),
   },
+  shutdownGraceFlag("open streams and requests"),
   {
     name: "core-loss-grace-ms",
     arg: "N",
@@ -206,6 +250,10 @@ export function edgeConfigFromFlags(flags: FlagValues, section: Record<string, u
   applyFlags(EDGE_FLAGS, flags, config);
   // A burst below the sustained rate would cap it: by default a caller may spend one second's worth at once.
   if (flags["rate-limit-burst"] === undefined) config.rateLimit.burst = Math.max(1, Math.ceil(config.rateLimit.perSecond));
+  // Node refuses a server whose headers may take longer than the whole request.
+  if (config.requestTimeoutMs > 0 && config.headersTimeoutMs > config.requestTimeoutMs) {
+    throw new Error(`--headers-timeout-ms (${config.headersTimeoutMs}) must not exceed --request-timeout-ms (${config.requestTimeoutMs})`);
+  }
   config.apiKey = apiKeyFrom(flags);
   config.ownKey = ownKeyFrom(flags);
   return config;

@@ -1,6 +1,3 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
 import { createLogger, type Logger } from "../contracts/runtime/logger.js";
 import { assertSafeBind } from "../contracts/runtime/api-key.js";
 import { KeyRing } from "../contracts/runtime/auth/key-ring.js";
@@ -15,9 +12,14 @@ import type { EdgeConfig } from "./edge-config.js";
 import { createEdgeMetrics } from "./metrics.js";
 import { assertCorsOrigins } from "./middleware/cors.js";
 import { ModelDirectory } from "./compat/model-directory.js";
+import { listen } from "./http-server.js";
+import { EdgeShutdown } from "./shutdown.js";
 
 export interface RunningEdge {
   url: string;
+  /** How long stop() lets open streams and requests finish. */
+  shutdownGraceMs: number;
+  /** Drains (admission and /readyz 503 SHUTTING_DOWN) for up to the grace, cuts the streams left, closes. */
   stop(): Promise<void>;
 }
 
@@ -41,11 +43,15 @@ export async function startEdge(
     identity: "localhost",
     roles: (config.ownKey && keys.authenticate(config.ownKey)?.roles) || new Set(["client"]),
   });
+  const metrics = createEdgeMetrics();
+  const shutdown = new EdgeShutdown(logger);
   const app = createEdgeApp({
+    shutdown,
     core,
     logger,
-    metrics: createEdgeMetrics(),
+    metrics,
     bodyLimitBytes: config.bodyLimitBytes,
+    jsonMaxDepth: config.jsonMaxDepth,
     sseHeartbeatMs: config.sseHeartbeatMs,
     coreLossGraceMs: config.coreLossGraceMs,
     rateLimit: config.rateLimit,
@@ -60,13 +66,15 @@ export async function startEdge(
   });
   // Koa's handler catches its own errors (its promise never rejects), so Node may ignore the promise.
   // eslint-disable-next-line @typescript-eslint/no-misused-promises
-  const { server, url } = await listen(config, app.callback(), https);
+  const { server, url } = await listen(config, app.callback(), { https, logger, metrics });
   logReady(logger, config, { url, keys, coreTls });
   const stopReloading = keys.reloadOnSighup(logger);
   return {
     url,
+    shutdownGraceMs: config.shutdownGraceMs,
     async stop() {
       stopReloading();
+      await shutdown.drain(config.shutdownGraceMs);
       server.closeIdleConnections();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -77,23 +85,6 @@ export async function startEdge(
       core.close();
     },
   };
-}
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
-
-/** HTTP, or HTTPS with the edge's certificate; resolves once listening. */
-async function listen(config: EdgeConfig, handler: Handler, https: TlsMaterial | undefined): Promise<{ server: Server; url: string }> {
-  const serverOptions = { noDelay: true, keepAliveTimeout: 65_000 };
-  const server: Server = https?.cert
-    ? createHttpsServer({ ...serverOptions, cert: https.cert, key: https.key }, handler)
-    : createServer(serverOptions, handler);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
-  return { server, url: `${https?.cert ? "https" : "http"}://${host}:${port}` };
 }
 
 function logReady(

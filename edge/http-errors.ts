@@ -24,6 +24,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.ERROR_CODE_METHOD_NOT_ALLOWED]: 405,
   [ErrorCode.ERROR_CODE_INSUFFICIENT_ROLE]: 403,
   [ErrorCode.ERROR_CODE_CORE_UNAVAILABLE]: 503,
+  [ErrorCode.ERROR_CODE_SHUTTING_DOWN]: 503,
   [ErrorCode.UNRECOGNIZED]: 500,
 };
 
@@ -37,16 +38,30 @@ export interface ErrorEnvelope {
   field?: string;
 }
 
-/** An error the edge answers with: status from HTTP_STATUS, body the envelope. */
+/**
+ * An error the edge answers with: status from HTTP_STATUS, body the envelope.
+ * `cause` is what happened behind it, for the log only (never the envelope).
+ */
 export class HttpError extends Error {
   readonly status: number;
-  constructor(readonly detail: ErrorDetail) {
-    super(detail.message);
+  constructor(
+    readonly detail: ErrorDetail,
+    cause?: string,
+  ) {
+    super(detail.message, cause === undefined ? undefined : { cause });
     this.status = HTTP_STATUS[detail.code] ?? 500;
   }
 
-  static of(code: ErrorCode, message: string, extra: Partial<ErrorDetail> = {}): HttpError {
-    return new HttpError({ code, message, engine: Engine.ENGINE_UNSPECIFIED, retriable: false, policyLabel: "", field: "", ...extra });
+  static of(code: ErrorCode, message: string, extra: Partial<ErrorDetail> = {}, cause?: string): HttpError {
+    return new HttpError(
+      { code, message, engine: Engine.ENGINE_UNSPECIFIED, retriable: false, policyLabel: "", field: "", ...extra },
+      cause,
+    );
+  }
+
+  /** The cause given at construction: what the log gets beside the public message. */
+  get internalDetail(): string | undefined {
+    return typeof this.cause === "string" ? this.cause : undefined;
   }
 
   envelope(): ErrorEnvelope {

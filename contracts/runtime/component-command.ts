@@ -17,6 +17,9 @@ export interface ComponentCommand<C> {
   structuredKeys?: readonly string[];
   /** Flags (the command line's over its config section's) to its config; throws an Error naming a bad flag. */
   configFromFlags(flags: FlagValues, section: Record<string, unknown>): C;
-  /** Starts the component; it serves until stopped. */
-  start(config: C): Promise<{ stop(): Promise<void> }>;
+  /**
+   * Starts the component; it serves until stopped. `stop` drains for up to
+   * `shutdownGraceMs` (what SIGTERM gives it) before it ends what is left.
+   */
+  start(config: C): Promise<{ stop(): Promise<void>; shutdownGraceMs?: number }>;
 }

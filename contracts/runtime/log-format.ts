@@ -65,7 +65,7 @@ export function prettyLine(line: string, color = false): string {
 }
 
 /** A pino destination writing prettyLine's text to `out`, in colour when `out` is a terminal. */
-export function prettyDestination(out: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout): DestinationStream {
+export function prettyDestination(out: { write(text: string): unknown; isTTY?: boolean } = process.stdout): DestinationStream {
   const color = out.isTTY === true;
   return { write: (line: string) => void out.write(prettyLine(line, color)) };
 }

@@ -13,6 +13,7 @@ import {
   toDocument,
 } from "./artifact-document.js";
 import { canonicalJson } from "./canonical-json.js";
+import { SegmentLog, type SegmentLogOptions } from "./segment-log.js";
 
 export { ARTIFACT_KINDS, ArtifactError, isArtifactId } from "./artifact-document.js";
 
@@ -25,6 +26,8 @@ export interface ArtifactStoreOptions {
   /** Largest canonical JSON accepted, in bytes. */
   maxBytes?: number;
   clock?: () => number;
+  /** The transcript log's segments and retention (under `<root>/transcripts`). */
+  transcripts?: SegmentLogOptions;
 }
 
 /** What one file holds: an Artifact whose lineage is left empty, since it is derived on read, never stored, so it cannot go stale. */
@@ -39,7 +42,9 @@ class Corrupt {
  * at `<root>/<id[0..2]>/<id>.json`, holding its public JSON. The id is the
  * sha256 of the canonical JSON of {kind, content, tags, parent, metadata}, so
  * storing the same thing twice is a no-op that returns the first copy, and
- * every read can check that the file still matches its name.
+ * every read can check that the file still matches its name. Transcripts,
+ * one per finished task, go to an append-only log instead (segment-log.ts):
+ * the same content addressing and checks, without a file and two fsyncs each.
  */
 export class ArtifactStore {
   private readonly parents = new Map<string, string | null>();
@@ -48,6 +53,7 @@ export class ArtifactStore {
     private readonly root: string,
     readonly maxBytes: number,
     private readonly clock: () => number,
+    private readonly transcripts: SegmentLog,
   ) {}
 
   static async open(root: string, options: ArtifactStoreOptions = {}): Promise<ArtifactStore> {
@@ -59,7 +65,22 @@ export class ArtifactStore {
     await ensureDir(absolute);
     const shards = (await readdir(absolute)).filter((name) => /^[0-9a-f]{2}$/.test(name));
     await sweepTempFiles(shards.map((name) => path.join(absolute, name)));
-    return new ArtifactStore(absolute, maxBytes, options.clock ?? Date.now);
+    const clock = options.clock ?? Date.now;
+    const transcripts = await SegmentLog.open(path.join(absolute, "transcripts"), { clock, ...options.transcripts });
+    return new ArtifactStore(absolute, maxBytes, clock, transcripts);
+  }
+
+  /**
+   * A trace artifact from the transcript recorder, which wrote its canonical
+   * JSON and hashed it (`id`): appended to the transcript log, on disk when
+   * this resolves.
+   */
+  putTranscript(id: string, canonical: string): Promise<void> {
+    return this.transcripts.append(id, canonical, this.clock());
+  }
+
+  close(): Promise<void> {
+    return this.transcripts.close();
   }
 
   /**
@@ -121,12 +142,23 @@ export class ArtifactStore {
     try {
       text = await readFile(this.fileFor(id), "utf8");
     } catch (err) {
-      if (errorCode(err) === "ENOENT") return undefined;
+      if (errorCode(err) === "ENOENT") return this.readTranscript(id);
       throw err;
     }
     const record = parseRecord(id, text);
     if (!(record instanceof Corrupt)) this.rememberParent(id, record.parent);
     return record;
+  }
+
+  private async readTranscript(id: string): Promise<ArtifactRecord | Corrupt | undefined> {
+    const found = await this.transcripts.read(id);
+    if (!found) return undefined;
+    if (idOf(found.text) !== id) return new Corrupt("content does not hash to its id");
+    try {
+      return toRecord(id, toDocument(artifactFromJson(JSON.parse(found.text))), found.createdMs);
+    } catch {
+      return new Corrupt("not an artifact's JSON");
+    }
   }
 
   private async withLineage(record: ArtifactRecord): Promise<Artifact> {

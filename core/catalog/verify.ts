@@ -6,6 +6,7 @@ import type { LoadProgress } from "../../contracts/gen/llama_orch/v1/common.js";
 import { VerificationReason, VerificationStatus, type CatalogModel, type Verification } from "../../contracts/gen/llama_orch/v1/catalog.js";
 import { indexKeyOf, readIndexEntry } from "../../contracts/model-cache.js";
 import { localPathOf, parseModelRef, type ModelRef } from "../../contracts/model-ref.js";
+import { OUTSIDE_ROOTS_MESSAGE, outsideRoots, type ModelRoots } from "./model-roots.js";
 
 const { VERIFICATION_STATUS_PENDING: PENDING, VERIFICATION_STATUS_PASSED: PASSED, VERIFICATION_STATUS_FAILED: FAILED } = VerificationStatus;
 const {
@@ -19,6 +20,8 @@ const {
 export interface VerifyOptions {
   /** Relative file refs resolve against this. */
   baseDir: string;
+  /** The only directories a source file (and a model cache entry) is read from: --model-roots and the model cache. */
+  roots: ModelRoots;
   /** The entry's cache directory; `<modelDir>/model` is used when the source is not a local file. */
   modelDir: string;
   /**
@@ -80,6 +83,8 @@ export async function verifyEntry(entry: CatalogModel, opts: VerifyOptions): Pro
   });
 
   const located = await locate(entry, opts);
+  // Refused before verification starts (assertReadableSource); here only if the file moved out since.
+  if (located.kind === "outside") return result(PENDING, NOT_LOCAL, { warnings: [OUTSIDE_ROOTS_MESSAGE] });
   if (located.kind === "not_local") {
     return result(PENDING, NOT_LOCAL, { warnings: ["artifact is not local; digest not checked"] });
   }
@@ -116,15 +121,31 @@ export async function verifyEntry(entry: CatalogModel, opts: VerifyOptions): Pro
   });
 }
 
-type Located = { kind: "local"; path: string } | { kind: "not_local" };
+/**
+ * Refuses to verify an entry whose source is a local file outside the roots
+ * (INVALID_PARAMS on /source_url, in the same words for every such path,
+ * existing or not): checked before verification starts, so the client hears it.
+ */
+export async function assertReadableSource(entry: CatalogModel, opts: Pick<VerifyOptions, "baseDir" | "roots">): Promise<void> {
+  const source = sourceOf(entry);
+  const local = source && localPathOf(source, opts.baseDir);
+  if (local !== undefined && (await opts.roots.admit(local)) === undefined) throw outsideRoots();
+}
+
+type Located = { kind: "local"; path: string } | { kind: "not_local" } | { kind: "outside" };
 
 async function locate(entry: CatalogModel, opts: VerifyOptions): Promise<Located> {
   const source = sourceOf(entry);
   if (source !== undefined) {
     const local = localPathOf(source, opts.baseDir);
-    if (local !== undefined) return { kind: "local", path: local };
+    if (local !== undefined) {
+      const admitted = await opts.roots.admit(local);
+      return admitted === undefined ? { kind: "outside" } : { kind: "local", path: admitted };
+    }
     const cached = opts.modelCache && (await inModelCache(source, opts.modelCache));
-    if (cached !== undefined) return { kind: "local", path: cached };
+    // The cache's index names where its bytes are; they are read only if that is inside a root too.
+    const admitted = cached === undefined ? undefined : await opts.roots.admit(cached);
+    if (admitted !== undefined) return { kind: "local", path: admitted };
   }
   const cached = path.join(opts.modelDir, "model");
   try {

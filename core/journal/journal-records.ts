@@ -14,6 +14,8 @@ export interface AdmitRecord {
   /** Admission time, epoch ms. */
   at: number;
   req: string;
+  /** The identity of the key that submitted it, when keys are checked. */
+  own?: string;
 }
 
 export type JournalRecord =

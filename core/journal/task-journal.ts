@@ -9,6 +9,7 @@ export interface RecoveredTask {
   poolId: string;
   correlationId: string;
   admittedAt: number;
+  owner?: string;
   /** The replica it was on when the last run ended: it may still be running there. */
   dispatchedTo?: string;
 }
@@ -27,6 +28,7 @@ export interface JournaledTask {
   correlationId: string;
   admittedAt: number;
   request: CreateTaskRequest;
+  owner: string | undefined;
 }
 
 /** What the scheduler tells the journal; only admission waits for the disk. */
@@ -119,7 +121,7 @@ export class TaskJournal implements TaskJournalSink {
 
   admitted(task: JournaledTask): Promise<void> {
     const req = Buffer.from(CreateTaskRequest.encode(task.request).finish()).toString("base64");
-    return this.record({ k: "admit", id: task.id, pool: task.poolId, cid: task.correlationId, at: task.admittedAt, req });
+    return this.record({ k: "admit", id: task.id, pool: task.poolId, cid: task.correlationId, at: task.admittedAt, req, own: task.owner });
   }
 
   dispatched(taskId: string, replicaId: string): void {
@@ -239,7 +241,7 @@ function decodeLive(live: Map<string, LiveTask>, logger: Logger): RecoveredTask[
   for (const [id, { admit, dispatchedTo }] of live) {
     try {
       const request = CreateTaskRequest.decode(Buffer.from(admit.req, "base64"));
-      tasks.push({ request, poolId: admit.pool, correlationId: admit.cid, admittedAt: admit.at, dispatchedTo });
+      tasks.push({ request, poolId: admit.pool, correlationId: admit.cid, admittedAt: admit.at, owner: admit.own, dispatchedTo });
     } catch (err) {
       live.delete(id);
       logger.warn({ err, event: "journal_task_dropped", job_id: id }, `journaled task ${id} cannot be decoded and is dropped`);

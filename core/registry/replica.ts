@@ -16,6 +16,7 @@ import { errorDetailOf } from "../../contracts/runtime/error-status.js";
 import { dialWith, type Dial } from "../../contracts/runtime/dial.js";
 import { CLIENT_CHANNEL_OPTIONS } from "../../contracts/runtime/grpc-server.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
+import { publicText } from "../../contracts/runtime/public-text.js";
 import type { ReplicaSnapshot } from "../placement/placement.js";
 import { SlotLease } from "./slot-lease.js";
 
@@ -216,7 +217,13 @@ export class Replica extends EventEmitter {
     return new Promise((resolve, reject) => {
       this.client.loadModel({ modelRef, expectedDigest }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
         if (err) {
-          reject(new ModelLoadError(err.details || err.message, errorDetailOf(err)?.code));
+          // The refusal reaches pool health; a transport failure's details name the sidecar's address.
+          const detail = err.details || err.message;
+          this.logger.warn(
+            { replica_id: this.id, pool_id: this.poolId, model_ref: modelRef, detail },
+            `load of ${modelRef} failed: ${detail}`,
+          );
+          reject(new ModelLoadError(publicText(detail), errorDetailOf(err)?.code));
           return;
         }
         this.client.info({}, (infoErr, info) => {
@@ -266,7 +273,8 @@ export class Replica extends EventEmitter {
       (m: WatchHealthResponse) => {
         if (!m.health) return;
         const becameReady = m.health.ready && !this.currentHealth.ready;
-        this.currentHealth = m.health;
+        // Pool health shows it to clients; sidecars send public text, one from another release may not.
+        this.currentHealth = { ...m.health, lastError: publicText(m.health.lastError) };
         this.currentLoad = m.load;
         if (becameReady) {
           this.infoCurrent = false;
@@ -326,7 +334,7 @@ export class Replica extends EventEmitter {
       if (failed || this.closed) return;
       failed = true;
       this.watches.splice(this.watches.indexOf(call), 1);
-      this.currentHealth = { live: false, ready: false, lastError: `${what} watch lost: ${reason}` };
+      this.currentHealth = { live: false, ready: false, lastError: `${what} watch lost: ${publicText(reason)}` };
       this.currentLoad = undefined;
       this.emit("change");
       this.logger.warn({ replica_id: this.id, pool_id: this.poolId, reason }, `${what} watch lost`);

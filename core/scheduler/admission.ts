@@ -16,6 +16,21 @@ export interface Refusal {
   error: OrchError;
 }
 
+/** How long a client refused by a core that is shutting down should wait: about as long as a restart takes. */
+export const SHUTDOWN_RETRY_AFTER_MS = 2_000;
+
+/** A core that is shutting down takes nothing new; another core, or this one restarted, will. */
+export function shutdownRefusal(shuttingDown: boolean): Refusal | undefined {
+  if (!shuttingDown) return undefined;
+  return {
+    reason: "shutting_down",
+    error: OrchError.of(ErrorCode.ERROR_CODE_SHUTTING_DOWN, "core is shutting down and admits no new tasks; retry shortly", {
+      retriable: true,
+      retryAfterMs: SHUTDOWN_RETRY_AFTER_MS,
+    }),
+  };
+}
+
 /** A task id names one task for as long as core remembers it. */
 export function duplicateTaskRefusal(taskId: string, known: boolean): Refusal | undefined {
   if (!known) return undefined;

@@ -22,6 +22,7 @@ import {
   placementRefusal,
   queueFullRefusal,
   sessionRefusal,
+  shutdownRefusal,
   unservedModelRefusal,
   type Refusal,
 } from "./admission.js";
@@ -44,6 +45,12 @@ import { TimerSet } from "./timer-set.js";
 
 /** Delay before re-dispatching work a replica refused, so its slot can come back. */
 const REDISPATCH_DELAY_MS = 20;
+
+/** Who sent a task: the key's identity (it owns the task) and the key's own session budgets. */
+export interface Submitter {
+  owner?: string;
+  budgets?: BudgetLimits;
+}
 
 export interface Admission {
   task: Task;
@@ -84,6 +91,8 @@ export class Scheduler {
   private readonly poolControl: PoolControl;
   private readonly recovery: TaskRecovery;
   private hooks: SchedulerHooks = {};
+  /** Set by beginShutdown: admission refuses everything. */
+  private shuttingDown = false;
 
   constructor(
     private readonly registry: ReplicaRegistry,
@@ -92,7 +101,7 @@ export class Scheduler {
     private readonly logger: Logger,
     private readonly options: SchedulerOptions = DEFAULT_SCHEDULER_OPTIONS,
   ) {
-    this.tasks = new TaskTable(this.timers, options);
+    this.tasks = new TaskTable(options);
     this.pools = new PoolTable(options.queueCapacity);
     this.gauges = new PoolGauges(metrics, registry, this.pools);
     this.predictions = new Predictions(registry, () => this.tasks.running);
@@ -154,6 +163,8 @@ export class Scheduler {
     this.follow(registry);
     const tick = Math.max(50, Math.min(1_000, ...[options.wallTimeoutMs, options.idleTimeoutMs].filter((v) => v > 0).map((v) => v / 4)));
     this.timers.every(tick, () => this.lifecycle.watchdog());
+    // The one sweeper of finished tasks: reads check expiry themselves, so its cadence bounds memory, not what clients see.
+    this.timers.every(Math.max(50, Math.min(1_000, options.taskRetentionMs / 4)), () => this.tasks.sweep(Date.now()));
     if (options.metricsIntervalMs > 0) this.timers.every(options.metricsIntervalMs, () => this.frames.running(this.tasks.running));
   }
 
@@ -194,13 +205,15 @@ export class Scheduler {
 
   /**
    * Runs admission and enqueues; throws OrchError with a typed code when
-   * refused. `keyBudgets`: the session budgets of the key that sent the task.
+   * refused. `submitter`: the key that sent the task (its identity owns the
+   * task) and that key's session budgets.
    */
-  admit(request: CreateTaskRequest, correlationId: string, traceParent: Context = ROOT_CONTEXT, keyBudgets?: BudgetLimits): Admission {
+  admit(request: CreateTaskRequest, correlationId: string, traceParent: Context = ROOT_CONTEXT, submitter: Submitter = {}): Admission {
     const engineName = engines.name(request.engine);
     const refuse = (refusal: Refusal | undefined): void => {
       if (refusal) throw this.reject(engineName, refusal);
     };
+    refuse(shutdownRefusal(this.shuttingDown));
     refuse(duplicateTaskRefusal(request.taskId, this.tasks.has(request.taskId)));
     refuse(ctxRefusal(request));
     refuse(catalogRefusal(this.hooks.admissionCheck?.(request.modelRef)));
@@ -218,12 +231,12 @@ export class Scheduler {
     const pool = this.pools.get(decision.poolId) ?? this.pools.ensure(this.registry.get(decision.replicaId)!);
     let session;
     try {
-      session = this.sessions.admitTurn(request.sessionId, keyBudgets);
+      session = this.sessions.admitTurn(request.sessionId, submitter.budgets);
     } catch (err) {
       throw this.reject(engineName, sessionRefusal(err as OrchError));
     }
     try {
-      return this.enqueue(request, pool, correlationId, traceParent, session.budgets, engineName);
+      return this.enqueue(request, pool, { correlationId, traceParent, owner: submitter.owner }, session.budgets, engineName);
     } catch (err) {
       this.sessions.releaseTurn(request.sessionId);
       throw err;
@@ -246,11 +259,29 @@ export class Scheduler {
     return this.frames.liveBudgets(task);
   }
 
-  /** Stops everything; used at shutdown. */
+  /**
+   * SIGTERM: from now on nothing is admitted (SHUTTING_DOWN, retriable), and
+   * queued tasks end at once, so their clients can go elsewhere; running ones
+   * may finish until close().
+   */
+  beginShutdown(): { running: number; queued: number } {
+    this.shuttingDown = true;
+    const queued = this.tasks.unfinished().filter((t) => t.state === "queued");
+    this.lifecycle.shutdown(queued, "core is shutting down and the task had not started; submit it again");
+    return { running: this.tasks.running.size, queued: queued.length };
+  }
+
+  /** Tasks running on replicas now (what a shutdown waits for). */
+  get runningCount(): number {
+    return this.tasks.running.size;
+  }
+
+  /** Stops everything; what still runs ends with SHUTTING_DOWN. */
   close(): void {
+    this.shuttingDown = true;
     this.timers.clearAll();
     this.poolControl.close();
-    this.lifecycle.shutdown();
+    this.lifecycle.shutdown(this.tasks.unfinished(), "core shut down before the task finished; submit it again");
   }
 
   queueDepth(poolId: string): number {
@@ -302,17 +333,17 @@ export class Scheduler {
   }
 
   /** Read-only: copies of the tasks of `state` (unspecified: queued and running) in listing order, for ListTasks. */
-  taskSummaries(state: TaskState): TaskSummary[] {
+  /** `visible`: which tasks the caller may see (its own, unless it is an admin). */
+  taskSummaries(state: TaskState, visible: (task: Task) => boolean = () => true): TaskSummary[] {
     const tasks = state === TaskState.TASK_STATE_FINISHED ? this.tasks.retained() : this.tasks.unfinished();
-    return taskSummaryView(tasks, this.pools.all(), state);
+    return taskSummaryView([...tasks].filter(visible), this.pools.all(), state);
   }
 
   /** The deadline check and the full-queue policy, then the task joins its pool's queue and hears its position. */
   private enqueue(
     request: CreateTaskRequest,
     pool: PoolState,
-    correlationId: string,
-    traceParent: Context,
+    { correlationId, traceParent, owner }: { correlationId: string; traceParent: Context; owner: string | undefined },
     budgets: BudgetsRemaining,
     engineName: string,
   ): Admission {
@@ -331,7 +362,7 @@ export class Scheduler {
       [SPAN_ATTRIBUTES.taskId]: request.taskId,
       [SPAN_ATTRIBUTES.poolId]: pool.id,
     });
-    const task = new Task(request, pool.id, correlationId, { predictedDurationMs, span, traceContext: ctx });
+    const task = new Task(request, pool.id, correlationId, { predictedDurationMs, span, traceContext: ctx, owner });
     pool.queue.enqueue(task.id, request.priority, task);
     this.tasks.add(task);
     // Journaled before dispatch, so its admission comes first in the file.

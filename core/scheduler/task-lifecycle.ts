@@ -135,21 +135,14 @@ export class TaskLifecycle {
     }
   }
 
-  /** Ends every unfinished task: core is shutting down. */
-  shutdown(): void {
-    for (const task of this.deps.tasks.unfinished()) {
-      if (task.state === "finished") continue;
-      stopGeneration(task.id, task.call, task.replica);
-      this.finish(task, {
-        $case: "error",
-        error: {
-          traceArtifactId: "",
-          code: ErrorCode.ERROR_CODE_INTERNAL,
-          message: "core is shutting down",
-          engine: task.request.engine,
-          retriable: true,
-        },
-      });
+  /**
+   * Core is shutting down: the given tasks (queued ones when the drain begins,
+   * whatever is left when its grace is over) end with SHUTTING_DOWN, which is
+   * retriable, and are cancelled on their replicas.
+   */
+  shutdown(tasks: readonly Task[], message: string): void {
+    for (const task of tasks) {
+      if (task.state !== "finished") this.stop(task, ErrorCode.ERROR_CODE_SHUTTING_DOWN, message, "shutdown");
     }
   }
 

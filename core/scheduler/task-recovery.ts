@@ -82,7 +82,9 @@ export class TaskRecovery {
     for (const taskId of held) {
       const task = this.deps.tasks.get(taskId);
       if (task?.state !== "queued") {
-        replica.cancelGeneration(taskId);
+        // Its slot stays taken until the sidecar has stopped it: a Submit placed there sooner would find every slot busy.
+        const lease = replica.claimHeldSlot();
+        replica.cancelGeneration(taskId, () => lease.release());
         continue;
       }
       this.awaiting.delete(taskId);
@@ -105,13 +107,14 @@ export class TaskRecovery {
   }
 
   private restoreOne(recovered: RecoveredTask, seqBase: number): PoolState {
-    const { request, poolId, correlationId, admittedAt, dispatchedTo } = recovered;
+    const { request, poolId, correlationId, admittedAt, owner, dispatchedTo } = recovered;
     const pool = this.deps.pools.ensureId(poolId, request.engine);
     const task = new Task(request, pool.id, correlationId, {
       predictedDurationMs: this.deps.predictions.durationMs(pool.id, request),
       span: undefined,
       traceContext: ROOT_CONTEXT,
       admittedAt,
+      owner,
       mayHaveOutput: dispatchedTo !== undefined,
     });
     try {

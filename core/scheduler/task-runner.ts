@@ -5,6 +5,7 @@ import { SubmitRequest, type SubmitResponse } from "../../contracts/gen/llama_or
 import { priorities } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationMetadata } from "../../contracts/runtime/metadata.js";
+import { publicText } from "../../contracts/runtime/public-text.js";
 import type { CoreMetrics } from "../metrics.js";
 import type { Replica } from "../registry/replica.js";
 import type { SlotLease } from "../registry/slot-lease.js";
@@ -93,18 +94,24 @@ export class TaskRunner {
     });
     call.on("error", (err: ServiceError) => {
       if (!current()) return;
+      // gRPC's details name the replica's address and the socket error: they go to the log, not to the client.
+      const detail = err.details || err.message;
       if (!task.hasOutput && err.code === GrpcStatus.UNAVAILABLE) {
-        this.retryOrFail(task, `replica ${replica.id} unreachable: ${err.details}`);
+        this.retryOrFail(task, `replica ${replica.id} was unreachable`, detail);
         return;
       }
       this.deps.metrics.workerResets.inc({ pool_id: replica.poolId, replica_id: replica.id });
-      this.deps.finish(task, workerReset(task, replica, err.details || err.message));
+      this.deps.logger.warn(
+        { ...taskLogFields(task), event: "worker_reset", replica_id: replica.id, detail },
+        `task ${task.id} lost replica ${replica.id} mid-stream: ${detail}`,
+      );
+      this.deps.finish(task, workerReset(task, replica));
       // Only the call broke, perhaps: a sidecar that is still there would hold the generation for nobody.
       replica.cancelGeneration(task.id);
     });
     call.on("end", () => {
       if (!current()) return;
-      this.deps.finish(task, workerReset(task, replica, "stream ended without an end event"));
+      this.deps.finish(task, workerReset(task, replica, "its stream ended without an end event"));
       replica.cancelGeneration(task.id);
     });
   }
@@ -144,9 +151,11 @@ export class TaskRunner {
           },
         });
         return;
-      case "error":
+      case "error": {
+        // Sidecars send public text; one from another release may not, and this message reaches the client.
+        const message = publicText(ev.error.message);
         if (!task.hasOutput && isRetriableBeforeStart(ev.error.kind)) {
-          this.retryOrFail(task, ev.error.message);
+          this.retryOrFail(task, message, message === ev.error.message ? undefined : ev.error.message);
           return;
         }
         this.deps.finish(task, {
@@ -154,19 +163,23 @@ export class TaskRunner {
           error: {
             traceArtifactId: "",
             code: ERROR_CODE_OF_WORKER_ERROR[ev.error.kind],
-            message: ev.error.message,
+            message,
             engine: task.request.engine,
             retriable: ev.error.retriable,
           },
         });
         return;
+      }
       default:
         return;
     }
   }
 
-  /** Work that produced nothing goes back to the head of its queue, a bounded number of times. */
-  private retryOrFail(task: Task, why: string): void {
+  /**
+   * Work that produced nothing goes back to the head of its queue, a bounded number of times.
+   * `why` may reach the client (in REPLICA_EXHAUSTED); `detail`, when given, only the log.
+   */
+  private retryOrFail(task: Task, why: string, detail?: string): void {
     const call = task.call;
     const replica = task.replica;
     this.deps.tasks.abandonAttempt(task);
@@ -193,18 +206,22 @@ export class TaskRunner {
     const pool = this.deps.pools.get(task.poolId)!;
     pool.queue.requeueFront(task.id, task.request.priority, task);
     this.deps.journal()?.requeued(task.id);
-    this.deps.logger.warn({ ...taskLogFields(task), event: "requeued", reason: why }, `task ${task.id} requeued: ${why}`);
+    this.deps.logger.warn(
+      { ...taskLogFields(task), event: "requeued", reason: why, detail },
+      `task ${task.id} requeued: ${why}${detail ? ` (${detail})` : ""}`,
+    );
     this.deps.redispatchSoon(pool.id);
   }
 }
 
-function workerReset(task: Task, replica: Replica, why: string): TerminalEvent {
+/** WORKER_RESET for the client; `why` is public text (the transport's own words go to the log). */
+function workerReset(task: Task, replica: Replica, why?: string): TerminalEvent {
   return {
     $case: "error",
     error: {
       traceArtifactId: "",
       code: ErrorCode.ERROR_CODE_WORKER_RESET,
-      message: `replica ${replica.id} went away mid-stream: ${why}`,
+      message: `replica ${replica.id} went away mid-stream${why ? `: ${why}` : ""}; the task may be submitted again`,
       engine: task.request.engine,
       retriable: true,
     },

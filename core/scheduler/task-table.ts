@@ -1,38 +1,62 @@
 import type { Task, TaskAttempt } from "../tasks/task.js";
-import type { TimerSet } from "./timer-set.js";
+
+export interface RetentionLimits {
+  /** How long a finished task stays readable. */
+  taskRetentionMs: number;
+  /** Tasks kept at most, finished and unfinished; the oldest finished ones go first. */
+  maxRetainedTasks: number;
+}
 
 /**
  * Every task core remembers, by id, and the index of those running now. A
  * task starts, stops and finishes running through here, so the index and the
- * tasks' own states cannot drift apart; a finished task stays readable for
- * the retention period, and the oldest finished ones go first when there are
- * too many.
+ * tasks' own states cannot drift apart.
+ *
+ * A finished task stays readable for the retention period, and the oldest
+ * finished ones go first when there are too many. Nothing holds a finished
+ * task but the two maps here (no timer per task, whose closure would keep it
+ * alive past its eviction): the owner calls sweep() on one interval, and
+ * expiry is also checked on every read, so an expired task is never seen
+ * between sweeps.
  */
 export class TaskTable {
   private readonly byId = new Map<string, Task>();
   private readonly runningNow = new Set<Task>();
+  /** Finished tasks in the order they finished, which is the order they expire and are evicted in. */
+  private readonly finishedInOrder = new Map<string, Task>();
 
   constructor(
-    private readonly timers: TimerSet,
-    private readonly limits: { taskRetentionMs: number; maxRetainedTasks: number },
+    private readonly limits: RetentionLimits,
+    private readonly clock: () => number = Date.now,
   ) {}
 
   get(taskId: string): Task | undefined {
-    return this.byId.get(taskId);
+    const task = this.byId.get(taskId);
+    if (task && this.expired(task, this.clock())) {
+      this.forget(task);
+      return undefined;
+    }
+    return task;
   }
 
   has(taskId: string): boolean {
-    return this.byId.has(taskId);
+    return this.get(taskId) !== undefined;
   }
 
   /** Remembers an admitted task, making room by forgetting the oldest finished ones. */
   add(task: Task): void {
+    this.get(task.id); // an expired task of the same id goes first, so its eviction cannot take this one
     this.byId.set(task.id, task);
-    this.evictIfOverCapacity();
+    this.evictOverCount();
   }
 
   get running(): ReadonlySet<Task> {
     return this.runningNow;
+  }
+
+  /** Finished tasks kept now. */
+  get finishedCount(): number {
+    return this.finishedInOrder.size;
   }
 
   runningIn(poolId: string): number {
@@ -43,6 +67,7 @@ export class TaskTable {
 
   /** Every task kept, finished ones included until retention lets them go. */
   retained(): IterableIterator<Task> {
+    this.sweep(this.clock());
     return this.byId.values();
   }
 
@@ -61,19 +86,37 @@ export class TaskTable {
     this.runningNow.delete(task);
   }
 
-  /** Finishes the task (its slot goes back) and forgets it once the retention period is over. */
+  /** Finishes the task (its slot goes back); sweep() forgets it once the retention period is over. */
   finish(task: Task, now: number): void {
     task.finish(now);
     this.runningNow.delete(task);
-    this.timers.later(this.limits.taskRetentionMs, () => this.byId.delete(task.id), true);
+    if (this.byId.get(task.id) !== task) return;
+    this.finishedInOrder.set(task.id, task);
+    this.evictOverCount();
   }
 
-  private evictIfOverCapacity(): void {
-    const max = this.limits.maxRetainedTasks;
-    if (this.byId.size <= max) return;
-    for (const [id, t] of this.byId) {
-      if (this.byId.size <= max) break;
-      if (t.state === "finished") this.byId.delete(id);
+  /** Forgets the finished tasks whose retention is over; they are the oldest, so the walk stops at the first that is not. */
+  sweep(now: number): void {
+    for (const task of this.finishedInOrder.values()) {
+      if (!this.expired(task, now)) break;
+      this.forget(task);
     }
+  }
+
+  private expired(task: Task, now: number): boolean {
+    return task.state === "finished" && now - task.finishedAt >= this.limits.taskRetentionMs;
+  }
+
+  /** Over the bound, the tasks that finished first go; unfinished ones stay (their queues bound them). */
+  private evictOverCount(): void {
+    for (const task of this.finishedInOrder.values()) {
+      if (this.byId.size <= this.limits.maxRetainedTasks) break;
+      this.forget(task);
+    }
+  }
+
+  private forget(task: Task): void {
+    this.finishedInOrder.delete(task.id);
+    if (this.byId.get(task.id) === task) this.byId.delete(task.id);
   }
 }

@@ -16,7 +16,8 @@ import { OrchError } from "../../contracts/runtime/metadata.js";
 import { publicEnumNames } from "../../contracts/public-enum-names.js";
 import { CatalogError, type CatalogStore } from "../catalog/catalog-store.js";
 import { isModelState, registration, stateName } from "../catalog/catalog-model.js";
-import { verifyEntry } from "../catalog/verify.js";
+import { assertReadableSource, verifyEntry } from "../catalog/verify.js";
+import type { ModelRoots } from "../catalog/model-roots.js";
 import { VerifyProgress } from "../catalog/verify-progress.js";
 import type { CoreMetrics } from "../metrics.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
@@ -44,6 +45,8 @@ interface CatalogDeps {
   baseDir: string;
   /** The sidecars' model cache, where verify finds hf: and https:// sources they fetched. */
   modelCache?: { root: string; hubEndpoint: string };
+  /** What verify may read: --model-roots and the model cache. */
+  roots: ModelRoots;
 }
 
 const notFound = (id: string) => OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `no model ${id} in the catalog`);
@@ -80,6 +83,7 @@ export function catalogService(given: CatalogDeps): CatalogServiceServer {
       answer(callback, async () => {
         const entry = store.get(call.request.id);
         if (!entry) throw notFound(call.request.id);
+        await assertReadableSource(entry, deps);
         await startVerification(deps, entry);
         return { status: "started" };
       }),
@@ -118,7 +122,8 @@ async function startVerification(deps: CatalogDeps & { progress: VerifyProgress 
     Verification.fromPartial({ status: VerificationStatus.VERIFICATION_STATUS_PENDING, checkedMs: Date.now() }),
   );
   const onProgress = (p: LoadProgress) => progress.report(entry.id, p);
-  void verifyEntry(started, { baseDir: deps.baseDir, modelDir: store.modelDir(entry.id), modelCache: deps.modelCache, onProgress })
+  const where = { baseDir: deps.baseDir, roots: deps.roots, modelDir: store.modelDir(entry.id), modelCache: deps.modelCache };
+  void verifyEntry(started, { ...where, onProgress })
     .then(async (result) => {
       await store.recordVerification(entry.id, result);
       progress.ended(entry.id);

@@ -24,6 +24,7 @@ import { taskListingKey } from "../scheduler/task-summaries.js";
 import { withoutLeadingTokens } from "../tasks/task-event-log.js";
 import { readerStart, unseenPart } from "../tasks/reader-start.js";
 import { pageOf } from "./paging.js";
+import { mayTouchTask, touchableTask } from "./task-access.js";
 
 /** TaskService: translates gRPC calls into scheduler calls and streams task logs out. */
 export function taskService(scheduler: Scheduler, logger: Logger): TaskServiceServer {
@@ -51,8 +52,8 @@ function createTask(
   );
   try {
     validate(call.request);
-    const keyBudgets = principalOf(call)?.sessionBudgets;
-    const admission = scheduler.admit(call.request, correlationId, ctx, keyBudgets);
+    const caller = principalOf(call);
+    const admission = scheduler.admit(call.request, correlationId, ctx, { owner: caller?.identity, budgets: caller?.sessionBudgets });
     const { task, queuePosition, predictedStartMs } = admission;
     span.setAttributes({ [SPAN_ATTRIBUTES.poolId]: task.poolId, "llama_orch.queue_position": queuePosition });
     // What admission decided, as of admission: by the time the journal is on disk the task may be running.
@@ -85,9 +86,11 @@ function createTask(
 }
 
 function streamTask(scheduler: Scheduler, call: ServerWritableStream<StreamTaskRequest, StreamTaskResponse>): void {
-  const task = scheduler.getTask(call.request.taskId);
-  if (!task) {
-    call.emit("error", OrchError.of(ErrorCode.ERROR_CODE_NOT_FOUND, `unknown task ${call.request.taskId}`).toServiceError());
+  let task: Task;
+  try {
+    task = touchableTask(scheduler.getTask(call.request.taskId), call.request.taskId, principalOf(call));
+  } catch (err) {
+    call.emit("error", (err as OrchError).toServiceError());
     return;
   }
   relayLog(scheduler, task, call);
@@ -153,7 +156,9 @@ function cancelTask(
   callback: sendUnaryData<CancelTaskResponse>,
 ): void {
   try {
-    const canceled = scheduler.cancel(call.request.taskId, call.request.reason || "client");
+    const { taskId } = call.request;
+    touchableTask(scheduler.getTask(taskId), taskId, principalOf(call));
+    const canceled = scheduler.cancel(taskId, call.request.reason || "client");
     callback(null, { canceled });
   } catch (err) {
     callback(asServiceError(err, logger), null);
@@ -171,7 +176,9 @@ function listTasks(
     if (state === TaskState.UNRECOGNIZED || !(state in TaskState))
       throw OrchError.of(ErrorCode.ERROR_CODE_INVALID_PARAMS, "state must be queued, running, finished or unspecified", { field: "state" });
     // A token is good only for the state it was handed out with.
-    const page = pageOf(scheduler.taskSummaries(state), taskListingKey, `tasks:${state}`, call.request);
+    const caller = principalOf(call);
+    const summaries = scheduler.taskSummaries(state, (task) => mayTouchTask(task, caller));
+    const page = pageOf(summaries, taskListingKey, `tasks:${state}`, call.request);
     callback(null, { tasks: page.items, nextPageToken: page.nextPageToken });
   } catch (err) {
     callback(asServiceError(err, logger), null);

@@ -31,6 +31,8 @@ export interface TaskAdmission {
   admittedAt?: number;
   /** Recovered after a restart from a replica it was dispatched to: a client may have seen output of that run. */
   mayHaveOutput?: boolean;
+  /** The identity of the client key that submitted it, when core checks keys (see task-access.ts). */
+  owner?: string;
 }
 
 /**
@@ -44,6 +46,8 @@ export class Task {
   readonly predictedDurationMs: number | undefined;
   readonly span: Span | undefined;
   readonly traceContext: Context;
+  /** Who submitted it (a key's identity); undefined when core checks no keys. */
+  readonly owner: string | undefined;
   /** Its queue waits and runs, as spans under its own. */
   private readonly spans: TaskSpans;
   private current: TaskState = "queued";
@@ -82,6 +86,7 @@ export class Task {
     this.traceContext = admission.traceContext;
     this.admittedAt = admission.admittedAt ?? Date.now();
     this.ranBeforeRestart = admission.mayHaveOutput ?? false;
+    this.owner = admission.owner;
     this.spans = new TaskSpans(admission.traceContext, request.taskId);
     this.spans.queued(pool);
   }

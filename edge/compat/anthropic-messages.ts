@@ -14,7 +14,7 @@ export function mountAnthropicMessages(router: Router, deps: CompatDeps): void {
   const validateCount = requestBodyValidator("countMessageTokens");
 
   router.post("/v1/messages", async (ctx) => {
-    const body = await compatBody(ctx, deps.bodyLimitBytes, validateMessage);
+    const body = await compatBody(ctx, deps, validateMessage);
     enforceFieldPolicy(body, MESSAGE_FIELDS, API);
     const target = await resolveAnthropicModel(ctx, deps, body);
     const request = anthropicTask(ctx, deps, body, target, body["max_tokens"] as number);
@@ -45,7 +45,7 @@ export function mountAnthropicMessages(router: Router, deps: CompatDeps): void {
    * from characters would match the model's tokenizer and template.
    */
   router.post("/v1/messages/count_tokens", async (ctx) => {
-    const body = await compatBody(ctx, deps.bodyLimitBytes, validateCount);
+    const body = await compatBody(ctx, deps, validateCount);
     enforceFieldPolicy(body, MESSAGE_FIELDS, API);
     const target = await resolveAnthropicModel(ctx, deps, body);
     const { taskId } = await admit(ctx, deps, anthropicTask(ctx, deps, body, target, 1), "anthropic.count_tokens");

@@ -2,6 +2,7 @@ import type { Context, Middleware } from "koa";
 import { ErrorCode } from "../../contracts/gen/llama_orch/v1/common.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { HttpError } from "../http-errors.js";
+import { logCause } from "../middleware/error-envelope.js";
 
 // Each compatible API answers errors in its own shape, so its SDK raises its
 // own typed error (BadRequestError, RateLimitError, ...) with our message:
@@ -62,6 +63,7 @@ export function compatErrors(logger: Logger): Middleware {
       if (failure.status === 500 && !(err instanceof HttpError)) {
         logger.error({ err, correlation_id: ctx.state.correlationId, path: ctx.path }, "unexpected error");
       }
+      if (err instanceof HttpError) logCause(logger, ctx, err);
       ctx.status = failure.status;
       ctx.set(retryHeaders(failure));
       ctx.body = api === "openai" ? openAiErrorBody(failure) : anthropicErrorBody(failure);

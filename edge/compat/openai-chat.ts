@@ -50,7 +50,7 @@ const CHAT_FIELDS: FieldPolicy = {
 export function mountOpenAiChat(router: Router, deps: CompatDeps): void {
   const validate = requestBodyValidator("createChatCompletion");
   router.post("/v1/chat/completions", async (ctx) => {
-    const body = await compatBody(ctx, deps.bodyLimitBytes, validate);
+    const body = await compatBody(ctx, deps, validate);
     enforceFieldPolicy(body, CHAT_FIELDS, API);
     const messages = chatMessages(body["messages"] as Body[]);
     const includeUsage = includeUsageOf(body);

@@ -22,7 +22,7 @@ const COMPLETION_FIELDS: FieldPolicy = {
 export function mountOpenAiCompletions(router: Router, deps: CompatDeps): void {
   const validate = requestBodyValidator("createCompletion");
   router.post("/v1/completions", async (ctx) => {
-    const body = await compatBody(ctx, deps.bodyLimitBytes, validate);
+    const body = await compatBody(ctx, deps, validate);
     enforceFieldPolicy(body, COMPLETION_FIELDS, API);
     const prompt = promptOf(body["prompt"]);
     const includeUsage = includeUsageOf(body);

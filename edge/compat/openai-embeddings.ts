@@ -21,7 +21,7 @@ const EMBEDDING_FIELDS: FieldPolicy = {
 export function mountOpenAiEmbeddings(router: Router, deps: CompatDeps): void {
   const validate = requestBodyValidator("createEmbedding");
   router.post("/v1/embeddings", async (ctx) => {
-    const body = await compatBody(ctx, deps.bodyLimitBytes, validate);
+    const body = await compatBody(ctx, deps, validate);
     enforceFieldPolicy(body, EMBEDDING_FIELDS, API);
     const inputs = inputsOf(body["input"]);
     const target = await resolveModel(ctx, deps, body, Workload.WORKLOAD_EMBEDDING);

@@ -25,7 +25,7 @@ const RERANK_FIELDS: FieldPolicy = {
 export function mountRerank(router: Router, deps: CompatDeps): void {
   const validate = requestBodyValidator("rerank");
   router.post("/v1/rerank", async (ctx) => {
-    const body = await compatBody(ctx, deps.bodyLimitBytes, validate);
+    const body = await compatBody(ctx, deps, validate);
     enforceFieldPolicy(body, RERANK_FIELDS, API);
     const documents = body["documents"] as string[];
     const target = await resolveModel(ctx, deps, body, Workload.WORKLOAD_RERANK);

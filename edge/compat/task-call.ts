@@ -17,6 +17,7 @@ import type { EdgeMetrics } from "../metrics.js";
 import { relayTaskStream } from "../sse/task-stream.js";
 import { TaskCanceledError } from "./compat-errors.js";
 import type { ModelDirectory } from "./model-directory.js";
+import type { EdgeShutdown } from "../shutdown.js";
 
 // The compatible APIs' one way to run a task: CreateTask, then StreamTask,
 // exactly the calls POST /v1/tasks and GET /v1/tasks/{id}/stream make, so
@@ -30,16 +31,19 @@ export interface CompatDeps {
   logger: Logger;
   metrics: EdgeMetrics;
   bodyLimitBytes: number;
+  jsonMaxDepth: number;
   sseHeartbeatMs: number;
   coreLossGraceMs: number;
   models: ModelDirectory;
   defaultDeadlineMs: number;
   defaultMaxTokens: number;
+  shutdown: EdgeShutdown;
 }
 
 /** Admission by core; the task id goes out in X-Task-Id so /v1/tasks/{id}/stream, cancel and transcripts work on it. */
 export async function admit(ctx: Context, deps: CompatDeps, request: CreateTaskRequest, api: string): Promise<CreateTaskResponse> {
   const { core, logger } = deps;
+  deps.shutdown.assertAdmitting();
   noteTask(ctx, request.taskId);
   const admitted = await core.call<CreateTaskResponse>(callContext(ctx), (md, o, cb) => core.tasks.createTask(request, md, o, cb));
   logger.info(
@@ -153,6 +157,7 @@ export async function relayCompatStream(
     coreLossGraceMs: deps.coreLossGraceMs,
     logger,
     render,
+    track: deps.shutdown.track,
     onEnd: (how) => {
       metrics.sseStreamsActive.dec();
       metrics.sseStreamsEnded.inc({ how });

@@ -26,15 +26,27 @@ export function errorEnvelope(logger: Logger): Middleware {
       if (!(err instanceof HttpError)) {
         logger.error({ err, correlation_id: ctx.state.correlationId, path: ctx.path }, "unexpected error");
       }
+      logCause(logger, ctx, httpError);
       const envelope = httpError.envelope();
       ctx.status = httpError.status;
-      if (httpError.status === 429 && envelope.retry_after_ms !== undefined) {
+      // Backpressure (429) and a retriable 503 (unreachable core, shutting down) say when to come back.
+      if ((httpError.status === 429 || (httpError.status === 503 && envelope.retriable)) && envelope.retry_after_ms !== undefined) {
         ctx.set("Retry-After", String(Math.max(1, Math.ceil(envelope.retry_after_ms / 1000))));
         ctx.set("X-Backoff-Ms", String(envelope.retry_after_ms));
       }
       ctx.body = envelope;
     }
   };
+}
+
+/** What stood behind an answer the client got in public words (core unreachable: the address, the socket error). */
+export function logCause(logger: Logger, ctx: Context, err: HttpError): void {
+  const detail = err.internalDetail;
+  if (detail === undefined) return;
+  logger.warn(
+    { event: "request_failed", correlation_id: ctx.state.correlationId, path: ctx.path, status: err.status, detail },
+    `${ctx.method} ${ctx.path} answered ${err.status}: ${err.message} (${detail})`,
+  );
 }
 
 /**

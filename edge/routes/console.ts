@@ -40,8 +40,10 @@ export function mountConsoleRoutes(router: Router): void {
     ctx.body = file.body;
   };
   router.get("/", (ctx) => {
-    ctx.status = 302;
     ctx.redirect("/ui");
+    // Koa answers text/plain to a client that does not accept HTML; the contract promises HTML to everyone.
+    ctx.type = "text/html; charset=utf-8";
+    ctx.body = 'Redirecting to <a href="/ui">/ui</a>.';
   });
   router.get("/ui", serve("index.html"));
   router.get("/ui/:file", serve(undefined));

@@ -28,12 +28,13 @@ import { readJsonBody } from "../middleware/json-body.js";
 interface ControlDeps {
   core: CoreClient;
   bodyLimitBytes: number;
+  jsonMaxDepth: number;
   rateLimit: RateLimit;
 }
 
 /** Reads the body and checks it against the operation's OpenAPI schema. */
 async function validBody<T>(ctx: Context, deps: ControlDeps, validate: (b: unknown) => FieldProblem | null): Promise<T> {
-  const body = await readJsonBody(ctx, deps.bodyLimitBytes);
+  const body = await readJsonBody(ctx, deps);
   ensureValid(validate(body));
   return body as T;
 }

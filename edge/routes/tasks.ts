@@ -12,15 +12,18 @@ import { relayTaskStream } from "../sse/task-stream.js";
 import { budgetHeaders } from "../budget-headers.js";
 import type { RateLimit } from "../middleware/rate-limit.js";
 import { toCreateTaskRequest } from "../task-request.js";
+import type { EdgeShutdown } from "../shutdown.js";
 
 interface TaskRouteDeps {
   core: CoreClient;
   logger: Logger;
   metrics: EdgeMetrics;
   bodyLimitBytes: number;
+  jsonMaxDepth: number;
   sseHeartbeatMs: number;
   coreLossGraceMs: number;
   rateLimit: RateLimit;
+  shutdown: EdgeShutdown;
 }
 
 /** Data plane routes: admission, the SSE stream, cancel. Handlers only translate. */
@@ -31,7 +34,8 @@ export function mountTaskRoutes(router: Router, deps: TaskRouteDeps): void {
   const validCancelId = pathParamValidator("cancelTask", "id");
 
   router.post("/v1/tasks", async (ctx) => {
-    const body = await readJsonBody(ctx, deps.bodyLimitBytes);
+    deps.shutdown.assertAdmitting();
+    const body = await readJsonBody(ctx, deps);
     ensureValid(validateTask(body));
     await createTask(ctx, deps, toCreateTaskRequest(body));
   });
@@ -93,6 +97,7 @@ async function streamTask(ctx: Context, deps: TaskRouteDeps, id: string): Promis
     heartbeatMs: deps.sseHeartbeatMs,
     coreLossGraceMs: deps.coreLossGraceMs,
     logger,
+    track: deps.shutdown.track,
     onEnd: (how) => {
       metrics.sseStreamsActive.dec();
       metrics.sseStreamsEnded.inc({ how });

@@ -5,7 +5,8 @@ import type { StreamTaskResponse, TaskEvent } from "../../contracts/gen/llama_or
 import { errorDetailOf } from "../../contracts/runtime/error-status.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { toHttpError, type CallContext, type CoreClient } from "../core-client.js";
-import type { HttpError } from "../http-errors.js";
+import { HttpError } from "../http-errors.js";
+import type { CuttableStream } from "../shutdown.js";
 import { renderSse } from "../../contracts/task-events.js";
 import { budgetHeaders } from "../budget-headers.js";
 import { StreamPosition } from "./stream-position.js";
@@ -15,7 +16,7 @@ export interface StreamOutcome {
   refused?: HttpError;
 }
 
-type StreamEnd = "completed" | "client_gone" | "core_failed" | "core_lost";
+type StreamEnd = "completed" | "client_gone" | "core_failed" | "core_lost" | "edge_shutdown";
 
 interface RelayOptions {
   core: CoreClient;
@@ -32,6 +33,8 @@ interface RelayOptions {
   onEnd: (how: StreamEnd) => void;
   /** How a batch of events is written: the native SSE frames unless a compatible API renders its own. */
   render?: (events: readonly TaskEvent[]) => string;
+  /** Tells the edge's shutdown about the stream, which it may cut; returns what forgets it. */
+  track?: (stream: CuttableStream) => () => void;
 }
 
 /** Between attempts to open the stream again while core is away. */
@@ -60,8 +63,9 @@ export function relayTaskStream(opts: RelayOptions): Promise<StreamOutcome> {
  * runs out; then the client gets a typed, retriable CORE_UNAVAILABLE
  * `error` frame, never a bare close.
  */
-class TaskStreamRelay {
+class TaskStreamRelay implements CuttableStream {
   private started = false;
+  private readonly untrack: () => void;
   private done = false;
   private readonly position: StreamPosition;
   private call: ClientReadableStream<StreamTaskResponse>;
@@ -82,6 +86,32 @@ class TaskStreamRelay {
     this.position = new StreamPosition(opts.resumeAfterSeq);
     this.call = opts.core.streamTask(opts.taskId, opts.resumeAfterSeq, opts.callContext);
     this.heartbeat = this.startHeartbeat();
+    this.untrack = opts.track?.(this) ?? (() => {});
+  }
+
+  /**
+   * The edge's shutdown grace is over: the client gets a retriable
+   * SHUTTING_DOWN frame and the relay ends (the task goes on in core). The
+   * frame has no id (seq 0), so a client resuming with Last-Event-ID, through
+   * another edge or this one restarted, resumes after the last real frame.
+   */
+  cut(): void {
+    if (this.done) return;
+    const message = "the edge is shutting down; open the stream again (with Last-Event-ID) to read on";
+    this.finish("edge_shutdown");
+    if (!this.started) {
+      this.resolve({ refused: HttpError.of(ErrorCode.ERROR_CODE_SHUTTING_DOWN, message, { retriable: true, retryAfterMs: 2_000 }) });
+    } else {
+      const error = {
+        traceArtifactId: "",
+        code: ErrorCode.ERROR_CODE_SHUTTING_DOWN,
+        message,
+        engine: Engine.ENGINE_UNSPECIFIED,
+        retriable: true,
+      };
+      this.opts.res.end((this.opts.render ?? renderSse)([{ seq: 0, kind: { $case: "error", error } }]));
+    }
+    this.call.cancel();
   }
 
   listen(): void {
@@ -278,6 +308,7 @@ class TaskStreamRelay {
   private finish(how: StreamEnd): void {
     if (this.done) return;
     this.done = true;
+    this.untrack();
     clearInterval(this.heartbeat);
     clearTimeout(this.graceTimer);
     clearTimeout(this.retryTimer);

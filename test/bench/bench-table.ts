@@ -92,6 +92,7 @@ function costRows(r: BenchResults, get: Get): Row[] {
   const tps = o("stream.tokens_per_s") / n("stream.tokens_per_s");
   const per1m = o("stream.cpu_s_per_1m") / n("stream.cpu_s_per_1m");
   const rss = o("open.rss_mb_per_1000");
+  const [streams, tokens] = [r.meta.streams ?? 100, r.meta.tokens ?? 2000].map((x) => Number(x).toLocaleString("en-US"));
   return [
     {
       figure: "proxy CPU per request, ms (1-token tasks, 100 concurrent)",
@@ -110,7 +111,7 @@ function costRows(r: BenchResults, get: Get): Row[] {
       ...verdict(perS, perS >= 2000, `${fixed(perS / 2000)}× the goal`),
     },
     {
-      figure: "tokens/s, 100 streams × 2,000 tokens",
+      figure: `tokens/s, ${streams} streams × ${tokens} tokens`,
       direct: fixed(get("direct", "stream.tokens_per_s"), 0),
       nginx: skipped("nginx", fixed(n("stream.tokens_per_s"), 0)),
       orch: fixed(o("stream.tokens_per_s"), 0),

@@ -8,11 +8,12 @@
  * `--passes` times, and the table shows medians: TTFT at 1, 10, 100 and
  * 1,000 concurrent streams, CPU per request and per million tokens (from
  * /proc, per process), tokens/s, RSS per 1,000 open streams, core RSS over
- * many tasks and the embedded engine. Every stream is checked for exactness;
+ * many tasks and the embedded engine; then core's RSS per retained finished
+ * task (retention-bench.ts). Every stream is checked for exactness;
  * one that is not makes the run fail. Figures are printed, never asserted.
  *
  *   npm run bench [-- --quick] [--json] [--passes N] [--transcripts on|off]
- *                 [--no-nginx] [--no-embedded] [--embedded-threads 1,2] [--profile]
+ *                 [--no-nginx] [--no-embedded] [--embedded-threads 1,2] [--no-retention] [--profile]
  */
 import { mkdtempSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
@@ -31,6 +32,7 @@ import { measureTtft } from "./measure-ttft.js";
 import { startNginx } from "./nginx-proxy.js";
 import { startOrch } from "./orch-stack.js";
 import { profileOrch } from "./profile-run.js";
+import { benchRetention } from "./retention-bench.js";
 import { medianFigures, pool, type Figures } from "./stats.js";
 
 const FULL = {
@@ -57,6 +59,7 @@ const { values: args } = parseArgs({
     transcripts: { type: "string", default: "on" },
     "no-nginx": { type: "boolean", default: false },
     "no-embedded": { type: "boolean", default: false },
+    "no-retention": { type: "boolean", default: false },
     profile: { type: "boolean", default: false },
     "embedded-threads": { type: "string", default: "1" },
   },
@@ -143,6 +146,10 @@ async function main(): Promise<void> {
     say(`core RSS over ${sizes.tasks.toLocaleString("en-US")} short tasks`);
     const orchOnly = await measureCoreRss(orch, procs.pidOf(stack.names.core), sizes.tasks);
     const extra: string[] = [];
+    if (!args.quick && !args["no-retention"]) {
+      say("core RSS per 1,000 retained tasks (cores of their own, mock sidecars)");
+      extra.push(...(await benchRetention(procs)), "");
+    }
     if (!args.quick && !args["no-embedded"]) {
       say("embedded llama.cpp engine");
       const threads = args["embedded-threads"].split(",").map(Number);
@@ -166,6 +173,8 @@ async function main(): Promise<void> {
       transcripts,
       passes,
       quick: args.quick,
+      streams: STREAMS,
+      tokens: sizes.tokens,
       logs: logDir,
     };
     const exactness = { checked: Object.fromEntries(ledger.checked), problems: ledger.problems };

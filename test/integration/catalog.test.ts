@@ -21,9 +21,9 @@ async function waitVerified(t: T, sys: TestSystem, id: string): Promise<Json> {
 }
 
 test("catalog CRUD, verification with a streamed sha256, retire with MODEL_DEPRECATED, all surviving a core restart", async (t) => {
-  const sys = await TestSystem.start({ coreFlags: { "metrics-port": "0" }, workers: [{ replica: "w" }] });
-  t.teardown(() => sys.stop());
   const dir = mkdtempSync(join(tmpdir(), "llorch-model-"));
+  const sys = await TestSystem.start({ coreFlags: { "metrics-port": "0", "model-roots": dir }, workers: [{ replica: "w" }] });
+  t.teardown(() => sys.stop());
   const file = join(dir, "tiny.gguf");
   writeFileSync(file, "not really a model, but bytes to hash\n".repeat(1000));
   const digest = "sha256:" + createHash("sha256").update("not really a model, but bytes to hash\n".repeat(1000)).digest("hex");
@@ -49,6 +49,22 @@ test("catalog CRUD, verification with a streamed sha256, retire with MODEL_DEPRE
     verified.verification.warnings.some((w: string) => /signature/i.test(w)),
     "missing signatures only warn",
   );
+
+  // Files outside --model-roots are never read, and the answer does not say whether they exist.
+  const refusals = [];
+  for (const [id, source] of [
+    ["host", "file:/etc/hostname"],
+    ["nope", "file:/nope"],
+    ["up", `file:${dir}/../${dir.split("/").at(-1)}-other/x.gguf`],
+  ]) {
+    t.is((await api(t, sys.edgeUrl, "POST", "/v1/catalog/models", { body: { id, digest, source_url: source } })).status, 201);
+    const refused = await api(t, sys.edgeUrl, "POST", `/v1/catalog/models/${id}/verify`);
+    t.is(refused.status, 400, source);
+    t.like(refused.json, { code: "INVALID_PARAMS", field: "/source_url" });
+    refusals.push(refused.text);
+    t.is((await api(t, sys.edgeUrl, "GET", `/v1/catalog/models/${id}`)).json.verification, undefined, "nothing was verified");
+  }
+  t.is(new Set(refusals).size, 1, "the same answer for an existing file and a missing one");
 
   const wrong = await api(t, sys.edgeUrl, "POST", "/v1/catalog/models", {
     body: { id: "tampered", digest: "sha256:" + "0".repeat(64), source_url: `file:${file}` },

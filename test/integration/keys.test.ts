@@ -159,6 +159,47 @@ test.serial("SIGHUP reloads the keys file in edge and core; a broken file keeps 
   t.is(sys.core.child.exitCode, null, "SIGHUP does not stop a process with a keys file");
 });
 
+test("a task belongs to the key that submitted it: another client key can neither stream, cancel nor list it; an admin key can", async (t) => {
+  const body = taskBody({ max_tokens: 40 });
+  const id = body.task_id as string;
+  t.is((await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body, headers: bearer(keys.alice) })).status, 202);
+  // The mock here runs at full speed: the task may be running or already finished, so both listings count.
+  const listedFor = async (key: string) => {
+    const ids: string[] = [];
+    for (const path of ["/v1/tasks", "/v1/tasks?state=finished"]) {
+      const res = await api<{ tasks: { task_id: string }[] }>(t, sys.edgeUrl, "GET", path, { headers: bearer(key) });
+      ids.push(...res.json.tasks.map((x) => x.task_id));
+    }
+    return ids;
+  };
+
+  const unknown = await api<{ code: string; message: string }>(t, sys.edgeUrl, "GET", `/v1/tasks/${crypto.randomUUID()}/stream`, {
+    headers: bearer(keys.edge),
+  });
+  const foreignStream = await api<{ code: string; message: string }>(t, sys.edgeUrl, "GET", `/v1/tasks/${id}/stream`, {
+    headers: bearer(keys.edge),
+  });
+  t.is(foreignStream.status, 404);
+  t.is(foreignStream.json.code, "NOT_FOUND");
+  t.is(
+    foreignStream.json.message.replace(id, "ID"),
+    unknown.json.message.replace(/[0-9a-f-]{36}/, "ID"),
+    "the same words as an unknown id",
+  );
+  const foreignCancel = await api(t, sys.edgeUrl, "POST", `/v1/tasks/${id}/cancel`, { headers: bearer(keys.edge) });
+  t.is(foreignCancel.status, 404);
+  t.false((await listedFor(keys.edge)).includes(id), "another client does not see it listed");
+  t.true((await listedFor(keys.alice)).includes(id), "its owner does");
+  t.true((await listedFor(keys.ops)).includes(id), "an admin does");
+
+  // The other key's cancel did nothing: its owner reads it to its natural end. An admin may cancel any task.
+  const s = await stream(sys.edgeUrl, `/v1/tasks/${id}/stream`, bearer(keys.alice));
+  await s.done;
+  t.is(s.events.at(-1)!.event, "end");
+  t.is(s.events.at(-1)!.data.stop_reason, "max_tokens");
+  t.is((await api(t, sys.edgeUrl, "POST", `/v1/tasks/${id}/cancel`, { headers: bearer(keys.ops) })).status, 204);
+});
+
 test("logs name callers by their key's name, and no process logs a key", async (t) => {
   await api(t, sys.edgeUrl, "POST", "/v1/tasks", { body: taskBody({ max_tokens: 1 }), headers: bearer(keys.ops) });
   await new Promise((r) => setTimeout(r, 200));

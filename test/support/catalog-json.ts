@@ -2,6 +2,7 @@ import { CatalogModelState, type CatalogModel, type Verification } from "../../c
 import { publicEnumNames } from "../../contracts/public-enum-names.js";
 import { publicJson, PublicJsonError, type PublicJsonCodec } from "../../contracts/public-json.js";
 import { CatalogError, CatalogStore as Store } from "../../core/catalog/catalog-store.js";
+import { ModelRoots } from "../../core/catalog/model-roots.js";
 import { verifyEntry as verify, type VerifyOptions } from "../../core/catalog/verify.js";
 import type { Json } from "./json.js";
 
@@ -67,6 +68,11 @@ export class CatalogStore {
 }
 
 /** A verification's warnings are always written, so they are typed here for the tests that read them. */
-export async function verifyEntry(entry: CatalogEntry, opts: VerifyOptions): Promise<CatalogEntry & { warnings: string[] }> {
-  return verifications.encode(await verify(decoded(models, entry), opts)) as CatalogEntry & { warnings: string[] };
+/** Verifies as core does; the readable roots default to the base directory and the model cache (tests of the roots give their own). */
+export async function verifyEntry(
+  entry: CatalogEntry,
+  opts: Omit<VerifyOptions, "roots"> & { roots?: ModelRoots },
+): Promise<CatalogEntry & { warnings: string[] }> {
+  const roots = opts.roots ?? (await ModelRoots.of([opts.baseDir, ...(opts.modelCache ? [opts.modelCache.root] : [])]));
+  return verifications.encode(await verify(decoded(models, entry), { ...opts, roots })) as CatalogEntry & { warnings: string[] };
 }

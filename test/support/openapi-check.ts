@@ -101,20 +101,11 @@ function checkBody(op: OperationRef, responsePointer: string, declared: Json, he
  * Each frame: an event name from x-sse-events, and data valid against its
  * schema; an increasing decimal id, unless the operation says `x-sse-ids:
  * false` (the OpenAI and Anthropic dialects send none, and then none may
- * appear); the one frame without an id is a last `error` frame that says
- * core was unreachable (CORE_UNAVAILABLE), which is the edge's, not the
- * task's. With `x-sse-done`, the last frame is exactly that data (OpenAI's
+ * appear); the one frame without an id is a last `error` frame of the edge's
+ * own (CORE_UNAVAILABLE: core stayed unreachable; SHUTTING_DOWN: the edge is
+ * stopping), which is no event of the task. With `x-sse-done`, the last frame is exactly that data (OpenAI's
  * `[DONE]`) unless the stream ended on an error frame, and nothing follows it.
  */
-function isCoreUnavailable(frame: { event: string; data: string[] }): boolean {
-  if (frame.event !== "error") return false;
-  try {
-    return (JSON.parse(frame.data.join("\n")) as { code?: unknown }).code === "CORE_UNAVAILABLE";
-  } catch {
-    return false;
-  }
-}
-
 function checkSseBody(op: OperationRef, body: string): string[] {
   const events = Array.isArray(op.node["x-sse-events"]) ? (op.node["x-sse-events"] as unknown[]) : [];
   const withIds = op.node["x-sse-ids"] !== false;
@@ -126,8 +117,8 @@ function checkSseBody(op: OperationRef, body: string): string[] {
     const at = `frame #${index} (${frame.event})`;
     if (!withIds) {
       if (frame.id !== undefined) problems.push(`${at}: this dialect sends no ids, got ${JSON.stringify(frame.id)}`);
-    } else if (frame.id === undefined && index === frames.length - 1 && isCoreUnavailable(frame)) {
-      // The edge's own last word when core stayed away: no id, so a reconnect resumes after the last real frame.
+    } else if (frame.id === undefined && index === frames.length - 1 && isEdgesOwnError(frame)) {
+      // The edge's own last word: no id, so a reconnect resumes after the last real frame.
     } else if (frame.id === undefined || !/^\d+$/.test(frame.id)) {
       problems.push(`${at}: id must be a decimal sequence number, got ${JSON.stringify(frame.id ?? null)}`);
     } else if (Number(frame.id) <= lastId) {
@@ -144,6 +135,17 @@ function checkSseBody(op: OperationRef, body: string): string[] {
   if (done !== undefined && frames.length > 0 && !endsWithDoneOrError(frames, done))
     problems.push(`the stream must end with ${done} or an error frame`);
   return problems;
+}
+
+/** An error frame the edge writes itself rather than relays (it is shutting down). */
+function isEdgesOwnError(frame: { event: string; data: string[] }): boolean {
+  if (frame.event !== "error") return false;
+  try {
+    const code = (JSON.parse(frame.data.join("\n")) as { code?: unknown }).code;
+    return code === "SHUTTING_DOWN" || code === "CORE_UNAVAILABLE";
+  } catch {
+    return false;
+  }
 }
 
 function checkFrameData(op: OperationRef, events: unknown[], name: string, text: string): string[] {

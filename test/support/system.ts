@@ -21,6 +21,8 @@ export interface WorkerSpec {
   flags?: Record<string, string>;
   /** Extra environment for this sidecar's process (e.g. a PATH with a fake nvidia-smi). */
   env?: NodeJS.ProcessEnv;
+  /** The command this sidecar runs under (e.g. `ip netns exec <ns>`, another "host"). */
+  wrap?: string[];
 }
 
 export interface SystemOptions {
@@ -35,6 +37,8 @@ export interface SystemOptions {
   apiKey?: string;
   /** The key and channel credentials the test itself asks core with (ListReplicas); default the API key, plaintext. */
   ops?: { key?: string; credentials?: ChannelCredentials };
+  /** The commands core and the edge run under (e.g. `ip netns exec <ns>`: each on a "host" of its own). */
+  wrap?: { core?: string[]; edge?: string[] };
 }
 
 export interface WorkerHandle {
@@ -43,6 +47,12 @@ export interface WorkerHandle {
   proc: LaunchedProcess;
   address: string;
 }
+
+/**
+ * Tests stop their systems with work still running; a shutdown grace would
+ * only make each teardown wait (SIGTERM drains). Tests of the drain set their own.
+ */
+const NO_SHUTDOWN_GRACE = { "shutdown-grace-ms": "0" };
 
 /** Flags as arguments; an empty string value is a bare switch (e.g. `--auth-optional`). */
 function toArgs(flags: Record<string, string | number | undefined>): string[] {
@@ -92,10 +102,11 @@ export class TestSystem {
       "artifacts-root": join(this.dataDir, "artifacts"),
       "journal-root": join(this.dataDir, "journal"),
     };
-    this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...data, ...this.opts.coreFlags })], {
+    this.core = launchLlorch("core", ["core", ...toArgs({ port: this.corePort, ...NO_SHUTDOWN_GRACE, ...data, ...this.opts.coreFlags })], {
       script: LLORCH,
       nodeArgs: [],
       env: { ...this.env(), ...this.opts.coreEnv },
+      wrap: this.opts.wrap?.core,
     });
     const ready = await this.core.ready;
     this.coreAddress = ready.address!;
@@ -104,11 +115,16 @@ export class TestSystem {
   }
 
   async startEdge(): Promise<void> {
-    this.edge = launchLlorch("edge", ["edge", ...toArgs({ port: 0, core: this.coreAddress, ...this.opts.edgeFlags })], {
-      script: LLORCH,
-      nodeArgs: [],
-      env: { ...this.env(), ...this.opts.edgeEnv },
-    });
+    this.edge = launchLlorch(
+      "edge",
+      ["edge", ...toArgs({ port: 0, core: this.coreAddress, ...NO_SHUTDOWN_GRACE, ...this.opts.edgeFlags })],
+      {
+        script: LLORCH,
+        nodeArgs: [],
+        env: { ...this.env(), ...this.opts.edgeEnv },
+        wrap: this.opts.wrap?.edge,
+      },
+    );
     this.edgeUrl = (await this.edge.ready).url!;
   }
 
@@ -126,10 +142,11 @@ export class TestSystem {
           "tokens-per-second": spec.tokensPerSecond ?? 0,
           engine: spec.engine ?? "llamacpp",
           model: spec.model ?? "mock:tiny",
+          ...NO_SHUTDOWN_GRACE,
           ...spec.flags,
         }),
       ],
-      { script: LLORCH, nodeArgs: [], env: { ...this.env(), ...spec.env } },
+      { script: LLORCH, nodeArgs: [], env: { ...this.env(), ...spec.env }, wrap: spec.wrap },
     );
     const address = (await proc.ready).address!;
     const handle = { spec, replica, proc, address };

@@ -16,8 +16,8 @@ export interface IssuedCert {
 export interface TestCa {
   /** The CA's own certificate (PEM), the one peers verify against. */
   cert: string;
-  /** A certificate for 127.0.0.1 and localhost, good for both server and client authentication. */
-  issue(name: string): IssuedCert;
+  /** A certificate for `sans` (default 127.0.0.1 and localhost), good for both server and client authentication. */
+  issue(name: string, sans?: string[]): IssuedCert;
   remove(): void;
 }
 
@@ -54,13 +54,13 @@ export function createTestCa(name: string): TestCa {
     ],
     dir,
   );
-  writeFileSync(
-    join(dir, "leaf.ext"),
-    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-  );
   return {
     cert: join(dir, "ca.pem"),
-    issue(leaf: string): IssuedCert {
+    issue(leaf: string, sans = ["IP:127.0.0.1", "DNS:localhost"]): IssuedCert {
+      writeFileSync(
+        join(dir, `${leaf}.ext`),
+        `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=${sans.join(",")}\n`,
+      );
       openssl(["req", "-new", ...ecKey, "-keyout", `${leaf}.key`, "-out", `${leaf}.csr`, "-subj", `/CN=${leaf}`], dir);
       openssl(
         [
@@ -78,7 +78,7 @@ export function createTestCa(name: string): TestCa {
           "-days",
           "2",
           "-extfile",
-          "leaf.ext",
+          `${leaf}.ext`,
         ],
         dir,
       );

@@ -5,6 +5,7 @@ import { StopReason } from "../../contracts/gen/llama_orch/v1/common.js";
 import { WorkerErrorKind, type WorkerEnd, type WorkerError } from "../../contracts/gen/llama_orch/v1/worker.js";
 import { stopReasonName } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
+import { publicText } from "../../contracts/runtime/public-text.js";
 import { WorkerFailure, workerErrorKinds, type GenerationResult } from "../engine-adapter.js";
 import type { GenerationOutcome } from "./metrics.js";
 import type { Terminal } from "./submit-stream.js";
@@ -29,11 +30,15 @@ export function failure(kind: WorkerErrorKind, message: string, retriable: boole
   return { kind, message, retriable };
 }
 
-/** The WorkerError a failed generation ends with; only WorkerFailures carry their own kind. */
+/**
+ * The WorkerError a failed generation ends with; only WorkerFailures carry their own kind.
+ * Its message reaches the client, so it is the public text of the failure (no engine
+ * address, socket error code or stack frame); logEnd logs the detail.
+ */
 export function errorOf(err: unknown): WorkerError {
-  if (err instanceof WorkerFailure) return failure(err.kind, err.message, err.retriable);
+  if (err instanceof WorkerFailure) return failure(err.kind, publicText(err.message), err.retriable);
   const message = err instanceof Error ? err.message : String(err);
-  return failure(WorkerErrorKind.WORKER_ERROR_KIND_INTERNAL, `unexpected adapter failure: ${message}`, false);
+  return failure(WorkerErrorKind.WORKER_ERROR_KIND_INTERNAL, publicText(`unexpected adapter failure: ${message}`), false);
 }
 
 const STOP_WHY: Record<StopCause, string> = {
@@ -111,9 +116,11 @@ export function logEnd(
     const kind = workerErrorKinds.name(terminal.error.kind);
     // Stack traces only for failures the adapter did not classify: those are bugs.
     const err = failed instanceof WorkerFailure ? undefined : failed;
+    // The client got the public text; the log keeps what the adapter said.
+    const detail = failed instanceof Error ? failed.message : terminal.error.message;
     log.warn(
-      { ...fields, error_kind: kind, error_message: terminal.error.message, err },
-      `task ${taskId} failed after ${stream.tokensOut} tokens: ${terminal.error.message}`,
+      { ...fields, error_kind: kind, error_message: terminal.error.message, error_detail: detail, err },
+      `task ${taskId} failed after ${stream.tokensOut} tokens: ${detail}`,
     );
   }
 }

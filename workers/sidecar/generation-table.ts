@@ -63,6 +63,13 @@ export class GenerationTable {
     return entry !== undefined && !entry.settled;
   }
 
+  /** Generations the adapter is still running, attached or held (what a drain waits for). */
+  get runningCount(): number {
+    let n = 0;
+    for (const e of this.entries.values()) if (!e.settled) n++;
+    return n;
+  }
+
   /** Task ids of the generations held for a core whose call broke. */
   heldTaskIds(): string[] {
     return [...this.entries.values()].filter((e) => e.current === undefined).map((e) => e.taskId);
@@ -146,7 +153,8 @@ export class GenerationTable {
       return;
     }
     call.on("cancelled", () => {
-      if (entry.current !== call) return;
+      // A call cancelled after its end was written has nothing left to hold (remember() covers a core that died then).
+      if (entry.current !== call || entry.settled) return;
       if (entry.detachable && !entry.stopping) {
         this.detach(entry);
       } else {

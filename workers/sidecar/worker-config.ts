@@ -3,6 +3,7 @@ import { Engine, Workload } from "../../contracts/gen/llama_orch/v1/common.js";
 import { workerErrorKinds } from "../engine-adapter.js";
 import { applyFlags, flagHelp, flagNames, type FlagTable, type FlagValues } from "../../contracts/runtime/flag-table.js";
 import { flagBoolean, flagChoice, flagInteger, flagList, flagNumber, flagText } from "../../contracts/runtime/flag-values.js";
+import { shutdownGraceFlag } from "../../contracts/runtime/shutdown-grace.js";
 import { securityFlags, type SecuritySettings } from "../../contracts/runtime/security-flags.js";
 import { logFormatFlag, type LogFormat } from "../../contracts/runtime/log-format.js";
 import { MOCK_DEFAULTS } from "../mock/mock-engine.js";
@@ -95,6 +96,8 @@ export interface WorkerConfig {
   modelCacheDir?: string;
   /** Unload the model after this long without a generation (the engine stopped, the embedded model freed); the next one loads it. Default off. */
   modelTtlMs?: number;
+  /** On SIGTERM, how long running generations may finish before they end (a retriable RESET). */
+  shutdownGraceMs?: number;
   /** A generation core's call lost (core restarted) runs on, held for core to resume: up to this many tokens and results (default 10000)... */
   holdMaxEvents?: number;
   /** ...and for this long (default 60000). */
@@ -194,6 +197,7 @@ export const WORKER_FLAGS: FlagTable<WorkerConfig> = [
     help: "unload the model after this long without a task (engine stopped, memory freed); the next task loads it\nagain (embedded engine, --engine-cmd; default off)",
     apply: (c, v, f) => (c.modelTtlMs = flagInteger(f, v, 1)),
   },
+  shutdownGraceFlag<WorkerConfig>("running generations"),
   {
     name: "hold-max-events",
     arg: "<n>",

@@ -10,6 +10,7 @@ import {
   type InfoResponse,
   type LoadModelRequest,
   type LoadModelResponse,
+  type WorkerHealth,
   type SubmitRequest,
   type WorkerError,
   type WorkerProps,
@@ -24,6 +25,7 @@ import type { MaskedMemory } from "../hardware/device-mask.js";
 import type { ReplicaHardware } from "./replica-hardware.js";
 import type { GenerationOutcome, SidecarMetrics } from "./metrics.js";
 import { endOf, errorOf, failure, logEnd, stoppedTerminal, type StopCause } from "./generation-end.js";
+import { publicText } from "../../contracts/runtime/public-text.js";
 import { startGenerationSpan } from "./generation-span.js";
 import type { SlotLease, SlotPool } from "./slot-pool.js";
 import { SubmitStream, type SubmitCall, type Terminal } from "./submit-stream.js";
@@ -68,19 +70,23 @@ export class WorkerService {
   private readonly watches = new Set<() => void>();
   /** Set by close(): calls that slip in while the server shuts down are refused, not started. */
   private closed = false;
+  /** Set by beginDrain(): health says not ready and new generations are refused, running ones go on. */
+  private draining = false;
+  /** Watchers of health told when the drain begins (the adapter tells them of its own changes). */
+  private readonly drainListeners = new Set<() => void>();
 
   constructor(private readonly deps: WorkerServiceDeps) {
-    const { adapter, slots } = deps;
+    const { adapter } = deps;
     this.generations = new GenerationTable(deps.hold ?? DEFAULT_HOLD);
     this.handlers = {
-      health: (_call, callback) => callback(null, { health: adapter.health(), load: adapter.loadState?.() }),
+      health: (_call, callback) => callback(null, { health: this.health(), load: adapter.loadState?.() }),
       watchHealth: (call) =>
         this.watch((onClosed) =>
           serveWatch(
             call,
             // The load state's changes come through onHealthChange too, so one subscription sees both.
-            () => ({ health: adapter.health(), load: adapter.loadState?.() }),
-            (onChange) => adapter.onHealthChange(onChange),
+            () => ({ health: this.health(), load: adapter.loadState?.() }),
+            (onChange) => this.onHealthChange(onChange),
             onClosed,
           ),
         ),
@@ -90,14 +96,7 @@ export class WorkerService {
           serveWatch(
             call,
             () => ({ props: this.props() }),
-            (onChange) => {
-              const offSlots = slots.onChange(onChange);
-              const offMemory = deps.hardware?.onChange(onChange);
-              return () => {
-                offSlots();
-                offMemory?.();
-              };
-            },
+            (onChange) => this.onPropsChange(onChange),
             onClosed,
           ),
         ),
@@ -117,7 +116,7 @@ export class WorkerService {
             // An engine that turned out to offer no eviction (llama.cpp without --slot-save-path) is "not supported", not a failure.
             err instanceof EvictionUnsupportedError
               ? callback(null, { supported: false, evicted: false })
-              : callback({ code: GrpcStatus.INTERNAL, details: `evicting session failed: ${err.message}` }, null),
+              : callback({ code: GrpcStatus.INTERNAL, details: `evicting session failed: ${publicText(err.message)}` }, null),
         );
       },
       loadModel: (call: ServerUnaryCall<LoadModelRequest, LoadModelResponse>, callback: sendUnaryData<LoadModelResponse>) => {
@@ -145,6 +144,47 @@ export class WorkerService {
       requestsWaiting: 0,
       ...(this.deps.hardware ? memoryProps(this.deps.hardware.memory()) : {}),
     };
+  }
+
+  /**
+   * SIGTERM: health turns not ready (so core places nothing new here) and
+   * new generations are refused as retriable, so core runs them elsewhere;
+   * the running ones go on until close().
+   */
+  beginDrain(): void {
+    this.draining = true;
+    for (const tell of [...this.drainListeners]) tell();
+  }
+
+  /** Health changes: the engine's own, and the drain's beginning. */
+  private onHealthChange(onChange: () => void): () => void {
+    const off = this.deps.adapter.onHealthChange(onChange);
+    this.drainListeners.add(onChange);
+    return () => {
+      off();
+      this.drainListeners.delete(onChange);
+    };
+  }
+
+  /** Props changes: slots taken or given back, measured memory. */
+  private onPropsChange(onChange: () => void): () => void {
+    const offSlots = this.deps.slots.onChange(onChange);
+    const offMemory = this.deps.hardware?.onChange(onChange);
+    return () => {
+      offSlots();
+      offMemory?.();
+    };
+  }
+
+  /** Generations running now (what a drain waits for). */
+  get runningCount(): number {
+    return this.generations.runningCount;
+  }
+
+  /** Health as core (and pool health's readers) see it: the engine's, public text only, and not ready while draining. */
+  private health(): WorkerHealth {
+    if (this.draining) return { live: true, ready: false, lastError: "the worker is shutting down" };
+    return publicHealth(this.deps.adapter.health());
   }
 
   /** Generations held for a core whose call broke: registration tells core, which resumes or cancels each. */
@@ -277,7 +317,7 @@ export class WorkerService {
     if (expectedDigest && !isExpectedDigest(expectedDigest))
       throw status(GrpcStatus.INVALID_ARGUMENT, 'expected_digest must be "sha256:<64 hex digits>" or empty');
     if (!adapter.loadModel) throw status(GrpcStatus.UNIMPLEMENTED, "this engine cannot switch models");
-    if (this.closed) throw status(GrpcStatus.UNAVAILABLE, "the worker is shutting down");
+    if (this.closed || this.draining) throw status(GrpcStatus.UNAVAILABLE, "the worker is shutting down");
 
     const before = adapter.info();
     const previous = before.modelRef;
@@ -315,7 +355,8 @@ export class WorkerService {
         },
         `failed to switch to model ${modelRef} after ${durationMs} ms, still serving ${serving}: ${message}`,
       );
-      throw loadRefusal(message, err);
+      // Pool health shows it to clients: the log line above keeps the detail.
+      throw loadRefusal(publicText(message), err);
     }
     const info = adapter.info();
     const durationMs = Math.round(performance.now() - t0);
@@ -347,13 +388,14 @@ export class WorkerService {
     if (request.workload !== Workload.WORKLOAD_UNSPECIFIED && !info.workloads.includes(request.workload)) {
       return invalid(`this engine does not run ${workloads.name(request.workload)} workloads`);
     }
-    if (this.closed) return failure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the worker is shutting down", true);
+    if (this.closed || this.draining)
+      return failure(WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE, "the worker is shutting down", true);
     const health = this.deps.adapter.health();
     // A model unloaded for idleness is loaded again by the generation itself (its started waits for the load).
     if (!health.ready && !this.deps.adapter.loadState?.()?.wakesOnSubmit) {
       return failure(
         WorkerErrorKind.WORKER_ERROR_KIND_ENGINE_UNAVAILABLE,
-        `engine not ready${health.lastError ? `: ${health.lastError}` : ""}`,
+        `engine not ready${health.lastError ? `: ${publicText(health.lastError)}` : ""}`,
         true,
       );
     }
@@ -366,4 +408,9 @@ function noop(): void {}
 /** An Error, as only Errors are thrown; grpc-js answers with its code and details. */
 function status(code: GrpcStatus, details: string): Error & Partial<StatusObject> {
   return Object.assign(new Error(details), { code, details });
+}
+
+/** Health as core (and pool health's readers) see it: the engine's last error without addresses or stack text. */
+function publicHealth(health: WorkerHealth): WorkerHealth {
+  return health.lastError ? { ...health, lastError: publicText(health.lastError) } : health;
 }

@@ -10,6 +10,7 @@ import { TLS_FLAG_NAMES } from "../../contracts/runtime/security-flags.js";
 import { readTls, tlsSummary, type TlsMaterial } from "../../contracts/runtime/tls.js";
 import { createLogger, type Logger } from "../../contracts/runtime/logger.js";
 import { startMetricsServer, type MetricsServer } from "../../contracts/runtime/metrics-server.js";
+import { DEFAULT_SHUTDOWN_GRACE_MS, drained } from "../../contracts/runtime/shutdown-grace.js";
 import { processMetrics } from "../../contracts/runtime/process-metrics.js";
 import { announceReady } from "../../contracts/runtime/ready-signal.js";
 import type { EngineAdapter, EngineInfo } from "../engine-adapter.js";
@@ -32,7 +33,9 @@ export interface RunningWorker {
   metricsAddress?: string;
   /** The replica id in use (defaults are derived from the bound port). */
   replicaId: string;
-  /** Stops registering, ends running generations (clients get a retriable RESET) and shuts the servers down. */
+  /** How long stop() lets running generations finish. */
+  shutdownGraceMs: number;
+  /** Drains (not ready, new generations refused) for up to the grace, stops registering, ends what still runs (a retriable RESET) and shuts the servers down. */
   stop(): Promise<void>;
 }
 
@@ -97,7 +100,13 @@ export async function startWorker(
     address: grpc.address,
     metricsAddress: metricsServer?.address,
     replicaId: identity.replicaId,
-    stop: stopOnce(sidecar, { registration, stopMirroring: () => (stopReloading(), stopMirroring()), grpc, metricsServer }, log),
+    shutdownGraceMs: config.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
+    stop: stopOnce(
+      sidecar,
+      { registration, stopMirroring: () => (stopReloading(), stopMirroring()), grpc, metricsServer },
+      config.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS,
+      log,
+    ),
   };
 }
 
@@ -241,10 +250,19 @@ interface Serving {
 }
 
 /** The stop sequence, run once however often stop() is called. */
-function stopOnce({ adapter, service, identity }: Sidecar, serving: Serving, log: Logger): () => Promise<void> {
+function stopOnce({ adapter, service, identity }: Sidecar, serving: Serving, graceMs: number, log: Logger): () => Promise<void> {
   let stopping: Promise<void> | undefined;
   const stop = async (): Promise<void> => {
-    // Leave core's placement first, then end the work, then the servers.
+    // Not ready for new work at once; what runs has the grace to finish while still registered
+    // (leaving core's registry would end it as WORKER_RESET). Then leave, end the rest, stop the servers.
+    service.beginDrain();
+    log.info(
+      { event: "shutting_down", running: service.runningCount, grace_ms: graceMs },
+      `worker ${identity.replicaId} shutting down: ${service.runningCount} running generations have ${graceMs} ms to finish`,
+    );
+    if (!(await drained(() => service.runningCount === 0, graceMs))) {
+      log.info({ event: "drained", running_left: service.runningCount }, `shutdown grace over: ${service.runningCount} generations end`);
+    }
     serving.registration?.stop();
     service.close();
     serving.stopMirroring();

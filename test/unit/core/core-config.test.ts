@@ -28,8 +28,10 @@ test("every flag maps onto the config", (t) => {
     "task-retention-ms": "0",
     "wall-timeout-ms": "5",
     "idle-timeout-ms": "6",
+    "max-retained-tasks": "9",
     "metrics-interval-ms": "7",
     "disconnect-grace-ms": "8",
+    "shutdown-grace-ms": "11",
     "session-ttl-ms": "100",
     "session-max-turns": "2",
     "session-token-budget": "50",
@@ -41,6 +43,7 @@ test("every flag maps onto the config", (t) => {
     "journal-root": "/j",
     "reclaim-grace-ms": "9",
     "model-cache": "/m",
+    "model-roots": "/models, /srv/gguf",
     "artifact-max-bytes": "10",
     transcripts: "off",
     "auto-fetch": true,
@@ -59,6 +62,7 @@ test("every flag maps onto the config", (t) => {
       queueCapacity: 3,
       queuePolicy: "drop-lru",
       taskRetentionMs: 0,
+      maxRetainedTasks: 9,
       wallTimeoutMs: 5,
       idleTimeoutMs: 6,
       metricsIntervalMs: 7,
@@ -70,13 +74,15 @@ test("every flag maps onto the config", (t) => {
     artifactsRoot: "/a",
     journalRoot: "/j",
     modelCacheDir: "/m",
+    modelRoots: ["/models", "/srv/gguf"],
     artifactMaxBytes: 10,
     transcripts: false,
     autoFetch: true,
+    shutdownGraceMs: 11,
     logFormat: "pretty",
     security: { keysFile: "/k.yaml", tls: { cert: "/c.pem", key: "/c.key", ca: "/ca.pem" } },
   });
-  t.is(flagNames(CORE_FLAGS).length, 30);
+  t.is(flagNames(CORE_FLAGS).length, 34);
 });
 
 test("flags do not change the shared defaults", (t) => {

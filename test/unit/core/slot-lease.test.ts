@@ -1,22 +1,8 @@
 import test from "ava";
-import { Engine } from "../../../contracts/gen/llama_orch/v1/common.js";
-import { RegisterRequest } from "../../../contracts/gen/llama_orch/v1/registry.js";
-import { Replica } from "../../../core/registry/replica.js";
+import { unstartedReplica } from "./replica-harness.js";
 import { SlotLease } from "../../../core/registry/slot-lease.js";
-import { quietLogger } from "../../support/log-capture.js";
 
-/** A replica that is never started: no watch stream opens, nothing dials the address. */
-function replica(slotsTotal: number): Replica {
-  const registration = RegisterRequest.fromPartial({
-    address: "127.0.0.1:9",
-    poolId: "p",
-    replicaId: "p-r1",
-    engine: Engine.ENGINE_LLAMACPP,
-    modelRef: "m",
-    slotsTotal,
-  });
-  return new Replica(registration, quietLogger);
-}
+const replica = unstartedReplica;
 
 test("a lease gives its slot back exactly once, however often it is released", (t) => {
   let givenBack = 0;

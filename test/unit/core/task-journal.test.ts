@@ -23,12 +23,13 @@ function task(n: number, pool = "p"): JournaledTask {
     maxTokens: n,
     priority: Priority.PRIORITY_BATCH,
   });
-  return { id, poolId: pool, correlationId: `c${n}`, admittedAt: 1_000 + n, request };
+  // Odd tasks were submitted with a key: its identity owns them.
+  return { id, poolId: pool, correlationId: `c${n}`, admittedAt: 1_000 + n, request, owner: n % 2 ? `key:k${n}` : undefined };
 }
 
 const open = (dir: string, options: Partial<JournalOptions> = {}) => TaskJournal.open(dir, quietLogger, options);
 
-test("unfinished tasks come back in admission order, with their request, pool and where they ran; finished ones do not", async (t) => {
+test("unfinished tasks come back in admission order, with their request, pool, owner and where they ran; finished ones do not", async (t) => {
   const dir = await tempDir(t);
   const { journal } = await open(dir);
   for (const n of [1, 2, 3, 4, 5]) await journal.admitted(task(n));
@@ -42,12 +43,12 @@ test("unfinished tasks come back in admission order, with their request, pool an
   const { journal: again, recovery } = await open(dir);
   t.teardown(() => again.close());
   t.deepEqual(
-    recovery.tasks.map((r) => [r.request.taskId, r.poolId, r.dispatchedTo, r.correlationId, r.admittedAt]),
+    recovery.tasks.map((r) => [r.request.taskId, r.poolId, r.dispatchedTo, r.correlationId, r.admittedAt, r.owner]),
     [
-      [task(1).id, "p", undefined, "c1", 1_001],
-      [task(2).id, "p", "r1", "c2", 1_002],
-      [task(3).id, "p", undefined, "c3", 1_003],
-      [task(4).id, "elsewhere", undefined, "c4", 1_004],
+      [task(1).id, "p", undefined, "c1", 1_001, "key:k1"],
+      [task(2).id, "p", "r1", "c2", 1_002, undefined],
+      [task(3).id, "p", undefined, "c3", 1_003, "key:k3"],
+      [task(4).id, "elsewhere", undefined, "c4", 1_004, undefined],
     ],
   );
   t.deepEqual(recovery.tasks[0]!.request, task(1).request);

@@ -1,12 +1,10 @@
 import type { ClientReadableStream } from "@grpc/grpc-js";
 import { ROOT_CONTEXT } from "@opentelemetry/api";
 import test from "ava";
-import { Engine } from "../../../contracts/gen/llama_orch/v1/common.js";
-import { RegisterRequest } from "../../../contracts/gen/llama_orch/v1/registry.js";
 import { CreateTaskRequest } from "../../../contracts/gen/llama_orch/v1/task.js";
-import { Replica } from "../../../core/registry/replica.js";
+import type { Replica } from "../../../core/registry/replica.js";
 import { Task, type TaskAttempt } from "../../../core/tasks/task.js";
-import { quietLogger } from "../../support/log-capture.js";
+import { unstartedReplica } from "./replica-harness.js";
 
 function task(id = "t1"): Task {
   return new Task(CreateTaskRequest.fromPartial({ taskId: id, sessionId: "s1", maxTokens: 8, ctx: 64 }), "p", "corr-1", {
@@ -16,21 +14,7 @@ function task(id = "t1"): Task {
   });
 }
 
-/** A replica that is never started, so nothing dials it. */
-function replica(slotsTotal = 2): Replica {
-  const r = new Replica(
-    RegisterRequest.fromPartial({
-      address: "127.0.0.1:9",
-      poolId: "p",
-      replicaId: "p-r1",
-      engine: Engine.ENGINE_LLAMACPP,
-      modelRef: "m",
-      slotsTotal,
-    }),
-    quietLogger,
-  );
-  return r;
-}
+const replica = unstartedReplica;
 
 /** An attempt on `r` holding one of its slots; the call is never read, only compared. */
 function attemptOn(r: Replica, kvWarm = false): TaskAttempt {

@@ -6,6 +6,7 @@ import { CatalogModel, VerificationStatus } from "../../../contracts/gen/llama_o
 import { createLogger } from "../../../contracts/runtime/logger.js";
 import { publicJson } from "../../../contracts/public-json.js";
 import { CatalogStore as Store } from "../../../core/catalog/catalog-store.js";
+import { ModelRoots } from "../../../core/catalog/model-roots.js";
 import { VerifyProgress } from "../../../core/catalog/verify-progress.js";
 import { createCoreMetrics } from "../../../core/metrics.js";
 import type { Scheduler } from "../../../core/scheduler/scheduler.js";
@@ -84,6 +85,7 @@ test("CatalogService.VerifyModel feeds the run's progress to the entry and ends 
     metrics: createCoreMetrics(),
     logger: createLogger("core", {}, { write: (s: string) => void lines.push(s) }),
     baseDir: dir,
+    roots: await ModelRoots.of([dir]),
   }) as unknown as Record<"createModel" | "verifyModel" | "getModel", Handler>;
   const model = CatalogModel.fromPartial({ id: "m", digest: `sha256:${sha(data)}`, sourceUrl: "w.gguf" });
   await unary(service.createModel, { model });

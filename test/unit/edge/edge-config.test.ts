@@ -38,7 +38,7 @@ test("every flag maps onto the config", (t) => {
       logFormat: "json",
     },
   );
-  t.is(flagNames(EDGE_FLAGS).length, 20);
+  t.is(flagNames(EDGE_FLAGS).length, 25);
   t.like(edgeConfigFromFlags({}), { ...DEFAULT_EDGE_CONFIG, rateLimit: { perSecond: 0, burst: 1 } });
 });
 
@@ -77,4 +77,16 @@ test('--cors-origin "*" stands alone and never with an API key', (t) => {
   t.throws(() => assertCorsOrigins(["*"], true), { message: /refusing to start the edge with --cors-origin "\*" and an API key/ });
   t.notThrows(() => assertCorsOrigins(["*"], false));
   t.notThrows(() => assertCorsOrigins(["https://a.example"], true));
+});
+
+test("server timeouts and the JSON depth limit are flags with bounded defaults; headers may not outlast the request", (t) => {
+  t.like(edgeConfigFromFlags({}), { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 65_000, jsonMaxDepth: 64 });
+  t.like(
+    edgeConfigFromFlags({ "headers-timeout-ms": "500", "request-timeout-ms": "0", "keep-alive-timeout-ms": "1000", "json-max-depth": "8" }),
+    { headersTimeoutMs: 500, requestTimeoutMs: 0, keepAliveTimeoutMs: 1_000, jsonMaxDepth: 8 },
+  );
+  t.throws(() => edgeConfigFromFlags({ "headers-timeout-ms": "5000", "request-timeout-ms": "1000" }), {
+    message: /--headers-timeout-ms \(5000\) must not exceed --request-timeout-ms \(1000\)/,
+  });
+  t.throws(() => edgeConfigFromFlags({ "json-max-depth": "0" }), { message: /--json-max-depth/ });
 });

@@ -62,6 +62,15 @@ test("a generation that ended on its call just before core's lease was lost is h
   t.deepEqual(table.heldTaskIds(), [], "handed over whole, it is no longer held");
 });
 
+test("a call cancelled after its end was written leaves nothing held (core closing a finished call is no broken call)", (t) => {
+  const table = new GenerationTable();
+  const c = runToEnd(table, "done");
+  c.emit("cancelled");
+  t.deepEqual(table.heldTaskIds(), []);
+  t.is(table.runningCount, 0);
+  table.closeAll();
+});
+
 test("while core is away every generation that ends is held; once it is back, none is", (t) => {
   const table = new GenerationTable();
   table.coreLost();

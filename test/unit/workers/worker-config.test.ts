@@ -87,7 +87,7 @@ for (const [flag, value, message] of [
 
 test("the help text lists every flag", (t) => {
   for (const name of workerFlagNames) t.true(workerFlagHelp.includes(`--${name}`), name);
-  t.is(workerFlagNames.length, 40);
+  t.is(workerFlagNames.length, 41);
 });
 
 test("--workloads lists what the engine server serves, each once", (t) => {

@@ -10,8 +10,8 @@ import {
   type WorkerHealth,
 } from "../../../contracts/gen/llama_orch/v1/worker.js";
 import { startGrpcServer } from "../../../contracts/runtime/grpc-server.js";
-import type { EngineAdapter } from "../../../workers/engine-adapter.js";
 import { MockEngine } from "../../../workers/mock/mock-engine.js";
+import { basicMockAdapter } from "./mock-adapter.js";
 import { createSidecarMetrics } from "../../../workers/sidecar/metrics.js";
 import { SlotPool } from "../../../workers/sidecar/slot-pool.js";
 import { WorkerService } from "../../../workers/sidecar/worker-service.js";
@@ -334,15 +334,7 @@ test("an engine that cannot switch models answers UNIMPLEMENTED", async (t) => {
   const engine = new MockEngine();
   await engine.start();
   // Everything the mock does except loadModel.
-  const adapter: EngineAdapter = {
-    info: () => engine.info(),
-    health: () => engine.health(),
-    onHealthChange: (listener) => engine.onHealthChange(listener),
-    slotsTotal: () => engine.slotsTotal(),
-    generate: (request, signal, sink) => engine.generate(request, signal, sink),
-    start: () => engine.start(),
-    stop: () => engine.stop(),
-  };
+  const adapter = basicMockAdapter(engine);
   const slots = new SlotPool(adapter.slotsTotal());
   const identity = { poolId: "p", replicaId: "r" };
   const metrics = createSidecarMetrics({

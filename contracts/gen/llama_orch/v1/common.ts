@@ -52,6 +52,12 @@ export enum ErrorCode {
    * submit again).
    */
   ERROR_CODE_CORE_UNAVAILABLE = 19,
+  /**
+   * ERROR_CODE_SHUTTING_DOWN - The component is shutting down (SIGTERM): it admits nothing new, and work
+   * it could not finish within its shutdown grace ends with this code. Always
+   * retriable: another instance, or this one once restarted, can take it.
+   */
+  ERROR_CODE_SHUTTING_DOWN = 20,
   UNRECOGNIZED = -1,
 }
 
@@ -117,6 +123,9 @@ export function errorCodeFromJSON(object: any): ErrorCode {
     case 19:
     case "ERROR_CODE_CORE_UNAVAILABLE":
       return ErrorCode.ERROR_CODE_CORE_UNAVAILABLE;
+    case 20:
+    case "ERROR_CODE_SHUTTING_DOWN":
+      return ErrorCode.ERROR_CODE_SHUTTING_DOWN;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -166,6 +175,8 @@ export function errorCodeToJSON(object: ErrorCode): string {
       return "ERROR_CODE_INSUFFICIENT_ROLE";
     case ErrorCode.ERROR_CODE_CORE_UNAVAILABLE:
       return "ERROR_CODE_CORE_UNAVAILABLE";
+    case ErrorCode.ERROR_CODE_SHUTTING_DOWN:
+      return "ERROR_CODE_SHUTTING_DOWN";
     case ErrorCode.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
