@@ -9,10 +9,11 @@ import { SPAN_ATTRIBUTES, startSpan } from "../../contracts/runtime/trace-contex
 import type { CoreMetrics } from "../metrics.js";
 import type { Replica } from "../registry/replica.js";
 import type { ReplicaRegistry } from "../registry/replica-registry.js";
-import type { BudgetLimits, BudgetsRemaining, SessionStore } from "../sessions/session-store.js";
+import type { BudgetsRemaining, SessionStore } from "../sessions/session-store.js";
 import { Task } from "../tasks/task.js";
-import type { TraceRecorder } from "../tasks/trace-recorder.js";
-import type { Recovery, TaskJournalSink } from "../journal/task-journal.js";
+import type { Recovery } from "../journal/task-journal.js";
+import type { Admission, SchedulerHooks, Submitter } from "./admission-types.js";
+export type { Admission, SchedulerHooks, Submitter } from "./admission-types.js";
 import {
   catalogRefusal,
   ctxRefusal,
@@ -45,32 +46,6 @@ import { TimerSet } from "./timer-set.js";
 
 /** Delay before re-dispatching work a replica refused, so its slot can come back. */
 const REDISPATCH_DELAY_MS = 20;
-
-/** Who sent a task: the key's identity (it owns the task) and the key's own session budgets. */
-export interface Submitter {
-  owner?: string;
-  budgets?: BudgetLimits;
-}
-
-export interface Admission {
-  task: Task;
-  queuePosition: number;
-  predictedStartMs: number;
-  budgets: BudgetsRemaining;
-  /** Resolves once the admission is in the journal (at once without one): only then may it be acknowledged. */
-  durable: Promise<void>;
-}
-
-/** What other parts of core plug into admission and finishing. */
-export interface SchedulerHooks {
-  /** The catalog's refusals (retired or untrusted models). */
-  admissionCheck?: (modelRef: string) => OrchError | undefined;
-  /** What to say (or do) when no pool serves a task's model. */
-  unservedModel?: (request: CreateTaskRequest) => OrchError | undefined;
-  traceRecorder?: TraceRecorder;
-  /** Where admitted tasks are journaled, so a restarted core queues them again. */
-  journal?: TaskJournalSink;
-}
 
 /**
  * The one owner of every task and pool queue. All their state changes happen

@@ -70,9 +70,10 @@ test("llorch status draws a bar for a pool reloading and its replica loading, an
 });
 
 test("llorch verify follows a catalog verification to its outcome: 0 when it passes, 1 and the reason when it fails", async (t) => {
-  const sys = await TestSystem.start({ workers: [] });
-  t.teardown(() => sys.stop());
   const dir = mkdtempSync(join(tmpdir(), "llorch-verify-"));
+  // Catalog verify reads only under --model-roots (and the model cache).
+  const sys = await TestSystem.start({ workers: [], coreFlags: { "model-roots": dir } });
+  t.teardown(() => sys.stop());
   const data = Buffer.alloc(8 * MIB, 3);
   writeFileSync(join(dir, "good.gguf"), data);
   writeFileSync(join(dir, "bad.gguf"), Buffer.alloc(MIB, 4));

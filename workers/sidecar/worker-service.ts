@@ -20,7 +20,7 @@ import { engines, workloads } from "../../contracts/enums.js";
 import type { Logger } from "../../contracts/runtime/logger.js";
 import { correlationIdOf } from "../../contracts/runtime/metadata.js";
 import { otelContext, traceContextFromMetadata, traceIdOf } from "../../contracts/runtime/trace-context.js";
-import { EvictionUnsupportedError, WorkerFailure, workerErrorKinds, type EngineAdapter } from "../engine-adapter.js";
+import { EvictionUnsupportedError, workerErrorKinds, type EngineAdapter } from "../engine-adapter.js";
 import type { MaskedMemory } from "../hardware/device-mask.js";
 import type { ReplicaHardware } from "./replica-hardware.js";
 import type { GenerationOutcome, SidecarMetrics } from "./metrics.js";
@@ -30,7 +30,7 @@ import { startGenerationSpan } from "./generation-span.js";
 import type { SlotLease, SlotPool } from "./slot-pool.js";
 import { SubmitStream, type SubmitCall, type Terminal } from "./submit-stream.js";
 import { DEFAULT_HOLD, GenerationTable, type HoldOptions } from "./generation-table.js";
-import { isExpectedDigest, loadRefusal } from "./load-refusal.js";
+import { serveLoadModel } from "./load-model-call.js";
 import { serveWatch } from "./watch-stream.js";
 
 /**
@@ -310,67 +310,8 @@ export class WorkerService {
    * adapter keeps the previous model serving; a digest mismatch also carries
    * UNTRUSTED_ARTIFACT, see load-refusal.ts).
    */
-  private async loadModel(call: ServerUnaryCall<LoadModelRequest, LoadModelResponse>): Promise<LoadModelResponse> {
-    const { adapter, identity } = this.deps;
-    const { modelRef, expectedDigest } = call.request;
-    if (!modelRef) throw status(GrpcStatus.INVALID_ARGUMENT, "model_ref is required");
-    if (expectedDigest && !isExpectedDigest(expectedDigest))
-      throw status(GrpcStatus.INVALID_ARGUMENT, 'expected_digest must be "sha256:<64 hex digits>" or empty');
-    if (!adapter.loadModel) throw status(GrpcStatus.UNIMPLEMENTED, "this engine cannot switch models");
-    if (this.closed || this.draining) throw status(GrpcStatus.UNAVAILABLE, "the worker is shutting down");
-
-    const before = adapter.info();
-    const previous = before.modelRef;
-    const log = this.deps.logger.child({
-      engine: engines.name(before.engine),
-      model_ref: modelRef,
-      previous_model_ref: previous,
-      pool_id: identity.poolId,
-      replica_id: identity.replicaId,
-      correlation_id: correlationIdOf(call.metadata),
-      trace_id: traceIdOf(traceContextFromMetadata(call.metadata)),
-    });
-    log.info(
-      { event: "model_load_start", expected_digest: expectedDigest || undefined },
-      `loading model ${modelRef} (replacing ${previous})`,
-    );
-    const t0 = performance.now();
-    try {
-      await adapter.loadModel(modelRef, expectedDigest ? { expectedDigest } : undefined);
-    } catch (err) {
-      const durationMs = Math.round(performance.now() - t0);
-      const classified = err instanceof WorkerFailure;
-      const message = classified ? err.message : `unexpected adapter failure: ${err instanceof Error ? err.message : String(err)}`;
-      const serving = adapter.info().modelRef;
-      log.warn(
-        {
-          event: "model_load_end",
-          outcome: "failed",
-          duration_ms: durationMs,
-          serving_model_ref: serving,
-          error_kind: classified ? workerErrorKinds.name(err.kind) : workerErrorKinds.name(WorkerErrorKind.WORKER_ERROR_KIND_INTERNAL),
-          error_message: message,
-          // Stack traces only for failures the adapter did not classify: those are bugs.
-          err: classified ? undefined : err,
-        },
-        `failed to switch to model ${modelRef} after ${durationMs} ms, still serving ${serving}: ${message}`,
-      );
-      // Pool health shows it to clients: the log line above keeps the detail.
-      throw loadRefusal(publicText(message), err);
-    }
-    const info = adapter.info();
-    const durationMs = Math.round(performance.now() - t0);
-    log.info(
-      {
-        event: "model_load_end",
-        outcome: "loaded",
-        duration_ms: durationMs,
-        model_digest: info.modelDigest,
-        engine_version: info.engineVersion,
-      },
-      `now serving model ${info.modelRef} (loaded in ${durationMs} ms)`,
-    );
-    return { modelRef: info.modelRef, modelDigest: info.modelDigest, engineVersion: info.engineVersion };
+  private loadModel(call: ServerUnaryCall<LoadModelRequest, LoadModelResponse>): Promise<LoadModelResponse> {
+    return serveLoadModel(this.deps, call, this.closed || this.draining);
   }
 
   /** Why a request cannot run here, checked before a slot is claimed. */
@@ -404,11 +345,6 @@ export class WorkerService {
 }
 
 function noop(): void {}
-
-/** An Error, as only Errors are thrown; grpc-js answers with its code and details. */
-function status(code: GrpcStatus, details: string): Error & Partial<StatusObject> {
-  return Object.assign(new Error(details), { code, details });
-}
 
 /** Health as core (and pool health's readers) see it: the engine's last error without addresses or stack text. */
 function publicHealth(health: WorkerHealth): WorkerHealth {
