@@ -27,8 +27,12 @@ test("one task is one trace at the collector: edge request, core admission, queu
 
   const mine = (): ReceivedSpan[] => receiver.spans.filter((x) => x.attributes[TASK_ID] === body["task_id"]);
   const named = (spans: ReceivedSpan[], name: string) => spans.find((x) => x.name === name);
-  // The last spans to end are the task's and the generation's; each process exports within a batch delay.
-  for (let i = 0; i < 200 && !(named(mine(), "llama_orch.generation") && named(mine(), "llama_orch.task")); i++)
+  // Each process exports within a batch delay, in its own time: wait for the last span of each (the edge's request, the task's, the generation's).
+  const edgeSpanOf = () => {
+    const traceId = named(mine(), "llama_orch.admission")?.traceId;
+    return receiver.spans.find((x) => x.traceId === traceId && x.name === "POST /v1/tasks");
+  };
+  for (let i = 0; i < 200 && !(named(mine(), "llama_orch.generation") && named(mine(), "llama_orch.task") && edgeSpanOf()); i++)
     await new Promise((r) => setTimeout(r, 50));
 
   const traceId = named(mine(), "llama_orch.admission")?.traceId;
