@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { link, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
+import { processIsAlive } from "./process-alive.js";
 
 /**
  * Crash-safe file writes for every durable store (catalog, artifacts, model cache): a
@@ -121,12 +122,7 @@ async function linkNoClobber(from: string, to: string): Promise<boolean> {
 function writerMayBeAlive(tempName: string): boolean {
   const pid = Number(/\.(\d+)\.[0-9a-f]+\.tmp$/.exec(tempName)?.[1]);
   if (!Number.isSafeInteger(pid) || pid <= 0) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errorCode(err) !== "ESRCH";
-  }
+  return processIsAlive(pid);
 }
 
 /** Makes a directory's entries (a rename, a new file) durable. */

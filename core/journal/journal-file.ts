@@ -1,6 +1,7 @@
 import { open, readFile, rm, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { ensureDir, errorCode, removeStaleTempFiles, writeFileAtomic } from "../../contracts/runtime/atomic-file.js";
+import { processIsAlive } from "../../contracts/runtime/process-alive.js";
 
 const JOURNAL_NAME = "tasks.journal";
 
@@ -74,19 +75,10 @@ async function takeLock(lockPath: string): Promise<void> {
       if (errorCode(err) !== "EEXIST") throw err;
     }
     const owner = Number((await readFile(lockPath, "utf8").catch(() => "")).trim());
-    if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+    if (Number.isSafeInteger(owner) && owner > 0 && owner !== process.pid && processIsAlive(owner)) {
       throw new Error(`the task journal in ${path.dirname(lockPath)} is in use by process ${owner}; give this core its own --journal-root`);
     }
     await rm(lockPath, { force: true });
   }
   throw new Error(`cannot take the task journal lock ${lockPath}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errorCode(err) !== "ESRCH";
-  }
 }

@@ -5,6 +5,7 @@ import { open, readFile, rm, stat } from "node:fs/promises";
 import { errorCode } from "../../contracts/runtime/atomic-file.js";
 import { waitOrAbort } from "../abortable-wait.js";
 import { abortError } from "./http-get.js";
+import { processIsAlive } from "../../contracts/runtime/process-alive.js";
 
 export interface LockOptions {
   signal: AbortSignal;
@@ -72,16 +73,6 @@ async function isStale(file: string, content: string): Promise<boolean> {
   }
   if (pid === process.pid) return !heldHere.has(file);
   return !processIsAlive(pid);
-}
-
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: alive, owned by someone else.
-    return errorCode(err) !== "ESRCH";
-  }
 }
 
 /**

@@ -152,14 +152,7 @@ export function until(
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== "ESRCH";
-  }
-}
+export { processIsAlive as pidAlive } from "../../../contracts/runtime/process-alive.js";
 
 export function tempFile(t: ExecutionContext, name: string): string {
   const dir = mkdtempSync(join(tmpdir(), "llorch-supervisor-"));
