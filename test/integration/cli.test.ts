@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { launchLlorch, stopProcess } from "../../cli/process-launcher.js";
 import { api } from "../support/http.js";
 import { LLORCH } from "../support/system.js";
+import { upBanner } from "../support/up-banner.js";
 
 const run = promisify(execFile);
 
@@ -83,18 +84,7 @@ test("llorch up brings the whole system up, prints a working curl, and stops eve
     },
   );
   t.teardown(() => child.kill("SIGKILL"));
-  let out = "";
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`llorch up did not come up: ${out}`)), 30_000);
-    child.stdout.setEncoding("utf8").on("data", (s: string) => {
-      out += s;
-      if (out.includes("Stop with Ctrl-C")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`llorch up exited ${code}: ${out}`)));
-  });
+  const out = await upBanner(child);
   const edgeUrl = /edge \(HTTP API\)\s+(http:\/\/\S+)/.exec(out)![1]!;
   t.regex(out, /curl -s -X POST .*\/v1\/tasks/);
   t.regex(out, /curl -sN .*\/stream/);

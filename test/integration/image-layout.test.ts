@@ -4,6 +4,7 @@ import { existsSync, rmSync } from "node:fs";
 import { dockerfileStages } from "../support/deploy/dockerfile.js";
 import { imageLayout } from "../support/deploy/image-layout.js";
 import { api } from "../support/http.js";
+import { upBanner } from "../support/up-banner.js";
 
 // The image cannot be built here (no Docker daemon, no registry but npm's and Debian's), so this
 // runs what it would hold: the files its COPY lines take, under its WORKDIR, started as its
@@ -22,19 +23,7 @@ test("the files the Dockerfile puts in the image run core, the edge and a sideca
     stdio: ["ignore", "pipe", "pipe"],
   });
   t.teardown(() => child.kill("SIGKILL"));
-  let out = "";
-  child.stderr.setEncoding("utf8").on("data", (s: string) => (out += s));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`llorch up did not come up: ${out}`)), 60_000);
-    child.stdout.setEncoding("utf8").on("data", (s: string) => {
-      out += s;
-      if (out.includes("Stop with Ctrl-C")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`llorch up exited ${code}: ${out}`)));
-  });
+  const out = await upBanner(child, { timeoutMs: 60_000, withStderr: true });
   const edge = /edge \(HTTP API\)\s+(http:\/\/\S+)/.exec(out)![1]!;
 
   t.is((await api(t, edge, "GET", "/readyz")).status, 200, "core answers and the sidecar's pool takes tasks");

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { projectRoot } from "../../contracts/runtime/project-root.js";
 import { LLORCH } from "../support/system.js";
+import { upBanner } from "../support/up-banner.js";
 
 // `kill -9` of `llorch up` gives it no chance to stop its children: each of
 // them notices on its own (the IPC channel to its parent closes) and stops,
@@ -65,14 +66,8 @@ test("kill -9 of llorch up: core, the edge and the sidecars stop on their own an
     up.kill("SIGKILL");
     for (const pid of children) if (running(pid)) process.kill(pid, "SIGKILL");
   });
-  let out = "";
-  await new Promise<void>((resolve, reject) => {
-    up.stdout.setEncoding("utf8").on("data", (s: string) => {
-      out += s;
-      if (out.includes("Stop with Ctrl-C")) resolve();
-    });
-    up.once("exit", (code) => reject(new Error(`llorch up exited ${code}: ${out}`)));
-  });
+  // No timeout of its own: ava's applies.
+  const out = await upBanner(up, { timeoutMs: 0 });
   const addresses = [...out.matchAll(/(?:http:\/\/)?(127\.0\.0\.1):(\d+)/g)].map((m) => ({ host: m[1]!, port: Number(m[2]) }));
   const ports = [...new Set(addresses.map((a) => a.port))];
   t.is(ports.length, 7, `edge, core and two sidecars, and the metrics ports of core and both sidecars: ${out}`);

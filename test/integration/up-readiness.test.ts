@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { launchLlorch, stopProcess } from "../../cli/process-launcher.js";
 import { api, assertStreamConforms, stream, taskBody } from "../support/http.js";
 import { LLORCH } from "../support/system.js";
+import { upBanner } from "../support/up-banner.js";
 
 test("llorch up comes up at LLORCH_LOG_LEVEL=warn, which hides every info line, and streams through the printed edge", async (t) => {
   const child = spawn(
@@ -11,18 +12,7 @@ test("llorch up comes up at LLORCH_LOG_LEVEL=warn, which hides every info line, 
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, LLORCH_LOG_LEVEL: "warn" } },
   );
   t.teardown(() => child.kill("SIGKILL"));
-  let out = "";
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`llorch up did not come up: ${out}`)), 30_000);
-    child.stdout.setEncoding("utf8").on("data", (s: string) => {
-      out += s;
-      if (out.includes("Stop with Ctrl-C")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`llorch up exited ${code}: ${out}`)));
-  });
+  const out = await upBanner(child);
   t.false(/"level":30/.test(out), "no info line was echoed: readiness came some other way");
   const edgeUrl = /edge \(HTTP API\)\s+(http:\/\/\S+)/.exec(out)![1]!;
 
