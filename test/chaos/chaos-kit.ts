@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { stream, type SseEvent, type SseStream } from "../support/http.js";
+import { stream, tokenIndices, type SseEvent, type SseStream } from "../support/http.js";
 import { taskBody } from "../support/task-body.js";
 import type { TestSystem } from "../support/system.js";
 
@@ -48,7 +48,7 @@ export function increasing(events: SseEvent[]): boolean {
 
 /** Every token index from 0 to n - 1 exactly once, in order. */
 export function everyTokenOnce(events: SseEvent[], n: number): boolean {
-  const seen = events.filter((e) => e.event === "token").map((e) => Number(e.data.i));
+  const seen = tokenIndices(events);
   return seen.length === n && seen.every((i, k) => i === k);
 }
 

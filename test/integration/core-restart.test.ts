@@ -1,13 +1,11 @@
 import test, { type ExecutionContext } from "ava";
-import { api, assertStreamConforms, stream, taskBody, type SseEvent, type SseStream } from "../support/http.js";
+import { api, assertStreamConforms, stream, taskBody, tokenIndices, type SseStream } from "../support/http.js";
 import { checkResponse } from "../support/openapi-check.js";
 import { TestSystem } from "../support/system.js";
 
 // Core killed (or hung) while streams are open: the edge holds them, the
 // sidecar keeps the generation, the journal keeps the queue, and whatever
 // cannot survive ends with a typed, retriable error, never a bare close.
-
-const tokenIndices = (events: SseEvent[]) => events.filter((e) => e.event === "token").map((e) => e.data.i as number);
 
 /** Every token frame once, in order, from 0; then the end, and nothing but metrics between. */
 function assertWhole(t: ExecutionContext, s: SseStream, tokens: number, path: string): void {

@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from "ava";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { stopProcess, type LaunchedProcess } from "../../cli/process-launcher.js";
-import { api, assertStreamConforms, stream, taskBody, type SseEvent, type SseStream } from "../support/http.js";
+import { api, assertStreamConforms, stream, taskBody, tokenIndices, type SseStream } from "../support/http.js";
 import { startCluster, tlsFlags, CORE_PORT, EDGE_PORT, WORKER_PORT, type Cluster, type HostName } from "../support/multi-host.js";
 import { netnsUnavailable } from "../support/netns.js";
 import { nginxMissing, startNginx } from "../support/nginx.js";
@@ -18,7 +18,6 @@ const unavailable = netnsUnavailable() ?? opensslMissing();
 // Where namespaces should work (CI, root) a failed probe is a failure, never a quiet skip.
 const mustRun = Boolean(process.env.CI) || process.getuid?.() === 0;
 
-const tokenIndices = (events: SseEvent[]) => events.filter((e) => e.event === "token").map((e) => e.data.i as number);
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 /** The replica that ran the task, from its first metrics frame. */
 const servedBy = (s: SseStream) => s.events.map((e) => (e.event === "metrics" ? (e.data.replica_id as string) : "")).find(Boolean);

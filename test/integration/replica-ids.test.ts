@@ -3,7 +3,7 @@ import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import { Engine } from "../../contracts/gen/llama_orch/v1/common.js";
 import { RegistryServiceClient, type RegisterRequest } from "../../contracts/gen/llama_orch/v1/registry.js";
 import { launchLlorch, stopProcess } from "../../cli/process-launcher.js";
-import { api, stream, taskBody } from "../support/http.js";
+import { api, stream, taskBody, tokenIndices } from "../support/http.js";
 import { keyMetadata } from "../support/grpc.js";
 import { LLORCH, TestSystem } from "../support/system.js";
 
@@ -73,7 +73,7 @@ test("an impostor's registration under a live replica id is refused ALREADY_EXIS
   t.teardown(() => stopProcess(impostor));
   await impostor.ready;
   await s.done;
-  const tokens = s.events.filter((e) => e.event === "token").map((e) => e.data.i as number);
+  const tokens = tokenIndices(s.events);
   t.deepEqual(tokens, [...Array(40).keys()], "every token, in order, from the real replica");
   t.is(s.events.at(-1)!.event, "end");
   t.is(await addressOf("held-1"), real);

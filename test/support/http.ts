@@ -117,6 +117,11 @@ export async function stream(baseUrl: string, path: string, headers: Record<stri
 }
 
 /** Checks a finished SSE exchange against the OpenAPI document. */
+/** The `i` of every token frame, in the order they came. */
+export function tokenIndices(events: SseEvent[]): number[] {
+  return events.filter((e) => e.event === "token").map((e) => e.data.i as number);
+}
+
 export function assertStreamConforms(t: ExecutionContext, path: string, s: SseStream): void {
   t.deepEqual(
     checkResponse("GET", path, { status: s.status, headers: s.headers, body: s.raw() }),
