@@ -311,7 +311,7 @@ export class Scheduler {
   /** `visible`: which tasks the caller may see (its own, unless it is an admin). */
   taskSummaries(state: TaskState, visible: (task: Task) => boolean = () => true): TaskSummary[] {
     const tasks = state === TaskState.TASK_STATE_FINISHED ? this.tasks.retained() : this.tasks.unfinished();
-    return taskSummaryView([...tasks].filter(visible), this.pools.all(), state);
+    return taskSummaryView(tasks, this.pools.all(), state, visible);
   }
 
   /** The deadline check and the full-queue policy, then the task joins its pool's queue and hears its position. */

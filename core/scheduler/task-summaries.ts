@@ -12,17 +12,23 @@ const STATES: Record<Task["state"], TaskState> = {
 /**
  * ListTasks' view of the tasks in one state (unspecified: queued and
  * running): a copy of where each waits or runs, how far it got and, once
- * finished, how it ended, in listing order. Queue positions come from one
+ * finished, how it ended, in listing order; only the tasks `visible` lets
+ * the caller see. Queue positions come from one
  * walk over each pool's queue, not one per task.
  */
-export function taskSummaryView(tasks: Iterable<Task>, pools: Iterable<PoolState>, state: TaskState): TaskSummary[] {
+export function taskSummaryView(
+  tasks: Iterable<Task>,
+  pools: Iterable<PoolState>,
+  state: TaskState,
+  visible: (task: Task) => boolean = () => true,
+): TaskSummary[] {
   const positions = new Map<string, number>();
   for (const pool of pools) pool.queuedTasks().forEach((t, i) => positions.set(t.id, i));
   const out: TaskSummary[] = [];
   for (const task of tasks) {
     const taskState = STATES[task.state];
     const wanted = state === TaskState.TASK_STATE_UNSPECIFIED ? taskState !== TaskState.TASK_STATE_FINISHED : state === taskState;
-    if (wanted) out.push(summaryOf(task, taskState, positions.get(task.id)));
+    if (wanted && visible(task)) out.push(summaryOf(task, taskState, positions.get(task.id)));
   }
   const keys = new Map(out.map((t) => [t, taskListingKey(t)]));
   return out.sort((a, b) => (keys.get(a)! < keys.get(b)! ? -1 : 1));
