@@ -1,16 +1,13 @@
 import test, { type ExecutionContext } from "ava";
-import { credentials, Metadata } from "@grpc/grpc-js";
-import { WorkerServiceClient, WorkerServiceService, type WorkerHealth } from "../../../contracts/gen/llama_orch/v1/worker.js";
-import { startGrpcServer } from "../../../contracts/runtime/grpc-server.js";
+import { Metadata } from "@grpc/grpc-js";
+import type { WorkerServiceClient, WorkerHealth } from "../../../contracts/gen/llama_orch/v1/worker.js";
 import type { Logger } from "../../../contracts/runtime/logger.js";
 import type { EngineAdapter } from "../../../workers/engine-adapter.js";
 import { failureOf } from "../../../workers/http/engine-errors.js";
 import { MockEngine } from "../../../workers/mock/mock-engine.js";
 import { basicMockAdapter } from "./mock-adapter.js";
-import { createSidecarMetrics } from "../../../workers/sidecar/metrics.js";
-import { SlotPool } from "../../../workers/sidecar/slot-pool.js";
-import { WorkerService } from "../../../workers/sidecar/worker-service.js";
 import { drain, health, logCapture, submitRequest } from "./helpers.js";
+import { serveWorkerService } from "./worker-service-harness.js";
 
 // What leaves the sidecar for core (and so for clients) is public text: the
 // engine's address and Node's socket error stay in the sidecar's log.
@@ -22,27 +19,7 @@ const refused = () => Object.assign(new Error(`connect ECONNREFUSED ${ENGINE}`),
 async function serve(t: ExecutionContext, patch: Partial<EngineAdapter>, logger: Logger): Promise<WorkerServiceClient> {
   const engine = new MockEngine();
   await engine.start();
-  const adapter = basicMockAdapter(engine, patch);
-  const slots = new SlotPool(adapter.slotsTotal());
-  const metrics = createSidecarMetrics({
-    labels: () => ({ engine: "llamacpp", engine_version: "x", pool_id: "p", replica_id: "r" }),
-    slotsTotal: () => slots.total,
-    slotsFree: () => slots.free,
-    kvCacheUsageRatio: () => undefined,
-  });
-  const service = new WorkerService({ adapter, slots, identity: { poolId: "p", replicaId: "r" }, metrics, logger });
-  const server = await startGrpcServer({
-    host: "127.0.0.1",
-    port: 0,
-    services: [{ name: "llama_orch.v1.WorkerService", definition: WorkerServiceService, implementation: service.handlers }],
-    logger,
-  });
-  const client = new WorkerServiceClient(server.address, credentials.createInsecure());
-  t.teardown(async () => {
-    client.close();
-    await server.shutdown();
-  });
-  return client;
+  return serveWorkerService(t, basicMockAdapter(engine, patch), logger);
 }
 
 function lastError(events: Awaited<ReturnType<typeof drain>>) {

@@ -1,25 +1,21 @@
 import test, { type ExecutionContext } from "ava";
-import { credentials, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { ErrorCode } from "../../../contracts/gen/llama_orch/v1/common.js";
 import {
   WorkerErrorKind,
-  WorkerServiceClient,
-  WorkerServiceService,
+  type WorkerServiceClient,
   type HealthResponse,
   type LoadModelResponse,
   type WorkerHealth,
   type WorkerLoadState,
 } from "../../../contracts/gen/llama_orch/v1/worker.js";
 import { errorDetailOf } from "../../../contracts/runtime/error-status.js";
-import { startGrpcServer } from "../../../contracts/runtime/grpc-server.js";
 import { ChangeListeners } from "../../../workers/change-listeners.js";
 import { WorkerFailure, type EngineAdapter, type LoadModelOptions } from "../../../workers/engine-adapter.js";
 import { MockEngine } from "../../../workers/mock/mock-engine.js";
 import { ProvisionError } from "../../../workers/provision/provision-error.js";
-import { createSidecarMetrics } from "../../../workers/sidecar/metrics.js";
-import { SlotPool } from "../../../workers/sidecar/slot-pool.js";
-import { WorkerService } from "../../../workers/sidecar/worker-service.js";
-import { eventually, firstMatching, quietLogger, submitAll, submitRequest } from "./helpers.js";
+import { eventually, firstMatching, submitAll, submitRequest } from "./helpers.js";
+import { serveWorkerService } from "./worker-service-harness.js";
 
 /** A mock whose health, load state and LoadModel outcome a test sets: what WorkerService makes of them. */
 class ScriptedAdapter implements EngineAdapter {
@@ -54,27 +50,7 @@ class ScriptedAdapter implements EngineAdapter {
 
 async function serve(t: ExecutionContext, adapter: ScriptedAdapter): Promise<WorkerServiceClient> {
   await adapter.start();
-  const slots = new SlotPool(adapter.slotsTotal());
-  const metrics = createSidecarMetrics({
-    labels: () => ({ engine: "llamacpp", engine_version: "x", pool_id: "p", replica_id: "r" }),
-    slotsTotal: () => slots.total,
-    slotsFree: () => slots.free,
-    kvCacheUsageRatio: () => undefined,
-  });
-  const service = new WorkerService({ adapter, slots, identity: { poolId: "p", replicaId: "r" }, metrics, logger: quietLogger });
-  const server = await startGrpcServer({
-    host: "127.0.0.1",
-    port: 0,
-    services: [{ name: "llama_orch.v1.WorkerService", definition: WorkerServiceService, implementation: service.handlers }],
-    logger: quietLogger,
-  });
-  const client = new WorkerServiceClient(server.address, credentials.createInsecure());
-  t.teardown(async () => {
-    client.close();
-    service.close();
-    await server.shutdown();
-  });
-  return client;
+  return serveWorkerService(t, adapter);
 }
 
 const healthOf = (client: WorkerServiceClient) =>

@@ -1,20 +1,9 @@
 import test from "ava";
-import { credentials, Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { Engine, StopReason } from "../../../contracts/gen/llama_orch/v1/common.js";
-import {
-  WorkerErrorKind,
-  WorkerServiceClient,
-  WorkerServiceService,
-  type InfoResponse,
-  type SubmitResponse,
-  type WorkerHealth,
-} from "../../../contracts/gen/llama_orch/v1/worker.js";
-import { startGrpcServer } from "../../../contracts/runtime/grpc-server.js";
+import { WorkerErrorKind, type InfoResponse, type SubmitResponse, type WorkerHealth } from "../../../contracts/gen/llama_orch/v1/worker.js";
 import { MockEngine } from "../../../workers/mock/mock-engine.js";
 import { basicMockAdapter } from "./mock-adapter.js";
-import { createSidecarMetrics } from "../../../workers/sidecar/metrics.js";
-import { SlotPool } from "../../../workers/sidecar/slot-pool.js";
-import { WorkerService } from "../../../workers/sidecar/worker-service.js";
 import {
   collect,
   drain,
@@ -25,12 +14,12 @@ import {
   loadModel,
   logCapture,
   props,
-  quietLogger,
   startTestWorker,
   submitAll,
   submitRequest,
   tokenTexts,
 } from "./helpers.js";
+import { serveWorkerService } from "./worker-service-harness.js";
 
 function errorOf(events: SubmitResponse[]) {
   const last = events.at(-1)?.event;
@@ -334,27 +323,7 @@ test("an engine that cannot switch models answers UNIMPLEMENTED", async (t) => {
   const engine = new MockEngine();
   await engine.start();
   // Everything the mock does except loadModel.
-  const adapter = basicMockAdapter(engine);
-  const slots = new SlotPool(adapter.slotsTotal());
-  const identity = { poolId: "p", replicaId: "r" };
-  const metrics = createSidecarMetrics({
-    labels: () => ({ engine: "llamacpp", engine_version: "x", pool_id: "p", replica_id: "r" }),
-    slotsTotal: () => slots.total,
-    slotsFree: () => slots.free,
-    kvCacheUsageRatio: () => undefined,
-  });
-  const service = new WorkerService({ adapter, slots, identity, metrics, logger: quietLogger });
-  const server = await startGrpcServer({
-    host: "127.0.0.1",
-    port: 0,
-    services: [{ name: "llama_orch.v1.WorkerService", definition: WorkerServiceService, implementation: service.handlers }],
-    logger: quietLogger,
-  });
-  const client = new WorkerServiceClient(server.address, credentials.createInsecure());
-  t.teardown(async () => {
-    client.close();
-    await server.shutdown();
-  });
+  const client = await serveWorkerService(t, basicMockAdapter(engine));
   const err = await grpcErrorOf(loadModel(client, "mock:other"));
   t.is(err.code, GrpcStatus.UNIMPLEMENTED);
   t.is(err.details, "this engine cannot switch models");
