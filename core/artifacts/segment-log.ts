@@ -71,7 +71,9 @@ export class SegmentLog {
       .map(Number)
       .sort((a, b) => a - b);
     const found: { n: number; records: [string, Location][]; end: number }[] = [];
-    for (const n of numbers) found.push({ n, ...(await scanSegment(path.join(dir, segmentName(n)), n)) });
+    // Only the newest segment can have been torn by a crash, so only its bytes are read and checked here;
+    // the older ones give their headers, and every read checks the text against its id anyway.
+    for (const n of numbers) found.push({ n, ...(await scanSegment(path.join(dir, segmentName(n)), n, n === numbers.at(-1))) });
     const last = found.at(-1);
     const activeN = last ? last.n : 1;
     const handle = await open(path.join(dir, segmentName(activeN)), "a+");
@@ -186,8 +188,12 @@ export class SegmentLog {
 
 const NEWLINE = Buffer.from("\n");
 
-/** Every whole record of a segment, and where the last whole one ends (a torn or damaged tail ends the scan). */
-async function scanSegment(file: string, n: number): Promise<{ records: [string, Location][]; end: number }> {
+/**
+ * Every whole record of a segment, and where the last whole one ends (a torn
+ * tail ends the scan). With `verify`, each record's bytes are read and a
+ * record whose checksum fails is passed over; without, only headers are read.
+ */
+async function scanSegment(file: string, n: number, verify: boolean): Promise<{ records: [string, Location][]; end: number }> {
   const handle = await open(file, "r");
   try {
     const { size } = await handle.stat();
@@ -201,17 +207,22 @@ async function scanSegment(file: string, n: number): Promise<{ records: [string,
       const headerBytes = m[0].length;
       const bytes = Number(m[3]);
       if (at + headerBytes + bytes + 1 > size) break;
-      const body = Buffer.allocUnsafe(bytes + 1);
-      await handle.read(body, 0, bytes + 1, at + headerBytes);
-      if (body[bytes] !== 0x0a) break;
-      // A whole record whose bytes changed on disk is passed over; the ones after it are still good.
-      if (checksum(body.subarray(0, bytes)) === m[4]) {
-        records.push([m[1]!, { segment: n, offset: at + headerBytes, bytes, createdMs: Number(m[2]) }]);
-      }
+      const state = verify ? await recordState(handle, at + headerBytes, bytes, m[4]!) : "intact";
+      if (state === "torn") break;
+      // A record whose bytes changed on disk is passed over; the ones after it are still good.
+      if (state === "intact") records.push([m[1]!, { segment: n, offset: at + headerBytes, bytes, createdMs: Number(m[2]) }]);
       at += headerBytes + bytes + 1;
     }
     return { records, end: at };
   } finally {
     await handle.close();
   }
+}
+
+/** A record's text: whole with its checksum, whole but changed, or without its closing newline (the tail a crash tore). */
+async function recordState(handle: FileHandle, offset: number, bytes: number, sum: string): Promise<"intact" | "damaged" | "torn"> {
+  const body = Buffer.allocUnsafe(bytes + 1);
+  await handle.read(body, 0, bytes + 1, offset);
+  if (body[bytes] !== 0x0a) return "torn";
+  return checksum(body.subarray(0, bytes)) === sum ? "intact" : "damaged";
 }

@@ -79,6 +79,36 @@ test("a whole record whose bytes changed is passed over, and the records after i
   t.is((await again.read(idFor(3)))?.text, textFor(3));
 });
 
+test("older segments are indexed from their headers; a damaged record there is caught when it is read, as a corrupt artifact", async (t) => {
+  const dir = await tempDir(t);
+  const store = await ArtifactStore.open(dir, { transcripts: { maxSegmentBytes: 1 } });
+  const taskIds = [crypto.randomUUID(), crypto.randomUUID()];
+  const fieldsOf = (taskId: string) => ({
+    taskId,
+    sessionId: "s",
+    sse: "x",
+    poolId: "p",
+    replicaId: "r",
+    correlationId: "c",
+    tokensOut: 1,
+  });
+  const ids: string[] = [];
+  for (const taskId of taskIds) {
+    const canonical = transcriptCanonical(fieldsOf(taskId));
+    ids.push(idOf(canonical));
+    await store.putTranscript(idOf(canonical), canonical);
+  }
+  await store.close();
+  const first = path.join(dir, "transcripts", "00000001.seg");
+  const text = await readFile(first, "latin1");
+  await writeFile(first, text.replace(`"tokens_out":1`, `"tokens_out":7`), "latin1");
+
+  const again = await ArtifactStore.open(dir);
+  t.teardown(() => again.close());
+  await t.throwsAsync(() => again.get(ids[0]!), { message: /corrupt on disk: content does not hash to its id/ });
+  t.like(await again.get(ids[1]!), { id: ids[1] });
+});
+
 test("full segments are closed for new ones, and a whole segment goes once its newest record is past the retention", async (t) => {
   const dir = await tempDir(t);
   let now = 1_000_000;
